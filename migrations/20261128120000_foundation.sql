@@ -48,7 +48,8 @@ CREATE TABLE vcs_connections (
     -- Base URL of the provider's API (or, for plain git, empty).
     base_url    text NOT NULL DEFAULT '',
     -- XChaCha20-Poly1305: 24-byte nonce || ciphertext || tag, with the row id as associated data.
-    credentials bytea NOT NULL,
+    -- The plaintext is JSON text (an object or a string). NULL: no credentials (public git).
+    credentials bytea,
     key_version smallint NOT NULL DEFAULT 1,
     created_at  timestamptz NOT NULL DEFAULT now(),
     UNIQUE (org_id, name)
@@ -181,13 +182,16 @@ CREATE TABLE findings (
     updated_at          timestamptz NOT NULL DEFAULT now(),
     UNIQUE (project_id, git_ref, fingerprint)
 );
+-- Listing a project's findings, most severe first, with or without a status filter.
 CREATE INDEX findings_project ON findings (project_id, status, severity, id);
+CREATE INDEX findings_project_severity ON findings (project_id, severity, id);
 
 -- A policy is a named set of rule modes; a rule in several policies takes the strongest mode.
 CREATE TABLE policies (
     id         uuid PRIMARY KEY,
     org_id     uuid NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
-    name       text NOT NULL CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$'),
+    -- `effective` is reserved: /api/v1/policies/effective is the merged view.
+    name       text NOT NULL CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$' AND name <> 'effective'),
     created_at timestamptz NOT NULL DEFAULT now(),
     updated_at timestamptz NOT NULL DEFAULT now(),
     UNIQUE (org_id, name)

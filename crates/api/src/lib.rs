@@ -1,1 +1,250 @@
+//! Picket's HTTP API.
+//!
+//! A request passes, outside in: a request id is assigned (`x-request-id`, echoed back), a
+//! tracing span opens with method, path and request id (never headers: they carry the bearer
+//! token), panics become a 500 problem, the route's metrics are recorded, and the handler runs.
+//! Handlers authenticate with the [`extract::Caller`] / [`extract::Admin`] extractors, parse input
+//! with extractors whose every rejection is an RFC 9457 problem ([`error::ApiError`]), call
+//! picket-db with the caller's org, and answer JSON.
+//!
+//! Routes: `/api/v1/...` (documented in the OpenAPI 3.1 document served at
+//! `/api/v1/openapi.json` and returned by [`openapi`]), `/healthz` (the process is up), `/readyz`
+//! (the database answers) and `/metrics` (Prometheus).
 
+pub mod error;
+pub mod extract;
+mod metrics;
+mod pagination;
+mod routes;
+mod schema;
+
+use crate::error::ApiError;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use picket_db::crypto::CredentialCipher;
+use picket_db::Db;
+use std::any::Any;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+pub use routes::MAX_BULK_SCAN;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body accepted, in bytes; larger bodies get 413 `body_too_large`.
+    /// Default 2 MiB: room for a bulk scan of 10,000 ids (~400 KB) or 1,000 new projects.
+    pub body_limit_bytes: usize,
+    /// Longest a request may take before it is abandoned (its transaction rolled back) with a
+    /// 503 `timeout` problem, so a stuck database cannot pile up requests. Default 30 s.
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            body_limit_bytes: 2 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    db: Db,
+    cipher: Arc<CredentialCipher>,
+    metrics: Arc<metrics::Metrics>,
+}
+
+impl AppState {
+    /// `cipher` may be given owned or already shared (`Arc`).
+    pub fn new(db: Db, cipher: impl Into<Arc<CredentialCipher>>) -> Self {
+        AppState {
+            db,
+            cipher: cipher.into(),
+            metrics: Arc::new(metrics::Metrics::default()),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub(crate) fn cipher(&self) -> &CredentialCipher {
+        &self.cipher
+    }
+
+    pub(crate) fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+}
+
+/// The OpenAPI 3.1 document of `/api/v1`, generated from the route definitions.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    routes::api().into_openapi()
+}
+
+/// The whole HTTP surface, ready to serve.
+pub fn router(state: AppState, cfg: &ApiConfig) -> Router {
+    let (api, doc) = routes::api().split_for_parts();
+    let doc = Arc::new(doc);
+    let ops = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::scrape))
+        .route(
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = Arc::clone(&doc);
+                async move { Json(doc) }
+            }),
+        );
+    api.merge(ops)
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Inside the metrics layer, so a panic or a timeout is counted as the problem it becomes.
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            cfg.request_timeout,
+            enforce_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state.metrics),
+            metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(cfg.body_limit_bytes))
+        .with_state(state)
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(make_span)
+                        .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                )
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+}
+
+/// The request's span: method, path and request id; org and token ids are filled in once the
+/// token is checked. Headers and query strings are left out on purpose.
+fn make_span<B>(req: &Request<B>) -> tracing::Span {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id,
+        org_id = tracing::field::Empty,
+        token_id = tracing::field::Empty,
+    )
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    ApiError::internal(&format_args!("handler panicked: {message}")).into_response()
+}
+
+/// Abandons a request that runs past the configured timeout. Dropping the handler's future drops
+/// any open transaction, which rolls it back.
+async fn enforce_timeout(
+    State(limit): State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout = ?limit, "request timed out");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took too long and was abandoned; its uncommitted changes were rolled back",
+            )
+            .into_response()
+        }
+    }
+}
+
+async fn route_not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not support this method",
+    )
+}
+
+/// Liveness: the process answers.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Readiness: the database answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => Json(serde_json::json!({ "status": "ready" })).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready: database unreachable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the database is unreachable",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets in-flight requests finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_become_generic_problems() {
+        let resp = panic_response(Box::new("secret detail in a panic"));
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(resp.headers()["content-type"], error::PROBLEM_JSON);
+    }
+
+    #[test]
+    fn the_document_is_openapi_3_1_with_bearer_auth() {
+        let doc = serde_json::to_value(openapi()).expect("serializes");
+        assert_eq!(doc["openapi"], "3.1.0");
+        assert_eq!(doc["security"][0]["bearer"], serde_json::json!([]));
+        assert!(doc["paths"]["/api/v1/scans"]["post"].is_object());
+    }
+}

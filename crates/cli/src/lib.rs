@@ -1,1 +1,104 @@
+//! The `picket` command line: one clap parser per subcommand, every option also read from a
+//! `PICKET_*` environment variable (or `DATABASE_URL`), documented with its unit and default.
+//!
+//! - `picket run`: the whole platform in one process on this machine's defaults.
+//! - `picket api`: the HTTP API alone, against an existing database.
+//! - `picket migrate`: apply the schema.
+//! - `picket admin`: create orgs and tokens, list orgs, revoke tokens.
 
+pub mod admin;
+pub mod background;
+pub mod local_pg;
+pub mod run;
+pub mod telemetry;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Picket: managed code scanning, self-hosted.
+#[derive(Debug, Parser)]
+#[command(name = "picket", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub log: telemetry::LogArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the whole platform in one process: database (embedded unless DATABASE_URL is set),
+    /// migrations, API, weekly schedule and lease rescuer.
+    Run(RunArgs),
+    /// Serve the HTTP API against an existing, migrated database.
+    Api(ApiArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Administer orgs and API tokens.
+    Admin(admin::AdminArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL, e.g. postgres://user@host:5432/picket (unix socket: ?host=/dir).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: SecretString,
+    /// Largest number of pooled database connections. Default 16.
+    #[arg(long, env = "PICKET_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Address the API listens on. Default 127.0.0.1:7300.
+    #[arg(long, env = "PICKET_LISTEN", default_value = "127.0.0.1:7300")]
+    pub listen: SocketAddr,
+    /// PostgreSQL URL. Unset: a private cluster is started under the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<SecretString>,
+    /// Directory for local state: the embedded cluster, the generated secret key and the first
+    /// admin token. Default .picket (relative to the working directory).
+    #[arg(long, env = "PICKET_DATA_DIR", default_value = ".picket")]
+    pub data_dir: PathBuf,
+    /// Key that encrypts provider credentials at rest: 64 hex characters (32 bytes). Unset: read
+    /// from, or generated into, <data dir>/secret.key.
+    #[arg(long, env = "PICKET_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<SecretString>,
+    #[command(flatten)]
+    pub api: ApiTuning,
+    #[command(flatten)]
+    pub background: background::BackgroundArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// Address the API listens on. Default 0.0.0.0:8080.
+    #[arg(long, env = "PICKET_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    /// Key that encrypts provider credentials at rest: 64 hex characters (32 bytes).
+    #[arg(long, env = "PICKET_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: SecretString,
+    #[command(flatten)]
+    pub api: ApiTuning,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ApiTuning {
+    /// Largest accepted request body, in bytes. Default 4 MiB.
+    #[arg(long, env = "PICKET_BODY_LIMIT_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub body_limit_bytes: usize,
+}
+
+/// Runs one parsed command line.
+pub async fn execute(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => run::run(args).await,
+        Command::Api(args) => run::api(args).await,
+        Command::Migrate(args) => run::migrate(args).await,
+        Command::Admin(args) => admin::execute(args).await,
+    }
+}

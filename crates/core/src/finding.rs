@@ -101,8 +101,16 @@ impl FindingStatus {
 }
 
 str_enum!(Product, "product", "code | supply_chain | secrets");
-str_enum!(Severity, "severity", "info | low | medium | high | critical");
-str_enum!(FindingStatus, "finding status", "open | fixed | removed | ignored");
+str_enum!(
+    Severity,
+    "severity",
+    "info | low | medium | high | critical"
+);
+str_enum!(
+    FindingStatus,
+    "finding status",
+    "open | fixed | removed | ignored"
+);
 
 /// A finding's stable identity across scans and branches: 64 hex characters of SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -115,7 +123,11 @@ impl Fingerprint {
     pub fn compute(rule: &RuleId, path: &str, anchor: &str, occurrence: u32) -> Fingerprint {
         let mut h = Sha256::new();
         h.update(b"picket-finding-v1");
-        for field in [rule.as_str().as_bytes(), path.as_bytes(), normalize_anchor(anchor).as_bytes()] {
+        for field in [
+            rule.as_str().as_bytes(),
+            path.as_bytes(),
+            normalize_anchor(anchor).as_bytes(),
+        ] {
             h.update((field.len() as u64).to_be_bytes());
             h.update(field);
         }
@@ -131,7 +143,10 @@ impl Fingerprint {
 impl FromStr for Fingerprint {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Self, ParseError> {
-        if s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             Ok(Fingerprint(s.to_owned()))
         } else {
             Err(ParseError {
@@ -179,11 +194,15 @@ pub fn fingerprints(findings: &[FindingLocation]) -> Vec<Fingerprint> {
     for i in order {
         let f = &findings[i];
         let anchor = normalize_anchor(&f.anchor);
-        let n = seen.entry((f.rule.as_str(), f.path.as_str(), anchor)).or_insert(0);
+        let n = seen
+            .entry((f.rule.as_str(), f.path.as_str(), anchor))
+            .or_insert(0);
         out[i] = Some(Fingerprint::compute(&f.rule, &f.path, &f.anchor, *n));
         *n += 1;
     }
-    out.into_iter().map(|fp| fp.expect("every index visited once")).collect()
+    out.into_iter()
+        .map(|fp| fp.expect("every index visited once"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -210,10 +229,22 @@ mod tests {
     #[test]
     fn anchor_edit_rule_and_path_change_identity() {
         let base = Fingerprint::compute(&"r".parse().unwrap(), "a.py", "eval(x)", 0);
-        assert_ne!(base, Fingerprint::compute(&"r".parse().unwrap(), "a.py", "eval(y)", 0));
-        assert_ne!(base, Fingerprint::compute(&"r2".parse().unwrap(), "a.py", "eval(x)", 0));
-        assert_ne!(base, Fingerprint::compute(&"r".parse().unwrap(), "b.py", "eval(x)", 0));
-        assert_ne!(base, Fingerprint::compute(&"r".parse().unwrap(), "a.py", "eval(x)", 1));
+        assert_ne!(
+            base,
+            Fingerprint::compute(&"r".parse().unwrap(), "a.py", "eval(y)", 0)
+        );
+        assert_ne!(
+            base,
+            Fingerprint::compute(&"r2".parse().unwrap(), "a.py", "eval(x)", 0)
+        );
+        assert_ne!(
+            base,
+            Fingerprint::compute(&"r".parse().unwrap(), "b.py", "eval(x)", 0)
+        );
+        assert_ne!(
+            base,
+            Fingerprint::compute(&"r".parse().unwrap(), "a.py", "eval(x)", 1)
+        );
     }
 
     #[test]
@@ -226,7 +257,10 @@ mod tests {
     #[test]
     fn repeated_matches_are_numbered_by_position() {
         // Same rule, path and anchor twice; input order reversed from file order.
-        let fps = fingerprints(&[loc("r", "a.py", 20, "eval(x)"), loc("r", "a.py", 5, "eval(x)")]);
+        let fps = fingerprints(&[
+            loc("r", "a.py", 20, "eval(x)"),
+            loc("r", "a.py", 5, "eval(x)"),
+        ]);
         let first = Fingerprint::compute(&"r".parse().unwrap(), "a.py", "eval(x)", 0);
         let second = Fingerprint::compute(&"r".parse().unwrap(), "a.py", "eval(x)", 1);
         assert_eq!(fps, vec![second, first]);
@@ -235,7 +269,10 @@ mod tests {
     #[test]
     fn adding_an_unrelated_finding_does_not_renumber() {
         let before = fingerprints(&[loc("r", "a.py", 5, "eval(x)")]);
-        let after = fingerprints(&[loc("r", "a.py", 1, "eval(z)"), loc("r", "a.py", 6, "eval(x)")]);
+        let after = fingerprints(&[
+            loc("r", "a.py", 1, "eval(z)"),
+            loc("r", "a.py", 6, "eval(x)"),
+        ]);
         assert_eq!(before[0], after[1]);
     }
 

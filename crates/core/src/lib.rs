@@ -11,7 +11,7 @@ pub mod policy;
 pub mod scan;
 pub mod schedule;
 
-pub use finding::{Fingerprint, FindingLocation, FindingStatus, Product, Severity};
+pub use finding::{FindingLocation, FindingStatus, Fingerprint, Product, Severity};
 pub use ids::{ConnectionId, FindingId, OrgId, PolicyId, ProjectId, ScanId, TokenId};
 pub use policy::{RuleId, RuleMode};
 pub use scan::{ScanKind, ScanState, ScanTrigger, TransitionError};

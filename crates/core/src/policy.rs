@@ -70,7 +70,8 @@ impl FromStr for RuleId {
     fn from_str(s: &str) -> Result<Self, ParseError> {
         let ok = !s.is_empty()
             && s.len() <= Self::MAX_LEN
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b));
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-/:".contains(&b));
         if ok {
             Ok(Self(s.to_owned()))
         } else {
@@ -136,8 +137,14 @@ mod tests {
 
     #[test]
     fn strongest_mode_wins_across_policies() {
-        let a = BTreeMap::from([(rule("r1"), RuleMode::Comment), (rule("r2"), RuleMode::Block)]);
-        let b = BTreeMap::from([(rule("r1"), RuleMode::Block), (rule("r2"), RuleMode::Monitor)]);
+        let a = BTreeMap::from([
+            (rule("r1"), RuleMode::Comment),
+            (rule("r2"), RuleMode::Block),
+        ]);
+        let b = BTreeMap::from([
+            (rule("r1"), RuleMode::Block),
+            (rule("r2"), RuleMode::Monitor),
+        ]);
         let c = BTreeMap::from([(rule("r3"), RuleMode::Monitor)]);
         let merged = effective_modes([&a, &b, &c]);
         assert_eq!(merged[&rule("r1")], RuleMode::Block);

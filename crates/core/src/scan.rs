@@ -128,7 +128,8 @@ impl ScanState {
     ];
 
     /// States in which a scan holds a lease and counts against its org's concurrency cap.
-    pub const ACTIVE: [ScanState; 3] = [ScanState::Claimed, ScanState::Running, ScanState::Reporting];
+    pub const ACTIVE: [ScanState; 3] =
+        [ScanState::Claimed, ScanState::Running, ScanState::Reporting];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -181,7 +182,10 @@ impl ScanState {
     /// Every state from which `to` may be entered: what a fenced `UPDATE ... WHERE state = ANY(..)`
     /// must match.
     pub fn sources(to: ScanState) -> Vec<ScanState> {
-        Self::ALL.into_iter().filter(|from| from.can_move_to(to)).collect()
+        Self::ALL
+            .into_iter()
+            .filter(|from| from.can_move_to(to))
+            .collect()
     }
 }
 
@@ -196,11 +200,14 @@ macro_rules! str_enum {
         impl FromStr for $ty {
             type Err = ParseError;
             fn from_str(s: &str) -> Result<Self, ParseError> {
-                Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or_else(|| ParseError {
-                    what: $what,
-                    value: s.to_owned(),
-                    expected: $expected,
-                })
+                Self::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| ParseError {
+                        what: $what,
+                        value: s.to_owned(),
+                        expected: $expected,
+                    })
             }
         }
     };
@@ -269,8 +276,14 @@ mod tests {
     fn sources_agree_with_the_table() {
         assert_eq!(ScanState::sources(Claimed), vec![Queued]);
         assert_eq!(ScanState::sources(Succeeded), vec![Reporting]);
-        assert_eq!(ScanState::sources(Queued), vec![Claimed, Running, Reporting]);
-        assert_eq!(ScanState::sources(Cancelled), vec![Queued, Claimed, Running, Reporting]);
+        assert_eq!(
+            ScanState::sources(Queued),
+            vec![Claimed, Running, Reporting]
+        );
+        assert_eq!(
+            ScanState::sources(Cancelled),
+            vec![Queued, Claimed, Running, Reporting]
+        );
     }
 
     #[test]

@@ -137,14 +137,20 @@ mod tests {
         };
         // 2026-11-28 is a Saturday.
         let now = datetime!(2026-11-28 10:00 UTC);
-        assert_eq!(slot.latest_at_or_before(now), datetime!(2026-11-25 03:15 UTC));
+        assert_eq!(
+            slot.latest_at_or_before(now),
+            datetime!(2026-11-25 03:15 UTC)
+        );
         assert_eq!(slot.next_after(now), datetime!(2026-12-02 03:15 UTC));
         // Exactly at the slot counts as due.
         let at = datetime!(2026-12-02 03:15 UTC);
         assert_eq!(slot.latest_at_or_before(at), at);
         // Same weekday, earlier in the day: last week's occurrence.
         let early = datetime!(2026-12-02 03:14:59 UTC);
-        assert_eq!(slot.latest_at_or_before(early), datetime!(2026-11-25 03:15 UTC));
+        assert_eq!(
+            slot.latest_at_or_before(early),
+            datetime!(2026-11-25 03:15 UTC)
+        );
     }
 
     #[test]

@@ -58,7 +58,13 @@ impl CredentialCipher {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let ct = self
             .cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
             .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory buffers");
         let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
         out.extend_from_slice(&nonce);
@@ -91,7 +97,10 @@ mod tests {
         let c = cipher();
         let sealed = c.seal(b"ghp_secret", b"row-1");
         assert!(!sealed.windows(10).any(|w| w == b"ghp_secret"));
-        assert_eq!(c.open(&sealed, b"row-1").unwrap().expose_secret(), b"ghp_secret");
+        assert_eq!(
+            c.open(&sealed, b"row-1").unwrap().expose_secret(),
+            b"ghp_secret"
+        );
         assert!(matches!(c.open(&sealed, b"row-2"), Err(CryptoError::Open)));
     }
 

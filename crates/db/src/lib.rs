@@ -8,10 +8,16 @@
 //! Module map: [`queue`] (claim, lease, fenced transitions, rescue, wake-ups), [`schedule`] (weekly
 //! scans), [`crypto`] (credentials at rest), and one module per table family for the API.
 
+pub mod connections;
 pub mod crypto;
+pub mod findings;
+pub mod orgs;
+pub mod policies;
+pub mod projects;
 pub mod queue;
 pub mod scans;
 pub mod schedule;
+pub mod tokens;
 pub mod types;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

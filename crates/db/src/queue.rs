@@ -55,7 +55,11 @@ pub struct Claimed {
 }
 
 /// Claims the next scan for `owner`, leased for `lease`. `None` when nothing is claimable.
-pub async fn claim(ex: impl PgExecutor<'_>, owner: &str, lease: Duration) -> Result<Option<Claimed>> {
+pub async fn claim(
+    ex: impl PgExecutor<'_>,
+    owner: &str,
+    lease: Duration,
+) -> Result<Option<Claimed>> {
     let row = sqlx::query!(
         r#"
         SELECT id AS "id!", org_id AS "org_id!", project_id AS "project_id!",
@@ -142,7 +146,9 @@ pub async fn advance(
     error: Option<(&str, &str)>,
 ) -> Result<()> {
     if to == ScanState::Queued || to == ScanState::Claimed {
-        return Err(DbError::Corrupt(format!("advance() cannot move a scan to {to}")));
+        return Err(DbError::Corrupt(format!(
+            "advance() cannot move a scan to {to}"
+        )));
     }
     let sources = state_names(&ScanState::sources(to));
     let (code, message) = error.unzip();
@@ -322,7 +328,10 @@ pub async fn rescue_expired(ex: impl PgExecutor<'_>) -> Result<Rescued> {
     )
     .fetch_all(ex)
     .await?;
-    let requeued = rows.iter().filter(|r| r.to_state.0 == ScanState::Queued).count() as u64;
+    let requeued = rows
+        .iter()
+        .filter(|r| r.to_state.0 == ScanState::Queued)
+        .count() as u64;
     Ok(Rescued {
         requeued,
         failed: rows.len() as u64 - requeued,
@@ -382,7 +391,12 @@ impl Waker {
 
 /// Claims and handles scans one at a time until none is claimable; returns how many were
 /// handled. The handler owns the lease and must move the scan to an end (or lose it trying).
-pub async fn drain<F, Fut>(pool: &PgPool, owner: &str, lease: Duration, mut handle: F) -> Result<usize>
+pub async fn drain<F, Fut>(
+    pool: &PgPool,
+    owner: &str,
+    lease: Duration,
+    mut handle: F,
+) -> Result<usize>
 where
     F: FnMut(Claimed) -> Fut,
     Fut: Future<Output = Result<()>>,

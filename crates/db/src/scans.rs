@@ -405,3 +405,32 @@ pub async fn cancel(
     .await?;
     Ok(CancelOutcome::Cancelled)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Added for the API's /metrics (issue #2 §5). Kept apart from the queue functions above.
+// ---------------------------------------------------------------------------------------------
+
+/// How many scans are in each of `states`, by kind, across all orgs: the queue-depth gauge,
+/// computed at scrape time with one `GROUP BY`. Pass unfinished states only: they are the ones the
+/// partial indexes cover, while finished scans accumulate for ever. Combinations with no scans
+/// are absent.
+pub async fn count_by_state(
+    ex: impl PgExecutor<'_>,
+    states: &[ScanState],
+) -> Result<Vec<(ScanState, ScanKind, i64)>> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT state AS "state: Pg<ScanState>", kind AS "kind: Pg<ScanKind>", count(*) AS "n!"
+        FROM scans
+        WHERE state = ANY($1::text[]::scan_state[])
+        GROUP BY state, kind
+        "#,
+        &crate::types::state_names(states)
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.state.0, r.kind.0, r.n))
+        .collect())
+}

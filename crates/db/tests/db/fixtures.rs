@@ -66,11 +66,25 @@ pub async fn projects(
 }
 
 pub async fn project(pool: &PgPool, org: OrgId) -> ProjectId {
-    projects(pool, org, 1, 0, time::Time::MIDNIGHT, OffsetDateTime::now_utc()).await[0]
+    projects(
+        pool,
+        org,
+        1,
+        0,
+        time::Time::MIDNIGHT,
+        OffsetDateTime::now_utc(),
+    )
+    .await[0]
 }
 
 /// Queues a scan; diff scans get a distinct PR number each so none coalesce.
-pub async fn scan(pool: &PgPool, org: OrgId, project: ProjectId, kind: ScanKind, trigger: ScanTrigger) -> picket_core::ScanId {
+pub async fn scan(
+    pool: &PgPool,
+    org: OrgId,
+    project: ProjectId,
+    kind: ScanKind,
+    trigger: ScanTrigger,
+) -> picket_core::ScanId {
     let mut new = NewScan::full(org, project, trigger, "main");
     if kind == ScanKind::Diff {
         new.kind = ScanKind::Diff;

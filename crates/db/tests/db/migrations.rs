@@ -34,7 +34,12 @@ async fn pg_enum_labels(pool: &PgPool, name: &str) -> Vec<String> {
 async fn assert_enum<T: PgEnum>(pool: &PgPool) {
     let db = pg_enum_labels(pool, T::TYPE_NAME).await;
     let core: Vec<String> = T::VARIANTS.iter().map(|v| v.as_str().to_owned()).collect();
-    assert_eq!(db, core, "Postgres enum {} and picket-core disagree", T::TYPE_NAME);
+    assert_eq!(
+        db,
+        core,
+        "Postgres enum {} and picket-core disagree",
+        T::TYPE_NAME
+    );
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
@@ -75,9 +80,14 @@ fn not_null_columns_without_default(sql: &str) -> Vec<String> {
 
 #[test]
 fn the_not_null_check_catches_a_bad_migration() {
-    let bad = "ALTER TABLE projects ADD COLUMN x integer NOT NULL, ADD COLUMN y int NOT NULL DEFAULT 0;";
-    assert_eq!(not_null_columns_without_default(bad), vec!["X INTEGER NOT NULL"]);
-    let good = "-- ADD COLUMN z int NOT NULL\nALTER TABLE scans ADD COLUMN z int NOT NULL DEFAULT 1;";
+    let bad =
+        "ALTER TABLE projects ADD COLUMN x integer NOT NULL, ADD COLUMN y int NOT NULL DEFAULT 0;";
+    assert_eq!(
+        not_null_columns_without_default(bad),
+        vec!["X INTEGER NOT NULL"]
+    );
+    let good =
+        "-- ADD COLUMN z int NOT NULL\nALTER TABLE scans ADD COLUMN z int NOT NULL DEFAULT 1;";
     assert!(not_null_columns_without_default(good).is_empty());
 }
 
@@ -95,6 +105,10 @@ fn every_not_null_column_added_later_has_a_default() {
     for file in files.iter().skip(1) {
         let sql = std::fs::read_to_string(file).unwrap();
         let bad = not_null_columns_without_default(&sql);
-        assert!(bad.is_empty(), "{}: NOT NULL without DEFAULT: {bad:?}", file.display());
+        assert!(
+            bad.is_empty(),
+            "{}: NOT NULL without DEFAULT: {bad:?}",
+            file.display()
+        );
     }
 }

@@ -28,9 +28,15 @@ async fn eight_concurrent_claimers_take_each_of_2000_scans_exactly_once(pool: Pg
             let mut mine = Vec::new();
             while let Some(claimed) = queue::claim(&pool, &owner, LEASE).await.unwrap() {
                 let lease = &claimed.lease;
-                queue::advance(&pool, lease, ScanState::Running, None).await.unwrap();
-                queue::advance(&pool, lease, ScanState::Reporting, None).await.unwrap();
-                queue::advance(&pool, lease, ScanState::Succeeded, None).await.unwrap();
+                queue::advance(&pool, lease, ScanState::Running, None)
+                    .await
+                    .unwrap();
+                queue::advance(&pool, lease, ScanState::Reporting, None)
+                    .await
+                    .unwrap();
+                queue::advance(&pool, lease, ScanState::Succeeded, None)
+                    .await
+                    .unwrap();
                 mine.push(claimed.scan.id);
             }
             mine
@@ -43,7 +49,10 @@ async fn eight_concurrent_claimers_take_each_of_2000_scans_exactly_once(pool: Pg
     let unique: HashSet<_> = all.iter().collect();
     assert_eq!(all.len(), 2000, "every scan claimed");
     assert_eq!(unique.len(), 2000, "no scan claimed twice");
-    assert_eq!(fixtures::state_counts(&pool).await, vec![("succeeded".into(), 2000)]);
+    assert_eq!(
+        fixtures::state_counts(&pool).await,
+        vec![("succeeded".into(), 2000)]
+    );
     // Each scan's audit trail is exactly queued→claimed→running→reporting→succeeded.
     let bad: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT scan_id, string_agg(to_state::text, ',' ORDER BY id) AS t
@@ -69,7 +78,11 @@ async fn the_per_org_cap_holds_under_concurrent_claimers(pool: PgPool) {
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             let mut n = 0;
-            while queue::claim(&pool, &format!("c{c}"), LEASE).await.unwrap().is_some() {
+            while queue::claim(&pool, &format!("c{c}"), LEASE)
+                .await
+                .unwrap()
+                .is_some()
+            {
                 n += 1;
             }
             n
@@ -91,7 +104,15 @@ async fn the_per_org_cap_holds_under_concurrent_claimers(pool: PgPool) {
 async fn claims_follow_priority_then_fairness_across_orgs(pool: PgPool) {
     let a = fixtures::org(&pool, "a", 10).await;
     let b = fixtures::org(&pool, "b", 10).await;
-    let pa: Vec<_> = fixtures::projects(&pool, a, 4, 0, time::Time::MIDNIGHT, time::OffsetDateTime::now_utc()).await;
+    let pa: Vec<_> = fixtures::projects(
+        &pool,
+        a,
+        4,
+        0,
+        time::Time::MIDNIGHT,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await;
     let pb = fixtures::project(&pool, b).await;
     let weekly = fixtures::scan(&pool, a, pa[0], ScanKind::Full, ScanTrigger::Weekly).await;
     let initial = fixtures::scan(&pool, a, pa[1], ScanKind::Full, ScanTrigger::Initial).await;
@@ -116,7 +137,9 @@ async fn an_expired_lease_is_reclaimed_and_the_old_holder_is_fenced_out(pool: Pg
     let id = fixtures::scan(&pool, org, project, ScanKind::Full, ScanTrigger::Manual).await;
 
     let old = queue::claim(&pool, "old", LEASE).await.unwrap().unwrap();
-    queue::advance(&pool, &old.lease, ScanState::Running, None).await.unwrap();
+    queue::advance(&pool, &old.lease, ScanState::Running, None)
+        .await
+        .unwrap();
     // The holder stalls: its lease runs out.
     sqlx::query("UPDATE scans SET lease_expires_at = now() - interval '1 second' WHERE id = $1")
         .bind(id.0)
@@ -133,7 +156,10 @@ async fn an_expired_lease_is_reclaimed_and_the_old_holder_is_fenced_out(pool: Pg
 
     // Everything the old holder tries now affects zero rows.
     let before = scans::get(&pool, org, id).await.unwrap();
-    assert!(matches!(queue::heartbeat(&pool, &old.lease, LEASE).await, Err(DbError::LeaseLost)));
+    assert!(matches!(
+        queue::heartbeat(&pool, &old.lease, LEASE).await,
+        Err(DbError::LeaseLost)
+    ));
     assert!(matches!(
         queue::advance(&pool, &old.lease, ScanState::Reporting, None).await,
         Err(DbError::LeaseLost)
@@ -146,14 +172,23 @@ async fn an_expired_lease_is_reclaimed_and_the_old_holder_is_fenced_out(pool: Pg
         queue::fail(&pool, &old.lease, "x", "y", Duration::ZERO).await,
         Err(DbError::LeaseLost)
     ));
-    assert!(matches!(queue::release(&pool, &old.lease, "bye").await, Err(DbError::LeaseLost)));
+    assert!(matches!(
+        queue::release(&pool, &old.lease, "bye").await,
+        Err(DbError::LeaseLost)
+    ));
     assert_eq!(scans::get(&pool, org, id).await.unwrap(), before);
 
     // The new holder is unaffected.
     queue::heartbeat(&pool, &new.lease, LEASE).await.unwrap();
-    queue::advance(&pool, &new.lease, ScanState::Running, None).await.unwrap();
-    queue::advance(&pool, &new.lease, ScanState::Reporting, None).await.unwrap();
-    queue::advance(&pool, &new.lease, ScanState::Succeeded, None).await.unwrap();
+    queue::advance(&pool, &new.lease, ScanState::Running, None)
+        .await
+        .unwrap();
+    queue::advance(&pool, &new.lease, ScanState::Reporting, None)
+        .await
+        .unwrap();
+    queue::advance(&pool, &new.lease, ScanState::Succeeded, None)
+        .await
+        .unwrap();
     let done = scans::get(&pool, org, id).await.unwrap();
     assert_eq!(done.state, ScanState::Succeeded);
     assert!(done.lease_owner.is_none() && done.finished_at.is_some());
@@ -162,7 +197,15 @@ async fn an_expired_lease_is_reclaimed_and_the_old_holder_is_fenced_out(pool: Pg
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn the_rescuer_requeues_fails_or_leaves_alone_by_lease_and_attempts(pool: PgPool) {
     let org = fixtures::org(&pool, "o", 10).await;
-    let p = fixtures::projects(&pool, org, 4, 0, time::Time::MIDNIGHT, time::OffsetDateTime::now_utc()).await;
+    let p = fixtures::projects(
+        &pool,
+        org,
+        4,
+        0,
+        time::Time::MIDNIGHT,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await;
     let stale = fixtures::scan(&pool, org, p[0], ScanKind::Full, ScanTrigger::Manual).await;
     let exhausted = fixtures::scan(&pool, org, p[1], ScanKind::Full, ScanTrigger::Manual).await;
     let fresh = fixtures::scan(&pool, org, p[2], ScanKind::Full, ScanTrigger::Manual).await;
@@ -197,12 +240,22 @@ async fn the_rescuer_requeues_fails_or_leaves_alone_by_lease_and_attempts(pool: 
     let d = get(diff).await;
     assert_eq!(d.state, ScanState::Failed, "diff scans are not retried");
     let f = get(fresh).await;
-    assert_eq!(f.state, ScanState::Running, "a lease inside its horizon is left alone");
+    assert_eq!(
+        f.state,
+        ScanState::Running,
+        "a lease inside its horizon is left alone"
+    );
     // A second pass finds nothing more.
-    assert_eq!(queue::rescue_expired(&pool).await.unwrap(), Default::default());
+    assert_eq!(
+        queue::rescue_expired(&pool).await.unwrap(),
+        Default::default()
+    );
     let events = scans::events(&pool, org, stale).await.unwrap();
     let last = events.last().unwrap();
-    assert_eq!((last.from_state, last.to_state), (Some(ScanState::Running), ScanState::Queued));
+    assert_eq!(
+        (last.from_state, last.to_state),
+        (Some(ScanState::Running), ScanState::Queued)
+    );
     assert_eq!(last.actor, "rescuer");
 }
 
@@ -213,22 +266,48 @@ async fn a_failed_full_scan_is_retried_exactly_once(pool: PgPool) {
     let full = fixtures::scan(&pool, org, p, ScanKind::Full, ScanTrigger::Weekly).await;
 
     let first = queue::claim(&pool, "w", LEASE).await.unwrap().unwrap();
-    queue::advance(&pool, &first.lease, ScanState::Running, None).await.unwrap();
-    let outcome = queue::fail(&pool, &first.lease, "clone_failed", "timeout", Duration::ZERO).await.unwrap();
+    queue::advance(&pool, &first.lease, ScanState::Running, None)
+        .await
+        .unwrap();
+    let outcome = queue::fail(
+        &pool,
+        &first.lease,
+        "clone_failed",
+        "timeout",
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome, FailOutcome::Retrying { next_attempt: 2 });
 
     let second = queue::claim(&pool, "w", LEASE).await.unwrap().unwrap();
     assert_eq!((second.scan.id, second.scan.attempt), (full, 2));
-    let outcome = queue::fail(&pool, &second.lease, "clone_failed", "again", Duration::ZERO).await.unwrap();
+    let outcome = queue::fail(
+        &pool,
+        &second.lease,
+        "clone_failed",
+        "again",
+        Duration::ZERO,
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome, FailOutcome::Failed);
     assert!(queue::claim(&pool, "w", LEASE).await.unwrap().is_none());
     let s = scans::get(&pool, org, full).await.unwrap();
-    assert_eq!((s.state, s.error_code.as_deref()), (ScanState::Failed, Some("clone_failed")));
+    assert_eq!(
+        (s.state, s.error_code.as_deref()),
+        (ScanState::Failed, Some("clone_failed"))
+    );
 
     // A diff scan fails for good at once.
     fixtures::scan(&pool, org, p, ScanKind::Diff, ScanTrigger::PullRequest).await;
     let d = queue::claim(&pool, "w", LEASE).await.unwrap().unwrap();
-    assert_eq!(queue::fail(&pool, &d.lease, "engine", "boom", Duration::ZERO).await.unwrap(), FailOutcome::Failed);
+    assert_eq!(
+        queue::fail(&pool, &d.lease, "engine", "boom", Duration::ZERO)
+            .await
+            .unwrap(),
+        FailOutcome::Failed
+    );
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
@@ -237,7 +316,9 @@ async fn a_retry_waits_out_its_backoff(pool: PgPool) {
     let p = fixtures::project(&pool, org).await;
     fixtures::scan(&pool, org, p, ScanKind::Full, ScanTrigger::Manual).await;
     let c = queue::claim(&pool, "w", LEASE).await.unwrap().unwrap();
-    queue::fail(&pool, &c.lease, "x", "y", Duration::from_secs(3600)).await.unwrap();
+    queue::fail(&pool, &c.lease, "x", "y", Duration::from_secs(3600))
+        .await
+        .unwrap();
     assert!(queue::claim(&pool, "w", LEASE).await.unwrap().is_none());
 }
 
@@ -248,9 +329,16 @@ async fn illegal_moves_are_refused(pool: PgPool) {
     let id = fixtures::scan(&pool, org, p, ScanKind::Full, ScanTrigger::Manual).await;
     let c = queue::claim(&pool, "w", LEASE).await.unwrap().unwrap();
     // claimed -> succeeded skips running and reporting: no row matches the allowed sources.
-    assert!(queue::advance(&pool, &c.lease, ScanState::Succeeded, None).await.is_err());
-    assert!(queue::advance(&pool, &c.lease, ScanState::Queued, None).await.is_err());
-    assert_eq!(scans::get(&pool, org, id).await.unwrap().state, ScanState::Claimed);
+    assert!(queue::advance(&pool, &c.lease, ScanState::Succeeded, None)
+        .await
+        .is_err());
+    assert!(queue::advance(&pool, &c.lease, ScanState::Queued, None)
+        .await
+        .is_err());
+    assert_eq!(
+        scans::get(&pool, org, id).await.unwrap().state,
+        ScanState::Claimed
+    );
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
@@ -259,7 +347,9 @@ async fn release_hands_a_scan_back_without_using_an_attempt(pool: PgPool) {
     let p = fixtures::project(&pool, org).await;
     let id = fixtures::scan(&pool, org, p, ScanKind::Full, ScanTrigger::Manual).await;
     let c = queue::claim(&pool, "w", LEASE).await.unwrap().unwrap();
-    queue::release(&pool, &c.lease, "shutting down").await.unwrap();
+    queue::release(&pool, &c.lease, "shutting down")
+        .await
+        .unwrap();
     let again = queue::claim(&pool, "w2", LEASE).await.unwrap().unwrap();
     assert_eq!((again.scan.id, again.scan.attempt), (id, 1));
 }
@@ -273,12 +363,21 @@ async fn cancelling_a_running_scan_takes_its_lease(pool: PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     let out = scans::cancel(&mut conn, org, id, "api:test").await.unwrap();
     assert_eq!(out, scans::CancelOutcome::Cancelled);
-    assert!(matches!(queue::heartbeat(&pool, &c.lease, LEASE).await, Err(DbError::LeaseLost)));
+    assert!(matches!(
+        queue::heartbeat(&pool, &c.lease, LEASE).await,
+        Err(DbError::LeaseLost)
+    ));
     let again = scans::cancel(&mut conn, org, id, "api:test").await.unwrap();
-    assert_eq!(again, scans::CancelOutcome::AlreadyFinished(ScanState::Cancelled));
+    assert_eq!(
+        again,
+        scans::CancelOutcome::AlreadyFinished(ScanState::Cancelled)
+    );
     // Another org cannot see it.
     let other = fixtures::org(&pool, "other", 4).await;
-    assert!(matches!(scans::cancel(&mut conn, other, id, "x").await, Err(DbError::NotFound)));
+    assert!(matches!(
+        scans::cancel(&mut conn, other, id, "x").await,
+        Err(DbError::NotFound)
+    ));
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
@@ -290,25 +389,48 @@ async fn asking_again_for_a_full_scan_joins_the_queued_one(pool: PgPool) {
     let joined = scans::enqueue(&pool, &new).await.unwrap();
     assert!(!joined.created);
     assert_eq!(joined.scan.id, weekly);
-    assert_eq!(joined.scan.priority, ScanTrigger::Manual.priority(), "priority raised");
+    assert_eq!(
+        joined.scan.priority,
+        ScanTrigger::Manual.priority(),
+        "priority raised"
+    );
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn bulk_enqueue_is_all_or_nothing(pool: PgPool) {
     let org = fixtures::org(&pool, "o", 4).await;
     let other = fixtures::org(&pool, "x", 4).await;
-    let mine = fixtures::projects(&pool, org, 50, 0, time::Time::MIDNIGHT, time::OffsetDateTime::now_utc()).await;
+    let mine = fixtures::projects(
+        &pool,
+        org,
+        50,
+        0,
+        time::Time::MIDNIGHT,
+        time::OffsetDateTime::now_utc(),
+    )
+    .await;
     let theirs = fixtures::project(&pool, other).await;
     let mut tx = pool.begin().await.unwrap();
     let mut ids = mine.clone();
     ids.push(theirs);
-    let err = scans::enqueue_bulk(&mut tx, org, &ids, ScanTrigger::Bulk, None).await.unwrap().unwrap_err();
+    let err = scans::enqueue_bulk(&mut tx, org, &ids, ScanTrigger::Bulk, None)
+        .await
+        .unwrap()
+        .unwrap_err();
     assert_eq!(err.0, vec![theirs]);
-    let ok = scans::enqueue_bulk(&mut tx, org, &mine, ScanTrigger::Bulk, None).await.unwrap().unwrap();
+    let ok = scans::enqueue_bulk(&mut tx, org, &mine, ScanTrigger::Bulk, None)
+        .await
+        .unwrap()
+        .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(ok.len(), 50);
-    assert!(ok.iter().all(|e| e.created && e.scan.state == ScanState::Queued));
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM scans").fetch_one(&pool).await.unwrap();
+    assert!(ok
+        .iter()
+        .all(|e| e.created && e.scan.state == ScanState::Queued));
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM scans")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(n, 50);
 }
 
@@ -321,7 +443,10 @@ async fn a_notification_wakes_an_idle_claimer(pool: PgPool) {
     // Give the waiter a moment to block; it would otherwise still see the notification.
     tokio::time::sleep(Duration::from_millis(50)).await;
     fixtures::scan(&pool, org, p, ScanKind::Full, ScanTrigger::Manual).await;
-    let woken = tokio::time::timeout(Duration::from_secs(10), waiting).await.unwrap().unwrap();
+    let woken = tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(woken, "woken by NOTIFY, not by the 30 s poll");
 }
 
@@ -341,5 +466,8 @@ async fn drain_handles_every_claimable_scan(pool: PgPool) {
     .await
     .unwrap();
     assert_eq!(handled, 5);
-    assert_eq!(fixtures::state_counts(&pool).await, vec![("succeeded".into(), 5)]);
+    assert_eq!(
+        fixtures::state_counts(&pool).await,
+        vec![("succeeded".into(), 5)]
+    );
 }

@@ -1,0 +1,331 @@
+//! Extractors whose every rejection is an [`ApiError`] problem, in the order a request meets them:
+//! [`Caller`] (bearer token → 401), [`Admin`] (role → 403), [`ApiPath`] (400 naming the path
+//! parameter), [`ApiQuery`] (400 naming the query parameter), then [`ApiJson`] (415, 413, 400
+//! `malformed_json`, 422 `invalid_body` naming the field path). axum runs a handler's extractors
+//! left to right, so handlers list them in that order and a caller without rights learns nothing
+//! about whether its request would have been valid.
+
+use crate::error::ApiError;
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use picket_core::{ConnectionId, OrgId, ProjectId, ScanId, TokenId};
+use picket_db::tokens::{self, Role};
+use serde::de::DeserializeOwned;
+
+/// The authenticated caller: a live token of one org.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub token_id: TokenId,
+    pub org_id: OrgId,
+    pub role: Role,
+}
+
+impl Caller {
+    /// Who moved a scan, as recorded in `scan_events.actor`.
+    pub fn actor(&self) -> String {
+        format!("api:{}", self.token_id)
+    }
+}
+
+/// The token from an `Authorization: Bearer <token>` header. The scheme is case-insensitive
+/// (RFC 9110 §11.1).
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not a bearer token"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+        _ => Err(ApiError::unauthorized(
+            "the Authorization header is not a bearer token",
+        )),
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        // A string that cannot be a token is refused without a database round trip.
+        if !tokens::looks_like_token(token) {
+            return Err(ApiError::unauthorized("the bearer token is malformed"));
+        }
+        let record = tokens::authenticate(state.db().pool(), &tokens::hash(token))
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("the token is unknown, revoked or expired"))?;
+        let span = tracing::Span::current();
+        span.record("org_id", tracing::field::display(record.org_id));
+        span.record("token_id", tracing::field::display(record.id));
+        Ok(Caller {
+            token_id: record.id,
+            org_id: record.org_id,
+            role: record.role,
+        })
+    }
+}
+
+/// A caller holding an admin token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin(pub Caller);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        match caller.role {
+            Role::Admin => Ok(Admin(caller)),
+            Role::Member => Err(ApiError::forbidden()),
+        }
+    }
+}
+
+/// A value taken from a single-parameter route path such as `/projects/{id}`.
+pub trait PathParam: Sized {
+    /// The parameter's name in the route, used in errors.
+    const NAME: &'static str;
+    fn parse(raw: &str) -> Result<Self, String>;
+}
+
+macro_rules! id_param {
+    ($($ty:ty),*) => {$(
+        impl PathParam for $ty {
+            const NAME: &'static str = "id";
+            fn parse(raw: &str) -> Result<Self, String> {
+                raw.parse().map_err(|_| format!("{raw:?} is not a UUID"))
+            }
+        }
+    )*};
+}
+id_param!(ProjectId, ScanId, ConnectionId, TokenId);
+
+/// A policy's name in `/policies/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyName(pub String);
+
+impl PathParam for PolicyName {
+    const NAME: &'static str = "name";
+    fn parse(raw: &str) -> Result<Self, String> {
+        if picket_db::policies::valid_name(raw) {
+            Ok(PolicyName(raw.to_owned()))
+        } else {
+            Err(
+                "1-100 characters of A-Z a-z 0-9 space . _ -, starting with a letter or digit, \
+                 and not `effective`"
+                    .to_owned(),
+            )
+        }
+    }
+}
+
+/// A typed path parameter; a value that does not parse is a 400 `invalid_path` naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiPath<T>(pub T);
+
+impl<T: PathParam, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid_path(T::NAME, e.body_text()))?;
+        T::parse(&raw)
+            .map(ApiPath)
+            .map_err(|m| ApiError::invalid_path(T::NAME, m))
+    }
+}
+
+/// Query parameters; an unknown parameter or a bad value is a 400 `invalid_query` naming it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                let message = e.into_inner().to_string();
+                let field = if field == "." {
+                    unknown_field(&message).unwrap_or(field)
+                } else {
+                    field
+                };
+                ApiError::invalid_query(field, message)
+            })
+    }
+}
+
+/// The field serde names in an "unknown field `x`" message.
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(name, _)| name.to_owned())
+}
+
+/// A JSON request body. Requires `Content-Type: application/json` (or any `+json` type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiJson<T>(pub T);
+
+fn is_json(parts: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = parts
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if !is_json(req.headers()) {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON, sent with Content-Type: application/json",
+            ));
+        }
+        // `Bytes` honours the router's `DefaultBodyLimit`, whether or not Content-Length is sent.
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request body is larger than this server accepts",
+                )
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    "the request body could not be read",
+                )
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON body, telling syntax errors (400 `malformed_json`) from well-formed JSON that does
+/// not fit the expected shape (422 `invalid_body`, naming the path of the offending field).
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Syntax first, over the whole document: `{} {}` is malformed even though its first value
+    // would already fail the shape check. `IgnoredAny` reads without building anything.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| malformed(&e))?;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = strip_position(&inner.to_string());
+                let field = if path == "." {
+                    unknown_field(&message).unwrap_or_else(|| "body".to_owned())
+                } else {
+                    path
+                };
+                ApiError::invalid_body(field, message)
+            }
+            _ => malformed(&inner),
+        }
+    })?;
+    Ok(value)
+}
+
+fn malformed(e: &serde_json::Error) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+        format!("the body is not valid JSON: {e}"),
+    )
+}
+
+/// serde_json appends " at line L column C" to data errors; the field path says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        n: u32,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        items: Vec<Item>,
+    }
+
+    #[test]
+    fn wrong_types_name_the_field_path() {
+        let err = parse_json::<Body>(br#"{"items":[{"n":1},{"n":"x"}]}"#).unwrap_err();
+        let p = err.problem();
+        assert_eq!((p.status, p.code.as_str()), (422, "invalid_body"));
+        assert_eq!(p.errors[0].field, "items[1].n");
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let err = parse_json::<Body>(br#"{"items":[{"n":1,"extra":2}]}"#).unwrap_err();
+        let p = err.problem();
+        assert_eq!(p.code, "invalid_body");
+        assert!(p.errors[0].field.contains("extra"), "{:?}", p.errors);
+        let err = parse_json::<Body>(br#"{"items":[],"bogus":1}"#).unwrap_err();
+        assert!(err.problem().errors[0].field.contains("bogus"));
+    }
+
+    #[test]
+    fn syntax_errors_are_malformed() {
+        for body in [&b"{"[..], b"", b"{\"items\":[]} x", b"nope"] {
+            let err = parse_json::<Body>(body).unwrap_err();
+            assert_eq!(err.problem().code, "malformed_json", "{body:?}");
+        }
+    }
+
+    #[test]
+    fn json_content_types() {
+        let mut h = axum::http::HeaderMap::new();
+        assert!(!is_json(&h));
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
+        assert!(is_json(&h));
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/merge-patch+json".parse().unwrap(),
+        );
+        assert!(is_json(&h));
+        h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert!(!is_json(&h));
+    }
+}

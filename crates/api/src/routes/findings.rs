@@ -1,0 +1,149 @@
+//! `/api/v1/projects/{id}/findings`: a project's findings, most severe first, filtered and paged.
+//! Findings are written by scans (picket-db `findings::insert_batch`); the API only reads them.
+
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiPath, ApiQuery, Caller};
+use crate::pagination;
+use crate::AppState;
+use axum::extract::State;
+use axum::Json;
+use picket_core::{FindingId, FindingStatus, Product, ProjectId, Severity};
+use picket_db::findings::{self, FindingCursor, FindingFilter, FindingRecord};
+use picket_db::projects;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+const CURSOR_KIND: &str = "findings";
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_findings))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Finding {
+    pub id: Uuid,
+    /// The branch it was seen on.
+    pub git_ref: String,
+    #[schema(schema_with = crate::schema::product)]
+    pub product: Product,
+    pub rule_id: String,
+    pub path: String,
+    pub start_line: i32,
+    pub end_line: i32,
+    #[schema(schema_with = crate::schema::severity)]
+    pub severity: Severity,
+    pub message: String,
+    /// Stable identity across scans (64 hex characters).
+    pub fingerprint: String,
+    #[schema(schema_with = crate::schema::finding_status)]
+    pub status: FindingStatus,
+    pub triage_reason: Option<String>,
+    pub first_seen_scan_id: Uuid,
+    pub last_seen_scan_id: Uuid,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl From<FindingRecord> for Finding {
+    fn from(f: FindingRecord) -> Self {
+        Finding {
+            id: f.id.0,
+            git_ref: f.git_ref,
+            product: f.product,
+            rule_id: f.rule_id,
+            path: f.path,
+            start_line: f.start_line,
+            end_line: f.end_line,
+            severity: f.severity,
+            message: f.message,
+            fingerprint: f.fingerprint,
+            status: f.status,
+            triage_reason: f.triage_reason,
+            first_seen_scan_id: f.first_seen_scan_id.0,
+            last_seen_scan_id: f.last_seen_scan_id.0,
+            created_at: f.created_at,
+            updated_at: f.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FindingPage {
+    pub items: Vec<Finding>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FindingQuery {
+    #[param(schema_with = crate::schema::finding_status_opt)]
+    pub status: Option<FindingStatus>,
+    /// This severity or worse.
+    #[param(schema_with = crate::schema::severity_opt)]
+    pub severity: Option<Severity>,
+    #[param(schema_with = crate::schema::product_opt)]
+    pub product: Option<Product>,
+    /// Exact rule id.
+    pub rule_id: Option<String>,
+    /// Paths starting with this.
+    pub path: Option<String>,
+    /// Exact branch.
+    pub git_ref: Option<String>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// 1-500, default 50.
+    pub limit: Option<i64>,
+}
+
+/// A project's findings, most severe first, then newest first.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/findings", tag = "findings",
+    params(("id" = Uuid, Path, description = "Project id"), FindingQuery),
+    responses(
+        (status = 200, body = FindingPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_findings(
+    caller: Caller,
+    ApiPath(id): ApiPath<ProjectId>,
+    ApiQuery(q): ApiQuery<FindingQuery>,
+    State(state): State<AppState>,
+) -> Result<Json<FindingPage>, ApiError> {
+    let limit = pagination::limit(q.limit)?;
+    let after = match &q.cursor {
+        Some(c) => {
+            let (severity, id): (Severity, Uuid) = pagination::decode(CURSOR_KIND, c)?;
+            Some(FindingCursor {
+                severity,
+                id: FindingId(id),
+            })
+        }
+        None => None,
+    };
+    let pool = state.db().pool();
+    if !projects::exists(pool, caller.org_id, id).await? {
+        return Err(ApiError::not_found("project"));
+    }
+    let filter = FindingFilter {
+        status: q.status,
+        min_severity: q.severity,
+        product: q.product,
+        rule_id: q.rule_id,
+        path_prefix: q.path,
+        git_ref: q.git_ref,
+    };
+    let rows = findings::list(pool, caller.org_id, id, &filter, after, limit + 1).await?;
+    let (rows, next_cursor) = pagination::page(CURSOR_KIND, rows, limit, |f| (f.severity, f.id.0))?;
+    Ok(Json(FindingPage {
+        items: rows.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}

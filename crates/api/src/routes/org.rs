@@ -1,0 +1,112 @@
+//! `/api/v1/org`: the caller's own org. There is no route to any other org: the org is always
+//! the token's.
+
+use crate::error::{ApiError, Problem};
+use crate::extract::{Admin, ApiJson, Caller};
+use crate::routes::check_len;
+use crate::AppState;
+use axum::extract::State;
+use axum::Json;
+use picket_db::orgs::{self, OrgRecord, OrgUpdate};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(get_org, update_org))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Org {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    /// How many of the org's scans may run at once.
+    pub max_concurrent_scans: i32,
+    /// After this many seconds a PR scan that has not finished lets the PR check pass.
+    pub pr_scan_timeout_secs: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<OrgRecord> for Org {
+    fn from(o: OrgRecord) -> Self {
+        Org {
+            id: o.id.0,
+            slug: o.slug,
+            name: o.name,
+            max_concurrent_scans: o.max_concurrent_scans,
+            pr_scan_timeout_secs: o.pr_scan_timeout_secs,
+            created_at: o.created_at,
+        }
+    }
+}
+
+/// Settings to change; omitted fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrg {
+    /// 1-200 characters.
+    pub name: Option<String>,
+    /// 1-1000.
+    pub max_concurrent_scans: Option<i32>,
+    /// 60-3600 seconds.
+    pub pr_scan_timeout_secs: Option<i32>,
+}
+
+/// The caller's org.
+#[utoipa::path(get, path = "/api/v1/org", tag = "org",
+    responses(
+        (status = 200, body = Org),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_org(caller: Caller, State(state): State<AppState>) -> Result<Json<Org>, ApiError> {
+    Ok(Json(
+        orgs::get(state.db().pool(), caller.org_id).await?.into(),
+    ))
+}
+
+/// Change the org's settings (admin).
+#[utoipa::path(patch, path = "/api/v1/org", tag = "org",
+    request_body = UpdateOrg,
+    responses(
+        (status = 200, body = Org),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_org(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<UpdateOrg>,
+) -> Result<Json<Org>, ApiError> {
+    if let Some(name) = &body.name {
+        check_len("name", name, 1, 200)?;
+    }
+    if let Some(n) = body.max_concurrent_scans {
+        if !(1..=1000).contains(&n) {
+            return Err(ApiError::invalid_body(
+                "max_concurrent_scans",
+                "must be 1-1000",
+            ));
+        }
+    }
+    if let Some(n) = body.pr_scan_timeout_secs {
+        if !(60..=3600).contains(&n) {
+            return Err(ApiError::invalid_body(
+                "pr_scan_timeout_secs",
+                "must be 60-3600 seconds",
+            ));
+        }
+    }
+    let changes = OrgUpdate {
+        name: body.name,
+        max_concurrent_scans: body.max_concurrent_scans,
+        pr_scan_timeout_secs: body.pr_scan_timeout_secs,
+    };
+    let org = orgs::update(state.db().pool(), caller.org_id, &changes).await?;
+    tracing::info!("org settings changed");
+    Ok(Json(org.into()))
+}

@@ -1,0 +1,402 @@
+//! `/api/v1/projects`: repositories added to Picket.
+//!
+//! Adding is one request for one or many repositories and one transaction for all of them: every
+//! item is validated first (422 naming `projects[i].field`), then picket-db checks connections and
+//! duplicates, inserts the projects with their weekly slots and queues their initial full scans.
+//! Any refusal rolls the whole request back.
+
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery, Caller};
+use crate::pagination;
+use crate::routes::{check_len, not_found_as};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use picket_core::{ConnectionId, ProjectId, ScanKind, ScanState, WeeklySlot};
+use picket_db::projects::{
+    self, AddRefused, LastScan, NewProject, ProjectCursor, ProjectFilter, ProjectRecord,
+    ProjectUpdate,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+/// Most repositories one request may add.
+pub const MAX_PROJECTS_PER_REQUEST: usize = 1000;
+const CURSOR_KIND: &str = "projects";
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_projects, add_projects))
+        .routes(routes!(get_project, update_project))
+}
+
+/// When a project's weekly full scan runs, in UTC.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WeeklyScan {
+    #[schema(schema_with = crate::schema::weekday)]
+    pub weekday: String,
+    /// `HH:MM:SS`, UTC.
+    pub time: String,
+}
+
+impl From<WeeklySlot> for WeeklyScan {
+    fn from(s: WeeklySlot) -> Self {
+        WeeklyScan {
+            weekday: s.weekday.to_string().to_lowercase(),
+            time: format!(
+                "{:02}:{:02}:{:02}",
+                s.time.hour(),
+                s.time.minute(),
+                s.time.second()
+            ),
+        }
+    }
+}
+
+/// A project's latest scan.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectLastScan {
+    pub id: Uuid,
+    #[schema(schema_with = crate::schema::scan_state)]
+    pub state: ScanState,
+    #[schema(schema_with = crate::schema::scan_kind)]
+    pub kind: ScanKind,
+    #[serde(with = "time::serde::rfc3339")]
+    pub queued_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+impl From<LastScan> for ProjectLastScan {
+    fn from(s: LastScan) -> Self {
+        ProjectLastScan {
+            id: s.id.0,
+            state: s.state,
+            kind: s.kind,
+            queued_at: s.queued_at,
+            finished_at: s.finished_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Project {
+    pub id: Uuid,
+    pub connection_id: Uuid,
+    /// The provider's id of the repository.
+    pub provider_repo_id: String,
+    pub full_name: String,
+    pub clone_url: String,
+    pub default_branch: String,
+    pub full_scans_enabled: bool,
+    pub diff_scans_enabled: bool,
+    pub weekly_scan: WeeklyScan,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub last_scan: Option<ProjectLastScan>,
+}
+
+impl From<ProjectRecord> for Project {
+    fn from(p: ProjectRecord) -> Self {
+        Project {
+            id: p.id.0,
+            connection_id: p.connection_id.0,
+            provider_repo_id: p.provider_repo_id,
+            full_name: p.full_name,
+            clone_url: p.clone_url,
+            default_branch: p.default_branch,
+            full_scans_enabled: p.full_scans_enabled,
+            diff_scans_enabled: p.diff_scans_enabled,
+            weekly_scan: p.weekly_slot.into(),
+            created_at: p.created_at,
+            last_scan: p.last_scan.map(Into::into),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectPage {
+    pub items: Vec<Project>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectList {
+    pub projects: Vec<Project>,
+}
+
+/// One repository to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewProjectItem {
+    /// One of the org's connections.
+    pub connection_id: Uuid,
+    /// The provider's id of the repository (stable across renames), 1-300 characters.
+    pub provider_repo_id: String,
+    /// `owner/name`, 1-300 characters.
+    pub full_name: String,
+    /// 1-2000 characters.
+    pub clone_url: String,
+    /// 1-255 characters.
+    pub default_branch: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddProjects {
+    /// 1-1000 repositories, added all or none.
+    pub projects: Vec<NewProjectItem>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProject {
+    pub full_scans_enabled: Option<bool>,
+    pub diff_scans_enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ProjectQuery {
+    /// Case-insensitive substring of the full name.
+    pub name: Option<String>,
+    pub full_scans_enabled: Option<bool>,
+    pub diff_scans_enabled: Option<bool>,
+    /// State of the project's latest scan.
+    #[param(schema_with = crate::schema::scan_state)]
+    pub last_scan_state: Option<ScanState>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// 1-500, default 50.
+    pub limit: Option<i64>,
+}
+
+/// List the org's projects by full name, with filters.
+#[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
+    params(ProjectQuery),
+    responses(
+        (status = 200, body = ProjectPage),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_projects(
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ProjectQuery>,
+    State(state): State<AppState>,
+) -> Result<Json<ProjectPage>, ApiError> {
+    let limit = pagination::limit(q.limit)?;
+    let after = match &q.cursor {
+        Some(c) => {
+            let (full_name, id): (String, Uuid) = pagination::decode(CURSOR_KIND, c)?;
+            Some(ProjectCursor {
+                full_name,
+                id: ProjectId(id),
+            })
+        }
+        None => None,
+    };
+    let filter = ProjectFilter {
+        name: q.name,
+        full_scans_enabled: q.full_scans_enabled,
+        diff_scans_enabled: q.diff_scans_enabled,
+        last_scan_state: q.last_scan_state,
+    };
+    let rows = projects::list(
+        state.db().pool(),
+        caller.org_id,
+        &filter,
+        after.as_ref(),
+        limit + 1,
+    )
+    .await?;
+    let (rows, next_cursor) =
+        pagination::page(CURSOR_KIND, rows, limit, |p| (p.full_name.clone(), p.id.0))?;
+    Ok(Json(ProjectPage {
+        items: rows.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+/// Checks every item before anything is written; all refusals are reported at once.
+fn validate(items: &[NewProjectItem]) -> Result<(), ApiError> {
+    if items.is_empty() || items.len() > MAX_PROJECTS_PER_REQUEST {
+        return Err(ApiError::invalid_body(
+            "projects",
+            format!("must hold 1-{MAX_PROJECTS_PER_REQUEST} repositories"),
+        ));
+    }
+    let mut errors = Vec::new();
+    let mut seen: HashMap<(Uuid, &str), usize> = HashMap::new();
+    for (i, p) in items.iter().enumerate() {
+        let fields: [(&str, &str, usize); 4] = [
+            ("provider_repo_id", &p.provider_repo_id, 300),
+            ("full_name", &p.full_name, 300),
+            ("clone_url", &p.clone_url, 2000),
+            ("default_branch", &p.default_branch, 255),
+        ];
+        for (name, value, max) in fields {
+            if let Err(e) = check_len(name, value, 1, max) {
+                errors.extend(e.problem().errors.into_iter().map(|f| FieldError {
+                    field: format!("projects[{i}].{}", f.field),
+                    message: f.message,
+                }));
+            }
+        }
+        if let Some(first) = seen.insert((p.connection_id, p.provider_repo_id.as_str()), i) {
+            errors.push(FieldError {
+                field: format!("projects[{i}].provider_repo_id"),
+                message: format!("repeats projects[{first}] (same connection and repository)"),
+            });
+        }
+    }
+    match errors.first() {
+        None => Ok(()),
+        Some(first) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            format!("{}: {}", first.field, first.message),
+        )
+        .with_fields(errors)),
+    }
+}
+
+/// Add one or many repositories (admin), all or none. Each gets a weekly full-scan slot and its
+/// initial full scan queued.
+#[utoipa::path(post, path = "/api/v1/projects", tag = "projects",
+    request_body = AddProjects,
+    responses(
+        (status = 201, body = ProjectList),
+        (status = 404, description = "A connection is not the org's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`project_exists`: a repository was already added", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn add_projects(
+    Admin(caller): Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AddProjects>,
+) -> Result<(StatusCode, Json<ProjectList>), ApiError> {
+    validate(&body.projects)?;
+    let new: Vec<NewProject> = body
+        .projects
+        .iter()
+        .map(|p| NewProject {
+            connection_id: ConnectionId(p.connection_id),
+            provider_repo_id: p.provider_repo_id.clone(),
+            full_name: p.full_name.clone(),
+            clone_url: p.clone_url.clone(),
+            default_branch: p.default_branch.clone(),
+        })
+        .collect();
+    let mut tx = state.db().pool().begin().await?;
+    let outcome = projects::add_many(
+        &mut tx,
+        caller.org_id,
+        &new,
+        Some(caller.token_id),
+        OffsetDateTime::now_utc(),
+    )
+    .await?;
+    let added = match outcome {
+        Ok(added) => added,
+        // Returning drops `tx`, which rolls back: nothing was written.
+        Err(AddRefused::UnknownConnections(ids)) => {
+            let fields = body
+                .projects
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| ids.contains(&ConnectionId(p.connection_id)))
+                .map(|(i, p)| FieldError {
+                    field: format!("projects[{i}].connection_id"),
+                    message: format!("connection {} not found", p.connection_id),
+                });
+            return Err(ApiError::not_found("connection").with_fields(fields));
+        }
+        Err(AddRefused::AlreadyAdded(existing)) => {
+            let fields: Vec<FieldError> = body
+                .projects
+                .iter()
+                .enumerate()
+                .filter_map(|(i, p)| {
+                    existing
+                        .iter()
+                        .find(|e| {
+                            e.connection_id.0 == p.connection_id
+                                && e.provider_repo_id == p.provider_repo_id
+                        })
+                        .map(|e| FieldError {
+                            field: format!("projects[{i}].provider_repo_id"),
+                            message: format!(
+                                "repository {} is already project {}",
+                                e.full_name, e.project_id
+                            ),
+                        })
+                })
+                .collect();
+            let names: Vec<&str> = existing.iter().map(|e| e.full_name.as_str()).collect();
+            return Err(ApiError::conflict(
+                "project_exists",
+                format!("already added: {}", names.join(", ")),
+            )
+            .with_fields(fields));
+        }
+    };
+    tx.commit().await?;
+    tracing::info!(count = added.len(), "projects added, initial scans queued");
+    Ok((
+        StatusCode::CREATED,
+        Json(ProjectList {
+            projects: added.into_iter().map(|a| a.project.into()).collect(),
+        }),
+    ))
+}
+
+/// One project with its latest scan.
+#[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects",
+    params(("id" = Uuid, Path, description = "Project id")),
+    responses(
+        (status = 200, body = Project),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_project(
+    caller: Caller,
+    ApiPath(id): ApiPath<ProjectId>,
+    State(state): State<AppState>,
+) -> Result<Json<Project>, ApiError> {
+    let p = projects::get(state.db().pool(), caller.org_id, id)
+        .await
+        .map_err(|e| not_found_as(e, "project"))?;
+    Ok(Json(p.into()))
+}
+
+/// Turn a project's full or diff-aware scans on or off (admin).
+#[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects",
+    params(("id" = Uuid, Path, description = "Project id")),
+    request_body = UpdateProject,
+    responses(
+        (status = 200, body = Project),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_project(
+    Admin(caller): Admin,
+    ApiPath(id): ApiPath<ProjectId>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<UpdateProject>,
+) -> Result<Json<Project>, ApiError> {
+    let changes = ProjectUpdate {
+        full_scans_enabled: body.full_scans_enabled,
+        diff_scans_enabled: body.diff_scans_enabled,
+    };
+    let p = projects::update(state.db().pool(), caller.org_id, id, changes)
+        .await
+        .map_err(|e| not_found_as(e, "project"))?;
+    tracing::info!(project_id = %id, ?changes, "project scan switches changed");
+    Ok(Json(p.into()))
+}

@@ -1,0 +1,459 @@
+//! Scans: bulk scan, history, one scan with its audit trail, cancel and retry. Members may do all
+//! of these: running and stopping scans is day-to-day work, not administration.
+//!
+//! A bulk scan is one transaction: the requested ids are checked against the org's projects
+//! (unknown or foreign → 404 listing them; full scans switched off → 409 listing them; nothing
+//! written in either case), then one statement queues a full scan of each default branch,
+//! joining any full scan already waiting for that project.
+
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
+use crate::pagination;
+use crate::routes::not_found_as;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use picket_core::{ProjectId, ScanId, ScanKind, ScanState, ScanTrigger};
+use picket_db::scans::{self, CancelOutcome, Enqueued, NewScan, ScanEvent, ScanRecord};
+use picket_db::{projects, DbError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+/// Most projects one bulk scan may name.
+pub const MAX_BULK_SCAN: usize = 10_000;
+const CURSOR_KIND: &str = "scans";
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(bulk_scan))
+        .routes(routes!(project_scans))
+        .routes(routes!(get_scan))
+        .routes(routes!(cancel_scan))
+        .routes(routes!(retry_scan))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Scan {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    #[schema(schema_with = crate::schema::scan_kind)]
+    pub kind: ScanKind,
+    #[schema(schema_with = crate::schema::scan_trigger)]
+    pub trigger: ScanTrigger,
+    #[schema(schema_with = crate::schema::scan_state)]
+    pub state: ScanState,
+    /// Lower runs first.
+    pub priority: i16,
+    pub attempt: i32,
+    pub max_attempts: i32,
+    /// The branch (full scans) or PR head ref (diff scans).
+    pub git_ref: Option<String>,
+    pub commit_sha: Option<String>,
+    pub base_ref: Option<String>,
+    pub base_sha: Option<String>,
+    pub pr_number: Option<i32>,
+    /// The scan this one re-runs.
+    pub rerun_of: Option<Uuid>,
+    /// The token that asked for it.
+    pub requested_by: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub queued_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub claimed_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
+}
+
+impl From<ScanRecord> for Scan {
+    fn from(s: ScanRecord) -> Self {
+        Scan {
+            id: s.id.0,
+            project_id: s.project_id.0,
+            kind: s.kind,
+            trigger: s.trigger,
+            state: s.state,
+            priority: s.priority,
+            attempt: s.attempt,
+            max_attempts: s.max_attempts,
+            git_ref: s.git_ref,
+            commit_sha: s.commit_sha,
+            base_ref: s.base_ref,
+            base_sha: s.base_sha,
+            pr_number: s.pr_number,
+            rerun_of: s.rerun_of.map(|r| r.0),
+            requested_by: s.requested_by.map(|t| t.0),
+            queued_at: s.queued_at,
+            claimed_at: s.claimed_at,
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+            error_code: s.error_code,
+            error_message: s.error_message,
+        }
+    }
+}
+
+/// A scan asked for, and whether it is new (`false`: it joined a full scan already queued).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedScan {
+    pub created: bool,
+    #[serde(flatten)]
+    pub scan: Scan,
+}
+
+impl From<Enqueued> for QueuedScan {
+    fn from(e: Enqueued) -> Self {
+        QueuedScan {
+            created: e.created,
+            scan: e.scan.into(),
+        }
+    }
+}
+
+/// One project's scan in a bulk scan's answer: the essentials only, since one answer may list
+/// 10,000 scans; `GET /api/v1/scans/{id}` has the rest.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkScanItem {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    /// `false` when the project's already-queued full scan was joined instead of a new one.
+    pub created: bool,
+    #[schema(schema_with = crate::schema::scan_trigger)]
+    pub trigger: ScanTrigger,
+    #[schema(schema_with = crate::schema::scan_state)]
+    pub state: ScanState,
+    /// Lower runs first.
+    pub priority: i16,
+    pub git_ref: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub queued_at: OffsetDateTime,
+}
+
+impl From<Enqueued> for BulkScanItem {
+    fn from(e: Enqueued) -> Self {
+        BulkScanItem {
+            id: e.scan.id.0,
+            project_id: e.scan.project_id.0,
+            created: e.created,
+            trigger: e.scan.trigger,
+            state: e.scan.state,
+            priority: e.scan.priority,
+            git_ref: e.scan.git_ref,
+            queued_at: e.scan.queued_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkScanResult {
+    pub scans: Vec<BulkScanItem>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkScan {
+    /// 1-10,000 of the org's projects; repeats count once.
+    pub project_ids: Vec<Uuid>,
+}
+
+/// One entry of a scan's audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanEventOut {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[schema(schema_with = crate::schema::scan_state_opt)]
+    pub from_state: Option<ScanState>,
+    #[schema(schema_with = crate::schema::scan_state)]
+    pub to_state: ScanState,
+    pub attempt: i32,
+    /// `api:<token id>`, `scheduler:<owner>`, `rescuer` or `schedule`.
+    pub actor: String,
+    pub detail: Option<String>,
+}
+
+impl From<ScanEvent> for ScanEventOut {
+    fn from(e: ScanEvent) -> Self {
+        ScanEventOut {
+            at: e.at,
+            from_state: e.from_state,
+            to_state: e.to_state,
+            attempt: e.attempt,
+            actor: e.actor,
+            detail: e.detail,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanDetail {
+    #[serde(flatten)]
+    pub scan: Scan,
+    /// Every state change, oldest first.
+    pub events: Vec<ScanEventOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanPage {
+    pub items: Vec<Scan>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PageQuery {
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// 1-500, default 50.
+    pub limit: Option<i64>,
+}
+
+/// Queue a full scan of each named project's default branch, in one transaction.
+#[utoipa::path(post, path = "/api/v1/scans", tag = "scans",
+    request_body = BulkScan,
+    responses(
+        (status = 200, body = BulkScanResult),
+        (status = 404, description = "Projects not found, listed in `errors`; nothing queued", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`full_scans_disabled`: projects listed in `errors`; nothing queued", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn bulk_scan(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<BulkScan>,
+) -> Result<Json<BulkScanResult>, ApiError> {
+    if body.project_ids.is_empty() || body.project_ids.len() > MAX_BULK_SCAN {
+        return Err(ApiError::invalid_body(
+            "project_ids",
+            format!("must hold 1-{MAX_BULK_SCAN} project ids"),
+        ));
+    }
+    let ids: Vec<ProjectId> = body.project_ids.iter().copied().map(ProjectId).collect();
+    let mut tx = state.db().pool().begin().await?;
+    let switches = projects::scan_switches(&mut *tx, caller.org_id, &ids).await?;
+    let found: HashSet<Uuid> = switches.iter().map(|s| s.id.0).collect();
+    let missing = listed(
+        &body.project_ids,
+        |id| !found.contains(id),
+        "project not found",
+    );
+    if !missing.is_empty() {
+        return Err(ApiError::not_found("project").with_fields(missing));
+    }
+    let disabled: HashSet<Uuid> = switches
+        .iter()
+        .filter(|s| !s.full_scans_enabled)
+        .map(|s| s.id.0)
+        .collect();
+    if !disabled.is_empty() {
+        let fields = listed(
+            &body.project_ids,
+            |id| disabled.contains(id),
+            "full scans are disabled",
+        );
+        return Err(ApiError::conflict(
+            "full_scans_disabled",
+            format!("{} project(s) have full scans disabled", disabled.len()),
+        )
+        .with_fields(fields));
+    }
+    let queued = scans::enqueue_bulk(
+        &mut tx,
+        caller.org_id,
+        &ids,
+        ScanTrigger::Bulk,
+        Some(caller.token_id),
+    )
+    .await?
+    // Only if a project was deleted between the check above and the insert.
+    .map_err(|unknown| {
+        ApiError::not_found("project").with_fields(unknown.0.iter().map(|id| FieldError {
+            field: "project_ids".to_owned(),
+            message: format!("project {id} not found"),
+        }))
+    })?;
+    tx.commit().await?;
+    let created = queued.iter().filter(|q| q.created).count();
+    tracing::info!(projects = queued.len(), created, "bulk scan queued");
+    Ok(Json(BulkScanResult {
+        scans: queued.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// `project_ids[i]` entries of the ids matching `pick`, each named once.
+fn listed(ids: &[Uuid], pick: impl Fn(&Uuid) -> bool, message: &str) -> Vec<FieldError> {
+    let mut seen = HashSet::new();
+    ids.iter()
+        .enumerate()
+        .filter(|(_, id)| pick(id) && seen.insert(**id))
+        .map(|(i, id)| FieldError {
+            field: format!("project_ids[{i}]"),
+            message: format!("{message}: {id}"),
+        })
+        .collect()
+}
+
+/// A project's scans, newest first.
+#[utoipa::path(get, path = "/api/v1/projects/{id}/scans", tag = "scans",
+    params(("id" = Uuid, Path, description = "Project id"), PageQuery),
+    responses(
+        (status = 200, body = ScanPage),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn project_scans(
+    caller: Caller,
+    ApiPath(id): ApiPath<ProjectId>,
+    ApiQuery(q): ApiQuery<PageQuery>,
+    State(state): State<AppState>,
+) -> Result<Json<ScanPage>, ApiError> {
+    let limit = pagination::limit(q.limit)?;
+    let before = match &q.cursor {
+        Some(c) => Some(ScanId(pagination::decode::<Uuid>(CURSOR_KIND, c)?)),
+        None => None,
+    };
+    let pool = state.db().pool();
+    if !projects::exists(pool, caller.org_id, id).await? {
+        return Err(ApiError::not_found("project"));
+    }
+    let rows = scans::list_for_project(pool, caller.org_id, id, before, limit + 1).await?;
+    let (rows, next_cursor) = pagination::page(CURSOR_KIND, rows, limit, |s| s.id.0)?;
+    Ok(Json(ScanPage {
+        items: rows.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+/// One scan with its audit trail.
+#[utoipa::path(get, path = "/api/v1/scans/{id}", tag = "scans",
+    params(("id" = Uuid, Path, description = "Scan id")),
+    responses(
+        (status = 200, body = ScanDetail),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_scan(
+    caller: Caller,
+    ApiPath(id): ApiPath<ScanId>,
+    State(state): State<AppState>,
+) -> Result<Json<ScanDetail>, ApiError> {
+    let pool = state.db().pool();
+    let scan = scans::get(pool, caller.org_id, id)
+        .await
+        .map_err(|e| not_found_as(e, "scan"))?;
+    let events = scans::events(pool, caller.org_id, id).await?;
+    Ok(Json(ScanDetail {
+        scan: scan.into(),
+        events: events.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Cancel a scan. A queued scan never runs; a running one loses its lease and is stopped.
+#[utoipa::path(post, path = "/api/v1/scans/{id}/cancel", tag = "scans",
+    params(("id" = Uuid, Path, description = "Scan id")),
+    responses(
+        (status = 200, body = Scan),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`scan_finished`: the scan already ended", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn cancel_scan(
+    caller: Caller,
+    ApiPath(id): ApiPath<ScanId>,
+    State(state): State<AppState>,
+) -> Result<Json<Scan>, ApiError> {
+    let mut tx = state.db().pool().begin().await?;
+    let outcome = scans::cancel(&mut tx, caller.org_id, id, &caller.actor())
+        .await
+        .map_err(|e| not_found_as(e, "scan"))?;
+    if let CancelOutcome::AlreadyFinished(s) = outcome {
+        return Err(ApiError::conflict(
+            "scan_finished",
+            format!("the scan already ended ({s})"),
+        ));
+    }
+    let scan = scans::get(&mut *tx, caller.org_id, id).await?;
+    tx.commit().await?;
+    tracing::info!(scan_id = %id, "scan cancelled");
+    Ok(Json(scan.into()))
+}
+
+/// Re-run a finished scan: queues a new scan of the same kind and refs, pointing back at it.
+/// 201 with the new scan, or 200 when a full scan of the project was already waiting and the
+/// request joined it (`created: false`).
+#[utoipa::path(post, path = "/api/v1/scans/{id}/retry", tag = "scans",
+    params(("id" = Uuid, Path, description = "Scan id")),
+    responses(
+        (status = 201, body = QueuedScan),
+        (status = 200, description = "Joined the full scan already queued", body = QueuedScan),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`scan_not_finished`, or the project's scans of that kind are disabled", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn retry_scan(
+    caller: Caller,
+    ApiPath(id): ApiPath<ScanId>,
+    State(state): State<AppState>,
+) -> Result<(StatusCode, Json<QueuedScan>), ApiError> {
+    let mut tx = state.db().pool().begin().await?;
+    let old = scans::get(&mut *tx, caller.org_id, id)
+        .await
+        .map_err(|e| not_found_as(e, "scan"))?;
+    if !old.state.is_terminal() {
+        return Err(ApiError::conflict(
+            "scan_not_finished",
+            format!(
+                "only a finished scan can be re-run; this one is {}",
+                old.state
+            ),
+        ));
+    }
+    let switches = projects::scan_switches(&mut *tx, caller.org_id, &[old.project_id])
+        .await?
+        .pop()
+        .ok_or(DbError::NotFound)
+        .map_err(|e| not_found_as(e, "project"))?;
+    match old.kind {
+        ScanKind::Full if !switches.full_scans_enabled => {
+            return Err(ApiError::conflict(
+                "full_scans_disabled",
+                "the project's full scans are disabled",
+            ))
+        }
+        ScanKind::Diff if !switches.diff_scans_enabled => {
+            return Err(ApiError::conflict(
+                "diff_scans_disabled",
+                "the project's diff-aware scans are disabled",
+            ))
+        }
+        _ => {}
+    }
+    let new = NewScan {
+        org_id: caller.org_id,
+        project_id: old.project_id,
+        kind: old.kind,
+        trigger: ScanTrigger::Rerun,
+        git_ref: old.git_ref,
+        commit_sha: old.commit_sha,
+        base_ref: old.base_ref,
+        base_sha: old.base_sha,
+        pr_number: old.pr_number,
+        rerun_of: Some(old.id),
+        requested_by: Some(caller.token_id),
+    };
+    let queued = scans::enqueue(&mut *tx, &new).await?;
+    tx.commit().await?;
+    tracing::info!(scan_id = %id, new_scan_id = %queued.scan.id, created = queued.created, "scan re-run");
+    let status = if queued.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(queued.into())))
+}

@@ -1,0 +1,115 @@
+//! OpenAPI schemas for values whose Rust types live in crates without utoipa (picket-core's enums,
+//! picket-db's roles and providers). Each lists exactly the strings the type serializes to, taken
+//! from the type's own `ALL` list, so the document cannot disagree with the wire format.
+
+use picket_core::{FindingStatus, Product, RuleMode, ScanKind, ScanState, ScanTrigger, Severity};
+use picket_db::connections::Provider;
+use picket_db::tokens::Role;
+use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+
+fn strings(values: impl IntoIterator<Item = &'static str>, nullable: bool) -> Object {
+    let ty = if nullable {
+        SchemaType::from_iter([Type::String, Type::Null])
+    } else {
+        SchemaType::Type(Type::String)
+    };
+    let mut values: Vec<serde_json::Value> = values.into_iter().map(Into::into).collect();
+    if nullable {
+        values.push(serde_json::Value::Null);
+    }
+    ObjectBuilder::new()
+        .schema_type(ty)
+        .enum_values(Some(values))
+        .build()
+}
+
+pub fn scan_state() -> Object {
+    strings(ScanState::ALL.map(ScanState::as_str), false)
+}
+
+pub fn scan_state_opt() -> Object {
+    strings(ScanState::ALL.map(ScanState::as_str), true)
+}
+
+pub fn scan_kind() -> Object {
+    strings(ScanKind::ALL.map(ScanKind::as_str), false)
+}
+
+pub fn scan_trigger() -> Object {
+    strings(ScanTrigger::ALL.map(ScanTrigger::as_str), false)
+}
+
+pub fn product() -> Object {
+    strings(Product::ALL.map(Product::as_str), false)
+}
+
+pub fn product_opt() -> Object {
+    strings(Product::ALL.map(Product::as_str), true)
+}
+
+pub fn severity() -> Object {
+    strings(Severity::ALL.map(Severity::as_str), false)
+}
+
+pub fn severity_opt() -> Object {
+    strings(Severity::ALL.map(Severity::as_str), true)
+}
+
+pub fn finding_status() -> Object {
+    strings(FindingStatus::ALL.map(FindingStatus::as_str), false)
+}
+
+pub fn finding_status_opt() -> Object {
+    strings(FindingStatus::ALL.map(FindingStatus::as_str), true)
+}
+
+pub fn role() -> Object {
+    strings(Role::ALL.map(Role::as_str), false)
+}
+
+pub fn provider() -> Object {
+    strings(Provider::ALL.map(Provider::as_str), false)
+}
+
+/// A map from rule id to mode.
+pub fn rule_modes() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(utoipa::openapi::Schema::Object(strings(
+            RuleMode::ALL.map(RuleMode::as_str),
+            false,
+        ))))
+        .description(Some("rule id → mode (monitor < comment < block)"))
+        .build()
+}
+
+/// Provider credentials as sent: a JSON object or a string. Write-only.
+pub fn credentials() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([
+            Type::Object,
+            Type::String,
+            Type::Null,
+        ]))
+        .description(Some(
+            "The provider's credentials: a JSON object (e.g. a GitHub App's app_id, private_key, \
+             webhook_secret) or a string (a token). Encrypted at rest and never returned.",
+        ))
+        .write_only(Some(true))
+        .build()
+}
+
+pub fn weekday() -> Object {
+    strings(
+        [
+            "monday",
+            "tuesday",
+            "wednesday",
+            "thursday",
+            "friday",
+            "saturday",
+            "sunday",
+        ],
+        false,
+    )
+}

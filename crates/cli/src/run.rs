@@ -1,0 +1,238 @@
+//! `picket run`, `picket api` and `picket migrate`.
+//!
+//! `run` resolves a database (DATABASE_URL, or a private cluster under the data directory),
+//! migrates it, creates the first org and admin token on first start, then serves the API and
+//! runs the background jobs until Ctrl-C or SIGTERM, and finally stops the private cluster.
+
+use crate::local_pg::{LocalPg, LocalPgConfig};
+use crate::{admin, background, ApiArgs, ApiTuning, DatabaseArgs, RunArgs};
+use anyhow::Context;
+use picket_db::crypto::CredentialCipher;
+use picket_db::{Db, DbConfig};
+use secrecy::{ExposeSecret, SecretString};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use tokio_util::sync::CancellationToken;
+
+/// Database created in the embedded cluster.
+const EMBEDDED_DB: &str = "picket";
+const SECRET_KEY_FILE: &str = "secret.key";
+const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
+    create_private_dir(&args.data_dir)?;
+    let (url, local) = match &args.database_url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let pg = LocalPg::start(&LocalPgConfig {
+                root: args.data_dir.clone(),
+            })
+            .await
+            .context(
+                "no DATABASE_URL is set, so Picket tried to start its own PostgreSQL, which failed. \
+                 Either set DATABASE_URL to a PostgreSQL server, or fix the problem above",
+            )?;
+            pg.ensure_database(EMBEDDED_DB).await?;
+            (SecretString::from(pg.database_url(EMBEDDED_DB)), Some(pg))
+        }
+    };
+    let result = run_platform(&args, &url, local.as_ref(), stop).await;
+    if let Some(pg) = local {
+        if let Err(e) = pg.stop().await {
+            tracing::error!(error = %e, "stopping the embedded PostgreSQL failed");
+        }
+    }
+    result
+}
+
+async fn run_platform(
+    args: &RunArgs,
+    url: &SecretString,
+    local: Option<&LocalPg>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let db = connect(url, 16).await?;
+    db.migrate().await.context("applying migrations")?;
+    let key = match &args.secret_key {
+        Some(k) => k.clone(),
+        None => load_or_create_key(&args.data_dir.join(SECRET_KEY_FILE))?,
+    };
+    let cipher = CredentialCipher::from_hex(&key).context("PICKET_SECRET_KEY")?;
+    let token_file = args.data_dir.join(ADMIN_TOKEN_FILE);
+    let first_token = admin::bootstrap(&db, &token_file).await?;
+
+    let listener = bind(args.listen).await?;
+    let addr = listener.local_addr()?;
+    announce(addr, local, first_token.as_ref(), &token_file)?;
+
+    let background = tokio::spawn(background::run(
+        db.clone(),
+        args.background.clone(),
+        stop.clone(),
+    ));
+    serve(listener, db, cipher, &args.api, stop.clone()).await?;
+    stop.cancel();
+    background.await.context("background jobs")?;
+    Ok(())
+}
+
+pub async fn api(args: ApiArgs) -> anyhow::Result<()> {
+    let stop = shutdown_signal();
+    let cipher = CredentialCipher::from_hex(&args.secret_key).context("PICKET_SECRET_KEY")?;
+    let db = connect(&args.db.database_url, args.db.db_max_connections).await?;
+    let listener = bind(args.listen).await?;
+    tracing::info!(addr = %listener.local_addr()?, "API listening");
+    serve(listener, db, cipher, &args.api, stop).await
+}
+
+pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<()> {
+    let db = connect(&args.database_url, 2).await?;
+    db.migrate().await.context("applying migrations")?;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    db: Db,
+    cipher: CredentialCipher,
+    tuning: &ApiTuning,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let cfg = picket_api::ApiConfig {
+        body_limit_bytes: tuning.body_limit_bytes,
+        ..Default::default()
+    };
+    let state = picket_api::AppState::new(db, cipher);
+    let router = picket_api::router(state, &cfg);
+    picket_api::serve(listener, router, async move { stop.cancelled().await })
+        .await
+        .context("serving the API")
+}
+
+pub(crate) async fn connect(url: &SecretString, max_connections: u32) -> anyhow::Result<Db> {
+    let mut cfg = DbConfig::new(url.expose_secret());
+    cfg.max_connections = max_connections;
+    let db = Db::connect(&cfg)
+        .await
+        // The URL may carry a password: name the server's answer, never the URL.
+        .context("connecting to PostgreSQL (check DATABASE_URL)")?;
+    db.ping().await.context("PostgreSQL does not answer")?;
+    Ok(db)
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (set PICKET_LISTEN to another address)"))
+}
+
+/// Cancelled on Ctrl-C or SIGTERM.
+fn shutdown_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot watch SIGTERM; Ctrl-C still stops");
+                        let _ = ctrl_c.await;
+                        t.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down");
+        t.cancel();
+    });
+    token
+}
+
+/// Creates the data directory with mode 0711: others may pass through it (the `postgres` user
+/// must reach the embedded cluster inside) but not list it; the key and token files inside are
+/// 0600 themselves.
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))
+}
+
+/// Reads the credentials key, or generates one on first start (mode 0600, never overwritten).
+fn load_or_create_key(path: &Path) -> anyhow::Result<SecretString> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::read_to_string(path) {
+        Ok(s) => return Ok(SecretString::from(s.trim().to_owned())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let key = CredentialCipher::generate_hex();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(key.expose_secret().as_bytes())?;
+    f.sync_all()?;
+    tracing::info!(path = %path.display(), "generated the credentials key");
+    Ok(key)
+}
+
+fn announce(
+    addr: SocketAddr,
+    local: Option<&LocalPg>,
+    first_token: Option<&SecretString>,
+    token_file: &Path,
+) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "Picket is running.")?;
+    writeln!(
+        out,
+        "  API:      http://{addr}/api/v1   (OpenAPI at /api/v1/openapi.json)"
+    )?;
+    match local {
+        Some(pg) => writeln!(
+            out,
+            "  Database: embedded PostgreSQL in {}",
+            pg.data_dir().display()
+        )?,
+        None => writeln!(out, "  Database: DATABASE_URL")?,
+    }
+    match first_token {
+        Some(token) => {
+            writeln!(
+                out,
+                "  Admin token for org \"default\" (shown once, also saved to {}):",
+                token_file.display()
+            )?;
+            writeln!(out, "    {}", token.expose_secret())?;
+        }
+        None if token_file.exists() => {
+            writeln!(out, "  Admin token: in {}", token_file.display())?;
+        }
+        None => {}
+    }
+    writeln!(
+        out,
+        "  Try:      curl -H \"Authorization: Bearer $(cat {})\" http://{addr}/api/v1/projects",
+        token_file.display()
+    )?;
+    writeln!(out, "Press Ctrl-C to stop.")?;
+    out.flush()?;
+    Ok(())
+}

@@ -1,0 +1,326 @@
+//! The `picket` binary, run as a user would: `picket run` on its embedded defaults, the admin
+//! commands, and clear failures on bad configuration.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PICKET: &str = env!("CARGO_BIN_EXE_picket");
+
+/// A scratch data directory under /var/tmp (the `postgres` user must be able to reach it when
+/// the tests run as root), removed at the end even when a test fails.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(label: &str) -> Scratch {
+        let dir = PathBuf::from(format!(
+            "/var/tmp/picket-cli-test-{label}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        // A server left running by a failed test is stopped before its files are removed.
+        let data = self.0.join("data/pg/data");
+        if data.join("postmaster.pid").exists() {
+            let _ = Command::new("pg_ctl")
+                .args(["stop", "-m", "immediate", "-D"])
+                .arg(&data)
+                .status();
+            let _ = Command::new("runuser")
+                .args([
+                    "-u",
+                    "postgres",
+                    "--",
+                    "pg_ctl",
+                    "stop",
+                    "-m",
+                    "immediate",
+                    "-D",
+                ])
+                .arg(&data)
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `picket run` as a child process, with what it printed.
+struct Running {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(data_dir: &std::path::Path) -> Running {
+        let mut child = Command::new(PICKET)
+            .arg("run")
+            .env_remove("DATABASE_URL")
+            .env_remove("PICKET_SECRET_KEY")
+            .env("PICKET_DATA_DIR", data_dir)
+            .env("PICKET_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// Lines printed until "Press Ctrl-C to stop.".
+    fn banner(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut out = Vec::new();
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_secs(1)) {
+                Ok(line) => {
+                    let done = line.contains("Press Ctrl-C to stop.");
+                    out.push(line);
+                    if done {
+                        return out;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(_) => break,
+            }
+        }
+        panic!("picket run printed no banner: {out:?}");
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "picket run did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn api_base(banner: &[String]) -> String {
+    banner
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("API:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|url| url.trim_end_matches("/api/v1").to_owned())
+        .expect("banner names the API address")
+}
+
+async fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanly() {
+    let scratch = Scratch::new("run");
+    let data = scratch.0.join("data");
+
+    // First start: private cluster, migrations, default org and a first admin token.
+    let run = Running::start(&data);
+    let banner = run.banner();
+    let base = api_base(&banner);
+    let token_line = banner
+        .iter()
+        .position(|l| l.contains("Admin token for org"))
+        .expect("token shown");
+    let token = banner[token_line + 1].trim().to_owned();
+    assert!(token.starts_with("pkt_"), "{token}");
+    let saved = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    assert_eq!(saved.trim(), token);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(data.join("admin-token"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+
+    assert_eq!(get(&format!("{base}/healthz"), None).await.0, 200);
+    assert_eq!(get(&format!("{base}/readyz"), None).await.0, 200);
+    let (status, org) = get(&format!("{base}/api/v1/org"), Some(&token)).await;
+    assert_eq!(status, 200, "{org}");
+    assert_eq!(org["slug"], "default");
+    assert_eq!(get(&format!("{base}/api/v1/org"), None).await.0, 401);
+
+    assert!(run.stop().success(), "clean exit on SIGTERM");
+    assert!(
+        !data.join("pg/data/postmaster.pid").exists(),
+        "the embedded cluster was stopped"
+    );
+
+    // Second start reuses the cluster, the org and the token; no new token is printed.
+    let run = Running::start(&data);
+    let banner = run.banner();
+    assert!(!banner.iter().any(|l| l.contains("pkt_")), "{banner:?}");
+    let base = api_base(&banner);
+    let (status, _) = get(&format!("{base}/api/v1/org"), Some(&token)).await;
+    assert_eq!(status, 200);
+    assert!(run.stop().success());
+}
+
+fn picket(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(PICKET);
+    cmd.args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("PICKET_SECRET_KEY");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn api_without_a_secret_key_fails_with_a_clear_message() {
+    let out = picket(
+        &["api"],
+        &[(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        )],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--secret-key") || err.contains("PICKET_SECRET_KEY"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_secret_key_is_refused_without_echoing_it() {
+    let out = picket(
+        &["api", "--listen", "127.0.0.1:0"],
+        &[
+            (
+                "DATABASE_URL",
+                &std::env::var("DATABASE_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+            ),
+            ("PICKET_SECRET_KEY", "not-hex-supersecret"),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("64 hex characters"), "{err}");
+    assert!(!err.contains("supersecret"), "{err}");
+}
+
+#[test]
+fn an_unreachable_database_is_a_clear_error_without_the_password() {
+    let out = picket(
+        &["migrate"],
+        &[(
+            "DATABASE_URL",
+            "postgres://picket:hunter2@127.0.0.1:1/picket",
+        )],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DATABASE_URL"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn admin_creates_orgs_and_tokens_and_refuses_duplicates() {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    // A database of its own, so the test leaves nothing behind in the shared server.
+    let name = format!("picket_cli_admin_{}", std::process::id());
+    let admin_db = url
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/{name}"))
+        .unwrap();
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([url.as_str(), "-qc", sql])
+            .status()
+            .unwrap()
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {name}"));
+    assert!(psql(&format!("CREATE DATABASE {name}")).success());
+    let env = [("DATABASE_URL", admin_db.as_str())];
+
+    assert!(picket(&["migrate"], &env).status.success());
+    let out = picket(&["admin", "create-org", "--slug", "acme"], &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dup = picket(&["admin", "create-org", "--slug", "acme"], &env);
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    let bad = picket(&["admin", "create-org", "--slug", "Not Valid"], &env);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not valid"));
+
+    let out = picket(
+        &[
+            "admin",
+            "create-token",
+            "--org",
+            "acme",
+            "--name",
+            "ci",
+            "--role",
+            "member",
+        ],
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.lines().any(|l| l.starts_with("pkt_")), "{stdout}");
+    let missing = picket(
+        &["admin", "create-token", "--org", "nope", "--name", "x"],
+        &env,
+    );
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("does not exist"));
+    let role = picket(
+        &[
+            "admin",
+            "create-token",
+            "--org",
+            "acme",
+            "--name",
+            "x",
+            "--role",
+            "root",
+        ],
+        &env,
+    );
+    assert!(!role.status.success());
+
+    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}

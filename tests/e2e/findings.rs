@@ -1,0 +1,252 @@
+//! Findings: written with `findings::insert_batch` (as the worker's ingest will), read through
+//! the API with every filter and the cursor.
+
+use picket_core::{Fingerprint, Product, ProjectId, RuleId, ScanId, Severity};
+use picket_db::findings::{self, NewFinding};
+use picket_db::DbError;
+use picket_tests::{id_of, TestApp};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+fn finding(
+    rule: &str,
+    path: &str,
+    line: i32,
+    severity: Severity,
+    product: Product,
+    git_ref: &str,
+) -> NewFinding {
+    let rule: RuleId = rule.parse().unwrap();
+    NewFinding {
+        git_ref: git_ref.to_owned(),
+        product,
+        fingerprint: Fingerprint::compute(&rule, path, &format!("line {line}"), 0),
+        rule_id: rule,
+        path: path.to_owned(),
+        start_line: line,
+        end_line: line + 1,
+        severity,
+        message: format!("{path}:{line}"),
+    }
+}
+
+fn paths(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn findings_filter_and_page(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    let (_, project) = admin.seed_project("acme/api").await;
+    let pid = ProjectId(id_of(&project).parse().unwrap());
+    let scan = ScanId(
+        project["last_scan"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+    );
+    use Product::*;
+    use Severity::*;
+    let batch = vec![
+        finding("py.sqli", "src/db.py", 10, Critical, Code, "main"),
+        finding("py.sqli", "src/api.py", 20, High, Code, "main"),
+        finding("py.eval", "tools/x.py", 5, Medium, Code, "main"),
+        finding("secret.aws", "src/conf.py", 1, High, Secrets, "main"),
+        finding(
+            "dep.lodash",
+            "package-lock.json",
+            3,
+            Low,
+            SupplyChain,
+            "main",
+        ),
+        finding("py.eval", "src/old.py", 7, Info, Code, "release"),
+    ];
+    assert_eq!(
+        findings::insert_batch(&app.pool, app.org_id, pid, scan, &batch)
+            .await
+            .unwrap(),
+        6
+    );
+    sqlx::query(
+        "UPDATE findings SET status = 'ignored', triage_reason = 'fp' WHERE path = 'tools/x.py'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let base = format!("/api/v1/projects/{pid}/findings");
+    let all = admin.get(&base).await.expect(200);
+    // Most severe first; ties newest first.
+    assert_eq!(
+        paths(&all),
+        [
+            "src/db.py:10",
+            "src/conf.py:1",
+            "src/api.py:20",
+            "tools/x.py:5",
+            "package-lock.json:3",
+            "src/old.py:7"
+        ]
+    );
+    let f = &all["items"][0];
+    assert_eq!(
+        (
+            f["rule_id"].as_str(),
+            f["severity"].as_str(),
+            f["status"].as_str()
+        ),
+        (Some("py.sqli"), Some("critical"), Some("open"))
+    );
+    assert_eq!(f["first_seen_scan_id"], scan.0.to_string());
+    assert_eq!(f["fingerprint"].as_str().unwrap().len(), 64);
+
+    for (query, expected) in [
+        (
+            "severity=high",
+            vec!["src/db.py:10", "src/conf.py:1", "src/api.py:20"],
+        ),
+        ("status=ignored", vec!["tools/x.py:5"]),
+        ("product=supply_chain", vec!["package-lock.json:3"]),
+        ("rule_id=py.eval", vec!["tools/x.py:5", "src/old.py:7"]),
+        (
+            "path=src/",
+            vec![
+                "src/db.py:10",
+                "src/conf.py:1",
+                "src/api.py:20",
+                "src/old.py:7",
+            ],
+        ),
+        ("git_ref=release", vec!["src/old.py:7"]),
+        (
+            "path=src/&severity=high&product=code&status=open&git_ref=main",
+            vec!["src/db.py:10", "src/api.py:20"],
+        ),
+        ("path=%25", vec![]),
+    ] {
+        let page = admin.get(&format!("{base}?{query}")).await.expect(200);
+        assert_eq!(paths(&page), expected, "{query}");
+    }
+
+    // Cursor pagination walks the same order.
+    let mut seen = Vec::new();
+    let mut path = format!("{base}?limit=4");
+    loop {
+        let page = admin.get(&path).await.expect(200);
+        seen.extend(paths(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("{base}?limit=4&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, paths(&all));
+
+    for (query, field) in [
+        ("severity=urgent", "severity"),
+        ("status=closed", "status"),
+        ("product=sast", "product"),
+        ("limit=-1", "limit"),
+    ] {
+        let resp = admin.get(&format!("{base}?{query}")).await;
+        resp.problem(400, "invalid_query");
+        assert_eq!(resp.error_fields(), [field], "{query}");
+    }
+    admin
+        .get(&format!("/api/v1/projects/{}/findings", Uuid::new_v4()))
+        .await
+        .problem(404, "not_found");
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn insert_batch_upserts_by_fingerprint(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    let (_, project) = admin.seed_project("acme/api").await;
+    let pid = ProjectId(id_of(&project).parse().unwrap());
+    let first = ScanId(
+        project["last_scan"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+    );
+    let a = finding("r.a", "a.py", 1, Severity::Low, Product::Code, "main");
+    let b = finding("r.b", "b.py", 2, Severity::Low, Product::Code, "main");
+    findings::insert_batch(&app.pool, app.org_id, pid, first, &[a.clone(), b.clone()])
+        .await
+        .unwrap();
+    sqlx::query("UPDATE findings SET status = 'ignored' WHERE path = 'a.py'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE findings SET status = 'fixed' WHERE path = 'b.py'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    // A later scan sees both again, one moved and re-rated.
+    sqlx::query("UPDATE scans SET state = 'cancelled', finished_at = now()")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let second = admin
+        .post("/api/v1/scans", serde_json::json!({"project_ids": [pid.0]}))
+        .await
+        .expect(200);
+    let second = ScanId(second["scans"][0]["id"].as_str().unwrap().parse().unwrap());
+    let mut moved = a.clone();
+    moved.start_line = 40;
+    moved.end_line = 41;
+    moved.severity = Severity::High;
+    findings::insert_batch(&app.pool, app.org_id, pid, second, &[moved, b.clone()])
+        .await
+        .unwrap();
+
+    let rows: Vec<(String, i32, String, String, Uuid, Uuid)> = sqlx::query_as(
+        "SELECT path, start_line, severity::text, status::text, first_seen_scan_id, last_seen_scan_id FROM findings ORDER BY path",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2, "same fingerprints, same rows");
+    assert_eq!(
+        (rows[0].1, rows[0].2.as_str(), rows[0].3.as_str()),
+        (40, "high", "ignored"),
+        "triage sticks"
+    );
+    assert_eq!(rows[1].3, "open", "seen again: open again");
+    assert_eq!((rows[0].4, rows[0].5), (first.0, second.0));
+
+    // Refused: a scan of another project, another org, or a fingerprint twice in one batch.
+    let (_, other_project) = admin.seed_project("acme/other").await;
+    let other_pid = ProjectId(id_of(&other_project).parse().unwrap());
+    let err = findings::insert_batch(
+        &app.pool,
+        app.org_id,
+        other_pid,
+        second,
+        std::slice::from_ref(&a),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, DbError::NotFound), "{err:?}");
+    let b_org = app.org("b").await;
+    let err = findings::insert_batch(&app.pool, b_org.id, pid, second, std::slice::from_ref(&a))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DbError::NotFound), "{err:?}");
+    let err = findings::insert_batch(&app.pool, app.org_id, pid, second, &[a.clone(), a])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DbError::Invalid { .. }), "{err:?}");
+    assert_eq!(app.count("findings").await, 2);
+}
