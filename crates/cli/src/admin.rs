@@ -108,7 +108,7 @@ fn explain(e: DbError, what: &str) -> anyhow::Error {
         DbError::NotFound => anyhow::anyhow!("{what} does not exist"),
         DbError::Conflict { .. } => anyhow::anyhow!("{what} already exists"),
         DbError::Invalid { constraint } => anyhow::anyhow!("{what} is not valid ({constraint})"),
-        other => anyhow::Error::new(other).context(format!("{what}")),
+        other => anyhow::Error::new(other).context(what.to_owned()),
     }
 }
 
