@@ -14,8 +14,8 @@
 
 use picket_api::{ApiConfig, AppState};
 use picket_core::OrgId;
+use picket_core::Role;
 use picket_db::crypto::CredentialCipher;
-use picket_db::tokens::Role;
 use picket_db::{orgs, tokens, Db};
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Method;

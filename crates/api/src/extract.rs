@@ -11,8 +11,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use picket_core::Role;
 use picket_core::{ConnectionId, OrgId, ProjectId, ScanId, TokenId};
-use picket_db::tokens::{self, Role};
+use picket_db::tokens;
 use serde::de::DeserializeOwned;
 
 /// The authenticated caller: a live token of one org.

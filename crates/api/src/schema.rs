@@ -2,9 +2,9 @@
 //! picket-db's roles and providers). Each lists exactly the strings the type serializes to, taken
 //! from the type's own `ALL` list, so the document cannot disagree with the wire format.
 
+use picket_core::Provider;
+use picket_core::Role;
 use picket_core::{FindingStatus, Product, RuleMode, ScanKind, ScanState, ScanTrigger, Severity};
-use picket_db::connections::Provider;
-use picket_db::tokens::Role;
 use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
 
 fn strings(values: impl IntoIterator<Item = &'static str>, nullable: bool) -> Object {

@@ -271,14 +271,9 @@ async fn start_api(db: &Db) -> anyhow::Result<(String, String, tokio::task::Join
         Ok(o) => o,
         Err(_) => picket_db::orgs::create(db.pool(), "bench", "Bench").await?,
     };
-    let (_, token) = picket_db::tokens::create(
-        db.pool(),
-        org.id,
-        "bench",
-        picket_db::tokens::Role::Admin,
-        None,
-    )
-    .await?;
+    let (_, token) =
+        picket_db::tokens::create(db.pool(), org.id, "bench", picket_core::Role::Admin, None)
+            .await?;
     let cipher = CredentialCipher::from_hex(&CredentialCipher::generate_hex())?;
     let state = picket_api::AppState::new(db.clone(), cipher);
     let router = picket_api::router(state, &picket_api::ApiConfig::default());

@@ -5,7 +5,7 @@ use crate::run::connect;
 use crate::DatabaseArgs;
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use picket_db::tokens::Role;
+use picket_core::Role;
 use picket_db::{orgs, tokens, Db, DbError};
 use secrecy::{ExposeSecret, SecretString};
 use std::io::Write;

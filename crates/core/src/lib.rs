@@ -10,12 +10,14 @@ pub mod ids;
 pub mod policy;
 pub mod scan;
 pub mod schedule;
+pub mod tenancy;
 
 pub use finding::{FindingLocation, FindingStatus, Fingerprint, Product, Severity};
 pub use ids::{ConnectionId, FindingId, OrgId, PolicyId, ProjectId, ScanId, TokenId};
 pub use policy::{RuleId, RuleMode};
 pub use scan::{ScanKind, ScanState, ScanTrigger, TransitionError};
 pub use schedule::WeeklySlot;
+pub use tenancy::{Provider, Role};
 
 /// A value that failed to parse at the edge of the system, with the name of what was expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,74 +7,12 @@
 //! connection.
 
 use crate::crypto::CredentialCipher;
-use crate::types::{Pg, PgEnum};
+use crate::types::Pg;
 use crate::{DbError, Result};
-use picket_core::{ConnectionId, OrgId, ParseError};
+use picket_core::{ConnectionId, OrgId, Provider};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgExecutor;
-use std::fmt;
-use std::str::FromStr;
 use time::OffsetDateTime;
-
-/// Which kind of provider a connection talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Provider {
-    Github,
-    Gitlab,
-    Bitbucket,
-    AzureDevops,
-    /// Plain git over HTTPS or SSH: clone only, no PR feedback.
-    Git,
-}
-
-impl Provider {
-    pub const ALL: [Provider; 5] = [
-        Provider::Github,
-        Provider::Gitlab,
-        Provider::Bitbucket,
-        Provider::AzureDevops,
-        Provider::Git,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Github => "github",
-            Provider::Gitlab => "gitlab",
-            Provider::Bitbucket => "bitbucket",
-            Provider::AzureDevops => "azure_devops",
-            Provider::Git => "git",
-        }
-    }
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Provider {
-    type Err = ParseError;
-    fn from_str(s: &str) -> std::result::Result<Self, ParseError> {
-        Self::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| ParseError {
-                what: "provider",
-                value: s.to_owned(),
-                expected: "github | gitlab | bitbucket | azure_devops | git",
-            })
-    }
-}
-
-impl PgEnum for Provider {
-    const TYPE_NAME: &'static str = "vcs_provider";
-    const VARIANTS: &'static [Self] = &Provider::ALL;
-    fn as_str(self) -> &'static str {
-        Provider::as_str(self)
-    }
-}
 
 /// A connection as the API may show it: no credentials, only whether there are any.
 #[derive(Debug, Clone, PartialEq, Eq)]

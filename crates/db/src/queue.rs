@@ -13,7 +13,7 @@
 //!
 //! [`drain`] claims and handles scans until none is left: the deterministic step tests call.
 
-use crate::scans::ScanRecord;
+use crate::scans::{ScanRecord, ScanRow};
 use crate::types::{state_names, Pg};
 use crate::{DbError, Result};
 use picket_core::{ScanId, ScanKind, ScanState, ScanTrigger};
@@ -60,15 +60,18 @@ pub async fn claim(
     owner: &str,
     lease: Duration,
 ) -> Result<Option<Claimed>> {
-    let row = sqlx::query!(
+    // A set-returning function's columns are all nullable to sqlx: the overrides restate the
+    // table's NOT NULL columns.
+    let row = sqlx::query_as!(
+        ScanRow,
         r#"
         SELECT id AS "id!", org_id AS "org_id!", project_id AS "project_id!",
                kind AS "kind!: Pg<ScanKind>", trigger AS "trigger!: Pg<ScanTrigger>",
                state AS "state!: Pg<ScanState>", priority AS "priority!", attempt AS "attempt!",
                max_attempts AS "max_attempts!", git_ref, commit_sha, base_ref, base_sha, pr_number,
-               weekly_slot_at, rerun_of, requested_by, lease_owner, lease_token AS "lease_token!",
-               lease_expires_at AS "lease_expires_at!", queued_at AS "queued_at!", claimed_at,
-               started_at, finished_at, error_code, error_message
+               weekly_slot_at, rerun_of, requested_by, lease_owner, lease_token,
+               lease_expires_at, queued_at AS "queued_at!", claimed_at, started_at, finished_at,
+               error_code, error_message
         FROM claim_scan($1, $2)
         "#,
         owner,
@@ -76,40 +79,21 @@ pub async fn claim(
     )
     .fetch_optional(ex)
     .await?;
-    Ok(row.map(|r| Claimed {
+    let Some(row) = row else { return Ok(None) };
+    let (Some(token), Some(expires_at)) = (row.lease_token, row.lease_expires_at) else {
+        return Err(DbError::Corrupt(
+            "claim_scan returned a scan without a lease".into(),
+        ));
+    };
+    let scan = ScanRecord::from(row);
+    Ok(Some(Claimed {
         lease: Lease {
-            scan_id: r.id.into(),
+            scan_id: scan.id,
             owner: owner.to_owned(),
-            token: r.lease_token,
-            expires_at: r.lease_expires_at,
+            token,
+            expires_at,
         },
-        scan: ScanRecord {
-            id: r.id.into(),
-            org_id: r.org_id.into(),
-            project_id: r.project_id.into(),
-            kind: r.kind.0,
-            trigger: r.trigger.0,
-            state: r.state.0,
-            priority: r.priority,
-            attempt: r.attempt,
-            max_attempts: r.max_attempts,
-            git_ref: r.git_ref,
-            commit_sha: r.commit_sha,
-            base_ref: r.base_ref,
-            base_sha: r.base_sha,
-            pr_number: r.pr_number,
-            weekly_slot_at: r.weekly_slot_at,
-            rerun_of: r.rerun_of.map(Into::into),
-            requested_by: r.requested_by.map(Into::into),
-            lease_owner: r.lease_owner,
-            lease_expires_at: Some(r.lease_expires_at),
-            queued_at: r.queued_at,
-            claimed_at: r.claimed_at,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            error_code: r.error_code,
-            error_message: r.error_message,
-        },
+        scan,
     }))
 }
 

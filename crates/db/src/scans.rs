@@ -40,7 +40,8 @@ pub struct ScanRecord {
     pub error_message: Option<String>,
 }
 
-/// Row shape shared by the compile-checked queries below.
+/// Row shape shared by the compile-checked queries here and in [`crate::queue`]. It carries the
+/// lease token so that `claim` can hand it to the new holder; [`ScanRecord`] drops it.
 pub(crate) struct ScanRow {
     pub id: Uuid,
     pub org_id: Uuid,
@@ -60,6 +61,7 @@ pub(crate) struct ScanRow {
     pub rerun_of: Option<Uuid>,
     pub requested_by: Option<Uuid>,
     pub lease_owner: Option<String>,
+    pub lease_token: Option<Uuid>,
     pub lease_expires_at: Option<OffsetDateTime>,
     pub queued_at: OffsetDateTime,
     pub claimed_at: Option<OffsetDateTime>,
@@ -160,7 +162,7 @@ pub async fn enqueue(ex: impl PgExecutor<'_>, new: &NewScan) -> Result<Enqueued>
         RETURNING id, org_id, project_id, kind AS "kind: Pg<ScanKind>",
                   trigger AS "trigger: Pg<ScanTrigger>", state AS "state: Pg<ScanState>",
                   priority, attempt, max_attempts, git_ref, commit_sha, base_ref, base_sha,
-                  pr_number, weekly_slot_at, rerun_of, requested_by, lease_owner, lease_expires_at,
+                  pr_number, weekly_slot_at, rerun_of, requested_by, lease_owner, lease_token, lease_expires_at,
                   queued_at, claimed_at, started_at, finished_at, error_code, error_message
         "#,
         id.0,
@@ -237,7 +239,7 @@ pub async fn enqueue_bulk(
         RETURNING id, org_id, project_id, kind AS "kind: Pg<ScanKind>",
                   trigger AS "trigger: Pg<ScanTrigger>", state AS "state: Pg<ScanState>",
                   priority, attempt, max_attempts, git_ref, commit_sha, base_ref, base_sha,
-                  pr_number, weekly_slot_at, rerun_of, requested_by, lease_owner, lease_expires_at,
+                  pr_number, weekly_slot_at, rerun_of, requested_by, lease_owner, lease_token, lease_expires_at,
                   queued_at, claimed_at, started_at, finished_at, error_code, error_message
         "#,
         &scan_ids,
@@ -270,7 +272,7 @@ pub async fn get(ex: impl PgExecutor<'_>, org: OrgId, id: ScanId) -> Result<Scan
         SELECT id, org_id, project_id, kind AS "kind: Pg<ScanKind>",
                trigger AS "trigger: Pg<ScanTrigger>", state AS "state: Pg<ScanState>",
                priority, attempt, max_attempts, git_ref, commit_sha, base_ref, base_sha,
-               pr_number, weekly_slot_at, rerun_of, requested_by, lease_owner, lease_expires_at,
+               pr_number, weekly_slot_at, rerun_of, requested_by, lease_owner, lease_token, lease_expires_at,
                queued_at, claimed_at, started_at, finished_at, error_code, error_message
         FROM scans WHERE id = $1 AND org_id = $2
         "#,
@@ -299,7 +301,7 @@ pub async fn list_for_project(
                s.trigger AS "trigger: Pg<ScanTrigger>", s.state AS "state: Pg<ScanState>",
                s.priority, s.attempt, s.max_attempts, s.git_ref, s.commit_sha, s.base_ref,
                s.base_sha, s.pr_number, s.weekly_slot_at, s.rerun_of, s.requested_by,
-               s.lease_owner, s.lease_expires_at, s.queued_at, s.claimed_at, s.started_at,
+               s.lease_owner, s.lease_token, s.lease_expires_at, s.queued_at, s.claimed_at, s.started_at,
                s.finished_at, s.error_code, s.error_message
         FROM scans s
         WHERE s.org_id = $1 AND s.project_id = $2

@@ -7,15 +7,13 @@
 //! (not revoked, not expired) and refreshes `last_used_at` at most once a minute, so steady
 //! traffic does not turn every read into a write.
 
-use crate::types::{Pg, PgEnum};
+use crate::types::Pg;
 use crate::{DbError, Result};
-use picket_core::{OrgId, ParseError, TokenId};
+use picket_core::{OrgId, Role, TokenId};
 use rand::Rng;
 use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use sqlx::PgExecutor;
-use std::fmt;
-use std::str::FromStr;
 use time::OffsetDateTime;
 
 /// What every token starts with.
@@ -25,53 +23,6 @@ pub const TOKEN_RANDOM_LEN: usize = 43;
 /// How many characters of the token are kept (and shown) to tell tokens apart: `pkt_` + 8.
 const DISPLAY_PREFIX_LEN: usize = TOKEN_PREFIX.len() + 8;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-
-/// What a token may do. Admins manage the org; members read and run scans.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Admin,
-    Member,
-}
-
-impl Role {
-    pub const ALL: [Role; 2] = [Role::Admin, Role::Member];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Member => "member",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = ParseError;
-    fn from_str(s: &str) -> std::result::Result<Self, ParseError> {
-        Self::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| ParseError {
-                what: "role",
-                value: s.to_owned(),
-                expected: "admin | member",
-            })
-    }
-}
-
-impl PgEnum for Role {
-    const TYPE_NAME: &'static str = "token_role";
-    const VARIANTS: &'static [Self] = &Role::ALL;
-    fn as_str(self) -> &'static str {
-        Role::as_str(self)
-    }
-}
 
 /// A token as stored: never the token itself.
 #[derive(Debug, Clone, PartialEq, Eq)]

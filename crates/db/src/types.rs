@@ -5,7 +5,9 @@
 //! decode with an override (`state AS "state: Pg<ScanState>"`) and bind with a text cast
 //! (`$1::text::scan_state`, binding `state.as_str()`).
 
-use picket_core::{FindingStatus, Product, RuleMode, ScanKind, ScanState, ScanTrigger, Severity};
+use picket_core::{
+    FindingStatus, Product, Provider, Role, RuleMode, ScanKind, ScanState, ScanTrigger, Severity,
+};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
@@ -63,6 +65,8 @@ pg_enum!(Product, "product");
 pg_enum!(Severity, "severity");
 pg_enum!(FindingStatus, "finding_status");
 pg_enum!(RuleMode, "rule_mode");
+pg_enum!(Role, "token_role");
+pg_enum!(Provider, "vcs_provider");
 
 /// The string forms of a list of states, for `= ANY($1::text[]::scan_state[])`.
 pub fn state_names(states: &[ScanState]) -> Vec<String> {

@@ -1,4 +1,6 @@
-use picket_core::{FindingStatus, Product, RuleMode, ScanKind, ScanState, ScanTrigger, Severity};
+use picket_core::{
+    FindingStatus, Product, Provider, Role, RuleMode, ScanKind, ScanState, ScanTrigger, Severity,
+};
 use picket_db::types::PgEnum;
 use picket_db::MIGRATOR;
 use sqlx::PgPool;
@@ -51,6 +53,8 @@ async fn postgres_enums_match_core(pool: PgPool) {
     assert_enum::<Severity>(&pool).await;
     assert_enum::<FindingStatus>(&pool).await;
     assert_enum::<RuleMode>(&pool).await;
+    assert_enum::<Role>(&pool).await;
+    assert_enum::<Provider>(&pool).await;
 }
 
 /// Statements of a migration that add a `NOT NULL` column without a default: they would fail on
