@@ -102,6 +102,10 @@ CREATE TABLE scans (
     lease_token      uuid,
     lease_expires_at timestamptz,
     heartbeat_at     timestamptz,
+    -- Which of its org's `max_concurrent_scans` slots the scan occupies while it holds a lease
+    -- (0-based; meaningless in other states). A unique index over active scans makes the cap
+    -- exact without serializing claimers: see claim_scan().
+    slot             smallint CHECK (slot >= 0),
     queued_at        timestamptz NOT NULL DEFAULT now(),
     -- Not claimable before this instant (backoff before a retry).
     run_after        timestamptz NOT NULL DEFAULT now(),
@@ -111,15 +115,17 @@ CREATE TABLE scans (
     error_code       text,
     error_message    text,
     CHECK ((state IN ('claimed', 'running', 'reporting')) = (lease_token IS NOT NULL)),
+    CHECK (state NOT IN ('claimed', 'running', 'reporting') OR slot IS NOT NULL),
     -- A diff scan compares against a base; a full scan has none.
     CHECK (kind = 'diff' OR (pr_number IS NULL AND base_sha IS NULL AND base_ref IS NULL)),
     CHECK (kind = 'full' OR base_sha IS NOT NULL OR base_ref IS NOT NULL)
 );
 -- The claim path: the best queued scan of one org.
 CREATE INDEX scans_queued ON scans (org_id, priority, queued_at, id) WHERE state = 'queued';
--- Concurrency accounting and the rescuer.
-CREATE INDEX scans_active ON scans (org_id) WHERE state IN ('claimed', 'running', 'reporting');
-CREATE INDEX scans_lease_expiry ON scans (lease_expires_at) WHERE state IN ('claimed', 'running', 'reporting');
+-- Concurrency slots: no two active scans of an org hold the same slot. Also serves the active
+-- counts of the claim and the rescuer (active scans are few: at most the sum of org caps).
+CREATE UNIQUE INDEX scans_active_slot ON scans (org_id, slot)
+    WHERE state IN ('claimed', 'running', 'reporting');
 -- Scan history of a project, newest first.
 CREATE INDEX scans_project ON scans (project_id, queued_at DESC, id DESC);
 CREATE UNIQUE INDEX scans_weekly_once ON scans (project_id, weekly_slot_at) WHERE trigger = 'weekly';
@@ -128,18 +134,22 @@ CREATE UNIQUE INDEX scans_one_queued_full ON scans (project_id) WHERE state = 'q
 
 -- Append-only audit of every state change.
 CREATE TABLE scan_events (
-    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id         bigint GENERATED ALWAYS AS IDENTITY,
     scan_id    uuid NOT NULL REFERENCES scans (id) ON DELETE CASCADE,
-    org_id     uuid NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    -- The scan's org, copied for org-scoped reads. No foreign key of its own: the scan's already
+    -- ties it to the org, and a second one would take a share lock on the org row with every
+    -- event, making one hot row of every busy org.
+    org_id     uuid NOT NULL,
     at         timestamptz NOT NULL DEFAULT clock_timestamp(),
     from_state scan_state,
     to_state   scan_state NOT NULL,
     attempt    integer NOT NULL,
     -- Who moved it: `api:<token id>`, `scheduler:<owner>`, `rescuer`, `schedule`.
     actor      text NOT NULL,
-    detail     text
+    detail     text,
+    -- One index serves both identity and "a scan's events in order".
+    PRIMARY KEY (scan_id, id)
 );
-CREATE INDEX scan_events_scan ON scan_events (scan_id, id);
 
 CREATE FUNCTION scan_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -139,9 +139,10 @@ pub async fn advance(
     let moved = sqlx::query_scalar!(
         r#"
         WITH cur AS (
-            SELECT id, state FROM scans
-            WHERE id = $1 AND lease_token = $2 AND state = ANY($3::text[]::scan_state[])
-            FOR UPDATE
+            -- The state before the move, for the audit row. No lock here: the fence below is
+            -- re-checked by the UPDATE on the row's latest version, and only the lease holder
+            -- changes the state of a row that still carries its token.
+            SELECT id, state FROM scans WHERE id = $1
         ), moved AS (
             UPDATE scans s
             SET state = $4::text::scan_state,
@@ -152,7 +153,8 @@ pub async fn advance(
                 lease_expires_at = CASE WHEN $5 THEN NULL ELSE s.lease_expires_at END,
                 error_code = COALESCE($6, s.error_code),
                 error_message = COALESCE($7, s.error_message)
-            FROM cur WHERE s.id = cur.id
+            FROM cur
+            WHERE s.id = cur.id AND s.lease_token = $2 AND s.state = ANY($3::text[]::scan_state[])
             RETURNING s.id, s.org_id, s.attempt, cur.state AS from_state
         )
         INSERT INTO scan_events (scan_id, org_id, from_state, to_state, attempt, actor, detail)

@@ -93,11 +93,52 @@ async fn the_per_org_cap_holds_under_concurrent_claimers(pool: PgPool) {
         claimed += t.await.unwrap();
     }
     assert_eq!(claimed, 3);
-    let active: i64 = sqlx::query_scalar("SELECT count(*) FROM scans WHERE state = 'claimed'")
-        .fetch_one(&pool)
+    let mut slots: Vec<i16> =
+        sqlx::query_scalar("SELECT slot FROM scans WHERE state = 'claimed' ORDER BY slot")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    slots.dedup();
+    assert_eq!(slots, vec![0, 1, 2], "three distinct slots below the cap");
+
+    // Finishing one frees its slot for the next claim; the cap still holds.
+    let one: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM scans WHERE state = 'claimed' LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    scans::cancel(&mut conn, capped, one.into(), "test")
         .await
         .unwrap();
-    assert_eq!(active, 3);
+    assert!(queue::claim(&pool, "next", LEASE).await.unwrap().is_some());
+    assert!(queue::claim(&pool, "next", LEASE).await.unwrap().is_none());
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_lowered_cap_applies_to_new_claims(pool: PgPool) {
+    let org = fixtures::org(&pool, "o", 4).await;
+    let project = fixtures::project(&pool, org).await;
+    fixtures::many_diff_scans(&pool, org, project, 10).await;
+    for _ in 0..4 {
+        queue::claim(&pool, "w", LEASE).await.unwrap().unwrap();
+    }
+    sqlx::query("UPDATE orgs SET max_concurrent_scans = 2")
+        .execute(&pool)
+        .await
+        .unwrap();
+    // Four still run; no new claim until fewer than two are active.
+    assert!(queue::claim(&pool, "w", LEASE).await.unwrap().is_none());
+    sqlx::query(
+        "UPDATE scans SET state = 'succeeded', lease_owner = NULL, lease_token = NULL,
+                lease_expires_at = NULL
+         WHERE id IN (SELECT id FROM scans WHERE state = 'claimed' ORDER BY slot LIMIT 3)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    assert!(queue::claim(&pool, "w", LEASE).await.unwrap().is_some());
+    assert!(queue::claim(&pool, "w", LEASE).await.unwrap().is_none());
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
@@ -213,6 +254,7 @@ async fn the_rescuer_requeues_fails_or_leaves_alone_by_lease_and_attempts(pool: 
     // Inject rows as a crashed scheduler would leave them.
     sqlx::query(
         "UPDATE scans SET state = 'running', lease_owner = 'dead', lease_token = gen_random_uuid(),
+                slot = (SELECT count(*) FROM scans o WHERE o.id < scans.id),
                 heartbeat_at = now() - interval '10 minutes',
                 lease_expires_at = CASE WHEN id = $3 THEN now() + interval '1 minute'
                                         ELSE now() - interval '5 minutes' END,
