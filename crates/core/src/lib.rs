@@ -8,6 +8,7 @@
 pub mod finding;
 pub mod ids;
 pub mod policy;
+pub mod protocol;
 pub mod scan;
 pub mod schedule;
 pub mod tenancy;
