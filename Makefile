@@ -5,6 +5,8 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 # Database the compile-time query checks run against when regenerating .sqlx/ (see `make sqlx-prepare`).
 SQLX_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/picket_sqlx
 SQLX_CLI_VERSION := 0.8.6
+# The Semgrep engine (PyPI `semgrep`) for the worker's rule pack; the one place it is pinned.
+SEMGREP_VERSION := 1.185.0
 
 # Builds use the committed .sqlx/ query data, so no database is needed to compile.
 export SQLX_OFFLINE := true
@@ -12,11 +14,12 @@ export SQLX_OFFLINE := true
 .PHONY: run test lint fmt sqlx-prepare sqlx-check sqlx-cli bench
 
 ## Start Picket on its embedded defaults (private PostgreSQL under .picket/, API on 127.0.0.1:7300).
-run:
+run: semgrep
 	cargo run -p picket-cli --bin picket -- run
 
-## Run the whole test suite against the machine's PostgreSQL.
-test:
+## Run the whole test suite: the rule pack's tests, then every crate's, against the machine's
+## PostgreSQL and the pinned Semgrep.
+test: rules-test
 	./.ci/postgres-up
 	DATABASE_URL=$(TEST_DATABASE_URL) cargo test --workspace --all-targets
 
@@ -47,3 +50,21 @@ sqlx-check: sqlx-cli
 bench:
 	./.ci/postgres-up
 	DATABASE_URL=$(TEST_DATABASE_URL) cargo run --release -p picket-bench -- all
+
+.PHONY: semgrep rules-test
+
+## Install the pinned Semgrep into .venv/ (skipped when .venv/bin/semgrep is that version;
+## without --disable-version-check, --version waits on a network version check).
+semgrep:
+	@.venv/bin/semgrep --version --disable-version-check 2>/dev/null | grep -qx "$(SEMGREP_VERSION)" \
+	  || { python3 -m venv .venv && .venv/bin/pip install --quiet "semgrep==$(SEMGREP_VERSION)"; }
+
+## Test the worker's rule pack (see crates/worker/rules/README.md).
+rules-test: semgrep
+	@for rule in crates/worker/rules/*/*.yaml; do \
+	  ls "$${rule%.yaml}".* | grep -qv '\.yaml$$' || { echo "no test file for $$rule"; exit 1; }; \
+	done
+	.venv/bin/semgrep --test --metrics=off --disable-version-check crates/worker/rules
+	@# --test silently skips a rule whose pattern does not parse; loading the pack fails on it.
+	.venv/bin/semgrep scan --experimental --metrics=off --disable-version-check --quiet \
+	  --config crates/worker/rules crates/worker/rules > /dev/null

@@ -2,12 +2,19 @@
 //!
 //! Routes that address an object of org `a` (by id or name, in the path or in the body) must
 //! answer 404 exactly like a missing object. Routes that address the caller's own org or
-//! collections must answer without a trace of org `a`. Afterwards org `a` must be exactly as it
-//! was. The test fails when the document holds a route this table does not cover, so a new route
-//! cannot ship without its isolation check.
+//! collections must answer without a trace of org `a`. The worker routes refuse the API token
+//! (401). Then a per-scan token of one of org `b`'s scans walks the same table: every route but
+//! the worker routes answers 401, and the worker routes answer about that scan only. Afterwards
+//! org `a` must be exactly as it was. The test fails when the document holds a route this table
+//! does not cover, so a new route cannot ship without its isolation check.
 
+use picket_core::{ProjectId, ScanId, ScanKind, ScanTrigger};
+use picket_db::findings::{self, Reported, ScanTarget};
+use picket_db::queue;
+use picket_db::scans::{self, NewScan};
 use picket_tests::{id_of, TestApp};
 use reqwest::Method;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::collections::BTreeSet;
@@ -19,6 +26,8 @@ enum Expect {
     NotFound,
     /// Success, in the caller's own org, showing nothing of org `a`.
     OwnOrg(u16),
+    /// 401 problem `unauthorized`: the worker routes take only a per-scan token.
+    Unauthorized,
 }
 
 struct Probe {
@@ -69,6 +78,34 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
         .expect(200);
     let queued_scan = p2["last_scan"]["id"].as_str().unwrap().to_owned();
     let (p1, p2) = (id_of(&p1), id_of(&p2));
+    // A finding of p1, written as a scan's results upload writes it.
+    let mut finding: picket_core::protocol::ReportedFinding = serde_json::from_value(json!({
+        "product": "code", "rule_id": "a.only.rule", "path": "a/secret.py", "start_line": 1,
+        "end_line": 1, "severity": "high", "message": "a/secret", "new_in_pr": false,
+        "fingerprint": "0".repeat(64), "secret": null,
+    }))
+    .unwrap();
+    finding.fingerprint =
+        picket_core::Fingerprint::compute(&finding.rule_id, "a/secret.py", "x", 0);
+    let target = ScanTarget {
+        org_id: app.org_id,
+        project_id: ProjectId(p1.parse().unwrap()),
+        scan_id: ScanId(finished_scan.parse().unwrap()),
+        kind: ScanKind::Full,
+        git_ref: "main".into(),
+    };
+    let reported = Reported {
+        findings: std::slice::from_ref(&finding),
+        rules_run: &[],
+        deleted_paths: &[],
+    };
+    findings::ingest(&mut app.pool.acquire().await.unwrap(), &target, reported)
+        .await
+        .unwrap();
+    let finding_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM findings")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
     a.put(
         "/api/v1/policies/a-policy",
         json!({"rules": {"a.only.rule": "block"}}),
@@ -88,7 +125,8 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
                   'connections', (SELECT json_agg(c ORDER BY id) FROM (SELECT id, name FROM vcs_connections WHERE org_id = $1) c),
                   'projects', (SELECT json_agg(p ORDER BY id) FROM (SELECT id, full_scans_enabled, diff_scans_enabled FROM projects WHERE org_id = $1) p),
                   'scans', (SELECT json_agg(s ORDER BY id) FROM (SELECT id, state, priority FROM scans WHERE org_id = $1) s),
-                  'policies', (SELECT json_agg(r ORDER BY rule_id) FROM policy_rules r JOIN policies p ON p.id = r.policy_id WHERE p.org_id = $1)
+                  'policies', (SELECT json_agg(r ORDER BY rule_id) FROM policy_rules r JOIN policies p ON p.id = r.policy_id WHERE p.org_id = $1),
+                  'findings', (SELECT json_agg(f ORDER BY id) FROM (SELECT id, status, triage_reason, last_seen_scan_id FROM findings WHERE org_id = $1) f)
                 )::text
                 "#,
             )
@@ -100,7 +138,32 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
     };
     let before = snapshot(&app).await;
 
-    let b = app.org("b").await.admin;
+    let b = app.org("b").await;
+    // Org b's own scan, claimed and given its per-scan token as the scheduler does. It is a PR
+    // scan, so it is claimed before org a's queued initial scan.
+    let (_, b_project) = b.admin.seed_project("b/own").await;
+    let mut pr = NewScan::full(
+        b.id,
+        ProjectId(id_of(&b_project).parse().unwrap()),
+        ScanTrigger::PullRequest,
+        "feature",
+    );
+    pr.kind = ScanKind::Diff;
+    pr.base_ref = Some("main".into());
+    pr.pr_number = Some(7);
+    let b_scan = scans::enqueue(&app.pool, &pr).await.unwrap().scan.id;
+    let claimed = queue::claim(&app.pool, "cross-org", std::time::Duration::from_secs(300))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.scan.id, b_scan);
+    let b_worker = app.client(
+        queue::mint_scan_token(&app.pool, &claimed.lease)
+            .await
+            .unwrap()
+            .expose_secret(),
+    );
+    let b = b.admin;
     use Expect::*;
     let table = vec![
         probe(
@@ -210,6 +273,48 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             format!("/api/v1/projects/{p1}/findings"),
             None,
             NotFound,
+        ),
+        probe(
+            Method::POST,
+            "/api/v1/findings/{id}/triage",
+            format!("/api/v1/findings/{finding_id}/triage"),
+            Some(json!({"status": "ignored", "reason": "not ours"})),
+            NotFound,
+        ),
+        probe(
+            Method::GET,
+            "/api/v1/worker/scan",
+            "/api/v1/worker/scan".into(),
+            None,
+            Unauthorized,
+        ),
+        probe(
+            Method::GET,
+            "/api/v1/worker/scan/credential",
+            "/api/v1/worker/scan/credential".into(),
+            None,
+            Unauthorized,
+        ),
+        probe(
+            Method::POST,
+            "/api/v1/worker/scan/progress",
+            "/api/v1/worker/scan/progress".into(),
+            Some(json!({"state": "running"})),
+            Unauthorized,
+        ),
+        probe(
+            Method::POST,
+            "/api/v1/worker/scan/results",
+            "/api/v1/worker/scan/results".into(),
+            Some(worker_results()),
+            Unauthorized,
+        ),
+        probe(
+            Method::POST,
+            "/api/v1/worker/scan/failure",
+            "/api/v1/worker/scan/failure".into(),
+            Some(json!({"attempt": 1, "code": "x", "message": "y"})),
+            Unauthorized,
         ),
         probe(
             Method::POST,
@@ -330,6 +435,8 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
         "a-unused".to_owned(),
         "a.only.rule".to_owned(),
         "a-member".to_owned(),
+        finding_id.to_string(),
+        "a/secret.py".to_owned(),
     ];
     for p in &table {
         let resp = b.send(p.method.clone(), &p.path, p.body.clone()).await;
@@ -339,6 +446,9 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             }
             OwnOrg(status) => {
                 resp.expect(status);
+            }
+            Unauthorized => {
+                resp.problem(401, "unauthorized");
             }
         }
         // An id org b sent itself may be echoed back (e.g. "project <id> not found").
@@ -358,6 +468,79 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
         }
     }
 
+    // Org b's per-scan token: no route outside the worker routes opens to it.
+    let no_trace = |resp: &picket_tests::Resp| {
+        for t in &traces {
+            assert!(
+                !resp.text.contains(t.as_str()),
+                "{} {} shows {t}: {}",
+                resp.method,
+                resp.path,
+                resp.text
+            );
+        }
+    };
+    let worker_routes: Vec<&Probe> = table
+        .iter()
+        .filter(|p| p.template.starts_with("/api/v1/worker/"))
+        .collect();
+    for p in table
+        .iter()
+        .filter(|p| !p.template.starts_with("/api/v1/worker/"))
+    {
+        let resp = b_worker
+            .send(p.method.clone(), &p.path, p.body.clone())
+            .await;
+        resp.problem(401, "unauthorized");
+        no_trace(&resp);
+    }
+    // The worker routes answer about org b's scan only, in a worker's order; once its results
+    // are in, the scan has ended and its token opens nothing.
+    let walk: Vec<(Method, &str, Option<Value>, u16)> = vec![
+        (Method::GET, "/api/v1/worker/scan", None, 200),
+        (Method::GET, "/api/v1/worker/scan/credential", None, 404),
+        (
+            Method::POST,
+            "/api/v1/worker/scan/progress",
+            Some(json!({"state": "running"})),
+            200,
+        ),
+        (
+            Method::POST,
+            "/api/v1/worker/scan/results",
+            Some(worker_results()),
+            200,
+        ),
+        (
+            Method::POST,
+            "/api/v1/worker/scan/failure",
+            Some(json!({"attempt": 1, "code": "x", "message": "y"})),
+            401,
+        ),
+    ];
+    let walked: BTreeSet<&str> = walk.iter().map(|w| w.1).collect();
+    let templates: BTreeSet<&str> = worker_routes.iter().map(|p| p.template).collect();
+    assert_eq!(
+        walked, templates,
+        "every worker route is walked with a scan token"
+    );
+    for (method, path, body, status) in walk {
+        let resp = b_worker.send(method, path, body).await;
+        resp.expect(status);
+        no_trace(&resp);
+        if path == "/api/v1/worker/scan" {
+            assert_eq!(resp.json()["scan_id"], b_scan.to_string());
+        }
+    }
+
     assert_eq!(snapshot(&app).await, before, "org b changed org a");
     assert_eq!(b.get("/api/v1/org").await.expect(200)["name"], "B renamed");
+}
+
+/// An empty results upload of attempt 1.
+fn worker_results() -> Value {
+    json!({
+        "attempt": 1, "commit_sha": "b".repeat(40), "merge_base_sha": null, "rules_run": [],
+        "deleted_paths": [], "files_scanned": 0, "findings": [], "steps": [],
+    })
 }

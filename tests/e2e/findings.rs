@@ -1,8 +1,9 @@
-//! Findings: written with `findings::insert_batch` (as the worker's ingest will), read through
-//! the API with every filter and the cursor.
+//! Findings: written with `findings::ingest` (the worker's results upload does the same), read
+//! through the API with every filter and the cursor.
 
-use picket_core::{Fingerprint, Product, ProjectId, RuleId, ScanId, Severity};
-use picket_db::findings::{self, NewFinding};
+use picket_core::protocol::{RedactedSecret, ReportedFinding};
+use picket_core::{Fingerprint, OrgId, Product, ProjectId, RuleId, ScanId, ScanKind, Severity};
+use picket_db::findings::{self, IngestSummary, Reported, ScanTarget};
 use picket_db::DbError;
 use picket_tests::{id_of, TestApp};
 use serde_json::Value;
@@ -12,14 +13,12 @@ use uuid::Uuid;
 fn finding(
     rule: &str,
     path: &str,
-    line: i32,
+    line: u32,
     severity: Severity,
     product: Product,
-    git_ref: &str,
-) -> NewFinding {
+) -> ReportedFinding {
     let rule: RuleId = rule.parse().unwrap();
-    NewFinding {
-        git_ref: git_ref.to_owned(),
+    ReportedFinding {
         product,
         fingerprint: Fingerprint::compute(&rule, path, &format!("line {line}"), 0),
         rule_id: rule,
@@ -28,7 +27,37 @@ fn finding(
         end_line: line + 1,
         severity,
         message: format!("{path}:{line}"),
+        new_in_pr: false,
+        secret: (product == Product::Secrets).then(|| RedactedSecret {
+            redacted: "AKIA…XY".to_owned(),
+            sha256: "ab".repeat(32),
+        }),
     }
+}
+
+/// Records `batch` as full-scan findings of `git_ref` reported by `scan`.
+async fn ingest(
+    app: &TestApp,
+    org: OrgId,
+    project: ProjectId,
+    scan: ScanId,
+    git_ref: &str,
+    batch: &[ReportedFinding],
+) -> Result<IngestSummary, DbError> {
+    let mut conn = app.pool.acquire().await.unwrap();
+    let target = ScanTarget {
+        org_id: org,
+        project_id: project,
+        scan_id: scan,
+        kind: ScanKind::Full,
+        git_ref: git_ref.to_owned(),
+    };
+    let reported = Reported {
+        findings: batch,
+        rules_run: &[],
+        deleted_paths: &[],
+    };
+    findings::ingest(&mut conn, &target, reported).await
 }
 
 fn paths(page: &Value) -> Vec<String> {
@@ -55,27 +84,22 @@ async fn findings_filter_and_page(pool: PgPool) {
     );
     use Product::*;
     use Severity::*;
-    let batch = vec![
-        finding("py.sqli", "src/db.py", 10, Critical, Code, "main"),
-        finding("py.sqli", "src/api.py", 20, High, Code, "main"),
-        finding("py.eval", "tools/x.py", 5, Medium, Code, "main"),
-        finding("secret.aws", "src/conf.py", 1, High, Secrets, "main"),
-        finding(
-            "dep.lodash",
-            "package-lock.json",
-            3,
-            Low,
-            SupplyChain,
-            "main",
-        ),
-        finding("py.eval", "src/old.py", 7, Info, Code, "release"),
+    let main = vec![
+        finding("py.sqli", "src/db.py", 10, Critical, Code),
+        finding("py.sqli", "src/api.py", 20, High, Code),
+        finding("py.eval", "tools/x.py", 5, Medium, Code),
+        finding("secret.aws", "src/conf.py", 1, High, Secrets),
+        finding("dep.lodash", "package-lock.json", 3, Low, SupplyChain),
     ];
-    assert_eq!(
-        findings::insert_batch(&app.pool, app.org_id, pid, scan, &batch)
-            .await
-            .unwrap(),
-        6
-    );
+    let release = vec![finding("py.eval", "src/old.py", 7, Info, Code)];
+    let written = ingest(&app, app.org_id, pid, scan, "main", &main)
+        .await
+        .unwrap();
+    assert_eq!((written.stored, written.new), (5, 5));
+    let written = ingest(&app, app.org_id, pid, scan, "release", &release)
+        .await
+        .unwrap();
+    assert_eq!((written.stored, written.new), (1, 1));
     sqlx::query(
         "UPDATE findings SET status = 'ignored', triage_reason = 'fp' WHERE path = 'tools/x.py'",
     )
@@ -108,6 +132,11 @@ async fn findings_filter_and_page(pool: PgPool) {
     );
     assert_eq!(f["first_seen_scan_id"], scan.0.to_string());
     assert_eq!(f["fingerprint"].as_str().unwrap().len(), 64);
+    // A secrets finding shows its redacted form, never a hash; others show no secret.
+    let secret = &all["items"][1];
+    assert_eq!(secret["secret_redacted"], "AKIA…XY");
+    assert!(!all.to_string().contains(&"ab".repeat(32)));
+    assert!(f["secret_redacted"].is_null());
 
     for (query, expected) in [
         (
@@ -167,7 +196,7 @@ async fn findings_filter_and_page(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
-async fn insert_batch_upserts_by_fingerprint(pool: PgPool) {
+async fn ingest_upserts_by_fingerprint(pool: PgPool) {
     let app = TestApp::start(pool).await;
     let admin = app.admin();
     let (_, project) = admin.seed_project("acme/api").await;
@@ -179,12 +208,19 @@ async fn insert_batch_upserts_by_fingerprint(pool: PgPool) {
             .parse()
             .unwrap(),
     );
-    let a = finding("r.a", "a.py", 1, Severity::Low, Product::Code, "main");
-    let b = finding("r.b", "b.py", 2, Severity::Low, Product::Code, "main");
-    findings::insert_batch(&app.pool, app.org_id, pid, first, &[a.clone(), b.clone()])
-        .await
-        .unwrap();
-    sqlx::query("UPDATE findings SET status = 'ignored' WHERE path = 'a.py'")
+    let a = finding("r.a", "a.py", 1, Severity::Low, Product::Code);
+    let b = finding("r.b", "b.py", 2, Severity::Low, Product::Code);
+    ingest(
+        &app,
+        app.org_id,
+        pid,
+        first,
+        "main",
+        &[a.clone(), b.clone()],
+    )
+    .await
+    .unwrap();
+    sqlx::query("UPDATE findings SET status = 'ignored', triage_reason = 'fp' WHERE path = 'a.py'")
         .execute(&app.pool)
         .await
         .unwrap();
@@ -207,7 +243,7 @@ async fn insert_batch_upserts_by_fingerprint(pool: PgPool) {
     moved.start_line = 40;
     moved.end_line = 41;
     moved.severity = Severity::High;
-    findings::insert_batch(&app.pool, app.org_id, pid, second, &[moved, b.clone()])
+    ingest(&app, app.org_id, pid, second, "main", &[moved, b.clone()])
         .await
         .unwrap();
 
@@ -229,22 +265,30 @@ async fn insert_batch_upserts_by_fingerprint(pool: PgPool) {
     // Refused: a scan of another project, another org, or a fingerprint twice in one batch.
     let (_, other_project) = admin.seed_project("acme/other").await;
     let other_pid = ProjectId(id_of(&other_project).parse().unwrap());
-    let err = findings::insert_batch(
-        &app.pool,
+    let err = ingest(
+        &app,
         app.org_id,
         other_pid,
         second,
+        "main",
         std::slice::from_ref(&a),
     )
     .await
     .unwrap_err();
     assert!(matches!(err, DbError::NotFound), "{err:?}");
     let b_org = app.org("b").await;
-    let err = findings::insert_batch(&app.pool, b_org.id, pid, second, std::slice::from_ref(&a))
-        .await
-        .unwrap_err();
+    let err = ingest(
+        &app,
+        b_org.id,
+        pid,
+        second,
+        "main",
+        std::slice::from_ref(&a),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, DbError::NotFound), "{err:?}");
-    let err = findings::insert_batch(&app.pool, app.org_id, pid, second, &[a.clone(), a])
+    let err = ingest(&app, app.org_id, pid, second, "main", &[a.clone(), a])
         .await
         .unwrap_err();
     assert!(matches!(err, DbError::Invalid { .. }), "{err:?}");

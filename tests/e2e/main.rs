@@ -14,3 +14,4 @@ mod policies;
 mod projects;
 mod scans;
 mod tokens;
+mod worker;

@@ -1,5 +1,6 @@
 //! Extractors whose every rejection is an [`ApiError`] problem, in the order a request meets them:
-//! [`Caller`] (bearer token → 401), [`Admin`] (role → 403), [`ApiPath`] (400 naming the path
+//! [`Caller`] (bearer token → 401), [`Admin`] (role → 403), or for the worker routes [`Worker`] /
+//! [`ScanToken`] (per-scan token → 401), [`ApiPath`] (400 naming the path
 //! parameter), [`ApiQuery`] (400 naming the query parameter), then [`ApiJson`] (415, 413, 400
 //! `malformed_json`, 422 `invalid_body` naming the field path). axum runs a handler's extractors
 //! left to right, so handlers list them in that order and a caller without rights learns nothing
@@ -12,8 +13,10 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use picket_core::Role;
-use picket_core::{ConnectionId, OrgId, ProjectId, ScanId, TokenId};
+use picket_core::{ConnectionId, FindingId, OrgId, ProjectId, ScanId, TokenId};
+use picket_db::queue::Lease;
 use picket_db::tokens;
+use picket_db::worker::{self, TokenScan};
 use serde::de::DeserializeOwned;
 
 /// The authenticated caller: a live token of one org.
@@ -87,6 +90,68 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// The one answer to every per-scan token that does not authenticate: whether the token is
+/// unknown, retired by a later attempt, or its scan ended, the caller learns nothing more.
+pub(crate) fn scan_token_refused() -> ApiError {
+    ApiError::unauthorized("the scan token is not valid for this request")
+}
+
+/// A per-scan token (`pks_…`) and the scan it was minted for, live or not. Only the results
+/// upload takes this directly (a repeat of an upload may arrive after its scan ended); every
+/// other worker route takes [`Worker`].
+#[derive(Debug, Clone)]
+pub struct ScanToken(pub TokenScan);
+
+impl FromRequestParts<AppState> for ScanToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        // API tokens, and anything else that cannot be a scan token, never reach the database.
+        if !worker::looks_like_scan_token(token) {
+            return Err(scan_token_refused());
+        }
+        let scan = worker::authenticate(state.db().pool(), &worker::hash_scan_token(token))
+            .await?
+            .ok_or_else(scan_token_refused)?;
+        let span = tracing::Span::current();
+        span.record("org_id", tracing::field::display(scan.org_id));
+        span.record("scan_id", tracing::field::display(scan.scan_id));
+        Ok(ScanToken(scan))
+    }
+}
+
+/// A scan's worker holding a live per-scan token: the scan is active and the token was minted
+/// under its current lease, which the worker routes present to picket-db's fenced updates.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub scan: TokenScan,
+    pub lease: Lease,
+}
+
+impl Worker {
+    /// Refuses a request naming another attempt than the scan's (401, like a bad token).
+    pub fn check_attempt(&self, attempt: i32) -> Result<(), ApiError> {
+        if attempt == self.scan.attempt {
+            Ok(())
+        } else {
+            Err(scan_token_refused())
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Worker {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ScanToken(scan) = ScanToken::from_request_parts(parts, state).await?;
+        match scan.lease.clone() {
+            Some(lease) => Ok(Worker { scan, lease }),
+            None => Err(scan_token_refused()),
+        }
+    }
+}
+
 /// A value taken from a single-parameter route path such as `/projects/{id}`.
 pub trait PathParam: Sized {
     /// The parameter's name in the route, used in errors.
@@ -104,7 +169,7 @@ macro_rules! id_param {
         }
     )*};
 }
-id_param!(ProjectId, ScanId, ConnectionId, TokenId);
+id_param!(ProjectId, ScanId, ConnectionId, TokenId, FindingId);
 
 /// A policy's name in `/policies/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq)]

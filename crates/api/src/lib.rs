@@ -36,13 +36,14 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-pub use routes::MAX_BULK_SCAN;
+pub use routes::{MAX_BULK_SCAN, RESULTS_BODY_LIMIT_BYTES};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Largest request body accepted, in bytes; larger bodies get 413 `body_too_large`.
     /// Default 2 MiB: room for a bulk scan of 10,000 ids (~400 KB) or 1,000 new projects.
+    /// The worker's results upload has its own limit, [`RESULTS_BODY_LIMIT_BYTES`].
     pub body_limit_bytes: usize,
     /// Longest a request may take before it is abandoned (its transaction rolled back) with a
     /// 503 `timeout` problem, so a stuck database cannot pile up requests. Default 30 s.
@@ -137,8 +138,8 @@ pub fn router(state: AppState, cfg: &ApiConfig) -> Router {
         )
 }
 
-/// The request's span: method, path and request id; org and token ids are filled in once the
-/// token is checked. Headers and query strings are left out on purpose.
+/// The request's span: method, path and request id; org and token ids (or, for a worker, org and
+/// scan ids) are filled in once the token is checked. Headers and query strings are left out on purpose.
 fn make_span<B>(req: &Request<B>) -> tracing::Span {
     let request_id = req
         .headers()
@@ -152,6 +153,7 @@ fn make_span<B>(req: &Request<B>) -> tracing::Span {
         request_id,
         org_id = tracing::field::Empty,
         token_id = tracing::field::Empty,
+        scan_id = tracing::field::Empty,
     )
 }
 

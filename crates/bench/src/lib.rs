@@ -5,14 +5,25 @@
 //!   clients over the same number of rows, in the same database, in the same run.
 //! - `bulk`: one `POST /api/v1/scans` with 10,000 project ids over real HTTP: latency and rows.
 //! - `api`: `wrk` against `GET /api/v1/projects` with 2 connections per core.
+//! - `ingest`: one full scan's results upload of 10,000 and 100,000 findings through
+//!   `picket_db::worker::record_results` (what `POST /api/v1/worker/scan/results` runs: findings
+//!   upsert, lifecycle, results row, state moves, one transaction), first sighting and seen
+//!   again, against a bare `COPY` of the same rows into a table shaped like `findings` (same
+//!   columns, checks and indexes; `LIKE` copies no foreign keys) and into `findings` itself
+//!   (with its four foreign keys), in the same database, in the same run.
 
 // The report is printed to stdout as Markdown: printing is this crate's output.
 #![allow(clippy::print_stdout)]
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use picket_core::ScanState;
+use picket_core::protocol::{RedactedSecret, ReportedFinding, ScanResults};
+use picket_core::{
+    Fingerprint, OrgId, Product, ProjectId, RuleId, ScanState, ScanTrigger, Severity,
+};
 use picket_db::crypto::CredentialCipher;
+use picket_db::scans::{self, NewScan};
+use picket_db::worker::{self, Recorded, WORKER_ACTOR};
 use picket_db::{queue, Db, DbConfig};
 use secrecy::ExposeSecret;
 use sqlx::{Connection, PgConnection};
@@ -50,6 +61,12 @@ pub enum Which {
         #[arg(long, default_value_t = 15)]
         seconds: u32,
     },
+    /// Findings ingest of one full scan (10,000 and 100,000 findings) vs a bare COPY.
+    Ingest {
+        /// Runs per size; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// All of the above with their defaults.
     All,
 }
@@ -59,10 +76,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Which::Queue { scans } => queue_bench(&args.database_url, scans).await,
         Which::Bulk { projects } => bulk_bench(&args.database_url, projects).await,
         Which::Api { seconds } => api_bench(&args.database_url, seconds).await,
+        Which::Ingest { runs } => ingest_bench(&args.database_url, runs).await,
         Which::All => {
             queue_bench(&args.database_url, 20_000).await?;
             bulk_bench(&args.database_url, 10_000).await?;
-            api_bench(&args.database_url, 15).await
+            api_bench(&args.database_url, 15).await?;
+            ingest_bench(&args.database_url, 3).await
         }
     }
 }
@@ -470,6 +489,236 @@ async fn api_bench(admin_url: &str, seconds: u32) -> anyhow::Result<()> {
     println!("|---:|---:|---:|---|");
     println!("| {rps} | {p50} | {p99} | {non2xx} |\n");
     server.abort();
+    drop(db);
+    bench.drop().await
+}
+
+/// Rules the synthetic scan runs; every finding belongs to one of them.
+const INGEST_RULES: usize = 50;
+
+/// `n` findings as a worker would report them for one full scan: 20 per file, one in a hundred
+/// a secret (redacted and hashed), messages of typical length.
+fn synthetic_findings(n: usize) -> Vec<ReportedFinding> {
+    let severities = Severity::ALL;
+    (0..n)
+        .map(|i| {
+            let rule: RuleId = format!("picket.bench.rule-{:02}", i % INGEST_RULES)
+                .parse()
+                .expect("valid rule id");
+            let path = format!("src/module_{:05}/file_{:03}.py", i / 2_000, (i / 20) % 100);
+            let anchor = format!("value = call_{i}(request.args['q'])");
+            let secret = i % 100 == 99;
+            ReportedFinding {
+                product: if secret {
+                    Product::Secrets
+                } else {
+                    Product::Code
+                },
+                fingerprint: Fingerprint::compute(&rule, &path, &anchor, 0),
+                rule_id: rule,
+                path,
+                start_line: (i % 900 + 1) as u32,
+                end_line: (i % 900 + 3) as u32,
+                severity: severities[i % severities.len()],
+                message: format!(
+                    "User input flows into call_{i} without validation; this may allow injection."
+                ),
+                new_in_pr: false,
+                secret: secret.then(|| RedactedSecret {
+                    redacted: "AKIA…MPLE".to_owned(),
+                    sha256: format!("{:064x}", i),
+                }),
+            }
+        })
+        .collect()
+}
+
+/// Escapes a value for COPY's text format.
+fn copy_text(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// The baseline: the same rows, formatted and sent with one `COPY … FROM STDIN` into `table`
+/// and committed. Returns rows/s.
+async fn bare_copy(
+    db: &Db,
+    table: &str,
+    org: uuid::Uuid,
+    project: uuid::Uuid,
+    scan: uuid::Uuid,
+    findings: &[ReportedFinding],
+) -> anyhow::Result<f64> {
+    use std::fmt::Write as _;
+    let started = Instant::now();
+    let mut buf = String::with_capacity(findings.len() * 400);
+    for f in findings {
+        write!(
+            buf,
+            "{}\t{org}\t{project}\tmain\t{}\t",
+            uuid::Uuid::now_v7(),
+            f.product
+        )?;
+        copy_text(&mut buf, f.rule_id.as_str());
+        buf.push('\t');
+        copy_text(&mut buf, &f.path);
+        write!(buf, "\t{}\t{}\t{}\t", f.start_line, f.end_line, f.severity)?;
+        copy_text(&mut buf, &f.message);
+        write!(buf, "\t{}\t{scan}\t{scan}\t", f.fingerprint)?;
+        match &f.secret {
+            Some(s) => {
+                copy_text(&mut buf, &s.redacted);
+                writeln!(buf, "\t\\\\x{}", s.sha256)?;
+            }
+            None => buf.push_str("\\N\t\\N\n"),
+        }
+    }
+    let mut tx = db.pool().begin().await?;
+    let mut copy = tx
+        .copy_in_raw(&format!(
+            "COPY {table} (id, org_id, project_id, git_ref, product, rule_id, path, start_line,
+                           end_line, severity, message, fingerprint, first_seen_scan_id,
+                           last_seen_scan_id, secret_redacted, secret_hash) FROM STDIN"
+        ))
+        .await?;
+    copy.send(buf.as_bytes()).await?;
+    let rows = copy.finish().await?;
+    tx.commit().await?;
+    let secs = started.elapsed().as_secs_f64();
+    if rows != findings.len() as u64 {
+        bail!("COPY wrote {rows} of {} rows", findings.len());
+    }
+    Ok(findings.len() as f64 / secs)
+}
+
+/// One full scan of `main` through the worker protocol's results upload: queued, claimed and
+/// running (untimed), then `record_results` in its transaction, committed (timed, with the
+/// upload digest the endpoint also computes). Returns rows/s and the number of new findings.
+async fn picket_ingest(
+    db: &Db,
+    org: uuid::Uuid,
+    project: uuid::Uuid,
+    findings: &[ReportedFinding],
+) -> anyhow::Result<(f64, i64)> {
+    let scan = scans::enqueue(
+        db.pool(),
+        &NewScan::full(OrgId(org), ProjectId(project), ScanTrigger::Manual, "main"),
+    )
+    .await?
+    .scan
+    .id;
+    let claimed = queue::claim(db.pool(), "bench", Duration::from_secs(600))
+        .await?
+        .context("the bench scan is not claimable")?;
+    if claimed.scan.id != scan {
+        bail!("claimed another scan than the bench's");
+    }
+    queue::advance_as(
+        db.pool(),
+        &claimed.lease,
+        ScanState::Running,
+        None,
+        WORKER_ACTOR,
+    )
+    .await?;
+    let results = ScanResults {
+        attempt: claimed.scan.attempt,
+        commit_sha: "a".repeat(40),
+        merge_base_sha: None,
+        rules_run: (0..INGEST_RULES)
+            .map(|r| format!("picket.bench.rule-{r:02}").parse())
+            .collect::<Result<_, _>>()?,
+        deleted_paths: Vec::new(),
+        files_scanned: (findings.len() / 20) as u64,
+        findings: findings.to_vec(),
+        steps: Vec::new(),
+    };
+    let started = Instant::now();
+    let digest = worker::results_digest(&results)?;
+    let mut tx = db.pool().begin().await?;
+    let recorded = worker::record_results(&mut tx, &claimed.lease, &results, &digest).await?;
+    tx.commit().await?;
+    let secs = started.elapsed().as_secs_f64();
+    let Recorded::Stored(summary) = recorded else {
+        bail!("the upload was not stored: {recorded:?}");
+    };
+    if summary.findings.stored != findings.len() as i64 {
+        bail!(
+            "stored {} of {} findings",
+            summary.findings.stored,
+            findings.len()
+        );
+    }
+    Ok((findings.len() as f64 / secs, summary.findings.new))
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+async fn ingest_bench(admin_url: &str, runs: usize) -> anyhow::Result<()> {
+    let runs = runs.max(1);
+    let bench = BenchDb::create(admin_url, "ingest").await?;
+    let db = bench.db(4).await?;
+    let (org, project) = org_and_project(&db).await?;
+    // Same columns, defaults, checks and indexes as findings (LIKE copies no foreign keys).
+    sqlx::query("CREATE TABLE bench_copy (LIKE findings INCLUDING ALL)")
+        .execute(db.pool())
+        .await?;
+    let scan: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO scans (id, org_id, project_id, kind, trigger, priority, state, finished_at)
+         VALUES (gen_random_uuid(), $1, $2, 'full', 'manual', 1, 'cancelled', now()) RETURNING id",
+    )
+    .bind(org)
+    .bind(project)
+    .fetch_one(db.pool())
+    .await?;
+
+    println!("### Findings ingest: one full scan's upload vs a bare COPY, same database, same run (median of {runs})\n");
+    println!("| findings | bare COPY, no FKs (rows/s) | bare COPY into findings, with FKs (rows/s) | Picket, first sighting (rows/s) | ratio to bare | Picket, all seen again (rows/s) | ratio to bare |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for n in [10_000usize, 100_000] {
+        let findings = synthetic_findings(n);
+        let (mut copy, mut copy_fk, mut first, mut again) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..runs {
+            sqlx::query("TRUNCATE findings, scan_results, bench_copy")
+                .execute(db.pool())
+                .await?;
+            sqlx::query("VACUUM ANALYZE findings, bench_copy")
+                .execute(db.pool())
+                .await?;
+            copy.push(bare_copy(&db, "bench_copy", org, project, scan, &findings).await?);
+            copy_fk.push(bare_copy(&db, "findings", org, project, scan, &findings).await?);
+            sqlx::query("TRUNCATE findings").execute(db.pool()).await?;
+            let (rate, new) = picket_ingest(&db, org, project, &findings).await?;
+            if new != n as i64 {
+                bail!("first sighting: {new} of {n} findings new");
+            }
+            first.push(rate);
+            let (rate, new) = picket_ingest(&db, org, project, &findings).await?;
+            if new != 0 {
+                bail!("seen again: {new} findings new");
+            }
+            again.push(rate);
+        }
+        let (copy, copy_fk, first, again) =
+            (median(copy), median(copy_fk), median(first), median(again));
+        println!(
+            "| {n} | {copy:.0} | {copy_fk:.0} | {first:.0} | {:.2} | {again:.0} | {:.2} |",
+            first / copy,
+            again / copy
+        );
+    }
+    println!();
     drop(db);
     bench.drop().await
 }

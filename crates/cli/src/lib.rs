@@ -4,13 +4,17 @@
 //! - `picket run`: the whole platform in one process on this machine's defaults.
 //! - `picket api`: the HTTP API alone, against an existing database.
 //! - `picket migrate`: apply the schema.
-//! - `picket admin`: create orgs and tokens, list orgs, revoke tokens.
+//! - `picket admin`: create orgs and tokens, revoke tokens.
+//! - `picket worker`: one scan attempt, started by an executor.
 
 pub mod admin;
 pub mod background;
+pub mod demo;
+pub mod dispatch;
 pub mod local_pg;
 pub mod run;
 pub mod telemetry;
+pub mod worker;
 
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
@@ -38,6 +42,8 @@ pub enum Command {
     Migrate(DatabaseArgs),
     /// Administer orgs and API tokens.
     Admin(admin::AdminArgs),
+    /// Run one scan attempt (started by an executor, with the attempt's token).
+    Worker(worker::WorkerArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -70,6 +76,12 @@ pub struct RunArgs {
     pub api: ApiTuning,
     #[command(flatten)]
     pub background: background::BackgroundArgs,
+    #[command(flatten)]
+    pub dispatch: dispatch::DispatchArgs,
+    /// Add the demo project (a small sample repository shipped with Picket) on first start and
+    /// print its findings when its scan is done. Default true.
+    #[arg(long, env = "PICKET_DEMO", default_value_t = true, action = clap::ArgAction::Set)]
+    pub demo: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -100,5 +112,6 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Api(args) => run::api(args).await,
         Command::Migrate(args) => run::migrate(args).await,
         Command::Admin(args) => admin::execute(args).await,
+        Command::Worker(args) => worker::execute(args).await,
     }
 }

@@ -1,18 +1,21 @@
 //! `picket run`, `picket api` and `picket migrate`.
 //!
 //! `run` resolves a database (DATABASE_URL, or a private cluster under the data directory),
-//! migrates it, creates the first org and admin token on first start, then serves the API and
-//! runs the background jobs until Ctrl-C or SIGTERM, and finally stops the private cluster.
+//! migrates it, creates the first org and admin token (and the demo project) on first start,
+//! then serves the API, dispatches queued scans to local workers and runs the background jobs
+//! until Ctrl-C or SIGTERM, and finally stops the private cluster.
 
+use crate::dispatch::{self, Dispatch};
 use crate::local_pg::{LocalPg, LocalPgConfig};
-use crate::{admin, background, ApiArgs, ApiTuning, DatabaseArgs, RunArgs};
+use crate::{admin, background, demo, ApiArgs, ApiTuning, DatabaseArgs, RunArgs};
 use anyhow::Context;
 use picket_db::crypto::CredentialCipher;
-use picket_db::{Db, DbConfig};
+use picket_db::{orgs, Db, DbConfig};
 use secrecy::{ExposeSecret, SecretString};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Database created in the embedded cluster.
@@ -62,6 +65,13 @@ async fn run_platform(
     let cipher = CredentialCipher::from_hex(&key).context("PICKET_SECRET_KEY")?;
     let token_file = args.data_dir.join(ADMIN_TOKEN_FILE);
     let first_token = admin::bootstrap(&db, &token_file).await?;
+    let org = orgs::get_by_slug(db.pool(), admin::DEFAULT_ORG)
+        .await
+        .context("looking up the default org")?;
+    let demo = match args.demo {
+        true => demo::ensure(&db, &cipher, org.id, &args.data_dir).await?,
+        false => None,
+    };
 
     let listener = bind(args.listen).await?;
     let addr = listener.local_addr()?;
@@ -72,10 +82,38 @@ async fn run_platform(
         args.background.clone(),
         stop.clone(),
     ));
+    let dispatcher = tokio::spawn(dispatch::run(
+        db.clone(),
+        Dispatch {
+            api_url: api_url(addr),
+            args: args.dispatch.clone(),
+        },
+        stop.clone(),
+    ));
+    if let Some(project) = demo {
+        tokio::spawn(demo::report_when_done(
+            db.clone(),
+            org.id,
+            project,
+            Duration::from_secs(600),
+        ));
+    }
     serve(listener, db, cipher, &args.api, stop.clone()).await?;
     stop.cancel();
     background.await.context("background jobs")?;
+    dispatcher.await.context("dispatcher")?;
     Ok(())
+}
+
+/// How workers on this machine reach the API: over loopback when it listens on all addresses.
+fn api_url(addr: SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
+        ip if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}", addr.port())
 }
 
 pub async fn api(args: ApiArgs) -> anyhow::Result<()> {

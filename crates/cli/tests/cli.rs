@@ -101,6 +101,26 @@ impl Running {
         panic!("picket run printed no banner: {out:?}");
     }
 
+    /// Lines printed until one containing `needle` (included).
+    fn until(&self, needle: &str, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        let mut out = Vec::new();
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_secs(1)) {
+                Ok(line) => {
+                    let done = line.contains(needle);
+                    out.push(line);
+                    if done {
+                        return out;
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+                Err(_) => break,
+            }
+        }
+        panic!("picket run never printed {needle:?}: {out:?}");
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     fn stop(mut self) -> std::process::ExitStatus {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
@@ -170,6 +190,29 @@ async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanl
     assert_eq!(org["slug"], "default");
     assert_eq!(get(&format!("{base}/api/v1/org"), None).await.0, 401);
 
+    // The demo project's initial scan runs through the queue and a local worker, and its
+    // findings are printed: the shipped sample has Code and Secrets findings.
+    let demo = run.until("(GET /api/v1/projects/", Duration::from_secs(300));
+    let summary = demo
+        .iter()
+        .find(|l| l.starts_with("Demo scan of demo/sample-app"))
+        .expect("summary");
+    assert!(summary.contains("succeeded"), "{demo:?}");
+    assert!(
+        demo.iter()
+            .any(|l| l.contains(" code ") && l.contains("app/db.py")),
+        "{demo:?}"
+    );
+    assert!(
+        demo.iter()
+            .any(|l| l.contains(" secrets ") && l.contains("app/settings.py")),
+        "{demo:?}"
+    );
+    let (status, projects) = get(&format!("{base}/api/v1/projects"), Some(&token)).await;
+    assert_eq!(status, 200);
+    assert_eq!(projects["items"][0]["full_name"], "demo/sample-app");
+    assert_eq!(projects["items"][0]["last_scan"]["state"], "succeeded");
+
     assert!(run.stop().success(), "clean exit on SIGTERM");
     assert!(
         !data.join("pg/data/postmaster.pid").exists(),
@@ -180,9 +223,19 @@ async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanl
     let run = Running::start(&data);
     let banner = run.banner();
     assert!(!banner.iter().any(|l| l.contains("pkt_")), "{banner:?}");
+    assert!(
+        data.join("demo-repo").is_dir(),
+        "the demo repository stays in the data directory"
+    );
     let base = api_base(&banner);
     let (status, _) = get(&format!("{base}/api/v1/org"), Some(&token)).await;
     assert_eq!(status, 200);
+    // The demo project is added once: a restart queues no second demo scan.
+    let (_, projects) = get(&format!("{base}/api/v1/projects"), Some(&token)).await;
+    assert_eq!(projects["items"].as_array().unwrap().len(), 1);
+    let id = projects["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, history) = get(&format!("{base}/api/v1/projects/{id}/scans"), Some(&token)).await;
+    assert_eq!(history["items"].as_array().unwrap().len(), 1, "{history}");
     assert!(run.stop().success());
 }
 

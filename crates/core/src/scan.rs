@@ -193,7 +193,8 @@ macro_rules! str_enum {
     ($ty:ty, $what:literal, $expected:literal) => {
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
+                // `pad` honours width and alignment, so tables can align these.
+                f.pad(self.as_str())
             }
         }
 

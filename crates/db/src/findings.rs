@@ -1,37 +1,34 @@
-//! Findings: what scans report, tracked per project and branch by fingerprint.
+//! Findings: what scans report, tracked per project and branch by fingerprint (domain.md §2, §3).
 //!
-//! [`insert_batch`] writes a scan's findings with one `UNNEST` upsert: a fingerprint seen before
-//! on the same branch keeps its row (first sighting, triage) and is marked seen by this scan and
-//! open again unless a person ignored it; a new one gets a row. [`list`] pages through a project's
-//! findings, most severe first, with the filters the API exposes.
+//! [`ingest`] records one scan's findings in the caller's transaction, in two statements
+//! whatever their number:
+//! 1. one `UNNEST` upsert keyed by (project, branch, fingerprint): a new fingerprint gets a row,
+//!    `open`, first and last seen by this scan, unless a person ignored the same fingerprint on
+//!    another branch of the project, whose triage it inherits; a fingerprint seen before is
+//!    marked last seen by this scan and `open` again unless it is `ignored` (triage sticks).
+//! 2. full scans only: the branch's `open` findings this scan did not report become `fixed`, or
+//!    `removed` when their rule did not run or their file was deleted.
+//!
+//! Diff scans store only the findings new in the PR, under the PR's head ref, and never run step
+//! 2: they see changed files only, so what they do not report says nothing about the branch.
+//!
+//! [`triage`] ignores a finding (with a reason) or lifts the ignore, on every branch of its
+//! project at once: triage belongs to the fingerprint. [`list`] pages through a project's
+//! findings, most severe first. Secret values never reach this module: secrets findings carry a
+//! redacted form and a SHA-256, and a table check refuses a secrets finding without them.
 
 use crate::types::Pg;
 use crate::{DbError, Result};
+use picket_core::protocol::ReportedFinding;
 use picket_core::{
-    FindingId, FindingStatus, Fingerprint, OrgId, Product, ProjectId, RuleId, ScanId, Severity,
+    FindingId, FindingStatus, OrgId, Product, ProjectId, RuleId, ScanId, ScanKind, Severity,
 };
-use sqlx::PgExecutor;
+use sqlx::{PgConnection, PgExecutor};
 use std::collections::HashSet;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-/// A finding as one scan reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewFinding {
-    /// The branch scanned.
-    pub git_ref: String,
-    pub product: Product,
-    pub rule_id: RuleId,
-    pub path: String,
-    /// 1-based, inclusive.
-    pub start_line: i32,
-    pub end_line: i32,
-    pub severity: Severity,
-    pub message: String,
-    pub fingerprint: Fingerprint,
-}
-
-/// A finding as stored.
+/// A finding as stored. The secret hash stays in the database: only the redacted form is shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FindingRecord {
     pub id: FindingId,
@@ -47,78 +44,286 @@ pub struct FindingRecord {
     pub fingerprint: String,
     pub status: FindingStatus,
     pub triage_reason: Option<String>,
+    /// Who last triaged it (`api:<token id>`), and when.
+    pub triaged_by: Option<String>,
+    pub triaged_at: Option<OffsetDateTime>,
+    /// Secrets findings: the secret's redacted form.
+    pub secret_redacted: Option<String>,
     pub first_seen_scan_id: ScanId,
     pub last_seen_scan_id: ScanId,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
 
-/// The constraint [`insert_batch`] names when one batch holds a fingerprint twice for a branch.
-pub const DUPLICATE_IN_BATCH: &str = "findings_batch_unique_fingerprint";
+struct FindingRow {
+    id: Uuid,
+    project_id: Uuid,
+    git_ref: String,
+    product: Pg<Product>,
+    rule_id: String,
+    path: String,
+    start_line: i32,
+    end_line: i32,
+    severity: Pg<Severity>,
+    message: String,
+    fingerprint: String,
+    status: Pg<FindingStatus>,
+    triage_reason: Option<String>,
+    triaged_by: Option<String>,
+    triaged_at: Option<OffsetDateTime>,
+    secret_redacted: Option<String>,
+    first_seen_scan_id: Uuid,
+    last_seen_scan_id: Uuid,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
 
-/// Records the findings `scan` reported for `project`, all in one statement. Returns how many rows
-/// were inserted or refreshed (= `findings.len()`). [`DbError::NotFound`] when the scan is not a
-/// scan of that project of the org (nothing is written); [`DbError::Invalid`] naming
-/// [`DUPLICATE_IN_BATCH`] when a (branch, fingerprint) pair repeats, which Postgres could not apply
-/// in one upsert.
-pub async fn insert_batch(
-    ex: impl PgExecutor<'_>,
-    org: OrgId,
-    project: ProjectId,
-    scan: ScanId,
-    findings: &[NewFinding],
-) -> Result<u64> {
-    if findings.is_empty() {
-        return Ok(0);
+impl From<FindingRow> for FindingRecord {
+    fn from(r: FindingRow) -> Self {
+        FindingRecord {
+            id: r.id.into(),
+            project_id: r.project_id.into(),
+            git_ref: r.git_ref,
+            product: r.product.0,
+            rule_id: r.rule_id,
+            path: r.path,
+            start_line: r.start_line,
+            end_line: r.end_line,
+            severity: r.severity.0,
+            message: r.message,
+            fingerprint: r.fingerprint,
+            status: r.status.0,
+            triage_reason: r.triage_reason,
+            triaged_by: r.triaged_by,
+            triaged_at: r.triaged_at,
+            secret_redacted: r.secret_redacted,
+            first_seen_scan_id: r.first_seen_scan_id.into(),
+            last_seen_scan_id: r.last_seen_scan_id.into(),
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
     }
-    let mut seen = HashSet::with_capacity(findings.len());
-    if !findings
+}
+
+/// The constraint [`ingest`] names when one upload holds a fingerprint twice.
+pub const DUPLICATE_IN_BATCH: &str = "findings_batch_unique_fingerprint";
+/// The constraint [`ingest`] names when a line number does not fit the table.
+pub const LINE_RANGE: &str = "findings_line_range";
+/// The constraint [`ingest`] names when a secret's hash is not 64 hex characters.
+pub const SECRET_HASH: &str = "findings_secret_hash_check";
+
+/// Where one scan's findings go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanTarget {
+    pub org_id: OrgId,
+    pub project_id: ProjectId,
+    pub scan_id: ScanId,
+    pub kind: ScanKind,
+    /// The branch of a full scan, or the head ref of a diff scan.
+    pub git_ref: String,
+}
+
+/// What one scan reported, as [`ingest`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct Reported<'a> {
+    pub findings: &'a [ReportedFinding],
+    /// Every rule that ran: an open finding of another rule is `removed`, not `fixed`.
+    pub rules_run: &'a [RuleId],
+    /// Paths no longer in the tree: their open findings are `removed`.
+    pub deleted_paths: &'a [String],
+}
+
+/// What [`ingest`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestSummary {
+    /// Findings in the upload.
+    pub reported: i64,
+    /// Findings written: all of them for a full scan, those new in the PR for a diff scan.
+    pub stored: i64,
+    /// Stored findings whose fingerprint the branch had not seen before.
+    pub new: i64,
+    /// Open findings of the branch the scan no longer reported.
+    pub fixed: i64,
+    /// Open findings of the branch whose rule did not run or whose file was deleted.
+    pub removed: i64,
+}
+
+/// Records a scan's findings and applies the lifecycle (module docs), in the caller's
+/// transaction. [`DbError::NotFound`] when the scan is not a scan of that project of the org
+/// (nothing is written); [`DbError::Invalid`] naming [`DUPLICATE_IN_BATCH`] when a stored
+/// fingerprint repeats, [`LINE_RANGE`] or [`SECRET_HASH`] for values the table cannot hold, or
+/// the table's checks (a secrets finding without its redacted form and hash).
+pub async fn ingest(
+    conn: &mut PgConnection,
+    target: &ScanTarget,
+    reported: Reported<'_>,
+) -> Result<IngestSummary> {
+    let stored: Vec<&ReportedFinding> = reported
+        .findings
         .iter()
-        .all(|f| seen.insert((f.git_ref.as_str(), f.fingerprint.as_str())))
-    {
+        .filter(|f| target.kind == ScanKind::Full || f.new_in_pr)
+        .collect();
+    let mut summary = IngestSummary {
+        reported: reported.findings.len() as i64,
+        stored: stored.len() as i64,
+        ..IngestSummary::default()
+    };
+    let found = sqlx::query_scalar!(
+        "SELECT EXISTS (SELECT 1 FROM scans WHERE id = $1 AND project_id = $2 AND org_id = $3) AS \"found!\"",
+        target.scan_id.0,
+        target.project_id.0,
+        target.org_id.0
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if !found {
+        return Err(DbError::NotFound);
+    }
+    if !stored.is_empty() {
+        summary.new = upsert(&mut *conn, target, &stored).await?;
+    }
+    if target.kind == ScanKind::Full {
+        let rules: Vec<&str> = reported.rules_run.iter().map(RuleId::as_str).collect();
+        let closed = sqlx::query!(
+            r#"
+            WITH closed AS (
+                UPDATE findings
+                SET status = CASE WHEN rule_id <> ALL($4::text[]) OR path = ANY($5::text[])
+                                  THEN 'removed' ELSE 'fixed' END::finding_status,
+                    updated_at = now()
+                WHERE project_id = $1 AND git_ref = $2 AND status = 'open'
+                  AND last_seen_scan_id <> $3
+                RETURNING status
+            )
+            SELECT count(*) FILTER (WHERE status = 'fixed') AS "fixed!",
+                   count(*) FILTER (WHERE status = 'removed') AS "removed!"
+            FROM closed
+            "#,
+            target.project_id.0,
+            target.git_ref,
+            target.scan_id.0,
+            &rules as &[&str],
+            reported.deleted_paths,
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        summary.fixed = closed.fixed;
+        summary.removed = closed.removed;
+    }
+    Ok(summary)
+}
+
+/// Step 1 of [`ingest`]: one upsert of every stored finding. Returns how many rows were new.
+async fn upsert(
+    conn: &mut PgConnection,
+    target: &ScanTarget,
+    findings: &[&ReportedFinding],
+) -> Result<i64> {
+    let mut seen = HashSet::with_capacity(findings.len());
+    if !findings.iter().all(|f| seen.insert(f.fingerprint.as_str())) {
         return Err(DbError::Invalid {
             constraint: DUPLICATE_IN_BATCH.to_owned(),
         });
     }
-    let ids: Vec<Uuid> = findings.iter().map(|_| FindingId::new().0).collect();
-    let git_refs: Vec<&str> = findings.iter().map(|f| f.git_ref.as_str()).collect();
-    let products: Vec<&str> = findings.iter().map(|f| f.product.as_str()).collect();
-    let rules: Vec<&str> = findings.iter().map(|f| f.rule_id.as_str()).collect();
-    let paths: Vec<&str> = findings.iter().map(|f| f.path.as_str()).collect();
-    let starts: Vec<i32> = findings.iter().map(|f| f.start_line).collect();
-    let ends: Vec<i32> = findings.iter().map(|f| f.end_line).collect();
-    let severities: Vec<&str> = findings.iter().map(|f| f.severity.as_str()).collect();
-    let messages: Vec<&str> = findings.iter().map(|f| f.message.as_str()).collect();
-    let fingerprints: Vec<&str> = findings.iter().map(|f| f.fingerprint.as_str()).collect();
-    let written = sqlx::query!(
+    drop(seen);
+    let line = |n: u32| {
+        i32::try_from(n).map_err(|_| DbError::Invalid {
+            constraint: LINE_RANGE.to_owned(),
+        })
+    };
+    let n = findings.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut products = Vec::with_capacity(n);
+    let mut rules = Vec::with_capacity(n);
+    let mut paths = Vec::with_capacity(n);
+    let mut starts = Vec::with_capacity(n);
+    let mut ends = Vec::with_capacity(n);
+    let mut severities = Vec::with_capacity(n);
+    let mut messages = Vec::with_capacity(n);
+    let mut fingerprints = Vec::with_capacity(n);
+    // Empty strings stand for "no secret" (NULLIF below): plain arrays bind faster than arrays
+    // of options, and an empty redacted form is refused by the table anyway.
+    let mut redacted = Vec::with_capacity(n);
+    let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(n);
+    for f in findings {
+        ids.push(FindingId::new().0);
+        products.push(f.product.as_str());
+        rules.push(f.rule_id.as_str());
+        paths.push(f.path.as_str());
+        starts.push(line(f.start_line)?);
+        ends.push(line(f.end_line)?);
+        severities.push(f.severity.as_str());
+        messages.push(f.message.as_str());
+        fingerprints.push(f.fingerprint.as_str());
+        match &f.secret {
+            Some(s) => {
+                redacted.push(s.redacted.as_str());
+                let hash = hex::decode(&s.sha256)
+                    .ok()
+                    .filter(|h| h.len() == 32)
+                    .ok_or_else(|| DbError::Invalid {
+                        constraint: SECRET_HASH.to_owned(),
+                    })?;
+                hashes.push(hash);
+            }
+            None => {
+                redacted.push("");
+                hashes.push(Vec::new());
+            }
+        }
+    }
+    let new = sqlx::query_scalar!(
         r#"
-        INSERT INTO findings (id, org_id, project_id, git_ref, product, rule_id, path, start_line,
-                              end_line, severity, message, fingerprint, first_seen_scan_id,
-                              last_seen_scan_id)
-        SELECT n.id, s.org_id, s.project_id, n.git_ref, n.product::product, n.rule_id, n.path,
-               n.start_line, n.end_line, n.severity::severity, n.message, n.fingerprint, s.id, s.id
-        FROM scans s
-        CROSS JOIN unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int4[],
-                          $10::int4[], $11::text[], $12::text[], $13::text[])
-             AS n(id, git_ref, product, rule_id, path, start_line, end_line, severity, message,
-                  fingerprint)
-        WHERE s.id = $3 AND s.project_id = $2 AND s.org_id = $1
-        ON CONFLICT (project_id, git_ref, fingerprint) DO UPDATE
-        SET last_seen_scan_id = EXCLUDED.last_seen_scan_id,
-            start_line = EXCLUDED.start_line,
-            end_line = EXCLUDED.end_line,
-            severity = EXCLUDED.severity,
-            message = EXCLUDED.message,
-            -- A person's triage sticks to the fingerprint; anything else is open again.
-            status = CASE WHEN findings.status = 'ignored' THEN findings.status
-                          ELSE 'open'::finding_status END,
-            updated_at = now()
+        WITH ignored AS (
+            -- The project's triaged fingerprints, on any branch: a fingerprint new to this branch
+            -- inherits its triage.
+            SELECT DISTINCT ON (fingerprint) fingerprint, triage_reason, triaged_by, triaged_at
+            FROM findings
+            WHERE project_id = $2 AND status = 'ignored' AND triage_reason IS NOT NULL
+            ORDER BY fingerprint, triaged_at DESC NULLS LAST
+        ), written AS (
+            INSERT INTO findings (id, org_id, project_id, git_ref, product, rule_id, path,
+                                  start_line, end_line, severity, message, fingerprint,
+                                  first_seen_scan_id, last_seen_scan_id, status, triage_reason,
+                                  triaged_by, triaged_at, secret_redacted, secret_hash)
+            SELECT n.id, $1, $2, $4, n.product::product, n.rule_id, n.path, n.start_line,
+                   n.end_line, n.severity::severity, n.message, n.fingerprint, $3, $3,
+                   CASE WHEN i.fingerprint IS NULL THEN 'open' ELSE 'ignored' END::finding_status,
+                   i.triage_reason, i.triaged_by, i.triaged_at, NULLIF(n.redacted, ''),
+                   NULLIF(n.hash, ''::bytea)
+            FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::int4[],
+                        $11::text[], $12::text[], $13::text[], $14::text[], $15::bytea[])
+                 AS n(id, product, rule_id, path, start_line, end_line, severity, message,
+                      fingerprint, redacted, hash)
+            LEFT JOIN ignored i ON i.fingerprint = n.fingerprint
+            ON CONFLICT (project_id, git_ref, fingerprint) DO UPDATE
+            SET last_seen_scan_id = EXCLUDED.last_seen_scan_id,
+                start_line = EXCLUDED.start_line,
+                end_line = EXCLUDED.end_line,
+                severity = EXCLUDED.severity,
+                message = EXCLUDED.message,
+                secret_redacted = EXCLUDED.secret_redacted,
+                secret_hash = EXCLUDED.secret_hash,
+                -- A person's triage sticks to the fingerprint; anything else is open again.
+                status = CASE WHEN findings.status = 'ignored' THEN findings.status
+                              ELSE EXCLUDED.status END,
+                triage_reason = CASE WHEN findings.status = 'ignored' THEN findings.triage_reason
+                                     ELSE EXCLUDED.triage_reason END,
+                triaged_by = CASE WHEN findings.status = 'ignored' THEN findings.triaged_by
+                                  ELSE EXCLUDED.triaged_by END,
+                triaged_at = CASE WHEN findings.status = 'ignored' THEN findings.triaged_at
+                                  ELSE EXCLUDED.triaged_at END,
+                updated_at = now()
+            -- xmax is 0 on a freshly inserted row version, set on an updated one.
+            RETURNING (xmax = 0) AS inserted
+        )
+        SELECT count(*) FILTER (WHERE inserted) AS "new!" FROM written
         "#,
-        org.0,
-        project.0,
-        scan.0,
+        target.org_id.0,
+        target.project_id.0,
+        target.scan_id.0,
+        target.git_ref,
         &ids,
-        &git_refs as &[&str],
         &products as &[&str],
         &rules as &[&str],
         &paths as &[&str],
@@ -127,14 +332,79 @@ pub async fn insert_batch(
         &severities as &[&str],
         &messages as &[&str],
         &fingerprints as &[&str],
+        &redacted as &[&str],
+        &hashes,
     )
-    .execute(ex)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(new)
+}
+
+/// What a person decides about a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Triage {
+    /// Not a problem (false positive, accepted risk, ...), with the reason.
+    Ignore { reason: String },
+    /// Lift an ignore: the finding is `open` until a scan says otherwise. Changes nothing on a
+    /// finding that is not ignored.
+    Reopen,
+}
+
+/// Applies a triage decision to the finding `id` of the org and to every other row of its
+/// fingerprint in the same project (other branches, PR head refs), recording `actor` and the
+/// time. Returns the finding as updated; [`DbError::NotFound`] when it is not the org's.
+pub async fn triage(
+    conn: &mut PgConnection,
+    org: OrgId,
+    id: FindingId,
+    decision: &Triage,
+    actor: &str,
+) -> Result<FindingRecord> {
+    let (ignore, reason) = match decision {
+        Triage::Ignore { reason } => (true, Some(reason.as_str())),
+        Triage::Reopen => (false, None),
+    };
+    sqlx::query!(
+        r#"
+        WITH target AS (
+            SELECT project_id, fingerprint FROM findings WHERE id = $1 AND org_id = $2
+        )
+        UPDATE findings f
+        SET status = CASE WHEN $3 THEN 'ignored' ELSE 'open' END::finding_status,
+            triage_reason = $4, triaged_by = $5, triaged_at = now(), updated_at = now()
+        FROM target t
+        WHERE f.project_id = t.project_id AND f.fingerprint = t.fingerprint
+          AND ($3 OR f.status = 'ignored')
+        "#,
+        id.0,
+        org.0,
+        ignore,
+        reason,
+        actor
+    )
+    .execute(&mut *conn)
+    .await?;
+    get(&mut *conn, org, id).await
+}
+
+/// One finding of the org.
+pub async fn get(ex: impl PgExecutor<'_>, org: OrgId, id: FindingId) -> Result<FindingRecord> {
+    let row = sqlx::query_as!(
+        FindingRow,
+        r#"
+        SELECT id, project_id, git_ref, product AS "product: Pg<Product>", rule_id, path,
+               start_line, end_line, severity AS "severity: Pg<Severity>", message, fingerprint,
+               status AS "status: Pg<FindingStatus>", triage_reason, triaged_by, triaged_at,
+               secret_redacted, first_seen_scan_id, last_seen_scan_id, created_at, updated_at
+        FROM findings WHERE id = $1 AND org_id = $2
+        "#,
+        id.0,
+        org.0
+    )
+    .fetch_optional(ex)
     .await?
-    .rows_affected();
-    if written == 0 {
-        return Err(DbError::NotFound);
-    }
-    Ok(written)
+    .ok_or(DbError::NotFound)?;
+    Ok(row.into())
 }
 
 /// Filters of [`list`]; `None` does not filter.
@@ -177,12 +447,13 @@ pub async fn list(
     after: Option<FindingCursor>,
     limit: i64,
 ) -> Result<Vec<FindingRecord>> {
-    let rows = sqlx::query!(
+    let rows = sqlx::query_as!(
+        FindingRow,
         r#"
         SELECT id, project_id, git_ref, product AS "product: Pg<Product>", rule_id, path,
                start_line, end_line, severity AS "severity: Pg<Severity>", message, fingerprint,
-               status AS "status: Pg<FindingStatus>", triage_reason, first_seen_scan_id,
-               last_seen_scan_id, created_at, updated_at
+               status AS "status: Pg<FindingStatus>", triage_reason, triaged_by, triaged_at,
+               secret_redacted, first_seen_scan_id, last_seen_scan_id, created_at, updated_at
         FROM findings
         WHERE org_id = $1 AND project_id = $2
           AND ($3::text IS NULL OR status = $3::text::finding_status)
@@ -209,26 +480,5 @@ pub async fn list(
     )
     .fetch_all(ex)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| FindingRecord {
-            id: r.id.into(),
-            project_id: r.project_id.into(),
-            git_ref: r.git_ref,
-            product: r.product.0,
-            rule_id: r.rule_id,
-            path: r.path,
-            start_line: r.start_line,
-            end_line: r.end_line,
-            severity: r.severity.0,
-            message: r.message,
-            fingerprint: r.fingerprint,
-            status: r.status.0,
-            triage_reason: r.triage_reason,
-            first_seen_scan_id: r.first_seen_scan_id.into(),
-            last_seen_scan_id: r.last_seen_scan_id.into(),
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        })
-        .collect())
+    Ok(rows.into_iter().map(Into::into).collect())
 }

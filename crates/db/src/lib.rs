@@ -6,7 +6,8 @@
 //! the schema (`query!`), with the offline data committed under `.sqlx/`.
 //!
 //! Module map: [`queue`] (claim, lease, fenced transitions, rescue, wake-ups), [`schedule`] (weekly
-//! scans), [`crypto`] (credentials at rest), and one module per table family for the API.
+//! scans), [`crypto`] (credentials at rest), [`worker`] (the worker protocol: per-scan tokens,
+//! spec, clone credential, results), and one module per table family for the API.
 
 pub mod connections;
 pub mod crypto;
@@ -19,6 +20,7 @@ pub mod scans;
 pub mod schedule;
 pub mod tokens;
 pub mod types;
+pub mod worker;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;

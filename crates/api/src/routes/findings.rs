@@ -1,14 +1,20 @@
-//! `/api/v1/projects/{id}/findings`: a project's findings, most severe first, filtered and paged.
-//! Findings are written by scans (picket-db `findings::insert_batch`); the API only reads them.
+//! `/api/v1/projects/{id}/findings`: a project's findings, most severe first, filtered and paged;
+//! `/api/v1/findings/{id}/triage`: ignore a finding with a reason, or lift the ignore.
+//!
+//! Findings are written by scans (the worker's results upload, picket-db `findings::ingest`).
+//! People only triage them, and triage sticks to the fingerprint: it applies to the finding on
+//! every branch of its project, and to the same fingerprint found later. A secrets finding shows
+//! its redacted form only: neither the value (never stored) nor its hash is ever returned.
 
 use crate::error::{ApiError, Problem};
-use crate::extract::{ApiPath, ApiQuery, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::pagination;
+use crate::routes::{check_len, not_found_as};
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
 use picket_core::{FindingId, FindingStatus, Product, ProjectId, Severity};
-use picket_db::findings::{self, FindingCursor, FindingFilter, FindingRecord};
+use picket_db::findings::{self, FindingCursor, FindingFilter, FindingRecord, Triage};
 use picket_db::projects;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -20,7 +26,9 @@ use uuid::Uuid;
 const CURSOR_KIND: &str = "findings";
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(list_findings))
+    OpenApiRouter::new()
+        .routes(routes!(list_findings))
+        .routes(routes!(triage_finding))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -41,7 +49,15 @@ pub struct Finding {
     pub fingerprint: String,
     #[schema(schema_with = crate::schema::finding_status)]
     pub status: FindingStatus,
+    /// Why it is ignored (status `ignored`).
     pub triage_reason: Option<String>,
+    /// Who last triaged it (`api:<token id>`), and when.
+    pub triaged_by: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub triaged_at: Option<OffsetDateTime>,
+    /// Secrets findings: the secret's redacted form. The value is never stored.
+    pub secret_redacted: Option<String>,
+    /// The scan that first reported it on this branch, and the latest that did.
     pub first_seen_scan_id: Uuid,
     pub last_seen_scan_id: Uuid,
     #[serde(with = "time::serde::rfc3339")]
@@ -65,6 +81,9 @@ impl From<FindingRecord> for Finding {
             fingerprint: f.fingerprint,
             status: f.status,
             triage_reason: f.triage_reason,
+            triaged_by: f.triaged_by,
+            triaged_at: f.triaged_at,
+            secret_redacted: f.secret_redacted,
             first_seen_scan_id: f.first_seen_scan_id.0,
             last_seen_scan_id: f.last_seen_scan_id.0,
             created_at: f.created_at,
@@ -146,4 +165,66 @@ async fn list_findings(
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,
     }))
+}
+
+/// A triage decision.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TriageRequest {
+    /// `ignored` (with a `reason`) or `open` (lifts an ignore; no reason).
+    pub status: TriageStatus,
+    /// Why the finding is ignored: 1-1000 characters. Required for `ignored`, refused for `open`.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TriageStatus {
+    Ignored,
+    Open,
+}
+
+/// Triage a finding (admin or member): `ignored` with a reason, or `open` to lift an ignore. The
+/// decision applies to the finding's fingerprint on every branch of the project and sticks across
+/// later scans. `open` on a finding that is not ignored changes nothing.
+#[utoipa::path(post, path = "/api/v1/findings/{id}/triage", tag = "findings",
+    params(("id" = Uuid, Path, description = "Finding id")),
+    request_body = TriageRequest,
+    responses(
+        (status = 200, body = Finding),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn triage_finding(
+    caller: Caller,
+    ApiPath(id): ApiPath<FindingId>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<TriageRequest>,
+) -> Result<Json<Finding>, ApiError> {
+    let decision = match (body.status, body.reason) {
+        (TriageStatus::Ignored, Some(reason)) => {
+            check_len("reason", &reason, 1, 1000)?;
+            Triage::Ignore { reason }
+        }
+        (TriageStatus::Ignored, None) => {
+            return Err(ApiError::invalid_body(
+                "reason",
+                "an ignored finding needs a reason",
+            ))
+        }
+        (TriageStatus::Open, None) => Triage::Reopen,
+        (TriageStatus::Open, Some(_)) => {
+            return Err(ApiError::invalid_body(
+                "reason",
+                "only an ignored finding carries a reason",
+            ))
+        }
+    };
+    let mut tx = state.db().pool().begin().await?;
+    let finding = findings::triage(&mut tx, caller.org_id, id, &decision, &caller.actor())
+        .await
+        .map_err(|e| not_found_as(e, "finding"))?;
+    tx.commit().await?;
+    tracing::info!(finding_id = %id, status = %finding.status, "finding triaged");
+    Ok(Json(finding.into()))
 }

@@ -10,6 +10,7 @@ mod policies;
 mod projects;
 mod scans;
 mod tokens;
+mod worker;
 
 use crate::error::{ApiError, FieldError, Problem};
 use crate::AppState;
@@ -19,14 +20,15 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 pub use scans::MAX_BULK_SCAN;
+pub use worker::RESULTS_BODY_LIMIT_BYTES;
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Picket API",
         description = "Managed code scanning: projects, scans, findings and policies of one org. \
-                       Every request carries `Authorization: Bearer pkt_...`; every object belongs \
-                       to the token's org, and objects of other orgs answer 404. Errors are RFC \
+                       Every request carries `Authorization: Bearer pkt_...` (the worker routes: \
+                       the scan's own `pks_...` token); every object belongs to the token's org, and objects of other orgs answer 404. Errors are RFC \
                        9457 `application/problem+json` with a stable `code`.",
     ),
     modifiers(&BearerAuth),
@@ -40,6 +42,10 @@ pub use scans::MAX_BULK_SCAN;
         (name = "scans", description = "Full and diff-aware scans"),
         (name = "findings", description = "What scans found"),
         (name = "policies", description = "Rule modes: monitor, comment, block"),
+        (name = "worker", description = "The worker protocol: one scan's worker, authenticated \
+                                         by its per-scan token (`Authorization: Bearer pks_...`), \
+                                         which works only for that scan's current attempt and \
+                                         only while the scan is active"),
     )
 )]
 struct ApiDoc;
@@ -54,6 +60,11 @@ impl Modify for BearerAuth {
             .bearer_format("pkt_<43 base62 characters>")
             .build();
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        let scan_token = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .bearer_format("pks_<43 base62 characters>, minted per scan attempt")
+            .build();
+        components.add_security_scheme("scan_token", SecurityScheme::Http(scan_token));
     }
 }
 
@@ -67,6 +78,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(scans::router())
         .merge(findings::router())
         .merge(policies::router())
+        .merge(worker::router())
 }
 
 /// Refuses a string whose length in characters is outside `min..=max`.

@@ -1,0 +1,707 @@
+//! `/api/v1/worker/…`: the worker protocol (`picket_core::protocol`), for the one worker of one
+//! scan, authenticated by its per-scan token (`pks_…`, minted when the scan was claimed).
+//!
+//! A token reaches only its own scan, only while that scan is active and only for the attempt it
+//! was minted for; anything else is 401 `unauthorized` without saying why. The routes move the
+//! scan with picket-db's fenced updates under the scan's current lease (found from the token),
+//! audited as `worker`; a lease lost meanwhile is 409 `lease_lost`.
+//!
+//! - `GET  /worker/scan`             the [`ScanSpec`] (safe to log)
+//! - `GET  /worker/scan/credential`  the [`CloneCredential`] (never log it), kept apart from the spec
+//! - `POST /worker/scan/progress`    `running` / `reporting`
+//! - `POST /worker/scan/results`     findings + lifecycle + the attempt's record + `succeeded`, in
+//!   one transaction; a repeat of the same upload answers the same summary and changes nothing.
+//!   Its body may be up to [`RESULTS_BODY_LIMIT_BYTES`].
+//! - `POST /worker/scan/failure`     the attempt failed: retried once for full scans
+
+use crate::error::{ApiError, Problem};
+use crate::extract::{scan_token_refused, ApiJson, ScanToken, Worker};
+use crate::AppState;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::Json;
+use picket_core::protocol::{
+    CloneCredential, ReportedFinding, ScanFailure, ScanResults, ScanSpec, WorkerProgress,
+};
+use picket_core::{Fingerprint, Product, ScanState};
+use picket_db::queue::{self, FailOutcome};
+use picket_db::worker::{self, Recorded, ResultsSummary, WORKER_ACTOR};
+use picket_db::DbError;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use utoipa::ToSchema;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+/// Largest results upload accepted, in bytes: 64 MiB, room for about 200,000 findings. Every
+/// other route keeps the server's general limit.
+pub const RESULTS_BODY_LIMIT_BYTES: usize = 64 * 1024 * 1024;
+/// How long a failed full scan waits before its retry may be claimed.
+const RETRY_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest failure message kept, in characters; longer ones are cut.
+const MAX_FAILURE_MESSAGE: usize = 4_000;
+/// Longest finding message accepted, in characters.
+const MAX_FINDING_MESSAGE: usize = 20_000;
+/// Longest path accepted, in characters.
+const MAX_PATH: usize = 4_096;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(scan_spec))
+        .routes(routes!(scan_credential))
+        .routes(routes!(report_progress))
+        .routes(routes!(upload_results).layer(DefaultBodyLimit::max(RESULTS_BODY_LIMIT_BYTES)))
+        .routes(routes!(report_failure))
+}
+
+/// A lost lease is 409 `lease_lost`: the worker must stop without further effects.
+fn db_error(e: DbError) -> ApiError {
+    match e {
+        DbError::LeaseLost => ApiError::conflict(
+            "lease_lost",
+            "this attempt no longer holds the scan; stop without further effects",
+        ),
+        other => other.into(),
+    }
+}
+
+/// The scan to run: refs, products, effective policy and the branch's open finding paths.
+#[utoipa::path(get, path = "/api/v1/worker/scan", tag = "worker",
+    security(("scan_token" = [])),
+    responses(
+        (status = 200, body = doc::ScanSpec),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn scan_spec(
+    worker: Worker,
+    State(state): State<AppState>,
+) -> Result<Json<ScanSpec>, ApiError> {
+    let mut conn = state.db().pool().acquire().await?;
+    let spec = worker::scan_spec(&mut conn, worker.scan.org_id, worker.scan.scan_id).await?;
+    Ok(Json(spec))
+}
+
+/// The clone credential of the scan's repository. Never log it.
+#[utoipa::path(get, path = "/api/v1/worker/scan/credential", tag = "worker",
+    security(("scan_token" = [])),
+    responses(
+        (status = 200, body = doc::CloneCredential),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`no_credential`: the project's connection holds no clone credential (clone anonymously)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn scan_credential(
+    worker: Worker,
+    State(state): State<AppState>,
+) -> Result<Json<CloneCredential>, ApiError> {
+    worker::clone_credential(
+        state.db().pool(),
+        state.cipher(),
+        worker.scan.org_id,
+        worker.scan.scan_id,
+    )
+    .await?
+    .map(Json)
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_credential",
+            "the project's connection holds no clone credential",
+        )
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgressReport {
+    #[schema(schema_with = progress_schema)]
+    pub state: WorkerProgress,
+}
+
+fn progress_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(["running", "reporting"]))
+        .description(Some(
+            "`running`: the worker started; `reporting`: it is uploading results",
+        ))
+        .build()
+}
+
+/// Where the scan stands after a worker's report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkerScanState {
+    pub scan_id: Uuid,
+    pub attempt: i32,
+    #[schema(schema_with = crate::schema::scan_state)]
+    pub state: ScanState,
+}
+
+/// Report progress: `running` (from claimed), then `reporting`. Repeating a report, or reporting
+/// `running` once `reporting`, changes nothing.
+#[utoipa::path(post, path = "/api/v1/worker/scan/progress", tag = "worker",
+    security(("scan_token" = [])),
+    request_body = ProgressReport,
+    responses(
+        (status = 200, body = WorkerScanState),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_transition` (e.g. `reporting` before `running`) or `lease_lost`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn report_progress(
+    worker: Worker,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ProgressReport>,
+) -> Result<Json<WorkerScanState>, ApiError> {
+    let to = match body.state {
+        WorkerProgress::Running => ScanState::Running,
+        WorkerProgress::Reporting => ScanState::Reporting,
+    };
+    let current = worker.scan.state;
+    let answer = |state| WorkerScanState {
+        scan_id: worker.scan.scan_id.0,
+        attempt: worker.scan.attempt,
+        state,
+    };
+    // A repeated report (its first answer was lost) or a late `running` is already satisfied.
+    if current == to || (current == ScanState::Reporting && to == ScanState::Running) {
+        return Ok(Json(answer(current)));
+    }
+    if !current.can_move_to(to) {
+        return Err(ApiError::conflict(
+            "invalid_transition",
+            format!("a scan cannot move from {current} to {to}"),
+        ));
+    }
+    queue::advance_as(state.db().pool(), &worker.lease, to, None, WORKER_ACTOR)
+        .await
+        .map_err(db_error)?;
+    tracing::info!(%to, "worker progress");
+    Ok(Json(answer(to)))
+}
+
+/// What an upload did; a repeat of the same upload answers the same.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResultsAnswer {
+    pub scan_id: Uuid,
+    pub attempt: i32,
+    /// Always `succeeded`: recording results ends the scan.
+    #[schema(schema_with = crate::schema::scan_state)]
+    pub state: ScanState,
+    /// Findings in the upload.
+    pub findings_reported: i64,
+    /// Findings written: all for a full scan, those new in the PR for a diff scan.
+    pub findings_stored: i64,
+    /// Stored findings the branch had not seen before.
+    pub findings_new: i64,
+    /// Open findings of the branch no longer reported (full scans).
+    pub findings_fixed: i64,
+    /// Open findings whose rule did not run or whose file was deleted (full scans).
+    pub findings_removed: i64,
+}
+
+impl From<ResultsSummary> for ResultsAnswer {
+    fn from(s: ResultsSummary) -> Self {
+        ResultsAnswer {
+            scan_id: s.scan_id.0,
+            attempt: s.attempt,
+            state: ScanState::Succeeded,
+            findings_reported: s.findings.reported,
+            findings_stored: s.findings.stored,
+            findings_new: s.findings.new,
+            findings_fixed: s.findings.fixed,
+            findings_removed: s.findings.removed,
+        }
+    }
+}
+
+/// Upload the attempt's results. In one transaction: the findings are stored (diff scans: only
+/// those new in the PR, under the PR's head ref), the branch's lifecycle applied (full scans:
+/// open findings not reported become `fixed`, or `removed` when their rule did not run or their
+/// file was deleted; triage sticks to the fingerprint), the attempt's results recorded, and the
+/// scan moved to `succeeded` (through `reporting` if need be). The same upload repeated answers
+/// the same summary and changes nothing, even after the scan ended. Secrets findings carry only
+/// `secret.redacted` and `secret.sha256`, never the value. Body limit: 64 MiB.
+#[utoipa::path(post, path = "/api/v1/worker/scan/results", tag = "worker",
+    security(("scan_token" = [])),
+    request_body = doc::ScanResults,
+    responses(
+        (status = 200, body = ResultsAnswer),
+        (status = 401, description = "Unknown token, or another attempt's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`invalid_transition` (the scan is not running yet) or `lease_lost`", body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn upload_results(
+    ScanToken(scan): ScanToken,
+    State(state): State<AppState>,
+    ApiJson(results): ApiJson<ScanResults>,
+) -> Result<Json<ResultsAnswer>, ApiError> {
+    validate_results(&results)?;
+    let digest = worker::results_digest(&results)?;
+    let pool = state.db().pool();
+    let Some(lease) = scan.lease.filter(|_| results.attempt == scan.attempt) else {
+        // A token that is no longer live may only repeat the upload it already made.
+        return match worker::recorded_results(pool, scan.scan_id, results.attempt, &digest).await? {
+            Some(summary) => Ok(Json(summary.into())),
+            None => Err(scan_token_refused()),
+        };
+    };
+    let mut tx = pool.begin().await?;
+    match worker::record_results(&mut tx, &lease, &results, &digest)
+        .await
+        .map_err(db_error)?
+    {
+        Recorded::Stored(summary) => {
+            tx.commit().await?;
+            tracing::info!(
+                attempt = summary.attempt,
+                reported = summary.findings.reported,
+                stored = summary.findings.stored,
+                new = summary.findings.new,
+                fixed = summary.findings.fixed,
+                removed = summary.findings.removed,
+                "scan results recorded"
+            );
+            Ok(Json(summary.into()))
+        }
+        // Rolled back on drop: nothing was written.
+        Recorded::Repeated(summary) => Ok(Json(summary.into())),
+        Recorded::NotStarted => Err(ApiError::conflict(
+            "invalid_transition",
+            "the scan is not running: report `running` before uploading results",
+        )),
+    }
+}
+
+/// Whether a string is a full git object id (SHA-1 or SHA-256, lowercase hex).
+fn is_commit_sha(s: &str) -> bool {
+    (s.len() == 40 || s.len() == 64)
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Refuses a path that is empty, too long or holds control characters.
+fn check_path(field: &str, path: &str) -> Result<(), ApiError> {
+    let n = path.chars().count();
+    if n == 0 || n > MAX_PATH || path.chars().any(char::is_control) {
+        return Err(ApiError::invalid_body(
+            field,
+            format!("must be 1-{MAX_PATH} characters without control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks what serde could not: shapes of shas and fingerprints, line ranges, lengths, and that
+/// secrets findings (and only they) carry a redacted secret. The first refused field is named.
+fn validate_results(r: &ScanResults) -> Result<(), ApiError> {
+    if !is_commit_sha(&r.commit_sha) {
+        return Err(ApiError::invalid_body(
+            "commit_sha",
+            "must be a full commit sha (40 or 64 lowercase hex characters)",
+        ));
+    }
+    if r.merge_base_sha
+        .as_deref()
+        .is_some_and(|s| !is_commit_sha(s))
+    {
+        return Err(ApiError::invalid_body(
+            "merge_base_sha",
+            "must be a full commit sha (40 or 64 lowercase hex characters)",
+        ));
+    }
+    for (i, p) in r.deleted_paths.iter().enumerate() {
+        check_path(&format!("deleted_paths[{i}]"), p)?;
+    }
+    for (i, s) in r.steps.iter().enumerate() {
+        crate::routes::check_len(&format!("steps[{i}].step"), &s.step, 1, 100)?;
+    }
+    for (i, f) in r.findings.iter().enumerate() {
+        validate_finding(i, f)?;
+    }
+    Ok(())
+}
+
+fn validate_finding(i: usize, f: &ReportedFinding) -> Result<(), ApiError> {
+    let field = |name: &str| format!("findings[{i}].{name}");
+    if f.fingerprint.as_str().parse::<Fingerprint>().is_err() {
+        return Err(ApiError::invalid_body(
+            field("fingerprint"),
+            "must be 64 lowercase hex characters",
+        ));
+    }
+    check_path(&field("path"), &f.path)?;
+    if f.start_line < 1 || f.start_line > i32::MAX as u32 {
+        return Err(ApiError::invalid_body(
+            field("start_line"),
+            "must be 1 or more",
+        ));
+    }
+    if f.end_line < f.start_line || f.end_line > i32::MAX as u32 {
+        return Err(ApiError::invalid_body(
+            field("end_line"),
+            "must be start_line or more",
+        ));
+    }
+    // PostgreSQL text cannot hold NUL; other control characters (newlines) are fine here.
+    if f.message.chars().count() > MAX_FINDING_MESSAGE || f.message.contains('\0') {
+        return Err(ApiError::invalid_body(
+            field("message"),
+            format!("must be at most {MAX_FINDING_MESSAGE} characters without NUL"),
+        ));
+    }
+    match (&f.secret, f.product) {
+        (Some(s), Product::Secrets) => {
+            crate::routes::check_len(&field("secret.redacted"), &s.redacted, 1, 200)?;
+            if s.sha256.parse::<Fingerprint>().is_err() {
+                return Err(ApiError::invalid_body(
+                    field("secret.sha256"),
+                    "must be 64 lowercase hex characters",
+                ));
+            }
+        }
+        (None, Product::Secrets) => {
+            return Err(ApiError::invalid_body(
+                field("secret"),
+                "a secrets finding must carry its redacted form and hash",
+            ))
+        }
+        (Some(_), _) => {
+            return Err(ApiError::invalid_body(
+                field("secret"),
+                "only secrets findings carry a secret",
+            ))
+        }
+        (None, _) => {}
+    }
+    Ok(())
+}
+
+/// What became of the failed attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FailureAnswer {
+    pub scan_id: Uuid,
+    /// The attempt that failed.
+    pub attempt: i32,
+    /// `queued` (retried as `next_attempt`) or `failed`.
+    #[schema(schema_with = crate::schema::scan_state)]
+    pub state: ScanState,
+    pub next_attempt: Option<i32>,
+}
+
+/// Report that the attempt failed, with a stable `code` (`^[a-z][a-z0-9_]{0,63}$`). A full scan
+/// with an attempt left is queued again (after a 30 s backoff); otherwise the scan ends
+/// `failed`. Messages longer than 4,000 characters are cut.
+#[utoipa::path(post, path = "/api/v1/worker/scan/failure", tag = "worker",
+    security(("scan_token" = [])),
+    request_body = doc::ScanFailure,
+    responses(
+        (status = 200, body = FailureAnswer),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`lease_lost`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn report_failure(
+    worker: Worker,
+    State(state): State<AppState>,
+    ApiJson(failure): ApiJson<ScanFailure>,
+) -> Result<Json<FailureAnswer>, ApiError> {
+    worker.check_attempt(failure.attempt)?;
+    let code_ok = failure.code.len() <= 64
+        && failure.code.starts_with(|c: char| c.is_ascii_lowercase())
+        && failure
+            .code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if !code_ok {
+        return Err(ApiError::invalid_body(
+            "code",
+            "must match ^[a-z][a-z0-9_]{0,63}$",
+        ));
+    }
+    let message = clean_message(&failure.message);
+    let outcome = queue::fail_as(
+        state.db().pool(),
+        &worker.lease,
+        &failure.code,
+        &message,
+        RETRY_BACKOFF,
+        WORKER_ACTOR,
+    )
+    .await
+    .map_err(db_error)?;
+    tracing::info!(code = %failure.code, ?outcome, "worker reported a failure");
+    let (state, next_attempt) = match outcome {
+        FailOutcome::Retrying { next_attempt } => (ScanState::Queued, Some(next_attempt)),
+        FailOutcome::Failed => (ScanState::Failed, None),
+    };
+    Ok(Json(FailureAnswer {
+        scan_id: worker.scan.scan_id.0,
+        attempt: failure.attempt,
+        state,
+        next_attempt,
+    }))
+}
+
+/// At most [`MAX_FAILURE_MESSAGE`] characters, control characters other than newline and tab
+/// replaced (PostgreSQL text cannot hold NUL).
+fn clean_message(message: &str) -> String {
+    message
+        .chars()
+        .take(MAX_FAILURE_MESSAGE)
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                char::REPLACEMENT_CHARACTER
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// OpenAPI schemas of the protocol types. The types themselves live in picket-core, which has
+/// no utoipa; these mirrors exist only to describe them, and a test checks every mirror against
+/// the serialized form of the real type, so the two cannot drift.
+pub(crate) mod doc {
+    use serde::Serialize;
+    use std::collections::BTreeMap;
+    use utoipa::openapi::schema::ArrayBuilder;
+    use utoipa::ToSchema;
+    use uuid::Uuid;
+
+    fn products() -> utoipa::openapi::schema::Array {
+        ArrayBuilder::new().items(crate::schema::product()).build()
+    }
+
+    /// Everything a worker needs to run one scan attempt. Safe to log.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = ScanSpec)]
+    pub struct ScanSpec {
+        pub scan_id: Uuid,
+        pub attempt: i32,
+        pub project_id: Uuid,
+        #[schema(schema_with = crate::schema::scan_kind)]
+        pub kind: String,
+        /// The repository's full name, for logs and feedback.
+        pub full_name: String,
+        /// From the stored project, never from a webhook.
+        pub clone_url: String,
+        /// Branch of a full scan, or the PR head ref of a diff scan.
+        pub git_ref: String,
+        /// Exact commit to scan, when known.
+        pub commit_sha: Option<String>,
+        /// Target branch of a diff scan.
+        pub base_ref: Option<String>,
+        /// Target tip of a diff scan, when known.
+        pub base_sha: Option<String>,
+        /// Merge base, when the provider told us.
+        pub merge_base_sha: Option<String>,
+        pub pr_number: Option<i32>,
+        #[schema(schema_with = products)]
+        pub products: Vec<String>,
+        /// Effective rule modes; rules not listed are `monitor`.
+        #[schema(schema_with = crate::schema::rule_modes)]
+        pub policy: BTreeMap<String, String>,
+        /// Full scans: the distinct paths of the branch's open findings; report those no longer
+        /// in the tree as `deleted_paths`. Empty for diff scans.
+        pub open_finding_paths: Vec<String>,
+    }
+
+    /// An HTTPS clone credential for the scan's one repository. Never log it.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = CloneCredential)]
+    pub struct CloneCredential {
+        pub username: String,
+        pub token: String,
+    }
+
+    /// A secret as it may be stored and shown.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = RedactedSecret)]
+    pub struct RedactedSecret {
+        /// e.g. `AKIA…MPLE`; 1-200 characters.
+        pub redacted: String,
+        /// SHA-256 of the value, 64 lowercase hex characters.
+        pub sha256: String,
+    }
+
+    /// One finding as the worker reports it.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = ReportedFinding)]
+    pub struct ReportedFinding {
+        #[schema(schema_with = crate::schema::product)]
+        pub product: String,
+        pub rule_id: String,
+        pub path: String,
+        /// 1-based.
+        pub start_line: u32,
+        pub end_line: u32,
+        #[schema(schema_with = crate::schema::severity)]
+        pub severity: String,
+        /// Without any secret value.
+        pub message: String,
+        /// Identity across scans and branches: 64 lowercase hex characters.
+        pub fingerprint: String,
+        /// Diff scans: not present at the merge base. Only these are stored for a diff scan.
+        pub new_in_pr: bool,
+        /// Secrets findings only, and required for them: the redacted form and SHA-256 of the
+        /// value. The value itself is never sent.
+        pub secret: Option<RedactedSecret>,
+    }
+
+    /// How long one step of the worker took.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = StepTiming)]
+    pub struct StepTiming {
+        pub step: String,
+        pub millis: u64,
+    }
+
+    /// The results of one attempt.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = ScanResults)]
+    pub struct ScanResults {
+        /// The attempt these results are for; another attempt's upload is refused.
+        pub attempt: i32,
+        /// The commit actually scanned (full sha).
+        pub commit_sha: String,
+        /// Diff scans: the merge base compared against.
+        pub merge_base_sha: Option<String>,
+        /// Every rule that ran: an open finding of a rule not listed becomes `removed`.
+        pub rules_run: Vec<String>,
+        /// Of the spec's `open_finding_paths`, those no longer in the tree.
+        pub deleted_paths: Vec<String>,
+        pub files_scanned: u64,
+        pub findings: Vec<ReportedFinding>,
+        pub steps: Vec<StepTiming>,
+    }
+
+    /// The worker's report that its attempt failed.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = ScanFailure)]
+    pub struct ScanFailure {
+        pub attempt: i32,
+        /// Stable snake_case code, e.g. `clone_failed`.
+        pub code: String,
+        pub message: String,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use picket_core::protocol::{RedactedSecret, StepTiming};
+    use picket_core::{ProjectId, RuleId, ScanId, ScanKind, Severity};
+    use serde_json::Value;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// The property names of a component schema of the OpenAPI document.
+    fn properties(doc: &Value, name: &str) -> BTreeSet<String> {
+        doc["components"]["schemas"][name]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("no schema {name}"))
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn keys(v: &Value) -> BTreeSet<String> {
+        v.as_object().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn documented_schemas_match_the_protocol_types() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let rule: RuleId = "r".parse().unwrap();
+        let spec = ScanSpec {
+            scan_id: ScanId::new(),
+            attempt: 1,
+            project_id: ProjectId::new(),
+            kind: ScanKind::Full,
+            full_name: "a/b".into(),
+            clone_url: "https://x/a/b.git".into(),
+            git_ref: "main".into(),
+            commit_sha: Some("c".into()),
+            base_ref: Some("main".into()),
+            base_sha: Some("b".into()),
+            merge_base_sha: Some("m".into()),
+            pr_number: Some(1),
+            products: vec![Product::Code],
+            policy: BTreeMap::new(),
+            open_finding_paths: vec![],
+        };
+        let finding = ReportedFinding {
+            product: Product::Secrets,
+            rule_id: rule.clone(),
+            path: "a".into(),
+            start_line: 1,
+            end_line: 1,
+            severity: Severity::High,
+            message: "m".into(),
+            fingerprint: Fingerprint::compute(&rule, "a", "x", 0),
+            new_in_pr: true,
+            secret: Some(RedactedSecret {
+                redacted: "A…B".into(),
+                sha256: "0".repeat(64),
+            }),
+        };
+        let results = ScanResults {
+            attempt: 1,
+            commit_sha: "c".into(),
+            merge_base_sha: Some("m".into()),
+            rules_run: vec![rule],
+            deleted_paths: vec![],
+            files_scanned: 1,
+            findings: vec![finding.clone()],
+            steps: vec![StepTiming {
+                step: "clone".into(),
+                millis: 1,
+            }],
+        };
+        let credential = CloneCredential {
+            username: "u".into(),
+            token: "t".into(),
+        };
+        let failure = ScanFailure {
+            attempt: 1,
+            code: "c".into(),
+            message: "m".into(),
+        };
+        let cases: [(&str, Value); 7] = [
+            ("ScanSpec", serde_json::to_value(&spec).unwrap()),
+            (
+                "CloneCredential",
+                serde_json::to_value(&credential).unwrap(),
+            ),
+            ("ReportedFinding", serde_json::to_value(&finding).unwrap()),
+            (
+                "RedactedSecret",
+                serde_json::to_value(finding.secret.as_ref().unwrap()).unwrap(),
+            ),
+            (
+                "StepTiming",
+                serde_json::to_value(&results.steps[0]).unwrap(),
+            ),
+            ("ScanResults", serde_json::to_value(&results).unwrap()),
+            ("ScanFailure", serde_json::to_value(&failure).unwrap()),
+        ];
+        for (name, sample) in cases {
+            assert_eq!(properties(&doc, name), keys(&sample), "{name}");
+        }
+    }
+
+    #[test]
+    fn failure_messages_are_cut_and_cleaned() {
+        assert_eq!(clean_message("a\u{0}b\nc\td"), "a\u{fffd}b\nc\td");
+        assert_eq!(clean_message(&"x".repeat(5_000)).chars().count(), 4_000);
+    }
+
+    #[test]
+    fn commit_shas_are_full_lowercase_hex() {
+        assert!(is_commit_sha(&"a".repeat(40)));
+        assert!(is_commit_sha(&"0".repeat(64)));
+        assert!(!is_commit_sha(&"A".repeat(40)));
+        assert!(!is_commit_sha("abc"));
+    }
+}

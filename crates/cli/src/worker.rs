@@ -1,0 +1,82 @@
+//! `picket worker`: one scan attempt, as run inside a scan's environment.
+
+use clap::Args;
+use picket_worker::clone::CloneLimits;
+use picket_worker::scan::WorkerConfig;
+use picket_worker::semgrep::SemgrepConfig;
+use secrecy::SecretString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where `make` installs the pinned Semgrep, relative to the workspace.
+const DEV_SEMGREP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv/bin/semgrep");
+/// Picket's rule pack in the source tree.
+const DEV_RULES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../worker/rules");
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Root URL of the control plane, e.g. http://127.0.0.1:7300.
+    #[arg(long, env = "PICKET_API_URL")]
+    pub api_url: String,
+    /// This scan attempt's token (pks_…), minted when the scan was claimed.
+    #[arg(long, env = "PICKET_SCAN_TOKEN", hide_env_values = true)]
+    pub scan_token: SecretString,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// The semgrep executable. Default: the project's .venv/bin/semgrep if present, else
+    /// `semgrep` on PATH.
+    #[arg(long, env = "PICKET_SEMGREP")]
+    pub semgrep: Option<PathBuf>,
+    /// Directory of the rule pack. Default: the pack in the source tree (crates/worker/rules).
+    #[arg(long, env = "PICKET_RULES_DIR")]
+    pub rules_dir: Option<PathBuf>,
+    /// Use Semgrep's native CLI (--experimental). Default true.
+    #[arg(long, env = "PICKET_SEMGREP_NATIVE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub semgrep_native: bool,
+    /// Largest clone, in bytes received. Default 2 GiB.
+    #[arg(long, env = "PICKET_CLONE_MAX_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub clone_max_bytes: u64,
+    /// Longest a clone may take, in seconds. Default 600.
+    #[arg(long, env = "PICKET_CLONE_TIMEOUT_SECS", default_value_t = 600)]
+    pub clone_timeout_secs: u64,
+    /// Also clone file:// URLs (repositories on this host). For single-machine use only: `picket
+    /// run` turns it on for its local workers. Default false.
+    #[arg(long, env = "PICKET_ALLOW_LOCAL_REPOS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_local_repos: bool,
+}
+
+impl EngineArgs {
+    pub fn config(&self) -> WorkerConfig {
+        let binary = self.semgrep.clone().unwrap_or_else(|| {
+            let dev = PathBuf::from(DEV_SEMGREP);
+            if dev.exists() {
+                dev
+            } else {
+                PathBuf::from("semgrep")
+            }
+        });
+        let rules = self
+            .rules_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEV_RULES));
+        let mut semgrep = SemgrepConfig::new(binary, rules);
+        semgrep.native = self.semgrep_native;
+        WorkerConfig {
+            semgrep,
+            clone_limits: CloneLimits {
+                max_bytes: self.clone_max_bytes,
+                timeout: Duration::from_secs(self.clone_timeout_secs),
+                allow_local: self.allow_local_repos,
+            },
+        }
+    }
+}
+
+pub async fn execute(args: WorkerArgs) -> anyhow::Result<()> {
+    picket_worker::run::run(&args.api_url, args.scan_token, &args.engine.config()).await?;
+    Ok(())
+}

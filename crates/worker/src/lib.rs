@@ -1,0 +1,15 @@
+//! The scan worker: what runs inside each scan's isolated environment.
+//!
+//! [`scan::run`] takes a [`picket_core::protocol::ScanSpec`] through [`clone`] (git2, only the
+//! history the scan needs, into a directory deleted on every exit path), the [`semgrep`] engine
+//! (Code and Secrets rules from the pack in `rules/`), [`identity`] (anchors and fingerprints)
+//! and, for diff scans, the comparison with the merge base; [`secrets`] keeps secret values from
+//! ever leaving the worker.
+
+pub mod client;
+pub mod clone;
+pub mod identity;
+pub mod run;
+pub mod scan;
+pub mod secrets;
+pub mod semgrep;

@@ -1,0 +1,53 @@
+//! `picket worker`: fetch the spec with the per-scan token, run the scan, report the outcome.
+
+use crate::client::{ApiClient, ClientError};
+use crate::clone::Credentials;
+use crate::scan::{self, WorkerConfig};
+use picket_core::protocol::{ScanFailure, WorkerProgress};
+use secrecy::SecretString;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The scan failed and the control plane was told so; the process exits non-zero.
+    #[error("the scan failed ({code}): {message}")]
+    ScanFailed { code: &'static str, message: String },
+}
+
+/// Runs the attempt the token belongs to, from spec to results.
+pub async fn run(
+    api_url: &str,
+    token: SecretString,
+    cfg: &WorkerConfig,
+) -> Result<(), WorkerError> {
+    let client = ApiClient::new(api_url, token)?;
+    let spec = client.spec().await?;
+    tracing::info!(scan = %spec.scan_id, attempt = spec.attempt, kind = %spec.kind, repo = %spec.full_name, "scan started");
+    let credentials = client.credential().await?.map(|c| Credentials {
+        username: c.username,
+        token: SecretString::from(c.token),
+    });
+    client.progress(WorkerProgress::Running).await?;
+    match scan::run(&spec, credentials.as_ref(), cfg).await {
+        Ok(results) => {
+            client.progress(WorkerProgress::Reporting).await?;
+            let n = results.findings.len();
+            client.results(&results).await?;
+            tracing::info!(scan = %spec.scan_id, findings = n, "results uploaded");
+            Ok(())
+        }
+        Err(e) => {
+            let failure = ScanFailure {
+                attempt: spec.attempt,
+                code: e.code().to_owned(),
+                message: e.to_string(),
+            };
+            client.failure(&failure).await?;
+            Err(WorkerError::ScanFailed {
+                code: e.code(),
+                message: e.to_string(),
+            })
+        }
+    }
+}

@@ -1,0 +1,392 @@
+//! The Semgrep engine: runs the `semgrep` CLI on local rules and parses its JSON.
+//!
+//! Rule loading, not matching, dominates Semgrep's run time (domain.md §6), so:
+//! - the native CLI path (`--experimental`) is used by default; a parity test on the project's
+//!   fixtures checks it reports the same findings as the Python CLI;
+//! - only the rule directories whose language occurs among the files to scan are loaded (the
+//!   rule pack is laid out one directory per language; `secrets/` and unknown directories are
+//!   always loaded);
+//! - several roots (a diff scan's head files and base files) are scanned in one invocation.
+//!
+//! Semgrep's OSS JSON hides the matched lines ("requires login"), so findings carry byte offsets
+//! and the caller reads the text from the checkout.
+
+use picket_core::{Product, RuleId, Severity};
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+/// How to run Semgrep.
+#[derive(Debug, Clone)]
+pub struct SemgrepConfig {
+    /// The `semgrep` executable.
+    pub binary: PathBuf,
+    /// The rule pack: one sub-directory per language (see crates/worker/rules/README.md).
+    pub rules_dir: PathBuf,
+    /// Parallel jobs; Semgrep does not read the container's CPU limit, so this is explicit.
+    pub jobs: usize,
+    /// Use the native CLI (`--experimental`).
+    pub native: bool,
+    /// Longest one invocation may run.
+    pub timeout: Duration,
+}
+
+impl SemgrepConfig {
+    /// `jobs` from the CPUs this process may use (std reads cgroup quotas).
+    pub fn new(binary: PathBuf, rules_dir: PathBuf) -> Self {
+        SemgrepConfig {
+            binary,
+            rules_dir,
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            native: true,
+            timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SemgrepError {
+    #[error("cannot start semgrep ({binary}): {source}")]
+    Spawn {
+        binary: String,
+        source: std::io::Error,
+    },
+    #[error("semgrep ran longer than {0:?}")]
+    Timeout(Duration),
+    #[error("semgrep failed with {status}: {stderr}")]
+    Failed { status: String, stderr: String },
+    #[error("semgrep printed output that is not its JSON format: {0}")]
+    Output(String),
+    #[error("semgrep reported a rule id Picket cannot use: {0}")]
+    RuleId(String),
+    #[error("cannot read the rule pack at {path}: {source}")]
+    Rules {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl SemgrepError {
+    /// Stable error code for the scan's record.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SemgrepError::Timeout(_) => "engine_timeout",
+            SemgrepError::Rules { .. } => "rules_unreadable",
+            _ => "engine_failed",
+        }
+    }
+}
+
+/// One match as Semgrep reports it, with its path relative to the root it was found under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineFinding {
+    /// Index into the roots given to [`scan`].
+    pub root: usize,
+    pub rule: RuleId,
+    pub path: String,
+    pub start_line: u32,
+    pub start_col: u32,
+    pub start_offset: usize,
+    pub end_line: u32,
+    pub end_offset: usize,
+    pub severity: Severity,
+    pub product: Product,
+    pub message: String,
+}
+
+/// What one invocation found, and which rules it ran.
+#[derive(Debug, Clone, Default)]
+pub struct EngineRun {
+    pub findings: Vec<EngineFinding>,
+    pub rules_run: BTreeSet<RuleId>,
+    pub files_scanned: u64,
+}
+
+/// A directory to scan, and optionally which files in it (relative paths); `None` scans all.
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub dir: PathBuf,
+    pub files: Option<Vec<String>>,
+}
+
+/// Rule directories for file extensions. A directory not named here is always loaded.
+const LANGUAGE_DIRS: &[(&str, &[&str])] = &[
+    ("python", &["py", "pyi"]),
+    ("javascript", &["js", "jsx", "mjs", "cjs", "ts", "tsx"]),
+    ("typescript", &["ts", "tsx"]),
+    ("go", &["go"]),
+    ("java", &["java"]),
+    ("ruby", &["rb"]),
+];
+
+/// The rule directories to load for files with these extensions.
+pub fn rule_dirs_for(
+    rules_dir: &Path,
+    extensions: &BTreeSet<String>,
+) -> Result<Vec<PathBuf>, SemgrepError> {
+    let unreadable = |source| SemgrepError::Rules {
+        path: rules_dir.display().to_string(),
+        source,
+    };
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(rules_dir).map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
+        if !entry.file_type().map_err(unreadable)?.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let wanted = match LANGUAGE_DIRS.iter().find(|(dir, _)| *dir == name) {
+            Some((_, exts)) => exts.iter().any(|e| extensions.contains(*e)),
+            None => true,
+        };
+        if wanted {
+            dirs.push(entry.path());
+        }
+    }
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// File extensions (lowercase, without the dot) of the files under the roots.
+pub fn extensions(roots: &[Root]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut add = |p: &Path| {
+        if let Some(ext) = p.extension() {
+            out.insert(ext.to_string_lossy().to_lowercase());
+        }
+    };
+    for root in roots {
+        match &root.files {
+            Some(files) => files.iter().for_each(|f| add(Path::new(f))),
+            None => walk(&root.dir, &mut add),
+        }
+    }
+    out
+}
+
+fn walk(dir: &Path, f: &mut impl FnMut(&Path)) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() && entry.file_name() != ".git" => walk(&path, f),
+            Ok(t) if t.is_file() => f(&path),
+            _ => {}
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Output {
+    results: Vec<RawResult>,
+    #[serde(default)]
+    paths: RawPaths,
+    #[serde(default)]
+    errors: Vec<serde_json::Value>,
+}
+
+#[derive(Deserialize, Default)]
+struct RawPaths {
+    #[serde(default)]
+    scanned: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawResult {
+    check_id: String,
+    path: String,
+    start: RawPos,
+    end: RawPos,
+    extra: RawExtra,
+}
+
+#[derive(Deserialize)]
+struct RawPos {
+    line: u32,
+    col: u32,
+    offset: usize,
+}
+
+#[derive(Deserialize)]
+struct RawExtra {
+    message: String,
+    severity: String,
+    #[serde(default)]
+    metadata: serde_json::Value,
+}
+
+fn severity_of(s: &str) -> Severity {
+    match s {
+        "ERROR" | "CRITICAL" | "HIGH" => Severity::High,
+        "WARNING" | "MEDIUM" => Severity::Medium,
+        "INFO" | "LOW" => Severity::Low,
+        _ => Severity::Info,
+    }
+}
+
+/// Runs Semgrep once over all `roots`, loading only the rules their files need.
+pub async fn scan(cfg: &SemgrepConfig, roots: &[Root]) -> Result<EngineRun, SemgrepError> {
+    let dirs = rule_dirs_for(&cfg.rules_dir, &extensions(roots))?;
+    let mut targets: Vec<PathBuf> = Vec::new();
+    for root in roots {
+        match &root.files {
+            Some(files) => targets.extend(files.iter().map(|f| root.dir.join(f))),
+            None => targets.push(root.dir.clone()),
+        }
+    }
+    if dirs.is_empty() || targets.is_empty() {
+        return Ok(EngineRun::default());
+    }
+    let mut cmd = tokio::process::Command::new(&cfg.binary);
+    cmd.arg("scan");
+    if cfg.native {
+        cmd.arg("--experimental");
+    }
+    cmd.args([
+        "--json",
+        "--metrics=off",
+        "--disable-version-check",
+        "--quiet",
+        "--no-git-ignore",
+    ])
+    .arg(format!("--jobs={}", cfg.jobs.max(1)));
+    for d in &dirs {
+        cmd.arg("--config").arg(d);
+    }
+    cmd.arg("--").args(&targets);
+    cmd.env("SEMGREP_SEND_METRICS", "off")
+        .env("SEMGREP_ENABLE_VERSION_CHECK", "0")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().map_err(|source| SemgrepError::Spawn {
+        binary: cfg.binary.display().to_string(),
+        source,
+    })?;
+    let out = tokio::time::timeout(cfg.timeout, child.wait_with_output())
+        .await
+        .map_err(|_| SemgrepError::Timeout(cfg.timeout))?
+        .map_err(|source| SemgrepError::Spawn {
+            binary: cfg.binary.display().to_string(),
+            source,
+        })?;
+    // Exit code 1 means "findings"; 0 none; anything else is a failure.
+    if !matches!(out.status.code(), Some(0) | Some(1)) {
+        return Err(SemgrepError::Failed {
+            status: out.status.to_string(),
+            stderr: tail(&String::from_utf8_lossy(&out.stderr), 20),
+        });
+    }
+    let parsed: Output =
+        serde_json::from_slice(&out.stdout).map_err(|e| SemgrepError::Output(e.to_string()))?;
+    if !parsed.errors.is_empty() {
+        tracing::warn!(
+            errors = parsed.errors.len(),
+            "semgrep reported errors on some files"
+        );
+    }
+    let mut run = EngineRun {
+        files_scanned: parsed.paths.scanned.len() as u64,
+        ..EngineRun::default()
+    };
+    for r in parsed.results {
+        let Some((root, rel)) = locate(roots, &r.path) else {
+            return Err(SemgrepError::Output(format!(
+                "result outside the scanned roots: {}",
+                r.path
+            )));
+        };
+        let rule: RuleId = strip_config_prefix(&r.check_id)
+            .parse()
+            .map_err(|_| SemgrepError::RuleId(r.check_id.clone()))?;
+        let product = match r.extra.metadata.get("product").and_then(|p| p.as_str()) {
+            Some("secrets") => Product::Secrets,
+            Some("supply_chain") => Product::SupplyChain,
+            _ => Product::Code,
+        };
+        run.rules_run.insert(rule.clone());
+        run.findings.push(EngineFinding {
+            root,
+            rule,
+            path: rel,
+            start_line: r.start.line,
+            start_col: r.start.col,
+            start_offset: r.start.offset,
+            end_line: r.end.line,
+            end_offset: r.end.offset,
+            severity: severity_of(&r.extra.severity),
+            product,
+            message: r.extra.message,
+        });
+    }
+    Ok(run)
+}
+
+/// Semgrep prefixes rule ids with the path of the config they came from (e.g.
+/// `rules.python.picket.python.sqli` for a rule in `rules/python/`); Picket's ids start at
+/// `picket.`. Other ids (an org's own packs) are kept whole.
+fn strip_config_prefix(check_id: &str) -> &str {
+    match check_id.find("picket.") {
+        Some(i) if i == 0 || check_id.as_bytes()[i - 1] == b'.' => &check_id[i..],
+        _ => check_id,
+    }
+}
+
+/// Which root a reported path belongs to, and the path relative to it.
+fn locate(roots: &[Root], reported: &str) -> Option<(usize, String)> {
+    let p = Path::new(reported);
+    roots.iter().enumerate().find_map(|(i, r)| {
+        p.strip_prefix(&r.dir)
+            .ok()
+            .map(|rel| (i, rel.to_string_lossy().into_owned()))
+    })
+}
+
+fn tail(s: &str, lines: usize) -> String {
+    let all: Vec<&str> = s.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_ids_lose_their_config_prefix_only() {
+        assert_eq!(
+            strip_config_prefix("rules.python.picket.python.sqli"),
+            "picket.python.sqli"
+        );
+        assert_eq!(strip_config_prefix("picket.go.x"), "picket.go.x");
+        assert_eq!(strip_config_prefix("acme.notpicket.x"), "acme.notpicket.x");
+        assert_eq!(strip_config_prefix("acme.rule"), "acme.rule");
+    }
+
+    #[test]
+    fn severities_map() {
+        assert_eq!(severity_of("ERROR"), Severity::High);
+        assert_eq!(severity_of("WARNING"), Severity::Medium);
+        assert_eq!(severity_of("INFO"), Severity::Low);
+        assert_eq!(severity_of("EXPERIMENT"), Severity::Info);
+    }
+
+    #[test]
+    fn only_needed_language_dirs_are_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["python", "go", "secrets", "acme"] {
+            std::fs::create_dir(dir.path().join(d)).unwrap();
+        }
+        let exts: BTreeSet<String> = ["py".to_owned()].into();
+        let dirs = rule_dirs_for(dir.path(), &exts).unwrap();
+        let names: Vec<_> = dirs
+            .iter()
+            .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["acme", "python", "secrets"]);
+    }
+}

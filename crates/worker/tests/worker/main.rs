@@ -1,0 +1,7 @@
+//! Worker tests with the real `semgrep` and real git repositories built by the tests.
+//!
+//! `semgrep` is the project's pinned one (`make semgrep` installs it into .venv) unless
+//! `PICKET_SEMGREP` names another; a missing engine fails these tests, it does not skip them.
+
+mod diff;
+mod support;

@@ -1,0 +1,709 @@
+//! The worker protocol over real HTTP: a scan claimed with `queue::claim` and given its token
+//! with `queue::mint_scan_token` (as the scheduler will), then driven through
+//! `/api/v1/worker/…` exactly as a worker would: spec, credential, progress, results, failure.
+
+use picket_core::protocol::SCAN_TOKEN_PREFIX;
+use picket_core::{Fingerprint, RuleId};
+use picket_db::queue::{self, Claimed};
+use picket_tests::{id_of, Client, TestApp};
+use reqwest::Method;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use std::time::Duration;
+
+const LEASE: Duration = Duration::from_secs(300);
+const SPEC: &str = "/api/v1/worker/scan";
+const CREDENTIAL: &str = "/api/v1/worker/scan/credential";
+const PROGRESS: &str = "/api/v1/worker/scan/progress";
+const RESULTS: &str = "/api/v1/worker/scan/results";
+const FAILURE: &str = "/api/v1/worker/scan/failure";
+
+/// Claims the next scan the way the scheduler does and mints its token; returns the claim and a
+/// client presenting the token.
+async fn claim(app: &TestApp) -> (Claimed, Client) {
+    let claimed = queue::claim(&app.pool, "e2e", LEASE)
+        .await
+        .unwrap()
+        .expect("a claimable scan");
+    let token = queue::mint_scan_token(&app.pool, &claimed.lease)
+        .await
+        .unwrap();
+    assert!(token.expose_secret().starts_with(SCAN_TOKEN_PREFIX));
+    (claimed, app.client(token.expose_secret()))
+}
+
+fn fingerprint(rule: &str, path: &str, anchor: &str) -> String {
+    let rule: RuleId = rule.parse().unwrap();
+    Fingerprint::compute(&rule, path, anchor, 0).to_string()
+}
+
+fn finding(rule: &str, path: &str, anchor: &str) -> Value {
+    json!({
+        "product": "code", "rule_id": rule, "path": path, "start_line": 3, "end_line": 4,
+        "severity": "high", "message": format!("{rule} at {path}"),
+        "fingerprint": fingerprint(rule, path, anchor), "new_in_pr": false, "secret": null,
+    })
+}
+
+fn results(attempt: i32, findings: Vec<Value>, rules: &[&str], deleted: &[&str]) -> Value {
+    json!({
+        "attempt": attempt, "commit_sha": "c0ffee".repeat(6) + "c0ff", "merge_base_sha": null,
+        "rules_run": rules, "deleted_paths": deleted, "files_scanned": 12, "findings": findings,
+        "steps": [{"step": "clone", "millis": 5}, {"step": "semgrep", "millis": 40}],
+    })
+}
+
+/// Every row the protocol writes, as text, to search for what must never be stored.
+async fn stored_text(app: &TestApp) -> String {
+    sqlx::query_scalar::<_, String>(
+        "SELECT concat_ws(' ',
+            (SELECT string_agg(row_to_json(f)::text, ' ') FROM findings f),
+            (SELECT string_agg(row_to_json(r)::text, ' ') FROM scan_results r),
+            (SELECT string_agg(row_to_json(e)::text, ' ') FROM scan_events e),
+            (SELECT string_agg(row_to_json(s)::text, ' ') FROM scans s))",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_worker_runs_full_scans_over_http(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    // The clone credential (what the connection stores) and a secret the worker found in the
+    // code: the worker sends only the secret's redacted form and hash, never the value.
+    const CLONE_TOKEN: &str = "glpat-clone-credential-canary";
+    const SECRET_VALUE: &str = "AKIAQWERTYCANARY0123";
+    let secret_sha = hex_sha256(SECRET_VALUE);
+    let conn = id_of(
+        &admin
+            .connection("gl")
+            .provider("gitlab")
+            .credentials(json!(CLONE_TOKEN))
+            .create()
+            .await,
+    );
+    let project = admin.projects(&conn).repo("acme/api").add().await.remove(0);
+    let pid = id_of(&project);
+    for (name, rules) in [
+        ("strict", json!({"r.sqli": "block", "r.eval": "monitor"})),
+        ("team", json!({"r.eval": "comment"})),
+    ] {
+        admin
+            .put(
+                &format!("/api/v1/policies/{name}"),
+                json!({ "rules": rules }),
+            )
+            .await
+            .expect(201);
+    }
+    let mut answers = Vec::new();
+
+    let (claimed, worker) = claim(&app).await;
+    let scan_id = claimed.scan.id.to_string();
+    assert_eq!(project["last_scan"]["id"], scan_id.as_str());
+    let spec = worker.get(SPEC).await;
+    assert_eq!(
+        spec.expect(200),
+        json!({
+            "scan_id": scan_id, "attempt": 1, "project_id": pid, "kind": "full",
+            "full_name": "acme/api", "clone_url": "https://github.com/acme/api.git",
+            "git_ref": "main", "commit_sha": null, "base_ref": null, "base_sha": null,
+            "merge_base_sha": null, "pr_number": null, "products": ["code", "secrets"],
+            "policy": {"r.eval": "comment", "r.sqli": "block"}, "open_finding_paths": [],
+        })
+    );
+    let credential = worker.get(CREDENTIAL).await.expect(200);
+    assert_eq!(
+        credential,
+        json!({"username": "oauth2", "token": CLONE_TOKEN})
+    );
+
+    for _ in 0..2 {
+        // Repeating a report is harmless.
+        let resp = worker.post(PROGRESS, json!({"state": "running"})).await;
+        assert_eq!(
+            resp.expect(200),
+            json!({"scan_id": scan_id, "attempt": 1, "state": "running"})
+        );
+        answers.push(resp.text);
+    }
+    let secret = json!({
+        "product": "secrets", "rule_id": "secrets.aws-key", "path": "conf.py", "start_line": 1,
+        "end_line": 1, "severity": "critical", "message": "an AWS access key is committed",
+        "fingerprint": fingerprint("secrets.aws-key", "conf.py", "key = ..."), "new_in_pr": false,
+        "secret": {"redacted": "AKIA…0123", "sha256": secret_sha},
+    });
+    let upload = results(
+        1,
+        vec![
+            finding("r.sqli", "src/db.py", "cursor.execute(q)"),
+            finding("r.eval", "tools/x.py", "eval(x)"),
+            secret,
+        ],
+        &["r.sqli", "r.eval", "secrets.aws-key"],
+        &[],
+    );
+    let summary = json!({
+        "scan_id": scan_id, "attempt": 1, "state": "succeeded", "findings_reported": 3,
+        "findings_stored": 3, "findings_new": 3, "findings_fixed": 0, "findings_removed": 0,
+    });
+    let resp = worker.post(RESULTS, upload.clone()).await;
+    assert_eq!(resp.expect(200), summary);
+    answers.push(resp.text);
+    // The same upload again (its answer was lost): the same answer, nothing written.
+    let before = (app.counts().await, app.count("scan_results").await);
+    let resp = worker.post(RESULTS, upload.clone()).await;
+    assert_eq!(resp.expect(200), summary);
+    assert_eq!(
+        (app.counts().await, app.count("scan_results").await),
+        before
+    );
+    assert_eq!(before.1, 1);
+
+    let detail = admin
+        .get(&format!("/api/v1/scans/{scan_id}"))
+        .await
+        .expect(200);
+    assert_eq!(detail["state"], "succeeded");
+    assert_eq!(detail["commit_sha"], upload["commit_sha"]);
+    let trail: Vec<(String, String)> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["to_state"].as_str().unwrap().to_owned(),
+                e["actor"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("claimed", "scheduler:e2e"),
+        ("running", "worker"),
+        ("reporting", "worker"),
+        ("succeeded", "worker"),
+    ]
+    .iter()
+    .map(|(s, a)| (s.to_string(), a.to_string()))
+    .collect();
+    assert_eq!(trail, expected);
+
+    // The scan ended: its token opens nothing any more, and says no more than any bad token.
+    for (method, path, body) in [
+        (Method::GET, SPEC, None),
+        (Method::GET, CREDENTIAL, None),
+        (Method::POST, PROGRESS, Some(json!({"state": "reporting"}))),
+        (
+            Method::POST,
+            FAILURE,
+            Some(json!({"attempt": 1, "code": "x", "message": "y"})),
+        ),
+        (
+            Method::POST,
+            RESULTS,
+            Some(results(1, vec![], &["r.sqli"], &[])),
+        ),
+    ] {
+        let body = worker
+            .send(method, path, body)
+            .await
+            .problem(401, "unauthorized");
+        assert_eq!(
+            body["detail"],
+            "the scan token is not valid for this request"
+        );
+    }
+
+    // The findings as people see them: statuses, first and last scan, the redacted secret only.
+    let list_path = format!("/api/v1/projects/{pid}/findings");
+    let list = admin.get(&list_path).await;
+    answers.push(list.text.clone());
+    let list = list.expect(200);
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    let by_path = |list: &Value, path: &str| -> Value {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == path)
+            .unwrap_or_else(|| panic!("no finding at {path}: {list}"))
+            .clone()
+    };
+    let secret_row = by_path(&list, "conf.py");
+    assert_eq!(secret_row["secret_redacted"], "AKIA…0123");
+    assert_eq!(secret_row["status"], "open");
+    assert_eq!(secret_row["first_seen_scan_id"], scan_id.as_str());
+    assert!(by_path(&list, "src/db.py")["secret_redacted"].is_null());
+    assert!(
+        !list.to_string().contains(&secret_sha),
+        "the hash is never shown"
+    );
+
+    // Triage: a member ignores the eval finding; a reason is required.
+    let member = app.member().await;
+    let eval_id = id_of(&by_path(&list, "tools/x.py"));
+    let triage = format!("/api/v1/findings/{eval_id}/triage");
+    let resp = member.post(&triage, json!({"status": "ignored"})).await;
+    resp.problem(422, "invalid_body");
+    assert_eq!(resp.error_fields(), ["reason"]);
+    member
+        .post(&triage, json!({"status": "open", "reason": "no"}))
+        .await
+        .problem(422, "invalid_body");
+    member
+        .post(&triage, json!({"status": "fixed"}))
+        .await
+        .problem(422, "invalid_body");
+    let ignored = member
+        .post(
+            &triage,
+            json!({"status": "ignored", "reason": "test helper"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (&ignored["status"], &ignored["triage_reason"]),
+        (&json!("ignored"), &json!("test helper"))
+    );
+    assert!(ignored["triaged_by"].as_str().unwrap().starts_with("api:"));
+    assert!(ignored["triaged_at"].is_string());
+
+    // The next full scan: its spec lists the open paths; db.py is fixed, conf.py was deleted,
+    // the ignored eval finding stays ignored although it is reported again.
+    let next = admin
+        .post("/api/v1/scans", json!({"project_ids": [pid]}))
+        .await
+        .expect(200);
+    let next_id = next["scans"][0]["id"].as_str().unwrap().to_owned();
+    let (_, worker2) = claim(&app).await;
+    let spec = worker2.get(SPEC).await.expect(200);
+    assert_eq!(spec["scan_id"], next_id.as_str());
+    assert_eq!(spec["open_finding_paths"], json!(["conf.py", "src/db.py"]));
+    worker2
+        .post(PROGRESS, json!({"state": "running"}))
+        .await
+        .expect(200);
+    let resp = worker2
+        .post(
+            RESULTS,
+            results(
+                1,
+                vec![finding("r.eval", "tools/x.py", "eval(x)")],
+                &["r.sqli", "r.eval", "secrets.aws-key"],
+                &["conf.py"],
+            ),
+        )
+        .await;
+    assert_eq!(
+        resp.expect(200),
+        json!({
+            "scan_id": next_id, "attempt": 1, "state": "succeeded", "findings_reported": 1,
+            "findings_stored": 1, "findings_new": 0, "findings_fixed": 1, "findings_removed": 1,
+        })
+    );
+    answers.push(resp.text);
+    let list = admin.get(&list_path).await.expect(200);
+    let statuses: Vec<(String, String)> = ["conf.py", "src/db.py", "tools/x.py"]
+        .iter()
+        .map(|p| {
+            let f = by_path(&list, p);
+            (
+                f["status"].as_str().unwrap().to_owned(),
+                f["last_seen_scan_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("removed".to_owned(), scan_id.clone()),
+            ("fixed".to_owned(), scan_id.clone()),
+            ("ignored".to_owned(), next_id.clone()),
+        ]
+    );
+    assert_eq!(by_path(&list, "tools/x.py")["triage_reason"], "test helper");
+
+    // No secret value anywhere: not stored, not answered, not logged; the clone credential only
+    // in its own answer, never logged or stored in the clear.
+    let stored = stored_text(&app).await;
+    assert!(stored.contains("AKIA…0123"));
+    for text in answers.iter().chain([&stored, &app.logs()]) {
+        assert!(!text.contains(SECRET_VALUE));
+        assert!(!text.contains(CLONE_TOKEN));
+    }
+}
+
+fn hex_sha256(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_failed_attempt_is_retried_and_its_token_dies(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    // No credentials on the connection: the worker clones anonymously.
+    admin.seed_project("acme/api").await;
+    let (claimed, first) = claim(&app).await;
+    let scan_id = claimed.scan.id.to_string();
+    first.get(CREDENTIAL).await.problem(404, "no_credential");
+    first
+        .post(PROGRESS, json!({"state": "running"}))
+        .await
+        .expect(200);
+    // Another attempt's number is refused like a bad token.
+    first
+        .post(
+            FAILURE,
+            json!({"attempt": 2, "code": "clone_failed", "message": "x"}),
+        )
+        .await
+        .problem(401, "unauthorized");
+    first
+        .post(
+            FAILURE,
+            json!({"attempt": 1, "code": "Clone Failed", "message": "x"}),
+        )
+        .await
+        .problem(422, "invalid_body");
+    let answer = first
+        .post(
+            FAILURE,
+            json!({"attempt": 1, "code": "clone_failed", "message": "remote hung up\n\u{0}"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        answer,
+        json!({"scan_id": scan_id, "attempt": 1, "state": "queued", "next_attempt": 2})
+    );
+    first.get(SPEC).await.problem(401, "unauthorized");
+    // The message is kept, cleaned of the NUL PostgreSQL cannot store.
+    let message: String = sqlx::query_scalar("SELECT error_message FROM scans WHERE id = $1")
+        .bind(claimed.scan.id.0)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(message, "remote hung up\n\u{fffd}");
+
+    // The retry waits out its backoff; skip it, then the scheduler claims attempt 2.
+    sqlx::query("UPDATE scans SET run_after = now()")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let (claimed2, second) = claim(&app).await;
+    assert_eq!(
+        (claimed2.scan.id, claimed2.scan.attempt),
+        (claimed.scan.id, 2)
+    );
+    // Attempt 1's token stays dead; attempt 2's works, for attempt 2 only.
+    for resp in [
+        first.get(SPEC).await,
+        first.post(RESULTS, results(1, vec![], &[], &[])).await,
+        second.post(RESULTS, results(1, vec![], &[], &[])).await,
+    ] {
+        resp.problem(401, "unauthorized");
+    }
+    assert_eq!(second.get(SPEC).await.expect(200)["attempt"], 2);
+    second
+        .post(PROGRESS, json!({"state": "running"}))
+        .await
+        .expect(200);
+    let answer = second
+        .post(
+            FAILURE,
+            json!({"attempt": 2, "code": "engine_crashed", "message": "semgrep exited 2"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        answer,
+        json!({"scan_id": scan_id, "attempt": 2, "state": "failed", "next_attempt": null})
+    );
+    let detail = admin
+        .get(&format!("/api/v1/scans/{scan_id}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        (
+            &detail["state"],
+            &detail["error_code"],
+            &detail["error_message"]
+        ),
+        (
+            &json!("failed"),
+            &json!("engine_crashed"),
+            &json!("semgrep exited 2")
+        )
+    );
+    let moves: Vec<String> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["to_state"].as_str().unwrap(),
+                e["actor"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        moves,
+        [
+            "claimed:scheduler:e2e",
+            "running:worker",
+            "queued:worker",
+            "claimed:scheduler:e2e",
+            "running:worker",
+            "failed:worker"
+        ]
+    );
+    second.get(SPEC).await.problem(401, "unauthorized");
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn only_a_live_scan_token_opens_the_worker_routes(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    admin.seed_project("acme/api").await;
+    let (_, worker) = claim(&app).await;
+    let unknown = app.client(&format!("{SCAN_TOKEN_PREFIX}{}", "A".repeat(43)));
+    let api_token = admin.token().unwrap().to_owned();
+    let routes = [
+        (Method::GET, SPEC, None),
+        (Method::GET, CREDENTIAL, None),
+        (Method::POST, PROGRESS, Some(json!({"state": "running"}))),
+        (Method::POST, RESULTS, Some(results(1, vec![], &[], &[]))),
+        (
+            Method::POST,
+            FAILURE,
+            Some(json!({"attempt": 1, "code": "x", "message": "y"})),
+        ),
+    ];
+    let before = app.counts().await;
+    for (method, path, body) in &routes {
+        for client in [
+            admin.clone(),
+            app.member().await,
+            unknown.clone(),
+            app.anonymous(),
+            app.client("pks_short"),
+        ] {
+            client
+                .send(method.clone(), path, body.clone())
+                .await
+                .problem(401, "unauthorized");
+        }
+        // The API token's role is no key either, in any scheme.
+        let resp = reqwest::Client::new()
+            .request(method.clone(), format!("{}{path}", app.base))
+            .header("authorization", format!("bearer {api_token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 401, "{method} {path}");
+    }
+    // The scan token opens no other route.
+    for path in ["/api/v1/org", "/api/v1/projects", "/api/v1/policies"] {
+        worker.get(path).await.problem(401, "unauthorized");
+    }
+    // Members' counts include one token each; nothing else was written.
+    let after: Vec<_> = app
+        .counts()
+        .await
+        .into_iter()
+        .filter(|(t, _)| *t != "api_tokens")
+        .collect();
+    let before: Vec<_> = before
+        .into_iter()
+        .filter(|(t, _)| *t != "api_tokens")
+        .collect();
+    assert_eq!(after, before);
+    worker.get(SPEC).await.expect(200);
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn moves_follow_the_state_machine_and_a_lost_lease_is_409(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    app.admin().seed_project("acme/api").await;
+    let (claimed, worker) = claim(&app).await;
+    worker
+        .post(PROGRESS, json!({"state": "reporting"}))
+        .await
+        .problem(409, "invalid_transition");
+    worker
+        .post(RESULTS, results(1, vec![], &[], &[]))
+        .await
+        .problem(409, "invalid_transition");
+    worker
+        .post(PROGRESS, json!({"state": "paused"}))
+        .await
+        .problem(422, "invalid_body");
+    worker
+        .post(PROGRESS, json!({"state": "running"}))
+        .await
+        .expect(200);
+    worker
+        .post(PROGRESS, json!({"state": "reporting"}))
+        .await
+        .expect(200);
+    // A late `running` changes nothing.
+    assert_eq!(
+        worker
+            .post(PROGRESS, json!({"state": "running"}))
+            .await
+            .expect(200)["state"],
+        "reporting"
+    );
+
+    // The lease is lost between the token check and the fenced update: a competing transaction
+    // holds the scan row, the request authenticates and waits on it, and the competitor takes
+    // the lease and commits.
+    let mut competitor = app.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM scans WHERE id = $1 FOR UPDATE")
+        .bind(claimed.scan.id.0)
+        .execute(&mut *competitor)
+        .await
+        .unwrap();
+    let request = {
+        let worker = worker.clone();
+        tokio::spawn(async move {
+            worker
+                .post(
+                    FAILURE,
+                    json!({"attempt": 1, "code": "engine_crashed", "message": "x"}),
+                )
+                .await
+        })
+    };
+    // Wait until the request is blocked on the row lock.
+    for tries in 0.. {
+        assert!(tries < 500, "the request never waited on the row lock");
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sqlx::query("UPDATE scans SET lease_token = gen_random_uuid() WHERE id = $1")
+        .bind(claimed.scan.id.0)
+        .execute(&mut *competitor)
+        .await
+        .unwrap();
+    competitor.commit().await.unwrap();
+    request.await.unwrap().problem(409, "lease_lost");
+    // With the lease gone the token is dead too.
+    worker.get(SPEC).await.problem(401, "unauthorized");
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn uploads_are_validated_and_may_be_large(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    app.admin().seed_project("acme/api").await;
+    let (_, worker) = claim(&app).await;
+    worker
+        .post(PROGRESS, json!({"state": "running"}))
+        .await
+        .expect(200);
+    let with = |f: &dyn Fn(&mut Value)| {
+        let mut v = finding("r.a", "a.py", "x");
+        f(&mut v);
+        results(1, vec![v], &["r.a"], &[])
+    };
+    let secret = json!({"redacted": "ab…yz", "sha256": "0".repeat(64)});
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            {
+                let mut r = results(1, vec![], &[], &[]);
+                r["commit_sha"] = json!("main");
+                r
+            },
+            "commit_sha",
+        ),
+        (
+            with(&|f| f["fingerprint"] = json!("not-a-fingerprint")),
+            "findings[0].fingerprint",
+        ),
+        (
+            with(&|f| f["start_line"] = json!(0)),
+            "findings[0].start_line",
+        ),
+        (with(&|f| f["end_line"] = json!(2)), "findings[0].end_line"),
+        (with(&|f| f["path"] = json!("")), "findings[0].path"),
+        (
+            with(&|f| f["secret"] = secret.clone()),
+            "findings[0].secret",
+        ),
+        (
+            with(&|f| f["product"] = json!("secrets")),
+            "findings[0].secret",
+        ),
+        (
+            with(&|f| {
+                f["product"] = json!("secrets");
+                f["secret"] = json!({"redacted": "ab…yz", "sha256": "XYZ"});
+            }),
+            "findings[0].secret.sha256",
+        ),
+        (
+            with(&|f| f["secret_value"] = json!("hunter2")),
+            "findings[0]",
+        ),
+        (
+            {
+                let f = finding("r.a", "a.py", "x");
+                results(1, vec![f.clone(), f], &["r.a"], &[])
+            },
+            "findings",
+        ),
+    ];
+    let before = app.counts().await;
+    for (body, field) in cases {
+        let resp = worker.post(RESULTS, body).await;
+        resp.problem(422, "invalid_body");
+        let fields = resp.error_fields();
+        assert!(
+            fields.iter().any(|f| f.starts_with(field)),
+            "{field}: {fields:?}"
+        );
+    }
+    assert_eq!(app.counts().await, before);
+
+    // Other routes keep the general 2 MiB limit; the results upload takes much more.
+    let big = "x".repeat(3 * 1024 * 1024);
+    worker
+        .post(PROGRESS, json!({"state": "running", "pad": big}))
+        .await
+        .problem(413, "body_too_large");
+    let many: Vec<Value> = (0..15_000)
+        .map(|i| finding("r.a", &format!("src/file_{i:05}.py"), "x"))
+        .collect();
+    let upload = results(1, many, &["r.a"], &[]);
+    assert!(upload.to_string().len() > 5 * 1024 * 1024 / 2);
+    let answer = worker.post(RESULTS, upload).await.expect(200);
+    assert_eq!(answer["findings_new"], 15_000);
+    let too_big = vec![b' '; picket_api::RESULTS_BODY_LIMIT_BYTES + 1];
+    worker
+        .raw(
+            Method::POST,
+            RESULTS,
+            Some("application/json"),
+            Some(too_big),
+        )
+        .await
+        .problem(413, "body_too_large");
+}
