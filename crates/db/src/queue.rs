@@ -129,51 +129,7 @@ pub async fn advance(
     to: ScanState,
     error: Option<(&str, &str)>,
 ) -> Result<()> {
-    if to == ScanState::Queued || to == ScanState::Claimed {
-        return Err(DbError::Corrupt(format!(
-            "advance() cannot move a scan to {to}"
-        )));
-    }
-    let sources = state_names(&ScanState::sources(to));
-    let (code, message) = error.unzip();
-    let moved = sqlx::query_scalar!(
-        r#"
-        WITH cur AS (
-            -- The state before the move, for the audit row. No lock here: the fence below is
-            -- re-checked by the UPDATE on the row's latest version, and only the lease holder
-            -- changes the state of a row that still carries its token.
-            SELECT id, state FROM scans WHERE id = $1
-        ), moved AS (
-            UPDATE scans s
-            SET state = $4::text::scan_state,
-                started_at = CASE WHEN $4 = 'running' THEN now() ELSE s.started_at END,
-                finished_at = CASE WHEN $5 THEN now() ELSE s.finished_at END,
-                lease_owner = CASE WHEN $5 THEN NULL ELSE s.lease_owner END,
-                lease_token = CASE WHEN $5 THEN NULL ELSE s.lease_token END,
-                lease_expires_at = CASE WHEN $5 THEN NULL ELSE s.lease_expires_at END,
-                error_code = COALESCE($6, s.error_code),
-                error_message = COALESCE($7, s.error_message)
-            FROM cur
-            WHERE s.id = cur.id AND s.lease_token = $2 AND s.state = ANY($3::text[]::scan_state[])
-            RETURNING s.id, s.org_id, s.attempt, cur.state AS from_state
-        )
-        INSERT INTO scan_events (scan_id, org_id, from_state, to_state, attempt, actor, detail)
-        SELECT id, org_id, from_state, $4::text::scan_state, attempt, 'scheduler:' || $8, $6
-        FROM moved
-        RETURNING scan_id
-        "#,
-        lease.scan_id.0,
-        lease.token,
-        &sources,
-        to.as_str(),
-        to.is_terminal(),
-        code,
-        message,
-        lease.owner,
-    )
-    .fetch_optional(ex)
-    .await?;
-    moved.map(|_| ()).ok_or(DbError::LeaseLost)
+    advance_as(ex, lease, to, error, &format!("scheduler:{}", lease.owner)).await
 }
 
 /// What became of a failed attempt.
@@ -195,50 +151,15 @@ pub async fn fail(
     message: &str,
     backoff: Duration,
 ) -> Result<FailOutcome> {
-    let row = sqlx::query!(
-        r#"
-        WITH cur AS (
-            SELECT s.id, s.state,
-                   s.attempt < s.max_attempts AND NOT EXISTS (
-                       SELECT 1 FROM scans q
-                       WHERE q.project_id = s.project_id AND q.kind = 'full' AND s.kind = 'full'
-                         AND q.state = 'queued'
-                   ) AS retry
-            FROM scans s
-            WHERE s.id = $1 AND s.lease_token = $2 AND s.state IN ('claimed', 'running', 'reporting')
-            FOR UPDATE
-        ), moved AS (
-            UPDATE scans s
-            SET state = CASE WHEN cur.retry THEN 'queued' ELSE 'failed' END::scan_state,
-                attempt = CASE WHEN cur.retry THEN s.attempt + 1 ELSE s.attempt END,
-                run_after = CASE WHEN cur.retry THEN now() + make_interval(secs => $5)
-                                 ELSE s.run_after END,
-                finished_at = CASE WHEN cur.retry THEN NULL ELSE now() END,
-                lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL,
-                error_code = $3, error_message = $4
-            FROM cur WHERE s.id = cur.id
-            RETURNING s.id, s.org_id, s.attempt, s.state, cur.state AS from_state
-        )
-        INSERT INTO scan_events (scan_id, org_id, from_state, to_state, attempt, actor, detail)
-        SELECT id, org_id, from_state, state, attempt, 'scheduler:' || $6, $3 FROM moved
-        RETURNING to_state AS "to_state: Pg<ScanState>", attempt
-        "#,
-        lease.scan_id.0,
-        lease.token,
+    fail_as(
+        ex,
+        lease,
         code,
         message,
-        backoff.as_secs_f64(),
-        lease.owner,
+        backoff,
+        &format!("scheduler:{}", lease.owner),
     )
-    .fetch_optional(ex)
-    .await?
-    .ok_or(DbError::LeaseLost)?;
-    Ok(match row.to_state.0 {
-        ScanState::Queued => FailOutcome::Retrying {
-            next_attempt: row.attempt,
-        },
-        _ => FailOutcome::Failed,
-    })
+    .await
 }
 
 /// Hands a scan back to the queue without using up an attempt: for a graceful shutdown before
@@ -444,6 +365,9 @@ pub async fn advance_as(
     let moved = sqlx::query_scalar!(
         r#"
         WITH cur AS (
+            -- The state before the move, for the audit row. No lock here: the fence below is
+            -- re-checked by the UPDATE on the row's latest version, and only the lease holder
+            -- changes the state of a row that still carries its token.
             SELECT id, state FROM scans WHERE id = $1
         ), moved AS (
             UPDATE scans s
