@@ -8,6 +8,13 @@ use std::time::{Duration, Instant};
 
 const PICKET: &str = env!("CARGO_BIN_EXE_picket");
 
+/// The fake credentials planted in the demo sample (crates/cli/demo/sample-app/app/settings.py).
+const SAMPLE_SECRETS: [&str; 3] = [
+    "AKIAQX3NPL7RZ4TWYB2M",
+    "ghp_R8fLq2Zt6VwXc9NbH3mKj5PdY7sGa1Ue4Ti0",
+    "Pq7vX2mZ9tLw",
+];
+
 /// A scratch data directory under /var/tmp (the `postgres` user must be able to reach it when
 /// the tests run as root), removed at the end even when a test fails.
 struct Scratch(PathBuf);
@@ -61,6 +68,11 @@ struct Running {
 
 impl Running {
     fn start(data_dir: &std::path::Path) -> Running {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.with_extension("log"))
+            .unwrap();
         let mut child = Command::new(PICKET)
             .arg("run")
             .env_remove("DATABASE_URL")
@@ -68,7 +80,8 @@ impl Running {
             .env("PICKET_DATA_DIR", data_dir)
             .env("PICKET_LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            // Logs (the server's and its workers') go to <data dir>.log, for the leak check.
+            .stderr(log)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
@@ -212,6 +225,37 @@ async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanl
     assert_eq!(status, 200);
     assert_eq!(projects["items"][0]["full_name"], "demo/sample-app");
     assert_eq!(projects["items"][0]["last_scan"]["state"], "succeeded");
+
+    // The sample's (fake) secrets never leave the worker: not in any API answer, log line or
+    // database row; only their redacted forms do.
+    let project = projects["items"][0]["id"].as_str().unwrap().to_owned();
+    let (_, findings) = get(
+        &format!("{base}/api/v1/projects/{project}/findings"),
+        Some(&token),
+    )
+    .await;
+    let findings = findings.to_string();
+    assert!(findings.contains("ghp_…"), "{findings}");
+    let dump = Command::new("pg_dump")
+        .args(["-h"])
+        .arg(data.join("pg/run"))
+        .args(["-U", "postgres", "--data-only", "picket"])
+        .output()
+        .unwrap();
+    assert!(
+        dump.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dump.stderr)
+    );
+    let logs = std::fs::read_to_string(data.with_extension("log")).unwrap();
+    for canary in SAMPLE_SECRETS {
+        assert!(!findings.contains(canary), "API answer leaks {canary}");
+        assert!(!logs.contains(canary), "logs leak {canary}");
+        assert!(
+            !String::from_utf8_lossy(&dump.stdout).contains(canary),
+            "database leaks {canary}"
+        );
+    }
 
     assert!(run.stop().success(), "clean exit on SIGTERM");
     assert!(
