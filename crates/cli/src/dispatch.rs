@@ -152,13 +152,13 @@ async fn run_one(
                 Ok(_) => {}
                 Err(DbError::LeaseLost) => {
                     tracing::warn!(scan = %scan.id, "lease lost (cancelled or rescued): stopping the worker");
-                    let _ = child.kill().await;
+                    stop_worker(&mut child).await;
                     return Ok(());
                 }
                 Err(e) => tracing::warn!(scan = %scan.id, error = %e, "heartbeat failed; retrying"),
             },
             _ = &mut deadline => {
-                let _ = child.kill().await;
+                stop_worker(&mut child).await;
                 let msg = format!("the scan ran longer than {} s", dispatch.args.scan_timeout_secs);
                 return match queue::advance(db.pool(), &held, ScanState::TimedOut, Some(("scan_timeout", &msg))).await {
                     Ok(()) | Err(DbError::LeaseLost) => Ok(()),
@@ -166,7 +166,7 @@ async fn run_one(
                 };
             }
             _ = stop.cancelled() => {
-                let _ = child.kill().await;
+                stop_worker(&mut child).await;
                 return Ok(());
             }
         }
@@ -189,4 +189,22 @@ async fn run_one(
         Err(e) => return Err(e),
     }
     Ok(())
+}
+
+/// Asks the worker to stop (SIGTERM: it abandons the scan and deletes its checkout), and kills
+/// it if it has not exited within 10 s.
+async fn stop_worker(child: &mut tokio::process::Child) {
+    if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        if tokio::time::timeout(Duration::from_secs(10), child.wait())
+            .await
+            .is_ok()
+        {
+            return;
+        }
+    }
+    let _ = child.kill().await;
 }

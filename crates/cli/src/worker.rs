@@ -76,7 +76,16 @@ impl EngineArgs {
     }
 }
 
+/// Runs the attempt. On SIGTERM or Ctrl-C the scan is abandoned: dropping it drops the checkout,
+/// whose temporary directory is deleted, before the process exits (the executor then records the
+/// outcome from the lease).
 pub async fn execute(args: WorkerArgs) -> anyhow::Result<()> {
-    picket_worker::run::run(&args.api_url, args.scan_token, &args.engine.config()).await?;
-    Ok(())
+    let cfg = args.engine.config();
+    let scan = picket_worker::run::run(&args.api_url, args.scan_token, &cfg);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        outcome = scan => Ok(outcome?),
+        _ = term.recv() => anyhow::bail!("stopped by SIGTERM; the scan was abandoned"),
+        _ = tokio::signal::ctrl_c() => anyhow::bail!("interrupted; the scan was abandoned"),
+    }
 }
