@@ -268,6 +268,13 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             NotFound,
         ),
         probe(
+            Method::POST,
+            "/api/v1/projects/{id}/scans",
+            format!("/api/v1/projects/{p1}/scans"),
+            Some(json!({"kind": "full"})),
+            NotFound,
+        ),
+        probe(
             Method::GET,
             "/api/v1/projects/{id}/findings",
             format!("/api/v1/projects/{p1}/findings"),

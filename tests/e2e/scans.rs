@@ -312,3 +312,70 @@ async fn scan_history_pages_newest_first(pool: PgPool) {
         .await
         .problem(404, "not_found");
 }
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn one_project_gets_a_full_or_diff_scan_on_request(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    let (_, project) = admin.seed_project("acme/api").await;
+    let p = id_of(&project);
+    let path = format!("/api/v1/projects/{p}/scans");
+
+    // A full scan joins the initial scan still waiting, on the default branch.
+    let full = admin.post(&path, json!({"kind": "full"})).await.expect(200);
+    assert_eq!(full["created"], false);
+    assert_eq!(full["git_ref"], "main");
+
+    // A diff scan names its head and base refs.
+    let diff = admin
+        .post(
+            &path,
+            json!({"kind": "diff", "git_ref": "feature/x", "base_ref": "main", "pr_number": 7}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(diff["kind"], "diff");
+    assert_eq!(diff["trigger"], "manual");
+    assert_eq!(diff["base_ref"], "main");
+    assert_eq!(diff["pr_number"], 7);
+    let scans_before = app.count("scans").await;
+
+    // Bad requests name the field and write nothing.
+    for (body, field) in [
+        (json!({"kind": "diff", "git_ref": "feature"}), "base_ref"),
+        (json!({"kind": "diff", "base_ref": "main"}), "git_ref"),
+        (json!({"kind": "full", "base_ref": "main"}), "base_ref"),
+        (json!({"kind": "full", "git_ref": "a..b"}), "git_ref"),
+        (json!({"kind": "full", "git_ref": "-x"}), "git_ref"),
+        (json!({"kind": "full", "commit_sha": "abc"}), "commit_sha"),
+        (
+            json!({"kind": "diff", "git_ref": "f", "base_ref": "m", "pr_number": 0}),
+            "pr_number",
+        ),
+    ] {
+        let resp = admin.post(&path, body.clone()).await;
+        resp.problem(422, "invalid_body");
+        assert_eq!(resp.error_fields(), vec![field.to_owned()], "{body}");
+    }
+    admin
+        .post(&path, json!({"kind": "partial"}))
+        .await
+        .problem(422, "invalid_body");
+    assert_eq!(app.count("scans").await, scans_before);
+
+    // Switched-off scan kinds are refused.
+    admin
+        .patch(
+            &format!("/api/v1/projects/{p}"),
+            json!({"diff_scans_enabled": false}),
+        )
+        .await
+        .expect(200);
+    admin
+        .post(
+            &path,
+            json!({"kind": "diff", "git_ref": "f", "base_ref": "main"}),
+        )
+        .await
+        .problem(409, "diff_scans_disabled");
+}

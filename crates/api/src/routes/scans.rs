@@ -32,7 +32,7 @@ const CURSOR_KIND: &str = "scans";
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(bulk_scan))
-        .routes(routes!(project_scans))
+        .routes(routes!(project_scans, scan_project))
         .routes(routes!(get_scan))
         .routes(routes!(cancel_scan))
         .routes(routes!(retry_scan))
@@ -450,6 +450,161 @@ async fn retry_scan(
     let queued = scans::enqueue(&mut *tx, &new).await?;
     tx.commit().await?;
     tracing::info!(scan_id = %id, new_scan_id = %queued.scan.id, created = queued.created, "scan re-run");
+    let status = if queued.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(queued.into())))
+}
+
+/// What to scan, for one project: a full scan of a branch, or a diff-aware scan of a head ref
+/// against a base ref (until the provider integrations bring pull requests, this is how a diff
+/// scan of a plain git project is asked for).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScanRequest {
+    #[schema(schema_with = crate::schema::scan_kind)]
+    pub kind: ScanKind,
+    /// Full scans: the branch (default: the project's default branch). Diff scans: the head ref.
+    pub git_ref: Option<String>,
+    /// Exact head commit (40 hex digits), when known.
+    pub commit_sha: Option<String>,
+    /// Diff scans: the target branch the head is compared against (through their merge base).
+    pub base_ref: Option<String>,
+    /// Diff scans: exact target commit, when known.
+    pub base_sha: Option<String>,
+    /// Diff scans: the pull/merge request number, when there is one.
+    pub pr_number: Option<i32>,
+}
+
+/// A ref name as git accepts it, checked here so a bad one fails the request, not the scan.
+fn check_ref(field: &str, value: &str) -> Result<(), ApiError> {
+    let ok = !value.is_empty()
+        && value.len() <= 255
+        && !value.starts_with('-')
+        && !value.contains("..")
+        && !value.ends_with('/')
+        && !value.ends_with(".lock")
+        && !value
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_body(field, "not a valid git ref name"))
+    }
+}
+
+fn check_sha(field: &str, value: &str) -> Result<(), ApiError> {
+    if value.len() == 40 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_body(
+            field,
+            "must be a full commit SHA (40 hex digits)",
+        ))
+    }
+}
+
+/// Queue a full or diff-aware scan of one project.
+#[utoipa::path(post, path = "/api/v1/projects/{id}/scans", tag = "scans",
+    params(("id" = Uuid, Path, description = "Project id")),
+    request_body = ScanRequest,
+    responses(
+        (status = 201, body = QueuedScan, description = "A new scan was queued"),
+        (status = 200, body = QueuedScan, description = "Joined the project's full scan already waiting"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn scan_project(
+    caller: Caller,
+    ApiPath(id): ApiPath<ProjectId>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<ScanRequest>,
+) -> Result<(StatusCode, Json<QueuedScan>), ApiError> {
+    for (field, value) in [("git_ref", &body.git_ref), ("base_ref", &body.base_ref)] {
+        if let Some(v) = value {
+            check_ref(field, v)?;
+        }
+    }
+    for (field, value) in [
+        ("commit_sha", &body.commit_sha),
+        ("base_sha", &body.base_sha),
+    ] {
+        if let Some(v) = value {
+            check_sha(field, v)?;
+        }
+    }
+    if body.pr_number.is_some_and(|n| n < 1) {
+        return Err(ApiError::invalid_body("pr_number", "must be 1 or more"));
+    }
+    let mut tx = state.db().pool().begin().await?;
+    let project = projects::get(&mut *tx, caller.org_id, id)
+        .await
+        .map_err(|e| not_found_as(e, "project"))?;
+    let new = match body.kind {
+        ScanKind::Full => {
+            for (field, given) in [
+                ("base_ref", body.base_ref.is_some()),
+                ("base_sha", body.base_sha.is_some()),
+                ("pr_number", body.pr_number.is_some()),
+            ] {
+                if given {
+                    return Err(ApiError::invalid_body(field, "only a diff scan has a base"));
+                }
+            }
+            if !project.full_scans_enabled {
+                return Err(ApiError::conflict(
+                    "full_scans_disabled",
+                    "the project's full scans are disabled",
+                ));
+            }
+            let mut new = NewScan::full(
+                caller.org_id,
+                id,
+                ScanTrigger::Manual,
+                body.git_ref.as_deref().unwrap_or(&project.default_branch),
+            );
+            new.commit_sha = body.commit_sha;
+            new
+        }
+        ScanKind::Diff => {
+            let head = body.git_ref.ok_or_else(|| {
+                ApiError::invalid_body("git_ref", "a diff scan needs the head ref")
+            })?;
+            let base = body.base_ref.ok_or_else(|| {
+                ApiError::invalid_body("base_ref", "a diff scan needs the base ref")
+            })?;
+            if !project.diff_scans_enabled {
+                return Err(ApiError::conflict(
+                    "diff_scans_disabled",
+                    "the project's diff-aware scans are disabled",
+                ));
+            }
+            NewScan {
+                org_id: caller.org_id,
+                project_id: id,
+                kind: ScanKind::Diff,
+                trigger: ScanTrigger::Manual,
+                git_ref: Some(head),
+                commit_sha: body.commit_sha,
+                base_ref: Some(base),
+                base_sha: body.base_sha,
+                pr_number: body.pr_number,
+                rerun_of: None,
+                requested_by: Some(caller.token_id),
+            }
+        }
+    };
+    let new = NewScan {
+        requested_by: Some(caller.token_id),
+        ..new
+    };
+    let queued = scans::enqueue(&mut *tx, &new).await?;
+    tx.commit().await?;
+    tracing::info!(project_id = %id, scan_id = %queued.scan.id, kind = %new.kind, created = queued.created, "scan queued");
     let status = if queued.created {
         StatusCode::CREATED
     } else {
