@@ -122,6 +122,14 @@ async fn full(
     cfg: &WorkerConfig,
     steps: &mut Steps,
 ) -> Result<ScanResults, ScanError> {
+    // Without a .semgrepignore, Semgrep skips its default list (tests/, vendor/, node_modules/,
+    // ...) when it walks a directory, but not in files named explicitly, as a diff scan names
+    // them. An empty one makes full and diff scans see the same files; a repository's own
+    // .semgrepignore is left as it is.
+    let ignore = checkout.path().join(".semgrepignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, "")?;
+    }
     let roots = [Root {
         dir: checkout.path().to_path_buf(),
         files: None,

@@ -4,4 +4,5 @@
 //! `PICKET_SEMGREP` names another; a missing engine fails these tests, it does not skip them.
 
 mod diff;
+mod full;
 mod support;
