@@ -15,6 +15,8 @@
 // The report is printed to stdout as Markdown: printing is this crate's output.
 #![allow(clippy::print_stdout)]
 
+mod scan;
+
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use picket_core::protocol::{RedactedSecret, ReportedFinding, ScanResults};
@@ -67,6 +69,15 @@ pub enum Which {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Full and diff scans: Picket's worker vs the semgrep CLI (needs `make semgrep`).
+    Scan {
+        /// Python files in the benchmark repository.
+        #[arg(long, default_value_t = 1_200)]
+        files: usize,
+        /// Copies of the rule pack (distinct ids), to load a few hundred rules.
+        #[arg(long, default_value_t = 4)]
+        copies: usize,
+    },
     /// All of the above with their defaults.
     All,
 }
@@ -77,11 +88,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Which::Bulk { projects } => bulk_bench(&args.database_url, projects).await,
         Which::Api { seconds } => api_bench(&args.database_url, seconds).await,
         Which::Ingest { runs } => ingest_bench(&args.database_url, runs).await,
+        Which::Scan { files, copies } => scan::scan_bench(files, copies).await,
         Which::All => {
             queue_bench(&args.database_url, 20_000).await?;
             bulk_bench(&args.database_url, 10_000).await?;
             api_bench(&args.database_url, 15).await?;
-            ingest_bench(&args.database_url, 3).await
+            ingest_bench(&args.database_url, 3).await?;
+            scan::scan_bench(1_200, 4).await
         }
     }
 }
