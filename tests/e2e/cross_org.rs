@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::collections::BTreeSet;
 
+const A_PACK: &str = "rules:\n- id: acme.no-eval\n  languages: [python]\n  severity: ERROR\n  message: no eval\n  pattern: eval(...)\n";
+
 /// What org `b`'s admin must get back.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Expect {
@@ -112,6 +114,9 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
     )
     .await
     .expect(201);
+    a.put("/api/v1/rule-packs/a-pack", json!({"content": A_PACK}))
+        .await
+        .expect(201);
 
     let snapshot = |app: &TestApp| {
         let pool = app.pool.clone();
@@ -126,6 +131,7 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
                   'projects', (SELECT json_agg(p ORDER BY id) FROM (SELECT id, full_scans_enabled, diff_scans_enabled FROM projects WHERE org_id = $1) p),
                   'scans', (SELECT json_agg(s ORDER BY id) FROM (SELECT id, state, priority FROM scans WHERE org_id = $1) s),
                   'policies', (SELECT json_agg(r ORDER BY rule_id) FROM policy_rules r JOIN policies p ON p.id = r.policy_id WHERE p.org_id = $1),
+                  'rule_packs', (SELECT json_agg(r ORDER BY id) FROM (SELECT id, name, sha256, updated_at FROM rule_packs WHERE org_id = $1) r),
                   'findings', (SELECT json_agg(f ORDER BY id) FROM (SELECT id, status, triage_reason, last_seen_scan_id FROM findings WHERE org_id = $1) f)
                 )::text
                 "#,
@@ -386,6 +392,35 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             "/api/v1/policies/{name}",
             "/api/v1/policies/a-policy".into(),
             Some(json!({"rules": {"b.rule": "monitor"}})),
+            OwnOrg(201),
+        ),
+        probe(
+            Method::GET,
+            "/api/v1/rule-packs",
+            "/api/v1/rule-packs".into(),
+            None,
+            OwnOrg(200),
+        ),
+        probe(
+            Method::GET,
+            "/api/v1/rule-packs/{name}",
+            "/api/v1/rule-packs/a-pack".into(),
+            None,
+            NotFound,
+        ),
+        probe(
+            Method::DELETE,
+            "/api/v1/rule-packs/{name}",
+            "/api/v1/rule-packs/a-pack".into(),
+            None,
+            NotFound,
+        ),
+        // Names and rule ids are per org: org b gets its own pack with the same rule id.
+        probe(
+            Method::PUT,
+            "/api/v1/rule-packs/{name}",
+            "/api/v1/rule-packs/a-pack".into(),
+            Some(json!({"content": A_PACK})),
             OwnOrg(201),
         ),
     ];

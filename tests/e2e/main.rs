@@ -12,6 +12,7 @@ mod ops;
 mod org;
 mod policies;
 mod projects;
+mod rule_packs;
 mod scans;
 mod tokens;
 mod worker;

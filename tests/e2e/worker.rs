@@ -100,6 +100,11 @@ async fn a_worker_runs_full_scans_over_http(pool: PgPool) {
             .await
             .expect(201);
     }
+    let pack = "rules:\n- id: acme.no-eval\n  languages: [python]\n  severity: ERROR\n  message: no eval\n  pattern: eval(...)\n";
+    let stored = admin
+        .put("/api/v1/rule-packs/acme", json!({ "content": pack }))
+        .await
+        .expect(201);
     let mut answers = Vec::new();
 
     let (claimed, worker) = claim(&app).await;
@@ -114,6 +119,7 @@ async fn a_worker_runs_full_scans_over_http(pool: PgPool) {
             "git_ref": "main", "commit_sha": null, "base_ref": null, "base_sha": null,
             "merge_base_sha": null, "pr_number": null, "products": ["code", "secrets"],
             "policy": {"r.eval": "comment", "r.sqli": "block"}, "open_finding_paths": [],
+            "rule_packs": [{"name": "acme", "sha256": stored["sha256"], "content": pack}],
         })
     );
     let credential = worker.get(CREDENTIAL).await.expect(200);

@@ -13,6 +13,7 @@
 //! .add().await`.
 
 use picket_api::{ApiConfig, AppState};
+use picket_engine::semgrep::SemgrepConfig;
 use picket_core::OrgId;
 use picket_core::Role;
 use picket_db::crypto::CredentialCipher;
@@ -23,6 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -53,6 +55,20 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
         self.clone()
     }
 }
+
+/// The pinned Semgrep that `make semgrep` installs (the tests' engine).
+pub fn semgrep_binary() -> PathBuf {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.venv/bin/semgrep"));
+    assert!(
+        path.exists(),
+        "{} is missing: run `make semgrep` first",
+        path.display()
+    );
+    path
+}
+
+/// Picket's rule pack in the source tree.
+pub const RULES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/worker/rules");
 
 /// A running API with its database and org `a`.
 pub struct TestApp {
@@ -113,7 +129,9 @@ impl TestApp {
             .await
             .expect("create admin token");
 
-        let router = picket_api::router(AppState::new(db, Arc::new(cipher)), &cfg);
+        let engine = SemgrepConfig::new(semgrep_binary(), PathBuf::from(RULES_DIR));
+        let state = AppState::new(db, Arc::new(cipher)).with_rule_engine(engine);
+        let router = picket_api::router(state, &cfg);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -232,6 +250,8 @@ impl TestApp {
             "findings",
             "policies",
             "policy_rules",
+            "rule_packs",
+            "rule_pack_rules",
         ] {
             out.push((t, self.count(t).await));
         }

@@ -190,6 +190,24 @@ impl PathParam for PolicyName {
     }
 }
 
+/// A rule pack's name in `/rule-packs/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulePackName(pub String);
+
+impl PathParam for RulePackName {
+    const NAME: &'static str = "name";
+    fn parse(raw: &str) -> Result<Self, String> {
+        if picket_db::rule_packs::valid_name(raw) {
+            Ok(RulePackName(raw.to_owned()))
+        } else {
+            Err(
+                "1-100 characters of A-Z a-z 0-9 space . _ -, starting with a letter or digit"
+                    .to_owned(),
+            )
+        }
+    }
+}
+
 /// A typed path parameter; a value that does not parse is a 400 `invalid_path` naming it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiPath<T>(pub T);

@@ -65,7 +65,19 @@ pub struct AppState {
     db: Db,
     cipher: Arc<CredentialCipher>,
     metrics: Arc<metrics::Metrics>,
+    rule_engine: Option<Arc<RuleEngine>>,
 }
+
+/// The Semgrep engine the API checks uploaded rule packs with, and a bound on how many checks
+/// run at once (each is a Semgrep process).
+#[derive(Debug)]
+pub(crate) struct RuleEngine {
+    pub(crate) config: picket_engine::semgrep::SemgrepConfig,
+    pub(crate) permits: tokio::sync::Semaphore,
+}
+
+/// Most rule-pack checks one API process runs at once.
+pub const RULE_CHECKS_AT_ONCE: usize = 2;
 
 impl AppState {
     /// `cipher` may be given owned or already shared (`Arc`).
@@ -74,7 +86,22 @@ impl AppState {
             db,
             cipher: cipher.into(),
             metrics: Arc::new(metrics::Metrics::default()),
+            rule_engine: None,
         }
+    }
+
+    /// Accept rule-pack uploads, checking each with this engine (the worker's binary and
+    /// flags). Without it, uploads answer 503 `rule_validation_unavailable`.
+    pub fn with_rule_engine(mut self, config: picket_engine::semgrep::SemgrepConfig) -> Self {
+        self.rule_engine = Some(Arc::new(RuleEngine {
+            config,
+            permits: tokio::sync::Semaphore::new(RULE_CHECKS_AT_ONCE),
+        }));
+        self
+    }
+
+    pub(crate) fn rule_engine(&self) -> Option<&RuleEngine> {
+        self.rule_engine.as_deref()
     }
 
     pub fn db(&self) -> &Db {

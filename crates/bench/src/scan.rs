@@ -160,6 +160,7 @@ fn spec(repo: &Path, kind: ScanKind) -> ScanSpec {
         products: vec![picket_core::Product::Code, picket_core::Product::Secrets],
         policy: Default::default(),
         open_finding_paths: vec![],
+        rule_packs: vec![],
     }
 }
 

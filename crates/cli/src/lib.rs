@@ -103,6 +103,9 @@ pub struct ApiTuning {
     /// Largest accepted request body, in bytes. Default 4 MiB.
     #[arg(long, env = "PICKET_BODY_LIMIT_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub body_limit_bytes: usize,
+    /// The engine uploaded rule packs are checked with (the workers' own).
+    #[command(flatten)]
+    pub engine: worker::SemgrepArgs,
 }
 
 /// Runs one parsed command line.

@@ -143,7 +143,7 @@ async fn serve(
         body_limit_bytes: tuning.body_limit_bytes,
         ..Default::default()
     };
-    let state = picket_api::AppState::new(db, cipher);
+    let state = picket_api::AppState::new(db, cipher).with_rule_engine(tuning.engine.config());
     let router = picket_api::router(state, &cfg);
     picket_api::serve(listener, router, async move { stop.cancelled().await })
         .await

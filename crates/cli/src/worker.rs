@@ -25,32 +25,24 @@ pub struct WorkerArgs {
     pub engine: EngineArgs,
 }
 
+/// The Semgrep engine: shared by the worker (which scans with it) and the API (which checks
+/// uploaded rule packs with it, with the same flags).
 #[derive(Debug, Clone, Args)]
-pub struct EngineArgs {
+pub struct SemgrepArgs {
     /// The semgrep executable. Default: the project's .venv/bin/semgrep if present, else
     /// `semgrep` on PATH.
     #[arg(long, env = "PICKET_SEMGREP")]
     pub semgrep: Option<PathBuf>,
-    /// Directory of the rule pack. Default: the pack in the source tree (crates/worker/rules).
-    #[arg(long, env = "PICKET_RULES_DIR")]
-    pub rules_dir: Option<PathBuf>,
     /// Use Semgrep's native CLI (--experimental). Default true.
     #[arg(long, env = "PICKET_SEMGREP_NATIVE", default_value_t = true, action = clap::ArgAction::Set)]
     pub semgrep_native: bool,
-    /// Largest clone, in bytes received. Default 2 GiB.
-    #[arg(long, env = "PICKET_CLONE_MAX_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
-    pub clone_max_bytes: u64,
-    /// Longest a clone may take, in seconds. Default 600.
-    #[arg(long, env = "PICKET_CLONE_TIMEOUT_SECS", default_value_t = 600)]
-    pub clone_timeout_secs: u64,
-    /// Also clone file:// URLs (repositories on this host). For single-machine use only: `picket
-    /// run` turns it on for its local workers. Default false.
-    #[arg(long, env = "PICKET_ALLOW_LOCAL_REPOS", default_value_t = false, action = clap::ArgAction::Set)]
-    pub allow_local_repos: bool,
+    /// Directory of the rule pack. Default: the pack in the source tree (crates/worker/rules).
+    #[arg(long, env = "PICKET_RULES_DIR")]
+    pub rules_dir: Option<PathBuf>,
 }
 
-impl EngineArgs {
-    pub fn config(&self) -> WorkerConfig {
+impl SemgrepArgs {
+    pub fn config(&self) -> SemgrepConfig {
         let binary = self.semgrep.clone().unwrap_or_else(|| {
             let dev = PathBuf::from(DEV_SEMGREP);
             if dev.exists() {
@@ -65,8 +57,30 @@ impl EngineArgs {
             .unwrap_or_else(|| PathBuf::from(DEV_RULES));
         let mut semgrep = SemgrepConfig::new(binary, rules);
         semgrep.native = self.semgrep_native;
+        semgrep
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    #[command(flatten)]
+    pub semgrep: SemgrepArgs,
+    /// Largest clone, in bytes received. Default 2 GiB.
+    #[arg(long, env = "PICKET_CLONE_MAX_BYTES", default_value_t = 2 * 1024 * 1024 * 1024)]
+    pub clone_max_bytes: u64,
+    /// Longest a clone may take, in seconds. Default 600.
+    #[arg(long, env = "PICKET_CLONE_TIMEOUT_SECS", default_value_t = 600)]
+    pub clone_timeout_secs: u64,
+    /// Also clone file:// URLs (repositories on this host). For single-machine use only: `picket
+    /// run` turns it on for its local workers. Default false.
+    #[arg(long, env = "PICKET_ALLOW_LOCAL_REPOS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_local_repos: bool,
+}
+
+impl EngineArgs {
+    pub fn config(&self) -> WorkerConfig {
         WorkerConfig {
-            semgrep,
+            semgrep: self.semgrep.config(),
             clone_limits: CloneLimits {
                 max_bytes: self.clone_max_bytes,
                 timeout: Duration::from_secs(self.clone_timeout_secs),

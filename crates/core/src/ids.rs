@@ -84,6 +84,10 @@ id_type!(
     /// A named set of rule modes.
     PolicyId
 );
+id_type!(
+    /// A rule pack an org uploaded.
+    RulePackId
+);
 
 #[cfg(test)]
 mod tests {

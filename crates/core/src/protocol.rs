@@ -44,6 +44,20 @@ pub struct ScanSpec {
     /// Paths of the branch's open findings: the worker reports which of them no longer exist,
     /// so the control plane can mark their findings removed.
     pub open_finding_paths: Vec<String>,
+    /// The org's own rule packs, loaded next to Picket's pack.
+    #[serde(default)]
+    pub rule_packs: Vec<RulePackSpec>,
+}
+
+/// One of the org's rule packs as the worker loads it (validated when it was uploaded).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulePackSpec {
+    pub name: String,
+    /// SHA-256 (hex) of `content`, for logs and for checking what was loaded.
+    pub sha256: String,
+    /// The YAML rules.
+    pub content: String,
 }
 
 /// Clone credential for the one repository of the scan; `Debug` never shows the token.

@@ -16,6 +16,7 @@ pub mod orgs;
 pub mod policies;
 pub mod projects;
 pub mod queue;
+pub mod rule_packs;
 pub mod scans;
 pub mod schedule;
 pub mod tokens;

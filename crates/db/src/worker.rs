@@ -17,9 +17,11 @@ use crate::crypto::CredentialCipher;
 use crate::findings::{self, IngestSummary, Reported, ScanTarget};
 use crate::queue::{self, Lease};
 use crate::types::Pg;
-use crate::{policies, DbError, Result};
+use crate::{policies, rule_packs, DbError, Result};
 use picket_core::policy::effective_modes;
-use picket_core::protocol::{CloneCredential, ScanResults, ScanSpec, SCAN_TOKEN_PREFIX};
+use picket_core::protocol::{
+    CloneCredential, RulePackSpec, ScanResults, ScanSpec, SCAN_TOKEN_PREFIX,
+};
 use picket_core::{OrgId, Product, ProjectId, Provider, ScanId, ScanKind, ScanState};
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
@@ -181,6 +183,15 @@ pub async fn scan_spec(conn: &mut PgConnection, org: OrgId, scan: ScanId) -> Res
         products: PRODUCTS.to_vec(),
         policy: effective_modes(policies.iter().map(|p| &p.rules)),
         open_finding_paths,
+        rule_packs: rule_packs::contents(&mut *conn, org)
+            .await?
+            .into_iter()
+            .map(|(name, sha256, content)| RulePackSpec {
+                name,
+                sha256,
+                content,
+            })
+            .collect(),
     })
 }
 

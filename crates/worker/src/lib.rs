@@ -12,4 +12,4 @@ pub mod identity;
 pub mod run;
 pub mod scan;
 pub mod secrets;
-pub mod semgrep;
+pub use picket_engine::{rulepack, semgrep};

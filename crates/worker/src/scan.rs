@@ -12,9 +12,10 @@
 
 use crate::clone::{self, ChangedFile, Checkout, CloneLimits, Credentials, Target};
 use crate::identity::{identify, Files};
+use crate::rulepack::{self, PackError};
 use crate::secrets;
-use crate::semgrep::{self, EngineFinding, Root, SemgrepConfig};
-use picket_core::protocol::{ReportedFinding, ScanResults, ScanSpec, StepTiming};
+use crate::semgrep::{self, EngineFinding, PackFile, Root, SemgrepConfig};
+use picket_core::protocol::{ReportedFinding, RulePackSpec, ScanResults, ScanSpec, StepTiming};
 use picket_core::{Fingerprint, Product, ScanKind};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -35,7 +36,9 @@ pub enum ScanError {
     Engine(#[from] semgrep::SemgrepError),
     #[error("the scan spec is incomplete: {0}")]
     Spec(&'static str),
-    #[error("cannot prepare the base files: {0}")]
+    #[error("the org's rule pack {name:?} cannot be loaded: {source}")]
+    RulePack { name: String, source: PackError },
+    #[error("cannot prepare the scan's files: {0}")]
     Io(#[from] std::io::Error),
 }
 
@@ -46,6 +49,7 @@ impl ScanError {
             ScanError::Clone(e) => e.code(),
             ScanError::Engine(e) => e.code(),
             ScanError::Spec(_) => "bad_spec",
+            ScanError::RulePack { .. } => "bad_rule_pack",
             ScanError::Io(_) => "worker_io",
         }
     }
@@ -83,6 +87,12 @@ pub async fn run(
 ) -> Result<ScanResults, ScanError> {
     let mut steps = Steps::default();
     let target = target_of(spec)?;
+    // The org's packs go in a directory of their own, outside the checkout, gone with the scan.
+    let packs_dir = tempfile::Builder::new().prefix("picket-rules-").tempdir()?;
+    let cfg = &WorkerConfig {
+        semgrep: with_packs(&cfg.semgrep, &spec.rule_packs, packs_dir.path())?,
+        clone_limits: cfg.clone_limits.clone(),
+    };
     let checkout = steps
         .time(
             "clone",
@@ -95,6 +105,34 @@ pub async fn run(
     };
     results.steps = steps.into_vec();
     Ok(results)
+}
+
+/// The engine configuration plus the org's packs, each checked against its hash and written to
+/// `dir` under a name of Picket's choosing (never the org's pack name).
+fn with_packs(
+    engine: &SemgrepConfig,
+    packs: &[RulePackSpec],
+    dir: &Path,
+) -> Result<SemgrepConfig, ScanError> {
+    use sha2::{Digest, Sha256};
+    let mut engine = engine.clone();
+    for (i, pack) in packs.iter().enumerate() {
+        let bad = |source| ScanError::RulePack {
+            name: pack.name.clone(),
+            source,
+        };
+        let digest = hex::encode(Sha256::digest(pack.content.as_bytes()));
+        if digest != pack.sha256 {
+            return Err(bad(PackError::Engine(
+                "its content does not match its sha256".into(),
+            )));
+        }
+        let rules = rulepack::parse(&pack.content).map_err(bad)?;
+        let path = dir.join(format!("pack-{i}.yaml"));
+        std::fs::write(&path, &pack.content)?;
+        engine.packs.push(PackFile { path, rules });
+    }
+    Ok(engine)
 }
 
 fn target_of(spec: &ScanSpec) -> Result<Target, ScanError> {

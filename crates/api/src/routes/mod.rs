@@ -8,6 +8,7 @@ mod findings;
 mod org;
 mod policies;
 mod projects;
+mod rule_packs;
 mod scans;
 mod tokens;
 mod worker;
@@ -42,6 +43,7 @@ pub use worker::RESULTS_BODY_LIMIT_BYTES;
         (name = "scans", description = "Full and diff-aware scans"),
         (name = "findings", description = "What scans found"),
         (name = "policies", description = "Rule modes: monitor, comment, block"),
+        (name = "rule-packs", description = "The org's own Semgrep rules"),
         (name = "worker", description = "The worker protocol: one scan's worker, authenticated \
                                          by its per-scan token (`Authorization: Bearer pks_...`), \
                                          which works only for that scan's current attempt and \
@@ -78,6 +80,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(scans::router())
         .merge(findings::router())
         .merge(policies::router())
+        .merge(rule_packs::router())
         .merge(worker::router())
 }
 

@@ -506,6 +506,18 @@ pub(crate) mod doc {
         /// Full scans: the distinct paths of the branch's open findings; report those no longer
         /// in the tree as `deleted_paths`. Empty for diff scans.
         pub open_finding_paths: Vec<String>,
+        /// The org's own rule packs, to load next to Picket's pack.
+        pub rule_packs: Vec<RulePackSpec>,
+    }
+
+    /// One of the org's rule packs (YAML Semgrep rules, validated when uploaded).
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = RulePackSpec)]
+    pub struct RulePackSpec {
+        pub name: String,
+        /// SHA-256 (hex) of `content`.
+        pub sha256: String,
+        pub content: String,
     }
 
     /// An HTTPS clone credential for the scan's one repository. Never log it.
@@ -591,7 +603,7 @@ pub(crate) mod doc {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use picket_core::protocol::{RedactedSecret, StepTiming};
+    use picket_core::protocol::{RedactedSecret, RulePackSpec, StepTiming};
     use picket_core::{ProjectId, RuleId, ScanId, ScanKind, Severity};
     use serde_json::Value;
     use std::collections::{BTreeMap, BTreeSet};
@@ -630,6 +642,11 @@ mod tests {
             products: vec![Product::Code],
             policy: BTreeMap::new(),
             open_finding_paths: vec![],
+            rule_packs: vec![RulePackSpec {
+                name: "acme".into(),
+                sha256: "0".repeat(64),
+                content: "rules: []".into(),
+            }],
         };
         let finding = ReportedFinding {
             product: Product::Secrets,
@@ -668,8 +685,12 @@ mod tests {
             code: "c".into(),
             message: "m".into(),
         };
-        let cases: [(&str, Value); 7] = [
+        let cases: [(&str, Value); 8] = [
             ("ScanSpec", serde_json::to_value(&spec).unwrap()),
+            (
+                "RulePackSpec",
+                serde_json::to_value(&spec.rule_packs[0]).unwrap(),
+            ),
             (
                 "CloneCredential",
                 serde_json::to_value(&credential).unwrap(),

@@ -1,7 +1,7 @@
 //! Full scans on fixture repositories.
 
 use crate::support::{self, Repo};
-use picket_core::protocol::ScanSpec;
+use picket_core::protocol::{RulePackSpec, ScanSpec};
 use picket_core::ScanKind;
 use picket_worker::scan;
 
@@ -52,4 +52,85 @@ async fn a_full_scan_reports_every_file_and_the_deleted_paths() {
         .any(|r| r.as_str() == "picket.test.eval"));
     let steps: Vec<&str> = results.steps.iter().map(|s| s.step.as_str()).collect();
     assert_eq!(steps, vec!["clone", "engine"]);
+}
+
+fn pack(name: &str, content: &str) -> RulePackSpec {
+    RulePackSpec {
+        name: name.into(),
+        sha256: hex_sha256(content),
+        content: content.into(),
+    }
+}
+
+fn hex_sha256(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+const ORG_PACK: &str = "rules:
+- id: acme.no-pickle
+  languages: [python]
+  severity: ERROR
+  message: unpickling untrusted data
+  pattern: pickle.loads(...)
+- id: acme.no-md5
+  languages: [python]
+  severity: WARNING
+  message: md5 is broken
+  pattern: hashlib.md5(...)
+";
+
+const GO_PACK: &str = "rules:
+- id: acme.go-only
+  languages: [go]
+  severity: ERROR
+  message: never loaded here
+  pattern: os.Exit(...)
+";
+
+#[tokio::test]
+async fn an_orgs_packs_run_beside_picket_pack_and_every_loaded_rule_counts_as_run() {
+    let repo = Repo::new();
+    repo.write(
+        "app.py",
+        "import pickle\ndef f(x):\n    eval(x)\n    return pickle.loads(x)\n",
+    );
+    repo.commit("base");
+    let mut spec = full_spec(&repo, vec![]);
+    spec.rule_packs = vec![pack("acme", ORG_PACK), pack("go", GO_PACK)];
+    let results = scan::run(&spec, None, &support::config(true))
+        .await
+        .unwrap();
+    let mut found: Vec<(&str, u32)> = results
+        .findings
+        .iter()
+        .map(|f| (f.rule_id.as_str(), f.start_line))
+        .collect();
+    found.sort();
+    assert_eq!(found, [("acme.no-pickle", 4), ("picket.test.eval", 3)]);
+    let run: Vec<&str> = results.rules_run.iter().map(|r| r.as_str()).collect();
+    // acme.no-md5 matched nothing but ran: its open findings are fixed, not removed.
+    assert!(run.contains(&"acme.no-md5"), "{run:?}");
+    assert!(run.contains(&"acme.no-pickle"), "{run:?}");
+    // A Go-only pack is not loaded for a Python repository.
+    assert!(!run.contains(&"acme.go-only"), "{run:?}");
+}
+
+#[tokio::test]
+async fn a_pack_that_does_not_match_its_hash_is_refused() {
+    let repo = Repo::new();
+    repo.write("app.py", "x = 1\n");
+    repo.commit("base");
+    let mut spec = full_spec(&repo, vec![]);
+    let mut tampered = pack("acme", ORG_PACK);
+    tampered.content = tampered.content.replace("pickle.loads", "pickle.dumps");
+    spec.rule_packs = vec![tampered];
+    let err = scan::run(&spec, None, &support::config(true))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "bad_rule_pack");
+    assert!(err.to_string().contains("\"acme\""), "{err}");
 }

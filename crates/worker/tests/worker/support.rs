@@ -107,5 +107,6 @@ pub fn diff_spec(repo: &Repo, head_ref: &str, base_ref: &str) -> ScanSpec {
         products: vec![picket_core::Product::Code],
         policy: Default::default(),
         open_finding_paths: vec![],
+        rule_packs: vec![],
     }
 }

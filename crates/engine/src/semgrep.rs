@@ -6,14 +6,16 @@
 //! - only the rule directories whose language occurs among the files to scan are loaded (the
 //!   rule pack is laid out one directory per language; `secrets/` and unknown directories are
 //!   always loaded);
-//! - several roots (a diff scan's head files and base files) are scanned in one invocation.
+//! - several roots (a diff scan's head files and base files) are scanned in one invocation;
+//! - an org's own packs ([`PackFile`]) are loaded when a language they name occurs.
 //!
 //! Semgrep's OSS JSON hides the matched lines ("requires login"), so findings carry byte offsets
 //! and the caller reads the text from the checkout.
 
+use crate::rulepack::{self, PackRules};
 use picket_core::{Product, RuleId, Severity};
 use serde::Deserialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -31,6 +33,15 @@ pub struct SemgrepConfig {
     pub native: bool,
     /// Longest one invocation may run.
     pub timeout: Duration,
+    /// The org's own rule packs for this scan, written out as files.
+    pub packs: Vec<PackFile>,
+}
+
+/// One of an org's rule packs, written to a file, with the rules it holds.
+#[derive(Debug, Clone)]
+pub struct PackFile {
+    pub path: PathBuf,
+    pub rules: PackRules,
 }
 
 impl SemgrepConfig {
@@ -42,6 +53,7 @@ impl SemgrepConfig {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             native: true,
             timeout: Duration::from_secs(30 * 60),
+            packs: Vec::new(),
         }
     }
 }
@@ -66,6 +78,11 @@ pub enum SemgrepError {
         path: String,
         source: std::io::Error,
     },
+    #[error("the rule file {path} is not a usable rule pack: {source}")]
+    Pack {
+        path: String,
+        source: rulepack::PackError,
+    },
 }
 
 impl SemgrepError {
@@ -73,7 +90,7 @@ impl SemgrepError {
     pub fn code(&self) -> &'static str {
         match self {
             SemgrepError::Timeout(_) => "engine_timeout",
-            SemgrepError::Rules { .. } => "rules_unreadable",
+            SemgrepError::Rules { .. } | SemgrepError::Pack { .. } => "rules_unreadable",
             _ => "engine_failed",
         }
     }
@@ -228,19 +245,9 @@ fn severity_of(s: &str) -> Severity {
     }
 }
 
-/// Runs Semgrep once over all `roots`, loading only the rules their files need.
-pub async fn scan(cfg: &SemgrepConfig, roots: &[Root]) -> Result<EngineRun, SemgrepError> {
-    let dirs = rule_dirs_for(&cfg.rules_dir, &extensions(roots))?;
-    let mut targets: Vec<PathBuf> = Vec::new();
-    for root in roots {
-        match &root.files {
-            Some(files) => targets.extend(files.iter().map(|f| root.dir.join(f))),
-            None => targets.push(root.dir.clone()),
-        }
-    }
-    if dirs.is_empty() || targets.is_empty() {
-        return Ok(EngineRun::default());
-    }
+/// The command every invocation shares: local rules only, no metrics, no version check, JSON,
+/// and `--jobs` from the configuration. Callers add `--config`s and targets.
+pub(crate) fn command(cfg: &SemgrepConfig) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&cfg.binary);
     cmd.arg("scan");
     if cfg.native {
@@ -254,16 +261,111 @@ pub async fn scan(cfg: &SemgrepConfig, roots: &[Root]) -> Result<EngineRun, Semg
         "--no-git-ignore",
     ])
     .arg(format!("--jobs={}", cfg.jobs.max(1)));
-    for d in &dirs {
-        cmd.arg("--config").arg(d);
-    }
-    cmd.arg("--").args(&targets);
     cmd.env("SEMGREP_SEND_METRICS", "off")
         .env("SEMGREP_ENABLE_VERSION_CHECK", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    cmd
+}
+
+/// Semgrep language names (and aliases) with the file extensions they scan. A pack naming a
+/// language missing here (generic, regex, dockerfile, ...) is always loaded.
+const LANGUAGE_EXTENSIONS: &[(&[&str], &[&str])] = &[
+    (&["python", "py", "python3"], &["py", "pyi"]),
+    (&["javascript", "js"], &["js", "jsx", "mjs", "cjs"]),
+    (&["typescript", "ts"], &["ts", "tsx", "mts", "cts"]),
+    (&["go", "golang"], &["go"]),
+    (&["java"], &["java"]),
+    (&["ruby", "rb"], &["rb"]),
+    (&["kotlin", "kt"], &["kt", "kts"]),
+    (&["scala"], &["scala"]),
+    (&["csharp", "c#"], &["cs"]),
+    (&["php"], &["php"]),
+    (&["rust"], &["rs"]),
+    (&["swift"], &["swift"]),
+    (&["c"], &["c", "h"]),
+    (&["cpp", "c++"], &["cpp", "cc", "cxx", "hpp", "hh", "h"]),
+    (&["bash", "sh"], &["sh", "bash"]),
+    (&["terraform", "hcl"], &["tf", "hcl"]),
+    (&["yaml"], &["yaml", "yml"]),
+    (&["json"], &["json"]),
+];
+
+/// Whether a pack naming these languages can match any file with these extensions.
+pub fn pack_wanted(languages: &BTreeSet<String>, extensions: &BTreeSet<String>) -> bool {
+    languages.iter().any(|lang| {
+        match LANGUAGE_EXTENSIONS
+            .iter()
+            .find(|(names, _)| names.contains(&lang.as_str()))
+        {
+            Some((_, exts)) => exts.iter().any(|e| extensions.contains(*e)),
+            None => true,
+        }
+    })
+}
+
+/// The rule ids in a rule directory's YAML files (Picket's pack: one directory per language).
+pub fn rules_in_dir(dir: &Path) -> Result<BTreeSet<RuleId>, SemgrepError> {
+    let unreadable = |source| SemgrepError::Rules {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut ids = BTreeSet::new();
+    let mut files = Vec::new();
+    walk(dir, &mut |p| {
+        if matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            files.push(p.to_path_buf());
+        }
+    });
+    for file in files {
+        let text = std::fs::read_to_string(&file).map_err(unreadable)?;
+        let rules = rulepack::parse(&text).map_err(|source| SemgrepError::Pack {
+            path: file.display().to_string(),
+            source,
+        })?;
+        ids.extend(rules.rules);
+    }
+    Ok(ids)
+}
+
+/// Runs Semgrep once over all `roots`, loading only the rules their files need.
+pub async fn scan(cfg: &SemgrepConfig, roots: &[Root]) -> Result<EngineRun, SemgrepError> {
+    let exts = extensions(roots);
+    let dirs = rule_dirs_for(&cfg.rules_dir, &exts)?;
+    let packs: Vec<&PackFile> = cfg
+        .packs
+        .iter()
+        .filter(|p| pack_wanted(&p.rules.languages, &exts))
+        .collect();
+    let mut targets: Vec<PathBuf> = Vec::new();
+    for root in roots {
+        match &root.files {
+            Some(files) => targets.extend(files.iter().map(|f| root.dir.join(f))),
+            None => targets.push(root.dir.clone()),
+        }
+    }
+    if (dirs.is_empty() && packs.is_empty()) || targets.is_empty() {
+        return Ok(EngineRun::default());
+    }
+    // Every rule loaded ran, whether it matched or not: the control plane tells a fixed finding
+    // (its rule ran) from a removed one (its rule did not) by this set.
+    let mut rules_run = BTreeSet::new();
+    for d in &dirs {
+        rules_run.extend(rules_in_dir(d)?);
+    }
+    for p in &packs {
+        rules_run.extend(p.rules.rules.iter().cloned());
+    }
+    let mut cmd = command(cfg);
+    for d in &dirs {
+        cmd.arg("--config").arg(d);
+    }
+    for p in &packs {
+        cmd.arg("--config").arg(&p.path);
+    }
+    cmd.arg("--").args(&targets);
     let child = cmd.spawn().map_err(|source| SemgrepError::Spawn {
         binary: cfg.binary.display().to_string(),
         source,
@@ -294,6 +396,7 @@ pub async fn scan(cfg: &SemgrepConfig, roots: &[Root]) -> Result<EngineRun, Semg
         files_scanned: parsed.paths.scanned.len() as u64,
         ..EngineRun::default()
     };
+    let mut resolved: HashMap<String, RuleId> = HashMap::new();
     for r in parsed.results {
         let Some((root, rel)) = locate(roots, &r.path) else {
             return Err(SemgrepError::Output(format!(
@@ -301,15 +404,20 @@ pub async fn scan(cfg: &SemgrepConfig, roots: &[Root]) -> Result<EngineRun, Semg
                 r.path
             )));
         };
-        let rule: RuleId = strip_config_prefix(&r.check_id)
-            .parse()
-            .map_err(|_| SemgrepError::RuleId(r.check_id.clone()))?;
+        let rule = match resolved.get(&r.check_id) {
+            Some(rule) => rule.clone(),
+            None => {
+                let rule = resolve_rule_id(&r.check_id, &rules_run)
+                    .ok_or_else(|| SemgrepError::RuleId(r.check_id.clone()))?;
+                resolved.insert(r.check_id.clone(), rule.clone());
+                rule
+            }
+        };
         let product = match r.extra.metadata.get("product").and_then(|p| p.as_str()) {
             Some("secrets") => Product::Secrets,
             Some("supply_chain") => Product::SupplyChain,
             _ => Product::Code,
         };
-        run.rules_run.insert(rule.clone());
         run.findings.push(EngineFinding {
             root,
             rule,
@@ -324,17 +432,24 @@ pub async fn scan(cfg: &SemgrepConfig, roots: &[Root]) -> Result<EngineRun, Semg
             message: r.extra.message,
         });
     }
+    run.rules_run = rules_run;
     Ok(run)
 }
 
 /// Semgrep prefixes rule ids with the path of the config they came from (e.g.
-/// `rules.python.picket.python.sqli` for a rule in `rules/python/`); Picket's ids start at
-/// `picket.`. Other ids (an org's own packs) are kept whole.
-fn strip_config_prefix(check_id: &str) -> &str {
-    match check_id.find("picket.") {
-        Some(i) if i == 0 || check_id.as_bytes()[i - 1] == b'.' => &check_id[i..],
-        _ => check_id,
-    }
+/// `rules.python.picket.python.sqli` for a rule in `rules/python/`). The rule is the longest
+/// loaded id that the reported id is, or ends with after a `.`.
+fn resolve_rule_id(check_id: &str, loaded: &BTreeSet<RuleId>) -> Option<RuleId> {
+    loaded
+        .iter()
+        .filter(|id| {
+            check_id == id.as_str()
+                || check_id
+                    .strip_suffix(id.as_str())
+                    .is_some_and(|prefix| prefix.ends_with('.'))
+        })
+        .max_by_key(|id| id.as_str().len())
+        .cloned()
 }
 
 /// Which root a reported path belongs to, and the path relative to it.
@@ -347,7 +462,7 @@ fn locate(roots: &[Root], reported: &str) -> Option<(usize, String)> {
     })
 }
 
-fn tail(s: &str, lines: usize) -> String {
+pub(crate) fn tail(s: &str, lines: usize) -> String {
     let all: Vec<&str> = s.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
@@ -357,14 +472,37 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rule_ids_lose_their_config_prefix_only() {
+    fn reported_ids_resolve_to_the_longest_loaded_id() {
+        let loaded: BTreeSet<RuleId> = ["picket.python.sqli", "acme.rule", "rule", "x.acme.rule"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        let resolve = |c: &str| resolve_rule_id(c, &loaded).map(|r| r.to_string());
         assert_eq!(
-            strip_config_prefix("rules.python.picket.python.sqli"),
-            "picket.python.sqli"
+            resolve("rules.python.picket.python.sqli").as_deref(),
+            Some("picket.python.sqli")
         );
-        assert_eq!(strip_config_prefix("picket.go.x"), "picket.go.x");
-        assert_eq!(strip_config_prefix("acme.notpicket.x"), "acme.notpicket.x");
-        assert_eq!(strip_config_prefix("acme.rule"), "acme.rule");
+        assert_eq!(
+            resolve("picket.python.sqli").as_deref(),
+            Some("picket.python.sqli")
+        );
+        assert_eq!(resolve("packs.acme.rule").as_deref(), Some("acme.rule"));
+        assert_eq!(resolve("packs.x.acme.rule").as_deref(), Some("x.acme.rule"));
+        assert_eq!(resolve("packs.rule").as_deref(), Some("rule"));
+        assert_eq!(resolve("packs.notacme.rule").as_deref(), Some("rule"));
+        assert_eq!(resolve("packs.other"), None);
+        assert_eq!(resolve("xpicket.python.sqli"), None);
+    }
+
+    #[test]
+    fn packs_load_only_for_their_languages() {
+        let langs = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let exts = langs(&["py", "md"]);
+        assert!(pack_wanted(&langs(&["python"]), &exts));
+        assert!(pack_wanted(&langs(&["go", "py"]), &exts));
+        assert!(!pack_wanted(&langs(&["go", "java"]), &exts));
+        assert!(pack_wanted(&langs(&["generic"]), &exts));
+        assert!(!pack_wanted(&langs(&["ts"]), &langs(&["js"])));
     }
 
     #[test]
