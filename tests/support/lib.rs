@@ -11,13 +11,15 @@
 //! expected. Small builders create fixtures through the API itself:
 //! `app.admin().connection("gh").create().await`, `app.admin().projects(conn).repo("acme/api")
 //! .add().await`.
+//!
+//! [`k8s`] renders and validates Kubernetes objects offline with the pinned tools.
 
 use picket_api::{ApiConfig, AppState};
-use picket_engine::semgrep::SemgrepConfig;
 use picket_core::OrgId;
 use picket_core::Role;
 use picket_db::crypto::CredentialCipher;
 use picket_db::{orgs, tokens, Db};
+use picket_engine::semgrep::SemgrepConfig;
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
@@ -29,6 +31,9 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 pub use serde_json;
+
+pub mod k8s;
+pub mod kube_api;
 
 /// Log lines written by the server, shared with the capturing subscriber.
 #[derive(Clone, Default)]

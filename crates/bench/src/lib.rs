@@ -15,6 +15,7 @@
 // The report is printed to stdout as Markdown: printing is this crate's output.
 #![allow(clippy::print_stdout)]
 
+mod dispatch;
 mod scan;
 
 use anyhow::{bail, Context};
@@ -78,6 +79,17 @@ pub enum Which {
         #[arg(long, default_value_t = 4)]
         copies: usize,
     },
+    /// The scheduler's executors: dispatch latency (sandbox vs plain process) and scans per
+    /// minute with 2 concurrent environments (root; needs `cargo build --release -p
+    /// picket-cli` and `make semgrep`).
+    Dispatch {
+        /// Launches per executor for the latency table.
+        #[arg(long, default_value_t = 30)]
+        runs: usize,
+        /// Scans for the throughput table.
+        #[arg(long, default_value_t = 20)]
+        scans: u32,
+    },
     /// All of the above with their defaults.
     All,
 }
@@ -89,11 +101,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Which::Api { seconds } => api_bench(&args.database_url, seconds).await,
         Which::Ingest { runs } => ingest_bench(&args.database_url, runs).await,
         Which::Scan { files, copies } => scan::scan_bench(files, copies).await,
+        Which::Dispatch { runs, scans } => {
+            dispatch::latency_bench(runs).await?;
+            dispatch::throughput_bench(&args.database_url, scans).await
+        }
         Which::All => {
             queue_bench(&args.database_url, 20_000).await?;
             bulk_bench(&args.database_url, 10_000).await?;
             api_bench(&args.database_url, 15).await?;
             ingest_bench(&args.database_url, 3).await?;
+            dispatch::latency_bench(30).await?;
+            dispatch::throughput_bench(&args.database_url, 20).await?;
             scan::scan_bench(1_200, 4).await
         }
     }

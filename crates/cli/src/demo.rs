@@ -17,6 +17,9 @@ use std::time::Duration;
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/sample-app");
 const FULL_NAME: &str = "demo/sample-app";
 
+/// The demo project's repository, under the data directory.
+pub const REPO_DIR: &str = "demo-repo";
+
 /// Creates the demo repository and project in `org` unless the project exists. Returns the
 /// project when it was just added (its initial scan is queued).
 pub async fn ensure(
@@ -26,7 +29,7 @@ pub async fn ensure(
     data_dir: &Path,
 ) -> anyhow::Result<Option<ProjectId>> {
     let repo =
-        std::path::absolute(data_dir.join("demo-repo")).context("locating the data directory")?;
+        std::path::absolute(data_dir.join(REPO_DIR)).context("locating the data directory")?;
     let mut tx = db.pool().begin().await?;
     let exists: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM projects WHERE org_id = $1 AND full_name = $2)",

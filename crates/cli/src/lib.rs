@@ -3,16 +3,17 @@
 //!
 //! - `picket run`: the whole platform in one process on this machine's defaults.
 //! - `picket api`: the HTTP API alone, against an existing database.
+//! - `picket scheduler`: claims scans and runs each in its own environment (Kubernetes Pod,
+//!   local sandbox), with the weekly schedule, lease rescue and the reaper.
 //! - `picket migrate`: apply the schema.
 //! - `picket admin`: create orgs and tokens, revoke tokens.
 //! - `picket worker`: one scan attempt, started by an executor.
 
 pub mod admin;
-pub mod background;
 pub mod demo;
-pub mod dispatch;
 pub mod local_pg;
 pub mod run;
+pub mod scheduler;
 pub mod telemetry;
 pub mod worker;
 
@@ -34,10 +35,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the whole platform in one process: database (embedded unless DATABASE_URL is set),
-    /// migrations, API, weekly schedule and lease rescuer.
+    /// migrations, API, and the scheduler with its local sandbox executor.
     Run(RunArgs),
     /// Serve the HTTP API against an existing, migrated database.
     Api(ApiArgs),
+    /// Run the scheduler against an existing, migrated database.
+    Scheduler(SchedulerCmdArgs),
     /// Apply pending database migrations and exit.
     Migrate(DatabaseArgs),
     /// Administer orgs and API tokens.
@@ -75,9 +78,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub api: ApiTuning,
     #[command(flatten)]
-    pub background: background::BackgroundArgs,
-    #[command(flatten)]
-    pub dispatch: dispatch::DispatchArgs,
+    pub scheduler: scheduler::SchedulerArgs,
     /// Add the demo project (a small sample repository shipped with Picket) on first start and
     /// print its findings when its scan is done. Default true.
     #[arg(long, env = "PICKET_DEMO", default_value_t = true, action = clap::ArgAction::Set)]
@@ -99,6 +100,21 @@ pub struct ApiArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct SchedulerCmdArgs {
+    #[command(flatten)]
+    pub db: DatabaseArgs,
+    #[command(flatten)]
+    pub scheduler: scheduler::SchedulerArgs,
+    /// The API's URL as workers reach it, e.g. http://picket-api.picket.svc:8080 (Kubernetes)
+    /// or http://127.0.0.1:8080 (sandbox and process executors, which need an IP address).
+    #[arg(long, env = "PICKET_WORKER_API_URL")]
+    pub worker_api_url: String,
+    /// The engine sandboxed and plain-process workers use.
+    #[command(flatten)]
+    pub engine: worker::SemgrepArgs,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct ApiTuning {
     /// Largest accepted request body, in bytes. Default 4 MiB.
     #[arg(long, env = "PICKET_BODY_LIMIT_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -113,6 +129,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args).await,
         Command::Api(args) => run::api(args).await,
+        Command::Scheduler(args) => run::scheduler(args).await,
         Command::Migrate(args) => run::migrate(args).await,
         Command::Admin(args) => admin::execute(args).await,
         Command::Worker(args) => worker::execute(args).await,

@@ -2,12 +2,12 @@
 //!
 //! `run` resolves a database (DATABASE_URL, or a private cluster under the data directory),
 //! migrates it, creates the first org and admin token (and the demo project) on first start,
-//! then serves the API, dispatches queued scans to local workers and runs the background jobs
-//! until Ctrl-C or SIGTERM, and finally stops the private cluster.
+//! then serves the API and runs the scheduler in-process (each scan in a local sandbox by
+//! default) until Ctrl-C or SIGTERM, and finally stops the private cluster.
 
-use crate::dispatch::{self, Dispatch};
 use crate::local_pg::{LocalPg, LocalPgConfig};
-use crate::{admin, background, demo, ApiArgs, ApiTuning, DatabaseArgs, RunArgs};
+use crate::scheduler::Placement;
+use crate::{admin, demo, scheduler, ApiArgs, ApiTuning, DatabaseArgs, RunArgs, SchedulerCmdArgs};
 use anyhow::Context;
 use picket_db::crypto::CredentialCipher;
 use picket_db::{orgs, Db, DbConfig};
@@ -24,6 +24,7 @@ const SECRET_KEY_FILE: &str = "secret.key";
 const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    args.scheduler.check()?;
     let stop = shutdown_signal();
     create_private_dir(&args.data_dir)?;
     let (url, local) = match &args.database_url {
@@ -77,19 +78,30 @@ async fn run_platform(
     let addr = listener.local_addr()?;
     announce(addr, local, first_token.as_ref(), &token_file)?;
 
-    let background = tokio::spawn(background::run(
-        db.clone(),
-        args.background.clone(),
-        stop.clone(),
-    ));
-    let dispatcher = tokio::spawn(dispatch::run(
-        db.clone(),
-        Dispatch {
-            api_url: api_url(addr),
-            args: args.dispatch.clone(),
-        },
-        stop.clone(),
-    ));
+    let data_dir = std::path::absolute(&args.data_dir).context("locating the data directory")?;
+    let place = Placement {
+        api: worker_addr(addr),
+        api_url: api_url(addr),
+        sandbox_dir: data_dir.join("sandboxes"),
+        local_repos: Some(data_dir.join(demo::REPO_DIR))
+            .filter(|repo| args.demo && repo.exists())
+            .into_iter()
+            .collect(),
+        // Single-machine use: projects may live in local repositories (the demo does).
+        allow_local_repos: true,
+    };
+    let scheduler = {
+        let (db, args, stop) = (db.clone(), args.clone(), stop.clone());
+        tokio::spawn(async move {
+            let done =
+                scheduler::run(db, &args.scheduler, &args.api.engine, place, stop.clone()).await;
+            if done.is_err() {
+                // Without a scheduler no scan would ever run: stop the platform and say why.
+                stop.cancel();
+            }
+            done
+        })
+    };
     if let Some(project) = demo {
         tokio::spawn(demo::report_when_done(
             db.clone(),
@@ -98,11 +110,53 @@ async fn run_platform(
             Duration::from_secs(600),
         ));
     }
-    serve(listener, db, cipher, &args.api, stop.clone()).await?;
+    let served = serve(listener, db, cipher, &args.api, stop.clone()).await;
     stop.cancel();
-    background.await.context("background jobs")?;
-    dispatcher.await.context("dispatcher")?;
-    Ok(())
+    let scheduled = scheduler.await.context("the scheduler panicked")?;
+    served?;
+    scheduled
+}
+
+/// The address workers on this machine reach the API at: loopback when it listens on all
+/// addresses.
+fn worker_addr(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => {
+            SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+        }
+        ip if ip.is_unspecified() => {
+            SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), addr.port())
+        }
+        _ => addr,
+    }
+}
+
+pub async fn scheduler(args: SchedulerCmdArgs) -> anyhow::Result<()> {
+    args.scheduler.check()?;
+    let stop = shutdown_signal();
+    let db = connect(&args.db.database_url, args.db.db_max_connections).await?;
+    let api: SocketAddr = args
+        .worker_api_url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|hostport| hostport.parse().ok())
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    if args.scheduler.executor != scheduler::ExecutorKind::Kubernetes
+        && !args.worker_api_url.starts_with(&format!("http://{api}"))
+    {
+        anyhow::bail!(
+            "PICKET_WORKER_API_URL must be http://<IP address>:<port> for local executors, not {}",
+            args.worker_api_url
+        );
+    }
+    let place = Placement {
+        api,
+        api_url: args.worker_api_url.clone(),
+        sandbox_dir: "/var/lib/picket/sandboxes".into(),
+        local_repos: Vec::new(),
+        allow_local_repos: false,
+    };
+    scheduler::run(db, &args.scheduler, &args.engine, place, stop).await
 }
 
 /// How workers on this machine reach the API: over loopback when it listens on all addresses.

@@ -346,6 +346,30 @@ fn an_unreachable_database_is_a_clear_error_without_the_password() {
 }
 
 #[test]
+fn unisolated_scans_and_an_unpinned_worker_image_must_be_asked_for() {
+    let env = [
+        (
+            "DATABASE_URL",
+            "postgres://picket:hunter2@127.0.0.1:1/picket",
+        ),
+        ("PICKET_WORKER_API_URL", "http://127.0.0.1:1"),
+    ];
+    let out = picket(&["scheduler", "--executor", "process"], &env);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without isolation"), "{err}");
+    assert!(err.contains("PICKET_ALLOW_UNISOLATED=true"), "{err}");
+    let out = picket(&["run", "--executor", "process"], &env);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without isolation"));
+    let out = picket(&["scheduler", "--executor", "kubernetes"], &env);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("PICKET_WORKER_IMAGE"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
+
+#[test]
 fn admin_creates_orgs_and_tokens_and_refuses_duplicates() {
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());

@@ -456,3 +456,36 @@ pub async fn fail_as(
         _ => FailOutcome::Failed,
     })
 }
+
+/// Where a scan stands, for reapers deciding whether an environment still has a use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptState {
+    pub scan_id: ScanId,
+    pub attempt: i32,
+    pub state: ScanState,
+}
+
+/// The current attempt and state of each of these scans that exists (unknown ids are left out).
+pub async fn attempt_states(
+    ex: impl PgExecutor<'_>,
+    scans: &[ScanId],
+) -> Result<Vec<AttemptState>> {
+    let ids: Vec<Uuid> = scans.iter().map(|s| s.0).collect();
+    let rows = sqlx::query!(
+        r#"
+        SELECT id, attempt, state AS "state: Pg<ScanState>"
+        FROM scans WHERE id = ANY($1::uuid[])
+        "#,
+        &ids
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AttemptState {
+            scan_id: r.id.into(),
+            attempt: r.attempt,
+            state: r.state.0,
+        })
+        .collect())
+}

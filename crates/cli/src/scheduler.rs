@@ -1,0 +1,322 @@
+//! `picket scheduler`, and the scheduler `picket run` runs in-process: configuration of
+//! picket-scheduler and of the executor it runs scans with.
+
+use crate::worker::SemgrepArgs;
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use picket_db::Db;
+use picket_scheduler::kube::{KubeConfig, KubeExecutor};
+use picket_scheduler::process::ProcessExecutor;
+use picket_scheduler::sandbox::{self, SandboxConfig, SandboxExecutor};
+use picket_scheduler::{SchedulerConfig, WorkerCommand};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Where scans run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExecutorKind {
+    /// A network namespace with an egress allowlist and a bubblewrap sandbox per scan, on this
+    /// machine (needs root, bubblewrap, nftables, iproute2).
+    Sandbox,
+    /// One Pod per scan, with its Secret and NetworkPolicy, in the scan namespace.
+    Kubernetes,
+    /// A plain child process: NOT isolated from this machine. Needs --allow-unisolated.
+    Process,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SchedulerArgs {
+    /// Where scans run: sandbox, kubernetes or process. Default sandbox.
+    #[arg(long, env = "PICKET_EXECUTOR", value_enum, default_value_t = ExecutorKind::Sandbox)]
+    pub executor: ExecutorKind,
+    /// Allow `--executor process`, which runs workers without any isolation from this machine.
+    /// Default false.
+    #[arg(long, env = "PICKET_ALLOW_UNISOLATED", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_unisolated: bool,
+    /// Scans run at once by this scheduler. Default: the number of CPUs.
+    #[arg(long, env = "PICKET_MAX_CONCURRENT_SCANS")]
+    pub max_concurrent_scans: Option<usize>,
+    /// Lease length, in seconds; renewed every third of it while the worker runs. Default 60.
+    #[arg(long, env = "PICKET_LEASE_SECS", default_value_t = 60)]
+    pub lease_secs: u64,
+    /// Longest one scan may run before it is stopped as timed out, in seconds. Default 3600.
+    #[arg(long, env = "PICKET_SCAN_TIMEOUT_SECS", default_value_t = 3600)]
+    pub scan_timeout_secs: u64,
+    /// How often the weekly schedule is checked, in seconds. Default 60.
+    #[arg(long, env = "PICKET_SCHEDULE_INTERVAL_SECS", default_value_t = 60)]
+    pub schedule_interval_secs: u64,
+    /// How often expired scan leases are rescued, in seconds. Default 30.
+    #[arg(long, env = "PICKET_RESCUE_INTERVAL_SECS", default_value_t = 30)]
+    pub rescue_interval_secs: u64,
+    /// How often leftover scan environments are reaped, in seconds (and once at start).
+    /// Default 60.
+    #[arg(long, env = "PICKET_REAP_INTERVAL_SECS", default_value_t = 60)]
+    pub reap_interval_secs: u64,
+    /// Where scans may connect besides the control plane and DNS: comma-separated CIDR:port
+    /// (e.g. 140.82.112.0/20:443 for a git host). Default: nowhere.
+    #[arg(long, env = "PICKET_EGRESS_ALLOW", default_value = "")]
+    pub egress_allow: String,
+    /// Sandbox: the directory scans' directories are made in. Default: <data dir>/sandboxes
+    /// for `picket run`, /var/lib/picket/sandboxes for `picket scheduler`.
+    #[arg(long, env = "PICKET_SANDBOX_DIR")]
+    pub sandbox_dir: Option<PathBuf>,
+    /// Kubernetes: the namespace scans run in. Default picket-scans.
+    #[arg(long, env = "PICKET_SCAN_NAMESPACE", default_value = "picket-scans")]
+    pub scan_namespace: String,
+    /// Kubernetes: the worker image, pinned by digest (…@sha256:…).
+    #[arg(long, env = "PICKET_WORKER_IMAGE")]
+    pub worker_image: Option<String>,
+    /// Kubernetes: the scan pods' service account (no RBAC). Default picket-scan.
+    #[arg(
+        long,
+        env = "PICKET_WORKER_SERVICE_ACCOUNT",
+        default_value = "picket-scan"
+    )]
+    pub worker_service_account: String,
+}
+
+impl SchedulerArgs {
+    /// Refuses, before anything starts, what the operator must decide explicitly.
+    pub fn check(&self) -> anyhow::Result<()> {
+        match self.executor {
+            ExecutorKind::Process if !self.allow_unisolated => anyhow::bail!(
+                "--executor process runs workers without isolation from this machine; set \
+                 --allow-unisolated true (PICKET_ALLOW_UNISOLATED=true) to accept that"
+            ),
+            ExecutorKind::Kubernetes if self.worker_image.is_none() => anyhow::bail!(
+                "--executor kubernetes needs PICKET_WORKER_IMAGE (the worker image, pinned by \
+                 digest)"
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn config(&self, owner: String) -> SchedulerConfig {
+        let mut cfg = SchedulerConfig::new(owner);
+        if let Some(n) = self.max_concurrent_scans {
+            cfg.slots = n.max(1);
+        }
+        cfg.lease = Duration::from_secs(self.lease_secs.max(3));
+        cfg.scan_timeout = Duration::from_secs(self.scan_timeout_secs.max(1));
+        cfg.schedule_every = Duration::from_secs(self.schedule_interval_secs.max(1));
+        cfg.rescue_every = Duration::from_secs(self.rescue_interval_secs.max(1));
+        cfg.reap_every = Duration::from_secs(self.reap_interval_secs.max(1));
+        cfg
+    }
+}
+
+/// What the scheduler needs from its caller besides its arguments.
+#[derive(Debug)]
+pub struct Placement {
+    /// The API as the workers reach it: its socket address (sandbox, process) and URL
+    /// (Kubernetes: usually a Service's URL).
+    pub api: SocketAddr,
+    pub api_url: String,
+    /// Default for --sandbox-dir.
+    pub sandbox_dir: PathBuf,
+    /// Local repositories sandboxed workers may clone (the demo project's for `picket run`).
+    pub local_repos: Vec<PathBuf>,
+    /// Let workers clone file:// repositories (single-machine use).
+    pub allow_local_repos: bool,
+}
+
+/// Runs the scheduler with the configured executor until `stop`.
+pub async fn run(
+    db: Db,
+    args: &SchedulerArgs,
+    engine: &SemgrepArgs,
+    place: Placement,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    let owner = format!(
+        "{}-{}",
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "picket".into()),
+        std::process::id()
+    );
+    let cfg = args.config(owner);
+    match args.executor {
+        ExecutorKind::Sandbox => {
+            let (worker, readonly) = local_worker(engine, &place)?;
+            let mut sandbox = SandboxConfig::new(
+                args.sandbox_dir.clone().unwrap_or(place.sandbox_dir),
+                place.api,
+            );
+            sandbox.readonly = readonly;
+            sandbox.local_repos = place.local_repos.clone();
+            sandbox.egress = parse_egress_v4(&args.egress_allow)?;
+            sandbox.dns = sandbox::host_resolvers();
+            let executor = SandboxExecutor::new(sandbox, worker).await.map_err(|why| {
+                anyhow::anyhow!(
+                    "this machine cannot sandbox scans: {why}. Install the tools (`make \
+                     sandbox-tools`) and run as root, or run scans without isolation with \
+                     --executor process --allow-unisolated true"
+                )
+            })?;
+            tracing::info!("scans run in local sandboxes (network namespace + bubblewrap)");
+            picket_scheduler::run(db, executor, cfg, stop).await;
+        }
+        ExecutorKind::Process => {
+            args.check()?;
+            let (worker, _) = local_worker(engine, &place)?;
+            let mut worker = worker;
+            worker
+                .env
+                .push(("PICKET_API_URL".into(), place.api_url.clone()));
+            tracing::warn!(
+                "scans run as plain child processes, NOT isolated from this machine \
+                 (--executor process)"
+            );
+            picket_scheduler::run(db, ProcessExecutor::new(worker), cfg, stop).await;
+        }
+        ExecutorKind::Kubernetes => {
+            let image = args
+                .worker_image
+                .clone()
+                .context("--executor kubernetes needs PICKET_WORKER_IMAGE (pinned by digest)")?;
+            let mut kube = KubeConfig::new(
+                args.scan_namespace.clone(),
+                image,
+                args.worker_service_account.clone(),
+                place.api_url.clone(),
+            );
+            kube.egress = picket_scheduler::kube::parse_egress(&args.egress_allow)
+                .map_err(|e| anyhow::anyhow!("PICKET_EGRESS_ALLOW: {e}"))?;
+            let client = kube::Client::try_default()
+                .await
+                .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+            let executor = KubeExecutor::new(client, kube)
+                .map_err(|e| anyhow::anyhow!("Kubernetes executor: {e}"))?;
+            tracing::info!(namespace = %args.scan_namespace, "scans run as Kubernetes Pods");
+            picket_scheduler::run(db, executor, cfg, stop).await;
+        }
+    }
+    Ok(())
+}
+
+/// `picket worker` on this machine: this executable, the engine, and what the sandbox must
+/// let it read.
+fn local_worker(
+    engine: &SemgrepArgs,
+    place: &Placement,
+) -> anyhow::Result<(WorkerCommand, Vec<PathBuf>)> {
+    let exe = std::env::current_exe().context("locating the picket executable")?;
+    let engine = engine.config();
+    // Real paths: the sandbox lends them at the same place, and `..` cannot be lent.
+    let semgrep = real_path(&engine.binary);
+    let rules = real_path(&engine.rules_dir);
+    let mut env = vec![
+        ("PICKET_LOG_FORMAT".to_owned(), "json".to_owned()),
+        ("PICKET_SEMGREP".to_owned(), semgrep.display().to_string()),
+        ("PICKET_RULES_DIR".to_owned(), rules.display().to_string()),
+        (
+            "PICKET_SEMGREP_NATIVE".to_owned(),
+            engine.native.to_string(),
+        ),
+    ];
+    if place.allow_local_repos {
+        env.push(("PICKET_ALLOW_LOCAL_REPOS".to_owned(), "true".to_owned()));
+    }
+    let mut readonly = vec![exe.clone(), rules];
+    readonly.extend(engine_paths(&semgrep));
+    Ok((
+        WorkerCommand {
+            program: exe,
+            args: vec!["worker".into()],
+            env,
+        },
+        readonly,
+    ))
+}
+
+/// The canonical path when the file exists (a bare name is looked up on PATH), else as given.
+fn real_path(path: &Path) -> PathBuf {
+    let found = if path.components().count() == 1 {
+        std::env::var_os("PATH").and_then(|dirs| {
+            std::env::split_paths(&dirs)
+                .map(|d| d.join(path))
+                .find(|p| p.is_file())
+        })
+    } else {
+        Some(path.to_path_buf())
+    };
+    found
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .unwrap_or_else(|| path.to_path_buf())
+}
+
+/// What running `semgrep` needs to read: its virtualenv (the directory above its `bin/`) and
+/// the Python installation the venv points at (`home` in pyvenv.cfg), or the binary alone.
+fn engine_paths(semgrep: &Path) -> Vec<PathBuf> {
+    let Some(venv) = semgrep.parent().and_then(Path::parent) else {
+        return vec![semgrep.to_path_buf()];
+    };
+    let Ok(cfg) = std::fs::read_to_string(venv.join("pyvenv.cfg")) else {
+        return vec![semgrep.to_path_buf()];
+    };
+    let mut paths = vec![venv.to_path_buf()];
+    for line in cfg.lines() {
+        if let Some(home) = line
+            .strip_prefix("home")
+            .map(|r| r.trim_start_matches([' ', '=']))
+        {
+            // `home` is the interpreter's bin/ directory; its parent is the installation.
+            if let Some(prefix) = Path::new(home.trim()).parent() {
+                paths.push(prefix.to_path_buf());
+            }
+        }
+    }
+    paths
+}
+
+fn parse_egress_v4(list: &str) -> anyhow::Result<Vec<sandbox::Egress>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse()
+                .map_err(|e: String| anyhow::anyhow!("PICKET_EGRESS_ALLOW: {e}"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_engine_needs_its_venv_and_its_python() {
+        let dir = tempfile::tempdir().unwrap();
+        let venv = dir.path().join("venv");
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        std::fs::write(
+            venv.join("pyvenv.cfg"),
+            "home = /opt/python/3.11/bin\nversion = 3.11.7\n",
+        )
+        .unwrap();
+        assert_eq!(
+            engine_paths(&venv.join("bin/semgrep")),
+            vec![venv.clone(), PathBuf::from("/opt/python/3.11")]
+        );
+        assert_eq!(
+            engine_paths(Path::new("/usr/bin/semgrep")),
+            vec![PathBuf::from("/usr/bin/semgrep")]
+        );
+    }
+
+    #[test]
+    fn egress_lists_parse_or_say_why() {
+        assert_eq!(parse_egress_v4("").unwrap(), vec![]);
+        assert_eq!(
+            parse_egress_v4("10.0.0.0/8:443, 192.0.2.1:22")
+                .unwrap()
+                .len(),
+            2
+        );
+        let err = parse_egress_v4("10.0.0.0/8").unwrap_err().to_string();
+        assert!(err.contains("PICKET_EGRESS_ALLOW"), "{err}");
+    }
+}

@@ -1,0 +1,278 @@
+//! The objects of one scan attempt, built without I/O: the Secret, the NetworkPolicy and the
+//! Pod (see the [module docs](super) for what each is for and why the Secret owns the others).
+//!
+//! Only ids reach names, labels and annotations: the scan id, the attempt and the names made of
+//! them. The per-scan token appears in the Secret and nowhere else.
+
+use super::{DnsEgress, KubeConfig, TERMINATION_GRACE_SECS, WORKER_COMMAND, WORKER_UID, WORK_DIR};
+use crate::executor::Launch;
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, Pod, PodSecurityContext,
+    PodSpec, ResourceRequirements, SeccompProfile, Secret, SecretEnvSource, SecurityContext,
+    Volume, VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort,
+    NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::ByteString;
+use secrecy::ExposeSecret;
+use std::collections::BTreeMap;
+
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+pub const LABEL_SCAN_ID: &str = "picket.dev/scan-id";
+pub const LABEL_ATTEMPT: &str = "picket.dev/attempt";
+/// The environment's name: what the NetworkPolicy selects and [`list`](crate::Executor::list)
+/// groups by.
+pub const LABEL_ENV: &str = "picket.dev/env";
+/// Every scan object, whoever created it.
+pub const MARKS_SELECTOR: &str =
+    "app.kubernetes.io/managed-by=picket,app.kubernetes.io/component=scan";
+/// The worker's one container.
+pub const CONTAINER: &str = "worker";
+/// The `/work` emptyDir volume.
+pub const WORK_VOLUME: &str = "work";
+
+/// The labels of all three objects.
+pub fn labels(launch: &Launch) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (LABEL_MANAGED_BY.to_owned(), "picket".to_owned()),
+        (LABEL_COMPONENT.to_owned(), "scan".to_owned()),
+        (LABEL_SCAN_ID.to_owned(), launch.scan_id.0.to_string()),
+        (LABEL_ATTEMPT.to_owned(), launch.attempt.to_string()),
+        (LABEL_ENV.to_owned(), launch.env_name()),
+    ])
+}
+
+fn metadata(cfg: &KubeConfig, launch: &Launch, owner: Option<&OwnerReference>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(launch.env_name()),
+        namespace: Some(cfg.namespace.clone()),
+        labels: Some(labels(launch)),
+        owner_references: owner.map(|o| vec![o.clone()]),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The reference the NetworkPolicy and the Pod carry to the attempt's Secret (`uid` from its
+/// create response). Not a controller, and not blocking the owner's deletion: deleting the
+/// Secret must never wait for the Pod.
+pub fn owner_reference(secret_name: &str, secret_uid: &str) -> OwnerReference {
+    OwnerReference {
+        api_version: "v1".to_owned(),
+        kind: "Secret".to_owned(),
+        name: secret_name.to_owned(),
+        uid: secret_uid.to_owned(),
+        controller: Some(false),
+        block_owner_deletion: None,
+    }
+}
+
+/// The Secret: the worker's environment (`PICKET_SCAN_TOKEN`, `PICKET_API_URL`), immutable. The
+/// worker fetches its spec and clone credential from the API with the token.
+pub fn secret(cfg: &KubeConfig, launch: &Launch) -> Secret {
+    Secret {
+        metadata: metadata(cfg, launch, None),
+        type_: Some("Opaque".to_owned()),
+        immutable: Some(true),
+        data: Some(BTreeMap::from([
+            (
+                "PICKET_SCAN_TOKEN".to_owned(),
+                ByteString(launch.token.expose_secret().as_bytes().to_vec()),
+            ),
+            (
+                "PICKET_API_URL".to_owned(),
+                ByteString(cfg.api_url.as_bytes().to_vec()),
+            ),
+        ])),
+        string_data: None,
+    }
+}
+
+/// The NetworkPolicy: selects only this attempt's Pod; denies all ingress (no ingress rule);
+/// allows egress to DNS and to each allowlisted `CIDR:port`, nothing else.
+pub fn network_policy(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> NetworkPolicy {
+    let dns_ports = ["UDP", "TCP"]
+        .map(|protocol| NetworkPolicyPort {
+            protocol: Some(protocol.to_owned()),
+            port: Some(IntOrString::Int(53)),
+            end_port: None,
+        })
+        .to_vec();
+    let dns_to = match &cfg.dns {
+        DnsEgress::KubeDns => vec![NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "kubernetes.io/metadata.name".to_owned(),
+                    "kube-system".to_owned(),
+                )])),
+                match_expressions: None,
+            }),
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "k8s-app".to_owned(),
+                    "kube-dns".to_owned(),
+                )])),
+                match_expressions: None,
+            }),
+            ip_block: None,
+        }],
+        DnsEgress::Cidrs(cidrs) => cidrs.iter().map(|c| ip_peer(c.to_string())).collect(),
+    };
+    let mut egress = vec![NetworkPolicyEgressRule {
+        to: Some(dns_to),
+        ports: Some(dns_ports),
+    }];
+    egress.extend(cfg.egress.iter().map(|rule| NetworkPolicyEgressRule {
+        to: Some(vec![ip_peer(rule.cidr.to_string())]),
+        ports: Some(vec![NetworkPolicyPort {
+            protocol: Some("TCP".to_owned()),
+            port: Some(IntOrString::Int(i32::from(rule.port))),
+            end_port: None,
+        }]),
+    }));
+    NetworkPolicy {
+        metadata: metadata(cfg, launch, Some(owner)),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(LABEL_ENV.to_owned(), launch.env_name())])),
+                match_expressions: None,
+            }),
+            policy_types: Some(vec!["Ingress".to_owned(), "Egress".to_owned()]),
+            ingress: None,
+            egress: Some(egress),
+        }),
+    }
+}
+
+fn ip_peer(cidr: String) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        ip_block: Some(IPBlock { cidr, except: None }),
+        namespace_selector: None,
+        pod_selector: None,
+    }
+}
+
+/// The Pod: `picket worker` from the pinned image, its environment from the Secret, under the
+/// `restricted` Pod Security Standard and then some (read-only root, no service account token,
+/// no service links), with one size-limited emptyDir at `/work` and a deadline of its own.
+pub fn pod(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> Pod {
+    let quantities = |pairs: [(&str, &String); 3]| {
+        Some(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), Quantity(v.clone())))
+                .collect::<BTreeMap<_, _>>(),
+        )
+    };
+    let r = &cfg.resources;
+    let mut env = vec![
+        EnvVar {
+            name: "TMPDIR".to_owned(),
+            value: Some(WORK_DIR.to_owned()),
+            value_from: None,
+        },
+        EnvVar {
+            name: "HOME".to_owned(),
+            value: Some(WORK_DIR.to_owned()),
+            value_from: None,
+        },
+    ];
+    env.extend(cfg.env.iter().map(|(k, v)| EnvVar {
+        name: k.clone(),
+        value: Some(v.clone()),
+        value_from: None,
+    }));
+    let container = Container {
+        name: CONTAINER.to_owned(),
+        image: Some(cfg.image.clone()),
+        image_pull_policy: Some("IfNotPresent".to_owned()),
+        command: Some(WORKER_COMMAND.map(str::to_owned).to_vec()),
+        working_dir: Some(WORK_DIR.to_owned()),
+        env: Some(env),
+        env_from: Some(vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: launch.env_name(),
+                optional: Some(false),
+            }),
+            ..EnvFromSource::default()
+        }]),
+        resources: Some(ResourceRequirements {
+            requests: quantities([
+                ("cpu", &r.cpu_request),
+                ("memory", &r.memory_request),
+                ("ephemeral-storage", &r.ephemeral_storage_request),
+            ]),
+            limits: quantities([
+                ("cpu", &r.cpu_limit),
+                ("memory", &r.memory_limit),
+                ("ephemeral-storage", &r.ephemeral_storage_limit),
+            ]),
+            claims: None,
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                add: None,
+                drop: Some(vec!["ALL".to_owned()]),
+            }),
+            privileged: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(WORKER_UID),
+            run_as_group: Some(WORKER_UID),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".to_owned(),
+                localhost_profile: None,
+            }),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![VolumeMount {
+            name: WORK_VOLUME.to_owned(),
+            mount_path: WORK_DIR.to_owned(),
+            ..VolumeMount::default()
+        }]),
+        termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
+        ..Container::default()
+    };
+    Pod {
+        metadata: metadata(cfg, launch, Some(owner)),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            restart_policy: Some("Never".to_owned()),
+            active_deadline_seconds: Some(launch.deadline.as_secs().max(1) as i64),
+            termination_grace_period_seconds: Some(TERMINATION_GRACE_SECS),
+            service_account_name: Some(cfg.service_account.clone()),
+            automount_service_account_token: Some(false),
+            enable_service_links: Some(false),
+            host_network: Some(false),
+            host_pid: Some(false),
+            host_ipc: Some(false),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                run_as_user: Some(WORKER_UID),
+                run_as_group: Some(WORKER_UID),
+                fs_group: Some(WORKER_UID),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "RuntimeDefault".to_owned(),
+                    localhost_profile: None,
+                }),
+                ..PodSecurityContext::default()
+            }),
+            volumes: Some(vec![Volume {
+                name: WORK_VOLUME.to_owned(),
+                empty_dir: Some(EmptyDirVolumeSource {
+                    medium: None,
+                    size_limit: Some(Quantity(r.work_size_limit.clone())),
+                }),
+                ..Volume::default()
+            }]),
+            ..PodSpec::default()
+        }),
+        status: None,
+    }
+}

@@ -1,0 +1,394 @@
+//! [`KubeExecutor`]: the objects of [`build`](super::build) created, watched and deleted through
+//! the Kubernetes API.
+
+use super::build::{self, LABEL_ATTEMPT, LABEL_ENV, LABEL_SCAN_ID, MARKS_SELECTOR};
+use super::{ConfigError, KubeConfig};
+use crate::executor::{parse_env_name, EnvRef, Environment, ExecError, Executor, Exit, Launch};
+use ::kube::api::{Api, DeleteParams, ListParams, PostParams};
+use ::kube::runtime::watcher;
+use ::kube::{Client, Resource, ResourceExt};
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+
+/// How long the watch on a Pod may keep failing before the executor gives the worker up.
+const WATCH_GIVE_UP: Duration = Duration::from_secs(120);
+/// Longest pause between two attempts to re-establish a failing watch.
+const WATCH_MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Server-side timeout of one watch request; the watcher reconnects from its last version.
+const WATCH_TIMEOUT_SECS: u32 = 240;
+
+/// Runs each scan attempt as a Pod (see the [module docs](super)).
+#[derive(Clone)]
+pub struct KubeExecutor {
+    cfg: Arc<KubeConfig>,
+    secrets: Api<Secret>,
+    policies: Api<NetworkPolicy>,
+    pods: Api<Pod>,
+}
+
+impl Debug for KubeExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeExecutor")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubeExecutor {
+    /// An executor creating scans' objects in `cfg.namespace` through `client`. Refuses a
+    /// configuration that [`KubeConfig::check`] refuses (e.g. an image not pinned by digest).
+    pub fn new(client: Client, cfg: KubeConfig) -> Result<KubeExecutor, ConfigError> {
+        cfg.check()?;
+        let ns = cfg.namespace.clone();
+        Ok(KubeExecutor {
+            secrets: Api::namespaced(client.clone(), &ns),
+            policies: Api::namespaced(client.clone(), &ns),
+            pods: Api::namespaced(client, &ns),
+            cfg: Arc::new(cfg),
+        })
+    }
+
+    pub fn config(&self) -> &KubeConfig {
+        &self.cfg
+    }
+
+    /// Deletes what `launch` created when a later step failed (best effort: the reaper retries).
+    async fn undo(&self, name: &str) {
+        if let Err(e) = delete(&self.secrets, name).await {
+            tracing::warn!(env = name, error = %e, "removing a half-created environment failed");
+        }
+    }
+}
+
+/// One attempt's Pod, watched until it ends.
+pub struct KubeEnv {
+    name: String,
+    secrets: Api<Secret>,
+    policies: Api<NetworkPolicy>,
+    pods: Api<Pod>,
+    events: Pin<Box<dyn Stream<Item = watcher::Result<watcher::Event<Pod>>> + Send>>,
+    /// Whether the Pod was in the current (re)list of the watch.
+    listed: bool,
+    failing_since: Option<Instant>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    exit: Option<Exit>,
+}
+
+impl Debug for KubeEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeEnv")
+            .field("name", &self.name)
+            .field("exit", &self.exit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Executor for KubeExecutor {
+    type Env = KubeEnv;
+
+    fn kind(&self) -> &'static str {
+        "kubernetes"
+    }
+
+    async fn launch(&self, launch: &Launch) -> Result<KubeEnv, ExecError> {
+        let name = launch.env_name();
+        // 1. The Secret; its uid makes the owner reference of the two others.
+        let secret = create(&self.secrets, &build::secret(&self.cfg, launch))
+            .await
+            .map_err(|e| launch_error("the Secret", e))?;
+        let Some(uid) = secret.uid() else {
+            self.undo(&name).await;
+            return Err(ExecError::Launch {
+                code: "kubernetes_rejected",
+                message: "the API returned the Secret without a uid".into(),
+            });
+        };
+        let owner = build::owner_reference(&name, &uid);
+        // 2. The NetworkPolicy, before the Pod exists: the worker never runs unfenced.
+        if let Err(e) = create(
+            &self.policies,
+            &build::network_policy(&self.cfg, launch, &owner),
+        )
+        .await
+        {
+            self.undo(&name).await;
+            return Err(launch_error("the NetworkPolicy", e));
+        }
+        // 3. The Pod.
+        if let Err(e) = create(&self.pods, &build::pod(&self.cfg, launch, &owner)).await {
+            self.undo(&name).await;
+            return Err(launch_error("the Pod", e));
+        }
+        let watch = watcher::Config::default()
+            .fields(&format!("metadata.name={name}"))
+            .timeout(WATCH_TIMEOUT_SECS);
+        Ok(KubeEnv {
+            events: Box::pin(watcher(self.pods.clone(), watch)),
+            name,
+            secrets: self.secrets.clone(),
+            policies: self.policies.clone(),
+            pods: self.pods.clone(),
+            listed: false,
+            failing_since: None,
+            retry_at: None,
+            backoff: Duration::from_millis(250),
+            exit: None,
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<EnvRef>, ExecError> {
+        let lp = ListParams::default().labels(MARKS_SELECTOR);
+        let (secrets, policies, pods) = tokio::try_join!(
+            self.secrets.list(&lp),
+            self.policies.list(&lp),
+            self.pods.list(&lp)
+        )
+        .map_err(|e| ExecError::Backend(format!("listing scan objects: {e}")))?;
+        let mut envs: BTreeMap<String, EnvRef> = BTreeMap::new();
+        let metas = secrets
+            .items
+            .iter()
+            .map(|o| &o.metadata)
+            .chain(policies.items.iter().map(|o| &o.metadata))
+            .chain(pods.items.iter().map(|o| &o.metadata));
+        for meta in metas {
+            let Some(name) = env_of(meta) else { continue };
+            let created = created(meta);
+            let env = envs.entry(name.clone()).or_insert_with(|| EnvRef {
+                scan: scan_of(meta, &name),
+                name,
+                created,
+            });
+            env.created = match (env.created, created) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        Ok(envs.into_values().collect())
+    }
+
+    async fn destroy(&self, env: &EnvRef) -> Result<(), ExecError> {
+        let name = &env.name;
+        let (secret, pod, policy) = tokio::join!(
+            delete(&self.secrets, name),
+            delete(&self.pods, name),
+            delete(&self.policies, name)
+        );
+        for (what, result) in [("Secret", secret), ("Pod", pod), ("NetworkPolicy", policy)] {
+            result.map_err(|e| ExecError::Backend(format!("deleting the {what} {name}: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+impl Environment for KubeEnv {
+    async fn wait(&mut self) -> Result<Exit, ExecError> {
+        loop {
+            if let Some(exit) = &self.exit {
+                return Ok(exit.clone());
+            }
+            if let Some(at) = self.retry_at {
+                tokio::time::sleep_until(at).await;
+                self.retry_at = None;
+            }
+            let event = match self.events.next().await {
+                None => {
+                    return Err(ExecError::Backend(
+                        "the watch on the scan's Pod ended".into(),
+                    ))
+                }
+                Some(Err(e)) => {
+                    let since = *self.failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= WATCH_GIVE_UP {
+                        return Err(ExecError::Backend(format!(
+                            "watching the scan's Pod failed for {} s: {e}",
+                            since.elapsed().as_secs()
+                        )));
+                    }
+                    tracing::warn!(env = %self.name, error = %e, "watching the scan's Pod failed; retrying");
+                    self.retry_at = Some(Instant::now() + self.backoff);
+                    self.backoff = (self.backoff * 2).min(WATCH_MAX_BACKOFF);
+                    continue;
+                }
+                Some(Ok(event)) => event,
+            };
+            self.failing_since = None;
+            self.backoff = Duration::from_millis(250);
+            match event {
+                watcher::Event::Init => self.listed = false,
+                watcher::Event::InitApply(pod) | watcher::Event::Apply(pod) => {
+                    self.listed = true;
+                    self.exit = exit_of(&pod);
+                }
+                watcher::Event::InitDone if !self.listed => {
+                    return Err(ExecError::Backend("the scan's Pod is gone".into()))
+                }
+                watcher::Event::InitDone => {}
+                watcher::Event::Delete(pod) => {
+                    return match exit_of(&pod) {
+                        Some(exit) => {
+                            self.exit = Some(exit.clone());
+                            Ok(exit)
+                        }
+                        None => Err(ExecError::Backend(
+                            "the scan's Pod was deleted before it finished".into(),
+                        )),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn teardown(self) {
+        // Deleting the Secret deletes the Pod (gracefully: SIGTERM, then SIGKILL after its grace
+        // period) and the NetworkPolicy through the garbage collector: one write.
+        match self
+            .secrets
+            .delete(&self.name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => return,
+            Err(e) if is_status(&e, 404) => {
+                // No owner left to cascade from: delete the dependents themselves.
+            }
+            Err(e) => {
+                tracing::warn!(env = %self.name, error = %e, "deleting the scan's Secret failed");
+            }
+        }
+        let (pod, policy) = tokio::join!(
+            delete(&self.pods, &self.name),
+            delete(&self.policies, &self.name)
+        );
+        for (what, result) in [("Pod", pod), ("NetworkPolicy", policy)] {
+            if let Err(e) = result {
+                tracing::warn!(env = %self.name, error = %e, "deleting the scan's {what} failed; the reaper will retry");
+            }
+        }
+    }
+}
+
+/// How a Pod ended, if it did: `Succeeded`/`Failed` with the Pod's reason (e.g.
+/// `DeadlineExceeded`, `Evicted`) and the container's termination (`exit code 1`, `OOMKilled
+/// (exit code 137)`); or a container that cannot ever start (`InvalidImageName`, …).
+pub fn exit_of(pod: &Pod) -> Option<Exit> {
+    let status = pod.status.as_ref()?;
+    let container = status
+        .container_statuses
+        .iter()
+        .flatten()
+        .find(|c| c.name == build::CONTAINER);
+    let state = container.and_then(|c| c.state.as_ref());
+    let success = match status.phase.as_deref() {
+        Some("Succeeded") => true,
+        Some("Failed") => false,
+        _ => {
+            let waiting = state
+                .and_then(|s| s.waiting.as_ref())
+                .and_then(|w| w.reason.as_deref());
+            return match waiting {
+                Some(
+                    r @ ("InvalidImageName" | "ErrImageNeverPull" | "CreateContainerConfigError"),
+                ) => Some(Exit {
+                    success: false,
+                    detail: r.to_owned(),
+                }),
+                _ => None,
+            };
+        }
+    };
+    let mut reasons: Vec<&str> = Vec::new();
+    if pod.metadata.deletion_timestamp.is_some() {
+        reasons.push("deleted");
+    }
+    reasons.extend(status.reason.as_deref());
+    let terminated = state.and_then(|s| s.terminated.as_ref());
+    if let Some(r) = terminated.and_then(|t| t.reason.as_deref()) {
+        if r != "Completed" && r != "Error" && !reasons.contains(&r) {
+            reasons.push(r);
+        }
+    }
+    let code = terminated.map(|t| t.exit_code);
+    let detail = match (reasons.is_empty(), code) {
+        (true, Some(code)) => format!("exit code {code}"),
+        (false, Some(code)) => format!("{} (exit code {code})", reasons.join(", ")),
+        (false, None) => reasons.join(", "),
+        (true, None) => status.phase.clone().unwrap_or_default(),
+    };
+    Some(Exit { success, detail })
+}
+
+/// Creates `obj`; one that already exists (a repeated launch) counts as created and is read back.
+async fn create<K>(api: &Api<K>, obj: &K) -> Result<K, ::kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Serialize + Debug,
+{
+    match api.create(&PostParams::default(), obj).await {
+        Err(e) if is_status(&e, 409) => api.get(&obj.name_any()).await,
+        other => other,
+    }
+}
+
+/// Deletes `name` with background propagation; one already gone is deleted.
+async fn delete<K>(api: &Api<K>, name: &str) -> Result<(), ::kube::Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    match api.delete(name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_status(&e, 404) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn is_status(e: &::kube::Error, code: u16) -> bool {
+    matches!(e, ::kube::Error::Api(s) if s.code == code)
+}
+
+fn launch_error(what: &str, e: ::kube::Error) -> ExecError {
+    let code = match &e {
+        ::kube::Error::Api(s) if (400..500).contains(&s.code) => "kubernetes_rejected",
+        _ => "kubernetes_unavailable",
+    };
+    ExecError::Launch {
+        code,
+        message: format!("creating {what} failed: {e}"),
+    }
+}
+
+/// The environment an object belongs to: its `picket.dev/env` label, else its own name when
+/// that is an environment name.
+fn env_of(meta: &ObjectMeta) -> Option<String> {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(LABEL_ENV).cloned())
+        .or_else(|| meta.name.clone().filter(|n| parse_env_name(n).is_some()))
+}
+
+/// The scan attempt from the labels, or failing that from the environment's name.
+fn scan_of(meta: &ObjectMeta, env: &str) -> Option<(picket_core::ScanId, i32)> {
+    let labels = meta.labels.as_ref();
+    let from_labels = (|| {
+        let scan = labels?.get(LABEL_SCAN_ID)?.parse().ok()?;
+        let attempt = labels?.get(LABEL_ATTEMPT)?.parse().ok()?;
+        Some((scan, attempt))
+    })();
+    from_labels.or_else(|| parse_env_name(env))
+}
+
+fn created(meta: &ObjectMeta) -> Option<SystemTime> {
+    let ts = &meta.creation_timestamp.as_ref()?.0;
+    let secs = u64::try_from(ts.as_second()).ok()?;
+    let nanos = u32::try_from(ts.subsec_nanosecond()).unwrap_or(0);
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}

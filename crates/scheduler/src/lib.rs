@@ -1,0 +1,107 @@
+//! The scheduler: claims scans from the queue and runs each attempt in a fresh environment
+//! through one [`Executor`] interface, with three implementations:
+//!
+//! - [`kube`]: one Kubernetes Pod per scan, with its Secret and a NetworkPolicy allowing only
+//!   the configured egress (production);
+//! - [`sandbox`]: a fresh network namespace with an egress allowlist and a bubblewrap sandbox
+//!   per scan on this machine (the embedded default of `picket run`);
+//! - [`process`]: a plain child process, NOT isolated, only when the operator asks for it.
+//!
+//! [`run`] drives the [`dispatch`] loop (claim, token, launch, lease, deadline, retry-once,
+//! teardown) beside the [`periodic`] jobs (weekly schedule, lease rescue) and the [`reaper`],
+//! which deletes every environment carrying Picket's marks that nothing uses any more, on start
+//! and periodically.
+
+pub mod dispatch;
+pub mod executor;
+pub mod kube;
+pub mod periodic;
+pub mod process;
+pub mod reaper;
+pub mod sandbox;
+
+pub use executor::{EnvRef, Environment, ExecError, Executor, Exit, Launch};
+
+use picket_db::Db;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// How the scheduler runs.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// Names this scheduler's leases (host and process), for the scan's events.
+    pub owner: String,
+    /// Scans run at once by this scheduler (the global cap; each org's cap is the queue's).
+    pub slots: usize,
+    /// Lease length; renewed every third of it while the worker runs.
+    pub lease: Duration,
+    /// Longest one scan may run before it is stopped as `timed_out`.
+    pub scan_timeout: Duration,
+    /// Longest an idle claimer sleeps when no NOTIFY arrives.
+    pub poll: Duration,
+    /// How often the weekly schedule is checked.
+    pub schedule_every: Duration,
+    /// How often expired leases are rescued.
+    pub rescue_every: Duration,
+    /// How often leftover environments are reaped (and once at start).
+    pub reap_every: Duration,
+}
+
+impl SchedulerConfig {
+    /// Defaults: one slot per CPU, 60 s leases, 1 h scans.
+    pub fn new(owner: impl Into<String>) -> Self {
+        SchedulerConfig {
+            owner: owner.into(),
+            slots: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            lease: Duration::from_secs(60),
+            scan_timeout: Duration::from_secs(3600),
+            poll: Duration::from_secs(5),
+            schedule_every: Duration::from_secs(60),
+            rescue_every: Duration::from_secs(30),
+            reap_every: Duration::from_secs(60),
+        }
+    }
+
+    /// How old an environment may grow before the reaper deletes it whatever its scan says.
+    pub fn max_env_age(&self) -> Duration {
+        self.scan_timeout + self.lease * 2
+    }
+}
+
+/// The worker as the executors start it: `program args...` with `env`, plus the attempt's
+/// token (`PICKET_SCAN_TOKEN`), which each executor passes its own safe way.
+#[derive(Debug, Clone)]
+pub struct WorkerCommand {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+/// Runs the scheduler until `stop`: reaps once, then dispatches, schedules, rescues and reaps
+/// until stopped, and returns when its environments are torn down.
+pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: CancellationToken) {
+    let executor = Arc::new(executor);
+    let cfg = Arc::new(cfg);
+    let reaped = reaper::reap(&db, &*executor, cfg.max_env_age()).await;
+    if reaped.destroyed > 0 {
+        tracing::warn!(
+            destroyed = reaped.destroyed,
+            "leftover environments reaped at start"
+        );
+    }
+    tokio::join!(
+        dispatch::run(
+            db.clone(),
+            Arc::clone(&executor),
+            Arc::clone(&cfg),
+            stop.clone()
+        ),
+        periodic::weekly_schedule(&db, cfg.schedule_every, &stop),
+        periodic::rescue(&db, cfg.rescue_every, &stop),
+        periodic::every(cfg.reap_every, &stop, || async {
+            reaper::reap(&db, &*executor, cfg.max_env_age()).await;
+        }),
+    );
+}

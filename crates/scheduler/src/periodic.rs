@@ -1,0 +1,53 @@
+//! The periodic jobs beside the dispatch loop: queueing weekly full scans at each project's
+//! slot, rescuing scans whose lease expired, and reaping environments nothing uses any more.
+//! Each is idempotent and safe to run in several replicas; a failed pass is logged and retried
+//! on the next tick.
+
+use picket_db::{queue, schedule, Db};
+use std::future::Future;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Queues the weekly full scans that are due, every `period`.
+pub async fn weekly_schedule(db: &Db, period: Duration, stop: &CancellationToken) {
+    every(period, stop, || async {
+        match schedule::enqueue_due_weekly(db.pool(), time::OffsetDateTime::now_utc()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(queued = n, "weekly scans queued"),
+            Err(e) => tracing::error!(error = %e, "weekly schedule pass failed"),
+        }
+    })
+    .await
+}
+
+/// Requeues (or fails) scans whose lease expired, every `period`.
+pub async fn rescue(db: &Db, period: Duration, stop: &CancellationToken) {
+    every(period, stop, || async {
+        match queue::rescue_expired(db.pool()).await {
+            Ok(r) if r.requeued + r.failed == 0 => {}
+            Ok(r) => tracing::warn!(
+                requeued = r.requeued,
+                failed = r.failed,
+                "expired leases rescued"
+            ),
+            Err(e) => tracing::error!(error = %e, "lease rescue pass failed"),
+        }
+    })
+    .await
+}
+
+/// Runs `pass` now and then every `period` until `stop`.
+pub async fn every<F, Fut>(period: Duration, stop: &CancellationToken, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(period.max(Duration::from_millis(10)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => pass().await,
+        }
+    }
+}

@@ -1,0 +1,788 @@
+//! The local sandbox executor: per scan, a fresh directory, a fresh network namespace whose only
+//! egress is an allowlist, and the worker inside a bubblewrap sandbox as an unprivileged user.
+//!
+//! Per attempt (`picket-<scan>-<attempt>`):
+//! - **Network**: `ip netns add`, a veth pair to the host with a /30 of its own, a default route
+//!   to the host side, and an nftables table inside the namespace: nothing may connect in
+//!   (input policy drop), and output is dropped except loopback, replies, the per-scan forwarder
+//!   to the control plane, DNS to the configured resolvers, and the allowlisted `CIDR:port`s
+//!   (TCP). Non-allowed TCP gets a reset, so a refused connection fails at once. The worker runs
+//!   without any capability, so it cannot change the rules.
+//! - **Control plane**: the worker reaches the API through a forwarder the executor runs on the
+//!   host side of the veth (`http://<host side>:<port>` → the API's real address), so the API
+//!   itself can stay on loopback.
+//! - **Filesystem and processes**: `bwrap` with new PID, IPC, UTS and cgroup namespaces, a new
+//!   `/proc`, `/dev` and `/tmp`, `/usr` and the named read-only paths (the worker binary, the
+//!   engine, the rules) and nothing else of the host, the scan's own directory as the only
+//!   writable path (`/scan`), `--die-with-parent`, and `setpriv` dropping to the unprivileged
+//!   uid with no capabilities, an empty bounding set and `no_new_privs`. Other scans'
+//!   directories and the host's secrets are simply not there.
+//! - **Teardown**: the sandbox is stopped, the namespace deleted (its veth goes with it) and the
+//!   directory removed. [`Executor::list`] finds leftovers by name (`ip netns list` and the
+//!   sandbox root), so the reaper removes what a crash left behind.
+//!
+//! Needs root (network namespaces, nftables), `ip` (iproute2), `nft`, `bwrap` and `setpriv`:
+//! [`SandboxExecutor::check`] says which is missing.
+
+use crate::executor::{parse_env_name, EnvRef, Environment, ExecError, Executor, Exit, Launch};
+use crate::process::{stop_child, wait_child};
+use crate::WorkerCommand;
+use secrecy::ExposeSecret;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
+
+/// How long a sandboxed worker has between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+/// Addresses for the per-scan /30s: 16,384 sandboxes at most.
+const SLOTS: u32 = 16_384;
+
+/// One allowlisted destination: TCP to `addr/prefix` on `port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Egress {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+    pub port: u16,
+}
+
+impl std::str::FromStr for Egress {
+    type Err = String;
+    /// `10.0.0.0/8:443`, or `192.0.2.7:22` for one address.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad =
+            || format!("{s:?} is not an egress rule: expected CIDR:port, e.g. 10.0.0.0/8:443");
+        let (net, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let (addr, prefix) = net.split_once('/').unwrap_or((net, "32"));
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 32).ok_or_else(bad)?;
+        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+        Ok(Egress { addr, prefix, port })
+    }
+}
+
+impl std::fmt::Display for Egress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}:{}", self.addr, self.prefix, self.port)
+    }
+}
+
+/// The host tools the sandbox is built with.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub ip: PathBuf,
+    pub nft: PathBuf,
+    pub bwrap: PathBuf,
+    pub setpriv: PathBuf,
+}
+
+impl Default for Tools {
+    fn default() -> Self {
+        Tools {
+            ip: "/usr/sbin/ip".into(),
+            nft: "/usr/sbin/nft".into(),
+            bwrap: "/usr/bin/bwrap".into(),
+            setpriv: "/usr/bin/setpriv".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Where each scan's directory is made (and removed).
+    pub root: PathBuf,
+    /// Host paths the worker may read, at the same path inside (binary, engine, rules, local
+    /// repositories of single-machine use).
+    pub readonly: Vec<PathBuf>,
+    /// Local git repositories the worker may clone (single-machine use): readable like
+    /// `readonly`, and marked `safe.directory` in the sandbox's git configuration, since they
+    /// belong to another user than the worker's.
+    pub local_repos: Vec<PathBuf>,
+    /// The only destinations the worker may connect to, besides the control plane and DNS.
+    pub egress: Vec<Egress>,
+    /// DNS resolvers the worker may ask (UDP and TCP 53).
+    pub dns: Vec<Ipv4Addr>,
+    /// Where the control plane's API listens; the worker reaches it through a forwarder.
+    pub api: SocketAddr,
+    /// The unprivileged user and group the worker runs as.
+    pub uid: u32,
+    pub gid: u32,
+    /// First address of the /16 the per-scan /30s are taken from.
+    pub subnet: Ipv4Addr,
+    pub tools: Tools,
+}
+
+impl SandboxConfig {
+    pub fn new(root: PathBuf, api: SocketAddr) -> Self {
+        SandboxConfig {
+            root,
+            readonly: Vec::new(),
+            local_repos: Vec::new(),
+            egress: Vec::new(),
+            dns: Vec::new(),
+            api,
+            uid: 65_534,
+            gid: 65_534,
+            subnet: Ipv4Addr::new(10, 231, 0, 0),
+            tools: Tools::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct SandboxExecutor {
+    cfg: Arc<SandboxConfig>,
+    worker: WorkerCommand,
+    slots: Arc<Mutex<Slots>>,
+}
+
+/// The /30s in use, and where the next search starts.
+#[derive(Debug, Default)]
+struct Slots {
+    used: BTreeSet<u32>,
+    next: u32,
+}
+
+impl SandboxExecutor {
+    /// Whether this machine can sandbox: root, the tools, network namespaces. The error says
+    /// what is missing.
+    pub async fn check(cfg: &SandboxConfig) -> Result<(), String> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err("the sandbox needs root (network namespaces, nftables)".into());
+        }
+        let t = &cfg.tools;
+        for (tool, path, package) in [
+            ("ip", &t.ip, "iproute2"),
+            ("nft", &t.nft, "nftables"),
+            ("bwrap", &t.bwrap, "bubblewrap"),
+            ("setpriv", &t.setpriv, "util-linux"),
+        ] {
+            if !path.exists() {
+                return Err(format!(
+                    "{tool} is missing at {} (Debian package {package})",
+                    path.display()
+                ));
+            }
+        }
+        let probe = format!("picket-probe-{}", std::process::id());
+        run(&t.ip, &["netns", "add", &probe], None)
+            .await
+            .map_err(|e| format!("cannot create a network namespace: {e}"))?;
+        let _ = run(&t.ip, &["netns", "del", &probe], None).await;
+        Ok(())
+    }
+
+    /// Prepares the host: the sandbox root, IPv4 forwarding (scan namespaces are routed through
+    /// the host) and masquerading of the scans' subnet for destinations beyond this machine.
+    pub async fn new(cfg: SandboxConfig, worker: WorkerCommand) -> Result<Self, String> {
+        Self::check(&cfg).await?;
+        std::fs::create_dir_all(&cfg.root)
+            .map_err(|e| format!("cannot create {}: {e}", cfg.root.display()))?;
+        set_mode(&cfg.root, 0o700).map_err(|e| format!("{}: {e}", cfg.root.display()))?;
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+            .map_err(|e| format!("cannot enable IPv4 forwarding: {e}"))?;
+        let nat = format!(
+            "table ip picket_nat {{}}\nflush table ip picket_nat\n\
+             table ip picket_nat {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    \
+             ip saddr {}/16 ip daddr != {}/16 masquerade\n  }}\n}}\n",
+            cfg.subnet, cfg.subnet
+        );
+        run(&cfg.tools.nft, &["-f", "-"], Some(&nat)).await?;
+        Ok(SandboxExecutor {
+            cfg: Arc::new(cfg),
+            worker,
+            slots: Arc::default(),
+        })
+    }
+
+    /// The next free /30 after the last one handed out, so an address is not reused while
+    /// the kernel may still be dismantling its previous sandbox.
+    fn take_slot(&self) -> Result<u32, ExecError> {
+        let mut slots = self.slots.lock().expect("slots");
+        let start = slots.next;
+        let slot = (0..SLOTS)
+            .map(|i| (start + i) % SLOTS)
+            .find(|s| !slots.used.contains(s))
+            .ok_or_else(|| launch_failed("every sandbox address is in use".into()))?;
+        slots.used.insert(slot);
+        slots.next = (slot + 1) % SLOTS;
+        Ok(slot)
+    }
+}
+
+/// The host and namespace sides of a slot's /30.
+fn addresses(subnet: Ipv4Addr, slot: u32) -> (Ipv4Addr, Ipv4Addr) {
+    let base = u32::from(subnet) + slot * 4;
+    (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2))
+}
+
+/// The veth pair's names (at most 15 characters): from a hash of the environment's name, so
+/// two executors on one machine never pick the same.
+pub fn veth_names(name: &str) -> (String, String) {
+    // FNV-1a, 32 bits.
+    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    (format!("pk{hash:08x}h"), format!("pk{hash:08x}n"))
+}
+
+/// The nftables ruleset inside a scan's namespace.
+pub fn namespace_rules(
+    host: Ipv4Addr,
+    api_port: u16,
+    egress: &[Egress],
+    dns: &[Ipv4Addr],
+) -> String {
+    let mut allow = format!("    ip daddr {host} tcp dport {api_port} accept\n");
+    for e in egress {
+        allow.push_str(&format!(
+            "    ip daddr {}/{} tcp dport {} accept\n",
+            e.addr, e.prefix, e.port
+        ));
+    }
+    for d in dns {
+        allow.push_str(&format!(
+            "    ip daddr {d} udp dport 53 accept\n    ip daddr {d} tcp dport 53 accept\n"
+        ));
+    }
+    format!(
+        "table inet picket {{\n\
+         \x20 chain input {{\n    type filter hook input priority filter; policy drop;\n    \
+         iif \"lo\" accept\n    ct state established,related accept\n  }}\n\
+         \x20 chain forward {{\n    type filter hook forward priority filter; policy drop;\n  }}\n\
+         \x20 chain output {{\n    type filter hook output priority filter; policy drop;\n    \
+         oif \"lo\" accept\n    ct state established,related accept\n{allow}    \
+         meta l4proto tcp reject with tcp reset\n    reject with icmpx type admin-prohibited\n  }}\n}}\n"
+    )
+}
+
+/// The bubblewrap arguments: what the worker sees, and the switch to the unprivileged user.
+pub fn bwrap_args(cfg: &SandboxConfig, scan_dir: &Path, worker: &WorkerCommand) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "--die-with-parent",
+        "--new-session",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--hostname",
+        "picket-scan",
+        "--cap-drop",
+        "ALL",
+        // Only to let setpriv switch to the unprivileged user; it drops them with the switch.
+        "--cap-add",
+        "CAP_SETUID",
+        "--cap-add",
+        "CAP_SETGID",
+        "--cap-add",
+        "CAP_SETPCAP",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--symlink",
+        "usr/lib",
+        "/lib",
+        "--symlink",
+        "usr/lib64",
+        "/lib64",
+        "--symlink",
+        "usr/bin",
+        "/bin",
+        "--symlink",
+        "usr/sbin",
+        "/sbin",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--tmpfs",
+        "/tmp",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    // Parents of bind targets are made world-readable (bwrap would make them 0700).
+    let mut made: BTreeSet<PathBuf> = ["/", "/usr", "/tmp", "/proc", "/dev"]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+    let mut dirs_for = |a: &mut Vec<String>, path: &Path| {
+        let mut parents: Vec<&Path> = path.ancestors().skip(1).collect();
+        parents.reverse();
+        for p in parents {
+            if made.insert(p.to_path_buf()) {
+                a.extend([
+                    "--perms".into(),
+                    "0755".into(),
+                    "--dir".into(),
+                    p.display().to_string(),
+                ]);
+            }
+        }
+    };
+    let etc = [
+        "/etc/ssl",
+        "/etc/ca-certificates",
+        "/etc/resolv.conf",
+        "/etc/hosts",
+        "/etc/nsswitch.conf",
+        "/etc/passwd",
+        "/etc/group",
+        "/etc/localtime",
+    ];
+    let lent = cfg
+        .readonly
+        .iter()
+        .chain(&cfg.local_repos)
+        .map(PathBuf::as_path);
+    for p in etc.iter().map(Path::new).chain(lent) {
+        dirs_for(&mut a, p);
+        a.extend([
+            "--ro-bind-try".into(),
+            p.display().to_string(),
+            p.display().to_string(),
+        ]);
+    }
+    a.extend([
+        "--bind".into(),
+        scan_dir.display().to_string(),
+        "/scan".into(),
+        "--chdir".into(),
+        "/scan".into(),
+        "--".into(),
+        cfg.tools.setpriv.display().to_string(),
+        format!("--reuid={}", cfg.uid),
+        format!("--regid={}", cfg.gid),
+        "--clear-groups".into(),
+        "--no-new-privs".into(),
+        "--inh-caps=-all".into(),
+        "--bounding-set=-all".into(),
+        "--".into(),
+        worker.program.display().to_string(),
+    ]);
+    a.extend(worker.args.iter().cloned());
+    a
+}
+
+/// A running sandbox.
+#[derive(Debug)]
+pub struct SandboxEnv {
+    name: String,
+    slot: u32,
+    child: tokio::process::Child,
+    forwarder: JoinHandle<()>,
+    cfg: Arc<SandboxConfig>,
+    slots: Arc<Mutex<Slots>>,
+}
+
+impl Executor for SandboxExecutor {
+    type Env = SandboxEnv;
+
+    fn kind(&self) -> &'static str {
+        "sandbox"
+    }
+
+    async fn launch(&self, launch: &Launch) -> Result<SandboxEnv, ExecError> {
+        let name = launch.env_name();
+        let slot = self.take_slot()?;
+        match self.start(launch, &name, slot).await {
+            Ok((child, forwarder)) => Ok(SandboxEnv {
+                name,
+                slot,
+                child,
+                forwarder,
+                cfg: Arc::clone(&self.cfg),
+                slots: Arc::clone(&self.slots),
+            }),
+            Err(e) => {
+                remove(&self.cfg, &name).await;
+                self.slots.lock().expect("slots").used.remove(&slot);
+                Err(e)
+            }
+        }
+    }
+
+    async fn list(&self) -> Result<Vec<EnvRef>, ExecError> {
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        let out = run(&self.cfg.tools.ip, &["netns", "list"], None)
+            .await
+            .map_err(ExecError::Backend)?;
+        for line in out.lines() {
+            if let Some(name) = line.split_whitespace().next() {
+                if parse_env_name(name).is_some() {
+                    names.insert(name.to_owned());
+                }
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(&self.cfg.root) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if parse_env_name(&name).is_some() {
+                    names.insert(name);
+                }
+            }
+        }
+        Ok(names
+            .into_iter()
+            .map(|name| {
+                let created = [
+                    self.cfg.root.join(&name),
+                    Path::new("/run/netns").join(&name),
+                ]
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+                .min();
+                EnvRef {
+                    scan: parse_env_name(&name),
+                    name,
+                    created,
+                }
+            })
+            .collect())
+    }
+
+    async fn destroy(&self, env: &EnvRef) -> Result<(), ExecError> {
+        if parse_env_name(&env.name).is_none() {
+            return Err(ExecError::Backend(format!(
+                "{} is not a Picket sandbox",
+                env.name
+            )));
+        }
+        // Kill whatever still runs in the namespace, then remove it all.
+        if let Ok(pids) = run(&self.cfg.tools.ip, &["netns", "pids", &env.name], None).await {
+            for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        remove(&self.cfg, &env.name).await;
+        Ok(())
+    }
+}
+
+impl SandboxExecutor {
+    async fn start(
+        &self,
+        launch: &Launch,
+        name: &str,
+        slot: u32,
+    ) -> Result<(tokio::process::Child, JoinHandle<()>), ExecError> {
+        let cfg = &self.cfg;
+        let ip = &cfg.tools.ip;
+        let (host, inside) = addresses(cfg.subnet, slot);
+        let (veth_host, veth_ns) = veth_names(name);
+        // A leftover of a crashed run may hold the name.
+        let _ = run(ip, &["link", "del", &veth_host], None).await;
+        run(ip, &["netns", "add", name], None)
+            .await
+            .map_err(launch_failed)?;
+        let host_side = format!(
+            "link add {veth_host} type veth peer name {veth_ns} netns {name}\n\
+             addr add {host}/30 dev {veth_host}\n\
+             link set {veth_host} up\n"
+        );
+        run(ip, &["-batch", "-"], Some(&host_side))
+            .await
+            .map_err(launch_failed)?;
+        let ns_side = format!(
+            "addr add {inside}/30 dev {veth_ns}\n\
+             link set {veth_ns} up\n\
+             link set lo up\n\
+             route add default via {host}\n"
+        );
+        run(ip, &["-n", name, "-batch", "-"], Some(&ns_side))
+            .await
+            .map_err(launch_failed)?;
+        let rules = namespace_rules(host, cfg.api.port(), &cfg.egress, &cfg.dns);
+        run(
+            ip,
+            &[
+                "netns",
+                "exec",
+                name,
+                &cfg.tools.nft.display().to_string(),
+                "-f",
+                "-",
+            ],
+            Some(&rules),
+        )
+        .await
+        .map_err(launch_failed)?;
+
+        let forwarder = forward(SocketAddr::new(IpAddr::V4(host), cfg.api.port()), cfg.api)
+            .await
+            .map_err(|e| launch_failed(format!("cannot start the API forwarder: {e}")))?;
+
+        let dir = cfg.root.join(name);
+        let scan_dir = dir.join("scan");
+        let made = std::fs::create_dir(&dir)
+            .and_then(|()| set_mode(&dir, 0o700))
+            .and_then(|()| std::fs::create_dir(&scan_dir))
+            .and_then(|()| std::fs::create_dir(scan_dir.join("tmp")))
+            .and_then(|()| {
+                nix::unistd::chown(&scan_dir, Some(cfg.uid.into()), Some(cfg.gid.into()))
+                    .and_then(|()| {
+                        nix::unistd::chown(
+                            &scan_dir.join("tmp"),
+                            Some(cfg.uid.into()),
+                            Some(cfg.gid.into()),
+                        )
+                    })
+                    .map_err(std::io::Error::from)
+            })
+            // bwrap enters it without capabilities: others may traverse, not list. Its parent
+            // is root's alone, so no other user reaches it.
+            .and_then(|()| set_mode(&scan_dir, 0o711))
+            .and_then(|()| {
+                if cfg.local_repos.is_empty() {
+                    return Ok(());
+                }
+                let mut git = String::from("[safe]\n");
+                for repo in &cfg.local_repos {
+                    git.push_str(&format!("\tdirectory = {}\n", repo.display()));
+                }
+                std::fs::write(scan_dir.join(".gitconfig"), git)
+            });
+        if let Err(e) = made {
+            forwarder.abort();
+            return Err(launch_failed(format!(
+                "cannot create the scan's directory: {e}"
+            )));
+        }
+
+        // `ip netns exec` enters the namespace and execs bwrap (no fork in between), so bwrap's
+        // parent, for --die-with-parent, is this process.
+        let args = bwrap_args(cfg, &scan_dir, &self.worker);
+        tracing::debug!(env = name, ?args, "starting the sandbox");
+        let mut cmd = tokio::process::Command::new(ip);
+        cmd.args(["netns", "exec", name])
+            .arg(&cfg.tools.bwrap)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", "/scan")
+            .env("TMPDIR", "/scan/tmp")
+            .envs(self.worker.env.iter().map(|(k, v)| (k, v)))
+            .env(
+                "PICKET_API_URL",
+                format!("http://{host}:{}", cfg.api.port()),
+            )
+            // In bwrap's environment (readable by root only), never in its arguments.
+            .env("PICKET_SCAN_TOKEN", launch.token.expose_secret())
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        match cmd.spawn() {
+            Ok(child) => Ok((child, forwarder)),
+            Err(e) => {
+                forwarder.abort();
+                Err(launch_failed(format!("cannot start bwrap: {e}")))
+            }
+        }
+    }
+}
+
+impl Environment for SandboxEnv {
+    async fn wait(&mut self) -> Result<Exit, ExecError> {
+        wait_child(&mut self.child).await
+    }
+
+    async fn teardown(mut self) {
+        stop_child(&mut self.child, STOP_GRACE).await;
+        self.forwarder.abort();
+        remove(&self.cfg, &self.name).await;
+        self.slots.lock().expect("slots").used.remove(&self.slot);
+    }
+}
+
+/// Deletes a sandbox's namespace (and with it its veth) and its directory.
+async fn remove(cfg: &SandboxConfig, name: &str) {
+    // The kernel dismantles a deleted namespace (and the veth pair in it) asynchronously, in
+    // its own time; until then the host end would keep its address and route, and a new
+    // sandbox on the same /30 could see its packets routed into the dying one. Deleting the
+    // host end first takes the address and route away at once.
+    let (veth_host, _) = veth_names(name);
+    if Path::new("/sys/class/net").join(&veth_host).exists() {
+        let _ = run(&cfg.tools.ip, &["link", "del", &veth_host], None).await;
+    }
+    if Path::new("/run/netns").join(name).exists() {
+        if let Err(e) = run(&cfg.tools.ip, &["netns", "del", name], None).await {
+            tracing::warn!(env = name, error = %e, "deleting the scan's network namespace failed");
+        }
+    }
+    let dir = cfg.root.join(name);
+    if dir.exists() {
+        if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+            tracing::warn!(dir = %dir.display(), error = %e, "removing the scan's directory failed");
+        }
+    }
+}
+
+/// Accepts on `listen` and pipes each connection to `upstream`, until aborted.
+async fn forward(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    Ok(tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                continue;
+            };
+            conns.spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+            while conns.try_join_next().is_some() {}
+        }
+    }))
+}
+
+fn launch_failed(message: String) -> ExecError {
+    ExecError::Launch {
+        code: "sandbox_failed",
+        message,
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// Runs a host tool to completion; its stdout, or its stderr as the error.
+async fn run(program: &Path, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input.as_bytes())
+            .await
+            .map_err(|e| format!("{}: {e}", program.display()))?;
+    }
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| format!("{}: {e}", program.display()))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{} {} failed ({}): {}",
+            program.display(),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// The nameservers of /etc/resolv.conf that a namespace can reach (not loopback).
+pub fn host_resolvers() -> Vec<Ipv4Addr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<Ipv4Addr>().ok())
+        .filter(|a| !a.is_loopback())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn egress_rules_parse() {
+        assert_eq!(
+            "10.0.0.0/8:443".parse::<Egress>().unwrap(),
+            Egress {
+                addr: Ipv4Addr::new(10, 0, 0, 0),
+                prefix: 8,
+                port: 443
+            }
+        );
+        assert_eq!("192.0.2.7:22".parse::<Egress>().unwrap().prefix, 32);
+        for bad in [
+            "10.0.0.0/8",
+            "10.0.0.0/33:1",
+            "x:1",
+            "10.0.0.1:0",
+            "10.0.0.1:70000",
+        ] {
+            assert!(bad.parse::<Egress>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn slots_get_disjoint_slash_30s() {
+        let base = Ipv4Addr::new(10, 231, 0, 0);
+        assert_eq!(
+            addresses(base, 0),
+            (Ipv4Addr::new(10, 231, 0, 1), Ipv4Addr::new(10, 231, 0, 2))
+        );
+        assert_eq!(
+            addresses(base, 64),
+            (Ipv4Addr::new(10, 231, 1, 1), Ipv4Addr::new(10, 231, 1, 2))
+        );
+        assert_eq!(
+            addresses(base, SLOTS - 1).1,
+            Ipv4Addr::new(10, 231, 255, 254)
+        );
+    }
+
+    #[test]
+    fn namespace_rules_allow_only_the_list() {
+        let rules = namespace_rules(
+            Ipv4Addr::new(10, 231, 0, 1),
+            7300,
+            &["192.0.2.0/24:443".parse().unwrap()],
+            &[Ipv4Addr::new(192, 0, 2, 53)],
+        );
+        assert!(rules
+            .contains("chain input {\n    type filter hook input priority filter; policy drop;"));
+        assert!(rules.contains("policy drop;\n    oif \"lo\" accept"));
+        assert!(rules.contains("ip daddr 10.231.0.1 tcp dport 7300 accept"));
+        assert!(rules.contains("ip daddr 192.0.2.0/24 tcp dport 443 accept"));
+        assert!(rules.contains("ip daddr 192.0.2.53 udp dport 53 accept"));
+        assert_eq!(rules.matches(" accept").count(), 8, "{rules}");
+    }
+
+    #[test]
+    fn the_worker_sees_only_what_is_named_and_runs_unprivileged() {
+        let mut cfg = SandboxConfig::new(
+            "/var/lib/picket/sandboxes".into(),
+            "127.0.0.1:7300".parse().unwrap(),
+        );
+        cfg.readonly = vec!["/opt/picket/bin/picket".into()];
+        let worker = WorkerCommand {
+            program: "/opt/picket/bin/picket".into(),
+            args: vec!["worker".into()],
+            env: vec![],
+        };
+        let args = bwrap_args(&cfg, Path::new("/var/lib/picket/sandboxes/x/scan"), &worker);
+        let joined = args.join(" ");
+        assert!(joined.contains("--perms 0755 --dir /opt --perms 0755 --dir /opt/picket --perms 0755 --dir /opt/picket/bin --ro-bind-try /opt/picket/bin/picket /opt/picket/bin/picket"), "{joined}");
+        assert!(joined.contains("--bind /var/lib/picket/sandboxes/x/scan /scan"));
+        assert!(joined.ends_with("--reuid=65534 --regid=65534 --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all -- /opt/picket/bin/picket worker"), "{joined}");
+        // Writable: the scan's directory and nothing else of the host.
+        assert_eq!(args.iter().filter(|a| *a == "--bind").count(), 1);
+        assert!(!args
+            .iter()
+            .any(|a| a == "--share-net" || a == "/root" || a == "/home"));
+    }
+}
