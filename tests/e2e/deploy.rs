@@ -78,6 +78,17 @@ fn the_api_and_the_scheduler_get_the_environment_they_read() {
             scheduler["PICKET_WORKER_API_URL"], "http://picket-api.picket.svc:8080",
             "{at}"
         );
+        // The scan pods reach the API pods by selector: the selector must name them.
+        let api_pod_labels =
+            &find(&objects, "Deployment", "picket-api")["spec"]["template"]["metadata"]["labels"];
+        let selector =
+            picket_scheduler::kube::ApiPeer::parse(&scheduler["PICKET_WORKER_API_SELECTOR"])
+                .unwrap_or_else(|e| panic!("{at}: {e}"));
+        assert_eq!(selector.namespace, "picket", "{at}");
+        assert_eq!(selector.port, 8080, "{at}");
+        for (k, v) in &selector.pod_labels {
+            assert_eq!(api_pod_labels[k], v.as_str(), "{at}: API pod label {k}");
+        }
         assert!(
             pinned(&scheduler["PICKET_WORKER_IMAGE"]),
             "{at}: {scheduler:?}"

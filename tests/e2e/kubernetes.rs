@@ -17,7 +17,9 @@ use picket_core::{OrgId, Provider, ScanId, ScanState};
 use picket_db::connections::{self, NewConnection};
 use picket_db::projects::{self, NewProject};
 use picket_db::{queue, scans, Db};
-use picket_scheduler::kube::{build, parse_egress, Cidr, DnsEgress, KubeConfig, KubeExecutor};
+use picket_scheduler::kube::{
+    build, parse_egress, ApiPeer, Cidr, DnsEgress, KubeConfig, KubeExecutor,
+};
 use picket_scheduler::reaper::{self, Reaped};
 use picket_scheduler::{Environment, ExecError, Executor, Launch, SchedulerConfig};
 use picket_tests::kube_api::{Kind, KubeApi, KubeApiOptions};
@@ -62,6 +64,10 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 fn config(api_url: &str) -> KubeConfig {
     let mut cfg = KubeConfig::new(NS, IMAGE, "picket-worker", api_url);
     cfg.egress = parse_egress("127.0.0.1/32:443").unwrap();
+    cfg.api_peer = Some(
+        ApiPeer::parse("picket/app.kubernetes.io/name=picket,app.kubernetes.io/component=api:8080")
+            .unwrap(),
+    );
     cfg
 }
 

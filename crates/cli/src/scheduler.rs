@@ -75,6 +75,11 @@ pub struct SchedulerArgs {
         default_value = "picket-scan"
     )]
     pub worker_service_account: String,
+    /// Kubernetes: the API pods scan pods may reach, by selector:
+    /// namespace/key=value[,key=value]:port. Default: none (list the API in
+    /// PICKET_EGRESS_ALLOW instead).
+    #[arg(long, env = "PICKET_WORKER_API_SELECTOR")]
+    pub worker_api_selector: Option<String>,
 }
 
 impl SchedulerArgs {
@@ -185,6 +190,12 @@ pub async fn run(
             );
             kube.egress = picket_scheduler::kube::parse_egress(&args.egress_allow)
                 .map_err(|e| anyhow::anyhow!("PICKET_EGRESS_ALLOW: {e}"))?;
+            kube.api_peer = args
+                .worker_api_selector
+                .as_deref()
+                .map(picket_scheduler::kube::ApiPeer::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("PICKET_WORKER_API_SELECTOR: {e}"))?;
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;

@@ -94,7 +94,8 @@ pub fn secret(cfg: &KubeConfig, launch: &Launch) -> Secret {
 }
 
 /// The NetworkPolicy: selects only this attempt's Pod; denies all ingress (no ingress rule);
-/// allows egress to DNS and to each allowlisted `CIDR:port`, nothing else.
+/// allows egress to DNS, to the API pods (by selector, when configured) and to each allowlisted
+/// `CIDR:port`, nothing else.
 pub fn network_policy(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> NetworkPolicy {
     let dns_ports = ["UDP", "TCP"]
         .map(|protocol| NetworkPolicyPort {
@@ -127,6 +128,29 @@ pub fn network_policy(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference)
         to: Some(dns_to),
         ports: Some(dns_ports),
     }];
+    if let Some(api) = &cfg.api_peer {
+        egress.push(NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                namespace_selector: Some(LabelSelector {
+                    match_labels: Some(BTreeMap::from([(
+                        "kubernetes.io/metadata.name".to_owned(),
+                        api.namespace.clone(),
+                    )])),
+                    match_expressions: None,
+                }),
+                pod_selector: Some(LabelSelector {
+                    match_labels: Some(api.pod_labels.clone()),
+                    match_expressions: None,
+                }),
+                ip_block: None,
+            }]),
+            ports: Some(vec![NetworkPolicyPort {
+                protocol: Some("TCP".to_owned()),
+                port: Some(IntOrString::Int(i32::from(api.port))),
+                end_port: None,
+            }]),
+        });
+    }
     egress.extend(cfg.egress.iter().map(|rule| NetworkPolicyEgressRule {
         to: Some(vec![ip_peer(rule.cidr.to_string())]),
         ports: Some(vec![NetworkPolicyPort {

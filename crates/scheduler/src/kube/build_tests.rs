@@ -4,7 +4,7 @@
 //! `PICKET_UPDATE_SNAPSHOTS=1` and review the diff.
 
 use super::build;
-use super::{parse_egress, Cidr, DnsEgress, KubeConfig, Resources};
+use super::{parse_egress, ApiPeer, Cidr, DnsEgress, KubeConfig, Resources};
 use crate::executor::Launch;
 use picket_core::{OrgId, ScanId};
 use secrecy::SecretString;
@@ -38,6 +38,7 @@ pub(super) fn config() -> KubeConfig {
         service_account: "picket-worker".into(),
         api_url: "http://picket-api.picket.svc:8080".into(),
         dns: DnsEgress::KubeDns,
+        api_peer: None,
         egress: parse_egress("10.96.0.0/12:8080,0.0.0.0/0:443,[2001:db8::/32]:443").unwrap(),
         resources: Resources::default(),
         env: vec![("PICKET_LOG_FORMAT".into(), "json".into())],
@@ -493,6 +494,40 @@ fn the_token_is_only_in_the_secret() {
             );
             assert!(!text.contains("pks_"), "{kind} holds a token");
         }
+    }
+}
+
+#[test]
+fn the_api_pods_are_reached_by_selector() {
+    let mut cfg = config();
+    cfg.api_peer = Some(
+        ApiPeer::parse("picket/app.kubernetes.io/name=picket,app.kubernetes.io/component=api:8080")
+            .unwrap(),
+    );
+    let launch = launch();
+    let owner = build::owner_reference(&launch.env_name(), SECRET_UID);
+    let np = serde_json::to_value(build::network_policy(&cfg, &launch, &owner)).unwrap();
+    assert_eq!(
+        np.pointer("/spec/egress/1").unwrap(),
+        &json!({
+            "to": [{
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "picket"}},
+                "podSelector": {"matchLabels": {
+                    "app.kubernetes.io/component": "api",
+                    "app.kubernetes.io/name": "picket"
+                }}
+            }],
+            "ports": [{"protocol": "TCP", "port": 8080}]
+        })
+    );
+    for bad in [
+        "picket:8080",
+        "picket/:8080",
+        "picket/a=b",
+        "/a=b:1",
+        "picket/a=b:0",
+    ] {
+        assert!(ApiPeer::parse(bad).is_err(), "{bad}");
     }
 }
 

@@ -88,6 +88,10 @@ pub struct KubeConfig {
     pub api_url: String,
     /// Where DNS queries may go.
     pub dns: DnsEgress,
+    /// The control plane's API pods, allowed by selector: a NetworkPolicy `ipBlock` does not
+    /// match a Service's ClusterIP, and CNIs differ on ipBlocks for pod-to-pod traffic, so the
+    /// API is best reached this way. `None`: the API must be in [`KubeConfig::egress`].
+    pub api_peer: Option<ApiPeer>,
     /// The only other destinations the worker may reach: the VCS providers' hosts and the
     /// control plane's API (each as a CIDR and a TCP port).
     pub egress: Vec<EgressRule>,
@@ -96,6 +100,45 @@ pub struct KubeConfig {
     /// the Pod's spec: never put a secret here. `PICKET_SCAN_TOKEN`, `PICKET_API_URL`, `TMPDIR`
     /// and `HOME` are set by the executor and refused here.
     pub env: Vec<(String, String)>,
+}
+
+/// The API pods scan pods may connect to: a namespace, a pod label selector, a TCP port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiPeer {
+    pub namespace: String,
+    pub pod_labels: std::collections::BTreeMap<String, String>,
+    pub port: u16,
+}
+
+impl ApiPeer {
+    /// `namespace/key=value,key=value:port`, e.g.
+    /// `picket/app.kubernetes.io/name=picket,app.kubernetes.io/component=api:8080`.
+    pub fn parse(s: &str) -> Result<ApiPeer, ConfigError> {
+        let bad = || {
+            ConfigError(format!(
+                "{s:?} is not an API selector: expected namespace/key=value[,key=value]:port"
+            ))
+        };
+        let (rest, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+        let (namespace, labels) = rest.split_once('/').ok_or_else(bad)?;
+        let mut pod_labels = std::collections::BTreeMap::new();
+        for pair in labels.split(',') {
+            let (k, v) = pair.split_once('=').ok_or_else(bad)?;
+            if k.trim().is_empty() {
+                return Err(bad());
+            }
+            pod_labels.insert(k.trim().to_owned(), v.trim().to_owned());
+        }
+        if namespace.is_empty() || pod_labels.is_empty() {
+            return Err(bad());
+        }
+        Ok(ApiPeer {
+            namespace: namespace.to_owned(),
+            pod_labels,
+            port,
+        })
+    }
 }
 
 /// Resource requests and limits of the worker, as Kubernetes quantities (`500m`, `2Gi`).
@@ -265,6 +308,7 @@ impl KubeConfig {
             service_account: service_account.into(),
             api_url: api_url.into(),
             dns: DnsEgress::default(),
+            api_peer: None,
             egress: Vec::new(),
             resources: Resources::default(),
             env: Vec::new(),
