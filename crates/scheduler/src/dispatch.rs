@@ -14,13 +14,10 @@ use picket_core::ScanState;
 use picket_db::queue::{self, Claimed, Lease, Waker};
 use picket_db::{Db, DbError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// How long a failed attempt's scan waits before it is queued again.
-const RETRY_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Claims and runs scans until `stop`; then stops claiming, stops its environments and waits
 /// for their teardown. Scans not yet started are handed back; running ones keep their lease
@@ -108,9 +105,14 @@ async fn run_one<E: Executor>(
         Ok(env) => env,
         Err(e) => {
             tracing::error!(scan = %scan.id, error = %e, "the executor could not start the scan");
-            return end(
-                queue::fail(db.pool(), &held, e.code(), &e.to_string(), RETRY_BACKOFF).await,
-            );
+            return end(queue::fail(
+                db.pool(),
+                &held,
+                e.code(),
+                &e.to_string(),
+                cfg.retry_backoff,
+            )
+            .await);
         }
     };
     tracing::info!(
@@ -127,7 +129,7 @@ async fn run_one<E: Executor>(
             // A worker that reported its outcome ended the scan, and our lease with it. One
             // that died first leaves the scan active under our lease: fail the attempt for it.
             let msg = format!("the worker exited ({detail}) without reporting a result");
-            match queue::fail(db.pool(), &held, "worker_exited", &msg, RETRY_BACKOFF).await {
+            match queue::fail(db.pool(), &held, "worker_exited", &msg, cfg.retry_backoff).await {
                 Ok(outcome) => tracing::warn!(scan = %scan.id, ?outcome, "{msg}"),
                 Err(DbError::LeaseLost) => tracing::info!(
                     scan = %scan.id,
@@ -160,9 +162,11 @@ async fn run_one<E: Executor>(
         }
         Watched::Lost(e) => {
             let msg = format!("the executor lost the worker: {e}");
-            end(queue::fail(db.pool(), &held, e.code(), &msg, RETRY_BACKOFF)
-                .await
-                .map(|_| ()))
+            end(
+                queue::fail(db.pool(), &held, e.code(), &msg, cfg.retry_backoff)
+                    .await
+                    .map(|_| ()),
+            )
         }
     }
 }

@@ -47,6 +47,8 @@ pub struct SchedulerConfig {
     pub rescue_every: Duration,
     /// How often leftover environments are reaped (and once at start).
     pub reap_every: Duration,
+    /// How long a failed attempt's scan waits before it may be claimed again.
+    pub retry_backoff: Duration,
 }
 
 impl SchedulerConfig {
@@ -61,6 +63,7 @@ impl SchedulerConfig {
             schedule_every: Duration::from_secs(60),
             rescue_every: Duration::from_secs(30),
             reap_every: Duration::from_secs(60),
+            retry_backoff: Duration::from_secs(30),
         }
     }
 

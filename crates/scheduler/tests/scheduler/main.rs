@@ -1,0 +1,5 @@
+//! picket-scheduler's integration tests, one binary: the dispatch loop on real PostgreSQL with
+//! plain-process workers, and the local sandbox for real (root).
+
+mod dispatch;
+mod sandbox;
