@@ -69,6 +69,17 @@ fn the_api_and_the_scheduler_get_the_environment_they_read() {
             "{at}"
         );
         assert_eq!(scheduler["PICKET_EXECUTOR"], "kubernetes", "{at}");
+        // The scheduler's probes reach the port its endpoints listen on.
+        let sched = &find(&objects, "Deployment", "picket-scheduler")["spec"]["template"]["spec"]
+            ["containers"][0];
+        assert_eq!(scheduler["PICKET_SCHEDULER_LISTEN"], "0.0.0.0:9090", "{at}");
+        assert_eq!(sched["ports"][0]["containerPort"], 9090, "{at}");
+        for probe in ["readinessProbe", "livenessProbe"] {
+            assert_eq!(
+                sched[probe]["httpGet"]["port"], sched["ports"][0]["name"],
+                "{at}"
+            );
+        }
         assert_eq!(scheduler["PICKET_SCAN_NAMESPACE"], SCANS_NS, "{at}");
         assert_eq!(
             scheduler["PICKET_WORKER_SERVICE_ACCOUNT"], "picket-scan",

@@ -105,6 +105,10 @@ pub struct SchedulerCmdArgs {
     pub db: DatabaseArgs,
     #[command(flatten)]
     pub scheduler: scheduler::SchedulerArgs,
+    /// Address of the scheduler's own endpoints: /healthz, /readyz (database reachable) and
+    /// /metrics (Prometheus). Default 0.0.0.0:9090.
+    #[arg(long, env = "PICKET_SCHEDULER_LISTEN", default_value = "0.0.0.0:9090")]
+    pub listen: SocketAddr,
     /// The API's URL as workers reach it, e.g. http://picket-api.picket.svc:8080 (Kubernetes)
     /// or http://127.0.0.1:8080 (sandbox and process executors, which need an IP address).
     #[arg(long, env = "PICKET_WORKER_API_URL")]

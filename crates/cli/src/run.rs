@@ -11,10 +11,12 @@ use crate::{admin, demo, scheduler, ApiArgs, ApiTuning, DatabaseArgs, RunArgs, S
 use anyhow::Context;
 use picket_db::crypto::CredentialCipher;
 use picket_db::{orgs, Db, DbConfig};
+use picket_scheduler::metrics::SchedulerMetrics;
 use secrecy::{ExposeSecret, SecretString};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -156,7 +158,34 @@ pub async fn scheduler(args: SchedulerCmdArgs) -> anyhow::Result<()> {
         local_repos: Vec::new(),
         allow_local_repos: false,
     };
-    scheduler::run(db, &args.scheduler, &args.engine, place, stop).await
+    let metrics = Arc::new(SchedulerMetrics::default());
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (PICKET_SCHEDULER_LISTEN)", args.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "scheduler endpoints listening");
+    let ops = {
+        let (router, stop) = (
+            scheduler::ops_router(db.clone(), Arc::clone(&metrics)),
+            stop.clone(),
+        );
+        tokio::spawn(async move {
+            picket_api::serve(listener, router, async move { stop.cancelled().await }).await
+        })
+    };
+    let done = scheduler::run_with(
+        db,
+        &args.scheduler,
+        &args.engine,
+        place,
+        metrics,
+        stop.clone(),
+    )
+    .await;
+    stop.cancel();
+    ops.await
+        .context("the scheduler endpoints panicked")?
+        .context("serving the scheduler endpoints")?;
+    done
 }
 
 /// How workers on this machine reach the API: over loopback when it listens on all addresses.

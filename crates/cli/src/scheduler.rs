@@ -6,11 +6,13 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use picket_db::Db;
 use picket_scheduler::kube::{KubeConfig, KubeExecutor};
+use picket_scheduler::metrics::{self, SchedulerMetrics};
 use picket_scheduler::process::ProcessExecutor;
 use picket_scheduler::sandbox::{self, SandboxConfig, SandboxExecutor};
 use picket_scheduler::{SchedulerConfig, WorkerCommand};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -128,11 +130,51 @@ pub struct Placement {
 }
 
 /// Runs the scheduler with the configured executor until `stop`.
+/// The scheduler's own HTTP endpoints: liveness, readiness (the database answers) and its
+/// Prometheus metrics.
+pub fn ops_router(db: Db, metrics: Arc<SchedulerMetrics>) -> axum::Router {
+    use axum::http::{header, StatusCode};
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let db = db.clone();
+                async move {
+                    match db.ping().await {
+                        Ok(()) => (StatusCode::OK, "ready\n"),
+                        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n"),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let text = metrics.encode();
+                async move { ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text) }
+            }),
+        )
+}
+
 pub async fn run(
     db: Db,
     args: &SchedulerArgs,
     engine: &SemgrepArgs,
     place: Placement,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    run_with(db, args, engine, place, Arc::default(), stop).await
+}
+
+/// [`run`], counting into `metrics`.
+pub async fn run_with(
+    db: Db,
+    args: &SchedulerArgs,
+    engine: &SemgrepArgs,
+    place: Placement,
+    metrics: Arc<SchedulerMetrics>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let owner = format!(
@@ -142,7 +184,8 @@ pub async fn run(
             .unwrap_or_else(|_| "picket".into()),
         std::process::id()
     );
-    let cfg = args.config(owner);
+    let mut cfg = args.config(owner);
+    cfg.metrics = metrics;
     match args.executor {
         ExecutorKind::Sandbox => {
             let (worker, readonly) = local_worker(engine, &place)?;

@@ -445,3 +445,83 @@ fn admin_creates_orgs_and_tokens_and_refuses_duplicates() {
 
     psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn picket_scheduler_serves_health_and_metrics_and_stops_on_sigterm() {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("picket_cli_scheduler_{}", std::process::id());
+    let db_url = url
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/{name}"))
+        .unwrap();
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([url.as_str(), "-qc", sql])
+            .status()
+            .unwrap()
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {name}"));
+    assert!(psql(&format!("CREATE DATABASE {name}")).success());
+    assert!(picket(&["migrate"], &[("DATABASE_URL", &db_url)])
+        .status
+        .success());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(PICKET)
+        .args([
+            "scheduler",
+            "--executor",
+            "process",
+            "--allow-unisolated",
+            "true",
+        ])
+        .env("DATABASE_URL", &db_url)
+        .env("PICKET_SCHEDULER_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PICKET_WORKER_API_URL", "http://127.0.0.1:1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/healthz")).send().await {
+            assert_eq!(r.status().as_u16(), 200);
+            break;
+        }
+        assert!(Instant::now() < deadline, "picket scheduler never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = http.get(format!("{base}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap();
+    assert!(metrics.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains("picket_scheduler_environments_launched_total 0"),
+        "{text}"
+    );
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "picket scheduler ignored SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status}");
+    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}

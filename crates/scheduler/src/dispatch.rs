@@ -104,6 +104,7 @@ async fn run_one<E: Executor>(
     let mut env = match executor.launch(&launch).await {
         Ok(env) => env,
         Err(e) => {
+            cfg.metrics.ended("launch_failed");
             tracing::error!(scan = %scan.id, error = %e, "the executor could not start the scan");
             return end(queue::fail(
                 db.pool(),
@@ -115,6 +116,7 @@ async fn run_one<E: Executor>(
             .await);
         }
     };
+    cfg.metrics.launched(claimed_at.elapsed().as_secs_f64());
     tracing::info!(
         scan = %scan.id,
         attempt = scan.attempt,
@@ -124,6 +126,14 @@ async fn run_one<E: Executor>(
     );
     let outcome = watch(db, cfg, &held, &mut env, stop).await;
     env.teardown().await;
+    cfg.metrics.torn_down();
+    cfg.metrics.ended(match &outcome {
+        Watched::Exited(_) => "exited",
+        Watched::LeaseLost => "lease_lost",
+        Watched::TimedOut => "timed_out",
+        Watched::Stopped => "stopped",
+        Watched::Lost(_) => "lost",
+    });
     match outcome {
         Watched::Exited(detail) => {
             // A worker that reported its outcome ended the scan, and our lease with it. One

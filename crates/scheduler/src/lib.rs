@@ -15,6 +15,7 @@
 pub mod dispatch;
 pub mod executor;
 pub mod kube;
+pub mod metrics;
 pub mod periodic;
 pub mod process;
 pub mod reaper;
@@ -49,6 +50,8 @@ pub struct SchedulerConfig {
     pub reap_every: Duration,
     /// How long a failed attempt's scan waits before it may be claimed again.
     pub retry_backoff: Duration,
+    /// Where the dispatch loop and the reaper count what they do.
+    pub metrics: Arc<metrics::SchedulerMetrics>,
 }
 
 impl SchedulerConfig {
@@ -64,6 +67,7 @@ impl SchedulerConfig {
             rescue_every: Duration::from_secs(30),
             reap_every: Duration::from_secs(60),
             retry_backoff: Duration::from_secs(30),
+            metrics: Arc::default(),
         }
     }
 
@@ -88,6 +92,7 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
     let executor = Arc::new(executor);
     let cfg = Arc::new(cfg);
     let reaped = reaper::reap(&db, &*executor, cfg.max_env_age()).await;
+    cfg.metrics.reaped(reaped.destroyed);
     if reaped.destroyed > 0 {
         tracing::warn!(
             destroyed = reaped.destroyed,
@@ -104,7 +109,8 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
         periodic::weekly_schedule(&db, cfg.schedule_every, &stop),
         periodic::rescue(&db, cfg.rescue_every, &stop),
         periodic::every(cfg.reap_every, &stop, || async {
-            reaper::reap(&db, &*executor, cfg.max_env_age()).await;
+            let reaped = reaper::reap(&db, &*executor, cfg.max_env_age()).await;
+            cfg.metrics.reaped(reaped.destroyed);
         }),
     );
 }
