@@ -411,8 +411,8 @@ enum UrlPolicy {
     HttpsOnly,
     /// `https://`, and `file://` for repositories on this host (see [`CloneLimits::allow_local`]).
     HttpsOrLocal,
-    /// Tests serve repositories over plain HTTP on the loopback interface.
-    #[cfg(test)]
+    /// Tests and benchmarks serve repositories over plain HTTP on the loopback interface.
+    #[cfg(any(test, feature = "bench-support"))]
     AllowPlainHttp,
 }
 
@@ -487,7 +487,7 @@ fn check_url(url: &str, policy: UrlPolicy) -> Result<String, CloneError> {
     }
     let scheme_ok = match policy {
         UrlPolicy::HttpsOnly | UrlPolicy::HttpsOrLocal => scheme.eq_ignore_ascii_case("https"),
-        #[cfg(test)]
+        #[cfg(any(test, feature = "bench-support"))]
         UrlPolicy::AllowPlainHttp => {
             scheme.eq_ignore_ascii_case("https") || scheme.eq_ignore_ascii_case("http")
         }
@@ -1265,8 +1265,8 @@ fn write_new_file(
     Ok(())
 }
 
-#[cfg(test)]
-pub(crate) mod test_support {
+#[cfg(any(test, feature = "bench-support"))]
+pub mod test_support {
     //! Test fixtures: bare repositories built with `git fast-import`, served by a small smart-HTTP
     //! server on the loopback interface that runs `git upload-pack --stateless-rpc`.
     //!
@@ -1274,6 +1274,9 @@ pub(crate) mod test_support {
     //! supported by the local transport", pinned in a test below), and registering a custom
     //! transport for `file://` needs `unsafe`, which the workspace forbids. Over HTTP the tests run
     //! the same smart protocol, shallow negotiation and credentials flow as production.
+    //!
+    //! Outside this crate's tests only with the `bench-support` feature (picket-bench's clone
+    //! benchmark); the `picket` binary is built without it.
 
     use std::collections::HashMap;
     use std::io::{BufRead, BufReader, Write};
@@ -1288,7 +1291,7 @@ pub(crate) mod test_support {
     use base64::Engine as _;
 
     /// A `git` command isolated from the user's and the system's configuration.
-    pub(crate) fn git(dir: &Path) -> Command {
+    pub fn git(dir: &Path) -> Command {
         let mut cmd = Command::new("git");
         cmd.current_dir(dir)
             .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -1298,7 +1301,7 @@ pub(crate) mod test_support {
         cmd
     }
 
-    pub(crate) fn run(cmd: &mut Command) -> String {
+    pub fn run(cmd: &mut Command) -> String {
         let out = cmd.output().expect("spawn git");
         assert!(
             out.status.success(),
@@ -1310,33 +1313,33 @@ pub(crate) mod test_support {
 
     /// A change inside one fast-import commit.
     #[derive(Debug, Clone)]
-    pub(crate) enum Change {
+    pub enum Change {
         File(String, Vec<u8>),
         Link(String, String),
         Delete(String),
     }
 
-    pub(crate) fn file(path: &str, content: impl AsRef<[u8]>) -> Change {
+    pub fn file(path: &str, content: impl AsRef<[u8]>) -> Change {
         Change::File(path.to_owned(), content.as_ref().to_vec())
     }
 
-    pub(crate) fn link(path: &str, target: &str) -> Change {
+    pub fn link(path: &str, target: &str) -> Change {
         Change::Link(path.to_owned(), target.to_owned())
     }
 
-    pub(crate) fn delete(path: &str) -> Change {
+    pub fn delete(path: &str) -> Change {
         Change::Delete(path.to_owned())
     }
 
     /// A fast-import stream under construction; each commit gets a mark and a distinct time.
     #[derive(Debug, Default)]
-    pub(crate) struct History {
+    pub struct History {
         stream: Vec<u8>,
         next_mark: u32,
     }
 
     impl History {
-        pub(crate) fn commit(&mut self, branch: &str, parents: &[u32], changes: &[Change]) -> u32 {
+        pub fn commit(&mut self, branch: &str, parents: &[u32], changes: &[Change]) -> u32 {
             self.next_mark += 1;
             let mark = self.next_mark;
             let time = 1_700_000_000 + u64::from(mark) * 60;
@@ -1371,7 +1374,7 @@ pub(crate) mod test_support {
         }
 
         /// An annotated tag `refs/tags/{name}` on the commit `mark`.
-        pub(crate) fn tag(&mut self, name: &str, mark: u32) {
+        pub fn tag(&mut self, name: &str, mark: u32) {
             let s = &mut self.stream;
             writeln!(s, "tag {name}\nfrom :{mark}").unwrap();
             writeln!(
@@ -1382,7 +1385,7 @@ pub(crate) mod test_support {
         }
 
         /// `n` commits in a row on `branch`, each changing one line of one of 20 files.
-        pub(crate) fn linear(&mut self, branch: &str, parent: Option<u32>, n: usize) -> Vec<u32> {
+        pub fn linear(&mut self, branch: &str, parent: Option<u32>, n: usize) -> Vec<u32> {
             let mut marks = Vec::with_capacity(n);
             let mut last = parent;
             for i in 0..n {
@@ -1398,7 +1401,7 @@ pub(crate) mod test_support {
         }
 
         /// Imports into the bare repository `repo`; returns mark → SHA.
-        pub(crate) fn import(self, repo: &Path) -> HashMap<u32, String> {
+        pub fn import(self, repo: &Path) -> HashMap<u32, String> {
             let marks_file = repo.join("picket-test-marks");
             let mut child = git(repo)
                 .args(["fast-import", "--quiet"])
@@ -1429,7 +1432,7 @@ pub(crate) mod test_support {
 
     /// Creates a bare repository `name` under `root`. `allow_sha`: whether upload-pack serves
     /// reachable commits asked for by SHA (`uploadpack.allowReachableSHA1InWant`).
-    pub(crate) fn bare_repo(root: &Path, name: &str, allow_sha: bool) -> PathBuf {
+    pub fn bare_repo(root: &Path, name: &str, allow_sha: bool) -> PathBuf {
         let path = root.join(name);
         run(git(root).args(["init", "--quiet", "--bare", "--initial-branch=main", name]));
         run(git(&path).args([
@@ -1442,33 +1445,33 @@ pub(crate) mod test_support {
 
     /// What the server saw.
     #[derive(Debug, Default)]
-    pub(crate) struct ServerStats {
-        pub(crate) requests: AtomicU64,
-        pub(crate) bytes_sent: AtomicU64,
-        pub(crate) unauthorized: AtomicU64,
-        pub(crate) authorization_headers: AtomicU64,
+    pub struct ServerStats {
+        pub requests: AtomicU64,
+        pub bytes_sent: AtomicU64,
+        pub unauthorized: AtomicU64,
+        pub authorization_headers: AtomicU64,
     }
 
     #[derive(Debug, Clone, Default)]
-    pub(crate) struct ServerConfig {
+    pub struct ServerConfig {
         /// `(username, password)` required as HTTP Basic auth.
-        pub(crate) basic_auth: Option<(String, String)>,
+        pub basic_auth: Option<(String, String)>,
         /// Pause after each 4 KiB of a response body.
-        pub(crate) throttle: Option<Duration>,
+        pub throttle: Option<Duration>,
         /// Answer every (authorized) request with a redirect to this base URL.
-        pub(crate) redirect_to: Option<String>,
+        pub redirect_to: Option<String>,
     }
 
     /// A smart-HTTP git server on 127.0.0.1 serving the bare repositories under `root`.
     #[derive(Debug)]
-    pub(crate) struct GitServer {
+    pub struct GitServer {
         addr: SocketAddr,
         stop: Arc<AtomicBool>,
-        pub(crate) stats: Arc<ServerStats>,
+        pub stats: Arc<ServerStats>,
     }
 
     impl GitServer {
-        pub(crate) fn start(root: &Path, config: ServerConfig) -> Self {
+        pub fn start(root: &Path, config: ServerConfig) -> Self {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
             let addr = listener.local_addr().expect("addr");
             let stop = Arc::new(AtomicBool::new(false));
@@ -1491,7 +1494,7 @@ pub(crate) mod test_support {
             Self { addr, stop, stats }
         }
 
-        pub(crate) fn url(&self, repo: &str) -> String {
+        pub fn url(&self, repo: &str) -> String {
             format!("http://{}/{repo}", self.addr)
         }
     }
@@ -1672,7 +1675,7 @@ pub(crate) mod test_support {
     }
 
     /// `n` pseudo-random (incompressible) bytes.
-    pub(crate) fn noise(n: usize, mut seed: u64) -> Vec<u8> {
+    pub fn noise(n: usize, mut seed: u64) -> Vec<u8> {
         (0..n)
             .map(|_| {
                 seed ^= seed << 13;
@@ -1681,6 +1684,20 @@ pub(crate) mod test_support {
                 seed as u8
             })
             .collect()
+    }
+
+    /// Clones over plain HTTP from a [`GitServer`] (loopback only), into `scratch`.
+    pub async fn clone_from_server(
+        url: &str,
+        target: &super::Target,
+        limits: &super::CloneLimits,
+        scratch: &Path,
+    ) -> Result<super::Checkout, super::CloneError> {
+        let options = super::Options {
+            url_policy: super::UrlPolicy::AllowPlainHttp,
+            scratch: Some(scratch.to_path_buf()),
+        };
+        super::clone_with(url, None, target, limits, options).await
     }
 }
 
@@ -2653,133 +2670,5 @@ mod tests {
             err.message().contains("shallow fetch is not supported"),
             "{err}"
         );
-    }
-
-    /// PR-style fetch vs a full clone of a long history. Run with
-    /// `SQLX_OFFLINE=true cargo test -p picket-worker --release --lib \
-    ///  clone::tests::bench_pr_fetch_vs_full_clone -- --ignored --nocapture`.
-    #[tokio::test]
-    #[ignore = "benchmark: prints numbers for docs/benchmarks.md"]
-    async fn bench_pr_fetch_vs_full_clone() {
-        const FILES: usize = 300;
-        const LINES: usize = 120;
-        const COMMITS: usize = 2000;
-        let f = Fixture::new();
-        // Source-like text: identifiers from a small vocabulary plus a pseudo-random constant per
-        // line, so it compresses like code rather than like repeated text.
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut rand = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
-        let words = [
-            "user", "order", "total", "count", "item", "cache", "result", "value",
-        ];
-        let line = |r: u64| {
-            let w = |i: u64| words[(i % words.len() as u64) as usize];
-            format!(
-                "    {}_{} = compute_{}({}, 0x{:08x})  # {}",
-                w(r),
-                w(r >> 8),
-                w(r >> 16),
-                w(r >> 24),
-                r >> 32,
-                w(r >> 40)
-            )
-        };
-        let mut files: Vec<Vec<String>> = (0..FILES)
-            .map(|_| (0..LINES).map(|_| line(rand())).collect())
-            .collect();
-        let mut h = History::default();
-        let mut main = Vec::new();
-        let mut parent: Option<u32> = None;
-        for n in 0..COMMITS {
-            // The first commit adds every file; each later one rewrites 6 lines in 2 files.
-            let touched: Vec<usize> = if n == 0 {
-                (0..FILES).collect()
-            } else {
-                vec![(rand() as usize) % FILES, (rand() as usize) % FILES]
-            };
-            let mut changes = Vec::new();
-            for fi in touched {
-                if n > 0 {
-                    for _ in 0..3 {
-                        let li = (rand() as usize) % LINES;
-                        files[fi][li] = line(rand());
-                    }
-                }
-                changes.push(file(&format!("src/m{fi}.py"), files[fi].join("\n")));
-            }
-            let m = h.commit("main", &parent.into_iter().collect::<Vec<_>>(), &changes);
-            main.push(m);
-            parent = Some(m);
-        }
-        let branch_point = main[COMMITS - 21];
-        h.linear("feature", Some(branch_point), 3);
-        let shas = f.repo("big", true, h);
-
-        let mut rows = Vec::new();
-        for (name, target) in [
-            ("full scan, depth 1", full("main", None)),
-            (
-                "PR, merge base given",
-                diff("feature", "main", Some(&shas[&branch_point])),
-            ),
-            ("PR, merge base computed", diff("feature", "main", None)),
-        ] {
-            let started = Instant::now();
-            let c = f.clone("big", None, &target, &limits()).await.unwrap();
-            let elapsed = started.elapsed();
-            let commits = commits_in_odb(c.path());
-            let s = c.stats();
-            rows.push((name, s.bytes_received, s.fetches, commits, elapsed));
-        }
-
-        // The baseline: the whole history in one libgit2 fetch (depth 0) from the same server,
-        // then the same checkout.
-        let dir = TempDir::new().unwrap();
-        let started = Instant::now();
-        let repo = Repository::init(dir.path()).unwrap();
-        let mut remote = repo.remote_anonymous(&f.server.url("big")).unwrap();
-        let bytes = Cell::new(0);
-        let mut cb = RemoteCallbacks::new();
-        cb.transfer_progress(|p| {
-            bytes.set(p.received_bytes() as u64);
-            true
-        });
-        let mut opts = FetchOptions::new();
-        opts.remote_callbacks(cb);
-        remote
-            .fetch(
-                &["+refs/heads/*:refs/remotes/origin/*"],
-                Some(&mut opts),
-                None,
-            )
-            .unwrap();
-        drop(opts);
-        let tree = repo.revparse_single("refs/remotes/origin/feature").unwrap();
-        repo.checkout_tree(&tree, Some(CheckoutBuilder::new().force()))
-            .unwrap();
-        let elapsed = started.elapsed();
-        rows.push((
-            "full clone, all history",
-            bytes.get(),
-            1,
-            commits_in_odb(dir.path()),
-            elapsed,
-        ));
-
-        eprintln!(
-            "{FILES} files x {LINES} lines, {COMMITS} commits on main, PR of 3 commits 20 behind"
-        );
-        for (name, bytes, fetches, commits, time) in rows {
-            eprintln!(
-                "{name:<26} {:>9.1} KiB  {fetches} fetch(es)  {commits:>5} commits  {:>7.0} ms",
-                bytes as f64 / 1024.0,
-                time.as_secs_f64() * 1000.0
-            );
-        }
     }
 }
