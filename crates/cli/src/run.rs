@@ -76,9 +76,10 @@ async fn run_platform(
         false => None,
     };
 
+    let scans_run = scheduler::preflight(&args.scheduler).await?;
     let listener = bind(args.listen).await?;
     let addr = listener.local_addr()?;
-    announce(addr, local, first_token.as_ref(), &token_file)?;
+    announce(addr, local, first_token.as_ref(), &token_file, scans_run)?;
 
     let data_dir = std::path::absolute(&args.data_dir).context("locating the data directory")?;
     let place = Placement {
@@ -319,6 +320,7 @@ fn announce(
     local: Option<&LocalPg>,
     first_token: Option<&SecretString>,
     token_file: &Path,
+    scans_run: &str,
 ) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "Picket is running.")?;
@@ -326,6 +328,7 @@ fn announce(
         out,
         "  API:      http://{addr}/api/v1   (OpenAPI at /api/v1/openapi.json)"
     )?;
+    writeln!(out, "  Scans:    {scans_run}")?;
     match local {
         Some(pg) => writeln!(
             out,

@@ -114,6 +114,27 @@ impl SchedulerArgs {
     }
 }
 
+/// Checks, before anything is announced, that the configured executor can run here, and says
+/// in a few words where scans will run.
+pub async fn preflight(args: &SchedulerArgs) -> anyhow::Result<&'static str> {
+    args.check()?;
+    Ok(match args.executor {
+        ExecutorKind::Sandbox => {
+            let probe = SandboxConfig::new(PathBuf::new(), SocketAddr::from(([127, 0, 0, 1], 0)));
+            SandboxExecutor::check(&probe).await.map_err(|why| {
+                anyhow::anyhow!(
+                    "this machine cannot sandbox scans: {why}. Install the tools (`make \
+                     sandbox-tools`) and run as root, or run scans without isolation with \
+                     --executor process --allow-unisolated true"
+                )
+            })?;
+            "each in a local sandbox (network namespace with an egress allowlist + bubblewrap)"
+        }
+        ExecutorKind::Kubernetes => "each in its own Kubernetes Pod",
+        ExecutorKind::Process => "as plain child processes, NOT isolated from this machine",
+    })
+}
+
 /// What the scheduler needs from its caller besides its arguments.
 #[derive(Debug)]
 pub struct Placement {

@@ -226,6 +226,29 @@ async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanl
     assert_eq!(projects["items"][0]["full_name"], "demo/sample-app");
     assert_eq!(projects["items"][0]["last_scan"]["state"], "succeeded");
 
+    // It ran in a local sandbox, which is gone with everything in it.
+    assert!(
+        banner
+            .iter()
+            .any(|l| l.starts_with("  Scans:") && l.contains("local sandbox")),
+        "{banner:?}"
+    );
+    let scan_id = projects["items"][0]["last_scan"]["id"].as_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let dirs = std::fs::read_dir(data.join("sandboxes")).unwrap().count();
+        let netns = Command::new("ip").args(["netns", "list"]).output().unwrap();
+        let ns_left = String::from_utf8_lossy(&netns.stdout).contains(scan_id);
+        if dirs == 0 && !ns_left {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the scan's sandbox is left: {dirs} directories, namespace left: {ns_left}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
     // The sample's (fake) secrets never leave the worker: not in any API answer, log line or
     // database row; only their redacted forms do.
     let project = projects["items"][0]["id"].as_str().unwrap().to_owned();
