@@ -106,12 +106,18 @@ async fn unknown_routes_and_methods_are_problems(pool: PgPool) {
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn slow_requests_time_out_as_problems(pool: PgPool) {
     let cfg = ApiConfig {
-        request_timeout: Duration::ZERO,
+        request_timeout: Duration::from_millis(300),
         ..ApiConfig::default()
     };
     let app = TestApp::start_with(pool, cfg).await;
     let before = app.counts().await;
-    // Any request that waits on the database is past a zero timeout.
+    // The insert waits on a lock another transaction holds, so the request is still in the
+    // database when its time is up (a zero timeout raced a fast local database).
+    let mut locker = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE vcs_connections IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locker)
+        .await
+        .unwrap();
     app.admin()
         .post(
             "/api/v1/connections",
@@ -119,5 +125,7 @@ async fn slow_requests_time_out_as_problems(pool: PgPool) {
         )
         .await
         .problem(503, "timeout");
+    locker.rollback().await.unwrap();
+    // The abandoned transaction never committed.
     assert_eq!(app.counts().await, before);
 }
