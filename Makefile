@@ -58,7 +58,7 @@ sqlx-check: sqlx-cli
 	SQLX_OFFLINE=false DATABASE_URL=$(SQLX_DATABASE_URL) cargo sqlx prepare --workspace --check -- --all-targets
 
 ## Benchmarks (see docs/benchmarks.md).
-bench: semgrep sandbox-tools
+bench: semgrep sandbox-tools bench-tools
 	./.ci/postgres-up
 	@# The dispatch benchmark starts the real worker binary (target/release/picket).
 	cargo build --release -p picket-cli --bin picket
@@ -82,7 +82,14 @@ rules-test: semgrep
 	.venv/bin/semgrep scan --experimental --metrics=off --disable-version-check --quiet \
 	  --config crates/worker/rules crates/worker/rules > /dev/null
 
-.PHONY: k8s-tools deploy-render sandbox-tools
+.PHONY: k8s-tools deploy-render sandbox-tools bench-tools
+
+## The benchmarks' load generator and baselines (Debian packages): wrk, and pgbench (from
+## postgresql-contrib). Installed with apt-get when missing.
+bench-tools:
+	@command -v wrk >/dev/null && command -v pgbench >/dev/null \
+	  || { apt-get install -y -qq wrk postgresql-contrib >/dev/null \
+	       || { apt-get update -qq && apt-get install -y -qq wrk postgresql-contrib >/dev/null; }; }
 
 ## The local sandbox's tools (Debian packages): bubblewrap, nftables, iproute2, util-linux's
 ## setpriv. Installed with apt-get when missing (needs root, as the sandbox itself does).
