@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use picket_core::{OrgId, ProjectId, ScanId, ScanTrigger};
 use picket_db::scans;
 use picket_scheduler::process::ProcessExecutor;
-use picket_scheduler::sandbox::{SandboxConfig, SandboxExecutor};
+use picket_scheduler::sandbox::{self, SandboxConfig, SandboxExecutor};
 use picket_scheduler::{Environment, Executor, Launch, SchedulerConfig, WorkerCommand};
 use secrecy::SecretString;
 use std::net::SocketAddr;
@@ -187,15 +187,6 @@ pub async fn throughput_bench(admin_url: &str, scans: u32) -> anyhow::Result<()>
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let semgrep = std::fs::canonicalize(manifest.join("../../.venv/bin/semgrep"))
         .context("the pinned semgrep (make semgrep)")?;
-    let venv = semgrep
-        .parent()
-        .and_then(Path::parent)
-        .context("semgrep's venv")?
-        .to_path_buf();
-    let python_home = std::fs::read_to_string(venv.join("pyvenv.cfg"))?
-        .lines()
-        .find_map(|l| l.strip_prefix("home = ").map(str::to_owned))
-        .context("pyvenv.cfg names no home")?;
     let rules = std::fs::canonicalize(manifest.join("../worker/rules"))?;
     let worker = |api: SocketAddr, direct: bool| {
         let mut env = vec![
@@ -253,10 +244,8 @@ pub async fn throughput_bench(admin_url: &str, scans: u32) -> anyhow::Result<()>
             )),
             _ => {
                 let mut sb = SandboxConfig::new(root.path().join("sandboxes"), api);
-                sb.readonly = vec![exe.clone(), rules.clone(), venv.clone()];
-                if let Some(prefix) = Path::new(&python_home).parent() {
-                    sb.readonly.push(prefix.to_path_buf());
-                }
+                sb.readonly = vec![exe.clone(), rules.clone()];
+                sb.readonly.extend(sandbox::engine_paths(&semgrep));
                 sb.local_repos = vec![repo.clone()];
                 let exec = SandboxExecutor::new(sb, worker(api, false))
                     .await

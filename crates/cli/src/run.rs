@@ -26,7 +26,8 @@ const SECRET_KEY_FILE: &str = "secret.key";
 const ADMIN_TOKEN_FILE: &str = "admin-token";
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    args.scheduler.check()?;
+    // Before anything starts: a scheduler that cannot run here stops `run` at once.
+    let scans_run = scheduler::preflight(&args.scheduler).await?;
     let stop = shutdown_signal();
     create_private_dir(&args.data_dir)?;
     let (url, local) = match &args.database_url {
@@ -44,7 +45,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             (SecretString::from(pg.database_url(EMBEDDED_DB)), Some(pg))
         }
     };
-    let result = run_platform(&args, &url, local.as_ref(), stop).await;
+    let result = run_platform(&args, &url, local.as_ref(), scans_run, stop).await;
     if let Some(pg) = local {
         if let Err(e) = pg.stop().await {
             tracing::error!(error = %e, "stopping the embedded PostgreSQL failed");
@@ -57,6 +58,7 @@ async fn run_platform(
     args: &RunArgs,
     url: &SecretString,
     local: Option<&LocalPg>,
+    scans_run: &str,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let db = connect(url, 16).await?;
@@ -76,7 +78,6 @@ async fn run_platform(
         false => None,
     };
 
-    let scans_run = scheduler::preflight(&args.scheduler).await?;
     let listener = bind(args.listen).await?;
     let addr = listener.local_addr()?;
     announce(addr, local, first_token.as_ref(), &token_file, scans_run)?;
@@ -191,13 +192,7 @@ pub async fn scheduler(args: SchedulerCmdArgs) -> anyhow::Result<()> {
 
 /// How workers on this machine reach the API: over loopback when it listens on all addresses.
 fn api_url(addr: SocketAddr) -> String {
-    let host = match addr.ip() {
-        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_owned(),
-        ip if ip.is_unspecified() => "[::1]".to_owned(),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-        ip => ip.to_string(),
-    };
-    format!("http://{host}:{}", addr.port())
+    format!("http://{}", worker_addr(addr))
 }
 
 pub async fn api(args: ApiArgs) -> anyhow::Result<()> {

@@ -121,18 +121,23 @@ pub async fn preflight(args: &SchedulerArgs) -> anyhow::Result<&'static str> {
     Ok(match args.executor {
         ExecutorKind::Sandbox => {
             let probe = SandboxConfig::new(PathBuf::new(), SocketAddr::from(([127, 0, 0, 1], 0)));
-            SandboxExecutor::check(&probe).await.map_err(|why| {
-                anyhow::anyhow!(
-                    "this machine cannot sandbox scans: {why}. Install the tools (`make \
-                     sandbox-tools`) and run as root, or run scans without isolation with \
-                     --executor process --allow-unisolated true"
-                )
-            })?;
+            SandboxExecutor::check(&probe)
+                .await
+                .map_err(cannot_sandbox)?;
             "each in a local sandbox (network namespace with an egress allowlist + bubblewrap)"
         }
         ExecutorKind::Kubernetes => "each in its own Kubernetes Pod",
         ExecutorKind::Process => "as plain child processes, NOT isolated from this machine",
     })
+}
+
+/// Why the sandbox executor cannot run here, and what the operator can do about it.
+fn cannot_sandbox(why: String) -> anyhow::Error {
+    anyhow::anyhow!(
+        "this machine cannot sandbox scans: {why}. Install the tools (`make sandbox-tools`) \
+         and run as root, or run scans without isolation with --executor process \
+         --allow-unisolated true"
+    )
 }
 
 /// What the scheduler needs from its caller besides its arguments.
@@ -205,6 +210,7 @@ pub async fn run_with(
             .unwrap_or_else(|_| "picket".into()),
         std::process::id()
     );
+    args.check()?;
     let mut cfg = args.config(owner);
     cfg.metrics = metrics;
     match args.executor {
@@ -218,18 +224,13 @@ pub async fn run_with(
             sandbox.local_repos = place.local_repos.clone();
             sandbox.egress = parse_egress_v4(&args.egress_allow)?;
             sandbox.dns = sandbox::host_resolvers();
-            let executor = SandboxExecutor::new(sandbox, worker).await.map_err(|why| {
-                anyhow::anyhow!(
-                    "this machine cannot sandbox scans: {why}. Install the tools (`make \
-                     sandbox-tools`) and run as root, or run scans without isolation with \
-                     --executor process --allow-unisolated true"
-                )
-            })?;
+            let executor = SandboxExecutor::new(sandbox, worker)
+                .await
+                .map_err(cannot_sandbox)?;
             tracing::info!("scans run in local sandboxes (network namespace + bubblewrap)");
             picket_scheduler::run(db, executor, cfg, stop).await;
         }
         ExecutorKind::Process => {
-            args.check()?;
             let (worker, _) = local_worker(engine, &place)?;
             let mut worker = worker;
             worker
@@ -296,7 +297,7 @@ fn local_worker(
         env.push(("PICKET_ALLOW_LOCAL_REPOS".to_owned(), "true".to_owned()));
     }
     let mut readonly = vec![exe.clone(), rules];
-    readonly.extend(engine_paths(&semgrep));
+    readonly.extend(sandbox::engine_paths(&semgrep));
     Ok((
         WorkerCommand {
             program: exe,
@@ -323,30 +324,6 @@ fn real_path(path: &Path) -> PathBuf {
         .unwrap_or_else(|| path.to_path_buf())
 }
 
-/// What running `semgrep` needs to read: its virtualenv (the directory above its `bin/`) and
-/// the Python installation the venv points at (`home` in pyvenv.cfg), or the binary alone.
-fn engine_paths(semgrep: &Path) -> Vec<PathBuf> {
-    let Some(venv) = semgrep.parent().and_then(Path::parent) else {
-        return vec![semgrep.to_path_buf()];
-    };
-    let Ok(cfg) = std::fs::read_to_string(venv.join("pyvenv.cfg")) else {
-        return vec![semgrep.to_path_buf()];
-    };
-    let mut paths = vec![venv.to_path_buf()];
-    for line in cfg.lines() {
-        if let Some(home) = line
-            .strip_prefix("home")
-            .map(|r| r.trim_start_matches([' ', '=']))
-        {
-            // `home` is the interpreter's bin/ directory; its parent is the installation.
-            if let Some(prefix) = Path::new(home.trim()).parent() {
-                paths.push(prefix.to_path_buf());
-            }
-        }
-    }
-    paths
-}
-
 fn parse_egress_v4(list: &str) -> anyhow::Result<Vec<sandbox::Egress>> {
     list.split(',')
         .map(str::trim)
@@ -361,26 +338,6 @@ fn parse_egress_v4(list: &str) -> anyhow::Result<Vec<sandbox::Egress>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_engine_needs_its_venv_and_its_python() {
-        let dir = tempfile::tempdir().unwrap();
-        let venv = dir.path().join("venv");
-        std::fs::create_dir_all(venv.join("bin")).unwrap();
-        std::fs::write(
-            venv.join("pyvenv.cfg"),
-            "home = /opt/python/3.11/bin\nversion = 3.11.7\n",
-        )
-        .unwrap();
-        assert_eq!(
-            engine_paths(&venv.join("bin/semgrep")),
-            vec![venv.clone(), PathBuf::from("/opt/python/3.11")]
-        );
-        assert_eq!(
-            engine_paths(Path::new("/usr/bin/semgrep")),
-            vec![PathBuf::from("/usr/bin/semgrep")]
-        );
-    }
 
     #[test]
     fn egress_lists_parse_or_say_why() {

@@ -28,12 +28,7 @@ pub struct PolicyRecord {
 /// with a letter or digit, and not the reserved `effective`. Mirrors the table's CHECK so callers
 /// can refuse bad names before touching the database.
 pub fn valid_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric());
-    first_ok
-        && name.len() <= 100
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b" ._-".contains(&b))
-        && name != "effective"
+    crate::types::valid_object_name(name) && name != "effective"
 }
 
 struct PolicyRuleRow {

@@ -18,10 +18,7 @@ pub const MAX_ORG_BYTES: i64 = 8 * 1024 * 1024;
 /// Whether a name is a valid pack name: 1-100 characters of `A-Z a-z 0-9 space . _ -`, starting
 /// with a letter or digit. Mirrors the table's CHECK.
 pub fn valid_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && name.len() <= 100
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b" ._-".contains(&b))
+    crate::types::valid_object_name(name)
 }
 
 /// A stored pack, without its content.

@@ -72,3 +72,13 @@ pg_enum!(Provider, "vcs_provider");
 pub fn state_names(states: &[ScanState]) -> Vec<String> {
     states.iter().map(|s| s.as_str().to_owned()).collect()
 }
+
+/// The names of objects addressed by name within an org (policies, rule packs): 1-100
+/// characters of `A-Z a-z 0-9 space . _ -`, starting with a letter or digit. Mirrors the
+/// tables' CHECKs, so callers can refuse bad names before touching the database.
+pub fn valid_object_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes.next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && name.len() <= 100
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b" ._-".contains(&b))
+}

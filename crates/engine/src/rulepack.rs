@@ -1,7 +1,7 @@
 //! Rule packs: YAML files of Semgrep rules (`rules: [{id, languages, ...}]`).
 //!
 //! Picket's own pack is `crates/worker/rules/`, one directory per language. Orgs upload their
-//! own packs through the API; [`validate`] accepts one only when Picket's checks pass (ids usable
+//! own packs through the API; a pack is accepted only when Picket's checks pass (ids usable
 //! as Picket rule ids, unique, not in Picket's `picket.` namespace, every rule naming its
 //! languages, sizes within limits) and the engine itself loads it without error, with the same
 //! flags the worker scans with. `semgrep --validate` is not used: besides parsing, it downloads
@@ -127,9 +127,9 @@ pub fn check(content: &str) -> Result<PackRules, PackError> {
     Ok(rules)
 }
 
-/// Accepts a pack only when [`check`] passes and the engine loads every rule in it.
-pub async fn validate(cfg: &SemgrepConfig, content: &str) -> Result<PackRules, PackError> {
-    let rules = check(content)?;
+/// Whether the engine loads every rule of a pack, with the flags the worker scans with; the
+/// engine's own message when it does not. A pack is accepted when [`check`] and this pass.
+pub async fn engine_loads(cfg: &SemgrepConfig, content: &str) -> Result<(), PackError> {
     let unavailable = |e: std::io::Error| PackError::Unavailable(e.to_string());
     let dir = tempfile::tempdir().map_err(unavailable)?;
     let pack = dir.path().join("pack.yaml");
@@ -153,7 +153,7 @@ pub async fn validate(cfg: &SemgrepConfig, content: &str) -> Result<PackRules, P
         Ok(Ok(out)) => out,
     };
     if out.status.code() == Some(0) {
-        return Ok(rules);
+        return Ok(());
     }
     Err(PackError::Engine(engine_message(
         &out.stdout,

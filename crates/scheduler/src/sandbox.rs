@@ -691,6 +691,30 @@ async fn run(program: &Path, args: &[&str], stdin: Option<&str>) -> Result<Strin
     }
 }
 
+/// What running `semgrep` needs to read: its virtualenv (the directory above its `bin/`) and
+/// the Python installation the venv points at (`home` in pyvenv.cfg), or the binary alone.
+pub fn engine_paths(semgrep: &Path) -> Vec<PathBuf> {
+    let Some(venv) = semgrep.parent().and_then(Path::parent) else {
+        return vec![semgrep.to_path_buf()];
+    };
+    let Ok(cfg) = std::fs::read_to_string(venv.join("pyvenv.cfg")) else {
+        return vec![semgrep.to_path_buf()];
+    };
+    let mut paths = vec![venv.to_path_buf()];
+    for line in cfg.lines() {
+        if let Some(home) = line
+            .strip_prefix("home")
+            .map(|r| r.trim_start_matches([' ', '=']))
+        {
+            // `home` is the interpreter's bin/ directory; its parent is the installation.
+            if let Some(prefix) = Path::new(home.trim()).parent() {
+                paths.push(prefix.to_path_buf());
+            }
+        }
+    }
+    paths
+}
+
 /// The nameservers of /etc/resolv.conf that a namespace can reach (not loopback).
 pub fn host_resolvers() -> Vec<Ipv4Addr> {
     std::fs::read_to_string("/etc/resolv.conf")
@@ -705,6 +729,26 @@ pub fn host_resolvers() -> Vec<Ipv4Addr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_engine_needs_its_venv_and_its_python() {
+        let dir = tempfile::tempdir().unwrap();
+        let venv = dir.path().join("venv");
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        std::fs::write(
+            venv.join("pyvenv.cfg"),
+            "home = /opt/python/3.11/bin\nversion = 3.11.7\n",
+        )
+        .unwrap();
+        assert_eq!(
+            engine_paths(&venv.join("bin/semgrep")),
+            vec![venv.clone(), PathBuf::from("/opt/python/3.11")]
+        );
+        assert_eq!(
+            engine_paths(Path::new("/usr/bin/semgrep")),
+            vec![PathBuf::from("/usr/bin/semgrep")]
+        );
+    }
 
     #[test]
     fn egress_rules_parse() {

@@ -3,7 +3,7 @@
 //!
 //! `PUT /rule-packs/{name}` creates a pack or replaces it whole, and only after the pack passed
 //! Picket's checks and the Semgrep engine loaded it with the worker's own flags
-//! (picket-engine's `rulepack::validate`); a refused pack answers 422 `invalid_rule_pack` with
+//! (picket-engine's `rulepack::check` and `rulepack::engine_loads`); a refused pack answers 422 `invalid_rule_pack` with
 //! the engine's message, and nothing is stored. Rule ids are unique within the org (409
 //! `rule_id_taken`) and outside Picket's `picket.` namespace, so policies can name them.
 
@@ -135,7 +135,7 @@ async fn put_rule_pack(
     ApiJson(body): ApiJson<PutRulePack>,
 ) -> Result<(StatusCode, Json<RulePack>), ApiError> {
     // Picket's own checks first: they are cheap and need no engine.
-    rulepack::check(&body.content).map_err(refused)?;
+    let rules = rulepack::check(&body.content).map_err(refused)?;
     let engine = state.rule_engine().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -143,16 +143,16 @@ async fn put_rule_pack(
             "this API server has no Semgrep engine configured to check rule packs with",
         )
     })?;
-    let rules = {
+    {
         let _permit = engine
             .permits
             .acquire()
             .await
             .map_err(|e| ApiError::internal(&e))?;
-        rulepack::validate(&engine.config, &body.content)
+        rulepack::engine_loads(&engine.config, &body.content)
             .await
-            .map_err(refused)?
-    };
+            .map_err(refused)?;
+    }
     let sha256 = hex::encode(Sha256::digest(body.content.as_bytes()));
     let languages: Vec<String> = rules.languages.into_iter().collect();
     let mut tx = state.db().pool().begin().await?;
