@@ -19,7 +19,7 @@ KUBERNETES_VALIDATE_VERSION := 1.37.0
 # Builds use the committed .sqlx/ query data, so no database is needed to compile.
 export SQLX_OFFLINE := true
 
-.PHONY: run test lint fmt sqlx-prepare sqlx-check sqlx-cli bench
+.PHONY: run test lint fmt sqlx-prepare sqlx-check sqlx-cli bench bench-smoke
 
 ## Start Picket on its embedded defaults (private PostgreSQL under .picket/, API on 127.0.0.1:7300,
 ## each scan in a local sandbox).
@@ -27,12 +27,14 @@ run: semgrep sandbox-tools
 	cargo run -p picket-cli --bin picket -- run
 
 ## Run the whole test suite: the rule pack's tests, then every crate's, against the machine's
-## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks).
-test: rules-test k8s-tools sandbox-tools
+## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks), then every
+## benchmark once at a small size.
+test: rules-test k8s-tools sandbox-tools bench-tools
 	./.ci/postgres-up
 	@# The scheduler's end-to-end tests start the real worker binary (target/debug/picket).
 	cargo build -p picket-cli --bin picket
 	DATABASE_URL=$(TEST_DATABASE_URL) cargo test --workspace --all-targets
+	$(MAKE) --no-print-directory bench-smoke
 
 lint:
 	cargo fmt --all --check
@@ -63,6 +65,14 @@ bench: semgrep sandbox-tools bench-tools
 	@# The dispatch benchmark starts the real worker binary (target/release/picket).
 	cargo build --release -p picket-cli --bin picket
 	DATABASE_URL=$(TEST_DATABASE_URL) cargo run --release -p picket-bench -- all
+
+## Every benchmark once at a size that takes seconds, debug build, no figure checked (part of
+## `make test`): a benchmark that no longer runs, or one without a smoke size, fails it.
+bench-smoke: semgrep sandbox-tools bench-tools
+	./.ci/postgres-up
+	@# The dispatch benchmark starts the real worker binary next to its own (target/debug/picket).
+	cargo build -p picket-cli --bin picket
+	DATABASE_URL=$(TEST_DATABASE_URL) cargo run -p picket-bench -- smoke
 
 .PHONY: semgrep rules-test
 
