@@ -152,18 +152,27 @@ async fn create_token(
     ))
 }
 
-/// Revoke a token (admin). Requests with it fail with 401 from then on.
+/// Revoke a token (admin). Requests with it fail with 401 from then on. A token cannot revoke
+/// itself (409 `own_token`): an admin revokes it with another admin token (or `picket admin
+/// revoke-token`), so one request can never lock the caller out.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
     params(("id" = Uuid, Path, description = "Token id")),
     responses(
         (status = 204, description = "Revoked (or already revoked)"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`own_token`: the token making the request", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn revoke_token(
     Admin(caller): Admin,
     ApiPath(id): ApiPath<TokenId>,
     State(state): State<AppState>,
 ) -> Result<StatusCode, ApiError> {
+    if id == caller.token_id {
+        return Err(ApiError::conflict(
+            "own_token",
+            "a token cannot revoke itself; revoke it with another admin token",
+        ));
+    }
     tokens::revoke(state.db().pool(), caller.org_id, id)
         .await
         .map_err(|e| not_found_as(e, "token"))?;
