@@ -13,7 +13,7 @@ use regex::Regex;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use utoipa::openapi::extensions::Extensions;
-use utoipa::openapi::schema::{Object, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, Schema, SchemaType, Type};
 
 /// Characters no text field takes: C0 and C1 control characters (Unicode category Cc).
 const NO_CONTROL: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
@@ -116,6 +116,41 @@ impl Text {
     }
 }
 
+/// A closed object (`additionalProperties: false`, as `deny_unknown_fields` makes the body):
+/// its properties and which are required.
+pub fn closed_object(
+    properties: Vec<(&str, Schema)>,
+    required: &[&str],
+    description: &str,
+) -> Object {
+    let mut b = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+        .description(Some(description));
+    for (name, schema) in properties {
+        b = b.property(name, schema);
+    }
+    for name in required {
+        b = b.required(*name);
+    }
+    b.build()
+}
+
+/// A string that must be `value`.
+pub fn literal(value: &str) -> Schema {
+    Schema::Object(
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some([value]))
+            .build(),
+    )
+}
+
+/// Only `null` (a field that may be sent as `null` but not with a value).
+pub fn null_only() -> Schema {
+    Schema::Object(ObjectBuilder::new().schema_type(Type::Null).build())
+}
+
 /// JSON Schema keywords utoipa's builders lack, to add to a schema through its extensions map.
 pub fn keywords<const N: usize>(pairs: [(&str, serde_json::Value); N]) -> Extensions {
     pairs.into_iter().collect()
@@ -207,6 +242,56 @@ pub const RULE_ID: Text = Text {
     reserved: &[],
     expected: "1-200 characters of A-Z a-z 0-9 . _ - / :",
 };
+
+/// A display name: orgs, tokens, connections.
+pub const NAME: Text = Text::plain(1, 200, "1-200 characters, no control characters");
+/// A repository's provider id or full name.
+pub const REPO_TEXT: Text = Text::plain(1, 300, "1-300 characters, no control characters");
+/// A clone URL as stored.
+pub const CLONE_URL: Text = Text::plain(1, 2000, "1-2000 characters, no control characters");
+/// A project's default branch as stored.
+pub const BRANCH: Text = Text::plain(1, 255, "1-255 characters, no control characters");
+/// Why a finding is ignored.
+pub const REASON: Text = Text::plain(1, 1000, "1-1000 characters, no control characters");
+/// A self-hosted provider's API base URL, or empty for the public cloud.
+pub const BASE_URL: Text = Text {
+    min: 0,
+    max: 2000,
+    pattern: r"^(https?://[^\x00-\x1f\x7f-\x9f]*)?$",
+    forbidden: &[],
+    reserved: &[],
+    expected: "empty, or an https:// or http:// URL of at most 2000 characters without \
+               control characters",
+};
+/// A substring or prefix filter on a listing.
+pub const FILTER: Text = Text::plain(0, 1000, "at most 1000 characters, no control characters");
+
+// `schema_with` functions: the schemas of the rules above.
+macro_rules! schema_fns {
+    ($($rule:ident => $plain:ident, $nullable:ident;)*) => {$(
+        #[doc = concat!("[`", stringify!($rule), "`] as a schema.")]
+        pub fn $plain() -> Object {
+            $rule.schema()
+        }
+        #[doc = concat!("[`", stringify!($rule), "`] or `null`, as a schema.")]
+        pub fn $nullable() -> Object {
+            $rule.nullable_schema()
+        }
+    )*};
+}
+
+schema_fns! {
+    NAME => name, name_opt;
+    REPO_TEXT => repo_text, repo_text_opt;
+    CLONE_URL => clone_url, clone_url_opt;
+    BRANCH => branch, branch_opt;
+    REASON => reason, reason_opt;
+    BASE_URL => base_url, base_url_opt;
+    FILTER => filter, filter_opt;
+    GIT_REF => git_ref, git_ref_opt;
+    COMMIT_SHA => commit_sha, commit_sha_opt;
+    RULE_ID => rule_id, rule_id_opt;
+}
 
 #[cfg(test)]
 mod tests {

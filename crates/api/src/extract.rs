@@ -6,6 +6,7 @@
 //! left to right, so handlers list them in that order and a caller without rights learns nothing
 //! about whether its request would have been valid.
 
+use crate::constraints;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Bytes;
@@ -152,24 +153,54 @@ impl FromRequestParts<AppState> for Worker {
     }
 }
 
-/// A value taken from a single-parameter route path such as `/projects/{id}`.
+/// A value taken from a single-parameter route path such as `/projects/{id}`. Its [`Self::RULE`]
+/// is both what [`ApiPath`] checks and what the OpenAPI description states (`params(ApiPath<T>)`
+/// on a route).
 pub trait PathParam: Sized {
     /// The parameter's name in the route, used in errors.
     const NAME: &'static str;
+    /// What the raw value must be.
+    const RULE: constraints::Text;
+    /// What it names, for the description.
+    const DESCRIPTION: &'static str;
+    /// Turns a value [`Self::RULE`] accepts into `Self`.
     fn parse(raw: &str) -> Result<Self, String>;
 }
 
 macro_rules! id_param {
-    ($($ty:ty),*) => {$(
+    ($($ty:ty => $what:literal),*) => {$(
         impl PathParam for $ty {
             const NAME: &'static str = "id";
+            const RULE: constraints::Text = constraints::UUID;
+            const DESCRIPTION: &'static str = $what;
             fn parse(raw: &str) -> Result<Self, String> {
                 raw.parse().map_err(|_| format!("{raw:?} is not a UUID"))
             }
         }
     )*};
 }
-id_param!(ProjectId, ScanId, ConnectionId, TokenId, FindingId);
+id_param!(
+    ProjectId => "Project id",
+    ScanId => "Scan id",
+    ConnectionId => "Connection id",
+    TokenId => "Token id",
+    FindingId => "Finding id"
+);
+
+impl<T: PathParam> utoipa::IntoParams for ApiPath<T> {
+    fn into_params(
+        _parameter_in: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        vec![ParameterBuilder::new()
+            .name(T::NAME)
+            .parameter_in(ParameterIn::Path)
+            .required(utoipa::openapi::Required::True)
+            .description(Some(T::DESCRIPTION))
+            .schema(Some(T::RULE.schema()))
+            .build()]
+    }
+}
 
 /// A policy's name in `/policies/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,16 +208,10 @@ pub struct PolicyName(pub String);
 
 impl PathParam for PolicyName {
     const NAME: &'static str = "name";
+    const RULE: constraints::Text = constraints::POLICY_NAME;
+    const DESCRIPTION: &'static str = "Policy name";
     fn parse(raw: &str) -> Result<Self, String> {
-        if picket_db::policies::valid_name(raw) {
-            Ok(PolicyName(raw.to_owned()))
-        } else {
-            Err(
-                "1-100 characters of A-Z a-z 0-9 space . _ -, starting with a letter or digit, \
-                 and not `effective`"
-                    .to_owned(),
-            )
-        }
+        Ok(PolicyName(raw.to_owned()))
     }
 }
 
@@ -196,15 +221,10 @@ pub struct RulePackName(pub String);
 
 impl PathParam for RulePackName {
     const NAME: &'static str = "name";
+    const RULE: constraints::Text = constraints::RULE_PACK_NAME;
+    const DESCRIPTION: &'static str = "Rule pack name";
     fn parse(raw: &str) -> Result<Self, String> {
-        if picket_db::rule_packs::valid_name(raw) {
-            Ok(RulePackName(raw.to_owned()))
-        } else {
-            Err(
-                "1-100 characters of A-Z a-z 0-9 space . _ -, starting with a letter or digit"
-                    .to_owned(),
-            )
-        }
+        Ok(RulePackName(raw.to_owned()))
     }
 }
 
@@ -219,7 +239,9 @@ impl<T: PathParam, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::invalid_path(T::NAME, e.body_text()))?;
-        T::parse(&raw)
+        T::RULE
+            .verdict(&raw)
+            .and_then(|()| T::parse(&raw))
             .map(ApiPath)
             .map_err(|m| ApiError::invalid_path(T::NAME, m))
     }

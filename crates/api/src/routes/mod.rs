@@ -3,7 +3,7 @@
 //! document in one step, so the document cannot list a route that is not served or miss one that
 //! is.
 
-mod connections;
+pub(crate) mod connections;
 mod findings;
 mod org;
 mod policies;
@@ -20,6 +20,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
+pub use policies::MAX_RULES as MAX_POLICY_RULES;
 pub use scans::MAX_BULK_SCAN;
 pub use worker::RESULTS_BODY_LIMIT_BYTES;
 
@@ -72,7 +73,7 @@ impl Modify for BearerAuth {
 
 /// Every `/api/v1` route with its OpenAPI operation.
 pub(crate) fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let mut router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(org::router())
         .merge(tokens::router())
         .merge(connections::router())
@@ -81,7 +82,93 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(findings::router())
         .merge(policies::router())
         .merge(rule_packs::router())
-        .merge(worker::router())
+        .merge(worker::router());
+    standard_responses(router.get_openapi_mut());
+    router
+}
+
+/// Adds to every operation the answers the shared layers and extractors can give, whatever the
+/// handler: 401 (every route takes a token), 400 when it has path or query parameters (their
+/// extractors), 400/413/415/422 when it takes a body ([`crate::extract::ApiJson`] and the body
+/// limit), 500 `internal` and 503 `timeout` (the panic and timeout layers). A status the route
+/// documents itself keeps its own description. Statuses a handler decides (403 for admin routes,
+/// 404, 409) are documented on the route.
+fn standard_responses(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for op in ops.into_iter().flatten() {
+            let params = op.parameters.as_deref().unwrap_or_default();
+            let mut add = vec![
+                (
+                    "401",
+                    "`unauthorized`: no token, or one that is unknown, revoked, expired or not valid here",
+                ),
+                ("500", "`internal`: the server failed; its log has the details"),
+                (
+                    "503",
+                    "`timeout`: the request took too long and was rolled back",
+                ),
+            ];
+            if params.iter().any(|p| p.parameter_in == ParameterIn::Path) {
+                add.push(("400", "`invalid_path`: a path parameter is refused"));
+            }
+            if params.iter().any(|p| p.parameter_in == ParameterIn::Query) {
+                add.push((
+                    "400",
+                    "`invalid_query`: a query parameter is unknown or refused",
+                ));
+            }
+            if op.request_body.is_some() {
+                add.extend([
+                    (
+                        "400",
+                        "`malformed_json` or `unreadable_body`: the body is not JSON",
+                    ),
+                    ("413", "`body_too_large`: the body is larger than the server takes"),
+                    (
+                        "415",
+                        "`unsupported_media_type`: the body is not sent as application/json",
+                    ),
+                    (
+                        "422",
+                        "`invalid_body`: the JSON does not fit the schema or a value is refused; \
+                         `errors` names the fields",
+                    ),
+                ]);
+            }
+            let responses = &mut op.responses.responses;
+            let mut joined: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+            for (status, text) in add {
+                joined.entry(status).or_default().push(text);
+            }
+            for (status, texts) in joined {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem_response(&texts.join("; ")).into());
+            }
+        }
+    }
+}
+
+/// A problem+json answer.
+fn problem_response(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            crate::error::PROBLEM_JSON,
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
 }
 
 /// Refuses a string whose length in characters is outside `min..=max`.

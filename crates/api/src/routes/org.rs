@@ -3,7 +3,7 @@
 
 use crate::error::{ApiError, Problem};
 use crate::extract::{Admin, ApiJson, Caller};
-use crate::routes::check_len;
+use crate::constraints;
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -50,19 +50,19 @@ impl From<OrgRecord> for Org {
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrg {
     /// 1-200 characters.
+    #[schema(schema_with = constraints::name_opt)]
     pub name: Option<String>,
     /// 1-1000.
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_concurrent_scans: Option<i32>,
     /// 60-3600 seconds.
+    #[schema(minimum = 60, maximum = 3600)]
     pub pr_scan_timeout_secs: Option<i32>,
 }
 
 /// The caller's org.
 #[utoipa::path(get, path = "/api/v1/org", tag = "org",
-    responses(
-        (status = 200, body = Org),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Org)))]
 async fn get_org(caller: Caller, State(state): State<AppState>) -> Result<Json<Org>, ApiError> {
     Ok(Json(
         orgs::get(state.db().pool(), caller.org_id).await?.into(),
@@ -74,8 +74,7 @@ async fn get_org(caller: Caller, State(state): State<AppState>) -> Result<Json<O
     request_body = UpdateOrg,
     responses(
         (status = 200, body = Org),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn update_org(
     Admin(caller): Admin,
@@ -83,7 +82,7 @@ async fn update_org(
     ApiJson(body): ApiJson<UpdateOrg>,
 ) -> Result<Json<Org>, ApiError> {
     if let Some(name) = &body.name {
-        check_len("name", name, 1, 200)?;
+        constraints::NAME.check("name", name)?;
     }
     if let Some(n) = body.max_concurrent_scans {
         if !(1..=1000).contains(&n) {

@@ -61,8 +61,9 @@ pub struct PolicyList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPolicy {
-    /// The complete rule map; rules not named here are removed from the policy.
-    #[schema(schema_with = crate::schema::rule_modes)]
+    /// The complete rule map (at most 10,000 rules); rules not named here are removed from the
+    /// policy.
+    #[schema(schema_with = crate::schema::rule_modes_input)]
     pub rules: BTreeMap<RuleId, RuleMode>,
 }
 
@@ -104,7 +105,7 @@ async fn effective_policy(
 
 /// One policy.
 #[utoipa::path(get, path = "/api/v1/policies/{name}", tag = "policies",
-    params(("name" = String, Path, description = "Policy name")),
+    params(ApiPath<PolicyName>),
     responses(
         (status = 200, body = Policy),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -122,12 +123,12 @@ async fn get_policy(
 
 /// Create a policy or replace its whole rule map (admin). 201 when created, 200 when replaced.
 #[utoipa::path(put, path = "/api/v1/policies/{name}", tag = "policies",
-    params(("name" = String, Path, description = "Policy name: 1-100 characters of A-Z a-z 0-9 space . _ -, not `effective`")),
+    params(ApiPath<PolicyName>),
     request_body = PutPolicy,
     responses(
         (status = 201, body = Policy),
         (status = 200, body = Policy),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn put_policy(
     Admin(caller): Admin,
@@ -155,9 +156,10 @@ async fn put_policy(
 
 /// Delete a policy (admin).
 #[utoipa::path(delete, path = "/api/v1/policies/{name}", tag = "policies",
-    params(("name" = String, Path, description = "Policy name")),
+    params(ApiPath<PolicyName>),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_policy(
