@@ -15,6 +15,8 @@ KUBERNETES_VERSION := 1.35.0
 KUBECTL_VERSION := 1.36.4
 # Offline schema validation (PyPI `kubernetes-validate`, ships the schemas up to 1.37).
 KUBERNETES_VALIDATE_VERSION := 1.37.0
+# The API contract test (tests/e2e/contract.rs) runs schemathesis (PyPI) against `picket run`.
+SCHEMATHESIS_VERSION := 4.32.5
 
 # Builds use the committed .sqlx/ query data, so no database is needed to compile.
 export SQLX_OFFLINE := true
@@ -29,7 +31,7 @@ run: semgrep sandbox-tools
 ## Run the whole test suite: the rule pack's tests, then every crate's, against the machine's
 ## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks), then every
 ## benchmark once at a small size.
-test: rules-test k8s-tools sandbox-tools bench-tools
+test: rules-test k8s-tools sandbox-tools bench-tools schemathesis
 	./.ci/postgres-up
 	@# The scheduler's end-to-end tests start the real worker binary (target/debug/picket).
 	cargo build -p picket-cli --bin picket
@@ -92,7 +94,13 @@ rules-test: semgrep
 	.venv/bin/semgrep scan --experimental --metrics=off --disable-version-check --quiet \
 	  --config crates/worker/rules crates/worker/rules > /dev/null
 
-.PHONY: k8s-tools deploy-render sandbox-tools bench-tools
+.PHONY: k8s-tools deploy-render sandbox-tools bench-tools schemathesis
+
+## Install the pinned schemathesis into its own venv, .venv-schemathesis/ (skipped when it is
+## that version). The contract test (tests/e2e/contract.rs) runs it.
+schemathesis:
+	@.venv-schemathesis/bin/schemathesis --version 2>/dev/null | grep -qx "schemathesis, version $(SCHEMATHESIS_VERSION)" \
+	  || { python3 -m venv .venv-schemathesis && .venv-schemathesis/bin/pip install --quiet "schemathesis==$(SCHEMATHESIS_VERSION)"; }
 
 ## The benchmarks' load generator and baselines (Debian packages): wrk, and pgbench (from
 ## postgresql-contrib). Installed with apt-get when missing.

@@ -366,8 +366,8 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
         ),
         probe(
             Method::GET,
-            "/api/v1/policies/effective",
-            "/api/v1/policies/effective".into(),
+            "/api/v1/org/effective-policy",
+            "/api/v1/org/effective-policy".into(),
             None,
             OwnOrg(200),
         ),

@@ -13,7 +13,9 @@ use regex::Regex;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use utoipa::openapi::extensions::Extensions;
-use utoipa::openapi::schema::{AdditionalProperties, Object, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, Object, ObjectBuilder, Schema, SchemaType, Type,
+};
 
 /// Characters no text field takes: C0 and C1 control characters (Unicode category Cc).
 const NO_CONTROL: &str = r"^[^\x00-\x1f\x7f-\x9f]*$";
@@ -93,7 +95,8 @@ impl Text {
         let mut refused: Vec<serde_json::Value> = self
             .forbidden
             .iter()
-            .map(|p| serde_json::json!({ "pattern": p }))
+            // `type` keeps `null` (of a nullable rule) out of what `not` refuses.
+            .map(|p| serde_json::json!({ "type": "string", "pattern": p }))
             .collect();
         if !self.reserved.is_empty() {
             refused.push(serde_json::json!({ "enum": self.reserved }));
@@ -333,13 +336,24 @@ mod tests {
         ] {
             assert!(GIT_REF.verdict(bad).is_err(), "{bad:?}");
         }
-        assert!(GIT_REF.verdict(&"é".repeat(255)).is_ok(), "characters, not bytes");
+        assert!(
+            GIT_REF.verdict(&"é".repeat(255)).is_ok(),
+            "characters, not bytes"
+        );
     }
 
     #[test]
     fn names_follow_the_database_checks() {
         for name in [
-            "default", "a", "A b.c_d-e", " x", "-x", "x\n", "effective", "é", "",
+            "default",
+            "a",
+            "A b.c_d-e",
+            " x",
+            "-x",
+            "x\n",
+            "effective",
+            "é",
+            "",
         ] {
             assert_eq!(
                 POLICY_NAME.verdict(name).is_ok(),
@@ -359,7 +373,14 @@ mod tests {
     #[test]
     fn rule_ids_follow_the_core_type() {
         let long = "a".repeat(201);
-        for id in ["picket.python.x", "a/b:c-d_e", "", "a b", "é", long.as_str()] {
+        for id in [
+            "picket.python.x",
+            "a/b:c-d_e",
+            "",
+            "a b",
+            "é",
+            long.as_str(),
+        ] {
             assert_eq!(
                 RULE_ID.verdict(id).is_ok(),
                 id.parse::<picket_core::RuleId>().is_ok(),
@@ -384,6 +405,7 @@ mod tests {
         assert_eq!(s["minLength"], 1);
         assert_eq!(s["maxLength"], 255);
         assert_eq!(s["not"]["anyOf"][0]["pattern"], r"\.\.");
+        assert_eq!(s["not"]["anyOf"][0]["type"], "string");
         let s = serde_json::to_value(POLICY_NAME.nullable_schema()).unwrap();
         assert_eq!(s["type"], serde_json::json!(["string", "null"]));
         assert_eq!(s["not"]["anyOf"][0]["enum"][0], "effective");

@@ -336,6 +336,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, over the whole document: `{} {}` is malformed even though its first value
     // would already fail the shape check. `IgnoredAny` reads without building anything.
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| malformed(&e))?;
+    // Every body is an object. serde would also build a struct from an array of its fields in
+    // order (`[null, null]`), which no schema of an object allows.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(ApiError::invalid_body("body", "must be a JSON object"));
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -362,6 +367,31 @@ fn malformed(e: &serde_json::Error) -> ApiError {
         "malformed_json",
         format!("the body is not valid JSON: {e}"),
     )
+}
+
+/// Integer fields as JSON Schema counts integers: `3` and `3.0` alike (a number without a
+/// fractional part), where serde's integer types take only the first. For
+/// `#[serde(default, deserialize_with = "crate::extract::whole_number")]` on an `Option`.
+pub fn whole_number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error as _;
+    let Some(n) = <Option<serde_json::Number> as serde::Deserialize>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (i64::MIN as f64..i64::MAX as f64).contains(f))
+            .map(|f| f as i64)
+    });
+    whole
+        .and_then(|i| T::try_from(i).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::custom(format!("invalid value: {n}, expected an integer in range"))
+        })
 }
 
 /// serde_json appends " at line L column C" to data errors; the field path says more.

@@ -30,11 +30,12 @@ pub fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
     }
 }
 
-
 /// A listing's keyset position, as a cursor.
 pub trait Position: Sized {
     /// The cursor's whole syntax, anchored.
     const PATTERN: &'static str;
+    /// The longest cursor [`Self::PATTERN`] matches, in characters.
+    const MAX_LEN: usize;
     fn encode(&self) -> String;
     /// `None` for anything [`Self::PATTERN`] does not match.
     fn decode(cursor: &str) -> Option<Self>;
@@ -44,6 +45,7 @@ pub trait Position: Sized {
         ObjectBuilder::new()
             .schema_type(Type::String)
             .pattern(Some(Self::PATTERN))
+            .max_length(Some(Self::MAX_LEN))
             .description(Some("From the previous page's `next_cursor`."))
             .build()
     }
@@ -63,6 +65,7 @@ impl Position for ScanPosition {
         "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
         "$"
     );
+    const MAX_LEN: usize = 2 + 36;
     fn encode(&self) -> String {
         format!("s.{}", self.0)
     }
@@ -81,6 +84,7 @@ impl Position for FindingPosition {
         "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
         "$"
     );
+    const MAX_LEN: usize = "f.critical.".len() + 36;
     fn encode(&self) -> String {
         format!("f.{}.{}", self.0.as_str(), self.1)
     }
@@ -103,6 +107,7 @@ impl Position for ProjectPosition {
         "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
         "$"
     );
+    const MAX_LEN: usize = 2 + 2 * 1200 + 1 + 36;
     fn encode(&self) -> String {
         format!("p.{}.{}", hex::encode(self.0.as_bytes()), self.1)
     }
@@ -194,7 +199,18 @@ mod tests {
             String::new(),
         ];
         for c in &cases {
-            assert_eq!(matches::<ScanPosition>(c), ScanPosition::decode(c).is_some(), "{c}");
+            for (ok, max) in [
+                (matches::<ScanPosition>(c), ScanPosition::MAX_LEN),
+                (matches::<FindingPosition>(c), FindingPosition::MAX_LEN),
+                (matches::<ProjectPosition>(c), ProjectPosition::MAX_LEN),
+            ] {
+                assert!(!ok || c.len() <= max, "{c}");
+            }
+            assert_eq!(
+                matches::<ScanPosition>(c),
+                ScanPosition::decode(c).is_some(),
+                "{c}"
+            );
             assert_eq!(
                 matches::<FindingPosition>(c),
                 FindingPosition::decode(c).is_some(),

@@ -5,9 +5,9 @@
 //! `SecretString` and sealed by picket-db under the new row's id. No response carries them: a
 //! connection shows `has_credentials` and nothing more.
 
+use crate::constraints;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Admin, ApiJson, ApiPath, Caller};
-use crate::constraints;
 use crate::routes::not_found_as;
 use crate::AppState;
 use axum::extract::State;
@@ -100,7 +100,8 @@ fn credentials_shape_ok(value: &serde_json::Value) -> bool {
                             Value::Number(n) => {
                                 n.is_i64()
                                     || n.as_f64().is_some_and(|f| {
-                                        f.fract() == 0.0 && (i64::MIN as f64..=i64::MAX as f64).contains(&f)
+                                        f.fract() == 0.0
+                                            && (i64::MIN as f64..=i64::MAX as f64).contains(&f)
                                     })
                             }
                             _ => false,

@@ -6,13 +6,11 @@
 //! every branch of its project, and to the same fingerprint found later. A secrets finding shows
 //! its redacted form only: neither the value (never stored) nor its hash is ever returned.
 
+use crate::constraints;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::pagination::{self, FindingPosition, Position};
-use crate::constraints;
 use crate::routes::not_found_as;
-use utoipa::openapi::schema::Schema;
-use utoipa::openapi::RefOr;
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -21,11 +19,12 @@ use picket_db::findings::{self, FindingCursor, FindingFilter, FindingRecord, Tri
 use picket_db::projects;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -143,7 +142,11 @@ async fn list_findings(
     State(state): State<AppState>,
 ) -> Result<Json<FindingPage>, ApiError> {
     let limit = pagination::limit(q.limit)?;
-    for (field, value) in [("rule_id", &q.rule_id), ("path", &q.path), ("git_ref", &q.git_ref)] {
+    for (field, value) in [
+        ("rule_id", &q.rule_id),
+        ("path", &q.path),
+        ("git_ref", &q.git_ref),
+    ] {
         if let Some(v) = value {
             constraints::FILTER.check_query(field, v)?;
         }

@@ -1,9 +1,9 @@
 //! `/api/v1/org`: the caller's own org. There is no route to any other org: the org is always
 //! the token's.
 
+use crate::constraints;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Admin, ApiJson, Caller};
-use crate::constraints;
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -54,9 +54,11 @@ pub struct UpdateOrg {
     pub name: Option<String>,
     /// 1-1000.
     #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub max_concurrent_scans: Option<i32>,
     /// 60-3600 seconds.
     #[schema(minimum = 60, maximum = 3600)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub pr_scan_timeout_secs: Option<i32>,
 }
 

@@ -1,8 +1,9 @@
 //! `/api/v1/policies`: named sets of rule → mode, and the effective modes of the org.
 //!
 //! `PUT /policies/{name}` creates a policy or replaces its whole rule map in one transaction.
-//! `GET /policies/effective` merges every policy of the org with picket-core's
-//! `effective_modes` (block > comment > monitor); `effective` is therefore not a policy name.
+//! `GET /org/effective-policy` merges every policy of the org with picket-core's
+//! `effective_modes` (block > comment > monitor). It is not under `/policies/`, where it would
+//! overlap `/policies/{name}`; `effective` stays reserved as a policy name (the table's CHECK).
 
 use crate::error::{ApiError, Problem};
 use crate::extract::{Admin, ApiJson, ApiPath, Caller, PolicyName};
@@ -90,7 +91,7 @@ async fn list_policies(
 }
 
 /// The org's effective rule modes: every policy merged, strongest mode winning.
-#[utoipa::path(get, path = "/api/v1/policies/effective", tag = "policies",
+#[utoipa::path(get, path = "/api/v1/org/effective-policy", tag = "policies",
     responses((status = 200, body = EffectivePolicy)))]
 async fn effective_policy(
     caller: Caller,

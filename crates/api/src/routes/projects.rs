@@ -5,10 +5,10 @@
 //! duplicates, inserts the projects with their weekly slots and queues their initial full scans.
 //! Any refusal rolls the whole request back.
 
+use crate::constraints;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery, Caller};
 use crate::pagination::{self, Position, ProjectPosition};
-use crate::constraints;
 use crate::routes::not_found_as;
 use crate::AppState;
 use axum::extract::State;
@@ -247,7 +247,11 @@ fn validate(items: &[NewProjectItem]) -> Result<(), ApiError> {
     let mut seen: HashMap<(Uuid, &str), usize> = HashMap::new();
     for (i, p) in items.iter().enumerate() {
         let fields = [
-            ("provider_repo_id", &p.provider_repo_id, constraints::REPO_TEXT),
+            (
+                "provider_repo_id",
+                &p.provider_repo_id,
+                constraints::REPO_TEXT,
+            ),
             ("full_name", &p.full_name, constraints::REPO_TEXT),
             ("clone_url", &p.clone_url, constraints::CLONE_URL),
             ("default_branch", &p.default_branch, constraints::BRANCH),

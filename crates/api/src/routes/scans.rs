@@ -6,6 +6,7 @@
 //! written in either case), then one statement queues a full scan of each default branch,
 //! joining any full scan already waiting for that project.
 
+use crate::constraints;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::pagination::{self, Position, ScanPosition};
@@ -20,7 +21,6 @@ use picket_db::{projects, DbError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use time::OffsetDateTime;
-use crate::constraints;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
@@ -479,6 +479,7 @@ pub struct ScanRequest {
     /// Diff scans: exact target commit, when known.
     pub base_sha: Option<String>,
     /// Diff scans: the pull/merge request number, when there is one.
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub pr_number: Option<i32>,
 }
 

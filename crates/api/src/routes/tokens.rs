@@ -1,9 +1,9 @@
 //! `/api/v1/tokens`: the org's API tokens. Admin only: a member could otherwise learn who holds
 //! which tokens. A new token is in the create response and nowhere else, ever.
 
+use crate::constraints;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Admin, ApiJson, ApiPath};
-use crate::constraints;
 use crate::routes::not_found_as;
 use crate::AppState;
 use axum::extract::State;
@@ -76,6 +76,7 @@ pub struct CreateToken {
     /// Days until the token stops working, 1-3650; omit (or `null`) for no expiry. The
     /// answer's `expires_at` says when, to the second.
     #[schema(minimum = 1, maximum = 3650)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub expires_in_days: Option<u16>,
 }
 
