@@ -49,7 +49,7 @@ fn worker(dir: &Path, then: &str) -> WorkerCommand {
         program: "/usr/bin/bash".into(),
         args: vec![
             "-c".into(),
-            format!("echo $$ > {}/pid-$(date +%s%N); {then}", dir.display()),
+            format!("echo $$ > '{}'/pid-$(date +%s%N); {then}", dir.display()),
         ],
         env: vec![],
     }
