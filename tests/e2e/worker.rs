@@ -765,7 +765,10 @@ async fn a_scans_record_holds_its_steps_findings_and_suppressions(pool: PgPool) 
             .problem(422, "invalid_body");
     }
     let updated = admin
-        .patch(&project_path, json!({"path_ignores": ["docs/", "*.gen.py"]}))
+        .patch(
+            &project_path,
+            json!({"path_ignores": ["docs/", "*.gen.py"]}),
+        )
         .await
         .expect(200);
     assert_eq!(updated["path_ignores"], json!(["docs/", "*.gen.py"]));
@@ -788,8 +791,7 @@ async fn a_scans_record_holds_its_steps_findings_and_suppressions(pool: PgPool) 
         &["r.sqli", "r.eval"],
         &[],
     );
-    upload["trail"]["skipped_files"] =
-        json!([{"path": "bad.py", "kind": "unparsable", "reason": "Syntax error at line bad.py:1"}]);
+    upload["trail"]["skipped_files"] = json!([{"path": "bad.py", "kind": "unparsable", "reason": "Syntax error at line bad.py:1"}]);
     upload["trail"]["ignores"] = json!([{"pattern": "docs/", "source": "project", "files": 4}]);
     let scan_id = spec["scan_id"].as_str().unwrap().to_owned();
     worker.post(RESULTS, upload).await.expect(200);

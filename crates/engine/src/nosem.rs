@@ -95,7 +95,10 @@ mod tests {
     fn bare_comments_suppress_every_rule() {
         assert_eq!(at("eval(x)  # nosemgrep", "a.b"), Some(vec![]));
         assert_eq!(at("eval(x)  // NOSEM", "a.b"), Some(vec![]));
-        assert_eq!(at("eval(x)  # nosemgrep because reasons", "a.b"), Some(vec![]));
+        assert_eq!(
+            at("eval(x)  # nosemgrep because reasons", "a.b"),
+            Some(vec![])
+        );
         assert_eq!(at("eval(x)  # semgrep is fine", "a.b"), None);
         assert_eq!(at("eval(x)  # nosemgrepper", "a.b"), None);
         assert_eq!(at("eval(x)", "a.b"), None);
@@ -122,7 +125,11 @@ mod tests {
         assert!(at(line, "picket.python.code-injection").is_some());
         assert!(at(line, "code-injection").is_some());
         assert!(at(line, "picket.python.xcode-injection").is_none());
-        assert!(at("x # nosemgrep: python.code-injection", "picket.python.code-injection").is_some());
+        assert!(at(
+            "x # nosemgrep: python.code-injection",
+            "picket.python.code-injection"
+        )
+        .is_some());
         assert!(at("x # nosemgrep: injection", "picket.python.code-injection").is_none());
     }
 

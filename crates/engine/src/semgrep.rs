@@ -261,8 +261,12 @@ impl RawError {
     fn skip_kind(&self) -> SkipKind {
         match self.name() {
             "PartialParsing" => SkipKind::PartlyParsed,
-            "Syntax error" | "Lexical error" | "Parse error" | "Other syntax error"
-            | "AST builder error" | "Invalid source code" => SkipKind::Unparsable,
+            "Syntax error"
+            | "Lexical error"
+            | "Parse error"
+            | "Other syntax error"
+            | "AST builder error"
+            | "Invalid source code" => SkipKind::Unparsable,
             _ => SkipKind::EngineError,
         }
     }
@@ -633,13 +637,14 @@ mod tests {
 
     #[test]
     fn output_with_invalid_utf8_parses_and_errors_become_skips() {
-        let mut doc = br#"{"version":"1.185.0","results":[],"paths":{"scanned":["/r/a.py"]},"errors":[
+        let mut doc =
+            br#"{"version":"1.185.0","results":[],"paths":{"scanned":["/r/a.py"]},"errors":[
             {"code":3,"level":"warn","type":["PartialParsing",[]],"path":"/r/bad.py",
              "message":"Syntax error at line /r/bad.py:1:\n `x = (X` was unexpected"},
             {"code":3,"level":"warn","type":"Syntax error","path":"/r/s.py","message":"boom"},
             {"code":2,"level":"error","type":"Timeout","path":"/r/t.py"},
             {"code":2,"level":"error","type":"Rule parse error","message":"bad rule"}]}"#
-            .to_vec();
+                .to_vec();
         let x = doc.iter().position(|b| *b == b'X').unwrap();
         doc[x] = 0xff;
         let parsed = parse_output(&doc).unwrap();

@@ -198,12 +198,15 @@ impl PathFilter {
     /// (the pinned engine's behaviour, which differs from git's here).
     fn decide(&self, path: &str, is_dir: bool) -> Option<IgnoredBy> {
         let full = self.root.join(path);
-        let layers = self.project.iter().chain(self.files.iter().rev().filter(|l| {
-            l.dir.is_empty()
-                || path
-                    .strip_prefix(l.dir.as_str())
-                    .is_some_and(|rest| rest.starts_with('/'))
-        }));
+        let layers = self
+            .project
+            .iter()
+            .chain(self.files.iter().rev().filter(|l| {
+                l.dir.is_empty()
+                    || path
+                        .strip_prefix(l.dir.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }));
         for l in layers {
             if let Match::Ignore(glob) = l.matcher.matched(&full, is_dir) {
                 return Some(IgnoredBy {
@@ -390,7 +393,10 @@ mod tests {
         let f = PathFilter::new(dir.path(), &files, &[]);
         assert_eq!(kept(&f, &files), vec!["src/a.py"]);
         let by = f.ignored("vendor/lib.py").unwrap();
-        assert_eq!((by.source.as_str(), by.pattern.as_str()), ("default", "vendor/"));
+        assert_eq!(
+            (by.source.as_str(), by.pattern.as_str()),
+            ("default", "vendor/")
+        );
 
         let (dir, files) = tree(&[
             (".semgrepignore", "legacy/\n"),
@@ -404,7 +410,10 @@ mod tests {
     #[test]
     fn gitignore_semantics_hold_across_nested_files() {
         let (dir, files) = tree(&[
-            (".semgrepignore", "e/\nf/*\n!f/keep.py\n*.gen.py\nsub/x.js\n"),
+            (
+                ".semgrepignore",
+                "e/\nf/*\n!f/keep.py\n*.gen.py\nsub/x.js\n",
+            ),
             ("e/y.py", ""),
             ("f/x.py", ""),
             ("f/keep.py", ""),
@@ -420,7 +429,12 @@ mod tests {
             kept(&f, &files),
             // A nested `!` cannot re-include what the root file excludes (`*.gen.py`,
             // `sub/x.js`); within one file, `!` re-includes (`f/keep.py`).
-            vec![".semgrepignore", "f/keep.py", "sub/.semgrepignore", "top.js"]
+            vec![
+                ".semgrepignore",
+                "f/keep.py",
+                "sub/.semgrepignore",
+                "top.js"
+            ]
         );
         // The rule that excluded a path names its file.
         assert_eq!(f.ignored("sub/a.js").unwrap().source, "sub/.semgrepignore");

@@ -31,8 +31,8 @@ use crate::rulepack::{self, PackError};
 use crate::secrets;
 use crate::semgrep::{self, EngineFinding, EngineRun, PackFile, Root, SemgrepConfig};
 use picket_core::protocol::{
-    InlineSuppression, ReportedFinding, RulePackSpec, RulePackUse, ScanResults, ScanSpec, ScanTrail, SkipKind,
-    SkippedFile, Step,
+    InlineSuppression, ReportedFinding, RulePackSpec, RulePackUse, ScanResults, ScanSpec,
+    ScanTrail, SkipKind, SkippedFile, Step,
 };
 use picket_core::{Fingerprint, Product, ScanKind};
 use picket_engine::nosem;
@@ -307,7 +307,9 @@ async fn full(
     let fps = trail
         .step(
             "identities",
-            async { Ok::<_, ScanError>(identify(&findings, &[root], &mut files, |f| f.path.clone())) },
+            async {
+                Ok::<_, ScanError>(identify(&findings, &[root], &mut files, |f| f.path.clone()))
+            },
             |fps: &Vec<Fingerprint>| vec![("findings", fps.len() as u64)],
         )
         .await?;
@@ -438,7 +440,12 @@ async fn suppress_step(
                     })
                     .collect::<Vec<_>>())
             },
-            |s: &Vec<_>| vec![("suppressed", s.iter().filter(|s| s.is_some()).count() as u64)],
+            |s: &Vec<_>| {
+                vec![(
+                    "suppressed",
+                    s.iter().filter(|s| s.is_some()).count() as u64,
+                )]
+            },
         )
         .await
 }

@@ -24,13 +24,13 @@ use picket_core::protocol::{
     CloneCredential, ReportedFinding, ScanFailure, ScanResults, ScanSpec, ScanTrail, Step,
     WorkerProgress,
 };
-use picket_db::attempts;
-use std::collections::BTreeMap;
 use picket_core::{Fingerprint, Product, ScanState};
+use picket_db::attempts;
 use picket_db::queue::{self, FailOutcome};
 use picket_db::worker::{self, Recorded, ResultsSummary, WORKER_ACTOR};
 use picket_db::DbError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use utoipa::ToSchema;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
@@ -352,7 +352,10 @@ const MAX_TRAIL_PACKS: usize = 200;
 /// Checks a worker's trail: bounded lists, names and reasons of sane length.
 fn validate_trail(at: &str, t: &ScanTrail) -> Result<(), ApiError> {
     let too_many = |field: &str, max: usize| {
-        ApiError::invalid_body(format!("{at}.{field}"), format!("must hold at most {max} entries"))
+        ApiError::invalid_body(
+            format!("{at}.{field}"),
+            format!("must hold at most {max} entries"),
+        )
     };
     if t.steps.len() > MAX_TRAIL_STEPS {
         return Err(too_many("steps", MAX_TRAIL_STEPS));
@@ -384,7 +387,12 @@ fn validate_trail(at: &str, t: &ScanTrail) -> Result<(), ApiError> {
     }
     for (i, f) in t.skipped_files.iter().enumerate() {
         check_path(&format!("{at}.skipped_files[{i}].path"), &f.path)?;
-        crate::routes::check_len(&format!("{at}.skipped_files[{i}].reason"), &f.reason, 1, 1_000)?;
+        crate::routes::check_len(
+            &format!("{at}.skipped_files[{i}].reason"),
+            &f.reason,
+            1,
+            1_000,
+        )?;
     }
     for (i, g) in t.ignores.iter().enumerate() {
         crate::routes::check_len(&format!("{at}.ignores[{i}].pattern"), &g.pattern, 1, 1_000)?;

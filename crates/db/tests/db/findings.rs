@@ -3,10 +3,9 @@
 
 use crate::fixtures;
 use picket_core::protocol::{InlineSuppression, RedactedSecret, ReportedFinding, ScanResults};
-use std::collections::BTreeSet;
 use picket_core::{
-    FindingId, FindingStatus, Fingerprint, OrgId, Product, ProjectId, RuleId, ScanId, ScanKind, ScanState,
-    ScanTrigger, Severity,
+    FindingId, FindingStatus, Fingerprint, OrgId, Product, ProjectId, RuleId, ScanId, ScanKind,
+    ScanState, ScanTrigger, Severity,
 };
 use picket_db::findings::{self, FindingFilter, FindingRecord, IngestSummary, Triage};
 use picket_db::queue::{self, Lease};
@@ -15,6 +14,7 @@ use picket_db::worker::{self, Recorded, WORKER_ACTOR};
 use picket_db::DbError;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -697,7 +697,9 @@ async fn a_nosemgrep_comment_ignores_a_finding_for_as_long_as_it_is_there(pool: 
     assert_eq!(a.triaged_by.as_deref(), Some("nosemgrep"));
     assert_eq!(status_of(&rows, "main", "b.py").status, FindingStatus::Open);
     // The scan's own record says which one was suppressed.
-    let listed = findings::of_scan(&pool, org, s1, None, None, 10).await.unwrap();
+    let listed = findings::of_scan(&pool, org, s1, None, None, 10)
+        .await
+        .unwrap();
     let flags: BTreeSet<(String, bool)> = listed
         .iter()
         .map(|f| (f.path.clone(), f.suppressed))
@@ -722,7 +724,10 @@ async fn a_nosemgrep_comment_ignores_a_finding_for_as_long_as_it_is_there(pool: 
     .await;
     let rows = all(&pool, org, project).await;
     let a = status_of(&rows, "main", "a.py");
-    assert_eq!((a.status, a.triage_reason.as_deref()), (FindingStatus::Open, None));
+    assert_eq!(
+        (a.status, a.triage_reason.as_deref()),
+        (FindingStatus::Open, None)
+    );
 
     // A person's triage is not the comment's: it sticks whatever the comment says, and a
     // comment's ignore never travels to another branch as a person's does.
@@ -776,7 +781,13 @@ async fn a_nosemgrep_comment_ignores_a_finding_for_as_long_as_it_is_there(pool: 
     full_scan(&pool, org, project, "main", results(1, vec![], rules)).await;
     let rows = all(&pool, org, project).await;
     let a = status_of(&rows, "main", "a.py");
-    assert_eq!((a.status, a.triaged_by.as_deref()), (FindingStatus::Fixed, None));
+    assert_eq!(
+        (a.status, a.triaged_by.as_deref()),
+        (FindingStatus::Fixed, None)
+    );
     // A person's ignore stays.
-    assert_eq!(status_of(&rows, "main", "b.py").status, FindingStatus::Ignored);
+    assert_eq!(
+        status_of(&rows, "main", "b.py").status,
+        FindingStatus::Ignored
+    );
 }

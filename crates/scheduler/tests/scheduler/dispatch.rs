@@ -151,7 +151,6 @@ async fn a_worker_that_dies_fails_the_attempt_and_a_full_scan_runs_once_more(poo
     assert!(attempts.iter().all(|a| a.launched_at.is_some()));
 }
 
-
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn the_deadline_times_the_scan_out_and_stops_its_worker(pool: PgPool) {
     let (_, scan) = full_scan(&pool).await;

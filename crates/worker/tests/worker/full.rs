@@ -51,8 +51,16 @@ async fn a_full_scan_reports_every_file_and_the_deleted_paths() {
         .rules_run
         .iter()
         .any(|r| r.as_str() == "picket.test.eval"));
-    let steps: Vec<&str> = results.trail.steps.iter().map(|s| s.step.as_str()).collect();
-    assert_eq!(steps, vec!["clone", "targets", "engine", "suppressions", "identities"]);
+    let steps: Vec<&str> = results
+        .trail
+        .steps
+        .iter()
+        .map(|s| s.step.as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        vec!["clone", "targets", "engine", "suppressions", "identities"]
+    );
 }
 
 pub fn pack(name: &str, content: &str) -> RulePackSpec {

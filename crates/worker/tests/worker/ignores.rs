@@ -49,9 +49,13 @@ async fn an_edit_inside_an_ignored_path_yields_nothing() {
     repo.git(&["checkout", "-q", "-b", "feature"]);
     repo.write("vendor/lib.py", "x = 1\ny = eval(x)\n");
     repo.commit("edit vendored code");
-    let results = scan::run(&diff_spec(&repo, "feature", "main"), None, &support::config(true))
-        .await
-        .unwrap();
+    let results = scan::run(
+        &diff_spec(&repo, "feature", "main"),
+        None,
+        &support::config(true),
+    )
+    .await
+    .unwrap();
     assert_eq!(found(&results), []);
     assert_eq!(ignores(&results), [(".semgrepignore", "vendor/", 1)]);
 }
@@ -63,9 +67,13 @@ async fn a_file_leaving_an_ignored_path_brings_its_findings_in_as_new() {
     std::fs::create_dir_all(repo.path().join("src")).unwrap();
     repo.git(&["mv", "legacy/tool.py", "src/tool.py"]);
     repo.commit("move the tool out of legacy");
-    let results = scan::run(&diff_spec(&repo, "feature", "main"), None, &support::config(true))
-        .await
-        .unwrap();
+    let results = scan::run(
+        &diff_spec(&repo, "feature", "main"),
+        None,
+        &support::config(true),
+    )
+    .await
+    .unwrap();
     assert_eq!(found(&results), [("src/tool.py", 2)]);
     assert!(results.findings[0].new_in_pr);
     // The base copy was filtered out, by the rule the trail names.
@@ -149,7 +157,11 @@ fn engine_selection(dir: &Path) -> BTreeSet<String> {
         .current_dir(dir)
         .output()
         .expect("semgrep runs (make semgrep installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("selected "))
@@ -177,12 +189,40 @@ fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 /// Every path Semgrep's built-in list names, and near misses.
 const DEFAULTS_TREE: &[&str] = &[
-    "keep.py", "src/app.py", ".svn/x.py", ".hg/x.py", "_darcs/x.py", "CVS/x.py", "build/x.py",
-    "src/build/x.py", "vendor/x.py", "dist/x.py", "a.min.js", "web/b.min.js", "c.js",
-    ".env/x.py", ".tox/x.py", "node_modules/x.js", ".npm/x.js", ".yarn/x.js", ".venv/x.py",
-    "_opam/x.ml", "_build/x.ml", "_cargo/x.rs", "test/x.py", "tests/x.py", "testsuite/x.py",
-    "testing/x.py", "a_test.go", "a.go", "__pycache__/x.py", "target/x.rs", "coverage/x.js",
-    "builds/x.py", "vendors/x.py", ".environment/x.py",
+    "keep.py",
+    "src/app.py",
+    ".svn/x.py",
+    ".hg/x.py",
+    "_darcs/x.py",
+    "CVS/x.py",
+    "build/x.py",
+    "src/build/x.py",
+    "vendor/x.py",
+    "dist/x.py",
+    "a.min.js",
+    "web/b.min.js",
+    "c.js",
+    ".env/x.py",
+    ".tox/x.py",
+    "node_modules/x.js",
+    ".npm/x.js",
+    ".yarn/x.js",
+    ".venv/x.py",
+    "_opam/x.ml",
+    "_build/x.ml",
+    "_cargo/x.rs",
+    "test/x.py",
+    "tests/x.py",
+    "testsuite/x.py",
+    "testing/x.py",
+    "a_test.go",
+    "a.go",
+    "__pycache__/x.py",
+    "target/x.rs",
+    "coverage/x.js",
+    "builds/x.py",
+    "vendors/x.py",
+    ".environment/x.py",
 ];
 
 #[test]

@@ -14,7 +14,10 @@ const CLEAN: &str = "def ok(x):\n    return eval(x)\n";
 /// prefilter matches its text.
 fn add_bad_files(repo: &Repo) {
     repo.write_bytes("bad.py", b"x = (\xff\ny = eval(x)\n");
-    repo.write_bytes("latin1.py", b"# -*- coding: latin-1 -*-\ns = 'caf\xe9'\nt = eval(s)\n");
+    repo.write_bytes(
+        "latin1.py",
+        b"# -*- coding: latin-1 -*-\ns = 'caf\xe9'\nt = eval(s)\n",
+    );
     repo.write_bytes("nul.py", b"a = 1\x00\x00\nb = eval(a)\n");
     repo.write_bytes(
         "logo.py",
@@ -77,7 +80,12 @@ async fn a_full_scan_skips_and_reports_files_the_engine_cannot_parse() {
         .iter()
         .all(|(_, k)| matches!(k, SkipKind::Unparsable | SkipKind::PartlyParsed)));
     assert_reasons_are_clean(&results, "ca\u{fffd}");
-    let engine = results.trail.steps.iter().find(|s| s.step == "engine").unwrap();
+    let engine = results
+        .trail
+        .steps
+        .iter()
+        .find(|s| s.step == "engine")
+        .unwrap();
     assert_eq!(engine.figures["files_skipped"], s.len() as u64);
 }
 
@@ -91,9 +99,13 @@ async fn a_diff_scan_skips_and_reports_them_too() {
     add_bad_files(&repo);
     repo.commit("add files");
     repo.git(&["checkout", "-q", "main"]);
-    let results = scan::run(&diff_spec(&repo, "feature", "main"), None, &support::config(true))
-        .await
-        .expect("one unparsable file must not fail the scan");
+    let results = scan::run(
+        &diff_spec(&repo, "feature", "main"),
+        None,
+        &support::config(true),
+    )
+    .await
+    .expect("one unparsable file must not fail the scan");
     let f = found(&results);
     assert!(f.contains(&("clean.py", 2)), "{f:?}");
     assert!(results.findings.iter().all(|f| f.new_in_pr));

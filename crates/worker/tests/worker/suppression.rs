@@ -41,7 +41,9 @@ fn rows(results: &ScanResults) -> Vec<Row> {
             (
                 f.rule_id.to_string(),
                 f.start_line,
-                f.suppressed.as_ref().map(|s: &InlineSuppression| s.rules.clone()),
+                f.suppressed
+                    .as_ref()
+                    .map(|s: &InlineSuppression| s.rules.clone()),
             )
         })
         .collect();
