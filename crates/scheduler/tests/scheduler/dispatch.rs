@@ -49,7 +49,7 @@ fn worker(dir: &Path, then: &str) -> WorkerCommand {
         program: "/usr/bin/bash".into(),
         args: vec![
             "-c".into(),
-            format!("echo $$ > {}/pid-$(date +%s%N); {then}", dir.display()),
+            format!("echo $$ > '{}'/pid-$(date +%s%N); {then}", dir.display()),
         ],
         env: vec![],
     }
@@ -124,7 +124,7 @@ fn start(
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn a_worker_that_dies_fails_the_attempt_and_a_full_scan_runs_once_more(pool: PgPool) {
-    let (_, scan) = full_scan(&pool).await;
+    let (org, scan) = full_scan(&pool).await;
     let dir = tempfile::tempdir().unwrap();
     let (stop, run) = start(&pool, config(), worker(dir.path(), "exit 3"));
     until(&pool, scan, ScanState::Failed, Duration::from_secs(20)).await;
@@ -134,6 +134,21 @@ async fn a_worker_that_dies_fails_the_attempt_and_a_full_scan_runs_once_more(poo
     assert_eq!(attempt, 2, "a full scan gets exactly one retry");
     assert_eq!(code.as_deref(), Some("worker_exited"));
     assert_eq!(pids(dir.path()).len(), 2, "one worker per attempt");
+    // Each attempt's record says where it ran.
+    let attempts = picket_db::attempts::list(&pool, org, scan).await.unwrap();
+    let ran: Vec<(i32, Option<&str>, Option<String>)> = attempts
+        .iter()
+        .map(|a| (a.attempt, a.executor.as_deref(), a.environment.clone()))
+        .collect();
+    assert_eq!(
+        ran,
+        [1, 2].map(|n| (
+            n,
+            Some("process"),
+            Some(picket_scheduler::executor::env_name(scan, n))
+        ))
+    );
+    assert!(attempts.iter().all(|a| a.launched_at.is_some()));
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
