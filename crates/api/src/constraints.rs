@@ -266,6 +266,29 @@ pub const BASE_URL: Text = Text {
     expected: "empty, or an https:// or http:// URL of at most 2000 characters without \
                control characters",
 };
+/// Unicode White_Space that is not a control character (those are refused anyway).
+macro_rules! spaces {
+    () => {
+        r"[ \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    };
+}
+
+/// One project path ignore, as far as a schema can say: 1-500 characters without control
+/// characters, not blank, not a comment (`#`) or a directive (`:include`). It must also compile
+/// as a gitignore glob (picket-engine's `targets::check_pattern`).
+pub const PATH_IGNORE: Text = Text {
+    min: 1,
+    max: 500,
+    pattern: NO_CONTROL,
+    forbidden: &[
+        concat!("^", spaces!(), "*$"),
+        concat!("^", spaces!(), "*[#:]"),
+    ],
+    reserved: &[],
+    expected: "a gitignore pattern of 1-500 characters without control characters, not blank, \
+               not a comment (#) or a directive (:)",
+};
+
 /// A substring or prefix filter on a listing.
 pub const FILTER: Text = Text::plain(0, 1000, "at most 1000 characters, no control characters");
 
@@ -294,6 +317,7 @@ schema_fns! {
     GIT_REF => git_ref, git_ref_opt;
     COMMIT_SHA => commit_sha, commit_sha_opt;
     RULE_ID => rule_id, rule_id_opt;
+    PATH_IGNORE => path_ignore, path_ignore_opt;
 }
 
 #[cfg(test)]
@@ -386,6 +410,24 @@ mod tests {
                 id.parse::<picket_core::RuleId>().is_ok(),
                 "{id:?}"
             );
+        }
+    }
+
+    #[test]
+    fn path_ignores_follow_the_engine_check() {
+        for p in [
+            "vendor/", "*.min.js", " x", "#x", " #x", ":include x", "\u{3000}:x", "", " ",
+            "\u{a0}", "a\tb", "!keep.js", "x\u{3000}",
+        ] {
+            let engine_ok = picket_engine::targets::check_pattern(p).is_ok();
+            // The engine also refuses globs that do not compile; those pass the rule.
+            assert!(
+                PATH_IGNORE.verdict(p).is_ok() || !engine_ok,
+                "{p:?}: the rule refuses what the engine takes"
+            );
+            if PATH_IGNORE.verdict(p).is_ok() {
+                assert!(engine_ok, "{p:?}: the engine refuses what the rule takes");
+            }
         }
     }
 

@@ -95,6 +95,27 @@ impl Position for FindingPosition {
     }
 }
 
+/// A scan's findings listing's position: the last finding's severity and fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanFindingPosition(pub Severity, pub String);
+
+impl Position for ScanFindingPosition {
+    const PATTERN: &'static str = r"^g\.(critical|high|medium|low|info)\.[0-9a-f]{64}$";
+    const MAX_LEN: usize = "g.critical.".len() + 64;
+    fn encode(&self) -> String {
+        format!("g.{}.{}", self.0.as_str(), self.1)
+    }
+    fn decode(cursor: &str) -> Option<Self> {
+        let (severity, fingerprint) = cursor.strip_prefix("g.")?.split_once('.')?;
+        let severity = Severity::ALL.into_iter().find(|s| s.as_str() == severity)?;
+        let hex = fingerprint.len() == 64
+            && fingerprint
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        hex.then(|| ScanFindingPosition(severity, fingerprint.to_owned()))
+    }
+}
+
 /// A project listing's position: the last project's full name (UTF-8 as hex: any text, in
 /// characters a URL carries as they are) and id. A position need not name a real project; bytes
 /// that are not UTF-8 read as U+FFFD, and NUL, which no name holds, is not taken.
@@ -191,6 +212,9 @@ mod tests {
             format!("p.41.{id}"),
             format!("p.4.{id}"),
             format!("p.00.{id}"),
+            format!("g.low.{}", "a".repeat(64)),
+            format!("g.low.{}", "A".repeat(64)),
+            format!("g.low.{}", "a".repeat(63)),
             format!("p.ff.{id}"),
             format!("p.4G.{id}"),
             format!("p.{}.{id}", "41".repeat(1200)),
@@ -199,6 +223,11 @@ mod tests {
             String::new(),
         ];
         for c in &cases {
+            assert_eq!(
+                matches::<ScanFindingPosition>(c),
+                ScanFindingPosition::decode(c).is_some(),
+                "{c}"
+            );
             for (ok, max) in [
                 (matches::<ScanPosition>(c), ScanPosition::MAX_LEN),
                 (matches::<FindingPosition>(c), FindingPosition::MAX_LEN),

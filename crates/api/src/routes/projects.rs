@@ -172,14 +172,29 @@ pub struct UpdateProject {
     pub diff_scans_enabled: Option<bool>,
     /// Replaces the path ignores: at most 100 gitignore patterns (no comments, no
     /// `:include`), each 1-500 characters.
-    #[schema(max_items = 100)]
+    #[schema(schema_with = path_ignores_schema)]
     pub path_ignores: Option<Vec<String>>,
 }
 
 /// Most path ignores one project holds (the table's check).
 pub const MAX_PATH_IGNORES: usize = 100;
-/// Longest path ignore, in characters.
-pub const MAX_PATH_IGNORE_LEN: usize = 500;
+
+/// `path_ignores` as a request sends it: at most [`MAX_PATH_IGNORES`] of
+/// [`constraints::PATH_IGNORE`], or `null` (no change).
+fn path_ignores_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            utoipa::openapi::schema::Type::Array,
+            utoipa::openapi::schema::Type::Null,
+        ]))
+        .items(constraints::path_ignore())
+        .max_items(Some(MAX_PATH_IGNORES))
+        .description(Some(
+            "Replaces the path ignores: at most 100 gitignore patterns (no comments, no \
+             `:include`), each 1-500 characters; each must compile as a gitignore glob.",
+        ))
+        .build()
+}
 
 /// Refuses path ignores the worker could not apply, naming the first bad one.
 fn check_path_ignores(patterns: &[String]) -> Result<(), ApiError> {
@@ -191,7 +206,7 @@ fn check_path_ignores(patterns: &[String]) -> Result<(), ApiError> {
     }
     for (i, p) in patterns.iter().enumerate() {
         let field = format!("path_ignores[{i}]");
-        crate::routes::check_len(&field, p, 1, MAX_PATH_IGNORE_LEN)?;
+        constraints::PATH_IGNORE.check(&field, p)?;
         picket_engine::targets::check_pattern(p)
             .map_err(|e| ApiError::invalid_body(field, e.to_string()))?;
     }

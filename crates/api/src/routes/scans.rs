@@ -9,7 +9,7 @@
 use crate::constraints;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
-use crate::pagination::{self, Position, ScanPosition};
+use crate::pagination::{self, Position, ScanFindingPosition, ScanPosition};
 use crate::routes::not_found_as;
 use crate::AppState;
 use axum::extract::State;
@@ -335,13 +335,12 @@ pub struct ScanFindingQuery {
     /// Only findings of this kind: `found` (full scans), `new` or `fixed` (diff scans).
     pub change: Option<Change>,
     /// From the previous page's `next_cursor`.
+    #[param(schema_with = ScanFindingPosition::schema)]
     pub cursor: Option<String>,
     /// 1-500, default 50.
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
-
-const FINDINGS_CURSOR_KIND: &str = "scan-findings";
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScanPage {
@@ -505,11 +504,10 @@ async fn get_scan(
 /// scan's findings new in the PR (`new`) and those at the merge base its head no longer has
 /// (`fixed`). Locations are as the scan saw them.
 #[utoipa::path(get, path = "/api/v1/scans/{id}/findings", tag = "scans",
-    params(("id" = Uuid, Path, description = "Scan id"), ScanFindingQuery),
+    params(ApiPath<ScanId>, ScanFindingQuery),
     responses(
         (status = 200, body = ScanFindingPage),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn scan_findings(
     caller: Caller,
@@ -520,8 +518,7 @@ async fn scan_findings(
     let limit = pagination::limit(q.limit)?;
     let after = match &q.cursor {
         Some(c) => {
-            let (severity, fingerprint) =
-                pagination::decode::<(Severity, String)>(FINDINGS_CURSOR_KIND, c)?;
+            let ScanFindingPosition(severity, fingerprint) = pagination::decode(c)?;
             Some(ScanFindingCursor {
                 severity,
                 fingerprint,
@@ -542,9 +539,9 @@ async fn scan_findings(
         limit + 1,
     )
     .await?;
-    let (rows, next_cursor) = pagination::page(FINDINGS_CURSOR_KIND, rows, limit, |f| {
-        (f.severity, f.fingerprint.clone())
-    })?;
+    let (rows, next_cursor) = pagination::page(rows, limit, |f| {
+        ScanFindingPosition(f.severity, f.fingerprint.clone())
+    });
     Ok(Json(ScanFindingPage {
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,
