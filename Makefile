@@ -17,6 +17,8 @@ KUBECTL_VERSION := 1.36.4
 KUBERNETES_VALIDATE_VERSION := 1.37.0
 # The API contract test (tests/e2e/contract.rs) runs schemathesis (PyPI) against `picket run`.
 SCHEMATHESIS_VERSION := 4.32.5
+# The official SARIF validator (npm `@microsoft/sarif-multitool`), pinned in tests/sarif/.
+SARIF_MULTITOOL_VERSION := 5.7.0
 
 # Builds use the committed .sqlx/ query data, so no database is needed to compile.
 export SQLX_OFFLINE := true
@@ -31,7 +33,7 @@ run: semgrep sandbox-tools
 ## Run the whole test suite: the rule pack's tests, then every crate's, against the machine's
 ## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks), then every
 ## benchmark once at a small size.
-test: rules-test k8s-tools sandbox-tools bench-tools schemathesis
+test: rules-test k8s-tools sandbox-tools bench-tools schemathesis sarif-tools
 	./.ci/postgres-up
 	@# The scheduler's end-to-end tests start the real worker binary (target/debug/picket).
 	cargo build -p picket-cli --bin picket
@@ -94,7 +96,14 @@ rules-test: semgrep
 	.venv/bin/semgrep scan --experimental --metrics=off --disable-version-check --quiet \
 	  --config crates/worker/rules crates/worker/rules > /dev/null
 
-.PHONY: k8s-tools deploy-render sandbox-tools bench-tools schemathesis
+.PHONY: k8s-tools deploy-render sandbox-tools bench-tools schemathesis sarif-tools
+
+## Install the official SARIF validator (npm `@microsoft/sarif-multitool`, pinned by
+## tests/sarif/package-lock.json) under tests/sarif/node_modules (skipped when that version is
+## there). The SARIF test (tests/e2e/sarif.rs) runs it.
+sarif-tools:
+	@grep -q '"version": "$(SARIF_MULTITOOL_VERSION)"' tests/sarif/node_modules/@microsoft/sarif-multitool/package.json 2>/dev/null \
+	  || (cd tests/sarif && npm ci --no-audit --no-fund --loglevel=error)
 
 ## Install the pinned schemathesis into its own venv, .venv-schemathesis/ (skipped when it is
 ## that version). The contract test (tests/e2e/contract.rs) runs it.

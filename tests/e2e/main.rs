@@ -18,6 +18,8 @@ mod org;
 mod policies;
 mod projects;
 mod rule_packs;
+mod running;
+mod sarif;
 mod scans;
 mod tokens;
 mod worker;

@@ -416,8 +416,19 @@ mod tests {
     #[test]
     fn path_ignores_follow_the_engine_check() {
         for p in [
-            "vendor/", "*.min.js", " x", "#x", " #x", ":include x", "\u{3000}:x", "", " ",
-            "\u{a0}", "a\tb", "!keep.js", "x\u{3000}",
+            "vendor/",
+            "*.min.js",
+            " x",
+            "#x",
+            " #x",
+            ":include x",
+            "\u{3000}:x",
+            "",
+            " ",
+            "\u{a0}",
+            "a\tb",
+            "!keep.js",
+            "x\u{3000}",
         ] {
             let engine_ok = picket_engine::targets::check_pattern(p).is_ok();
             // The engine also refuses globs that do not compile; those pass the rule.

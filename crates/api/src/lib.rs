@@ -17,6 +17,7 @@ pub mod extract;
 mod metrics;
 mod pagination;
 mod routes;
+pub mod sarif;
 mod schema;
 
 use crate::error::ApiError;

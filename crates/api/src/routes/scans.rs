@@ -42,6 +42,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(project_scans, scan_project))
         .routes(routes!(get_scan))
         .routes(routes!(scan_findings))
+        .routes(routes!(scan_sarif))
         .routes(routes!(cancel_scan))
         .routes(routes!(retry_scan))
 }
@@ -546,6 +547,90 @@ async fn scan_findings(
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,
     }))
+}
+
+/// Findings read per query when a SARIF log gathers all of a scan's.
+const SARIF_PAGE: i64 = 5_000;
+
+/// A finished scan's findings as a SARIF 2.1.0 log (`application/sarif+json`), for GitHub code
+/// scanning and other SARIF consumers: rules with their metadata, results with their locations
+/// (paths relative to the repository root), Picket's fingerprints, the commit as the run's
+/// `versionControlProvenance`, secrets only in redacted form. At most 25,000 results, most severe
+/// first.
+#[utoipa::path(get, path = "/api/v1/scans/{id}/sarif", tag = "scans",
+    params(ApiPath<ScanId>),
+    responses(
+        (status = 200, description = "The SARIF 2.1.0 log", content_type = "application/sarif+json", body = Object),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`scan_not_succeeded`: only a succeeded scan has results", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn scan_sarif(
+    caller: Caller,
+    ApiPath(id): ApiPath<ScanId>,
+    State(state): State<AppState>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let pool = state.db().pool();
+    let scan = scans::get(pool, caller.org_id, id)
+        .await
+        .map_err(|e| not_found_as(e, "scan"))?;
+    if scan.state != ScanState::Succeeded {
+        return Err(ApiError::conflict(
+            "scan_not_succeeded",
+            format!(
+                "only a succeeded scan has results; this one is {}",
+                scan.state
+            ),
+        ));
+    }
+    let project = projects::get(pool, caller.org_id, scan.project_id).await?;
+    let mut found = Vec::new();
+    let mut after = None;
+    loop {
+        let page =
+            findings::of_scan(pool, caller.org_id, id, None, after.as_ref(), SARIF_PAGE).await?;
+        let full = page.len() as i64 == SARIF_PAGE;
+        after = page.last().map(|f| f.cursor());
+        found.extend(page);
+        if !full || found.len() > crate::sarif::MAX_RESULTS * 2 {
+            break;
+        }
+    }
+    let mut rules = Vec::new();
+    for pack in picket_db::rule_packs::list(pool, caller.org_id).await? {
+        match picket_db::rule_packs::get(pool, caller.org_id, &pack.name).await {
+            Ok((_, content)) => {
+                rules.extend(picket_engine::rulepack::rule_docs(&content).unwrap_or_default())
+            }
+            // Deleted since it was listed: its rules are described from their findings.
+            Err(picket_db::DbError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(engine) = state.rule_engine() {
+        let dir = engine.config.rules_dir.clone();
+        match tokio::task::spawn_blocking(move || picket_engine::rulepack::dir_rule_docs(&dir))
+            .await
+        {
+            Ok(Ok(docs)) => rules.extend(docs),
+            // Described from their findings instead; the log is still complete.
+            Ok(Err(e)) => tracing::warn!(error = %e, "reading Picket's rule pack for SARIF failed"),
+            Err(e) => return Err(ApiError::internal(&e)),
+        }
+    }
+    let info = crate::sarif::ScanInfo {
+        id: id.0,
+        kind: scan.kind,
+        git_ref: scan.git_ref,
+        commit_sha: scan.commit_sha,
+        clone_url: project.clone_url,
+    };
+    let log = crate::sarif::log(&info, &found, &rules);
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, crate::sarif::MEDIA_TYPE)],
+        Json(log),
+    )
+        .into_response())
 }
 
 /// Cancel a scan. A queued scan never runs; a running one loses its lease and is stopped.
