@@ -336,13 +336,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // Syntax first, over the whole document: `{} {}` is malformed even though its first value
     // would already fail the shape check. `IgnoredAny` reads without building anything.
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| malformed(&e))?;
-    // Every body is an object. serde would also build a struct from an array of its fields in
-    // order (`[null, null]`), which no schema of an object allows.
-    if bytes.trim_ascii_start().first() != Some(&b'{') {
-        return Err(ApiError::invalid_body("body", "must be a JSON object"));
-    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    // Every body is an object (see [`Object`]).
+    let Object(value) = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -367,6 +363,42 @@ fn malformed(e: &serde_json::Error) -> ApiError {
         "malformed_json",
         format!("the body is not valid JSON: {e}"),
     )
+}
+
+/// A struct read only from a JSON object. serde's derive also builds a struct from an array of
+/// its fields in order (`[null, null]` for two optional fields), which no object schema allows;
+/// this reads through `deserialize_map`, so anything but an object is refused ("invalid type:
+/// sequence, expected a JSON object"). Every body is read through it, and nested structs with
+/// [`objects`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Only<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Only<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Only(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
+/// A list of structs, each read only from a JSON object (see [`Object`]). For
+/// `#[serde(deserialize_with = "crate::extract::objects")]`.
+pub fn objects<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    let items = <Vec<Object<T>> as serde::Deserialize>::deserialize(d)?;
+    Ok(items.into_iter().map(|Object(t)| t).collect())
 }
 
 /// Integer fields as JSON Schema counts integers: `3` and `3.0` alike (a number without a
@@ -437,6 +469,37 @@ mod tests {
         assert!(p.errors[0].field.contains("extra"), "{:?}", p.errors);
         let err = parse_json::<Body>(br#"{"items":[],"bogus":1}"#).unwrap_err();
         assert!(err.problem().errors[0].field.contains("bogus"));
+    }
+
+    #[test]
+    fn structs_come_only_from_objects() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Opt {
+            a: Option<u32>,
+            b: Option<u32>,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Outer {
+            #[serde(deserialize_with = "objects")]
+            items: Vec<Opt>,
+        }
+        // serde alone takes both.
+        assert!(serde_json::from_str::<Opt>("[null, null]").is_ok());
+        let err = parse_json::<Opt>(b"[null, null]").unwrap_err().problem();
+        assert_eq!((err.status, err.errors[0].field.as_str()), (422, "body"));
+        let err = parse_json::<Outer>(br#"{"items": [{"a": 1}, [null, null]]}"#)
+            .unwrap_err()
+            .problem();
+        assert_eq!(err.errors[0].field, "items[1]", "{err:?}");
+        let err = parse_json::<Outer>(br#"{"items": [{"a": 1}, {"b": "x"}]}"#)
+            .unwrap_err()
+            .problem();
+        assert_eq!(err.errors[0].field, "items[1].b", "{err:?}");
+        assert!(parse_json::<Outer>(br#"{"items": [{"a": 1}, {}]}"#).is_ok());
     }
 
     #[test]

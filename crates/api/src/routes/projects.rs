@@ -162,6 +162,7 @@ pub struct NewProjectItem {
 pub struct AddProjects {
     /// 1-1000 repositories, added all or none.
     #[schema(min_items = 1, max_items = 1000)]
+    #[serde(deserialize_with = "crate::extract::objects")]
     pub projects: Vec<NewProjectItem>,
 }
 
