@@ -21,14 +21,30 @@ const SAMPLE_SECRETS: [&str; 3] = [
     "Pq7vX2mZ9tLw",
 ];
 
+/// The validator's native executable for this platform, as its npm package resolves it. Run
+/// directly: the package's `bin` wrapper passes it through a shell unquoted, which breaks on a
+/// checkout path holding a space.
+fn validator_binary() -> std::path::PathBuf {
+    let dir = Path::new(REPO).join("tests/sarif");
+    let out = Command::new("node")
+        .args(["-p", "require('@microsoft/sarif-multitool')"])
+        .current_dir(&dir)
+        .output()
+        .expect("running node");
+    let path = std::path::PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    assert!(
+        out.status.success() && path.is_file(),
+        "the SARIF validator is not installed in {}: run `make sarif-tools` first (`make test` \
+         does): {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
 /// The validator's errors on `log` (its results of level `error`), as `rule: message` lines.
 fn validator_errors(log: &Value, dir: &Path) -> Vec<String> {
-    let tool = Path::new(REPO).join("tests/sarif/node_modules/.bin/sarif-multitool");
-    assert!(
-        tool.exists(),
-        "{} is missing: run `make sarif-tools` first (`make test` does)",
-        tool.display()
-    );
+    let tool = validator_binary();
     let input = dir.join("scan.sarif");
     let output = dir.join("validation.sarif");
     std::fs::write(&input, serde_json::to_vec_pretty(log).unwrap()).unwrap();
