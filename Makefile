@@ -15,11 +15,15 @@ KUBERNETES_VERSION := 1.35.0
 KUBECTL_VERSION := 1.36.4
 # Offline schema validation (PyPI `kubernetes-validate`, ships the schemas up to 1.37).
 KUBERNETES_VALIDATE_VERSION := 1.37.0
+# The API contract test (tests/e2e/contract.rs) runs schemathesis (PyPI) against `picket run`.
+SCHEMATHESIS_VERSION := 4.32.5
+# The official SARIF validator (npm `@microsoft/sarif-multitool`), pinned in tests/sarif/.
+SARIF_MULTITOOL_VERSION := 5.7.0
 
 # Builds use the committed .sqlx/ query data, so no database is needed to compile.
 export SQLX_OFFLINE := true
 
-.PHONY: run test lint fmt sqlx-prepare sqlx-check sqlx-cli bench
+.PHONY: run test lint fmt sqlx-prepare sqlx-check sqlx-cli bench bench-smoke
 
 ## Start Picket on its embedded defaults (private PostgreSQL under .picket/, API on 127.0.0.1:7300,
 ## each scan in a local sandbox).
@@ -27,12 +31,14 @@ run: semgrep sandbox-tools
 	cargo run -p picket-cli --bin picket -- run
 
 ## Run the whole test suite: the rule pack's tests, then every crate's, against the machine's
-## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks).
-test: rules-test k8s-tools sandbox-tools
+## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks), then every
+## benchmark once at a small size.
+test: rules-test k8s-tools sandbox-tools bench-tools schemathesis sarif-tools
 	./.ci/postgres-up
 	@# The scheduler's end-to-end tests start the real worker binary (target/debug/picket).
 	cargo build -p picket-cli --bin picket
 	DATABASE_URL=$(TEST_DATABASE_URL) cargo test --workspace --all-targets
+	$(MAKE) --no-print-directory bench-smoke
 
 lint:
 	cargo fmt --all --check
@@ -64,6 +70,14 @@ bench: semgrep sandbox-tools bench-tools
 	cargo build --release -p picket-cli --bin picket
 	DATABASE_URL=$(TEST_DATABASE_URL) cargo run --release -p picket-bench -- all
 
+## Every benchmark once at a size that takes seconds, debug build, no figure checked (part of
+## `make test`): a benchmark that no longer runs, or one without a smoke size, fails it.
+bench-smoke: semgrep sandbox-tools bench-tools
+	./.ci/postgres-up
+	@# The dispatch benchmark starts the real worker binary next to its own (target/debug/picket).
+	cargo build -p picket-cli --bin picket
+	DATABASE_URL=$(TEST_DATABASE_URL) cargo run -p picket-bench -- smoke
+
 .PHONY: semgrep rules-test
 
 ## Install the pinned Semgrep into .venv/ (skipped when .venv/bin/semgrep is that version;
@@ -82,7 +96,20 @@ rules-test: semgrep
 	.venv/bin/semgrep scan --experimental --metrics=off --disable-version-check --quiet \
 	  --config crates/worker/rules crates/worker/rules > /dev/null
 
-.PHONY: k8s-tools deploy-render sandbox-tools bench-tools
+.PHONY: k8s-tools deploy-render sandbox-tools bench-tools schemathesis sarif-tools
+
+## Install the official SARIF validator (npm `@microsoft/sarif-multitool`, pinned by
+## tests/sarif/package-lock.json) under tests/sarif/node_modules (skipped when that version is
+## there). The SARIF test (tests/e2e/sarif.rs) runs it.
+sarif-tools:
+	@grep -q '"version": "$(SARIF_MULTITOOL_VERSION)"' tests/sarif/node_modules/@microsoft/sarif-multitool/package.json 2>/dev/null \
+	  || (cd tests/sarif && npm ci --no-audit --no-fund --loglevel=error)
+
+## Install the pinned schemathesis into its own venv, .venv-schemathesis/ (skipped when it is
+## that version). The contract test (tests/e2e/contract.rs) runs it.
+schemathesis:
+	@.venv-schemathesis/bin/schemathesis --version 2>/dev/null | grep -qx "schemathesis, version $(SCHEMATHESIS_VERSION)" \
+	  || { python3 -m venv .venv-schemathesis && .venv-schemathesis/bin/pip install --quiet "schemathesis==$(SCHEMATHESIS_VERSION)"; }
 
 ## The benchmarks' load generator and baselines (Debian packages): wrk, and pgbench (from
 ## postgresql-contrib). Installed with apt-get when missing.

@@ -137,7 +137,7 @@ async fn members_cannot_administer(pool: PgPool) {
         .await
         .expect(200);
     member.get("/api/v1/connections").await.expect(200);
-    member.get("/api/v1/policies/effective").await.expect(200);
+    member.get("/api/v1/org/effective-policy").await.expect(200);
     let queued = member
         .post("/api/v1/scans", json!({"project_ids": [project]}))
         .await

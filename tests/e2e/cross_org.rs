@@ -352,6 +352,13 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             NotFound,
         ),
         probe(
+            Method::GET,
+            "/api/v1/scans/{id}/sarif",
+            format!("/api/v1/scans/{finished_scan}/sarif"),
+            None,
+            NotFound,
+        ),
+        probe(
             Method::POST,
             "/api/v1/scans/{id}/cancel",
             format!("/api/v1/scans/{queued_scan}/cancel"),
@@ -374,8 +381,8 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
         ),
         probe(
             Method::GET,
-            "/api/v1/policies/effective",
-            "/api/v1/policies/effective".into(),
+            "/api/v1/org/effective-policy",
+            "/api/v1/org/effective-policy".into(),
             None,
             OwnOrg(200),
         ),

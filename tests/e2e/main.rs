@@ -1,12 +1,14 @@
 //! End-to-end tests of the API: real HTTP against a real PostgreSQL database per test.
 //!
 //! One binary, one module per concern. `cross_org` walks the OpenAPI document and fails when a
-//! route is added without an isolation check. `deploy` checks the Kubernetes manifests under
+//! route is added without an isolation check; `contract` runs schemathesis against a real
+//! `picket run` and fails when a route does not do what the document says. `deploy` checks the Kubernetes manifests under
 //! deploy/ offline (no database).
 
 mod auth;
 mod bad_input;
 mod connections;
+mod contract;
 mod cross_org;
 mod deploy;
 mod findings;
@@ -16,6 +18,8 @@ mod org;
 mod policies;
 mod projects;
 mod rule_packs;
+mod running;
+mod sarif;
 mod scans;
 mod tokens;
 mod worker;

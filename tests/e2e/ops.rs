@@ -91,12 +91,16 @@ async fn unknown_routes_and_methods_are_problems(pool: PgPool) {
         .send(Method::PUT, "/api/v1/org", None)
         .await
         .problem(405, "method_not_allowed");
-    // `effective` is the merged view, not a policy: it cannot be written.
+    // `effective` stays reserved (the table's CHECK), and the merged view cannot be written.
     admin
         .put(
             "/api/v1/policies/effective",
             serde_json::json!({"rules": {}}),
         )
+        .await
+        .problem(400, "invalid_path");
+    admin
+        .send(Method::PUT, "/api/v1/org/effective-policy", None)
         .await
         .problem(405, "method_not_allowed");
     let resp = admin.get("/healthz").await;

@@ -54,7 +54,7 @@ async fn policies_replace_and_merge(pool: PgPool) {
     assert_eq!(names, ["Strict team", "baseline"]);
 
     // Strongest mode wins.
-    let eff = admin.get("/api/v1/policies/effective").await.expect(200);
+    let eff = admin.get("/api/v1/org/effective-policy").await.expect(200);
     assert_eq!(
         eff["rules"],
         json!({"go.ssrf": "monitor", "py.eval": "comment", "py.sqli": "block"})
@@ -73,7 +73,7 @@ async fn policies_replace_and_merge(pool: PgPool) {
         .delete("/api/v1/policies/Strict%20team")
         .await
         .problem(404, "not_found");
-    let eff = admin.get("/api/v1/policies/effective").await.expect(200);
+    let eff = admin.get("/api/v1/org/effective-policy").await.expect(200);
     assert_eq!(eff["rules"]["py.sqli"], "comment");
     // An empty map is a valid (empty) policy.
     let empty = admin

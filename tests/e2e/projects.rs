@@ -105,14 +105,14 @@ async fn adding_is_all_or_nothing(pool: PgPool) {
     assert_eq!(resp.error_fields(), ["projects[1].provider_repo_id"]);
     assert_eq!(app.counts().await, before);
 
-    // The same repository twice in one request.
+    // The same repository twice in one request: each item is valid, together they conflict.
     let resp = admin
         .projects(&conn)
         .repo("acme/x")
         .repo("acme/x")
         .send()
         .await;
-    resp.problem(422, "invalid_body");
+    resp.problem(409, "duplicate_project");
     assert_eq!(resp.error_fields(), ["projects[1].provider_repo_id"]);
 
     // A connection that is not the org's.

@@ -92,15 +92,25 @@ async fn revoked_and_expired_tokens_are_refused(pool: PgPool) {
     let listed = admin.get("/api/v1/tokens").await.expect(200);
     assert!(listed["tokens"][0]["revoked_at"].is_string());
 
-    // Expiry: accepted until the instant passes.
+    // Expiry: accepted until the instant passes, days from now.
     let expiring = admin
         .post(
             "/api/v1/tokens",
-            json!({"name": "short", "role": "admin", "expires_at": "2999-01-01T00:00:00Z"}),
+            json!({"name": "short", "role": "admin", "expires_in_days": 30}),
         )
         .await
         .expect(201);
-    assert_eq!(expiring["expires_at"], "2999-01-01T00:00:00Z");
+    let at = time::OffsetDateTime::parse(
+        expiring["expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let from_now = at - time::OffsetDateTime::now_utc();
+    assert!(
+        (time::Duration::days(30) - time::Duration::minutes(1)..=time::Duration::days(30))
+            .contains(&from_now),
+        "{from_now}"
+    );
     let short = app.client(expiring["token"].as_str().unwrap());
     short.get("/api/v1/org").await.expect(200);
     sqlx::query(
@@ -112,17 +122,38 @@ async fn revoked_and_expired_tokens_are_refused(pool: PgPool) {
     .unwrap();
     short.get("/api/v1/org").await.problem(401, "unauthorized");
 
-    // An expiry in the past is refused and creates nothing.
+    // An expiry out of 1-3650 days is refused and creates nothing.
     let before = app.count("api_tokens").await;
-    let resp = admin
+    for days in [json!(0), json!(3651), json!(-1), json!(1.5)] {
+        let resp = admin
+            .post(
+                "/api/v1/tokens",
+                json!({"name": "old", "role": "admin", "expires_in_days": days}),
+            )
+            .await;
+        resp.problem(422, "invalid_body");
+        assert_eq!(resp.error_fields(), ["expires_in_days"], "{days}");
+    }
+    // A whole number written with a fraction is a whole number, as JSON Schema counts.
+    admin
         .post(
             "/api/v1/tokens",
-            json!({"name": "old", "role": "admin", "expires_at": "2000-01-01T00:00:00Z"}),
+            json!({"name": "whole", "role": "member", "expires_in_days": 2.0}),
         )
-        .await;
-    resp.problem(422, "invalid_body");
-    assert_eq!(resp.error_fields(), ["expires_at"]);
-    assert_eq!(app.count("api_tokens").await, before);
+        .await
+        .expect(201);
+    // A token cannot revoke itself (an admin could lock themselves out in one request).
+    let own = admin
+        .post("/api/v1/tokens", json!({"name": "self", "role": "admin"}))
+        .await
+        .expect(201);
+    let own_client = app.client(own["token"].as_str().unwrap());
+    own_client
+        .delete(&format!("/api/v1/tokens/{}", own["id"].as_str().unwrap()))
+        .await
+        .problem(409, "own_token");
+    own_client.get("/api/v1/org").await.expect(200);
+    assert_eq!(app.count("api_tokens").await, before + 2);
     // Unknown token ids are 404.
     admin
         .delete(&format!("/api/v1/tokens/{}", uuid::Uuid::new_v4()))
@@ -183,10 +214,10 @@ async fn token_requests_are_validated(pool: PgPool) {
     let resp = admin
         .post(
             "/api/v1/tokens",
-            json!({"name": "x", "role": "admin", "expires_at": "tomorrow"}),
+            json!({"name": "x", "role": "admin", "expires_in_days": "tomorrow"}),
         )
         .await;
     resp.problem(422, "invalid_body");
-    assert_eq!(resp.error_fields(), ["expires_at"]);
+    assert_eq!(resp.error_fields(), ["expires_in_days"]);
     assert_eq!(app.count("api_tokens").await, before);
 }

@@ -6,6 +6,7 @@
 //! left to right, so handlers list them in that order and a caller without rights learns nothing
 //! about whether its request would have been valid.
 
+use crate::constraints;
 use crate::error::ApiError;
 use crate::AppState;
 use axum::body::Bytes;
@@ -152,24 +153,54 @@ impl FromRequestParts<AppState> for Worker {
     }
 }
 
-/// A value taken from a single-parameter route path such as `/projects/{id}`.
+/// A value taken from a single-parameter route path such as `/projects/{id}`. Its [`Self::RULE`]
+/// is both what [`ApiPath`] checks and what the OpenAPI description states (`params(ApiPath<T>)`
+/// on a route).
 pub trait PathParam: Sized {
     /// The parameter's name in the route, used in errors.
     const NAME: &'static str;
+    /// What the raw value must be.
+    const RULE: constraints::Text;
+    /// What it names, for the description.
+    const DESCRIPTION: &'static str;
+    /// Turns a value [`Self::RULE`] accepts into `Self`.
     fn parse(raw: &str) -> Result<Self, String>;
 }
 
 macro_rules! id_param {
-    ($($ty:ty),*) => {$(
+    ($($ty:ty => $what:literal),*) => {$(
         impl PathParam for $ty {
             const NAME: &'static str = "id";
+            const RULE: constraints::Text = constraints::UUID;
+            const DESCRIPTION: &'static str = $what;
             fn parse(raw: &str) -> Result<Self, String> {
                 raw.parse().map_err(|_| format!("{raw:?} is not a UUID"))
             }
         }
     )*};
 }
-id_param!(ProjectId, ScanId, ConnectionId, TokenId, FindingId);
+id_param!(
+    ProjectId => "Project id",
+    ScanId => "Scan id",
+    ConnectionId => "Connection id",
+    TokenId => "Token id",
+    FindingId => "Finding id"
+);
+
+impl<T: PathParam> utoipa::IntoParams for ApiPath<T> {
+    fn into_params(
+        _parameter_in: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        vec![ParameterBuilder::new()
+            .name(T::NAME)
+            .parameter_in(ParameterIn::Path)
+            .required(utoipa::openapi::Required::True)
+            .description(Some(T::DESCRIPTION))
+            .schema(Some(T::RULE.schema()))
+            .build()]
+    }
+}
 
 /// A policy's name in `/policies/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,16 +208,10 @@ pub struct PolicyName(pub String);
 
 impl PathParam for PolicyName {
     const NAME: &'static str = "name";
+    const RULE: constraints::Text = constraints::POLICY_NAME;
+    const DESCRIPTION: &'static str = "Policy name";
     fn parse(raw: &str) -> Result<Self, String> {
-        if picket_db::policies::valid_name(raw) {
-            Ok(PolicyName(raw.to_owned()))
-        } else {
-            Err(
-                "1-100 characters of A-Z a-z 0-9 space . _ -, starting with a letter or digit, \
-                 and not `effective`"
-                    .to_owned(),
-            )
-        }
+        Ok(PolicyName(raw.to_owned()))
     }
 }
 
@@ -196,15 +221,10 @@ pub struct RulePackName(pub String);
 
 impl PathParam for RulePackName {
     const NAME: &'static str = "name";
+    const RULE: constraints::Text = constraints::RULE_PACK_NAME;
+    const DESCRIPTION: &'static str = "Rule pack name";
     fn parse(raw: &str) -> Result<Self, String> {
-        if picket_db::rule_packs::valid_name(raw) {
-            Ok(RulePackName(raw.to_owned()))
-        } else {
-            Err(
-                "1-100 characters of A-Z a-z 0-9 space . _ -, starting with a letter or digit"
-                    .to_owned(),
-            )
-        }
+        Ok(RulePackName(raw.to_owned()))
     }
 }
 
@@ -219,7 +239,9 @@ impl<T: PathParam, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|e| ApiError::invalid_path(T::NAME, e.body_text()))?;
-        T::parse(&raw)
+        T::RULE
+            .verdict(&raw)
+            .and_then(|()| T::parse(&raw))
             .map(ApiPath)
             .map_err(|m| ApiError::invalid_path(T::NAME, m))
     }
@@ -315,7 +337,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // would already fail the shape check. `IgnoredAny` reads without building anything.
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| malformed(&e))?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    // Every body is an object (see [`Object`]).
+    let Object(value) = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -340,6 +363,67 @@ fn malformed(e: &serde_json::Error) -> ApiError {
         "malformed_json",
         format!("the body is not valid JSON: {e}"),
     )
+}
+
+/// A struct read only from a JSON object. serde's derive also builds a struct from an array of
+/// its fields in order (`[null, null]` for two optional fields), which no object schema allows;
+/// this reads through `deserialize_map`, so anything but an object is refused ("invalid type:
+/// sequence, expected a JSON object"). Every body is read through it, and nested structs with
+/// [`objects`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Object<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Only<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Only<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Only(std::marker::PhantomData))
+            .map(Object)
+    }
+}
+
+/// A list of structs, each read only from a JSON object (see [`Object`]). For
+/// `#[serde(deserialize_with = "crate::extract::objects")]`.
+pub fn objects<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    let items = <Vec<Object<T>> as serde::Deserialize>::deserialize(d)?;
+    Ok(items.into_iter().map(|Object(t)| t).collect())
+}
+
+/// Integer fields as JSON Schema counts integers: `3` and `3.0` alike (a number without a
+/// fractional part), where serde's integer types take only the first. For
+/// `#[serde(default, deserialize_with = "crate::extract::whole_number")]` on an `Option`.
+pub fn whole_number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error as _;
+    let Some(n) = <Option<serde_json::Number> as serde::Deserialize>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && (i64::MIN as f64..i64::MAX as f64).contains(f))
+            .map(|f| f as i64)
+    });
+    whole
+        .and_then(|i| T::try_from(i).ok())
+        .map(Some)
+        .ok_or_else(|| {
+            D::Error::custom(format!("invalid value: {n}, expected an integer in range"))
+        })
 }
 
 /// serde_json appends " at line L column C" to data errors; the field path says more.
@@ -385,6 +469,37 @@ mod tests {
         assert!(p.errors[0].field.contains("extra"), "{:?}", p.errors);
         let err = parse_json::<Body>(br#"{"items":[],"bogus":1}"#).unwrap_err();
         assert!(err.problem().errors[0].field.contains("bogus"));
+    }
+
+    #[test]
+    fn structs_come_only_from_objects() {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Opt {
+            a: Option<u32>,
+            b: Option<u32>,
+        }
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Outer {
+            #[serde(deserialize_with = "objects")]
+            items: Vec<Opt>,
+        }
+        // serde alone takes both.
+        assert!(serde_json::from_str::<Opt>("[null, null]").is_ok());
+        let err = parse_json::<Opt>(b"[null, null]").unwrap_err().problem();
+        assert_eq!((err.status, err.errors[0].field.as_str()), (422, "body"));
+        let err = parse_json::<Outer>(br#"{"items": [{"a": 1}, [null, null]]}"#)
+            .unwrap_err()
+            .problem();
+        assert_eq!(err.errors[0].field, "items[1]", "{err:?}");
+        let err = parse_json::<Outer>(br#"{"items": [{"a": 1}, {"b": "x"}]}"#)
+            .unwrap_err()
+            .problem();
+        assert_eq!(err.errors[0].field, "items[1].b", "{err:?}");
+        assert!(parse_json::<Outer>(br#"{"items": [{"a": 1}, {}]}"#).is_ok());
     }
 
     #[test]

@@ -11,11 +11,13 @@
 //! `/api/v1/openapi.json` and returned by [`openapi`]), `/healthz` (the process is up), `/readyz`
 //! (the database answers) and `/metrics` (Prometheus).
 
+pub mod constraints;
 pub mod error;
 pub mod extract;
 mod metrics;
 mod pagination;
 mod routes;
+pub mod sarif;
 mod schema;
 
 use crate::error::ApiError;

@@ -83,19 +83,50 @@ pub fn rule_modes() -> Object {
         .build()
 }
 
-/// Provider credentials as sent: a JSON object or a string. Write-only.
+/// A rule map as a request sends it: at most [`crate::routes::MAX_POLICY_RULES`] rules, each key
+/// a rule id.
+pub fn rule_modes_input() -> Object {
+    let mut o = rule_modes();
+    o.max_properties = Some(crate::routes::MAX_POLICY_RULES);
+    o.extensions = Some(crate::constraints::keywords([(
+        "propertyNames",
+        serde_json::to_value(crate::constraints::RULE_ID.schema()).unwrap_or_default(),
+    )]));
+    o
+}
+
+/// Provider credentials as sent: a token string, an object of a few fields, or `null`.
+/// Write-only. The same shape the connections route checks.
 pub fn credentials() -> Object {
+    use crate::routes::connections::{
+        MAX_CREDENTIAL_CHARS, MAX_CREDENTIAL_FIELDS, MAX_CREDENTIAL_FIELD_NAME,
+    };
+    let shape = serde_json::json!([
+        { "type": "string", "minLength": 1, "maxLength": MAX_CREDENTIAL_CHARS },
+        {
+            "type": "object",
+            "minProperties": 1,
+            "maxProperties": MAX_CREDENTIAL_FIELDS,
+            "propertyNames": { "minLength": 1, "maxLength": MAX_CREDENTIAL_FIELD_NAME },
+            "additionalProperties": {
+                "type": ["string", "integer", "boolean"],
+                "maxLength": MAX_CREDENTIAL_CHARS,
+                "minimum": i64::MIN,
+                "maximum": i64::MAX,
+            },
+        },
+        { "type": "null" },
+    ]);
     ObjectBuilder::new()
-        .schema_type(SchemaType::from_iter([
-            Type::Object,
-            Type::String,
-            Type::Null,
-        ]))
+        .schema_type(SchemaType::AnyValue)
         .description(Some(
-            "The provider's credentials: a JSON object (e.g. a GitHub App's app_id, private_key, \
-             webhook_secret) or a string (a token). Encrypted at rest and never returned.",
+            "The provider's credentials: a token string of 1-16384 characters, or an object of \
+             1-16 fields (names of 1-64 characters) whose values are strings of at most 16384 \
+             characters, integers or booleans (e.g. a GitHub App's app_id, private_key, \
+             webhook_secret). Encrypted at rest and never returned.",
         ))
         .write_only(Some(true))
+        .extensions(Some(crate::constraints::keywords([("anyOf", shape)])))
         .build()
 }
 

@@ -1,6 +1,6 @@
 //! Clone: what a PR scan fetches vs a full clone of a repository with a long history.
 //!
-//! A repository of 300 source-like files × 120 lines and 2,000 commits on `main` (each later
+//! A repository of (by default) 300 source-like files × 120 lines and 2,000 commits on `main` (each later
 //! commit rewrites 6 lines in 2 files), and a PR branch of 3 commits that left `main` 20
 //! commits ago, served by the smart-HTTP git server on loopback that the worker's tests use.
 //! Picket's clone (git2, depth 1 for a full scan; head, target tip and just enough history for
@@ -15,9 +15,9 @@ use std::cell::Cell;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const FILES: usize = 300;
 const LINES: usize = 120;
-const COMMITS: usize = 2000;
+/// How far behind `main`'s tip the PR branches off.
+const BEHIND: usize = 20;
 
 fn commits_in_odb(path: &Path) -> anyhow::Result<usize> {
     let repo = Repository::open(path)?;
@@ -35,7 +35,15 @@ fn commits_in_odb(path: &Path) -> anyhow::Result<usize> {
     Ok(n)
 }
 
-pub async fn clone_bench() -> anyhow::Result<()> {
+/// `files` files of [`LINES`] lines, `commits` commits on `main` (more than [`BEHIND`] + 1).
+pub async fn clone_bench(files: usize, commits: usize) -> anyhow::Result<()> {
+    let (n_files, n_commits) = (files, commits);
+    if n_commits <= BEHIND + 1 || n_files == 0 {
+        anyhow::bail!(
+            "the clone benchmark needs files and more than {} commits",
+            BEHIND + 1
+        );
+    }
     let root = tempfile::tempdir()?;
     let scratch = tempfile::tempdir()?;
     // Source-like text: identifiers from a small vocabulary plus a pseudo-random constant per
@@ -62,17 +70,17 @@ pub async fn clone_bench() -> anyhow::Result<()> {
             w(r >> 40)
         )
     };
-    let mut files: Vec<Vec<String>> = (0..FILES)
+    let mut files: Vec<Vec<String>> = (0..n_files)
         .map(|_| (0..LINES).map(|_| line(rand())).collect())
         .collect();
     let mut h = History::default();
     let mut main = Vec::new();
     let mut parent: Option<u32> = None;
-    for n in 0..COMMITS {
+    for n in 0..n_commits {
         let touched: Vec<usize> = if n == 0 {
-            (0..FILES).collect()
+            (0..n_files).collect()
         } else {
-            vec![(rand() as usize) % FILES, (rand() as usize) % FILES]
+            vec![(rand() as usize) % n_files, (rand() as usize) % n_files]
         };
         let mut changes = Vec::new();
         for fi in touched {
@@ -88,7 +96,7 @@ pub async fn clone_bench() -> anyhow::Result<()> {
         main.push(m);
         parent = Some(m);
     }
-    let branch_point = main[COMMITS - 21];
+    let branch_point = main[n_commits - BEHIND - 1];
     h.linear("feature", Some(branch_point), 3);
     let shas = h.import(&bare_repo(root.path(), "big", true));
     let server = GitServer::start(root.path(), Default::default());
@@ -161,8 +169,8 @@ pub async fn clone_bench() -> anyhow::Result<()> {
     ));
 
     println!(
-        "### Clone: {FILES} files × {LINES} lines, {COMMITS} commits on main, a PR of 3 commits \
-         20 behind\n"
+        "### Clone: {n_files} files × {LINES} lines, {n_commits} commits on main, a PR of 3 \
+         commits {BEHIND} behind\n"
     );
     println!("| clone | received | fetches | commits | time |");
     println!("|---|---:|---:|---:|---:|");

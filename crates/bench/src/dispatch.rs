@@ -8,7 +8,7 @@
 //!   real API, real PostgreSQL, the real `picket worker` and Semgrep on a small repository, one
 //!   full scan per project, from queued to succeeded.
 
-use crate::{many_projects, start_api, BenchDb};
+use crate::{bench_db, many_projects, start_api, with_bench_db};
 use anyhow::{bail, Context};
 use picket_core::{OrgId, ProjectId, ScanId, ScanTrigger};
 use picket_db::scans;
@@ -207,77 +207,83 @@ pub async fn throughput_bench(admin_url: &str, scans: u32) -> anyhow::Result<()>
     println!("### Scheduler throughput: {scans} full scans of the demo repository, 2 at a time\n");
     println!("| executor | wall time | scans/minute | succeeded |");
     println!("|---|---:|---:|---:|");
+    let (worker, exe, root, repo, rules, semgrep) = (&worker, &exe, &root, &repo, &rules, &semgrep);
     for kind in ["plain process", "local sandbox"] {
-        let bench = BenchDb::create(admin_url, "dispatch").await?;
-        let db = bench.db(16).await?;
-        let projects = many_projects(&db, scans).await?;
-        sqlx::query("UPDATE projects SET clone_url = $1")
-            .bind(format!("file://{}", repo.display()))
-            .execute(db.pool())
-            .await?;
-        // A local repository needs no clone credential.
-        sqlx::query("UPDATE vcs_connections SET credentials = NULL")
-            .execute(db.pool())
-            .await?;
-        let (base, _token, server) = start_api(&db).await?;
-        let api: SocketAddr = base.trim_start_matches("http://").parse()?;
-        let org: uuid::Uuid = sqlx::query_scalar("SELECT id FROM orgs WHERE slug = 'bench'")
-            .fetch_one(db.pool())
-            .await?;
-        let ids: Vec<ProjectId> = projects.iter().map(|p| ProjectId(*p)).collect();
-        let mut conn = db.pool().acquire().await?;
-        scans::enqueue_bulk(&mut conn, OrgId(org), &ids, ScanTrigger::Manual, None)
-            .await?
-            .map_err(|_| anyhow::anyhow!("the bench's projects are unknown"))?;
-        drop(conn);
-        let mut cfg = SchedulerConfig::new("bench");
-        cfg.slots = 2;
-        cfg.poll = Duration::from_millis(200);
-        let stop = CancellationToken::new();
-        let started = Instant::now();
-        let run = match kind {
-            "plain process" => tokio::spawn(picket_scheduler::run(
-                db.clone(),
-                ProcessExecutor::new(worker(api, true)),
-                cfg,
-                stop.clone(),
-            )),
-            _ => {
-                let mut sb = SandboxConfig::new(root.path().join("sandboxes"), api);
-                sb.readonly = vec![exe.clone(), rules.clone()];
-                sb.readonly.extend(sandbox::engine_paths(&semgrep));
-                sb.local_repos = vec![repo.clone()];
-                let exec = SandboxExecutor::new(sb, worker(api, false))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("the sandbox is unavailable: {e}"))?;
-                tokio::spawn(picket_scheduler::run(db.clone(), exec, cfg, stop.clone()))
-            }
-        };
-        let done = loop {
-            let done: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM scans WHERE state::text NOT IN ('queued', 'claimed', 'running', 'reporting')",
-            )
-            .fetch_one(db.pool())
-            .await?;
-            if done >= i64::from(scans) || started.elapsed() > Duration::from_secs(900) {
-                break started.elapsed();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        stop.cancel();
-        run.await?;
-        server.abort();
-        let succeeded: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM scans WHERE state = 'succeeded'")
+        with_bench_db(admin_url, "dispatch", |url| async move {
+            let db = bench_db(&url, 16).await?;
+            let projects = many_projects(&db, scans).await?;
+            sqlx::query("UPDATE projects SET clone_url = $1")
+                .bind(format!("file://{}", repo.display()))
+                .execute(db.pool())
+                .await?;
+            // A local repository needs no clone credential.
+            sqlx::query("UPDATE vcs_connections SET credentials = NULL")
+                .execute(db.pool())
+                .await?;
+            let (base, _token, server) = start_api(&db).await?;
+            let api: SocketAddr = base.trim_start_matches("http://").parse()?;
+            let org: uuid::Uuid = sqlx::query_scalar("SELECT id FROM orgs WHERE slug = 'bench'")
                 .fetch_one(db.pool())
                 .await?;
-        println!(
-            "| {kind} | {:.1} s | {:.1} | {succeeded}/{scans} |",
-            done.as_secs_f64(),
-            f64::from(scans) / done.as_secs_f64() * 60.0
-        );
-        drop(db);
-        bench.drop().await?;
+            let ids: Vec<ProjectId> = projects.iter().map(|p| ProjectId(*p)).collect();
+            let mut conn = db.pool().acquire().await?;
+            scans::enqueue_bulk(&mut conn, OrgId(org), &ids, ScanTrigger::Manual, None)
+                .await?
+                .map_err(|_| anyhow::anyhow!("the bench's projects are unknown"))?;
+            drop(conn);
+            let mut cfg = SchedulerConfig::new("bench");
+            cfg.slots = 2;
+            cfg.poll = Duration::from_millis(200);
+            let stop = CancellationToken::new();
+            let started = Instant::now();
+            let run = match kind {
+                "plain process" => tokio::spawn(picket_scheduler::run(
+                    db.clone(),
+                    ProcessExecutor::new(worker(api, true)),
+                    cfg,
+                    stop.clone(),
+                )),
+                _ => {
+                    let mut sb = SandboxConfig::new(root.path().join("sandboxes"), api);
+                    sb.readonly = vec![exe.clone(), rules.clone()];
+                    sb.readonly.extend(sandbox::engine_paths(semgrep));
+                    sb.local_repos = vec![repo.clone()];
+                    let exec = SandboxExecutor::new(sb, worker(api, false))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("the sandbox is unavailable: {e}"))?;
+                    tokio::spawn(picket_scheduler::run(db.clone(), exec, cfg, stop.clone()))
+                }
+            };
+            let done = loop {
+                let done: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM scans WHERE state::text NOT IN ('queued', 'claimed', 'running', 'reporting')",
+                )
+                .fetch_one(db.pool())
+                .await?;
+                if done >= i64::from(scans) || started.elapsed() > Duration::from_secs(900) {
+                    break started.elapsed();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            stop.cancel();
+            run.await?;
+            server.abort();
+            let succeeded: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM scans WHERE state = 'succeeded'")
+                    .fetch_one(db.pool())
+                    .await?;
+            println!(
+                "| {kind} | {:.1} s | {:.1} | {succeeded}/{scans} |",
+                done.as_secs_f64(),
+                f64::from(scans) / done.as_secs_f64() * 60.0
+            );
+            // A throughput of failed scans measures nothing.
+            if succeeded != i64::from(scans) {
+                bail!("{kind}: {succeeded} of {scans} scans succeeded");
+            }
+            Ok(())
+        })
+        .await?;
     }
     println!();
     Ok(())

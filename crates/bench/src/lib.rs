@@ -48,7 +48,7 @@ pub struct Args {
     pub which: Which,
 }
 
-#[derive(Debug, Clone, Copy, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Which {
     /// Queue claim+complete throughput vs pgbench.
     Queue {
@@ -70,6 +70,9 @@ pub enum Which {
         /// Runs per size; the median is reported.
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Findings per scan, one table row each (comma-separated).
+        #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
+        findings: Vec<usize>,
     },
     /// Full and diff scans: Picket's worker vs the semgrep CLI (needs `make semgrep`).
     Scan {
@@ -79,9 +82,20 @@ pub enum Which {
         /// Copies of the rule pack (distinct ids), to load a few hundred rules.
         #[arg(long, default_value_t = 4)]
         copies: usize,
+        /// Only these directories of the pack, e.g. `python,secrets` (comma-separated; default:
+        /// all of them).
+        #[arg(long, value_delimiter = ',')]
+        languages: Vec<String>,
     },
     /// Clone: a PR's fetch vs a full clone of a long history.
-    Clone,
+    Clone {
+        /// Source files in the repository.
+        #[arg(long, default_value_t = 300)]
+        files: usize,
+        /// Commits on `main` (at least 22: the PR leaves `main` 20 commits before its tip).
+        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(22..))]
+        commits: u32,
+    },
     /// The scheduler's executors: dispatch latency (sandbox vs plain process) and scans per
     /// minute with 2 concurrent environments (root; needs `cargo build --release -p
     /// picket-cli` and `make semgrep`).
@@ -95,78 +109,155 @@ pub enum Which {
     },
     /// All of the above with their defaults.
     All,
+    /// Every benchmark above once, at a size that takes seconds (`make test` runs this so a
+    /// benchmark that no longer runs fails CI). No figure is checked; a benchmark that fails,
+    /// or one without a smoke size in [`SMOKE`], fails it.
+    Smoke,
+}
+
+/// The arguments each benchmark runs with under `smoke`: small, but through the same code.
+pub const SMOKE: &[(&str, &[&str])] = &[
+    ("queue", &["--scans", "400"]),
+    ("bulk", &["--projects", "50"]),
+    ("api", &["--seconds", "1"]),
+    ("ingest", &["--runs", "1", "--findings", "500"]),
+    (
+        "scan",
+        &["--files", "12", "--copies", "1", "--languages", "python"],
+    ),
+    ("clone", &["--files", "10", "--commits", "30"]),
+    ("dispatch", &["--runs", "2", "--scans", "2"]),
+];
+
+/// Each benchmark subcommand of [`Which`] (not `all`, not `smoke`), parsed as the command line
+/// `picket-bench <name> <extra(name)>` would be.
+fn each_benchmark(
+    extra: impl Fn(&str) -> anyhow::Result<&'static [&'static str]>,
+) -> anyhow::Result<Vec<Which>> {
+    use clap::CommandFactory;
+    Args::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .filter(|name| name != "all" && name != "smoke")
+        .map(|name| {
+            let argv = ["picket-bench", name.as_str()]
+                .into_iter()
+                .chain(extra(&name)?.iter().copied());
+            Ok(Args::try_parse_from(argv)
+                .with_context(|| format!("arguments of `{name}`"))?
+                .which)
+        })
+        .collect()
+}
+
+/// Each benchmark with its [`SMOKE`] arguments; an error names a benchmark without them.
+pub fn smoke_runs() -> anyhow::Result<Vec<Which>> {
+    each_benchmark(|name| {
+        SMOKE
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, args)| *args)
+            .with_context(|| format!("benchmark `{name}` has no smoke size in SMOKE"))
+    })
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let url = &args.database_url;
     match args.which {
-        Which::Queue { scans } => queue_bench(&args.database_url, scans).await,
-        Which::Bulk { projects } => bulk_bench(&args.database_url, projects).await,
-        Which::Api { seconds } => api_bench(&args.database_url, seconds).await,
-        Which::Ingest { runs } => ingest_bench(&args.database_url, runs).await,
-        Which::Scan { files, copies } => scan::scan_bench(files, copies).await,
-        Which::Clone => clone::clone_bench().await,
+        Which::All => {
+            for which in each_benchmark(|_| Ok(&[]))? {
+                run_one(url, which).await?;
+            }
+            Ok(())
+        }
+        Which::Smoke => {
+            for which in smoke_runs()? {
+                let name = format!("{which:?}");
+                let started = Instant::now();
+                run_one(url, which)
+                    .await
+                    .with_context(|| format!("smoke run of {name}"))?;
+                eprintln!(
+                    "smoke: {name} ran in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            Ok(())
+        }
+        which => run_one(url, which).await,
+    }
+}
+
+/// One benchmark.
+async fn run_one(url: &str, which: Which) -> anyhow::Result<()> {
+    match which {
+        Which::Queue { scans } => queue_bench(url, scans).await,
+        Which::Bulk { projects } => bulk_bench(url, projects).await,
+        Which::Api { seconds } => api_bench(url, seconds).await,
+        Which::Ingest { runs, findings } => ingest_bench(url, runs, &findings).await,
+        Which::Scan {
+            files,
+            copies,
+            languages,
+        } => scan::scan_bench(files, copies, &languages).await,
+        Which::Clone { files, commits } => clone::clone_bench(files, commits as usize).await,
         Which::Dispatch { runs, scans } => {
             dispatch::latency_bench(runs).await?;
-            dispatch::throughput_bench(&args.database_url, scans).await
+            dispatch::throughput_bench(url, scans).await
         }
-        Which::All => {
-            queue_bench(&args.database_url, 20_000).await?;
-            bulk_bench(&args.database_url, 10_000).await?;
-            api_bench(&args.database_url, 15).await?;
-            ingest_bench(&args.database_url, 3).await?;
-            clone::clone_bench().await?;
-            dispatch::latency_bench(30).await?;
-            dispatch::throughput_bench(&args.database_url, 20).await?;
-            scan::scan_bench(1_200, 4).await
-        }
+        Which::All | Which::Smoke => bail!("`all` and `smoke` run other benchmarks"),
     }
 }
 
-/// A database created for one benchmark and dropped afterwards.
-struct BenchDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl BenchDb {
-    async fn create(admin_url: &str, label: &str) -> anyhow::Result<BenchDb> {
-        let name = format!("picket_bench_{label}_{}", std::process::id());
-        let mut conn = PgConnection::connect(admin_url)
-            .await
-            .context("connecting to DATABASE_URL")?;
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-            .execute(&mut conn)
-            .await?;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await?;
-        let url = replace_db(admin_url, &name)?;
-        Ok(BenchDb {
-            admin_url: admin_url.to_owned(),
-            name,
-            url,
-        })
-    }
-
-    async fn db(&self, max_connections: u32) -> anyhow::Result<Db> {
-        let mut cfg = DbConfig::new(&self.url);
-        cfg.max_connections = max_connections;
-        let db = Db::connect(&cfg).await?;
-        db.migrate().await?;
-        Ok(db)
-    }
-
-    async fn drop(self) -> anyhow::Result<()> {
-        let mut conn = PgConnection::connect(&self.admin_url).await?;
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ))
+/// Runs `body` on a fresh, migrated database made for it (named after `label` and this
+/// process) on the server of `admin_url`, and drops that database afterwards, also when `body`
+/// fails. `body` gets the database's URL.
+async fn with_bench_db<T, F>(
+    admin_url: &str,
+    label: &str,
+    body: impl FnOnce(String) -> F,
+) -> anyhow::Result<T>
+where
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let name = format!("picket_bench_{label}_{}", std::process::id());
+    let url = replace_db(admin_url, &name)?;
+    let mut conn = PgConnection::connect(admin_url)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
         .execute(&mut conn)
         .await?;
-        Ok(())
-    }
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    let result = body(url).await;
+    let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await;
+    let value = result?;
+    dropped.with_context(|| format!("dropping the benchmark database {name}"))?;
+    Ok(value)
+}
+
+/// Connects to a benchmark database and migrates it.
+async fn bench_db(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+    let mut cfg = DbConfig::new(url);
+    cfg.max_connections = max_connections;
+    let db = Db::connect(&cfg).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+/// Empties `tables` between runs. `CASCADE` also empties every table that references them, so a
+/// table added later with a foreign key to one of them (as `scan_results` was to `scans`) cannot
+/// break the benchmark: everything that hangs off these rows was written by the previous run.
+async fn empty(db: &Db, tables: &str) -> anyhow::Result<()> {
+    sqlx::query(&format!("TRUNCATE {tables} CASCADE"))
+        .execute(db.pool())
+        .await
+        .with_context(|| format!("emptying {tables}"))?;
+    Ok(())
 }
 
 fn replace_db(url: &str, db: &str) -> anyhow::Result<String> {
@@ -217,9 +308,7 @@ async fn org_and_project(db: &Db) -> anyhow::Result<(uuid::Uuid, uuid::Uuid)> {
 /// Queues `n` diff scans spread evenly over `orgs` orgs (each capped at 64, so the cap never
 /// idles a claimer), on an emptied queue.
 async fn fill_queue(db: &Db, orgs: u32, n: u32) -> anyhow::Result<()> {
-    sqlx::query("TRUNCATE scans, scan_events, findings")
-        .execute(db.pool())
-        .await?;
+    empty(db, "scans").await?;
     let have: i64 = sqlx::query_scalar("SELECT count(*) FROM orgs")
         .fetch_one(db.pool())
         .await?;
@@ -338,51 +427,52 @@ async fn queue_bench(admin_url: &str, n: u32) -> anyhow::Result<()> {
     ];
     // The shortest legal way from a claim to an end: one fenced move to a terminal state.
     const ONE_MOVE: &[ScanState] = &[ScanState::Failed];
-    let bench = BenchDb::create(admin_url, "queue").await?;
-    let db = bench.db(10).await?;
-    sqlx::query("CREATE TABLE bench_jobs (id serial PRIMARY KEY, state text NOT NULL DEFAULT 'queued', owner text)")
-        .execute(db.pool())
-        .await?;
-    sqlx::query("INSERT INTO bench_jobs (state) SELECT 'queued' FROM generate_series(1, $1)")
-        .bind(n as i32)
-        .execute(db.pool())
-        .await?;
-    sqlx::query("CREATE INDEX ON bench_jobs (id) WHERE state = 'queued'")
-        .execute(db.pool())
-        .await?;
-    sqlx::query("VACUUM ANALYZE bench_jobs")
-        .execute(db.pool())
-        .await?;
-    let bare = pgbench_baseline(&bench.url, n)?;
+    with_bench_db(admin_url, "queue", |url| async move {
+        let db = bench_db(&url, 10).await?;
+        sqlx::query("CREATE TABLE bench_jobs (id serial PRIMARY KEY, state text NOT NULL DEFAULT 'queued', owner text)")
+            .execute(db.pool())
+            .await?;
+        sqlx::query("INSERT INTO bench_jobs (state) SELECT 'queued' FROM generate_series(1, $1)")
+            .bind(n as i32)
+            .execute(db.pool())
+            .await?;
+        sqlx::query("CREATE INDEX ON bench_jobs (id) WHERE state = 'queued'")
+            .execute(db.pool())
+            .await?;
+        sqlx::query("VACUUM ANALYZE bench_jobs")
+            .execute(db.pool())
+            .await?;
+        let bare = pgbench_baseline(&url, n)?;
 
-    println!("### Queue: 8 concurrent claimers, {n} scans, same database, same run\n");
-    println!("| runner | orgs | commits per scan | scans/s | ratio to bare |");
-    println!("|---|---:|---:|---:|---:|");
-    println!("| pgbench: bare SKIP LOCKED claim + update | - | 2 | {bare:.0} | 1.00 |");
-    for (label, moves, commits) in [
-        (
-            "Picket: claim + one fenced terminal move (failed)",
-            ONE_MOVE,
-            2,
-        ),
-        (
-            "Picket: claim + running + reporting + succeeded",
-            LIFECYCLE,
-            4,
-        ),
-    ] {
-        for orgs in [1, 8] {
-            fill_queue(&db, orgs, n).await?;
-            let rate = drain_with(&db, n, moves).await?;
-            println!(
-                "| {label} | {orgs} | {commits} | {rate:.0} | {:.2} |",
-                rate / bare
-            );
+        println!("### Queue: 8 concurrent claimers, {n} scans, same database, same run\n");
+        println!("| runner | orgs | commits per scan | scans/s | ratio to bare |");
+        println!("|---|---:|---:|---:|---:|");
+        println!("| pgbench: bare SKIP LOCKED claim + update | - | 2 | {bare:.0} | 1.00 |");
+        for (label, moves, commits) in [
+            (
+                "Picket: claim + one fenced terminal move (failed)",
+                ONE_MOVE,
+                2,
+            ),
+            (
+                "Picket: claim + running + reporting + succeeded",
+                LIFECYCLE,
+                4,
+            ),
+        ] {
+            for orgs in [1, 8] {
+                fill_queue(&db, orgs, n).await?;
+                let rate = drain_with(&db, n, moves).await?;
+                println!(
+                    "| {label} | {orgs} | {commits} | {rate:.0} | {:.2} |",
+                    rate / bare
+                );
+            }
         }
-    }
-    println!();
-    drop(db);
-    bench.drop().await
+        println!();
+        Ok(())
+    })
+    .await
 }
 
 /// Starts the API in-process on 127.0.0.1:0 with a fresh admin token.
@@ -428,105 +518,107 @@ async fn many_projects(db: &Db, n: u32) -> anyhow::Result<Vec<uuid::Uuid>> {
 }
 
 async fn bulk_bench(admin_url: &str, n: u32) -> anyhow::Result<()> {
-    let bench = BenchDb::create(admin_url, "bulk").await?;
-    let db = bench.db(16).await?;
-    let ids = many_projects(&db, n).await?;
-    let (base, token, server) = start_api(&db).await?;
-    let client = reqwest::Client::new();
-    let body = serde_json::json!({ "project_ids": ids });
-    let mut times = Vec::new();
-    let mut rows = 0;
-    for _ in 0..5 {
-        sqlx::query("DELETE FROM scans").execute(db.pool()).await?;
-        let started = Instant::now();
-        let resp = client
-            .post(format!("{base}/api/v1/scans"))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await?;
-        let status = resp.status();
-        let bytes = resp.bytes().await?;
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
-        if !status.is_success() {
-            bail!(
-                "bulk scan answered {status}: {}",
-                String::from_utf8_lossy(&bytes)
-            );
+    with_bench_db(admin_url, "bulk", |url| async move {
+        let db = bench_db(&url, 16).await?;
+        let ids = many_projects(&db, n).await?;
+        let (base, token, server) = start_api(&db).await?;
+        let client = reqwest::Client::new();
+        let body = serde_json::json!({ "project_ids": ids });
+        let mut times = Vec::new();
+        let mut rows = 0;
+        for _ in 0..5 {
+            empty(&db, "scans").await?;
+            let started = Instant::now();
+            let resp = client
+                .post(format!("{base}/api/v1/scans"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await?;
+            let status = resp.status();
+            let bytes = resp.bytes().await?;
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+            if !status.is_success() {
+                bail!(
+                    "bulk scan answered {status}: {}",
+                    String::from_utf8_lossy(&bytes)
+                );
+            }
+            rows = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM scans")
+                .fetch_one(db.pool())
+                .await?;
         }
-        rows = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM scans")
-            .fetch_one(db.pool())
-            .await?;
-    }
-    times.sort_by(f64::total_cmp);
-    println!("### Bulk scan: {n} projects in one POST /api/v1/scans (5 runs)\n");
-    println!("| median (ms) | min (ms) | max (ms) | scan rows written |");
-    println!("|---:|---:|---:|---:|");
-    println!(
-        "| {:.0} | {:.0} | {:.0} | {rows} |\n",
-        times[2], times[0], times[4]
-    );
-    server.abort();
-    drop(db);
-    bench.drop().await
+        times.sort_by(f64::total_cmp);
+        println!("### Bulk scan: {n} projects in one POST /api/v1/scans (5 runs)\n");
+        println!("| median (ms) | min (ms) | max (ms) | scan rows written |");
+        println!("|---:|---:|---:|---:|");
+        println!(
+            "| {:.0} | {:.0} | {:.0} | {rows} |\n",
+            times[2], times[0], times[4]
+        );
+        server.abort();
+        Ok(())
+    })
+    .await
 }
 
 async fn api_bench(admin_url: &str, seconds: u32) -> anyhow::Result<()> {
-    let bench = BenchDb::create(admin_url, "api").await?;
-    let db = bench.db(16).await?;
-    many_projects(&db, 1_000).await?;
-    let (base, token, server) = start_api(&db).await?;
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let conns = 2 * cores;
-    let url = format!("{base}/api/v1/projects?limit=50");
-    let out = tokio::process::Command::new("wrk")
-        .args([
-            "-t",
-            &cores.to_string(),
-            "-c",
-            &conns.to_string(),
-            "-d",
-            &format!("{seconds}s"),
-            "--latency",
-        ])
-        .arg("-H")
-        .arg(format!("Authorization: Bearer {token}"))
-        .arg(&url)
-        .output()
-        .await
-        .context("running wrk (apt-get install wrk)")?;
-    if !out.status.success() {
-        bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rps = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .map(str::trim)
-        .unwrap_or("?");
-    let p99 = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("99%"))
-        .map(str::trim)
-        .unwrap_or("?");
-    let p50 = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("50%"))
-        .map(str::trim)
-        .unwrap_or("?");
-    let non2xx = text
-        .lines()
-        .find(|l| l.contains("Non-2xx"))
-        .unwrap_or("none");
-    println!("### API read path: GET /api/v1/projects?limit=50 (1,000 projects), wrk {cores} threads, {conns} connections, {seconds} s\n");
-    println!("| requests/s | p50 | p99 | non-2xx |");
-    println!("|---:|---:|---:|---|");
-    println!("| {rps} | {p50} | {p99} | {non2xx} |\n");
-    server.abort();
-    drop(db);
-    bench.drop().await
+    with_bench_db(admin_url, "api", |url| async move {
+        let db = bench_db(&url, 16).await?;
+        many_projects(&db, 1_000).await?;
+        let (base, token, server) = start_api(&db).await?;
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        let conns = 2 * cores;
+        let url = format!("{base}/api/v1/projects?limit=50");
+        let out = tokio::process::Command::new("wrk")
+            .args([
+                "-t",
+                &cores.to_string(),
+                "-c",
+                &conns.to_string(),
+                "-d",
+                &format!("{seconds}s"),
+                "--latency",
+            ])
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {token}"))
+            .arg(&url)
+            .output()
+            .await
+            .context("running wrk (apt-get install wrk)")?;
+        if !out.status.success() {
+            bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let rps = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Requests/sec:"))
+            .map(str::trim)
+            .unwrap_or("?");
+        let p99 = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("99%"))
+            .map(str::trim)
+            .unwrap_or("?");
+        let p50 = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("50%"))
+            .map(str::trim)
+            .unwrap_or("?");
+        let non2xx = text
+            .lines()
+            .find(|l| l.contains("Non-2xx"))
+            .unwrap_or("none");
+        println!("### API read path: GET /api/v1/projects?limit=50 (1,000 projects), wrk {cores} threads, {conns} connections, {seconds} s\n");
+        println!("| requests/s | p50 | p99 | non-2xx |");
+        println!("|---:|---:|---:|---|");
+        println!("| {rps} | {p50} | {p99} | {non2xx} |\n");
+        server.abort();
+        Ok(())
+    })
+    .await
 }
 
 /// Rules the synthetic scan runs; every finding belongs to one of them.
@@ -702,61 +794,116 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-async fn ingest_bench(admin_url: &str, runs: usize) -> anyhow::Result<()> {
+async fn ingest_bench(admin_url: &str, runs: usize, sizes: &[usize]) -> anyhow::Result<()> {
     let runs = runs.max(1);
-    let bench = BenchDb::create(admin_url, "ingest").await?;
-    let db = bench.db(4).await?;
-    let (org, project) = org_and_project(&db).await?;
-    // Same columns, defaults, checks and indexes as findings (LIKE copies no foreign keys).
-    sqlx::query("CREATE TABLE bench_copy (LIKE findings INCLUDING ALL)")
-        .execute(db.pool())
+    with_bench_db(admin_url, "ingest", |url| async move {
+        let db = bench_db(&url, 4).await?;
+        let (org, project) = org_and_project(&db).await?;
+        // Same columns, defaults, checks and indexes as findings (LIKE copies no foreign keys).
+        sqlx::query("CREATE TABLE bench_copy (LIKE findings INCLUDING ALL)")
+            .execute(db.pool())
+            .await?;
+        let scan: uuid::Uuid = sqlx::query_scalar(
+            "INSERT INTO scans (id, org_id, project_id, kind, trigger, priority, state, finished_at)
+             VALUES (gen_random_uuid(), $1, $2, 'full', 'manual', 1, 'cancelled', now()) RETURNING id",
+        )
+        .bind(org)
+        .bind(project)
+        .fetch_one(db.pool())
         .await?;
-    let scan: uuid::Uuid = sqlx::query_scalar(
-        "INSERT INTO scans (id, org_id, project_id, kind, trigger, priority, state, finished_at)
-         VALUES (gen_random_uuid(), $1, $2, 'full', 'manual', 1, 'cancelled', now()) RETURNING id",
-    )
-    .bind(org)
-    .bind(project)
-    .fetch_one(db.pool())
-    .await?;
 
-    println!("### Findings ingest: one full scan's upload vs a bare COPY, same database, same run (median of {runs})\n");
-    println!("| findings | bare COPY, no FKs (rows/s) | bare COPY into findings, with FKs (rows/s) | Picket, first sighting (rows/s) | ratio to bare | Picket, all seen again (rows/s) | ratio to bare |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|");
-    for n in [10_000usize, 100_000] {
-        let findings = synthetic_findings(n);
-        let (mut copy, mut copy_fk, mut first, mut again) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for _ in 0..runs {
-            sqlx::query("TRUNCATE findings, scan_results, bench_copy")
-                .execute(db.pool())
-                .await?;
-            sqlx::query("VACUUM ANALYZE findings, bench_copy")
-                .execute(db.pool())
-                .await?;
-            copy.push(bare_copy(&db, "bench_copy", org, project, scan, &findings).await?);
-            copy_fk.push(bare_copy(&db, "findings", org, project, scan, &findings).await?);
-            sqlx::query("TRUNCATE findings").execute(db.pool()).await?;
-            let (rate, new) = picket_ingest(&db, org, project, &findings).await?;
-            if new != n as i64 {
-                bail!("first sighting: {new} of {n} findings new");
+        println!("### Findings ingest: one full scan's upload vs a bare COPY, same database, same run (median of {runs})\n");
+        println!("| findings | bare COPY, no FKs (rows/s) | bare COPY into findings, with FKs (rows/s) | Picket, first sighting (rows/s) | ratio to bare | Picket, all seen again (rows/s) | ratio to bare |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        for &n in sizes {
+            let findings = synthetic_findings(n);
+            let (mut copy, mut copy_fk, mut first, mut again) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..runs {
+                empty(&db, "findings, scan_results, bench_copy").await?;
+                sqlx::query("VACUUM ANALYZE findings, bench_copy")
+                    .execute(db.pool())
+                    .await?;
+                copy.push(bare_copy(&db, "bench_copy", org, project, scan, &findings).await?);
+                copy_fk.push(bare_copy(&db, "findings", org, project, scan, &findings).await?);
+                empty(&db, "findings").await?;
+                let (rate, new) = picket_ingest(&db, org, project, &findings).await?;
+                if new != n as i64 {
+                    bail!("first sighting: {new} of {n} findings new");
+                }
+                first.push(rate);
+                let (rate, new) = picket_ingest(&db, org, project, &findings).await?;
+                if new != 0 {
+                    bail!("seen again: {new} findings new");
+                }
+                again.push(rate);
             }
-            first.push(rate);
-            let (rate, new) = picket_ingest(&db, org, project, &findings).await?;
-            if new != 0 {
-                bail!("seen again: {new} findings new");
-            }
-            again.push(rate);
+            let (copy, copy_fk, first, again) =
+                (median(copy), median(copy_fk), median(first), median(again));
+            println!(
+                "| {n} | {copy:.0} | {copy_fk:.0} | {first:.0} | {:.2} | {again:.0} | {:.2} |",
+                first / copy,
+                again / copy
+            );
         }
-        let (copy, copy_fk, first, again) =
-            (median(copy), median(copy_fk), median(first), median(again));
-        println!(
-            "| {n} | {copy:.0} | {copy_fk:.0} | {first:.0} | {:.2} | {again:.0} | {:.2} |",
-            first / copy,
-            again / copy
-        );
+        println!();
+        Ok(())
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    const DOCS: &str = include_str!("../../../docs/benchmarks.md");
+
+    /// Every `picket-bench -- <arguments>` command docs/benchmarks.md gives, as arguments.
+    fn documented_commands() -> Vec<Vec<&'static str>> {
+        DOCS.lines()
+            .filter_map(|line| line.split_once("-p picket-bench -- ").map(|(_, rest)| rest))
+            .map(|rest| {
+                let end = rest.find(['`', '#']).unwrap_or(rest.len());
+                rest[..end].split_whitespace().collect()
+            })
+            .collect()
     }
-    println!();
-    drop(db);
-    bench.drop().await
+
+    #[test]
+    fn every_documented_command_parses_and_every_benchmark_is_documented() {
+        let documented = documented_commands();
+        assert!(documented.len() >= 7, "found only {documented:?}");
+        for args in &documented {
+            let argv = std::iter::once("picket-bench").chain(args.iter().copied());
+            if let Err(e) = Args::try_parse_from(argv) {
+                panic!(
+                    "docs/benchmarks.md gives `picket-bench -- {}`: {e}",
+                    args.join(" ")
+                );
+            }
+        }
+        for sub in Args::command().get_subcommands() {
+            let name = sub.get_name();
+            if name == "smoke" {
+                continue;
+            }
+            assert!(
+                documented.iter().any(|a| a.first() == Some(&name)),
+                "benchmark `{name}` is not in docs/benchmarks.md"
+            );
+        }
+    }
+
+    #[test]
+    fn smoke_runs_every_benchmark_but_all() {
+        let runs = smoke_runs().expect("every benchmark has a smoke size");
+        let names: Vec<String> = Args::command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_owned())
+            .filter(|n| n != "all" && n != "smoke")
+            .collect();
+        assert_eq!(runs.len(), names.len(), "{runs:?} vs {names:?}");
+        assert!(runs.iter().all(|w| !matches!(w, Which::All | Which::Smoke)));
+    }
 }

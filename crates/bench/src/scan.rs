@@ -31,12 +31,17 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// The pack, `copies` times, each copy's ids suffixed so Semgrep loads them as distinct rules.
-fn multiplied_rules(into: &Path, copies: usize) -> anyhow::Result<usize> {
+/// The pack (only its `languages` directories, unless that is empty), `copies` times, each
+/// copy's ids suffixed so Semgrep loads them as distinct rules.
+fn multiplied_rules(into: &Path, copies: usize, languages: &[String]) -> anyhow::Result<usize> {
     let mut n = 0;
     for lang in std::fs::read_dir(PACK)? {
         let lang = lang?;
-        if !lang.file_type()?.is_dir() {
+        let wanted = languages.is_empty()
+            || languages
+                .iter()
+                .any(|l| lang.file_name().to_str() == Some(l.as_str()));
+        if !lang.file_type()?.is_dir() || !wanted {
             continue;
         }
         let dest = into.join(lang.file_name());
@@ -166,10 +171,13 @@ fn spec(repo: &Path, kind: ScanKind) -> ScanSpec {
     }
 }
 
-pub async fn scan_bench(files: usize, copies: usize) -> anyhow::Result<()> {
+pub async fn scan_bench(files: usize, copies: usize, languages: &[String]) -> anyhow::Result<()> {
     let work = tempfile::tempdir()?;
     let rules = work.path().join("rules");
-    let n_rules = multiplied_rules(&rules, copies)?;
+    let n_rules = multiplied_rules(&rules, copies, languages)?;
+    if n_rules == 0 {
+        bail!("no rules: the pack has no directory among {languages:?}");
+    }
     let repo = work.path().join("repo");
     std::fs::create_dir_all(&repo)?;
     repository(&repo, files)?;

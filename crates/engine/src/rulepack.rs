@@ -105,6 +105,79 @@ pub fn parse(content: &str) -> Result<PackRules, PackError> {
     Ok(out)
 }
 
+/// What a rule says about itself, for reports such as SARIF: its id, `message`, `severity` as
+/// written (Semgrep's `ERROR`, `WARNING`, `INFO`, …), `languages` and `metadata` (as JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleDoc {
+    pub id: String,
+    pub message: String,
+    pub severity: String,
+    pub languages: Vec<String>,
+    /// The rule's `metadata` mapping (`cwe`, `category`, `confidence`, …); `null` without one.
+    pub metadata: serde_json::Value,
+}
+
+/// The documentation of every rule of one pack's YAML, in file order. A rule without a string
+/// `id` is left out; an unreadable document is [`PackError::Yaml`] or [`PackError::NoRules`].
+pub fn rule_docs(content: &str) -> Result<Vec<RuleDoc>, PackError> {
+    let doc: Value =
+        serde_yaml_ng::from_str(content).map_err(|e| PackError::Yaml(e.to_string()))?;
+    let Some(rules) = doc.get("rules").and_then(Value::as_sequence) else {
+        return Err(PackError::NoRules);
+    };
+    let text = |rule: &Value, key: &str| {
+        rule.get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    Ok(rules
+        .iter()
+        .filter_map(|rule| {
+            Some(RuleDoc {
+                id: rule.get("id")?.as_str()?.to_owned(),
+                message: text(rule, "message"),
+                severity: text(rule, "severity"),
+                languages: rule
+                    .get("languages")
+                    .and_then(Value::as_sequence)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|l| l.as_str().map(str::to_owned))
+                    .collect(),
+                // Metadata whose keys are not strings has no JSON form; it is left out.
+                metadata: rule
+                    .get("metadata")
+                    .and_then(|m| serde_json::to_value(m).ok())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect())
+}
+
+/// The documentation of every rule in a pack directory laid out as Picket's own
+/// (`<dir>/<language>/<rule>.yaml`), sorted by id. Files that do not parse are skipped: the pack
+/// is tested (`make rules-test`), and a report must not fail over one file.
+pub fn dir_rule_docs(dir: &Path) -> std::io::Result<Vec<RuleDoc>> {
+    let mut docs = Vec::new();
+    for lang in std::fs::read_dir(dir)? {
+        let lang = lang?.path();
+        if !lang.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(&lang)? {
+            let file = file?.path();
+            if file.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+                let content = std::fs::read_to_string(&file)?;
+                docs.extend(rule_docs(&content).unwrap_or_default());
+            }
+        }
+    }
+    docs.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(docs)
+}
+
 /// Picket's checks on a pack an org uploads: [`parse`], plus limits and the reserved namespace.
 pub fn check(content: &str) -> Result<PackRules, PackError> {
     if content.len() > MAX_PACK_BYTES {
@@ -263,5 +336,29 @@ mod tests {
             engine_message(b"not json", b"line1\nfatal: boom\n", dir),
             "line1\nfatal: boom"
         );
+    }
+
+    #[test]
+    fn rule_docs_read_message_severity_and_metadata() {
+        let docs = rule_docs(
+            "rules:\n- id: acme.no-eval\n  languages: [python]\n  severity: ERROR\n  message: >-\n    Do not\n    eval.\n  metadata:\n    cwe: 'CWE-95'\n    tags: [a]\n  pattern: eval(...)\n- languages: [go]\n",
+        )
+        .unwrap();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].id, "acme.no-eval");
+        assert_eq!(docs[0].message, "Do not eval.");
+        assert_eq!(docs[0].severity, "ERROR");
+        assert_eq!(docs[0].languages, ["python"]);
+        assert_eq!(docs[0].metadata["cwe"], "CWE-95");
+    }
+
+    #[test]
+    fn picket_pack_is_documented() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../worker/rules");
+        let docs = dir_rule_docs(&dir).unwrap();
+        assert!(docs.len() > 50, "{}", docs.len());
+        assert!(docs
+            .iter()
+            .all(|d| d.id.starts_with("picket.") && !d.message.is_empty()));
     }
 }

@@ -5,9 +5,10 @@
 //! `SecretString` and sealed by picket-db under the new row's id. No response carries them: a
 //! connection shows `has_credentials` and nothing more.
 
+use crate::constraints;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Admin, ApiJson, ApiPath, Caller};
-use crate::routes::{check_len, not_found_as};
+use crate::routes::not_found_as;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,8 +25,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-/// Largest accepted credentials, as JSON text, in bytes (a PEM key and a few ids fit easily).
-const MAX_CREDENTIALS_BYTES: usize = 64 * 1024;
+/// Longest credential string, alone or as an object's field, in characters (a 4096-bit PEM key
+/// is about 3,300).
+pub const MAX_CREDENTIAL_CHARS: usize = 16_384;
+/// Most fields a credentials object may have.
+pub const MAX_CREDENTIAL_FIELDS: usize = 16;
+/// Longest field name in a credentials object, in characters.
+pub const MAX_CREDENTIAL_FIELD_NAME: usize = 64;
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -74,12 +80,50 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Whether `value` has the shape [`crate::schema::credentials`] describes: a token string of
+/// 1-16,384 characters, or an object of 1-16 fields (names of 1-64 characters) whose values are
+/// strings of at most 16,384 characters, integers or booleans.
+fn credentials_shape_ok(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    let text_ok = |s: &str, min: usize, max: usize| (min..=max).contains(&s.chars().count());
+    match value {
+        Value::String(s) => text_ok(s, 1, MAX_CREDENTIAL_CHARS),
+        Value::Object(fields) => {
+            (1..=MAX_CREDENTIAL_FIELDS).contains(&fields.len())
+                && fields.iter().all(|(name, v)| {
+                    text_ok(name, 1, MAX_CREDENTIAL_FIELD_NAME)
+                        && match v {
+                            Value::String(s) => text_ok(s, 0, MAX_CREDENTIAL_CHARS),
+                            Value::Bool(_) => true,
+                            // JSON Schema's integer: any number without a fractional part, here
+                            // within i64.
+                            Value::Number(n) => {
+                                n.is_i64()
+                                    || n.as_f64().is_some_and(|f| {
+                                        f.fract() == 0.0
+                                            && (i64::MIN as f64..=i64::MAX as f64).contains(&f)
+                                    })
+                            }
+                            _ => false,
+                        }
+                })
+        }
+        _ => false,
+    }
+}
+
 impl<'de> Deserialize<'de> for Credentials {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // The error names the JSON type only, never the value.
-        match serde_json::Value::deserialize(d)? {
-            v @ (serde_json::Value::Object(_) | serde_json::Value::String(_)) => Ok(Credentials(v)),
-            _ => Err(D::Error::custom("must be a JSON object or a string")),
+        // The error names the shape only, never the value.
+        let value = serde_json::Value::deserialize(d)?;
+        if credentials_shape_ok(&value) {
+            Ok(Credentials(value))
+        } else {
+            Err(D::Error::custom(
+                "must be a token string of 1-16384 characters, or an object of 1-16 fields \
+                 (names of 1-64 characters) whose values are strings of at most 16384 \
+                 characters, integers or booleans",
+            ))
         }
     }
 }
@@ -90,9 +134,11 @@ pub struct CreateConnection {
     #[schema(schema_with = crate::schema::provider)]
     pub provider: Provider,
     /// 1-200 characters, unique in the org.
+    #[schema(schema_with = constraints::name)]
     pub name: String,
     /// `https://` or `http://` URL of the provider's API, for self-hosted instances.
     #[serde(default)]
+    #[schema(schema_with = constraints::base_url)]
     pub base_url: String,
     #[serde(default)]
     #[schema(schema_with = crate::schema::credentials)]
@@ -117,34 +163,20 @@ async fn list_connections(
     request_body = CreateConnection,
     responses(
         (status = 201, body = Connection),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`connection_exists`: the org has a connection of that name", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_connection(
     Admin(caller): Admin,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateConnection>,
 ) -> Result<(StatusCode, Json<Connection>), ApiError> {
-    check_len("name", &body.name, 1, 200)?;
-    if !body.base_url.is_empty() {
-        check_len("base_url", &body.base_url, 1, 2000)?;
-        if !(body.base_url.starts_with("https://") || body.base_url.starts_with("http://")) {
-            return Err(ApiError::invalid_body(
-                "base_url",
-                "must be an https:// or http:// URL",
-            ));
-        }
-    }
+    constraints::NAME.check("name", &body.name)?;
+    constraints::BASE_URL.check("base_url", &body.base_url)?;
     let credentials = match body.credentials {
         None => None,
         Some(Credentials(value)) => {
             let text = serde_json::to_string(&value).map_err(|e| ApiError::internal(&e))?;
-            if text.len() > MAX_CREDENTIALS_BYTES {
-                return Err(ApiError::invalid_body(
-                    "credentials",
-                    format!("at most {MAX_CREDENTIALS_BYTES} bytes of JSON"),
-                ));
-            }
             Some(SecretString::from(text))
         }
     };
@@ -162,7 +194,7 @@ async fn create_connection(
 
 /// One connection.
 #[utoipa::path(get, path = "/api/v1/connections/{id}", tag = "connections",
-    params(("id" = Uuid, Path, description = "Connection id")),
+    params(ApiPath<ConnectionId>),
     responses(
         (status = 200, body = Connection),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -180,11 +212,12 @@ async fn get_connection(
 
 /// Delete a connection (admin). Refused with 409 `connection_in_use` while projects use it.
 #[utoipa::path(delete, path = "/api/v1/connections/{id}", tag = "connections",
-    params(("id" = Uuid, Path, description = "Connection id")),
+    params(ApiPath<ConnectionId>),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`connection_in_use`: projects use it", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_connection(
     Admin(caller): Admin,

@@ -6,10 +6,11 @@
 //! every branch of its project, and to the same fingerprint found later. A secrets finding shows
 //! its redacted form only: neither the value (never stored) nor its hash is ever returned.
 
+use crate::constraints;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
-use crate::pagination;
-use crate::routes::{check_len, not_found_as};
+use crate::pagination::{self, FindingPosition, Position};
+use crate::routes::not_found_as;
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -18,12 +19,12 @@ use picket_db::findings::{self, FindingCursor, FindingFilter, FindingRecord, Tri
 use picket_db::projects;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
-
-const CURSOR_KIND: &str = "findings";
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -111,23 +112,27 @@ pub struct FindingQuery {
     #[param(schema_with = crate::schema::product_opt)]
     pub product: Option<Product>,
     /// Exact rule id.
+    #[param(schema_with = constraints::filter)]
     pub rule_id: Option<String>,
     /// Paths starting with this.
+    #[param(schema_with = constraints::filter)]
     pub path: Option<String>,
     /// Exact branch.
+    #[param(schema_with = constraints::filter)]
     pub git_ref: Option<String>,
     /// From the previous page's `next_cursor`.
+    #[param(schema_with = FindingPosition::schema)]
     pub cursor: Option<String>,
     /// 1-500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
 /// A project's findings, most severe first, then newest first.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/findings", tag = "findings",
-    params(("id" = Uuid, Path, description = "Project id"), FindingQuery),
+    params(ApiPath<ProjectId>, FindingQuery),
     responses(
         (status = 200, body = FindingPage),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_findings(
@@ -137,9 +142,18 @@ async fn list_findings(
     State(state): State<AppState>,
 ) -> Result<Json<FindingPage>, ApiError> {
     let limit = pagination::limit(q.limit)?;
+    for (field, value) in [
+        ("rule_id", &q.rule_id),
+        ("path", &q.path),
+        ("git_ref", &q.git_ref),
+    ] {
+        if let Some(v) = value {
+            constraints::FILTER.check_query(field, v)?;
+        }
+    }
     let after = match &q.cursor {
         Some(c) => {
-            let (severity, id): (Severity, Uuid) = pagination::decode(CURSOR_KIND, c)?;
+            let FindingPosition(severity, id) = pagination::decode(c)?;
             Some(FindingCursor {
                 severity,
                 id: FindingId(id),
@@ -160,24 +174,51 @@ async fn list_findings(
         git_ref: q.git_ref,
     };
     let rows = findings::list(pool, caller.org_id, id, &filter, after, limit + 1).await?;
-    let (rows, next_cursor) = pagination::page(CURSOR_KIND, rows, limit, |f| (f.severity, f.id.0))?;
+    let (rows, next_cursor) =
+        pagination::page(rows, limit, |f| FindingPosition(f.severity, f.id.0));
     Ok(Json(FindingPage {
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,
     }))
 }
 
-/// A triage decision.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A triage decision: `ignored` with a `reason`, or `open` (lifts an ignore) without one.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TriageRequest {
-    /// `ignored` (with a `reason`) or `open` (lifts an ignore; no reason).
     pub status: TriageStatus,
-    /// Why the finding is ignored: 1-1000 characters. Required for `ignored`, refused for `open`.
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+impl utoipa::PartialSchema for TriageRequest {
+    fn schema() -> RefOr<Schema> {
+        use constraints::{closed_object, literal, null_only, REASON};
+        let ignored = closed_object(
+            vec![
+                ("status", literal("ignored")),
+                ("reason", Schema::Object(REASON.schema())),
+            ],
+            &["status", "reason"],
+            "Ignore the finding, saying why (1-1000 characters).",
+        );
+        let open = closed_object(
+            vec![("status", literal("open")), ("reason", null_only())],
+            &["status"],
+            "Lift an ignore; no reason.",
+        );
+        Schema::OneOf(
+            utoipa::openapi::schema::OneOfBuilder::new()
+                .item(ignored)
+                .item(open)
+                .build(),
+        )
+        .into()
+    }
+}
+
+impl ToSchema for TriageRequest {}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TriageStatus {
     Ignored,
@@ -188,12 +229,11 @@ pub enum TriageStatus {
 /// decision applies to the finding's fingerprint on every branch of the project and sticks across
 /// later scans. `open` on a finding that is not ignored changes nothing.
 #[utoipa::path(post, path = "/api/v1/findings/{id}/triage", tag = "findings",
-    params(("id" = Uuid, Path, description = "Finding id")),
+    params(ApiPath<FindingId>),
     request_body = TriageRequest,
     responses(
         (status = 200, body = Finding),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn triage_finding(
     caller: Caller,
@@ -203,7 +243,7 @@ async fn triage_finding(
 ) -> Result<Json<Finding>, ApiError> {
     let decision = match (body.status, body.reason) {
         (TriageStatus::Ignored, Some(reason)) => {
-            check_len("reason", &reason, 1, 1000)?;
+            constraints::REASON.check("reason", &reason)?;
             Triage::Ignore { reason }
         }
         (TriageStatus::Ignored, None) => {

@@ -1,9 +1,9 @@
 //! `/api/v1/org`: the caller's own org. There is no route to any other org: the org is always
 //! the token's.
 
+use crate::constraints;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Admin, ApiJson, Caller};
-use crate::routes::check_len;
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -53,10 +53,15 @@ impl From<OrgRecord> for Org {
 #[serde(deny_unknown_fields)]
 pub struct UpdateOrg {
     /// 1-200 characters.
+    #[schema(schema_with = constraints::name_opt)]
     pub name: Option<String>,
     /// 1-1000.
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub max_concurrent_scans: Option<i32>,
     /// 60-3600 seconds.
+    #[schema(minimum = 60, maximum = 3600)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub pr_scan_timeout_secs: Option<i32>,
     /// `false`: `nosemgrep` comments no longer suppress findings in later scans.
     pub inline_suppression: Option<bool>,
@@ -64,10 +69,7 @@ pub struct UpdateOrg {
 
 /// The caller's org.
 #[utoipa::path(get, path = "/api/v1/org", tag = "org",
-    responses(
-        (status = 200, body = Org),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = Org)))]
 async fn get_org(caller: Caller, State(state): State<AppState>) -> Result<Json<Org>, ApiError> {
     Ok(Json(
         orgs::get(state.db().pool(), caller.org_id).await?.into(),
@@ -79,8 +81,7 @@ async fn get_org(caller: Caller, State(state): State<AppState>) -> Result<Json<O
     request_body = UpdateOrg,
     responses(
         (status = 200, body = Org),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn update_org(
     Admin(caller): Admin,
@@ -88,7 +89,7 @@ async fn update_org(
     ApiJson(body): ApiJson<UpdateOrg>,
 ) -> Result<Json<Org>, ApiError> {
     if let Some(name) = &body.name {
-        check_len("name", name, 1, 200)?;
+        constraints::NAME.check("name", name)?;
     }
     if let Some(n) = body.max_concurrent_scans {
         if !(1..=1000).contains(&n) {

@@ -1,8 +1,9 @@
 //! `/api/v1/policies`: named sets of rule → mode, and the effective modes of the org.
 //!
 //! `PUT /policies/{name}` creates a policy or replaces its whole rule map in one transaction.
-//! `GET /policies/effective` merges every policy of the org with picket-core's
-//! `effective_modes` (block > comment > monitor); `effective` is therefore not a policy name.
+//! `GET /org/effective-policy` merges every policy of the org with picket-core's
+//! `effective_modes` (block > comment > monitor). It is not under `/policies/`, where it would
+//! overlap `/policies/{name}`; `effective` stays reserved as a policy name (the table's CHECK).
 
 use crate::error::{ApiError, Problem};
 use crate::extract::{Admin, ApiJson, ApiPath, Caller, PolicyName};
@@ -61,8 +62,9 @@ pub struct PolicyList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPolicy {
-    /// The complete rule map; rules not named here are removed from the policy.
-    #[schema(schema_with = crate::schema::rule_modes)]
+    /// The complete rule map (at most 10,000 rules); rules not named here are removed from the
+    /// policy.
+    #[schema(schema_with = crate::schema::rule_modes_input)]
     pub rules: BTreeMap<RuleId, RuleMode>,
 }
 
@@ -89,7 +91,7 @@ async fn list_policies(
 }
 
 /// The org's effective rule modes: every policy merged, strongest mode winning.
-#[utoipa::path(get, path = "/api/v1/policies/effective", tag = "policies",
+#[utoipa::path(get, path = "/api/v1/org/effective-policy", tag = "policies",
     responses((status = 200, body = EffectivePolicy)))]
 async fn effective_policy(
     caller: Caller,
@@ -104,7 +106,7 @@ async fn effective_policy(
 
 /// One policy.
 #[utoipa::path(get, path = "/api/v1/policies/{name}", tag = "policies",
-    params(("name" = String, Path, description = "Policy name")),
+    params(ApiPath<PolicyName>),
     responses(
         (status = 200, body = Policy),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -122,12 +124,12 @@ async fn get_policy(
 
 /// Create a policy or replace its whole rule map (admin). 201 when created, 200 when replaced.
 #[utoipa::path(put, path = "/api/v1/policies/{name}", tag = "policies",
-    params(("name" = String, Path, description = "Policy name: 1-100 characters of A-Z a-z 0-9 space . _ -, not `effective`")),
+    params(ApiPath<PolicyName>),
     request_body = PutPolicy,
     responses(
         (status = 201, body = Policy),
         (status = 200, body = Policy),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn put_policy(
     Admin(caller): Admin,
@@ -155,9 +157,10 @@ async fn put_policy(
 
 /// Delete a policy (admin).
 #[utoipa::path(delete, path = "/api/v1/policies/{name}", tag = "policies",
-    params(("name" = String, Path, description = "Policy name")),
+    params(ApiPath<PolicyName>),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_policy(

@@ -5,10 +5,11 @@
 //! duplicates, inserts the projects with their weekly slots and queues their initial full scans.
 //! Any refusal rolls the whole request back.
 
+use crate::constraints;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery, Caller};
-use crate::pagination;
-use crate::routes::{check_len, not_found_as};
+use crate::pagination::{self, Position, ProjectPosition};
+use crate::routes::not_found_as;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -28,7 +29,6 @@ use uuid::Uuid;
 
 /// Most repositories one request may add.
 pub const MAX_PROJECTS_PER_REQUEST: usize = 1000;
-const CURSOR_KIND: &str = "projects";
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -142,13 +142,18 @@ pub struct ProjectList {
 pub struct NewProjectItem {
     /// One of the org's connections.
     pub connection_id: Uuid,
-    /// The provider's id of the repository (stable across renames), 1-300 characters.
+    /// The provider's id of the repository (stable across renames), 1-300 characters. One
+    /// request names each (connection, repository) once.
+    #[schema(schema_with = constraints::repo_text)]
     pub provider_repo_id: String,
     /// `owner/name`, 1-300 characters.
+    #[schema(schema_with = constraints::repo_text)]
     pub full_name: String,
     /// 1-2000 characters.
+    #[schema(schema_with = constraints::clone_url)]
     pub clone_url: String,
     /// 1-255 characters.
+    #[schema(schema_with = constraints::branch)]
     pub default_branch: String,
 }
 
@@ -156,6 +161,8 @@ pub struct NewProjectItem {
 #[serde(deny_unknown_fields)]
 pub struct AddProjects {
     /// 1-1000 repositories, added all or none.
+    #[schema(min_items = 1, max_items = 1000)]
+    #[serde(deserialize_with = "crate::extract::objects")]
     pub projects: Vec<NewProjectItem>,
 }
 
@@ -166,14 +173,29 @@ pub struct UpdateProject {
     pub diff_scans_enabled: Option<bool>,
     /// Replaces the path ignores: at most 100 gitignore patterns (no comments, no
     /// `:include`), each 1-500 characters.
-    #[schema(max_items = 100)]
+    #[schema(schema_with = path_ignores_schema)]
     pub path_ignores: Option<Vec<String>>,
 }
 
 /// Most path ignores one project holds (the table's check).
 pub const MAX_PATH_IGNORES: usize = 100;
-/// Longest path ignore, in characters.
-pub const MAX_PATH_IGNORE_LEN: usize = 500;
+
+/// `path_ignores` as a request sends it: at most [`MAX_PATH_IGNORES`] of
+/// [`constraints::PATH_IGNORE`], or `null` (no change).
+fn path_ignores_schema() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            utoipa::openapi::schema::Type::Array,
+            utoipa::openapi::schema::Type::Null,
+        ]))
+        .items(constraints::path_ignore())
+        .max_items(Some(MAX_PATH_IGNORES))
+        .description(Some(
+            "Replaces the path ignores: at most 100 gitignore patterns (no comments, no \
+             `:include`), each 1-500 characters; each must compile as a gitignore glob.",
+        ))
+        .build()
+}
 
 /// Refuses path ignores the worker could not apply, naming the first bad one.
 fn check_path_ignores(patterns: &[String]) -> Result<(), ApiError> {
@@ -185,7 +207,7 @@ fn check_path_ignores(patterns: &[String]) -> Result<(), ApiError> {
     }
     for (i, p) in patterns.iter().enumerate() {
         let field = format!("path_ignores[{i}]");
-        crate::routes::check_len(&field, p, 1, MAX_PATH_IGNORE_LEN)?;
+        constraints::PATH_IGNORE.check(&field, p)?;
         picket_engine::targets::check_pattern(p)
             .map_err(|e| ApiError::invalid_body(field, e.to_string()))?;
     }
@@ -197,6 +219,7 @@ fn check_path_ignores(patterns: &[String]) -> Result<(), ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct ProjectQuery {
     /// Case-insensitive substring of the full name.
+    #[param(schema_with = constraints::filter)]
     pub name: Option<String>,
     pub full_scans_enabled: Option<bool>,
     pub diff_scans_enabled: Option<bool>,
@@ -204,27 +227,29 @@ pub struct ProjectQuery {
     #[param(schema_with = crate::schema::scan_state)]
     pub last_scan_state: Option<ScanState>,
     /// From the previous page's `next_cursor`.
+    #[param(schema_with = ProjectPosition::schema)]
     pub cursor: Option<String>,
     /// 1-500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
 /// List the org's projects by full name, with filters.
 #[utoipa::path(get, path = "/api/v1/projects", tag = "projects",
     params(ProjectQuery),
-    responses(
-        (status = 200, body = ProjectPage),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses((status = 200, body = ProjectPage)))]
 async fn list_projects(
     caller: Caller,
     ApiQuery(q): ApiQuery<ProjectQuery>,
     State(state): State<AppState>,
 ) -> Result<Json<ProjectPage>, ApiError> {
     let limit = pagination::limit(q.limit)?;
+    if let Some(name) = &q.name {
+        constraints::FILTER.check_query("name", name)?;
+    }
     let after = match &q.cursor {
         Some(c) => {
-            let (full_name, id): (String, Uuid) = pagination::decode(CURSOR_KIND, c)?;
+            let ProjectPosition(full_name, id) = pagination::decode(c)?;
             Some(ProjectCursor {
                 full_name,
                 id: ProjectId(id),
@@ -246,15 +271,17 @@ async fn list_projects(
         limit + 1,
     )
     .await?;
-    let (rows, next_cursor) =
-        pagination::page(CURSOR_KIND, rows, limit, |p| (p.full_name.clone(), p.id.0))?;
+    let (rows, next_cursor) = pagination::page(rows, limit, |p| {
+        ProjectPosition(p.full_name.clone(), p.id.0)
+    });
     Ok(Json(ProjectPage {
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,
     }))
 }
 
-/// Checks every item before anything is written; all refusals are reported at once.
+/// Checks every item before anything is written; all refusals are reported at once: 422 for
+/// values, then 409 `duplicate_project` when one (connection, repository) is named twice.
 fn validate(items: &[NewProjectItem]) -> Result<(), ApiError> {
     if items.is_empty() || items.len() > MAX_PROJECTS_PER_REQUEST {
         return Err(ApiError::invalid_body(
@@ -262,39 +289,52 @@ fn validate(items: &[NewProjectItem]) -> Result<(), ApiError> {
             format!("must hold 1-{MAX_PROJECTS_PER_REQUEST} repositories"),
         ));
     }
-    let mut errors = Vec::new();
+    let (mut errors, mut repeated) = (Vec::new(), Vec::new());
     let mut seen: HashMap<(Uuid, &str), usize> = HashMap::new();
     for (i, p) in items.iter().enumerate() {
-        let fields: [(&str, &str, usize); 4] = [
-            ("provider_repo_id", &p.provider_repo_id, 300),
-            ("full_name", &p.full_name, 300),
-            ("clone_url", &p.clone_url, 2000),
-            ("default_branch", &p.default_branch, 255),
+        let fields = [
+            (
+                "provider_repo_id",
+                &p.provider_repo_id,
+                constraints::REPO_TEXT,
+            ),
+            ("full_name", &p.full_name, constraints::REPO_TEXT),
+            ("clone_url", &p.clone_url, constraints::CLONE_URL),
+            ("default_branch", &p.default_branch, constraints::BRANCH),
         ];
-        for (name, value, max) in fields {
-            if let Err(e) = check_len(name, value, 1, max) {
-                errors.extend(e.problem().errors.into_iter().map(|f| FieldError {
-                    field: format!("projects[{i}].{}", f.field),
-                    message: f.message,
-                }));
+        for (name, value, rule) in fields {
+            if let Err(expected) = rule.verdict(value) {
+                errors.push(FieldError {
+                    field: format!("projects[{i}].{name}"),
+                    message: format!("must be {expected}"),
+                });
             }
         }
         if let Some(first) = seen.insert((p.connection_id, p.provider_repo_id.as_str()), i) {
-            errors.push(FieldError {
+            repeated.push(FieldError {
                 field: format!("projects[{i}].provider_repo_id"),
                 message: format!("repeats projects[{first}] (same connection and repository)"),
             });
         }
     }
-    match errors.first() {
-        None => Ok(()),
-        Some(first) => Err(ApiError::new(
+    if let Some(first) = errors.first() {
+        return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_body",
             format!("{}: {}", first.field, first.message),
         )
-        .with_fields(errors)),
+        .with_fields(errors));
     }
+    if let Some(first) = repeated.first() {
+        // Each item is valid; together they would add one repository twice, as when it was
+        // already added (409), which a schema cannot state about an array of objects.
+        return Err(ApiError::conflict(
+            "duplicate_project",
+            format!("{}: {}", first.field, first.message),
+        )
+        .with_fields(repeated));
+    }
+    Ok(())
 }
 
 /// Add one or many repositories (admin), all or none. Each gets a weekly full-scan slot and its
@@ -303,9 +343,9 @@ fn validate(items: &[NewProjectItem]) -> Result<(), ApiError> {
     request_body = AddProjects,
     responses(
         (status = 201, body = ProjectList),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "A connection is not the org's", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`project_exists`: a repository was already added", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`project_exists`: a repository was already added; `duplicate_project`: the request names one twice", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn add_projects(
     Admin(caller): Admin,
@@ -389,7 +429,7 @@ async fn add_projects(
 
 /// One project with its latest scan.
 #[utoipa::path(get, path = "/api/v1/projects/{id}", tag = "projects",
-    params(("id" = Uuid, Path, description = "Project id")),
+    params(ApiPath<ProjectId>),
     responses(
         (status = 200, body = Project),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -407,12 +447,12 @@ async fn get_project(
 
 /// Turn a project's full or diff-aware scans on or off, or set its path ignores (admin).
 #[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects",
-    params(("id" = Uuid, Path, description = "Project id")),
+    params(ApiPath<ProjectId>),
     request_body = UpdateProject,
     responses(
         (status = 200, body = Project),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn update_project(
     Admin(caller): Admin,

@@ -78,7 +78,9 @@ pub struct RulePackList {
 #[serde(deny_unknown_fields)]
 pub struct PutRulePack {
     /// Semgrep rules as YAML: `rules: [{id, languages, severity, message, pattern...}]`, at
-    /// most 512 KiB and 1,000 rules; ids must not start with `picket.`.
+    /// most 512 KiB and 1,000 rules; ids must not start with `picket.`. The Semgrep engine must
+    /// load it (422 `invalid_rule_pack` with its message otherwise), which no schema can state.
+    #[schema(min_length = 1, max_length = 524288)]
     pub content: String,
 }
 
@@ -97,7 +99,7 @@ async fn list_rule_packs(
 
 /// One rule pack, with its YAML.
 #[utoipa::path(get, path = "/api/v1/rule-packs/{name}", tag = "rule-packs",
-    params(("name" = String, Path, description = "Rule pack name")),
+    params(ApiPath<RulePackName>),
     responses(
         (status = 200, body = RulePackWithContent),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -119,11 +121,12 @@ async fn get_rule_pack(
 /// Create a rule pack or replace it whole (admin), once the Semgrep engine has loaded it. 201
 /// when created, 200 when replaced.
 #[utoipa::path(put, path = "/api/v1/rule-packs/{name}", tag = "rule-packs",
-    params(("name" = String, Path, description = "Rule pack name: 1-100 characters of A-Z a-z 0-9 space . _ -")),
+    params(ApiPath<RulePackName>),
     request_body = PutRulePack,
     responses(
         (status = 201, body = RulePack),
         (status = 200, body = RulePack),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A rule id belongs to another pack (`rule_id_taken`), or the org's packs are full (`rule_packs_full`)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The pack is refused (`invalid_rule_pack`), with the engine's message", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "No engine to check packs with (`rule_validation_unavailable`)", body = Problem, content_type = "application/problem+json"),
@@ -195,9 +198,10 @@ async fn put_rule_pack(
 /// Delete a rule pack (admin). The next full scan of each project marks its rules' open
 /// findings `removed`.
 #[utoipa::path(delete, path = "/api/v1/rule-packs/{name}", tag = "rule-packs",
-    params(("name" = String, Path, description = "Rule pack name")),
+    params(ApiPath<RulePackName>),
     responses(
         (status = 204, description = "Deleted"),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn delete_rule_pack(

@@ -6,9 +6,10 @@
 //! written in either case), then one statement queues a full scan of each default branch,
 //! joining any full scan already waiting for that project.
 
+use crate::constraints;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
-use crate::pagination;
+use crate::pagination::{self, Position, ScanFindingPosition, ScanPosition};
 use crate::routes::not_found_as;
 use crate::AppState;
 use axum::extract::State;
@@ -25,6 +26,8 @@ use picket_db::{projects, DbError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use time::OffsetDateTime;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -32,7 +35,6 @@ use uuid::Uuid;
 
 /// Most projects one bulk scan may name.
 pub const MAX_BULK_SCAN: usize = 10_000;
-const CURSOR_KIND: &str = "scans";
 
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -40,6 +42,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(project_scans, scan_project))
         .routes(routes!(get_scan))
         .routes(routes!(scan_findings))
+        .routes(routes!(scan_sarif))
         .routes(routes!(cancel_scan))
         .routes(routes!(retry_scan))
 }
@@ -168,6 +171,7 @@ pub struct BulkScanResult {
 #[serde(deny_unknown_fields)]
 pub struct BulkScan {
     /// 1-10,000 of the org's projects; repeats count once.
+    #[schema(min_items = 1, max_items = 10000)]
     pub project_ids: Vec<Uuid>,
 }
 
@@ -332,13 +336,12 @@ pub struct ScanFindingQuery {
     /// Only findings of this kind: `found` (full scans), `new` or `fixed` (diff scans).
     pub change: Option<Change>,
     /// From the previous page's `next_cursor`.
+    #[param(schema_with = ScanFindingPosition::schema)]
     pub cursor: Option<String>,
     /// 1-500, default 50.
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
-
-const FINDINGS_CURSOR_KIND: &str = "scan-findings";
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScanPage {
@@ -352,8 +355,10 @@ pub struct ScanPage {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// From the previous page's `next_cursor`.
+    #[param(schema_with = ScanPosition::schema)]
     pub cursor: Option<String>,
     /// 1-500, default 50.
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<i64>,
 }
 
@@ -364,7 +369,6 @@ pub struct PageQuery {
         (status = 200, body = BulkScanResult),
         (status = 404, description = "Projects not found, listed in `errors`; nothing queued", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`full_scans_disabled`: projects listed in `errors`; nothing queued", body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn bulk_scan(
     caller: Caller,
@@ -444,7 +448,7 @@ fn listed(ids: &[Uuid], pick: impl Fn(&Uuid) -> bool, message: &str) -> Vec<Fiel
 
 /// A project's scans, newest first.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/scans", tag = "scans",
-    params(("id" = Uuid, Path, description = "Project id"), PageQuery),
+    params(ApiPath<ProjectId>, PageQuery),
     responses(
         (status = 200, body = ScanPage),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -457,7 +461,7 @@ async fn project_scans(
 ) -> Result<Json<ScanPage>, ApiError> {
     let limit = pagination::limit(q.limit)?;
     let before = match &q.cursor {
-        Some(c) => Some(ScanId(pagination::decode::<Uuid>(CURSOR_KIND, c)?)),
+        Some(c) => Some(ScanId(pagination::decode::<ScanPosition>(c)?.0)),
         None => None,
     };
     let pool = state.db().pool();
@@ -465,7 +469,7 @@ async fn project_scans(
         return Err(ApiError::not_found("project"));
     }
     let rows = scans::list_for_project(pool, caller.org_id, id, before, limit + 1).await?;
-    let (rows, next_cursor) = pagination::page(CURSOR_KIND, rows, limit, |s| s.id.0)?;
+    let (rows, next_cursor) = pagination::page(rows, limit, |s| ScanPosition(s.id.0));
     Ok(Json(ScanPage {
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,
@@ -474,7 +478,7 @@ async fn project_scans(
 
 /// One scan with its audit trail.
 #[utoipa::path(get, path = "/api/v1/scans/{id}", tag = "scans",
-    params(("id" = Uuid, Path, description = "Scan id")),
+    params(ApiPath<ScanId>),
     responses(
         (status = 200, body = ScanDetail),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -501,11 +505,10 @@ async fn get_scan(
 /// scan's findings new in the PR (`new`) and those at the merge base its head no longer has
 /// (`fixed`). Locations are as the scan saw them.
 #[utoipa::path(get, path = "/api/v1/scans/{id}/findings", tag = "scans",
-    params(("id" = Uuid, Path, description = "Scan id"), ScanFindingQuery),
+    params(ApiPath<ScanId>, ScanFindingQuery),
     responses(
         (status = 200, body = ScanFindingPage),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn scan_findings(
     caller: Caller,
@@ -516,8 +519,7 @@ async fn scan_findings(
     let limit = pagination::limit(q.limit)?;
     let after = match &q.cursor {
         Some(c) => {
-            let (severity, fingerprint) =
-                pagination::decode::<(Severity, String)>(FINDINGS_CURSOR_KIND, c)?;
+            let ScanFindingPosition(severity, fingerprint) = pagination::decode(c)?;
             Some(ScanFindingCursor {
                 severity,
                 fingerprint,
@@ -538,18 +540,102 @@ async fn scan_findings(
         limit + 1,
     )
     .await?;
-    let (rows, next_cursor) = pagination::page(FINDINGS_CURSOR_KIND, rows, limit, |f| {
-        (f.severity, f.fingerprint.clone())
-    })?;
+    let (rows, next_cursor) = pagination::page(rows, limit, |f| {
+        ScanFindingPosition(f.severity, f.fingerprint.clone())
+    });
     Ok(Json(ScanFindingPage {
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,
     }))
 }
 
+/// Findings read per query when a SARIF log gathers all of a scan's.
+const SARIF_PAGE: i64 = 5_000;
+
+/// A finished scan's findings as a SARIF 2.1.0 log (`application/sarif+json`), for GitHub code
+/// scanning and other SARIF consumers: rules with their metadata, results with their locations
+/// (paths relative to the repository root), Picket's fingerprints, the commit as the run's
+/// `versionControlProvenance`, secrets only in redacted form. At most 25,000 results, most severe
+/// first.
+#[utoipa::path(get, path = "/api/v1/scans/{id}/sarif", tag = "scans",
+    params(ApiPath<ScanId>),
+    responses(
+        (status = 200, description = "The SARIF 2.1.0 log", content_type = "application/sarif+json", body = Object),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`scan_not_succeeded`: only a succeeded scan has results", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn scan_sarif(
+    caller: Caller,
+    ApiPath(id): ApiPath<ScanId>,
+    State(state): State<AppState>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let pool = state.db().pool();
+    let scan = scans::get(pool, caller.org_id, id)
+        .await
+        .map_err(|e| not_found_as(e, "scan"))?;
+    if scan.state != ScanState::Succeeded {
+        return Err(ApiError::conflict(
+            "scan_not_succeeded",
+            format!(
+                "only a succeeded scan has results; this one is {}",
+                scan.state
+            ),
+        ));
+    }
+    let project = projects::get(pool, caller.org_id, scan.project_id).await?;
+    let mut found = Vec::new();
+    let mut after = None;
+    loop {
+        let page =
+            findings::of_scan(pool, caller.org_id, id, None, after.as_ref(), SARIF_PAGE).await?;
+        let full = page.len() as i64 == SARIF_PAGE;
+        after = page.last().map(|f| f.cursor());
+        found.extend(page);
+        if !full || found.len() > crate::sarif::MAX_RESULTS * 2 {
+            break;
+        }
+    }
+    let mut rules = Vec::new();
+    for pack in picket_db::rule_packs::list(pool, caller.org_id).await? {
+        match picket_db::rule_packs::get(pool, caller.org_id, &pack.name).await {
+            Ok((_, content)) => {
+                rules.extend(picket_engine::rulepack::rule_docs(&content).unwrap_or_default())
+            }
+            // Deleted since it was listed: its rules are described from their findings.
+            Err(picket_db::DbError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(engine) = state.rule_engine() {
+        let dir = engine.config.rules_dir.clone();
+        match tokio::task::spawn_blocking(move || picket_engine::rulepack::dir_rule_docs(&dir))
+            .await
+        {
+            Ok(Ok(docs)) => rules.extend(docs),
+            // Described from their findings instead; the log is still complete.
+            Ok(Err(e)) => tracing::warn!(error = %e, "reading Picket's rule pack for SARIF failed"),
+            Err(e) => return Err(ApiError::internal(&e)),
+        }
+    }
+    let info = crate::sarif::ScanInfo {
+        id: id.0,
+        kind: scan.kind,
+        git_ref: scan.git_ref,
+        commit_sha: scan.commit_sha,
+        clone_url: project.clone_url,
+    };
+    let log = crate::sarif::log(&info, &found, &rules);
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, crate::sarif::MEDIA_TYPE)],
+        Json(log),
+    )
+        .into_response())
+}
+
 /// Cancel a scan. A queued scan never runs; a running one loses its lease and is stopped.
 #[utoipa::path(post, path = "/api/v1/scans/{id}/cancel", tag = "scans",
-    params(("id" = Uuid, Path, description = "Scan id")),
+    params(ApiPath<ScanId>),
     responses(
         (status = 200, body = Scan),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -580,7 +666,7 @@ async fn cancel_scan(
 /// 201 with the new scan, or 200 when a full scan of the project was already waiting and the
 /// request joined it (`created: false`).
 #[utoipa::path(post, path = "/api/v1/scans/{id}/retry", tag = "scans",
-    params(("id" = Uuid, Path, description = "Scan id")),
+    params(ApiPath<ScanId>),
     responses(
         (status = 201, body = QueuedScan),
         (status = 200, description = "Joined the full scan already queued", body = QueuedScan),
@@ -651,11 +737,11 @@ async fn retry_scan(
 
 /// What to scan, for one project: a full scan of a branch, or a diff-aware scan of a head ref
 /// against a base ref (until the provider integrations bring pull requests, this is how a diff
-/// scan of a plain git project is asked for).
-#[derive(Debug, Deserialize, ToSchema)]
+/// scan of a plain git project is asked for). Its schema is [`scan_request_schema`]: the
+/// fields a kind takes depend on the kind.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScanRequest {
-    #[schema(schema_with = crate::schema::scan_kind)]
     pub kind: ScanKind,
     /// Full scans: the branch (default: the project's default branch). Diff scans: the head ref.
     pub git_ref: Option<String>,
@@ -666,48 +752,67 @@ pub struct ScanRequest {
     /// Diff scans: exact target commit, when known.
     pub base_sha: Option<String>,
     /// Diff scans: the pull/merge request number, when there is one.
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub pr_number: Option<i32>,
 }
 
-/// A ref name as git accepts it, checked here so a bad one fails the request, not the scan.
-fn check_ref(field: &str, value: &str) -> Result<(), ApiError> {
-    let ok = !value.is_empty()
-        && value.len() <= 255
-        && !value.starts_with('-')
-        && !value.contains("..")
-        && !value.ends_with('/')
-        && !value.ends_with(".lock")
-        && !value
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace() || "~^:?*[\\".contains(c));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_body(field, "not a valid git ref name"))
+impl utoipa::PartialSchema for ScanRequest {
+    fn schema() -> RefOr<Schema> {
+        scan_request_schema().into()
     }
 }
 
-fn check_sha(field: &str, value: &str) -> Result<(), ApiError> {
-    if value.len() == 40 && value.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_body(
-            field,
-            "must be a full commit SHA (40 hex digits)",
-        ))
-    }
+impl ToSchema for ScanRequest {}
+
+/// One schema per kind: a full scan names a branch (and commit); a diff scan must name its head
+/// and base refs and may name their commits and a PR number. Fields of the other kind may only be
+/// `null`.
+fn scan_request_schema() -> Schema {
+    use crate::constraints::{closed_object, literal, null_only, COMMIT_SHA, GIT_REF};
+    let int_or_null = ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(1))
+        .maximum(Some(i32::MAX))
+        .description(Some("The pull/merge request number, when there is one."))
+        .build();
+    let full = closed_object(
+        vec![
+            ("kind", literal("full")),
+            ("git_ref", Schema::Object(GIT_REF.nullable_schema())),
+            ("commit_sha", Schema::Object(COMMIT_SHA.nullable_schema())),
+            ("base_ref", null_only()),
+            ("base_sha", null_only()),
+            ("pr_number", null_only()),
+        ],
+        &["kind"],
+        "A full scan of `git_ref` (default: the project's default branch), at `commit_sha` when \
+         given.",
+    );
+    let diff = closed_object(
+        vec![
+            ("kind", literal("diff")),
+            ("git_ref", Schema::Object(GIT_REF.schema())),
+            ("commit_sha", Schema::Object(COMMIT_SHA.nullable_schema())),
+            ("base_ref", Schema::Object(GIT_REF.schema())),
+            ("base_sha", Schema::Object(COMMIT_SHA.nullable_schema())),
+            ("pr_number", Schema::Object(int_or_null)),
+        ],
+        &["kind", "git_ref", "base_ref"],
+        "A diff-aware scan of head `git_ref` against target `base_ref` (through their merge \
+         base), at the given commits when known.",
+    );
+    Schema::OneOf(OneOfBuilder::new().item(full).item(diff).build())
 }
 
 /// Queue a full or diff-aware scan of one project.
 #[utoipa::path(post, path = "/api/v1/projects/{id}/scans", tag = "scans",
-    params(("id" = Uuid, Path, description = "Project id")),
+    params(ApiPath<ProjectId>),
     request_body = ScanRequest,
     responses(
         (status = 201, body = QueuedScan, description = "A new scan was queued"),
         (status = 200, body = QueuedScan, description = "Joined the project's full scan already waiting"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, body = Problem, content_type = "application/problem+json"),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`full_scans_disabled` or `diff_scans_disabled`: the project's scans of that kind are off", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn scan_project(
     caller: Caller,
@@ -717,7 +822,7 @@ async fn scan_project(
 ) -> Result<(StatusCode, Json<QueuedScan>), ApiError> {
     for (field, value) in [("git_ref", &body.git_ref), ("base_ref", &body.base_ref)] {
         if let Some(v) = value {
-            check_ref(field, v)?;
+            constraints::GIT_REF.check(field, v)?;
         }
     }
     for (field, value) in [
@@ -725,7 +830,7 @@ async fn scan_project(
         ("base_sha", &body.base_sha),
     ] {
         if let Some(v) = value {
-            check_sha(field, v)?;
+            constraints::COMMIT_SHA.check(field, v)?;
         }
     }
     if body.pr_number.is_some_and(|n| n < 1) {

@@ -1,9 +1,10 @@
 //! `/api/v1/tokens`: the org's API tokens. Admin only: a member could otherwise learn who holds
 //! which tokens. A new token is in the create response and nowhere else, ever.
 
+use crate::constraints;
 use crate::error::{ApiError, Problem};
 use crate::extract::{Admin, ApiJson, ApiPath};
-use crate::routes::{check_len, not_found_as};
+use crate::routes::not_found_as;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -68,13 +69,19 @@ pub struct TokenList {
 #[serde(deny_unknown_fields)]
 pub struct CreateToken {
     /// 1-200 characters, to tell tokens apart.
+    #[schema(schema_with = constraints::name)]
     pub name: String,
     #[schema(schema_with = crate::schema::role)]
     pub role: Role,
-    /// When the token stops working (RFC 3339); must be in the future. Omit for no expiry.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub expires_at: Option<OffsetDateTime>,
+    /// Days until the token stops working, 1-3650; omit (or `null`) for no expiry. The
+    /// answer's `expires_at` says when, to the second.
+    #[schema(minimum = 1, maximum = 3650)]
+    #[serde(default, deserialize_with = "crate::extract::whole_number")]
+    pub expires_in_days: Option<u16>,
 }
+
+/// Longest expiry a token may be created with, in days (ten years).
+pub const MAX_EXPIRY_DAYS: u16 = 3650;
 
 /// A new token: `token` is shown here once and never again.
 #[derive(Serialize, ToSchema)]
@@ -99,8 +106,7 @@ impl std::fmt::Debug for CreatedToken {
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
     responses(
         (status = 200, body = TokenList),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_tokens(
     Admin(caller): Admin,
@@ -117,29 +123,32 @@ async fn list_tokens(
     request_body = CreateToken,
     responses(
         (status = 201, body = CreatedToken),
-        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_token(
     Admin(caller): Admin,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    check_len("name", &body.name, 1, 200)?;
-    if body
-        .expires_at
-        .is_some_and(|at| at <= OffsetDateTime::now_utc())
-    {
-        return Err(ApiError::invalid_body(
-            "expires_at",
-            "must be in the future",
-        ));
-    }
+    constraints::NAME.check("name", &body.name)?;
+    let expires_at = match body.expires_in_days {
+        None => None,
+        Some(days @ 1..=MAX_EXPIRY_DAYS) => {
+            Some(OffsetDateTime::now_utc() + time::Duration::days(i64::from(days)))
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_body(
+                "expires_in_days",
+                format!("must be 1-{MAX_EXPIRY_DAYS}"),
+            ))
+        }
+    };
     let (record, token) = tokens::create(
         state.db().pool(),
         caller.org_id,
         &body.name,
         body.role,
-        body.expires_at,
+        expires_at,
     )
     .await?;
     tracing::info!(token_id = %record.id, role = %record.role, "token created");
@@ -152,18 +161,28 @@ async fn create_token(
     ))
 }
 
-/// Revoke a token (admin). Requests with it fail with 401 from then on.
+/// Revoke a token (admin). Requests with it fail with 401 from then on. A token cannot revoke
+/// itself (409 `own_token`): an admin revokes it with another admin token (or `picket admin
+/// revoke-token`), so one request can never lock the caller out.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
-    params(("id" = Uuid, Path, description = "Token id")),
+    params(ApiPath<TokenId>),
     responses(
         (status = 204, description = "Revoked (or already revoked)"),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`own_token`: the token making the request", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn revoke_token(
     Admin(caller): Admin,
     ApiPath(id): ApiPath<TokenId>,
     State(state): State<AppState>,
 ) -> Result<StatusCode, ApiError> {
+    if id == caller.token_id {
+        return Err(ApiError::conflict(
+            "own_token",
+            "a token cannot revoke itself; revoke it with another admin token",
+        ));
+    }
     tokens::revoke(state.db().pool(), caller.org_id, id)
         .await
         .map_err(|e| not_found_as(e, "token"))?;
