@@ -9,7 +9,8 @@
 
 use git2::build::CheckoutBuilder;
 use git2::{FetchOptions, RemoteCallbacks, Repository};
-use picket_worker::clone::test_support::{bare_repo, clone_from_server, file, GitServer, History};
+use picket_test_git::{bare_repo, file, GitServer, History};
+use picket_worker::clone::clone_over_plain_http;
 use picket_worker::clone::{CloneLimits, Target};
 use std::cell::Cell;
 use std::path::Path;
@@ -118,7 +119,7 @@ pub async fn clone_bench() -> anyhow::Result<()> {
         ("PR, merge base computed", diff(None)),
     ] {
         let started = Instant::now();
-        let c = clone_from_server(&url, &target, &limits, scratch.path()).await?;
+        let c = clone_over_plain_http(&url, &target, &limits, scratch.path()).await?;
         let elapsed = started.elapsed();
         let s = c.stats();
         rows.push((
