@@ -17,8 +17,14 @@ use super::url::authority_of;
 use super::{Clock, CloneError, CloneStats, Credentials};
 
 /// Fetch depths tried in turn for a diff scan: the first fetch is at depth 1, later ones deepen
-/// until the merge base is settled. The last step asks for the full history.
-const DEPTHS: [i32; 5] = [1, 32, 256, 2048, UNSHALLOW];
+/// until the merge base is settled; the last step asks for the full history.
+///
+/// Each step doubles the depth, so a clone never takes more than twice the history its merge
+/// base needs (plus the tips' trees). Every commit of history can cost a lot (a repository whose
+/// large files are rewritten now and then sends them once per version): a PR one commit above
+/// its merge base must stop at depth 2, not fetch 32 commits of the target's history. The price
+/// is one more round trip per doubling, 12 at most before the full history.
+const DEPTHS: [i32; 13] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, UNSHALLOW];
 
 /// libgit2's `GIT_FETCH_DEPTH_UNSHALLOW`. Depth 0 means "full" only for a first fetch; on a
 /// shallow repository it leaves the shallow boundary where it is, so unshallowing needs this.

@@ -14,7 +14,7 @@
 //!    otherwise: that needs the server to advertise `allow-reachable-sha1-in-want` (git's
 //!    `uploadpack.allowReachableSHA1InWant`), since libgit2 speaks protocol v0/v1 only.
 //! 3. Fetch those commits at depth 1. A diff scan without a known merge base then deepens stepwise
-//!    (1 → 32 → 256 → 2048 → full history) until `merge_base(head, target)` exists *and* no
+//!    in doubling steps (1 → 2 → 4 → … → 2048 → full history) until `merge_base(head, target)` exists *and* no
 //!    history between the tips and that merge base is cut off by the shallow boundary; only then is
 //!    it the same merge base a full clone would give. Every fetch is re-verified against the pins.
 //! 4. Check the head tree out, with filters disabled and symlinks written as plain files.

@@ -8,7 +8,7 @@ use git2::{ConfigLevel, FetchOptions, ObjectType, Repository};
 use picket_test_git::{
     bare_repo, delete, file, git, link, noise, run, GitServer, History, ServerConfig,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -244,12 +244,13 @@ async fn diff_scan_deepens_until_the_merge_base_without_fetching_everything() {
 
     assert_eq!(checkout.head(), shas[pr.last().unwrap()]);
     assert_eq!(checkout.merge_base(), Some(shas[&branch_point].as_str()));
-    // 1 and 32 were too shallow (the merge base is 51 commits deep on the target side).
-    assert_eq!(checkout.stats().depth, Some(256));
-    assert_eq!(checkout.stats().fetches, 3);
+    // 1, 2, …, 32 were too shallow (the merge base is 51 commits deep on the target side); the
+    // doubling steps stop at 64, the first depth that reaches it.
+    assert_eq!(checkout.stats().depth, Some(64));
+    assert_eq!(checkout.stats().fetches, 7);
     let commits = commits_in_odb(checkout.path());
-    // Depth 256 from both tips: main[244..500] plus main[197..450] under the PR's 3 commits.
-    assert_eq!(commits, 306, "fetched {commits} of 503 commits");
+    // Depth 64 from both tips: main[436..500] plus main[389..450] under the PR's 3 commits.
+    assert_eq!(commits, 114, "fetched {commits} of 503 commits");
     assert!(Repository::open(checkout.path()).unwrap().is_shallow());
     // Only the PR's own changes, although the target changed many files since.
     let changed = checkout.changed_files().unwrap();
@@ -265,6 +266,75 @@ async fn diff_scan_deepens_until_the_merge_base_without_fetching_everything() {
             "src/feature/f1.txt",
             "src/feature/f2.txt"
         ]
+    );
+}
+
+/// The commits and the blobs in the clone's object database.
+fn commits_and_blobs(path: &Path) -> (HashSet<Oid>, HashSet<Oid>) {
+    let repo = Repository::open(path).unwrap();
+    let odb = repo.odb().unwrap();
+    let (mut commits, mut blobs) = (HashSet::new(), HashSet::new());
+    odb.foreach(|oid| {
+        match odb.read_header(*oid).unwrap().1 {
+            ObjectType::Commit => commits.insert(*oid),
+            ObjectType::Blob => blobs.insert(*oid),
+            _ => false,
+        };
+        true
+    })
+    .unwrap();
+    (commits, blobs)
+}
+
+#[tokio::test]
+async fn a_one_commit_pr_on_a_heavy_history_fetches_only_the_commits_around_its_merge_base() {
+    // Every commit of the target rewrites a 32 KiB incompressible asset: each commit of history
+    // the clone takes costs 32 KiB. The PR is one commit on main[98]; the target moved on to
+    // main[99]. Two commits deep from both tips settle the merge base; anything deeper is waste.
+    let f = Fixture::new();
+    let mut h = History::default();
+    let mut main = Vec::new();
+    for i in 0..100u64 {
+        let parents: Vec<u32> = main.last().copied().into_iter().collect();
+        main.push(h.commit(
+            "main",
+            &parents,
+            &[
+                file("assets/model.bin", noise(32 << 10, i + 1)),
+                file("src/app.py", format!("VERSION = {i}\n")),
+            ],
+        ));
+    }
+    let pr = h.commit("feature", &[main[98]], &[file("src/pr.py", "x = 1\n")]);
+    let shas = f.repo("r", true, h);
+
+    let checkout = f
+        .clone("r", None, &diff("feature", "main", None), &limits())
+        .await
+        .unwrap();
+
+    assert_eq!(checkout.merge_base(), Some(shas[&main[98]].as_str()));
+    assert_eq!(checkout.head(), shas[&pr]);
+    assert_eq!(checkout.stats().depth, Some(2));
+    let oid = |mark: &u32| Oid::from_str(&shas[mark]).unwrap();
+    let (commits, blobs) = commits_and_blobs(checkout.path());
+    // The head, the target tip and the merge base they share: nothing older.
+    assert_eq!(
+        commits,
+        HashSet::from([oid(&pr), oid(&main[99]), oid(&main[98])])
+    );
+    // One asset version per commit fetched (the PR's commit shares main[98]'s).
+    let repo = Repository::open(checkout.path()).unwrap();
+    let assets: HashSet<Oid> = blobs
+        .iter()
+        .filter(|b| repo.find_blob(**b).unwrap().size() == 32 << 10)
+        .copied()
+        .collect();
+    assert_eq!(assets.len(), 2, "{assets:?}");
+    assert!(
+        checkout.stats().bytes_received < 4 * (32 << 10),
+        "{:?}",
+        checkout.stats()
     );
 }
 
@@ -347,13 +417,14 @@ async fn provided_merge_base_falls_back_to_deepening_when_the_server_refuses_sha
 
     assert_eq!(checkout.merge_base(), Some(shas[&main[49]].as_str()));
     assert_eq!(checkout.head(), shas[&pr[1]]);
-    assert_eq!(checkout.stats().depth, Some(32));
+    // The merge base is 11 commits below the target's tip.
+    assert_eq!(checkout.stats().depth, Some(16));
 }
 
 #[tokio::test]
 async fn merge_base_is_not_fooled_by_a_shortcut_to_an_older_commit() {
     // Both sides reach m10 in two steps through side branches forked there, while the real
-    // merge base m60 is 41 commits down the target's first-parent chain. At depth 32
+    // merge base m60 is 41 commits down the target's first-parent chain. At depths 4 to 32
     // `merge_base` alone answers m10; the boundary check makes the clone deepen instead.
     let f = Fixture::new();
     let mut h = History::default();
@@ -382,7 +453,8 @@ async fn merge_base_is_not_fooled_by_a_shortcut_to_an_older_commit() {
         .unwrap();
     assert_eq!(checkout.merge_base(), Some(shas[&m60].as_str()));
     assert_eq!(full_answer.to_string(), shas[&m60]);
-    assert_eq!(checkout.stats().depth, Some(256));
+    // m60 is 42 commits below the target's tip: 64 is the first step past it.
+    assert_eq!(checkout.stats().depth, Some(64));
 }
 
 #[tokio::test]
