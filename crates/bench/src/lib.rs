@@ -80,8 +80,12 @@ pub enum Which {
         #[arg(long, default_value_t = 4)]
         copies: usize,
     },
-    /// Clone: a PR's fetch vs a full clone of a long history.
-    Clone,
+    /// Clone: a PR's fetch vs a full clone of a history with large files in it.
+    Clone {
+        /// Commits on the benchmark repository's main branch (at least 30).
+        #[arg(long, default_value_t = 800)]
+        commits: usize,
+    },
     /// The scheduler's executors: dispatch latency (sandbox vs plain process) and scans per
     /// minute with 2 concurrent environments (root; needs `cargo build --release -p
     /// picket-cli` and `make semgrep`).
@@ -104,7 +108,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Which::Api { seconds } => api_bench(&args.database_url, seconds).await,
         Which::Ingest { runs } => ingest_bench(&args.database_url, runs).await,
         Which::Scan { files, copies } => scan::scan_bench(files, copies).await,
-        Which::Clone => clone::clone_bench().await,
+        Which::Clone { commits } => clone::clone_bench(commits).await,
         Which::Dispatch { runs, scans } => {
             dispatch::latency_bench(runs).await?;
             dispatch::throughput_bench(&args.database_url, scans).await
@@ -114,7 +118,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             bulk_bench(&args.database_url, 10_000).await?;
             api_bench(&args.database_url, 15).await?;
             ingest_bench(&args.database_url, 3).await?;
-            clone::clone_bench().await?;
+            clone::clone_bench(800).await?;
             dispatch::latency_bench(30).await?;
             dispatch::throughput_bench(&args.database_url, 20).await?;
             scan::scan_bench(1_200, 4).await

@@ -272,7 +272,7 @@ pub async fn clone(
     clone_with(url, creds, target, limits, options).await
 }
 
-/// Clones over plain HTTP, from picket-test-git's server on the loopback interface, into a
+/// Clones over plain HTTP, from picket-test-support's server on the loopback interface, into a
 /// temporary directory under `scratch`: for picket-bench's clone benchmark only (feature
 /// `bench-support`). The worker itself never clones over plain HTTP.
 #[cfg(feature = "bench-support")]

@@ -1,11 +1,11 @@
-//! The clone end to end against picket-test-git's smart-HTTP server on loopback: shallow fetches,
+//! The clone end to end against picket-test-support's smart-HTTP server on loopback: shallow fetches,
 //! deepening to the merge base, caps, credentials, and the safety of the checkout.
 
 use super::checkout::check_out;
 use super::*;
 
 use git2::{ConfigLevel, FetchOptions, ObjectType, Repository};
-use picket_test_git::{
+use picket_test_support::{
     bare_repo, delete, file, git, link, noise, run, GitServer, History, ServerConfig,
 };
 use std::collections::{HashMap, HashSet};
