@@ -1,6 +1,8 @@
-//! Git fixtures for Picket's tests and benchmarks: bare repositories built with
-//! `git fast-import` ([`History`], [`bare_repo`]) and a small smart-HTTP server on the loopback
-//! interface that serves them with `git upload-pack --stateless-rpc` ([`GitServer`]).
+//! Fixtures for Picket's tests and benchmarks: bare git repositories built with
+//! `git fast-import` ([`History`], [`bare_repo`]); a small smart-HTTP server that serves them with
+//! `git upload-pack --stateless-rpc` ([`GitServer`]), over plain HTTP on the loopback interface
+//! or over HTTPS on any listener; and a certificate authority made fresh by each test
+//! ([`TestCa`]) for the HTTPS servers.
 //!
 //! Why not `file://`: libgit2's local transport refuses shallow fetches ("shallow fetch is not
 //! supported by the local transport", pinned in picket-worker's clone tests), and registering a
@@ -12,6 +14,8 @@
 
 mod history;
 mod server;
+mod tls;
 
 pub use history::{bare_repo, delete, file, git, link, noise, run, Change, History};
 pub use server::{GitServer, ServerConfig, ServerStats};
+pub use tls::TestCa;

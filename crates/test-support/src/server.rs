@@ -1,9 +1,11 @@
-//! A smart-HTTP git server on the loopback interface: each request runs
-//! `git upload-pack --stateless-rpc` on a bare repository under its root. It can require HTTP
-//! Basic auth, throttle its answers and redirect every request, and it counts what it saw.
+//! A smart-HTTP git server: each request runs `git upload-pack --stateless-rpc` on a bare
+//! repository under its root. It listens on the loopback interface, or on a listener the test
+//! made (say, inside a network namespace of its own); it speaks plain HTTP or, with a rustls
+//! configuration, HTTPS; it can require HTTP Basic auth, throttle its answers and redirect every
+//! request, and it counts what it saw.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::Stdio;
@@ -27,6 +29,8 @@ pub struct ServerStats {
 
 #[derive(Debug, Clone, Default)]
 pub struct ServerConfig {
+    /// Serve HTTPS with this configuration (e.g. [`crate::TestCa::server_config`]).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
     /// `(username, password)` required as HTTP Basic auth.
     pub basic_auth: Option<(String, String)>,
     /// Pause after each 4 KiB of a response body.
@@ -35,18 +39,33 @@ pub struct ServerConfig {
     pub redirect_to: Option<String>,
 }
 
-/// A smart-HTTP git server on 127.0.0.1 serving the bare repositories under `root`.
+/// A smart-HTTP(S) git server serving the bare repositories under `root`, until dropped.
 #[derive(Debug)]
 pub struct GitServer {
     addr: SocketAddr,
+    scheme: &'static str,
     stop: Arc<AtomicBool>,
     pub stats: Arc<ServerStats>,
 }
 
 impl GitServer {
+    /// Serves on 127.0.0.1, on a port of the system's choosing.
     pub fn start(root: &Path, config: ServerConfig) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        Self::serve_on(
+            TcpListener::bind("127.0.0.1:0").expect("bind loopback"),
+            root,
+            config,
+        )
+    }
+
+    /// Serves on `listener`, wherever it was bound.
+    pub fn serve_on(listener: TcpListener, root: &Path, config: ServerConfig) -> Self {
         let addr = listener.local_addr().expect("addr");
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(ServerStats::default());
         let (root, config) = (root.to_path_buf(), Arc::new(config));
@@ -59,16 +78,31 @@ impl GitServer {
                 let Ok(stream) = stream else { continue };
                 let (root, config, stats) = (root.clone(), config.clone(), stats2.clone());
                 thread::spawn(move || {
-                    // A client that goes away mid-response is not a test failure.
-                    let _ = serve(stream, &root, &config, &stats);
+                    // A client that goes away mid-response (or refuses our certificate) is not
+                    // a test failure.
+                    let _ = match &config.tls {
+                        Some(tls) => rustls::ServerConnection::new(tls.clone())
+                            .map_err(std::io::Error::other)
+                            .and_then(|conn| {
+                                let tls = rustls::StreamOwned::new(conn, stream);
+                                serve(tls, &root, &config, &stats)
+                            }),
+                        None => serve(stream, &root, &config, &stats),
+                    };
                 });
             }
         });
-        Self { addr, stop, stats }
+        Self {
+            addr,
+            scheme,
+            stop,
+            stats,
+        }
     }
 
+    /// `http(s)://<address>/<repo>`.
     pub fn url(&self, repo: &str) -> String {
-        format!("http://{}/{repo}", self.addr)
+        format!("{}://{}/{repo}", self.scheme, self.addr)
     }
 }
 
@@ -76,18 +110,18 @@ impl Drop for GitServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         // Wake the accept loop so it sees the flag.
-        let _ = TcpStream::connect(self.addr);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
     }
 }
 
 fn serve(
-    stream: TcpStream,
+    stream: impl Read + Write,
     root: &Path,
     config: &ServerConfig,
     stats: &ServerStats,
 ) -> std::io::Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
+    // Requests are read through the buffer; answers are written to the stream beneath it.
+    let mut reader = BufReader::new(stream);
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line)? == 0 {
@@ -127,19 +161,21 @@ fn serve(
             );
             if headers.get("authorization") != Some(&expected) {
                 stats.unauthorized.fetch_add(1, Ordering::Relaxed);
-                writer.write_all(
+                reader.get_mut().write_all(
                     b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"test\"\r\n\
                       Content-Length: 0\r\n\r\n",
                 )?;
+                reader.get_mut().flush()?;
                 continue;
             }
         }
 
         if let Some(base) = &config.redirect_to {
             write!(
-                writer,
+                reader.get_mut(),
                 "HTTP/1.1 302 Found\r\nLocation: {base}{target}\r\nContent-Length: 0\r\n\r\n"
             )?;
+            reader.get_mut().flush()?;
             continue;
         }
 
@@ -162,26 +198,29 @@ fn serve(
             _ => None,
         };
         let Some((content_type, body)) = response else {
-            writer.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?;
+            reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?;
+            reader.get_mut().flush()?;
             continue;
         };
         write!(
-            writer,
+            reader.get_mut(),
             "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nCache-Control: no-cache\r\n\
              Content-Length: {}\r\n\r\n",
             body.len()
         )?;
         for chunk in body.chunks(4096) {
-            writer.write_all(chunk)?;
+            reader.get_mut().write_all(chunk)?;
             stats
                 .bytes_sent
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
             if let Some(pause) = config.throttle {
-                writer.flush()?;
+                reader.get_mut().flush()?;
                 thread::sleep(pause);
             }
         }
-        writer.flush()?;
+        reader.get_mut().flush()?;
     }
 }
 

@@ -86,6 +86,15 @@ impl<'a> Progress<'a> {
             },
             Some(Abort::Timeout) => CloneError::Timeout(self.clock.timeout),
             None if e.code() == ErrorCode::Auth => CloneError::AuthFailed(e.message().to_owned()),
+            // libgit2 (OpenSSL) says no more than "the SSL certificate is invalid".
+            None if e.code() == ErrorCode::Certificate => CloneError::Fetch(format!(
+                "TLS: the git host's certificate was refused ({}); if a private CA signed it, \
+                 give that CA to the workers in PICKET_CA_BUNDLE",
+                e.message()
+            )),
+            None if e.class() == ErrorClass::Ssl => {
+                CloneError::Fetch(format!("TLS: {}", e.message()))
+            }
             None => CloneError::Fetch(e.message().to_owned()),
         }
     }

@@ -6,7 +6,7 @@ use super::*;
 
 use git2::{ConfigLevel, FetchOptions, ObjectType, Repository};
 use picket_test_support::{
-    bare_repo, delete, file, git, link, noise, run, GitServer, History, ServerConfig,
+    bare_repo, delete, file, git, link, noise, run, GitServer, History, ServerConfig, TestCa,
 };
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -911,6 +911,36 @@ async fn credentials_are_sent_to_the_server_and_shown_nowhere() {
     }
     drop(checkout);
     assert!(f.scratch_is_empty());
+}
+
+#[tokio::test]
+async fn a_host_whose_certificate_no_trusted_ca_signed_is_a_clear_tls_failure() {
+    // The host's CA is not among the roots of this test process: the clone must fail at the
+    // TLS handshake, say so, and say what the operator can do about it.
+    let ca = TestCa::new("Company CA");
+    let f = Fixture::with(ServerConfig {
+        tls: Some(ca.server_config(&["127.0.0.1"])),
+        ..ServerConfig::default()
+    });
+    let mut h = History::default();
+    h.linear("main", None, 2);
+    f.repo("r", true, h);
+    assert!(f.server.url("r").starts_with("https://127.0.0.1:"));
+
+    let err = f
+        .clone("r", None, &full("main", None), &limits())
+        .await
+        .unwrap_err();
+
+    assert_eq!(err.code(), "clone_failed", "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("TLS") && msg.contains("certificate") && msg.contains("PICKET_CA_BUNDLE"),
+        "{msg}"
+    );
+    assert!(f.scratch_is_empty());
+    // Nothing was served: the handshake failed before the first request.
+    assert_eq!(f.server.stats.requests.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test]
