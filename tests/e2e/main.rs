@@ -6,6 +6,7 @@
 
 mod auth;
 mod bad_input;
+mod ca_bundle;
 mod connections;
 mod cross_org;
 mod deploy;

@@ -38,6 +38,11 @@
 //! Creating is idempotent: an object that already exists (`409 AlreadyExists`, e.g. a retried
 //! launch) counts as created; for the Secret its `uid` is then read back with a GET.
 //!
+//! Not per scan: the operator's CA bundle (`PICKET_CA_BUNDLE`) is one immutable ConfigMap named
+//! after its content, created when the scheduler starts ([`ensure_ca_bundle`]) and mounted
+//! read-only by every Pod; the Kubernetes client of the scheduler trusts it too
+//! ([`trust_ca_bundle`]).
+//!
 //! # Completion
 //!
 //! [`KubeEnv::wait`](crate::Environment::wait) watches the Pod (a `kube-runtime` watcher with
