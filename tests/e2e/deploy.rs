@@ -261,6 +261,16 @@ fn the_lockdown_checks_catch_each_weakening() {
                 .unwrap()
                 .push(json!("configmaps"));
         }),
+        ("the Role reads configmaps", |o| {
+            let rules = find_mut(o, "Role", "picket-scheduler")["rules"]
+                .as_array_mut()
+                .unwrap();
+            let rule = rules
+                .iter_mut()
+                .find(|r| r["resources"] == json!(["configmaps"]))
+                .unwrap();
+            rule["verbs"].as_array_mut().unwrap().push(json!("get"));
+        }),
         ("the Role may update", |o| {
             find_mut(o, "Role", "picket-scheduler")["rules"][0]["verbs"] = json!(["*"]);
         }),
@@ -523,8 +533,9 @@ fn network_problems(objects: &[Value], problems: &mut Vec<String>) {
     }
 }
 
-/// One Role, in the scan namespace, on pods, secrets and networkpolicies only, bound to the
-/// scheduler alone; nothing cluster-wide; no committed Secret; the scan identity has no token.
+/// One Role, in the scan namespace, on pods, secrets and networkpolicies only (and the creation
+/// of configmaps, for the CA bundle), bound to the scheduler alone; nothing cluster-wide; no
+/// committed Secret; the scan identity has no token.
 fn rbac_problems(objects: &[Value], problems: &mut Vec<String>) {
     const CRUD: &[&str] = &["get", "list", "watch", "create", "delete"];
     let allowed: &[(&str, &str, &[&str])] = &[
@@ -532,6 +543,8 @@ fn rbac_problems(objects: &[Value], problems: &mut Vec<String>) {
         ("", "pods/log", &["get"]),
         ("", "secrets", CRUD),
         ("networking.k8s.io", "networkpolicies", CRUD),
+        // The CA bundle's ConfigMap, made once at start.
+        ("", "configmaps", &["create"]),
     ];
     let scheduler = json!([
         {"kind": "ServiceAccount", "name": "picket-scheduler", "namespace": CONTROL_NS}

@@ -525,7 +525,17 @@ fn built_objects_pass_the_kubernetes_schemas() {
     by_cidr.env = vec![("PICKET_LOG_FORMAT".into(), "json".into())];
     let mut no_egress = config("http://picket-api:8080");
     no_egress.egress.clear();
-    for cfg in [config("http://picket-api:8080"), by_cidr, no_egress] {
+    // The operator's CA bundle: its ConfigMap, and Pods mounting it.
+    let bundle = build::ca_bundle_config_map(NS, b"-----BEGIN CERTIFICATE-----\n");
+    objects.push(serde_json::to_value(&bundle).unwrap());
+    let mut with_bundle = config("http://picket-api:8080");
+    with_bundle.ca_bundle = bundle.metadata.name.clone();
+    for cfg in [
+        config("http://picket-api:8080"),
+        by_cidr,
+        no_egress,
+        with_bundle,
+    ] {
         objects.push(serde_json::to_value(build::secret(&cfg, &l)).unwrap());
         objects.push(serde_json::to_value(build::network_policy(&cfg, &l, &owner)).unwrap());
         let pod = serde_json::to_value(build::pod(&cfg, &l, &owner)).unwrap();

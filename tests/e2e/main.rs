@@ -7,6 +7,7 @@
 
 mod auth;
 mod bad_input;
+mod ca_bundle;
 mod connections;
 mod contract;
 mod cross_org;

@@ -349,6 +349,14 @@ async fn one_project_gets_a_full_or_diff_scan_on_request(pool: PgPool) {
         (json!({"kind": "full", "git_ref": "-x"}), "git_ref"),
         (json!({"kind": "full", "commit_sha": "abc"}), "commit_sha"),
         (
+            json!({"kind": "full", "merge_base_sha": "ab".repeat(20)}),
+            "merge_base_sha",
+        ),
+        (
+            json!({"kind": "diff", "git_ref": "f", "base_ref": "m", "merge_base_sha": "HEAD~1"}),
+            "merge_base_sha",
+        ),
+        (
             json!({"kind": "diff", "git_ref": "f", "base_ref": "m", "pr_number": 0}),
             "pr_number",
         ),

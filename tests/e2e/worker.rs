@@ -357,6 +357,48 @@ fn hex_sha256(s: &str) -> String {
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_diff_scans_given_merge_base_reaches_the_worker_and_survives_a_rerun(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    let (_, project) = admin.seed_project("acme/api").await;
+    let pid = id_of(&project);
+    let (head, base, merge_base) = ("a1".repeat(20), "b2".repeat(20), "c3".repeat(20));
+    let asked = admin
+        .post(
+            &format!("/api/v1/projects/{pid}/scans"),
+            json!({"kind": "diff", "git_ref": "refs/pull/7/head", "commit_sha": head,
+                   "base_ref": "main", "base_sha": base, "merge_base_sha": merge_base,
+                   "pr_number": 7}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(asked["merge_base_sha"], merge_base.as_str());
+
+    // The diff scan (manual) goes before the project's initial full scan.
+    let (claimed, worker) = claim(&app).await;
+    assert_eq!(claimed.scan.id.to_string(), id_of(&asked));
+    let spec = worker.get(SPEC).await.expect(200);
+    assert_eq!(spec["kind"], "diff");
+    assert_eq!(spec["commit_sha"], head.as_str());
+    assert_eq!(spec["base_sha"], base.as_str());
+    assert_eq!(spec["merge_base_sha"], merge_base.as_str());
+
+    // A re-run asks the same question, merge base included.
+    worker
+        .post(
+            FAILURE,
+            json!({"attempt": 1, "code": "clone_failed", "message": "gone"}),
+        )
+        .await
+        .expect(200);
+    let rerun = admin
+        .post(&format!("/api/v1/scans/{}/retry", id_of(&asked)), json!({}))
+        .await
+        .expect(201);
+    assert_eq!(rerun["merge_base_sha"], merge_base.as_str());
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn a_failed_attempt_is_retried_and_its_token_dies(pool: PgPool) {
     let app = TestApp::start(pool).await;
     let admin = app.admin();

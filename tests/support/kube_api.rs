@@ -1,8 +1,8 @@
 //! A Kubernetes API server for tests, with a kubelet that runs Pods as local processes.
 //!
 //! [`KubeApi::start`] serves, on `http://127.0.0.1:<port>`, the REST paths and JSON that kube-rs
-//! uses for `core/v1` Pods and Secrets and `networking.k8s.io/v1` NetworkPolicies in one
-//! namespace:
+//! uses for `core/v1` Pods, Secrets and ConfigMaps and `networking.k8s.io/v1` NetworkPolicies in
+//! one namespace:
 //!
 //! - create (`POST`), get, list (`labelSelector` with `k=v`, `k==v`, `k!=v`, `k`, `!k` terms;
 //!   `fieldSelector` on `metadata.name` / `metadata.namespace`), watch (`?watch=true`:
@@ -28,7 +28,10 @@
 //! environment is exactly the Pod's: `env` (values and `secretKeyRef`s) and `envFrom`
 //! (`secretRef`), read from the stored Secrets, plus `PATH` (the image's) and `HOSTNAME`. Each
 //! `emptyDir` is a fresh temporary directory; an env value or `workingDir` equal to its mount
-//! path is mapped to it (only equal: host paths the tests pass may share a prefix with it). The Pod's status moves `Pending` → `Running` →
+//! path is mapped to it (only equal: host paths the tests pass may share a prefix with it). Each
+//! `configMap` volume is a fresh directory holding the stored ConfigMap's keys as files (a
+//! missing ConfigMap is `CreateContainerConfigError`); an env value naming one of those files
+//! (`<mountPath>/<key>`) is mapped to it. The Pod's status moves `Pending` → `Running` →
 //! `Succeeded`/`Failed` with the container's exit code (a signal is 128 + its number), each move
 //! a watch event. `activeDeadlineSeconds` is enforced (the process group gets SIGTERM, then
 //! SIGKILL after the grace period; phase `Failed`, reason `DeadlineExceeded`). Deleting a running
@@ -57,10 +60,16 @@ pub enum Kind {
     Secret,
     NetworkPolicy,
     Pod,
+    ConfigMap,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [Kind::Secret, Kind::NetworkPolicy, Kind::Pod];
+    pub const ALL: [Kind; 4] = [
+        Kind::Secret,
+        Kind::NetworkPolicy,
+        Kind::Pod,
+        Kind::ConfigMap,
+    ];
 
     /// The resource name in paths (`secrets`, `networkpolicies`, `pods`).
     pub fn plural(self) -> &'static str {
@@ -68,13 +77,14 @@ impl Kind {
             Kind::Secret => "secrets",
             Kind::NetworkPolicy => "networkpolicies",
             Kind::Pod => "pods",
+            Kind::ConfigMap => "configmaps",
         }
     }
 
     pub fn api_version(self) -> &'static str {
         match self {
             Kind::NetworkPolicy => "networking.k8s.io/v1",
-            Kind::Secret | Kind::Pod => "v1",
+            Kind::Secret | Kind::Pod | Kind::ConfigMap => "v1",
         }
     }
 
@@ -83,6 +93,7 @@ impl Kind {
             Kind::Secret => "Secret",
             Kind::NetworkPolicy => "NetworkPolicy",
             Kind::Pod => "Pod",
+            Kind::ConfigMap => "ConfigMap",
         }
     }
 
@@ -1240,6 +1251,50 @@ async fn kubelet(
     finish(&shared, &name, &uid);
 }
 
+/// A configMap volume: the stored ConfigMap's `data` and `binaryData` keys written as files in a
+/// fresh directory. Returns the directory and the keys.
+fn config_map_dir(
+    shared: &Shared,
+    name: &str,
+) -> Result<(tempfile::TempDir, Vec<String>), &'static str> {
+    let object = shared
+        .lock()
+        .objects
+        .get(&(Kind::ConfigMap, name.to_owned()))
+        .cloned()
+        .ok_or("CreateContainerConfigError")?;
+    let dir = tempfile::Builder::new()
+        .prefix("kubelet-configmap-")
+        .tempdir()
+        .map_err(|_| "CreateContainerError")?;
+    let mut keys = Vec::new();
+    let text = object["data"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().unwrap_or_default().as_bytes().to_vec(),
+            )
+        });
+    let binary = object["binaryData"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap_or_default())
+                .unwrap_or_default();
+            (k.clone(), bytes)
+        });
+    for (key, bytes) in text.chain(binary) {
+        std::fs::write(dir.path().join(&key), bytes).map_err(|_| "CreateContainerError")?;
+        keys.push(key);
+    }
+    Ok((dir, keys))
+}
+
 /// The process as the container would run: the image's binary, the Pod's environment, its
 /// emptyDirs as temporary directories. `Err` is the container's waiting reason.
 fn prepare(
@@ -1252,6 +1307,8 @@ fn prepare(
     // Volumes: each emptyDir a fresh directory, mapped at its mount path.
     let mut dirs = Vec::new();
     let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+    // Files of configMap volumes: (path in the container, path here).
+    let mut files: Vec<(String, String)> = Vec::new();
     for m in container["volumeMounts"].as_array().into_iter().flatten() {
         let vname = &m["name"];
         let volume = pod["spec"]["volumes"]
@@ -1260,6 +1317,18 @@ fn prepare(
             .flatten()
             .find(|v| &v["name"] == vname)
             .ok_or("CreateContainerConfigError")?;
+        let mount_path = m["mountPath"].as_str().unwrap_or("/").to_owned();
+        if let Some(config_map) = volume["configMap"]["name"].as_str() {
+            let dir = config_map_dir(shared, config_map)?;
+            files.extend(dir.1.into_iter().map(|key| {
+                (
+                    format!("{mount_path}/{key}"),
+                    dir.0.path().join(&key).display().to_string(),
+                )
+            }));
+            dirs.push(dir.0);
+            continue;
+        }
         if volume["emptyDir"].is_null() {
             return Err("CreateContainerConfigError");
         }
@@ -1267,16 +1336,18 @@ fn prepare(
             .prefix("kubelet-emptydir-")
             .tempdir()
             .map_err(|_| "CreateContainerError")?;
-        mounts.push((
-            m["mountPath"].as_str().unwrap_or("/").to_owned(),
-            dir.path().to_path_buf(),
-        ));
+        mounts.push((mount_path, dir.path().to_path_buf()));
         dirs.push(dir);
     }
     let map_path = |value: &str| -> String {
         for (mount, dir) in &mounts {
             if value == mount {
                 return dir.display().to_string();
+            }
+        }
+        for (path, file) in &files {
+            if value == path {
+                return file.clone();
             }
         }
         value.to_owned()

@@ -87,13 +87,10 @@ pub enum Which {
         #[arg(long, value_delimiter = ',')]
         languages: Vec<String>,
     },
-    /// Clone: a PR's fetch vs a full clone of a long history.
+    /// Clone: a PR's fetch vs a full clone of a history with large files in it.
     Clone {
-        /// Source files in the repository.
-        #[arg(long, default_value_t = 300)]
-        files: usize,
-        /// Commits on `main` (at least 22: the PR leaves `main` 20 commits before its tip).
-        #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u32).range(22..))]
+        /// Commits on the benchmark repository's main branch (at least 100).
+        #[arg(long, default_value_t = 800, value_parser = clap::value_parser!(u32).range(100..))]
         commits: u32,
     },
     /// The scheduler's executors: dispatch latency (sandbox vs plain process) and scans per
@@ -125,7 +122,7 @@ pub const SMOKE: &[(&str, &[&str])] = &[
         "scan",
         &["--files", "12", "--copies", "1", "--languages", "python"],
     ),
-    ("clone", &["--files", "10", "--commits", "30"]),
+    ("clone", &["--commits", "100"]),
     ("dispatch", &["--runs", "2", "--scans", "2"]),
 ];
 
@@ -200,7 +197,7 @@ async fn run_one(url: &str, which: Which) -> anyhow::Result<()> {
             copies,
             languages,
         } => scan::scan_bench(files, copies, &languages).await,
-        Which::Clone { files, commits } => clone::clone_bench(files, commits as usize).await,
+        Which::Clone { commits } => clone::clone_bench(commits as usize).await,
         Which::Dispatch { runs, scans } => {
             dispatch::latency_bench(runs).await?;
             dispatch::throughput_bench(url, scans).await

@@ -31,14 +31,7 @@ pub async fn ensure(
     let repo =
         std::path::absolute(data_dir.join(REPO_DIR)).context("locating the data directory")?;
     let mut tx = db.pool().begin().await?;
-    let exists: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM projects WHERE org_id = $1 AND full_name = $2)",
-    )
-    .bind(org.0)
-    .bind(FULL_NAME)
-    .fetch_one(&mut *tx)
-    .await?;
-    if exists {
+    if projects::exists_by_name(&mut *tx, org, FULL_NAME).await? {
         return Ok(None);
     }
     create_repo(Path::new(SAMPLE), &repo).context("creating the demo git repository")?;

@@ -10,6 +10,7 @@ use picket_scheduler::metrics::{self, SchedulerMetrics};
 use picket_scheduler::process::ProcessExecutor;
 use picket_scheduler::sandbox::{self, SandboxConfig, SandboxExecutor};
 use picket_scheduler::{SchedulerConfig, WorkerCommand};
+use picket_worker::tls::CaBundle;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,11 +83,27 @@ pub struct SchedulerArgs {
     /// PICKET_EGRESS_ALLOW instead).
     #[arg(long, env = "PICKET_WORKER_API_SELECTOR")]
     pub worker_api_selector: Option<String>,
+    /// PEM file of CA certificates every scan's worker trusts besides the system's roots (git
+    /// hosts behind a private CA); the Kubernetes client trusts them too. Read once, at start.
+    /// Default: none.
+    #[arg(long, env = "PICKET_CA_BUNDLE")]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 impl SchedulerArgs {
-    /// Refuses, before anything starts, what the operator must decide explicitly.
+    /// The CA bundle, read and checked.
+    pub fn ca_bundle(&self) -> anyhow::Result<Option<CaBundle>> {
+        self.ca_bundle
+            .as_deref()
+            .map(CaBundle::read)
+            .transpose()
+            .context("PICKET_CA_BUNDLE")
+    }
+
+    /// Refuses, before anything starts, what the operator must decide explicitly, and a CA
+    /// bundle that cannot be used.
     pub fn check(&self) -> anyhow::Result<()> {
+        self.ca_bundle()?;
         match self.executor {
             ExecutorKind::Process if !self.allow_unisolated => anyhow::bail!(
                 "--executor process runs workers without isolation from this machine; set \
@@ -211,6 +228,7 @@ pub async fn run_with(
         std::process::id()
     );
     args.check()?;
+    let ca_bundle = args.ca_bundle()?;
     let mut cfg = args.config(owner);
     cfg.metrics = metrics;
     match args.executor {
@@ -223,6 +241,7 @@ pub async fn run_with(
             sandbox.readonly = readonly;
             sandbox.local_repos = place.local_repos.clone();
             sandbox.egress = parse_egress_v4(&args.egress_allow)?;
+            sandbox.ca_bundle = ca_bundle.as_ref().map(|b| b.pem().to_vec());
             sandbox.dns = sandbox::host_resolvers();
             let executor = SandboxExecutor::new(sandbox, worker)
                 .await
@@ -236,6 +255,13 @@ pub async fn run_with(
             worker
                 .env
                 .push(("PICKET_API_URL".into(), place.api_url.clone()));
+            if let Some(path) = &args.ca_bundle {
+                // The worker runs in a directory of its own: a relative path would not resolve.
+                let path = std::path::absolute(path).context("PICKET_CA_BUNDLE")?;
+                worker
+                    .env
+                    .push(("PICKET_CA_BUNDLE".into(), path.display().to_string()));
+            }
             tracing::warn!(
                 "scans run as plain child processes, NOT isolated from this machine \
                  (--executor process)"
@@ -261,9 +287,26 @@ pub async fn run_with(
                 .map(picket_scheduler::kube::ApiPeer::parse)
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("PICKET_WORKER_API_SELECTOR: {e}"))?;
-            let client = kube::Client::try_default()
+            let mut client_cfg = kube::Config::infer()
                 .await
+                .context("configuring the Kubernetes client (in-cluster or KUBECONFIG)")?;
+            if let Some(bundle) = &ca_bundle {
+                let ders: Vec<Vec<u8>> = bundle.certificates().iter().map(|c| c.to_vec()).collect();
+                client_cfg = picket_scheduler::kube::trust_ca_bundle(client_cfg, &ders);
+            }
+            let client = kube::Client::try_from(client_cfg)
                 .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
+            if let Some(bundle) = &ca_bundle {
+                kube.ca_bundle = Some(
+                    picket_scheduler::kube::ensure_ca_bundle(
+                        client.clone(),
+                        &args.scan_namespace,
+                        bundle.pem(),
+                    )
+                    .await
+                    .map_err(|e| anyhow::anyhow!("PICKET_CA_BUNDLE: {e}"))?,
+                );
+            }
             let executor = KubeExecutor::new(client, kube)
                 .map_err(|e| anyhow::anyhow!("Kubernetes executor: {e}"))?;
             tracing::info!(namespace = %args.scan_namespace, "scans run as Kubernetes Pods");

@@ -1,9 +1,11 @@
 //! `picket worker`: one scan attempt, as run inside a scan's environment.
 
+use anyhow::Context;
 use clap::Args;
 use picket_worker::clone::CloneLimits;
 use picket_worker::scan::WorkerConfig;
 use picket_worker::semgrep::SemgrepConfig;
+use picket_worker::tls::{self, CaBundle};
 use secrecy::SecretString;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,6 +23,10 @@ pub struct WorkerArgs {
     /// This scan attempt's token (pks_…), minted when the scan was claimed.
     #[arg(long, env = "PICKET_SCAN_TOKEN", hide_env_values = true)]
     pub scan_token: SecretString,
+    /// PEM file of CA certificates trusted besides the system's roots, by clones and by the
+    /// control plane's client (a git host behind a private CA). Default: none.
+    #[arg(long, env = "PICKET_CA_BUNDLE")]
+    pub ca_bundle: Option<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -94,6 +100,15 @@ impl EngineArgs {
 /// whose temporary directory is deleted, before the process exits (the executor then records the
 /// outcome from the lease).
 pub async fn execute(args: WorkerArgs) -> anyhow::Result<()> {
+    // First, before any TLS client exists: they read their roots once (see tls::trust). The
+    // trust file lives in the attempt's temporary directory until the process ends.
+    let _trust = match &args.ca_bundle {
+        Some(path) => {
+            let bundle = CaBundle::read(path).context("PICKET_CA_BUNDLE")?;
+            Some(tls::trust(&bundle, &std::env::temp_dir()).context("PICKET_CA_BUNDLE")?)
+        }
+        None => None,
+    };
     let cfg = args.engine.config();
     let scan = picket_worker::run::run(&args.api_url, args.scan_token, &cfg);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

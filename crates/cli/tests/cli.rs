@@ -393,6 +393,135 @@ fn unisolated_scans_and_an_unpinned_worker_image_must_be_asked_for() {
 }
 
 #[test]
+fn a_ca_bundle_that_is_not_only_ca_certificates_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_key = dir.path().join("with-key.pem");
+    let ca = picket_test_support::TestCa::new("Company CA");
+    std::fs::write(
+        &with_key,
+        format!(
+            "{}-----BEGIN PRIVATE KEY-----\nS2VlcE91dA==\n-----END PRIVATE KEY-----\n",
+            ca.cert_pem()
+        ),
+    )
+    .unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (bundle, why) in [
+        (&with_key, "PrivateKey section"),
+        (&missing, "cannot read the CA bundle"),
+    ] {
+        let bundle = bundle.display().to_string();
+        let env = [
+            (
+                "DATABASE_URL",
+                "postgres://picket:hunter2@127.0.0.1:1/picket",
+            ),
+            ("PICKET_WORKER_API_URL", "http://127.0.0.1:1"),
+            ("PICKET_API_URL", "http://127.0.0.1:1"),
+            ("PICKET_SCAN_TOKEN", "pks_not-a-token"),
+            ("PICKET_CA_BUNDLE", bundle.as_str()),
+        ];
+        for command in ["scheduler", "run", "worker"] {
+            let out = picket(&[command], &env);
+            assert!(!out.status.success(), "{command} {bundle}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(err.contains("PICKET_CA_BUNDLE"), "{command}: {err}");
+            assert!(
+                err.contains(&bundle) && err.contains(why),
+                "{command}: {err}"
+            );
+            // Nothing of the file's content is echoed.
+            assert!(!err.contains("S2VlcE91dA"), "{command}: {err}");
+        }
+    }
+}
+
+/// An HTTPS server on 127.0.0.1 with a certificate `ca` signed, answering every request with 401
+/// (as the API answers a token it does not know). Returns its URL and how many requests it read.
+fn https_refusing_every_token(
+    ca: &picket_test_support::TestCa,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let config = ca.server_config(&["127.0.0.1"]);
+    let requests = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let conn = rustls::ServerConnection::new(config.clone()).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, stream);
+            // Read the request head; a client that refuses the certificate ends the handshake.
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match tls.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            if !head.ends_with(b"\r\n\r\n") {
+                continue;
+            }
+            counter.fetch_add(1, Ordering::Relaxed);
+            let _ = tls.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/problem+json\r\n\
+                  Content-Length: 2\r\nConnection: close\r\n\r\n{}",
+            );
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    (url, requests)
+}
+
+#[test]
+fn the_worker_reaches_a_control_plane_behind_a_private_ca_only_with_the_bundle() {
+    use std::sync::atomic::Ordering;
+    let ca = picket_test_support::TestCa::new("Company CA");
+    let (url, requests) = https_refusing_every_token(&ca);
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("company-ca.pem");
+    std::fs::write(&bundle, ca.cert_pem()).unwrap();
+    let env = |with_bundle: bool| {
+        let mut env = vec![
+            ("PICKET_API_URL", url.clone()),
+            ("PICKET_SCAN_TOKEN", "pks_not-a-token".to_owned()),
+            ("TMPDIR", dir.path().display().to_string()),
+        ];
+        if with_bundle {
+            env.push(("PICKET_CA_BUNDLE", bundle.display().to_string()));
+        }
+        env
+    };
+    let run = |with_bundle: bool| {
+        let env = env(with_bundle);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let out = picket(&["worker"], &env);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+
+    // Without the bundle the TLS handshake fails: no request is ever made.
+    let err = run(false);
+    assert!(err.contains("cannot reach the control plane"), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    assert_eq!(requests.load(Ordering::Relaxed), 0);
+
+    // With it, the worker's request reaches the server, which refuses the token.
+    let err = run(true);
+    assert!(err.contains("answered 401"), "{err}");
+    assert!(requests.load(Ordering::Relaxed) >= 1);
+    // The trust file the worker wrote went with it.
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, [std::ffi::OsString::from("company-ca.pem")]);
+}
+
+#[test]
 fn admin_creates_orgs_and_tokens_and_refuses_duplicates() {
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());

@@ -505,3 +505,15 @@ pub async fn exists(ex: impl PgExecutor<'_>, org: OrgId, id: ProjectId) -> Resul
     .await?;
     Ok(found)
 }
+
+/// Whether the org has a project named `full_name` (`owner/repo`), whatever its connection.
+pub async fn exists_by_name(ex: impl PgExecutor<'_>, org: OrgId, full_name: &str) -> Result<bool> {
+    let found = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM projects WHERE org_id = $1 AND full_name = $2) AS "found!""#,
+        org.0,
+        full_name
+    )
+    .fetch_one(ex)
+    .await?;
+    Ok(found)
+}

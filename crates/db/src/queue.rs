@@ -68,7 +68,7 @@ pub async fn claim(
         SELECT id AS "id!", org_id AS "org_id!", project_id AS "project_id!",
                kind AS "kind!: Pg<ScanKind>", trigger AS "trigger!: Pg<ScanTrigger>",
                state AS "state!: Pg<ScanState>", priority AS "priority!", attempt AS "attempt!",
-               max_attempts AS "max_attempts!", git_ref, commit_sha, base_ref, base_sha, pr_number,
+               max_attempts AS "max_attempts!", git_ref, commit_sha, base_ref, base_sha, merge_base_sha, pr_number,
                weekly_slot_at, rerun_of, requested_by, lease_owner, lease_token,
                lease_expires_at, queued_at AS "queued_at!", claimed_at, started_at, finished_at,
                error_code, error_message

@@ -26,6 +26,8 @@ pub struct ScanRecord {
     pub commit_sha: Option<String>,
     pub base_ref: Option<String>,
     pub base_sha: Option<String>,
+    /// Diff scans: the merge base of head and target, when the caller gave it.
+    pub merge_base_sha: Option<String>,
     pub pr_number: Option<i32>,
     pub weekly_slot_at: Option<OffsetDateTime>,
     pub rerun_of: Option<ScanId>,
@@ -56,6 +58,8 @@ pub(crate) struct ScanRow {
     pub commit_sha: Option<String>,
     pub base_ref: Option<String>,
     pub base_sha: Option<String>,
+    /// Diff scans: the merge base of head and target, when the caller gave it.
+    pub merge_base_sha: Option<String>,
     pub pr_number: Option<i32>,
     pub weekly_slot_at: Option<OffsetDateTime>,
     pub rerun_of: Option<Uuid>,
@@ -87,6 +91,7 @@ impl From<ScanRow> for ScanRecord {
             commit_sha: r.commit_sha,
             base_ref: r.base_ref,
             base_sha: r.base_sha,
+            merge_base_sha: r.merge_base_sha,
             pr_number: r.pr_number,
             weekly_slot_at: r.weekly_slot_at,
             rerun_of: r.rerun_of.map(Into::into),
@@ -114,6 +119,9 @@ pub struct NewScan {
     pub commit_sha: Option<String>,
     pub base_ref: Option<String>,
     pub base_sha: Option<String>,
+    /// Diff scans: the merge base of head and target, when the caller knows it (a provider's
+    /// compare API); the worker then fetches no history to find it.
+    pub merge_base_sha: Option<String>,
     pub pr_number: Option<i32>,
     pub rerun_of: Option<ScanId>,
     pub requested_by: Option<TokenId>,
@@ -131,6 +139,7 @@ impl NewScan {
             commit_sha: None,
             base_ref: None,
             base_sha: None,
+            merge_base_sha: None,
             pr_number: None,
             rerun_of: None,
             requested_by: None,
@@ -153,15 +162,16 @@ pub async fn enqueue(ex: impl PgExecutor<'_>, new: &NewScan) -> Result<Enqueued>
         ScanRow,
         r#"
         INSERT INTO scans (id, org_id, project_id, kind, trigger, priority, max_attempts,
-                           git_ref, commit_sha, base_ref, base_sha, pr_number, rerun_of, requested_by)
+                           git_ref, commit_sha, base_ref, base_sha, pr_number, rerun_of, requested_by,
+                           merge_base_sha)
         SELECT $1, p.org_id, p.id, $4::text::scan_kind, $5::text::scan_trigger, $6, $7,
-               $8, $9, $10, $11, $12, $13, $14
+               $8, $9, $10, $11, $12, $13, $14, $15
         FROM projects p WHERE p.id = $3 AND p.org_id = $2
         ON CONFLICT (project_id) WHERE state = 'queued' AND kind = 'full'
         DO UPDATE SET priority = LEAST(scans.priority, EXCLUDED.priority)
         RETURNING id, org_id, project_id, kind AS "kind: Pg<ScanKind>",
                   trigger AS "trigger: Pg<ScanTrigger>", state AS "state: Pg<ScanState>",
-                  priority, attempt, max_attempts, git_ref, commit_sha, base_ref, base_sha,
+                  priority, attempt, max_attempts, git_ref, commit_sha, base_ref, base_sha, merge_base_sha,
                   pr_number, weekly_slot_at, rerun_of, requested_by, lease_owner, lease_token, lease_expires_at,
                   queued_at, claimed_at, started_at, finished_at, error_code, error_message
         "#,
@@ -179,6 +189,7 @@ pub async fn enqueue(ex: impl PgExecutor<'_>, new: &NewScan) -> Result<Enqueued>
         new.pr_number,
         new.rerun_of.map(|s| s.0),
         new.requested_by.map(|t| t.0),
+        new.merge_base_sha,
     )
     .fetch_optional(ex)
     .await?
@@ -238,7 +249,7 @@ pub async fn enqueue_bulk(
         DO UPDATE SET priority = LEAST(scans.priority, EXCLUDED.priority)
         RETURNING id, org_id, project_id, kind AS "kind: Pg<ScanKind>",
                   trigger AS "trigger: Pg<ScanTrigger>", state AS "state: Pg<ScanState>",
-                  priority, attempt, max_attempts, git_ref, commit_sha, base_ref, base_sha,
+                  priority, attempt, max_attempts, git_ref, commit_sha, base_ref, base_sha, merge_base_sha,
                   pr_number, weekly_slot_at, rerun_of, requested_by, lease_owner, lease_token, lease_expires_at,
                   queued_at, claimed_at, started_at, finished_at, error_code, error_message
         "#,
@@ -271,7 +282,7 @@ pub async fn get(ex: impl PgExecutor<'_>, org: OrgId, id: ScanId) -> Result<Scan
         r#"
         SELECT id, org_id, project_id, kind AS "kind: Pg<ScanKind>",
                trigger AS "trigger: Pg<ScanTrigger>", state AS "state: Pg<ScanState>",
-               priority, attempt, max_attempts, git_ref, commit_sha, base_ref, base_sha,
+               priority, attempt, max_attempts, git_ref, commit_sha, base_ref, base_sha, merge_base_sha,
                pr_number, weekly_slot_at, rerun_of, requested_by, lease_owner, lease_token, lease_expires_at,
                queued_at, claimed_at, started_at, finished_at, error_code, error_message
         FROM scans WHERE id = $1 AND org_id = $2
@@ -300,7 +311,7 @@ pub async fn list_for_project(
         SELECT s.id, s.org_id, s.project_id, s.kind AS "kind: Pg<ScanKind>",
                s.trigger AS "trigger: Pg<ScanTrigger>", s.state AS "state: Pg<ScanState>",
                s.priority, s.attempt, s.max_attempts, s.git_ref, s.commit_sha, s.base_ref,
-               s.base_sha, s.pr_number, s.weekly_slot_at, s.rerun_of, s.requested_by,
+               s.base_sha, s.merge_base_sha, s.pr_number, s.weekly_slot_at, s.rerun_of, s.requested_by,
                s.lease_owner, s.lease_token, s.lease_expires_at, s.queued_at, s.claimed_at, s.started_at,
                s.finished_at, s.error_code, s.error_message
         FROM scans s

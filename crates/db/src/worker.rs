@@ -135,8 +135,8 @@ pub async fn scan_spec(conn: &mut PgConnection, org: OrgId, scan: ScanId) -> Res
     let row = sqlx::query!(
         r#"
         SELECT s.id, s.attempt, s.project_id, s.kind AS "kind: Pg<ScanKind>", s.git_ref,
-               s.commit_sha, s.base_ref, s.base_sha, s.pr_number, p.full_name, p.clone_url,
-               p.default_branch, p.path_ignores, o.inline_suppression
+               s.commit_sha, s.base_ref, s.base_sha, s.merge_base_sha, s.pr_number,
+               p.full_name, p.clone_url, p.default_branch, p.path_ignores, o.inline_suppression
         FROM scans s JOIN projects p ON p.id = s.project_id JOIN orgs o ON o.id = s.org_id
         WHERE s.id = $1 AND s.org_id = $2
         "#,
@@ -177,8 +177,9 @@ pub async fn scan_spec(conn: &mut PgConnection, org: OrgId, scan: ScanId) -> Res
         commit_sha: row.commit_sha,
         base_ref: row.base_ref,
         base_sha: row.base_sha,
-        // Not known to the control plane yet: the worker computes it from the clone.
-        merge_base_sha: None,
+        // Given by the caller (a provider's compare API), or computed by the worker from the
+        // clone when `None`.
+        merge_base_sha: row.merge_base_sha,
         pr_number: row.pr_number,
         products: PRODUCTS.to_vec(),
         policy: effective_modes(policies.iter().map(|p| &p.rules)),

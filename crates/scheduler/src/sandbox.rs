@@ -13,7 +13,7 @@
 //!   itself can stay on loopback.
 //! - **Filesystem and processes**: `bwrap` with new PID, IPC, UTS and cgroup namespaces, a new
 //!   `/proc`, `/dev` and `/tmp`, `/usr` and the named read-only paths (the worker binary, the
-//!   engine, the rules) and nothing else of the host, the scan's own directory as the only
+//!   engine, the rules, the operator's CA bundle when there is one) and nothing else of the host, the scan's own directory as the only
 //!   writable path (`/scan`), `--die-with-parent`, and `setpriv` dropping to the unprivileged
 //!   uid with no capabilities, an empty bounding set and `no_new_privs`. Other scans'
 //!   directories and the host's secrets are simply not there.
@@ -41,6 +41,10 @@ use tokio::task::JoinHandle;
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Addresses for the per-scan /30s: 16,384 sandboxes at most.
 const SLOTS: u32 = 16_384;
+/// Where a sandboxed worker finds the operator's CA bundle ([`SandboxConfig::ca_bundle`]), and
+/// the copy of it in the sandbox root that is bound there.
+pub const CA_BUNDLE_PATH: &str = "/etc/picket/ca-bundle.pem";
+const CA_BUNDLE_FILE: &str = "ca-bundle.pem";
 
 /// One allowlisted destination: TCP to `addr/prefix` on `port`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +108,9 @@ pub struct SandboxConfig {
     pub local_repos: Vec<PathBuf>,
     /// The only destinations the worker may connect to, besides the control plane and DNS.
     pub egress: Vec<Egress>,
+    /// CA certificates (PEM) the worker trusts besides the system's roots: copied once into the
+    /// sandbox root, bound read-only at [`CA_BUNDLE_PATH`] and named in `PICKET_CA_BUNDLE`.
+    pub ca_bundle: Option<Vec<u8>>,
     /// DNS resolvers the worker may ask (UDP and TCP 53).
     pub dns: Vec<Ipv4Addr>,
     /// Where the control plane's API listens; the worker reaches it through a forwarder.
@@ -123,6 +130,7 @@ impl SandboxConfig {
             readonly: Vec::new(),
             local_repos: Vec::new(),
             egress: Vec::new(),
+            ca_bundle: None,
             dns: Vec::new(),
             api,
             uid: 65_534,
@@ -183,6 +191,13 @@ impl SandboxExecutor {
         std::fs::create_dir_all(&cfg.root)
             .map_err(|e| format!("cannot create {}: {e}", cfg.root.display()))?;
         set_mode(&cfg.root, 0o700).map_err(|e| format!("{}: {e}", cfg.root.display()))?;
+        if let Some(pem) = &cfg.ca_bundle {
+            // Certificates are public: readable by the sandbox's unprivileged user.
+            let copy = cfg.root.join(CA_BUNDLE_FILE);
+            std::fs::write(&copy, pem)
+                .and_then(|()| set_mode(&copy, 0o644))
+                .map_err(|e| format!("cannot write {}: {e}", copy.display()))?;
+        }
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
             .map_err(|e| format!("cannot enable IPv4 forwarding: {e}"))?;
         let nat = format!(
@@ -345,6 +360,14 @@ pub fn bwrap_args(cfg: &SandboxConfig, scan_dir: &Path, worker: &WorkerCommand) 
             "--ro-bind-try".into(),
             p.display().to_string(),
             p.display().to_string(),
+        ]);
+    }
+    if cfg.ca_bundle.is_some() {
+        dirs_for(&mut a, Path::new(CA_BUNDLE_PATH));
+        a.extend([
+            "--ro-bind".into(),
+            cfg.root.join(CA_BUNDLE_FILE).display().to_string(),
+            CA_BUNDLE_PATH.into(),
         ]);
     }
     a.extend([
@@ -575,6 +598,11 @@ impl SandboxExecutor {
             )
             // In bwrap's environment (readable by root only), never in its arguments.
             .env("PICKET_SCAN_TOKEN", launch.token.expose_secret())
+            .envs(
+                cfg.ca_bundle
+                    .iter()
+                    .map(|_| ("PICKET_CA_BUNDLE", CA_BUNDLE_PATH)),
+            )
             .stdin(Stdio::null())
             .kill_on_drop(true);
         match cmd.spawn() {
@@ -828,5 +856,16 @@ mod tests {
         assert!(!args
             .iter()
             .any(|a| a == "--share-net" || a == "/root" || a == "/home"));
+        assert!(!joined.contains(CA_BUNDLE_PATH), "{joined}");
+
+        // A CA bundle: its copy in the sandbox root, read-only at the one path the worker is told.
+        cfg.ca_bundle = Some(b"-----BEGIN CERTIFICATE-----\n".to_vec());
+        let args = bwrap_args(&cfg, Path::new("/var/lib/picket/sandboxes/x/scan"), &worker);
+        let joined = args.join(" ");
+        assert!(
+            joined.contains("--perms 0755 --dir /etc/picket --ro-bind /var/lib/picket/sandboxes/ca-bundle.pem /etc/picket/ca-bundle.pem"),
+            "{joined}"
+        );
+        assert_eq!(args.iter().filter(|a| *a == "--bind").count(), 1);
     }
 }

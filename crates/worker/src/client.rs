@@ -19,6 +19,22 @@ pub enum ClientError {
     Decode { what: &'static str, reason: String },
 }
 
+/// An error and its causes, `: `-separated: reqwest's own text ("error sending request") says
+/// nothing of why (a refused connection, a certificate no trusted CA signed).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let next = c.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 impl ClientError {
     /// 401/409 mean this attempt is over (its token expired or its lease moved on): stop quietly.
     pub fn is_fenced(&self) -> bool {
@@ -73,7 +89,7 @@ impl ApiClient {
             // reqwest's error text names the URL, never the Authorization header.
             .map_err(|e| ClientError::Unreachable {
                 url: self.base.clone(),
-                reason: e.without_url().to_string(),
+                reason: with_causes(&e.without_url()),
             })?;
         if resp.status().is_success() {
             return Ok(resp);

@@ -12,4 +12,5 @@ pub mod identity;
 pub mod run;
 pub mod scan;
 pub mod secrets;
+pub mod tls;
 pub use picket_engine::{rulepack, semgrep};

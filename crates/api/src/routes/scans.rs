@@ -66,6 +66,8 @@ pub struct Scan {
     pub commit_sha: Option<String>,
     pub base_ref: Option<String>,
     pub base_sha: Option<String>,
+    /// Diff scans: the merge base of head and target, when the request gave it.
+    pub merge_base_sha: Option<String>,
     pub pr_number: Option<i32>,
     /// The scan this one re-runs.
     pub rerun_of: Option<Uuid>,
@@ -98,6 +100,7 @@ impl From<ScanRecord> for Scan {
             commit_sha: s.commit_sha,
             base_ref: s.base_ref,
             base_sha: s.base_sha,
+            merge_base_sha: s.merge_base_sha,
             pr_number: s.pr_number,
             rerun_of: s.rerun_of.map(|r| r.0),
             requested_by: s.requested_by.map(|t| t.0),
@@ -720,6 +723,7 @@ async fn retry_scan(
         commit_sha: old.commit_sha,
         base_ref: old.base_ref,
         base_sha: old.base_sha,
+        merge_base_sha: old.merge_base_sha,
         pr_number: old.pr_number,
         rerun_of: Some(old.id),
         requested_by: Some(caller.token_id),
@@ -751,6 +755,11 @@ pub struct ScanRequest {
     pub base_ref: Option<String>,
     /// Diff scans: exact target commit, when known.
     pub base_sha: Option<String>,
+    /// Diff scans: the merge base of the head and the target (40 hex digits), when the caller
+    /// knows it, e.g. from the provider's compare API (GitHub's `merge_base_commit.sha`). The
+    /// worker then fetches only the head and this commit instead of deepening the history to
+    /// find it, and compares the head against it as given.
+    pub merge_base_sha: Option<String>,
     /// Diff scans: the pull/merge request number, when there is one.
     #[serde(default, deserialize_with = "crate::extract::whole_number")]
     pub pr_number: Option<i32>,
@@ -828,6 +837,7 @@ async fn scan_project(
     for (field, value) in [
         ("commit_sha", &body.commit_sha),
         ("base_sha", &body.base_sha),
+        ("merge_base_sha", &body.merge_base_sha),
     ] {
         if let Some(v) = value {
             constraints::COMMIT_SHA.check(field, v)?;
@@ -845,6 +855,7 @@ async fn scan_project(
             for (field, given) in [
                 ("base_ref", body.base_ref.is_some()),
                 ("base_sha", body.base_sha.is_some()),
+                ("merge_base_sha", body.merge_base_sha.is_some()),
                 ("pr_number", body.pr_number.is_some()),
             ] {
                 if given {
@@ -888,6 +899,7 @@ async fn scan_project(
                 commit_sha: body.commit_sha,
                 base_ref: Some(base),
                 base_sha: body.base_sha,
+                merge_base_sha: body.merge_base_sha,
                 pr_number: body.pr_number,
                 rerun_of: None,
                 requested_by: Some(caller.token_id),

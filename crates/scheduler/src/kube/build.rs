@@ -3,13 +3,16 @@
 //!
 //! Only ids reach names, labels and annotations: the scan id, the attempt and the names made of
 //! them. The per-scan token appears in the Secret and nowhere else.
+//!
+//! Not per scan: the ConfigMap holding the operator's CA bundle ([`ca_bundle_config_map`]),
+//! created once when the executor starts and mounted read-only by every scan Pod.
 
 use super::{DnsEgress, KubeConfig, TERMINATION_GRACE_SECS, WORKER_COMMAND, WORKER_UID, WORK_DIR};
 use crate::executor::Launch;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, Pod, PodSecurityContext,
-    PodSpec, ResourceRequirements, SeccompProfile, Secret, SecretEnvSource, SecurityContext,
-    Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvFromSource,
+    EnvVar, Pod, PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, Secret,
+    SecretEnvSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -20,6 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::ByteString;
 use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
@@ -36,6 +40,12 @@ pub const MARKS_SELECTOR: &str =
 pub const CONTAINER: &str = "worker";
 /// The `/work` emptyDir volume.
 pub const WORK_VOLUME: &str = "work";
+/// The CA bundle's volume, the directory it is mounted at, its one key, and the path the worker
+/// is given in `PICKET_CA_BUNDLE`.
+pub const CA_BUNDLE_VOLUME: &str = "ca-bundle";
+pub const CA_BUNDLE_DIR: &str = "/etc/picket/ca";
+pub const CA_BUNDLE_KEY: &str = "ca-bundle.pem";
+pub const CA_BUNDLE_PATH: &str = "/etc/picket/ca/ca-bundle.pem";
 
 /// The labels of all three objects.
 pub fn labels(launch: &Launch) -> BTreeMap<String, String> {
@@ -263,7 +273,7 @@ pub fn pod(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> Pod {
         termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
     };
-    Pod {
+    let mut pod = Pod {
         metadata: metadata(cfg, launch, Some(owner)),
         spec: Some(PodSpec {
             containers: vec![container],
@@ -298,5 +308,69 @@ pub fn pod(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> Pod {
             ..PodSpec::default()
         }),
         status: None,
+    };
+    if let Some(config_map) = &cfg.ca_bundle {
+        mount_ca_bundle(&mut pod, config_map);
+    }
+    pod
+}
+
+/// The ConfigMap of the operator's CA bundle (PEM) in the scan namespace: named after the
+/// content's SHA-256 (`picket-ca-bundle-<16 hex>`), so the same bundle is the same object for
+/// every scheduler replica and restart and a changed one is a new object; immutable; labelled as
+/// Picket's but not as a scan's, so the reaper never lists it. Kept as `binaryData`: the file is
+/// mounted byte for byte.
+pub fn ca_bundle_config_map(namespace: &str, pem: &[u8]) -> ConfigMap {
+    let digest = hex::encode(Sha256::digest(pem));
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(format!("picket-ca-bundle-{}", &digest[..16])),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(BTreeMap::from([
+                (LABEL_MANAGED_BY.to_owned(), "picket".to_owned()),
+                (LABEL_COMPONENT.to_owned(), "ca-bundle".to_owned()),
+            ])),
+            ..ObjectMeta::default()
+        },
+        immutable: Some(true),
+        binary_data: Some(BTreeMap::from([(
+            CA_BUNDLE_KEY.to_owned(),
+            ByteString(pem.to_vec()),
+        )])),
+        data: None,
+    }
+}
+
+/// Mounts the CA bundle's ConfigMap read-only at [`CA_BUNDLE_DIR`] and names the file in the
+/// worker's `PICKET_CA_BUNDLE`.
+fn mount_ca_bundle(pod: &mut Pod, config_map: &str) {
+    let Some(spec) = pod.spec.as_mut() else {
+        return;
+    };
+    spec.volumes.get_or_insert_with(Vec::new).push(Volume {
+        name: CA_BUNDLE_VOLUME.to_owned(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: config_map.to_owned(),
+            default_mode: Some(0o444),
+            optional: Some(false),
+            items: None,
+        }),
+        ..Volume::default()
+    });
+    for container in &mut spec.containers {
+        container
+            .volume_mounts
+            .get_or_insert_with(Vec::new)
+            .push(VolumeMount {
+                name: CA_BUNDLE_VOLUME.to_owned(),
+                mount_path: CA_BUNDLE_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            });
+        container.env.get_or_insert_with(Vec::new).push(EnvVar {
+            name: "PICKET_CA_BUNDLE".to_owned(),
+            value: Some(CA_BUNDLE_PATH.to_owned()),
+            value_from: None,
+        });
     }
 }

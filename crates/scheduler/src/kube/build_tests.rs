@@ -42,6 +42,7 @@ pub(super) fn config() -> KubeConfig {
         egress: parse_egress("10.96.0.0/12:8080,0.0.0.0/0:443,[2001:db8::/32]:443").unwrap(),
         resources: Resources::default(),
         env: vec![("PICKET_LOG_FORMAT".into(), "json".into())],
+        ca_bundle: None,
     }
 }
 
@@ -551,6 +552,74 @@ fn the_pod_deadline_follows_the_launch() {
     let owner = build::owner_reference(&launch.env_name(), SECRET_UID);
     let pod = build::pod(&config(), &launch, &owner);
     assert_eq!(pod.spec.unwrap().active_deadline_seconds, Some(90));
+}
+
+#[test]
+fn the_ca_bundle_is_one_config_map_mounted_read_only_by_every_pod() {
+    let pem = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let cm = serde_json::to_value(build::ca_bundle_config_map("picket-scans", pem)).unwrap();
+    let name = cm["metadata"]["name"].as_str().unwrap().to_owned();
+    // Named after the content: the same bundle is the same object, another one a new object.
+    assert_eq!(
+        name,
+        format!(
+            "picket-ca-bundle-{}",
+            &hex::encode(<sha2::Sha256 as sha2::Digest>::digest(pem))[..16]
+        )
+    );
+    assert_ne!(
+        build::ca_bundle_config_map("picket-scans", b"other")
+            .metadata
+            .name,
+        Some(name.clone())
+    );
+    assert_eq!(
+        cm,
+        json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {
+                "name": name, "namespace": "picket-scans",
+                "labels": {"app.kubernetes.io/managed-by": "picket",
+                           "app.kubernetes.io/component": "ca-bundle"},
+            },
+            "immutable": true,
+            "binaryData": {"ca-bundle.pem": b64(pem)},
+        })
+    );
+    // Not a scan's object: the reaper's selector does not match it.
+    assert!(!build::MARKS_SELECTOR.contains("ca-bundle"));
+
+    let mut cfg = config();
+    cfg.ca_bundle = Some(name.clone());
+    let launch = launch();
+    let owner = build::owner_reference(&launch.env_name(), SECRET_UID);
+    let with = serde_json::to_value(build::pod(&cfg, &launch, &owner)).unwrap();
+    let without = serde_json::to_value(build::pod(&config(), &launch, &owner)).unwrap();
+    assert_eq!(
+        with.pointer("/spec/volumes/1").unwrap(),
+        &json!({"name": "ca-bundle",
+                "configMap": {"name": name, "defaultMode": 0o444, "optional": false}})
+    );
+    let container = with.pointer("/spec/containers/0").unwrap();
+    assert_eq!(
+        container["volumeMounts"][1],
+        json!({"name": "ca-bundle", "mountPath": "/etc/picket/ca", "readOnly": true})
+    );
+    let env = container["env"].as_array().unwrap();
+    assert_eq!(
+        env.last().unwrap(),
+        &json!({"name": "PICKET_CA_BUNDLE", "value": "/etc/picket/ca/ca-bundle.pem"})
+    );
+    // Nothing else changes: the same Pod plus one volume, one mount, one variable.
+    let mut trimmed = with.clone();
+    trimmed["spec"]["volumes"].as_array_mut().unwrap().pop();
+    let c = &mut trimmed["spec"]["containers"][0];
+    c["volumeMounts"].as_array_mut().unwrap().pop();
+    c["env"].as_array_mut().unwrap().pop();
+    assert_eq!(trimmed, without);
+    // The operator cannot set the variable the executor owns.
+    cfg.env.push(("PICKET_CA_BUNDLE".into(), "/tmp/x".into()));
+    assert!(cfg.check().is_err());
 }
 
 fn b64(bytes: &[u8]) -> String {

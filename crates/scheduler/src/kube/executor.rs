@@ -8,7 +8,7 @@ use ::kube::api::{Api, DeleteParams, ListParams, PostParams};
 use ::kube::runtime::watcher;
 use ::kube::{Client, Resource, ResourceExt};
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::de::DeserializeOwned;
@@ -329,6 +329,57 @@ pub fn exit_of(pod: &Pod) -> Option<Exit> {
 }
 
 /// Creates `obj`; one that already exists (a repeated launch) counts as created and is read back.
+/// Makes sure the scan namespace holds the ConfigMap of the operator's CA bundle `pem` (see
+/// [`build::ca_bundle_config_map`]) and returns its name, for [`KubeConfig::ca_bundle`]. Called
+/// once, when the scheduler starts: one API write, or none beyond the attempt when a replica or
+/// an earlier start made it already (409: the name is the content's hash, so the object there is
+/// this bundle). Never a write per scan.
+pub async fn ensure_ca_bundle(
+    client: Client,
+    namespace: &str,
+    pem: &[u8],
+) -> Result<String, ExecError> {
+    let config_map = build::ca_bundle_config_map(namespace, pem);
+    let name = config_map.name_any();
+    let api: Api<ConfigMap> = Api::namespaced(client, namespace);
+    match api.create(&PostParams::default(), &config_map).await {
+        Ok(_) => {
+            tracing::info!(config_map = %name, %namespace, "created the CA bundle's ConfigMap")
+        }
+        Err(e) if is_status(&e, 409) => {}
+        Err(e) => {
+            return Err(ExecError::Backend(format!(
+                "creating the CA bundle's ConfigMap {name} in {namespace}: {e}"
+            )))
+        }
+    }
+    Ok(name)
+}
+
+/// Adds the operator's CA certificates (`certs`, DER) to what the Kubernetes client trusts: to
+/// the kubeconfig's own CA when it names one, else to the system's roots (which the client uses
+/// when it has no CA, read here with `rustls-native-certs`). In a Pod (`root_cert_file` is the
+/// service account's `ca.crt`, re-read when it rotates) the API server's certificate is the
+/// cluster CA's own, and the configuration is left as it is.
+pub fn trust_ca_bundle(mut config: ::kube::Config, certs: &[Vec<u8>]) -> ::kube::Config {
+    if config.root_cert_file.is_some() || certs.is_empty() {
+        return config;
+    }
+    let mut roots = match config.root_cert.take() {
+        Some(own) => own,
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            for e in &native.errors {
+                tracing::warn!(error = %e, "reading the system's CA certificates");
+            }
+            native.certs.into_iter().map(|c| c.to_vec()).collect()
+        }
+    };
+    roots.extend(certs.iter().cloned());
+    config.root_cert = Some(roots);
+    config
+}
+
 async fn create<K>(api: &Api<K>, obj: &K) -> Result<K, ::kube::Error>
 where
     K: Resource + Clone + DeserializeOwned + Serialize + Debug,
@@ -391,4 +442,43 @@ fn created(meta: &ObjectMeta) -> Option<SystemTime> {
     let secs = u64::try_from(ts.as_second()).ok()?;
     let nanos = u32::try_from(ts.subsec_nanosecond()).unwrap_or(0);
     Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> ::kube::Config {
+        ::kube::Config::new("https://kubernetes.example.com:6443".parse().unwrap())
+    }
+
+    #[test]
+    fn the_bundle_joins_the_kubeconfig_ca_or_the_system_roots_but_not_the_cluster_ca_in_a_pod() {
+        let bundle = vec![b"company-ca".to_vec()];
+
+        let mut own = config();
+        own.root_cert = Some(vec![b"cluster-ca".to_vec()]);
+        let own = trust_ca_bundle(own, &bundle);
+        assert_eq!(
+            own.root_cert,
+            Some(vec![b"cluster-ca".to_vec(), b"company-ca".to_vec()])
+        );
+
+        // No CA in the kubeconfig: the system's roots, which the client would use, plus the
+        // bundle.
+        let system = rustls_native_certs::load_native_certs().certs.len();
+        let roots = trust_ca_bundle(config(), &bundle).root_cert.unwrap();
+        assert_eq!(roots.len(), system + 1);
+        assert_eq!(roots.last(), Some(&b"company-ca".to_vec()));
+
+        // In a Pod: the service account's CA file, re-read on rotation, stays the trust.
+        let mut in_cluster = config();
+        in_cluster.root_cert = Some(vec![b"cluster-ca".to_vec()]);
+        in_cluster.root_cert_file = Some("/var/run/secrets/kubernetes.io/ca.crt".into());
+        let in_cluster = trust_ca_bundle(in_cluster, &bundle);
+        assert_eq!(in_cluster.root_cert, Some(vec![b"cluster-ca".to_vec()]));
+
+        // No bundle: nothing changes.
+        assert_eq!(trust_ca_bundle(config(), &[]).root_cert, None);
+    }
 }

@@ -38,6 +38,11 @@
 //! Creating is idempotent: an object that already exists (`409 AlreadyExists`, e.g. a retried
 //! launch) counts as created; for the Secret its `uid` is then read back with a GET.
 //!
+//! Not per scan: the operator's CA bundle (`PICKET_CA_BUNDLE`) is one immutable ConfigMap named
+//! after its content, created when the scheduler starts ([`ensure_ca_bundle`]) and mounted
+//! read-only by every Pod; the Kubernetes client of the scheduler trusts it too
+//! ([`trust_ca_bundle`]).
+//!
 //! # Completion
 //!
 //! [`KubeEnv::wait`](crate::Environment::wait) watches the Pod (a `kube-runtime` watcher with
@@ -57,7 +62,7 @@
 pub mod build;
 mod executor;
 
-pub use executor::{KubeEnv, KubeExecutor};
+pub use executor::{ensure_ca_bundle, trust_ca_bundle, KubeEnv, KubeExecutor};
 
 use std::fmt;
 use std::net::IpAddr;
@@ -97,9 +102,12 @@ pub struct KubeConfig {
     pub egress: Vec<EgressRule>,
     pub resources: Resources,
     /// Extra plain environment for the worker (e.g. `PICKET_LOG_FORMAT=json`). It is visible in
-    /// the Pod's spec: never put a secret here. `PICKET_SCAN_TOKEN`, `PICKET_API_URL`, `TMPDIR`
-    /// and `HOME` are set by the executor and refused here.
+    /// the Pod's spec: never put a secret here. `PICKET_SCAN_TOKEN`, `PICKET_API_URL`,
+    /// `PICKET_CA_BUNDLE`, `TMPDIR` and `HOME` are set by the executor and refused here.
     pub env: Vec<(String, String)>,
+    /// The ConfigMap in [`KubeConfig::namespace`] holding the operator's CA bundle (made by
+    /// [`ensure_ca_bundle`]), mounted read-only into every scan Pod; `None`: no bundle.
+    pub ca_bundle: Option<String>,
 }
 
 /// The API pods scan pods may connect to: a namespace, a pod label selector, a TCP port.
@@ -292,7 +300,13 @@ pub fn parse_egress(list: &str) -> Result<Vec<EgressRule>, ConfigError> {
 pub struct ConfigError(pub String);
 
 /// Names the executor sets in the worker's environment itself.
-const RESERVED_ENV: [&str; 4] = ["PICKET_SCAN_TOKEN", "PICKET_API_URL", "TMPDIR", "HOME"];
+const RESERVED_ENV: [&str; 5] = [
+    "PICKET_SCAN_TOKEN",
+    "PICKET_API_URL",
+    "PICKET_CA_BUNDLE",
+    "TMPDIR",
+    "HOME",
+];
 
 impl KubeConfig {
     /// A configuration with default resources, cluster DNS and no egress besides it.
@@ -312,6 +326,7 @@ impl KubeConfig {
             egress: Vec::new(),
             resources: Resources::default(),
             env: Vec::new(),
+            ca_bundle: None,
         }
     }
 

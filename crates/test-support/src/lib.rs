@@ -1,0 +1,21 @@
+//! Fixtures for Picket's tests and benchmarks: bare git repositories built with
+//! `git fast-import` ([`History`], [`bare_repo`]); a small smart-HTTP server that serves them with
+//! `git upload-pack --stateless-rpc` ([`GitServer`]), over plain HTTP on the loopback interface
+//! or over HTTPS on any listener; and a certificate authority made fresh by each test
+//! ([`TestCa`]) for the HTTPS servers.
+//!
+//! Why not `file://`: libgit2's local transport refuses shallow fetches ("shallow fetch is not
+//! supported by the local transport", pinned in picket-worker's clone tests), and registering a
+//! custom transport for `file://` needs `unsafe`, which the workspace forbids. Over HTTP the
+//! tests run the same smart protocol, shallow negotiation and credentials flow as production.
+//!
+//! Used by picket-worker's tests (a dev-dependency) and picket-bench's clone benchmark; the
+//! `picket` binary never links it.
+
+mod history;
+mod server;
+mod tls;
+
+pub use history::{bare_repo, delete, file, git, link, noise, run, Change, History};
+pub use server::{GitServer, ServerConfig, ServerStats};
+pub use tls::TestCa;
