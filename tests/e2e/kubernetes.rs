@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::core::ApiResource;
-use picket_core::{OrgId, Provider, ScanId, ScanState};
+use picket_core::{InstallationId, OrgId, Provider, ScanId, ScanState};
 use picket_db::connections::{self, NewConnection};
 use picket_db::projects::{self, NewProject};
 use picket_db::{queue, scans, Db};
@@ -71,8 +71,14 @@ fn config(api_url: &str) -> KubeConfig {
     cfg
 }
 
+/// The installation of the tests' executors that run without a database.
+fn installation() -> InstallationId {
+    "7e5700000001".parse().unwrap()
+}
+
 fn launch(scan: ScanId, attempt: i32, deadline: Duration) -> Launch {
     Launch {
+        installation: installation(),
         scan_id: scan,
         attempt,
         org_id: OrgId::new(),
@@ -179,7 +185,8 @@ async fn a_scan_runs_end_to_end_as_a_pod_in_four_writes(pool: PgPool) {
         ),
         ("PICKET_RULES_DIR".into(), RULES_DIR.into()),
     ];
-    let executor = KubeExecutor::new(kube.client(), cfg).unwrap();
+    let installation = picket_db::installation::id(&app.pool).await.unwrap();
+    let executor = KubeExecutor::new(kube.client(), installation.clone(), cfg).unwrap();
     let mut sched = SchedulerConfig::new("k8s-e2e");
     sched.slots = 2;
     sched.poll = Duration::from_millis(200);
@@ -211,7 +218,7 @@ async fn a_scan_runs_end_to_end_as_a_pod_in_four_writes(pool: PgPool) {
             (scan, elapsed)
         }
     );
-    let name = picket_scheduler::executor::env_name(scan_id, 1);
+    let name = picket_scheduler::executor::env_name(&installation, scan_id, 1);
     assert_eq!(
         scan.state,
         ScanState::Succeeded,
@@ -281,7 +288,7 @@ async fn launches_are_idempotent_and_endings_are_reported() {
         let mut cfg = config("http://api.test");
         cfg.image = image.into();
         cfg.env = vec![("EXTRA".into(), "yes".into())];
-        KubeExecutor::new(kube.client(), cfg).unwrap()
+        KubeExecutor::new(kube.client(), installation(), cfg).unwrap()
     };
 
     // The worker's environment is the Secret's plus the Pod's, paths on the emptyDir.
@@ -421,7 +428,7 @@ async fn the_reaper_deletes_what_a_crash_left_behind(pool: PgPool) {
         KubeApiOptions::new(NS).image(IMAGE, script(dir.path(), "sleeps", "exec sleep 600")),
     )
     .await;
-    let exec = KubeExecutor::new(kube.client(), config("http://api.test")).unwrap();
+    let exec = KubeExecutor::new(kube.client(), installation(), config("http://api.test")).unwrap();
 
     // A live scan (claimed, attempt 1), an unknown one, and an orphan whose Secret is gone.
     let repo = sample_repo(dir.path());
@@ -715,7 +722,7 @@ async fn real_cluster_isolates_scan_pods() {
 
     // The executor itself: launch, end, teardown leaves nothing (the probe image has no
     // /usr/local/bin/picket, so the worker fails to start: the cycle is what is checked).
-    let exec = KubeExecutor::new(client.clone(), cfg.clone()).unwrap();
+    let exec = KubeExecutor::new(client.clone(), installation(), cfg.clone()).unwrap();
     let l = launch(ScanId::new(), 1, Duration::from_secs(120));
     let mut env = exec
         .launch(&l)

@@ -120,8 +120,7 @@ pub async fn preflight(args: &SchedulerArgs) -> anyhow::Result<&'static str> {
     args.check()?;
     Ok(match args.executor {
         ExecutorKind::Sandbox => {
-            let probe = SandboxConfig::new(PathBuf::new(), SocketAddr::from(([127, 0, 0, 1], 0)));
-            SandboxExecutor::check(&probe)
+            SandboxExecutor::check(&sandbox::Tools::default())
                 .await
                 .map_err(cannot_sandbox)?;
             "each in a local sandbox (network namespace with an egress allowlist + bubblewrap)"
@@ -213,10 +212,15 @@ pub async fn run_with(
     args.check()?;
     let mut cfg = args.config(owner);
     cfg.metrics = metrics;
+    // Every environment is named and marked with it, and the reaper touches no other.
+    let installation = picket_db::installation::id(db.pool())
+        .await
+        .context("reading this installation's id (is the database migrated?)")?;
     match args.executor {
         ExecutorKind::Sandbox => {
             let (worker, readonly) = local_worker(engine, &place)?;
             let mut sandbox = SandboxConfig::new(
+                installation,
                 args.sandbox_dir.clone().unwrap_or(place.sandbox_dir),
                 place.api,
             );
@@ -240,7 +244,8 @@ pub async fn run_with(
                 "scans run as plain child processes, NOT isolated from this machine \
                  (--executor process)"
             );
-            picket_scheduler::run(db, ProcessExecutor::new(worker), cfg, stop).await;
+            let executor = ProcessExecutor::new(installation, worker);
+            picket_scheduler::run(db, executor, cfg, stop).await;
         }
         ExecutorKind::Kubernetes => {
             let image = args
@@ -264,7 +269,7 @@ pub async fn run_with(
             let client = kube::Client::try_default()
                 .await
                 .context("connecting to the Kubernetes API (in-cluster or KUBECONFIG)")?;
-            let executor = KubeExecutor::new(client, kube)
+            let executor = KubeExecutor::new(client, installation, kube)
                 .map_err(|e| anyhow::anyhow!("Kubernetes executor: {e}"))?;
             tracing::info!(namespace = %args.scan_namespace, "scans run as Kubernetes Pods");
             picket_scheduler::run(db, executor, cfg, stop).await;

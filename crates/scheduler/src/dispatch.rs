@@ -33,6 +33,7 @@ pub async fn run<E: Executor>(
     let mut waker = Waker::new(db.pool()).await;
     tracing::info!(
         executor = executor.kind(),
+        installation = %executor.installation(),
         slots = cfg.slots,
         owner = %cfg.owner,
         "scheduler started"
@@ -95,6 +96,7 @@ async fn run_one<E: Executor>(
     let claimed_at = Instant::now();
     let token = queue::mint_scan_token(db.pool(), &held).await?;
     let launch = Launch {
+        installation: executor.installation().clone(),
         scan_id: scan.id,
         attempt: scan.attempt,
         org_id: scan.org_id,

@@ -19,6 +19,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::ByteString;
+use picket_core::InstallationId;
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 
@@ -26,12 +27,20 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 pub const LABEL_SCAN_ID: &str = "picket.dev/scan-id";
 pub const LABEL_ATTEMPT: &str = "picket.dev/attempt";
+/// The installation whose scheduler created the object: installations sharing a namespace list
+/// and reap only their own.
+pub const LABEL_INSTALLATION: &str = "picket.dev/installation";
 /// The environment's name: what the NetworkPolicy selects and [`list`](crate::Executor::list)
 /// groups by.
 pub const LABEL_ENV: &str = "picket.dev/env";
-/// Every scan object, whoever created it.
+/// Every scan object of any installation.
 pub const MARKS_SELECTOR: &str =
     "app.kubernetes.io/managed-by=picket,app.kubernetes.io/component=scan";
+
+/// Every scan object of `installation`.
+pub fn installation_selector(installation: &InstallationId) -> String {
+    format!("{MARKS_SELECTOR},{LABEL_INSTALLATION}={installation}")
+}
 /// The worker's one container.
 pub const CONTAINER: &str = "worker";
 /// The `/work` emptyDir volume.
@@ -42,6 +51,10 @@ pub fn labels(launch: &Launch) -> BTreeMap<String, String> {
     BTreeMap::from([
         (LABEL_MANAGED_BY.to_owned(), "picket".to_owned()),
         (LABEL_COMPONENT.to_owned(), "scan".to_owned()),
+        (
+            LABEL_INSTALLATION.to_owned(),
+            launch.installation.to_string(),
+        ),
         (LABEL_SCAN_ID.to_owned(), launch.scan_id.0.to_string()),
         (LABEL_ATTEMPT.to_owned(), launch.attempt.to_string()),
         (LABEL_ENV.to_owned(), launch.env_name()),

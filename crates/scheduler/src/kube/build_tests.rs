@@ -6,7 +6,7 @@
 use super::build;
 use super::{parse_egress, ApiPeer, Cidr, DnsEgress, KubeConfig, Resources};
 use crate::executor::Launch;
-use picket_core::{OrgId, ScanId};
+use picket_core::{InstallationId, OrgId, ScanId};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -17,6 +17,7 @@ const SECRET_UID: &str = "6c1f0f3e-5b1b-4bb1-9f3e-0d6c8f9a1b2c";
 
 pub(super) fn launch() -> Launch {
     Launch {
+        installation: "5ca1ab1e0c0d".parse::<InstallationId>().unwrap(),
         scan_id: "01890a5d-ac96-774b-bcce-b302099a8057"
             .parse::<ScanId>()
             .unwrap(),
@@ -447,9 +448,10 @@ fn every_object_carries_the_marks_and_only_ids() {
     let expected = json!({
         "app.kubernetes.io/managed-by": "picket",
         "app.kubernetes.io/component": "scan",
+        "picket.dev/installation": "5ca1ab1e0c0d",
         "picket.dev/scan-id": "01890a5d-ac96-774b-bcce-b302099a8057",
         "picket.dev/attempt": "2",
-        "picket.dev/env": "picket-01890a5d-ac96-774b-bcce-b302099a8057-2",
+        "picket.dev/env": "picket-5ca1ab1e0c0d-01890a5d-ac96-774b-bcce-b302099a8057-2",
     });
     for (kind, object) in objects() {
         assert_eq!(

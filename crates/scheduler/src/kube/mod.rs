@@ -3,8 +3,9 @@
 //! # Objects
 //!
 //! Each attempt gets three objects in the configured namespace, all named
-//! [`Launch::env_name`](crate::Launch::env_name) (`picket-<scan id>-<attempt>`) and labelled
-//! with [`build::labels`] (Picket's marks, the scan id, the attempt and the environment name;
+//! [`Launch::env_name`](crate::Launch::env_name) (`picket-<installation>-<scan id>-<attempt>`)
+//! and labelled with [`build::labels`] (Picket's marks, the installation, the scan id, the
+//! attempt and the environment name;
 //! nothing taken from the repository, whose names, branches and paths are attacker-controlled
 //! and never reach an object):
 //!
@@ -48,9 +49,10 @@
 //!
 //! # Leftovers
 //!
-//! [`Executor::list`](crate::Executor::list) finds every object with Picket's marks
-//! (`app.kubernetes.io/managed-by=picket,app.kubernetes.io/component=scan`) and groups them by
-//! environment name; [`Executor::destroy`](crate::Executor::destroy) deletes the Secret and
+//! [`Executor::list`](crate::Executor::list) finds every object with Picket's marks and its
+//! installation's label (`app.kubernetes.io/managed-by=picket,app.kubernetes.io/component=scan,
+//! picket.dev/installation=<id>`: installations may share a namespace, and each lists and reaps
+//! only its own) and groups them by environment name; [`Executor::destroy`](crate::Executor::destroy) deletes the Secret and
 //! also the Pod and the NetworkPolicy by name, so that an orphan whose Secret is gone still
 //! goes.
 

@@ -1,7 +1,7 @@
 //! The dispatch loop on real PostgreSQL, with plain-process workers standing in for the real
 //! one: a bash script chosen per test that records its pid, then dies, sleeps or exits.
 
-use picket_core::{OrgId, ProjectId, ScanId, ScanState, ScanTrigger};
+use picket_core::{InstallationId, OrgId, ProjectId, ScanId, ScanState, ScanTrigger};
 use picket_db::scans::{self, NewScan};
 use picket_db::Db;
 use picket_scheduler::process::ProcessExecutor;
@@ -115,7 +115,7 @@ fn start(
     let stop = CancellationToken::new();
     let run = tokio::spawn(picket_scheduler::run(
         Db::from_pool(pool.clone()),
-        ProcessExecutor::new(worker),
+        ProcessExecutor::new(InstallationId::random(), worker),
         cfg,
         stop.clone(),
     ));
