@@ -32,12 +32,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-const NS: &str = "picket-scans";
-const IMAGE: &str =
+pub(crate) const NS: &str = "picket-scans";
+pub(crate) const IMAGE: &str =
     "registry.test/picket@sha256:5f2d0c2d8b8e4c1f9e0a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e";
 
 /// `target/<profile>/picket`, next to this test's `deps/` directory.
-fn picket_binary() -> PathBuf {
+pub(crate) fn picket_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's path");
     let path = exe
         .parent()
@@ -61,7 +61,7 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
-fn config(api_url: &str) -> KubeConfig {
+pub(crate) fn config(api_url: &str) -> KubeConfig {
     let mut cfg = KubeConfig::new(NS, IMAGE, "picket-worker", api_url);
     cfg.egress = parse_egress("127.0.0.1/32:443").unwrap();
     cfg.api_peer = Some(
@@ -88,7 +88,7 @@ fn launch(scan: ScanId, attempt: i32, deadline: Duration) -> Launch {
 }
 
 /// A git repository holding the demo's sample application (real Code and Secrets findings).
-fn sample_repo(dir: &Path) -> PathBuf {
+pub(crate) fn sample_repo(dir: &Path) -> PathBuf {
     let repo = dir.join("sample-app");
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/cli/demo/sample-app");
     let git = |args: &[&str]| {

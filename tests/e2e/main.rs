@@ -10,6 +10,7 @@ mod connections;
 mod cross_org;
 mod deploy;
 mod findings;
+mod installations;
 mod kubernetes;
 mod ops;
 mod org;
