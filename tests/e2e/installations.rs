@@ -26,7 +26,7 @@ const SCANS: usize = 2;
 
 /// A second, migrated database on the test server: another installation. Dropped by
 /// [`OtherDb::drop_now`].
-struct OtherDb {
+pub(crate) struct OtherDb {
     admin: PgPool,
     name: String,
     pool: PgPool,
@@ -62,7 +62,7 @@ impl OtherDb {
 }
 
 /// `n` projects of the org on a local repository; their queued initial scans.
-async fn projects_on(app: &TestApp, repo: &Path, n: usize) -> Vec<ScanId> {
+pub(crate) async fn projects_on(app: &TestApp, repo: &Path, n: usize) -> Vec<ScanId> {
     let conn = connections::create(
         &app.pool,
         &app.cipher(),
@@ -100,7 +100,7 @@ async fn projects_on(app: &TestApp, repo: &Path, n: usize) -> Vec<ScanId> {
     added.iter().map(|p| p.initial_scan.id).collect()
 }
 
-fn scheduler_config(owner: &str) -> SchedulerConfig {
+pub(crate) fn scheduler_config(owner: &str) -> SchedulerConfig {
     let mut cfg = SchedulerConfig::new(owner);
     cfg.slots = SCANS;
     cfg.poll = Duration::from_millis(200);
@@ -170,7 +170,7 @@ fn all_succeeded_first_time(ended: &[(ScanState, i32, Option<String>)]) {
 
 /// The real worker in a sandbox: this build's binary, the pinned engine and the rule pack
 /// lent read-only, local repositories allowed.
-fn sandbox_executor_config(
+pub(crate) fn sandbox_executor_config(
     app: &TestApp,
     installation: picket_core::InstallationId,
     root: &Path,

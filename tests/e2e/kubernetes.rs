@@ -277,7 +277,8 @@ async fn launches_are_idempotent_and_endings_are_reported() {
                 script(
                     dir.path(),
                     "env",
-                    r#"[ "$1" = worker ] && [ "$PICKET_SCAN_TOKEN" = pks_test-token-not-valid ] \
+                    r#"[ "$1" = worker ] && [ -z "${PICKET_SCAN_TOKEN+set}" ] \
+                       && [ "$(cat "$PICKET_SCAN_TOKEN_FILE")" = pks_test-token-not-valid ] \
                        && [ "$PICKET_API_URL" = http://api.test ] && [ -d "$TMPDIR" ] && [ -w "$TMPDIR" ] \
                        && [ "$HOME" = "$TMPDIR" ] && [ "$(pwd)" = "$TMPDIR" ] && [ "$EXTRA" = yes ]"#,
                 ),
@@ -291,7 +292,8 @@ async fn launches_are_idempotent_and_endings_are_reported() {
         KubeExecutor::new(kube.client(), installation(), cfg).unwrap()
     };
 
-    // The worker's environment is the Secret's plus the Pod's, paths on the emptyDir.
+    // The worker's environment is the Pod's, paths on the emptyDir; the token is no variable
+    // but a file of the mounted Secret.
     let exec = with_image(CHECKS_ENV);
     let l = launch(ScanId::new(), 1, Duration::from_secs(60));
     let mut env = exec.launch(&l).await.unwrap();

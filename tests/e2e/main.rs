@@ -9,6 +9,7 @@ mod bad_input;
 mod connections;
 mod cross_org;
 mod deploy;
+mod engine_reach;
 mod findings;
 mod installations;
 mod kubernetes;

@@ -28,7 +28,9 @@
 //! environment is exactly the Pod's: `env` (values and `secretKeyRef`s) and `envFrom`
 //! (`secretRef`), read from the stored Secrets, plus `PATH` (the image's) and `HOSTNAME`. Each
 //! `emptyDir` is a fresh temporary directory; an env value or `workingDir` equal to its mount
-//! path is mapped to it (only equal: host paths the tests pass may share a prefix with it). The Pod's status moves `Pending` → `Running` →
+//! path is mapped to it (only equal: host paths the tests pass may share a prefix with it). Each
+//! `secret` volume is a fresh directory with one file per key of the stored Secret (mode
+//! `defaultMode`); an env value naming a file under its mount path is mapped into it. The Pod's status moves `Pending` → `Running` →
 //! `Succeeded`/`Failed` with the container's exit code (a signal is 128 + its number), each move
 //! a watch event. `activeDeadlineSeconds` is enforced (the process group gets SIGTERM, then
 //! SIGKILL after the grace period; phase `Failed`, reason `DeadlineExceeded`). Deleting a running
@@ -1249,38 +1251,6 @@ fn prepare(
     image: &str,
 ) -> Result<(tokio::process::Command, Vec<tempfile::TempDir>), &'static str> {
     let binary = shared.opts.images.get(image).ok_or("ErrImagePull")?.clone();
-    // Volumes: each emptyDir a fresh directory, mapped at its mount path.
-    let mut dirs = Vec::new();
-    let mut mounts: Vec<(String, PathBuf)> = Vec::new();
-    for m in container["volumeMounts"].as_array().into_iter().flatten() {
-        let vname = &m["name"];
-        let volume = pod["spec"]["volumes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|v| &v["name"] == vname)
-            .ok_or("CreateContainerConfigError")?;
-        if volume["emptyDir"].is_null() {
-            return Err("CreateContainerConfigError");
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("kubelet-emptydir-")
-            .tempdir()
-            .map_err(|_| "CreateContainerError")?;
-        mounts.push((
-            m["mountPath"].as_str().unwrap_or("/").to_owned(),
-            dir.path().to_path_buf(),
-        ));
-        dirs.push(dir);
-    }
-    let map_path = |value: &str| -> String {
-        for (mount, dir) in &mounts {
-            if value == mount {
-                return dir.display().to_string();
-            }
-        }
-        value.to_owned()
-    };
     let secret_data = |secret: &str| -> Option<BTreeMap<String, String>> {
         let store = shared.lock();
         let s = store.objects.get(&(Kind::Secret, secret.to_owned()))?;
@@ -1297,6 +1267,63 @@ fn prepare(
                 })
                 .collect(),
         )
+    };
+    // Volumes: each emptyDir a fresh directory, each secret a fresh directory holding one file
+    // per key (mode `defaultMode`), mapped at its mount path.
+    let mut dirs = Vec::new();
+    let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+    let mut secret_mounts: Vec<(String, PathBuf)> = Vec::new();
+    for m in container["volumeMounts"].as_array().into_iter().flatten() {
+        let vname = &m["name"];
+        let volume = pod["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| &v["name"] == vname)
+            .ok_or("CreateContainerConfigError")?;
+        let mount_path = m["mountPath"].as_str().unwrap_or("/").to_owned();
+        if let Some(secret) = volume["secret"]["secretName"].as_str() {
+            let data = secret_data(secret).ok_or("CreateContainerConfigError")?;
+            let dir = tempfile::Builder::new()
+                .prefix("kubelet-secret-")
+                .tempdir()
+                .map_err(|_| "CreateContainerError")?;
+            let mode = volume["secret"]["defaultMode"].as_u64().unwrap_or(0o644) as u32;
+            for (key, value) in data {
+                use std::os::unix::fs::PermissionsExt;
+                let file = dir.path().join(key);
+                std::fs::write(&file, value).map_err(|_| "CreateContainerError")?;
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
+                    .map_err(|_| "CreateContainerError")?;
+            }
+            secret_mounts.push((mount_path, dir.path().to_path_buf()));
+            dirs.push(dir);
+            continue;
+        }
+        if volume["emptyDir"].is_null() {
+            return Err("CreateContainerConfigError");
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("kubelet-emptydir-")
+            .tempdir()
+            .map_err(|_| "CreateContainerError")?;
+        mounts.push((mount_path, dir.path().to_path_buf()));
+        dirs.push(dir);
+    }
+    let map_path = |value: &str| -> String {
+        for (mount, dir) in &mounts {
+            if value == mount {
+                return dir.display().to_string();
+            }
+        }
+        // A file of a mounted Secret (`/var/run/secrets/x/key`): its mount path is no host
+        // path a test passes, so a prefix is mapped too.
+        for (mount, dir) in &secret_mounts {
+            if let Some(file) = value.strip_prefix(&format!("{mount}/")) {
+                return dir.join(file).display().to_string();
+            }
+        }
+        value.to_owned()
     };
     let mut env: Vec<(String, String)> = vec![
         (

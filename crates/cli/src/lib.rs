@@ -14,6 +14,7 @@ pub mod demo;
 pub mod local_pg;
 pub mod run;
 pub mod scheduler;
+pub mod secrets;
 pub mod telemetry;
 pub mod worker;
 
@@ -126,6 +127,20 @@ pub struct ApiTuning {
     /// The engine uploaded rule packs are checked with (the workers' own).
     #[command(flatten)]
     pub engine: worker::SemgrepArgs,
+}
+
+/// Parses the command line, secrets given as `<NAME>_FILE` included, and drops every secret
+/// from the environment (see [`secrets`]). Call it before any thread starts: it changes this
+/// process's environment. Exits like clap on a bad command line, and with status 2 when a
+/// secret's file cannot be read.
+pub fn parse() -> Cli {
+    if let Err(e) = secrets::load_files() {
+        eprintln!("picket: error: {e}");
+        std::process::exit(2);
+    }
+    let cli = Cli::parse();
+    secrets::scrub();
+    cli
 }
 
 /// Runs one parsed command line.

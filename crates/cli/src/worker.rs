@@ -1,5 +1,6 @@
 //! `picket worker`: one scan attempt, as run inside a scan's environment.
 
+use anyhow::Context;
 use clap::Args;
 use picket_worker::clone::CloneLimits;
 use picket_worker::scan::WorkerConfig;
@@ -18,7 +19,8 @@ pub struct WorkerArgs {
     /// Root URL of the control plane, e.g. http://127.0.0.1:7300.
     #[arg(long, env = "PICKET_API_URL")]
     pub api_url: String,
-    /// This scan attempt's token (pks_…), minted when the scan was claimed.
+    /// This scan attempt's token (pks_…), minted when the scan was claimed. Also read from the
+    /// file PICKET_SCAN_TOKEN_FILE names (Kubernetes mounts it so).
     #[arg(long, env = "PICKET_SCAN_TOKEN", hide_env_values = true)]
     pub scan_token: SecretString,
     #[command(flatten)]
@@ -94,6 +96,11 @@ impl EngineArgs {
 /// whose temporary directory is deleted, before the process exits (the executor then records the
 /// outcome from the lease).
 pub async fn execute(args: WorkerArgs) -> anyhow::Result<()> {
+    // The token has left the environment (`crate::parse`), but the environment this process
+    // started with stays readable in /proc/<pid>/environ, and its memory holds the token: a
+    // process that is not dumpable has those owned by root, out of reach of the engine, which
+    // runs as the same user.
+    nix::sys::prctl::set_dumpable(false).context("making the worker non-dumpable")?;
     let cfg = args.engine.config();
     let scan = picket_worker::run::run(&args.api_url, args.scan_token, &cfg);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

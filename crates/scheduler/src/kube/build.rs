@@ -7,9 +7,9 @@
 use super::{DnsEgress, KubeConfig, TERMINATION_GRACE_SECS, WORKER_COMMAND, WORKER_UID, WORK_DIR};
 use crate::executor::Launch;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EmptyDirVolumeSource, EnvFromSource, EnvVar, Pod, PodSecurityContext,
-    PodSpec, ResourceRequirements, SeccompProfile, Secret, SecretEnvSource, SecurityContext,
-    Volume, VolumeMount,
+    Capabilities, Container, EmptyDirVolumeSource, EnvVar, Pod, PodSecurityContext, PodSpec,
+    ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext, Volume,
+    VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -45,6 +45,14 @@ pub fn installation_selector(installation: &InstallationId) -> String {
 pub const CONTAINER: &str = "worker";
 /// The `/work` emptyDir volume.
 pub const WORK_VOLUME: &str = "work";
+/// The volume of the attempt's Secret, mounted read-only at [`TOKEN_DIR`].
+pub const TOKEN_VOLUME: &str = "scan-token";
+/// Where the Secret is mounted; the token is the file [`TOKEN_KEY`] in it
+/// (`PICKET_SCAN_TOKEN_FILE`). A file, not an environment variable: nothing the worker starts
+/// inherits it (checkov CKV_K8S_35).
+pub const TOKEN_DIR: &str = "/var/run/secrets/picket";
+/// The Secret's one key: the per-scan token.
+pub const TOKEN_KEY: &str = "scan-token";
 
 /// The labels of all three objects.
 pub fn labels(launch: &Launch) -> BTreeMap<String, String> {
@@ -85,23 +93,17 @@ pub fn owner_reference(secret_name: &str, secret_uid: &str) -> OwnerReference {
     }
 }
 
-/// The Secret: the worker's environment (`PICKET_SCAN_TOKEN`, `PICKET_API_URL`), immutable. The
-/// worker fetches its spec and clone credential from the API with the token.
+/// The Secret: the per-scan token alone (key [`TOKEN_KEY`]), immutable. The worker reads it from
+/// the mounted file and fetches its spec and clone credential from the API with it.
 pub fn secret(cfg: &KubeConfig, launch: &Launch) -> Secret {
     Secret {
         metadata: metadata(cfg, launch, None),
         type_: Some("Opaque".to_owned()),
         immutable: Some(true),
-        data: Some(BTreeMap::from([
-            (
-                "PICKET_SCAN_TOKEN".to_owned(),
-                ByteString(launch.token.expose_secret().as_bytes().to_vec()),
-            ),
-            (
-                "PICKET_API_URL".to_owned(),
-                ByteString(cfg.api_url.as_bytes().to_vec()),
-            ),
-        ])),
+        data: Some(BTreeMap::from([(
+            TOKEN_KEY.to_owned(),
+            ByteString(launch.token.expose_secret().as_bytes().to_vec()),
+        )])),
         string_data: None,
     }
 }
@@ -194,8 +196,8 @@ fn ip_peer(cidr: String) -> NetworkPolicyPeer {
     }
 }
 
-/// The Pod: `picket worker` from the pinned image, its environment from the Secret, under the
-/// `restricted` Pod Security Standard and then some (read-only root, no service account token,
+/// The Pod: `picket worker` from the pinned image, the token a file of the mounted Secret, under
+/// the `restricted` Pod Security Standard and then some (read-only root, no service account token,
 /// no service links), with one size-limited emptyDir at `/work` and a deadline of its own.
 pub fn pod(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> Pod {
     let quantities = |pairs: [(&str, &String); 3]| {
@@ -218,6 +220,16 @@ pub fn pod(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> Pod {
             value: Some(WORK_DIR.to_owned()),
             value_from: None,
         },
+        EnvVar {
+            name: "PICKET_API_URL".to_owned(),
+            value: Some(cfg.api_url.clone()),
+            value_from: None,
+        },
+        EnvVar {
+            name: "PICKET_SCAN_TOKEN_FILE".to_owned(),
+            value: Some(format!("{TOKEN_DIR}/{TOKEN_KEY}")),
+            value_from: None,
+        },
     ];
     env.extend(cfg.env.iter().map(|(k, v)| EnvVar {
         name: k.clone(),
@@ -231,13 +243,6 @@ pub fn pod(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> Pod {
         command: Some(WORKER_COMMAND.map(str::to_owned).to_vec()),
         working_dir: Some(WORK_DIR.to_owned()),
         env: Some(env),
-        env_from: Some(vec![EnvFromSource {
-            secret_ref: Some(SecretEnvSource {
-                name: launch.env_name(),
-                optional: Some(false),
-            }),
-            ..EnvFromSource::default()
-        }]),
         resources: Some(ResourceRequirements {
             requests: quantities([
                 ("cpu", &r.cpu_request),
@@ -268,11 +273,19 @@ pub fn pod(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> Pod {
             }),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: WORK_VOLUME.to_owned(),
-            mount_path: WORK_DIR.to_owned(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: WORK_VOLUME.to_owned(),
+                mount_path: WORK_DIR.to_owned(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: TOKEN_VOLUME.to_owned(),
+                mount_path: TOKEN_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
         termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
     };
@@ -300,14 +313,27 @@ pub fn pod(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> Pod {
                 }),
                 ..PodSecurityContext::default()
             }),
-            volumes: Some(vec![Volume {
-                name: WORK_VOLUME.to_owned(),
-                empty_dir: Some(EmptyDirVolumeSource {
-                    medium: None,
-                    size_limit: Some(Quantity(r.work_size_limit.clone())),
-                }),
-                ..Volume::default()
-            }]),
+            volumes: Some(vec![
+                Volume {
+                    name: WORK_VOLUME.to_owned(),
+                    empty_dir: Some(EmptyDirVolumeSource {
+                        medium: None,
+                        size_limit: Some(Quantity(r.work_size_limit.clone())),
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: TOKEN_VOLUME.to_owned(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(launch.env_name()),
+                        // Owner root, group the worker's fsGroup: readable by the worker only.
+                        default_mode: Some(0o440),
+                        optional: Some(false),
+                        items: None,
+                    }),
+                    ..Volume::default()
+                },
+            ]),
             ..PodSpec::default()
         }),
         status: None,

@@ -9,9 +9,9 @@
 //! nothing taken from the repository, whose names, branches and paths are attacker-controlled
 //! and never reach an object):
 //!
-//! 1. a **Secret** (`Opaque`, immutable) holding the worker's environment: `PICKET_SCAN_TOKEN`
-//!    and `PICKET_API_URL`. The "spec + per-scan token + clone credential" is served by
-//!    the worker protocol: with the token, the worker fetches its spec
+//! 1. a **Secret** (`Opaque`, immutable) holding the per-scan token, mounted read-only into the
+//!    Pod as a file (`PICKET_SCAN_TOKEN_FILE`), never an environment variable, so nothing the
+//!    worker starts inherits it. With the token, the worker fetches its spec
 //!    (`GET /api/v1/worker/scan`) and clone credential (`…/credential`) over the API, so the
 //!    token is the only secret the Pod needs, and it dies with the scan's lease;
 //! 2. a **NetworkPolicy** selecting only this attempt's Pod (by its `picket.dev/env` label):
@@ -30,8 +30,8 @@
 //! deleted (with `propagationPolicy: Background`). A scan therefore costs **4 API writes**:
 //! create Secret, create NetworkPolicy, create Pod, delete Secret.
 //!
-//! The Secret is the owner because it is the first object that must exist: the Pod reads its
-//! environment from the Secret and must not run before its NetworkPolicy exists, so the Pod is
+//! The Secret is the owner because it is the first object that must exist: the Pod mounts its
+//! token from the Secret and must not run before its NetworkPolicy exists, so the Pod is
 //! created last. An ownerReference needs the owner's `uid`, which only the create response
 //! gives; making the Pod the owner would mean patching the Secret and the NetworkPolicy after
 //! the Pod exists (2 more writes, and a window in which they are unowned).
@@ -99,8 +99,8 @@ pub struct KubeConfig {
     pub egress: Vec<EgressRule>,
     pub resources: Resources,
     /// Extra plain environment for the worker (e.g. `PICKET_LOG_FORMAT=json`). It is visible in
-    /// the Pod's spec: never put a secret here. `PICKET_SCAN_TOKEN`, `PICKET_API_URL`, `TMPDIR`
-    /// and `HOME` are set by the executor and refused here.
+    /// the Pod's spec: never put a secret here. `PICKET_SCAN_TOKEN(_FILE)`, `PICKET_API_URL`,
+    /// `TMPDIR` and `HOME` are set by the executor and refused here.
     pub env: Vec<(String, String)>,
 }
 
@@ -294,7 +294,13 @@ pub fn parse_egress(list: &str) -> Result<Vec<EgressRule>, ConfigError> {
 pub struct ConfigError(pub String);
 
 /// Names the executor sets in the worker's environment itself.
-const RESERVED_ENV: [&str; 4] = ["PICKET_SCAN_TOKEN", "PICKET_API_URL", "TMPDIR", "HOME"];
+const RESERVED_ENV: [&str; 5] = [
+    "PICKET_SCAN_TOKEN",
+    "PICKET_SCAN_TOKEN_FILE",
+    "PICKET_API_URL",
+    "TMPDIR",
+    "HOME",
+];
 
 impl KubeConfig {
     /// A configuration with default resources, cluster DNS and no egress besides it.
