@@ -548,3 +548,42 @@ async fn picket_scheduler_serves_health_and_metrics_and_stops_on_sigterm() {
     assert!(status.success(), "{status}");
     psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
+
+#[test]
+fn secrets_may_be_files_and_are_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("database-url");
+    std::fs::write(&file, "postgres://picket:hunter2@127.0.0.1:1/picket\n").unwrap();
+    let path = file.to_str().unwrap();
+    // Read from the file: the server's answer is reported, the password is not.
+    let out = picket(&["migrate"], &[("DATABASE_URL_FILE", path)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connecting to PostgreSQL"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    // Both ways at once, or a file that is not there: refused, naming the variable.
+    let out = picket(
+        &["migrate"],
+        &[
+            ("DATABASE_URL_FILE", path),
+            (
+                "DATABASE_URL",
+                "postgres://picket:hunter2@127.0.0.1:1/picket",
+            ),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("both DATABASE_URL and DATABASE_URL_FILE"),
+        "{err}"
+    );
+    let out = picket(
+        &["migrate"],
+        &[("DATABASE_URL_FILE", "/nonexistent/database-url")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DATABASE_URL_FILE"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+}
