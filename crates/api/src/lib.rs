@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod local_repos;
 mod metrics;
 mod pagination;
 mod routes;
@@ -66,6 +67,7 @@ pub struct AppState {
     cipher: Arc<CredentialCipher>,
     metrics: Arc<metrics::Metrics>,
     rule_engine: Option<Arc<RuleEngine>>,
+    local_repos: Arc<local_repos::LocalRepoDirs>,
 }
 
 /// The Semgrep engine the API checks uploaded rule packs with, and a bound on how many checks
@@ -87,7 +89,19 @@ impl AppState {
             cipher: cipher.into(),
             metrics: Arc::new(metrics::Metrics::default()),
             rule_engine: None,
+            local_repos: Arc::default(),
         }
+    }
+
+    /// Accept `file://` projects in these directories (the ones the scheduler lends to its
+    /// sandboxes); without, every `file://` project is refused.
+    pub fn with_local_repo_dirs(mut self, dirs: local_repos::LocalRepoDirs) -> Self {
+        self.local_repos = Arc::new(dirs);
+        self
+    }
+
+    pub(crate) fn local_repos(&self) -> &local_repos::LocalRepoDirs {
+        &self.local_repos
     }
 
     /// Accept rule-pack uploads, checking each with this engine (the worker's binary and

@@ -148,7 +148,8 @@ pub struct Placement {
     pub api_url: String,
     /// Default for --sandbox-dir.
     pub sandbox_dir: PathBuf,
-    /// Local repositories sandboxed workers may clone (the demo project's for `picket run`).
+    /// Directories of local repositories sandboxed workers may clone, lent read-only
+    /// (`PICKET_LOCAL_REPO_DIRS`, and the demo's repository for `picket run`).
     pub local_repos: Vec<PathBuf>,
     /// Let workers clone file:// repositories (single-machine use).
     pub allow_local_repos: bool,

@@ -123,9 +123,10 @@ pub struct SandboxConfig {
     /// Host paths the worker may read, at the same path inside (binary, engine, rules, local
     /// repositories of single-machine use).
     pub readonly: Vec<PathBuf>,
-    /// Local git repositories the worker may clone (single-machine use): readable like
-    /// `readonly`, and marked `safe.directory` in the sandbox's git configuration, since they
-    /// belong to another user than the worker's.
+    /// Local git repositories, or directories holding them, the worker may clone
+    /// (single-machine use): readable like `readonly`, and trusted by the sandbox's git
+    /// configuration (`safe.directory = *`: they belong to another user than the worker's,
+    /// and the sandbox holds nothing else of the host to distrust).
     pub local_repos: Vec<PathBuf>,
     /// The only destinations the worker may connect to, besides the control plane and DNS.
     pub egress: Vec<Egress>,
@@ -695,11 +696,7 @@ impl SandboxExecutor {
                 if cfg.local_repos.is_empty() {
                     return Ok(());
                 }
-                let mut git = String::from("[safe]\n");
-                for repo in &cfg.local_repos {
-                    git.push_str(&format!("\tdirectory = {}\n", repo.display()));
-                }
-                std::fs::write(scan_dir.join(".gitconfig"), git)
+                std::fs::write(scan_dir.join(".gitconfig"), "[safe]\n\tdirectory = *\n")
             });
         if let Err(e) = made {
             forwarder.abort();
