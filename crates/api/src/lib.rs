@@ -173,7 +173,7 @@ pub fn router(state: AppState, cfg: &ApiConfig) -> Router {
                     TraceLayer::new_for_http()
                         .make_span_with(make_span)
                         .on_request(DefaultOnRequest::new().level(Level::DEBUG))
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                        .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )

@@ -181,10 +181,12 @@ pub fn parse() -> Cli {
 
 /// Runs one parsed command line.
 pub async fn execute(cli: Cli) -> anyhow::Result<()> {
+    // Local workers log like the command that starts them.
+    let worker_log = cli.log.worker_env(&cli.command);
     match cli.command {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(args, worker_log).await,
         Command::Api(args) => run::api(args).await,
-        Command::Scheduler(args) => run::scheduler(args).await,
+        Command::Scheduler(args) => run::scheduler(args, worker_log).await,
         Command::Migrate(args) => run::migrate(args).await,
         Command::Admin(args) => admin::execute(args).await,
         Command::Worker(args) => worker::execute(args).await,

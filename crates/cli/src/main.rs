@@ -6,7 +6,7 @@ fn main() -> ExitCode {
     // Before the runtime's threads exist: parsing reads secrets from files and then removes
     // them from the environment.
     let cli = picket_cli::parse();
-    picket_cli::telemetry::init(&cli.log);
+    picket_cli::telemetry::init(&cli.log, &cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

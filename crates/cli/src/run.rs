@@ -25,7 +25,7 @@ const EMBEDDED_DB: &str = "picket";
 const SECRET_KEY_FILE: &str = "secret.key";
 const ADMIN_TOKEN_FILE: &str = "admin-token";
 
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+pub async fn run(args: RunArgs, worker_log: Vec<(String, String)>) -> anyhow::Result<()> {
     // Before anything starts: a scheduler that cannot run here stops `run` at once.
     let scans_run = scheduler::preflight(&args.scheduler).await?;
     let stop = shutdown_signal();
@@ -45,7 +45,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             (SecretString::from(pg.database_url(EMBEDDED_DB)), Some(pg))
         }
     };
-    let result = run_platform(&args, &url, local.as_ref(), scans_run, stop).await;
+    let result = run_platform(&args, &url, local.as_ref(), scans_run, worker_log, stop).await;
     if let Some(pg) = local {
         if let Err(e) = pg.stop().await {
             tracing::error!(error = %e, "stopping the embedded PostgreSQL failed");
@@ -59,6 +59,7 @@ async fn run_platform(
     url: &SecretString,
     local: Option<&LocalPg>,
     scans_run: &str,
+    worker_log: Vec<(String, String)>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let db = connect(url, 16).await?;
@@ -94,6 +95,7 @@ async fn run_platform(
         local_repos: local_repos.dirs().to_vec(),
         // Single-machine use: projects may live in local repositories (the demo does).
         allow_local_repos: true,
+        worker_log,
     };
     let scheduler = {
         let (db, args, stop) = (db.clone(), args.clone(), stop.clone());
@@ -136,7 +138,10 @@ fn worker_addr(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-pub async fn scheduler(args: SchedulerCmdArgs) -> anyhow::Result<()> {
+pub async fn scheduler(
+    args: SchedulerCmdArgs,
+    worker_log: Vec<(String, String)>,
+) -> anyhow::Result<()> {
     args.scheduler.check()?;
     let stop = shutdown_signal();
     let db = connect(&args.db.database_url, args.db.db_max_connections).await?;
@@ -162,6 +167,7 @@ pub async fn scheduler(args: SchedulerCmdArgs) -> anyhow::Result<()> {
         local_repos: local_repos.dirs().to_vec(),
         // Only where an operator named directories (single-machine use).
         allow_local_repos: !local_repos.dirs().is_empty(),
+        worker_log,
     };
     let metrics = Arc::new(SchedulerMetrics::default());
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -153,6 +153,8 @@ pub struct Placement {
     pub local_repos: Vec<PathBuf>,
     /// Let workers clone file:// repositories (single-machine use).
     pub allow_local_repos: bool,
+    /// `PICKET_LOG` and `PICKET_LOG_FORMAT` for the workers: they log like their scheduler.
+    pub worker_log: Vec<(String, String)>,
 }
 
 /// Runs the scheduler with the configured executor until `stop`.
@@ -232,7 +234,7 @@ pub async fn run_with(
             let executor = SandboxExecutor::new(sandbox, worker)
                 .await
                 .map_err(cannot_sandbox)?;
-            tracing::info!("scans run in local sandboxes (network namespace + bubblewrap)");
+            tracing::debug!("scans run in local sandboxes (network namespace + bubblewrap)");
             picket_scheduler::run(db, executor, cfg, stop).await;
         }
         ExecutorKind::Process => {
@@ -261,6 +263,7 @@ pub async fn run_with(
             );
             kube.egress = picket_scheduler::kube::parse_egress(&args.egress_allow)
                 .map_err(|e| anyhow::anyhow!("PICKET_EGRESS_ALLOW: {e}"))?;
+            kube.env = place.worker_log.clone();
             kube.api_peer = args
                 .worker_api_selector
                 .as_deref()
@@ -290,15 +293,15 @@ fn local_worker(
     // Real paths: the sandbox lends them at the same place, and `..` cannot be lent.
     let semgrep = real_path(&engine.binary);
     let rules = real_path(&engine.rules_dir);
-    let mut env = vec![
-        ("PICKET_LOG_FORMAT".to_owned(), "json".to_owned()),
+    let mut env = place.worker_log.clone();
+    env.extend([
         ("PICKET_SEMGREP".to_owned(), semgrep.display().to_string()),
         ("PICKET_RULES_DIR".to_owned(), rules.display().to_string()),
         (
             "PICKET_SEMGREP_NATIVE".to_owned(),
             engine.native.to_string(),
         ),
-    ];
+    ]);
     if place.allow_local_repos {
         env.push(("PICKET_ALLOW_LOCAL_REPOS".to_owned(), "true".to_owned()));
     }

@@ -71,7 +71,7 @@ impl Running {
         Self::start_with(data_dir, &[])
     }
 
-    fn start_with(data_dir: &std::path::Path, env: &[(&str, &std::path::Path)]) -> Running {
+    fn start_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Running {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -232,7 +232,7 @@ async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanl
     sample_repo(&repos.join("mine"));
     let elsewhere = scratch.0.join("elsewhere");
     sample_repo(&elsewhere);
-    let local_repos = [("PICKET_LOCAL_REPO_DIRS", repos.as_path())];
+    let local_repos = [("PICKET_LOCAL_REPO_DIRS", repos.to_str().unwrap())];
 
     // First start: private cluster, migrations, default org and a first admin token.
     let run = Running::start_with(&data, &local_repos);
@@ -395,14 +395,59 @@ async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanl
     };
     assert_eq!(scan["state"], "succeeded", "{scan}");
 
+    // What the terminal showed besides the banner, in text: one line per scan start and end
+    // (project, kind, duration, findings), warnings and errors; no request log, no JSON from
+    // the workers, no colours when it is no terminal.
+    // The end line follows the teardown, which follows the API's answer.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let logs = loop {
+        let logs = std::fs::read_to_string(data.with_extension("log")).unwrap();
+        if logs.contains("local/mine (full) succeeded") || Instant::now() > deadline {
+            break logs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.contains("scan of ") || line.contains(" WARN ") || line.contains(" ERROR "),
+            "unexpected line: {line}
+{logs}"
+        );
+        assert!(!line.starts_with('{') && !line.contains('\x1b'), "{line}");
+    }
+    for project in ["demo/sample-app", "local/mine"] {
+        let lines: Vec<&str> = logs.lines().filter(|l| l.contains(project)).collect();
+        assert_eq!(lines.len(), 2, "{project}: {logs}");
+        assert!(
+            lines[0].contains(&format!("scan of {project} (full) started")),
+            "{logs}"
+        );
+        let end = lines[1];
+        assert!(
+            end.contains(&format!("scan of {project} (full) succeeded in "))
+                && end.contains(" s, ")
+                && end.contains(" findings"),
+            "{end}"
+        );
+    }
+
     assert!(run.stop().success(), "clean exit on SIGTERM");
     assert!(
         !data.join("pg/data/postmaster.pid").exists(),
         "the embedded cluster was stopped"
     );
 
-    // Second start reuses the cluster, the org and the token; no new token is printed.
-    let run = Running::start_with(&data, &local_repos);
+    // Second start reuses the cluster, the org and the token; no new token is printed. It logs
+    // JSON, every process of it, workers included.
+    let logged_before = std::fs::metadata(data.with_extension("log")).unwrap().len() as usize;
+    let run = Running::start_with(
+        &data,
+        &[
+            local_repos[0],
+            ("PICKET_LOG_FORMAT", "json"),
+            ("PICKET_LOG", "info,sqlx=warn"),
+        ],
+    );
     let banner = run.banner();
     assert!(!banner.iter().any(|l| l.contains("pkt_")), "{banner:?}");
     assert!(
@@ -424,6 +469,48 @@ async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanl
     let id = demos[0]["id"].as_str().unwrap().to_owned();
     let (_, history) = get(&format!("{base}/api/v1/projects/{id}/scans"), Some(&token)).await;
     assert_eq!(history["items"].as_array().unwrap().len(), 1, "{history}");
+    let (status, conn) = post(
+        &format!("{base}/api/v1/connections"),
+        &token,
+        serde_json::json!({"provider": "git", "name": "this machine, again"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{conn}");
+    sample_repo(&repos.join("mine-too"));
+    let (status, added) = post(
+        &format!("{base}/api/v1/projects"),
+        &token,
+        serde_json::json!({"projects": [{
+            "connection_id": conn["id"], "provider_repo_id": "mine-too",
+            "full_name": "local/mine-too",
+            "clone_url": reqwest::Url::from_file_path(repos.join("mine-too")).unwrap().to_string(),
+            "default_branch": "main",
+        }]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{added}");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let json_lines = loop {
+        let logs = std::fs::read_to_string(data.with_extension("log")).unwrap();
+        let new = logs[logged_before..].to_owned();
+        if new.contains("local/mine-too (full) succeeded") || Instant::now() > deadline {
+            break new;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut targets = std::collections::BTreeSet::new();
+    for line in json_lines.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        targets.insert(v["target"].as_str().unwrap_or_default().to_owned());
+    }
+    for target in [
+        "picket::scans",
+        "picket_worker::run",
+        "picket_cli::local_pg",
+    ] {
+        assert!(targets.contains(target), "no {target} line: {json_lines}");
+    }
     assert!(run.stop().success());
 }
 
