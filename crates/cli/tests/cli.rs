@@ -67,10 +67,6 @@ struct Running {
 }
 
 impl Running {
-    fn start(data_dir: &std::path::Path) -> Running {
-        Self::start_with(data_dir, &[])
-    }
-
     fn start_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Running {
         let log = std::fs::OpenOptions::new()
             .create(true)

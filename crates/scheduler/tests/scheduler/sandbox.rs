@@ -121,7 +121,6 @@ fn executor_cfg(root: &Path, api: SocketAddr, subnet: Ipv4Addr) -> SandboxConfig
 }
 
 /// The worker stand-in: a bash script chosen by the launch's token.
-
 fn bash_worker() -> WorkerCommand {
     WorkerCommand {
         program: "/usr/bin/bash".into(),
