@@ -98,6 +98,7 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
     };
     let reported = Reported {
         findings: std::slice::from_ref(&finding),
+        fixed_in_pr: &[],
         rules_run: &[],
         deleted_paths: &[],
     };
@@ -344,6 +345,13 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             NotFound,
         ),
         probe(
+            Method::GET,
+            "/api/v1/scans/{id}/findings",
+            format!("/api/v1/scans/{finished_scan}/findings"),
+            None,
+            NotFound,
+        ),
+        probe(
             Method::POST,
             "/api/v1/scans/{id}/cancel",
             format!("/api/v1/scans/{queued_scan}/cancel"),
@@ -583,6 +591,6 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
 fn worker_results() -> Value {
     json!({
         "attempt": 1, "commit_sha": "b".repeat(40), "merge_base_sha": null, "rules_run": [],
-        "deleted_paths": [], "files_scanned": 0, "findings": [], "steps": [],
+        "deleted_paths": [], "files_scanned": 0, "findings": [], "trail": {},
     })
 }

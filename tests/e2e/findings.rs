@@ -32,6 +32,7 @@ fn finding(
             redacted: "AKIA…XY".to_owned(),
             sha256: "ab".repeat(32),
         }),
+        suppressed: None,
     }
 }
 
@@ -54,6 +55,7 @@ async fn ingest(
     };
     let reported = Reported {
         findings: batch,
+        fixed_in_pr: &[],
         rules_run: &[],
         deleted_paths: &[],
     };

@@ -51,7 +51,11 @@ fn results(attempt: i32, findings: Vec<Value>, rules: &[&str], deleted: &[&str])
     json!({
         "attempt": attempt, "commit_sha": "c0ffee".repeat(6) + "c0ff", "merge_base_sha": null,
         "rules_run": rules, "deleted_paths": deleted, "files_scanned": 12, "findings": findings,
-        "steps": [{"step": "clone", "millis": 5}, {"step": "semgrep", "millis": 40}],
+        "trail": {"steps": [
+            {"step": "clone", "started_at": "2026-11-30T10:00:00Z", "millis": 5,
+             "figures": {"bytes_received": 1234}},
+            {"step": "engine", "started_at": "2026-11-30T10:00:01Z", "millis": 40, "figures": {}},
+        ], "engine": "semgrep 1.185.0 (native)"},
     })
 }
 
@@ -120,6 +124,7 @@ async fn a_worker_runs_full_scans_over_http(pool: PgPool) {
             "merge_base_sha": null, "pr_number": null, "products": ["code", "secrets"],
             "policy": {"r.eval": "comment", "r.sqli": "block"}, "open_finding_paths": [],
             "rule_packs": [{"name": "acme", "sha256": stored["sha256"], "content": pack}],
+            "path_ignores": [], "inline_suppression": true,
         })
     );
     let credential = worker.get(CREDENTIAL).await.expect(200);
@@ -712,4 +717,245 @@ async fn uploads_are_validated_and_may_be_large(pool: PgPool) {
         )
         .await
         .problem(413, "body_too_large");
+}
+
+/// A finding as the worker reports it, with a `nosemgrep` comment covering it.
+fn suppressed(rule: &str, path: &str, anchor: &str) -> Value {
+    let mut f = finding(rule, path, anchor);
+    f["suppressed"] = json!({"line": 3, "rules": []});
+    f
+}
+
+fn scan_findings(list: &Value) -> Vec<(String, String, bool, Value)> {
+    let mut v: Vec<_> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["change"].as_str().unwrap().to_owned(),
+                f["path"].as_str().unwrap().to_owned(),
+                f["suppressed"].as_bool().unwrap(),
+                f["status"].clone(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+    v
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_scans_record_holds_its_steps_findings_and_suppressions(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    let (_, project) = admin.seed_project("acme/api").await;
+    let pid = id_of(&project);
+    let project_path = format!("/api/v1/projects/{pid}");
+
+    // The project's path ignores and the org's suppression switch reach the worker's spec.
+    let resp = admin
+        .patch(&project_path, json!({"path_ignores": ["docs/", "[z-a]"]}))
+        .await;
+    resp.problem(422, "invalid_body");
+    assert_eq!(resp.error_fields(), ["path_ignores[1]"]);
+    for bad in [json!([""]), json!(["# comment"]), json!([":include x"])] {
+        admin
+            .patch(&project_path, json!({ "path_ignores": bad }))
+            .await
+            .problem(422, "invalid_body");
+    }
+    let updated = admin
+        .patch(
+            &project_path,
+            json!({"path_ignores": ["docs/", "*.gen.py"]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(updated["path_ignores"], json!(["docs/", "*.gen.py"]));
+    let (_, worker) = claim(&app).await;
+    let spec = worker.get(SPEC).await.expect(200);
+    assert_eq!(spec["path_ignores"], json!(["docs/", "*.gen.py"]));
+    assert_eq!(spec["inline_suppression"], true);
+
+    // A full scan: one finding, one a comment suppressed, a skipped file, an ignore rule.
+    worker
+        .post(PROGRESS, json!({"state": "running"}))
+        .await
+        .expect(200);
+    let mut upload = results(
+        1,
+        vec![
+            finding("r.sqli", "src/db.py", "cursor.execute(q)"),
+            suppressed("r.eval", "tools/x.py", "eval(x)"),
+        ],
+        &["r.sqli", "r.eval"],
+        &[],
+    );
+    upload["trail"]["skipped_files"] = json!([{"path": "bad.py", "kind": "unparsable", "reason": "Syntax error at line bad.py:1"}]);
+    upload["trail"]["ignores"] = json!([{"pattern": "docs/", "source": "project", "files": 4}]);
+    let scan_id = spec["scan_id"].as_str().unwrap().to_owned();
+    worker.post(RESULTS, upload).await.expect(200);
+
+    let detail = admin
+        .get(&format!("/api/v1/scans/{scan_id}"))
+        .await
+        .expect(200);
+    let attempt = &detail["attempts"][0];
+    assert_eq!(attempt["attempt"], 1);
+    let trail = &attempt["trail"];
+    let steps: Vec<&str> = trail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["step"].as_str().unwrap())
+        .collect();
+    // The worker's steps, then the upload as the control plane received it.
+    assert_eq!(steps, ["clone", "engine", "upload"]);
+    assert_eq!(trail["steps"][0]["figures"]["bytes_received"], 1234);
+    assert_eq!(trail["steps"][2]["figures"]["findings"], 2);
+    assert_eq!(trail["engine"], "semgrep 1.185.0 (native)");
+    assert_eq!(trail["skipped_files"][0]["path"], "bad.py");
+    assert_eq!(trail["ignores"][0]["source"], "project");
+
+    let findings_path = format!("/api/v1/scans/{scan_id}/findings");
+    let list = admin.get(&findings_path).await.expect(200);
+    assert_eq!(
+        scan_findings(&list),
+        [
+            ("found".into(), "src/db.py".into(), false, json!("open")),
+            ("found".into(), "tools/x.py".into(), true, json!("ignored")),
+        ]
+    );
+    // Stored as ignored with the reason `nosemgrep`: visible, auditable.
+    let stored = admin
+        .get(&format!("/api/v1/projects/{pid}/findings?status=ignored"))
+        .await
+        .expect(200);
+    assert_eq!(stored["items"][0]["triage_reason"], "nosemgrep");
+    assert_eq!(stored["items"][0]["path"], "tools/x.py");
+    // Pages, and refused filters.
+    let page = admin
+        .get(&format!("{findings_path}?limit=1"))
+        .await
+        .expect(200);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    let rest = admin
+        .get(&format!(
+            "{findings_path}?limit=1&cursor={}",
+            page["next_cursor"].as_str().unwrap()
+        ))
+        .await
+        .expect(200);
+    assert_ne!(rest["items"][0]["path"], page["items"][0]["path"]);
+    admin
+        .get(&format!("{findings_path}?change=gone"))
+        .await
+        .problem(400, "invalid_query");
+
+    // The org turns inline suppression off: the next scan's spec says so, and the finding the
+    // comment had suppressed, reported plainly, is open again.
+    let org = admin
+        .patch("/api/v1/org", json!({"inline_suppression": false}))
+        .await
+        .expect(200);
+    assert_eq!(org["inline_suppression"], false);
+    admin
+        .post("/api/v1/scans", json!({"project_ids": [pid]}))
+        .await
+        .expect(200);
+    let (_, worker) = claim(&app).await;
+    let spec = worker.get(SPEC).await.expect(200);
+    assert_eq!(spec["inline_suppression"], false);
+    let second = spec["scan_id"].as_str().unwrap().to_owned();
+    worker
+        .post(PROGRESS, json!({"state": "running"}))
+        .await
+        .expect(200);
+    worker
+        .post(
+            RESULTS,
+            results(
+                1,
+                vec![finding("r.eval", "tools/x.py", "eval(x)")],
+                &["r.sqli", "r.eval"],
+                &[],
+            ),
+        )
+        .await
+        .expect(200);
+    let list = admin
+        .get(&format!("/api/v1/scans/{second}/findings"))
+        .await
+        .expect(200);
+    assert_eq!(
+        scan_findings(&list),
+        [("found".into(), "tools/x.py".into(), false, json!("open"))]
+    );
+    // The first scan's record is unchanged, its finding's status is today's.
+    let first = admin.get(&findings_path).await.expect(200);
+    assert_eq!(scan_findings(&first).len(), 2);
+
+    // A diff scan: what it found new, and what its head no longer has.
+    let diff = admin
+        .post(
+            &format!("/api/v1/projects/{pid}/scans"),
+            json!({"kind": "diff", "git_ref": "feature", "base_ref": "main", "pr_number": 3}),
+        )
+        .await
+        .expect(201);
+    let (_, worker) = claim(&app).await;
+    worker
+        .post(PROGRESS, json!({"state": "running"}))
+        .await
+        .expect(200);
+    let mut new_one = finding("r.sqli", "src/new.py", "cursor.execute(p)");
+    new_one["new_in_pr"] = json!(true);
+    let mut upload = results(1, vec![new_one], &["r.sqli", "r.eval"], &[]);
+    upload["fixed_in_pr"] = json!([finding("r.eval", "tools/x.py", "eval(x)")]);
+    worker.post(RESULTS, upload).await.expect(200);
+    let diff_path = format!("/api/v1/scans/{}/findings", id_of(&diff));
+    let list = admin.get(&diff_path).await.expect(200);
+    assert_eq!(
+        scan_findings(&list),
+        [
+            ("fixed".into(), "tools/x.py".into(), false, Value::Null),
+            ("new".into(), "src/new.py".into(), false, json!("open")),
+        ]
+    );
+    let fixed_only = admin
+        .get(&format!("{diff_path}?change=fixed"))
+        .await
+        .expect(200);
+    assert_eq!(fixed_only["items"].as_array().unwrap().len(), 1);
+    assert!(fixed_only["items"][0]["finding_id"].is_null());
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_failed_attempt_records_the_step_it_failed_in(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    app.admin().seed_project("acme/api").await;
+    let (claimed, worker) = claim(&app).await;
+    worker
+        .post(PROGRESS, json!({"state": "running"}))
+        .await
+        .expect(200);
+    worker
+        .post(
+            FAILURE,
+            json!({
+                "attempt": 1, "code": "clone_failed", "message": "remote hung up", "step": "clone",
+                "trail": {"steps": [{"step": "clone", "started_at": "2026-11-30T10:00:00Z",
+                                     "millis": 812, "figures": {}}]},
+            }),
+        )
+        .await
+        .expect(200);
+    let detail = app
+        .admin()
+        .get(&format!("/api/v1/scans/{}", claimed.scan.id))
+        .await
+        .expect(200);
+    let attempt = &detail["attempts"][0];
+    assert_eq!(attempt["failed_step"], "clone");
+    assert_eq!(attempt["trail"]["steps"][0]["millis"], 812);
 }

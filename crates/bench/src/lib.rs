@@ -564,6 +564,7 @@ fn synthetic_findings(n: usize) -> Vec<ReportedFinding> {
                     redacted: "AKIA…MPLE".to_owned(),
                     sha256: format!("{:064x}", i),
                 }),
+                suppressed: None,
             }
         })
         .collect()
@@ -674,7 +675,8 @@ async fn picket_ingest(
         deleted_paths: Vec::new(),
         files_scanned: (findings.len() / 20) as u64,
         findings: findings.to_vec(),
-        steps: Vec::new(),
+        fixed_in_pr: Vec::new(),
+        trail: Default::default(),
     };
     let started = Instant::now();
     let digest = worker::results_digest(&results)?;

@@ -158,6 +158,8 @@ fn spec(repo: &Path, kind: ScanKind) -> ScanSpec {
         merge_base_sha: None,
         pr_number: (kind == ScanKind::Diff).then_some(1),
         products: vec![picket_core::Product::Code, picket_core::Product::Secrets],
+        path_ignores: Vec::new(),
+        inline_suppression: true,
         policy: Default::default(),
         open_finding_paths: vec![],
         rule_packs: vec![],
@@ -209,9 +211,10 @@ pub async fn scan_bench(files: usize, copies: usize) -> anyhow::Result<()> {
     );
     println!("| diff (3 files changed) | `semgrep scan --baseline-commit` | {baseline_diff:.2} | {baseline_n} | **{:.2}** (goal ≤ 0.2) |", picket_diff / baseline_diff);
     let steps: Vec<String> = full
+        .trail
         .steps
         .iter()
-        .chain(&diff.steps)
+        .chain(&diff.trail.steps)
         .map(|s| format!("{} {} ms", s.step, s.millis))
         .collect();
     println!("\nPicket's steps (full, then diff): {}\n", steps.join(", "));

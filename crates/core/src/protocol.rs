@@ -47,6 +47,18 @@ pub struct ScanSpec {
     /// The org's own rule packs, loaded next to Picket's pack.
     #[serde(default)]
     pub rule_packs: Vec<RulePackSpec>,
+    /// The project's own path ignores (gitignore syntax, anchored at the repository root),
+    /// applied on top of the repository's `.semgrepignore` (or Semgrep's defaults without one).
+    #[serde(default)]
+    pub path_ignores: Vec<String>,
+    /// Whether `nosemgrep` comments suppress findings (the org's setting; default on). Off, a
+    /// commented finding is reported like any other.
+    #[serde(default = "default_true")]
+    pub inline_suppression: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// One of the org's rule packs as the worker loads it (validated when it was uploaded).
@@ -101,6 +113,20 @@ pub struct ReportedFinding {
     /// Diff scans: true when the finding is not present at the merge base.
     pub new_in_pr: bool,
     pub secret: Option<RedactedSecret>,
+    /// Set when a `nosemgrep` comment covers the finding: it is stored `ignored` with the reason
+    /// `nosemgrep`, so it stays visible.
+    #[serde(default)]
+    pub suppressed: Option<InlineSuppression>,
+}
+
+/// A `nosemgrep` comment that covers a finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InlineSuppression {
+    /// 1-based line of the comment (the finding's first line, or the line above it).
+    pub line: u32,
+    /// The rule ids the comment names; empty for a bare `nosemgrep` (every rule on the line).
+    pub rules: Vec<String>,
 }
 
 /// A secret as it may be stored and shown: first and last characters, and a SHA-256 (hex) of
@@ -112,12 +138,88 @@ pub struct RedactedSecret {
     pub sha256: String,
 }
 
-/// How long one step of the worker took.
+/// One step the worker ran (clone, an engine, identities, upload, ...), with its figures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StepTiming {
+pub struct Step {
+    /// `clone`, `ignore`, `engine`, `suppression`, `identities`, `materialize_base`, `upload`.
     pub step: String,
+    /// When it started, RFC 3339 (the worker's clock).
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: time::OffsetDateTime,
+    /// How long it took, milliseconds.
     pub millis: u64,
+    /// What it counted: `bytes_received`, `objects`, `depth`, `files_scanned`, `files_ignored`,
+    /// `files_skipped`, `rules_run`, `findings`, `suppressed`, ... (names are snake_case).
+    #[serde(default)]
+    pub figures: BTreeMap<String, u64>,
+}
+
+/// What ran in a scan attempt and what it decided about files: the worker's audit trail, kept
+/// with the attempt and shown by `GET /api/v1/scans/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScanTrail {
+    /// Every step the worker ran, in order; on failure, the failed step is the last.
+    pub steps: Vec<Step>,
+    /// The engine and its version, e.g. `semgrep 1.185.0 (native)`; absent before it ran.
+    pub engine: Option<String>,
+    /// The rule packs loaded: Picket's own (`picket`) and the org's, with content hashes.
+    pub rule_packs: Vec<RulePackUse>,
+    /// Files the engine could not read or parse (wholly or in part), with the reason; the scan
+    /// goes on with everything else.
+    pub skipped_files: Vec<SkippedFile>,
+    /// The ignore rules that excluded at least one file, and where they came from.
+    pub ignores: Vec<IgnoreRuleUse>,
+}
+
+/// A rule pack as loaded by one scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RulePackUse {
+    pub name: String,
+    /// SHA-256 (hex) over the pack's rule files.
+    pub sha256: String,
+    /// Rules loaded from it.
+    pub rules: u64,
+}
+
+/// Why a file was not (fully) scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipKind {
+    /// The engine could not parse the file at all: no rule ran on it.
+    Unparsable,
+    /// The engine parsed only part of the file: rules ran on the rest.
+    PartlyParsed,
+    /// Larger than the engine's per-file limit.
+    TooLarge,
+    /// The engine gave up on it (time or memory limit, an internal error).
+    EngineError,
+}
+
+/// A file the engine could not scan, or scanned only in part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SkippedFile {
+    /// Relative to the repository root (for a diff scan's base copy: its path at the base).
+    pub path: String,
+    pub kind: SkipKind,
+    /// The engine's message, cut to a few hundred characters.
+    pub reason: String,
+}
+
+/// An ignore rule that excluded files from the scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IgnoreRuleUse {
+    /// The pattern as written.
+    pub pattern: String,
+    /// `.semgrepignore`, `sub/dir/.semgrepignore`, `project` (the API's path ignores) or
+    /// `default` (Semgrep's defaults, used when the repository has no root `.semgrepignore`).
+    pub source: String,
+    /// Files it excluded.
+    pub files: u64,
 }
 
 /// The results of one attempt, uploaded once (idempotent per scan and attempt).
@@ -136,7 +238,11 @@ pub struct ScanResults {
     pub deleted_paths: Vec<String>,
     pub files_scanned: u64,
     pub findings: Vec<ReportedFinding>,
-    pub steps: Vec<StepTiming>,
+    /// Diff scans: findings at the merge base that the head no longer has (the PR fixes them or
+    /// removes their file), with base paths renamed to their head names. Never stored as open.
+    #[serde(default)]
+    pub fixed_in_pr: Vec<ReportedFinding>,
+    pub trail: ScanTrail,
 }
 
 /// A worker's report that its attempt failed, with a stable code.
@@ -146,6 +252,12 @@ pub struct ScanFailure {
     pub attempt: i32,
     pub code: String,
     pub message: String,
+    /// The step that failed (`clone`, `engine`, ...), when the worker knows it.
+    #[serde(default)]
+    pub step: Option<String>,
+    /// What ran until the failure.
+    #[serde(default)]
+    pub trail: ScanTrail,
 }
 
 #[cfg(test)]
@@ -163,7 +275,9 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused() {
-        let err = serde_json::from_str::<StepTiming>(r#"{"step":"clone","millis":3,"x":1}"#);
+        let err = serde_json::from_str::<SkippedFile>(
+            r#"{"path":"a.py","kind":"too_large","reason":"big","x":1}"#,
+        );
         assert!(err.is_err());
     }
 }

@@ -127,6 +127,9 @@ pub struct ScanTarget {
 #[derive(Debug, Clone, Copy)]
 pub struct Reported<'a> {
     pub findings: &'a [ReportedFinding],
+    /// Diff scans: findings at the merge base the head no longer has (kept in the scan's
+    /// record only).
+    pub fixed_in_pr: &'a [ReportedFinding],
     /// Every rule that ran: an open finding of another rule is `removed`, not `fixed`.
     pub rules_run: &'a [RuleId],
     /// Paths no longer in the tree: their open findings are `removed`.
@@ -182,6 +185,9 @@ pub async fn ingest(
     if !stored.is_empty() {
         summary.new = upsert(&mut *conn, target, &stored).await?;
     }
+    if !reported.fixed_in_pr.is_empty() {
+        record_fixed_in_pr(&mut *conn, target, reported.fixed_in_pr).await?;
+    }
     if target.kind == ScanKind::Full {
         let rules: Vec<&str> = reported.rules_run.iter().map(RuleId::as_str).collect();
         let closed = sqlx::query!(
@@ -190,8 +196,14 @@ pub async fn ingest(
                 UPDATE findings
                 SET status = CASE WHEN rule_id <> ALL($4::text[]) OR path = ANY($5::text[])
                                   THEN 'removed' ELSE 'fixed' END::finding_status,
+                    -- A finding only a nosemgrep comment ignored loses that mark when it goes.
+                    triage_reason = CASE WHEN triaged_by = 'nosemgrep' THEN NULL
+                                         ELSE triage_reason END,
+                    triaged_at = CASE WHEN triaged_by = 'nosemgrep' THEN NULL ELSE triaged_at END,
+                    triaged_by = NULLIF(triaged_by, 'nosemgrep'),
                     updated_at = now()
-                WHERE project_id = $1 AND git_ref = $2 AND status = 'open'
+                WHERE project_id = $1 AND git_ref = $2
+                  AND (status = 'open' OR (status = 'ignored' AND triaged_by = 'nosemgrep'))
                   AND last_seen_scan_id <> $3
                 RETURNING status
             )
@@ -213,73 +225,114 @@ pub async fn ingest(
     Ok(summary)
 }
 
-/// Step 1 of [`ingest`]: one upsert of every stored finding. Returns how many rows were new.
+/// Reported findings as the column arrays `UNNEST` takes (plain arrays bind faster than rows).
+struct Columns<'a> {
+    ids: Vec<Uuid>,
+    products: Vec<&'a str>,
+    rules: Vec<&'a str>,
+    paths: Vec<&'a str>,
+    starts: Vec<i32>,
+    ends: Vec<i32>,
+    severities: Vec<&'a str>,
+    messages: Vec<&'a str>,
+    fingerprints: Vec<&'a str>,
+    // Empty strings stand for "no secret" (NULLIF in the queries): an empty redacted form is
+    // refused by the table anyway.
+    redacted: Vec<&'a str>,
+    hashes: Vec<Vec<u8>>,
+    suppressed: Vec<bool>,
+}
+
+impl<'a> Columns<'a> {
+    /// The columns of `findings`; [`DbError::Invalid`] naming [`DUPLICATE_IN_BATCH`],
+    /// [`LINE_RANGE`] or [`SECRET_HASH`] for what the tables cannot hold.
+    fn of(findings: &[&'a ReportedFinding]) -> Result<Self> {
+        let mut seen = HashSet::with_capacity(findings.len());
+        if !findings.iter().all(|f| seen.insert(f.fingerprint.as_str())) {
+            return Err(DbError::Invalid {
+                constraint: DUPLICATE_IN_BATCH.to_owned(),
+            });
+        }
+        drop(seen);
+        let line = |n: u32| {
+            i32::try_from(n).map_err(|_| DbError::Invalid {
+                constraint: LINE_RANGE.to_owned(),
+            })
+        };
+        let n = findings.len();
+        let mut c = Columns {
+            ids: Vec::with_capacity(n),
+            products: Vec::with_capacity(n),
+            rules: Vec::with_capacity(n),
+            paths: Vec::with_capacity(n),
+            starts: Vec::with_capacity(n),
+            ends: Vec::with_capacity(n),
+            severities: Vec::with_capacity(n),
+            messages: Vec::with_capacity(n),
+            fingerprints: Vec::with_capacity(n),
+            redacted: Vec::with_capacity(n),
+            hashes: Vec::with_capacity(n),
+            suppressed: Vec::with_capacity(n),
+        };
+        for f in findings {
+            c.ids.push(FindingId::new().0);
+            c.products.push(f.product.as_str());
+            c.rules.push(f.rule_id.as_str());
+            c.paths.push(f.path.as_str());
+            c.starts.push(line(f.start_line)?);
+            c.ends.push(line(f.end_line)?);
+            c.severities.push(f.severity.as_str());
+            c.messages.push(f.message.as_str());
+            c.fingerprints.push(f.fingerprint.as_str());
+            c.suppressed.push(f.suppressed.is_some());
+            match &f.secret {
+                Some(s) => {
+                    c.redacted.push(s.redacted.as_str());
+                    let hash = hex::decode(&s.sha256)
+                        .ok()
+                        .filter(|h| h.len() == 32)
+                        .ok_or_else(|| DbError::Invalid {
+                            constraint: SECRET_HASH.to_owned(),
+                        })?;
+                    c.hashes.push(hash);
+                }
+                None => {
+                    c.redacted.push("");
+                    c.hashes.push(Vec::new());
+                }
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Step 1 of [`ingest`]: one statement upserts every stored finding and records each in the
+/// scan's own list (`scan_findings`). Returns how many findings rows were new.
 async fn upsert(
     conn: &mut PgConnection,
     target: &ScanTarget,
     findings: &[&ReportedFinding],
 ) -> Result<i64> {
-    let mut seen = HashSet::with_capacity(findings.len());
-    if !findings.iter().all(|f| seen.insert(f.fingerprint.as_str())) {
-        return Err(DbError::Invalid {
-            constraint: DUPLICATE_IN_BATCH.to_owned(),
-        });
-    }
-    drop(seen);
-    let line = |n: u32| {
-        i32::try_from(n).map_err(|_| DbError::Invalid {
-            constraint: LINE_RANGE.to_owned(),
-        })
+    let c = Columns::of(findings)?;
+    let change = match target.kind {
+        ScanKind::Full => "found",
+        ScanKind::Diff => "new",
     };
-    let n = findings.len();
-    let mut ids = Vec::with_capacity(n);
-    let mut products = Vec::with_capacity(n);
-    let mut rules = Vec::with_capacity(n);
-    let mut paths = Vec::with_capacity(n);
-    let mut starts = Vec::with_capacity(n);
-    let mut ends = Vec::with_capacity(n);
-    let mut severities = Vec::with_capacity(n);
-    let mut messages = Vec::with_capacity(n);
-    let mut fingerprints = Vec::with_capacity(n);
-    // Empty strings stand for "no secret" (NULLIF below): plain arrays bind faster than arrays
-    // of options, and an empty redacted form is refused by the table anyway.
-    let mut redacted = Vec::with_capacity(n);
-    let mut hashes: Vec<Vec<u8>> = Vec::with_capacity(n);
-    for f in findings {
-        ids.push(FindingId::new().0);
-        products.push(f.product.as_str());
-        rules.push(f.rule_id.as_str());
-        paths.push(f.path.as_str());
-        starts.push(line(f.start_line)?);
-        ends.push(line(f.end_line)?);
-        severities.push(f.severity.as_str());
-        messages.push(f.message.as_str());
-        fingerprints.push(f.fingerprint.as_str());
-        match &f.secret {
-            Some(s) => {
-                redacted.push(s.redacted.as_str());
-                let hash = hex::decode(&s.sha256)
-                    .ok()
-                    .filter(|h| h.len() == 32)
-                    .ok_or_else(|| DbError::Invalid {
-                        constraint: SECRET_HASH.to_owned(),
-                    })?;
-                hashes.push(hash);
-            }
-            None => {
-                redacted.push("");
-                hashes.push(Vec::new());
-            }
-        }
-    }
     let new = sqlx::query_scalar!(
         r#"
-        WITH ignored AS (
-            -- The project's triaged fingerprints, on any branch: a fingerprint new to this branch
-            -- inherits its triage.
+        WITH n AS (
+            SELECT * FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::int4[],
+                                 $10::int4[], $11::text[], $12::text[], $13::text[], $14::text[],
+                                 $15::bytea[], $16::bool[])
+                AS n(id, product, rule_id, path, start_line, end_line, severity, message,
+                     fingerprint, redacted, hash, suppressed)
+        ), ignored AS (
+            -- The project's fingerprints a person ignored, on any branch: a fingerprint new to
+            -- this branch inherits that triage (a nosemgrep comment's does not travel).
             SELECT DISTINCT ON (fingerprint) fingerprint, triage_reason, triaged_by, triaged_at
             FROM findings
             WHERE project_id = $2 AND status = 'ignored' AND triage_reason IS NOT NULL
+              AND triaged_by IS DISTINCT FROM 'nosemgrep'
             ORDER BY fingerprint, triaged_at DESC NULLS LAST
         ), written AS (
             INSERT INTO findings (id, org_id, project_id, git_ref, product, rule_id, path,
@@ -288,14 +341,16 @@ async fn upsert(
                                   triaged_by, triaged_at, secret_redacted, secret_hash)
             SELECT n.id, $1, $2, $4, n.product::product, n.rule_id, n.path, n.start_line,
                    n.end_line, n.severity::severity, n.message, n.fingerprint, $3, $3,
-                   CASE WHEN i.fingerprint IS NULL THEN 'open' ELSE 'ignored' END::finding_status,
-                   i.triage_reason, i.triaged_by, i.triaged_at, NULLIF(n.redacted, ''),
-                   NULLIF(n.hash, ''::bytea)
-            FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::int4[], $10::int4[],
-                        $11::text[], $12::text[], $13::text[], $14::text[], $15::bytea[])
-                 AS n(id, product, rule_id, path, start_line, end_line, severity, message,
-                      fingerprint, redacted, hash)
-            LEFT JOIN ignored i ON i.fingerprint = n.fingerprint
+                   CASE WHEN i.fingerprint IS NOT NULL OR n.suppressed THEN 'ignored'
+                        ELSE 'open' END::finding_status,
+                   CASE WHEN i.fingerprint IS NOT NULL THEN i.triage_reason
+                        WHEN n.suppressed THEN 'nosemgrep' END,
+                   CASE WHEN i.fingerprint IS NOT NULL THEN i.triaged_by
+                        WHEN n.suppressed THEN 'nosemgrep' END,
+                   CASE WHEN i.fingerprint IS NOT NULL THEN i.triaged_at
+                        WHEN n.suppressed THEN now() END,
+                   NULLIF(n.redacted, ''), NULLIF(n.hash, ''::bytea)
+            FROM n LEFT JOIN ignored i ON i.fingerprint = n.fingerprint
             ON CONFLICT (project_id, git_ref, fingerprint) DO UPDATE
             SET last_seen_scan_id = EXCLUDED.last_seen_scan_id,
                 start_line = EXCLUDED.start_line,
@@ -304,18 +359,34 @@ async fn upsert(
                 message = EXCLUDED.message,
                 secret_redacted = EXCLUDED.secret_redacted,
                 secret_hash = EXCLUDED.secret_hash,
-                -- A person's triage sticks to the fingerprint; anything else is open again.
-                status = CASE WHEN findings.status = 'ignored' THEN findings.status
-                              ELSE EXCLUDED.status END,
-                triage_reason = CASE WHEN findings.status = 'ignored' THEN findings.triage_reason
-                                     ELSE EXCLUDED.triage_reason END,
-                triaged_by = CASE WHEN findings.status = 'ignored' THEN findings.triaged_by
-                                  ELSE EXCLUDED.triaged_by END,
-                triaged_at = CASE WHEN findings.status = 'ignored' THEN findings.triaged_at
+                -- A person's triage sticks to the fingerprint; otherwise the scan decides (open,
+                -- or ignored by a nosemgrep comment).
+                status = CASE WHEN findings.status = 'ignored'
+                                   AND findings.triaged_by IS DISTINCT FROM 'nosemgrep'
+                              THEN findings.status ELSE EXCLUDED.status END,
+                triage_reason = CASE WHEN findings.status = 'ignored'
+                                          AND findings.triaged_by IS DISTINCT FROM 'nosemgrep'
+                                     THEN findings.triage_reason ELSE EXCLUDED.triage_reason END,
+                triaged_by = CASE WHEN findings.status = 'ignored'
+                                       AND findings.triaged_by IS DISTINCT FROM 'nosemgrep'
+                                  THEN findings.triaged_by ELSE EXCLUDED.triaged_by END,
+                triaged_at = CASE WHEN findings.status = 'ignored'
+                                       AND findings.triaged_by IS DISTINCT FROM 'nosemgrep'
+                                  THEN findings.triaged_at
+                                  WHEN findings.triaged_by = 'nosemgrep' AND EXCLUDED.triaged_by = 'nosemgrep'
+                                  THEN findings.triaged_at
                                   ELSE EXCLUDED.triaged_at END,
                 updated_at = now()
             -- xmax is 0 on a freshly inserted row version, set on an updated one.
-            RETURNING (xmax = 0) AS inserted
+            RETURNING id, fingerprint, (xmax = 0) AS inserted
+        ), listed AS (
+            INSERT INTO scan_findings (scan_id, org_id, fingerprint, finding_id, change, product,
+                                       rule_id, path, start_line, end_line, severity, message,
+                                       secret_redacted, suppressed)
+            SELECT $3, $1, n.fingerprint, w.id, $17::text::scan_finding_change,
+                   n.product::product, n.rule_id, n.path, n.start_line, n.end_line,
+                   n.severity::severity, n.message, NULLIF(n.redacted, ''), n.suppressed
+            FROM n JOIN written w ON w.fingerprint = n.fingerprint
         )
         SELECT count(*) FILTER (WHERE inserted) AS "new!" FROM written
         "#,
@@ -323,21 +394,63 @@ async fn upsert(
         target.project_id.0,
         target.scan_id.0,
         target.git_ref,
-        &ids,
-        &products as &[&str],
-        &rules as &[&str],
-        &paths as &[&str],
-        &starts,
-        &ends,
-        &severities as &[&str],
-        &messages as &[&str],
-        &fingerprints as &[&str],
-        &redacted as &[&str],
-        &hashes,
+        &c.ids,
+        &c.products as &[&str],
+        &c.rules as &[&str],
+        &c.paths as &[&str],
+        &c.starts,
+        &c.ends,
+        &c.severities as &[&str],
+        &c.messages as &[&str],
+        &c.fingerprints as &[&str],
+        &c.redacted as &[&str],
+        &c.hashes,
+        &c.suppressed,
+        change,
     )
     .fetch_one(&mut *conn)
     .await?;
     Ok(new)
+}
+
+/// A diff scan's findings at the merge base that its head no longer has: recorded in the scan's
+/// list only, never as findings of a branch.
+async fn record_fixed_in_pr(
+    conn: &mut PgConnection,
+    target: &ScanTarget,
+    fixed: &[ReportedFinding],
+) -> Result<()> {
+    let refs: Vec<&ReportedFinding> = fixed.iter().collect();
+    let c = Columns::of(&refs)?;
+    sqlx::query!(
+        r#"
+        INSERT INTO scan_findings (scan_id, org_id, fingerprint, finding_id, change, product,
+                                   rule_id, path, start_line, end_line, severity, message,
+                                   secret_redacted, suppressed)
+        SELECT $1, $2, n.fingerprint, NULL, 'fixed', n.product::product, n.rule_id, n.path,
+               n.start_line, n.end_line, n.severity::severity, n.message,
+               NULLIF(n.redacted, ''), n.suppressed
+        FROM unnest($3::text[], $4::text[], $5::text[], $6::int4[], $7::int4[], $8::text[],
+                    $9::text[], $10::text[], $11::text[], $12::bool[])
+            AS n(product, rule_id, path, start_line, end_line, severity, message, fingerprint,
+                 redacted, suppressed)
+        "#,
+        target.scan_id.0,
+        target.org_id.0,
+        &c.products as &[&str],
+        &c.rules as &[&str],
+        &c.paths as &[&str],
+        &c.starts,
+        &c.ends,
+        &c.severities as &[&str],
+        &c.messages as &[&str],
+        &c.fingerprints as &[&str],
+        &c.redacted as &[&str],
+        &c.suppressed,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// What a person decides about a finding.
@@ -481,4 +594,131 @@ pub async fn list(
     .fetch_all(ex)
     .await?;
     Ok(rows.into_iter().map(Into::into).collect())
+}
+
+/// What a finding was to the scan that reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScanFindingChange {
+    /// A full scan's finding.
+    Found,
+    /// A diff scan's finding not at the merge base.
+    New,
+    /// A diff scan's finding at the merge base that the head no longer has.
+    Fixed,
+}
+
+impl ScanFindingChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanFindingChange::Found => "found",
+            ScanFindingChange::New => "new",
+            ScanFindingChange::Fixed => "fixed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "found" => ScanFindingChange::Found,
+            "new" => ScanFindingChange::New,
+            "fixed" => ScanFindingChange::Fixed,
+            other => {
+                return Err(DbError::Corrupt(format!(
+                    "unknown scan_finding_change {other}"
+                )))
+            }
+        })
+    }
+}
+
+/// One finding as one scan reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanFindingRecord {
+    pub fingerprint: String,
+    /// The stored finding; `None` for [`ScanFindingChange::Fixed`].
+    pub finding_id: Option<FindingId>,
+    pub change: ScanFindingChange,
+    pub product: Product,
+    pub rule_id: String,
+    pub path: String,
+    pub start_line: i32,
+    pub end_line: i32,
+    pub severity: Severity,
+    pub message: String,
+    pub secret_redacted: Option<String>,
+    /// Covered by a `nosemgrep` comment.
+    pub suppressed: bool,
+    /// The stored finding's status now (it may have moved on since the scan).
+    pub status: Option<FindingStatus>,
+}
+
+/// Where a page of [`of_scan`] starts: after this (severity, fingerprint).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanFindingCursor {
+    pub severity: Severity,
+    pub fingerprint: String,
+}
+
+impl ScanFindingRecord {
+    /// The cursor that continues a listing after this entry.
+    pub fn cursor(&self) -> ScanFindingCursor {
+        ScanFindingCursor {
+            severity: self.severity,
+            fingerprint: self.fingerprint.clone(),
+        }
+    }
+}
+
+/// A page of the findings one of the org's scans reported, most severe first, optionally only
+/// those of one `change`. The caller checks that the scan is the org's; the query also filters
+/// by org.
+pub async fn of_scan(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+    scan: ScanId,
+    change: Option<ScanFindingChange>,
+    after: Option<&ScanFindingCursor>,
+    limit: i64,
+) -> Result<Vec<ScanFindingRecord>> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT sf.fingerprint, sf.finding_id, sf.change::text AS "change!",
+               sf.product AS "product: Pg<Product>", sf.rule_id, sf.path, sf.start_line,
+               sf.end_line, sf.severity AS "severity: Pg<Severity>", sf.message,
+               sf.secret_redacted, sf.suppressed,
+               f.status AS "status?: Pg<FindingStatus>"
+        FROM scan_findings sf LEFT JOIN findings f ON f.id = sf.finding_id
+        WHERE sf.scan_id = $1 AND sf.org_id = $2
+          AND ($3::text IS NULL OR sf.change = $3::text::scan_finding_change)
+          AND ($4::text IS NULL OR (sf.severity, sf.fingerprint) < ($4::text::severity, $5::text))
+        ORDER BY sf.severity DESC, sf.fingerprint DESC
+        LIMIT $6
+        "#,
+        scan.0,
+        org.0,
+        change.map(ScanFindingChange::as_str),
+        after.map(|c| c.severity.as_str()),
+        after.map(|c| c.fingerprint.as_str()),
+        limit
+    )
+    .fetch_all(ex)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(ScanFindingRecord {
+                fingerprint: r.fingerprint,
+                finding_id: r.finding_id.map(Into::into),
+                change: ScanFindingChange::parse(&r.change)?,
+                product: r.product.0,
+                rule_id: r.rule_id,
+                path: r.path,
+                start_line: r.start_line,
+                end_line: r.end_line,
+                severity: r.severity.0,
+                message: r.message,
+                secret_redacted: r.secret_redacted,
+                suppressed: r.suppressed,
+                status: r.status.map(|s| s.0),
+            })
+        })
+        .collect()
 }

@@ -9,6 +9,7 @@
 //! scans), [`crypto`] (credentials at rest), [`worker`] (the worker protocol: per-scan tokens,
 //! spec, clone credential, results), and one module per table family for the API.
 
+pub mod attempts;
 pub mod connections;
 pub mod crypto;
 pub mod findings;

@@ -22,6 +22,8 @@ pub struct OrgRecord {
     pub name: String,
     pub max_concurrent_scans: i32,
     pub pr_scan_timeout_secs: i32,
+    /// Whether `nosemgrep` comments suppress findings in the org's scans.
+    pub inline_suppression: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -31,6 +33,7 @@ struct OrgRow {
     name: String,
     max_concurrent_scans: i32,
     pr_scan_timeout_secs: i32,
+    inline_suppression: bool,
     created_at: OffsetDateTime,
 }
 
@@ -42,6 +45,7 @@ impl From<OrgRow> for OrgRecord {
             name: r.name,
             max_concurrent_scans: r.max_concurrent_scans,
             pr_scan_timeout_secs: r.pr_scan_timeout_secs,
+            inline_suppression: r.inline_suppression,
             created_at: r.created_at,
         }
     }
@@ -54,7 +58,8 @@ pub async fn create(ex: impl PgExecutor<'_>, slug: &str, name: &str) -> Result<O
         OrgRow,
         r#"
         INSERT INTO orgs (id, slug, name) VALUES ($1, $2, $3)
-        RETURNING id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, created_at
+        RETURNING id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, inline_suppression,
+               created_at
         "#,
         OrgId::new().0,
         slug,
@@ -70,7 +75,8 @@ pub async fn get(ex: impl PgExecutor<'_>, id: OrgId) -> Result<OrgRecord> {
     let row = sqlx::query_as!(
         OrgRow,
         r#"
-        SELECT id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, created_at
+        SELECT id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, inline_suppression,
+               created_at
         FROM orgs WHERE id = $1
         "#,
         id.0
@@ -86,7 +92,8 @@ pub async fn get_by_slug(ex: impl PgExecutor<'_>, slug: &str) -> Result<OrgRecor
     let row = sqlx::query_as!(
         OrgRow,
         r#"
-        SELECT id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, created_at
+        SELECT id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, inline_suppression,
+               created_at
         FROM orgs WHERE slug = $1
         "#,
         slug
@@ -105,6 +112,7 @@ pub struct OrgUpdate {
     pub name: Option<String>,
     pub max_concurrent_scans: Option<i32>,
     pub pr_scan_timeout_secs: Option<i32>,
+    pub inline_suppression: Option<bool>,
 }
 
 /// Applies `changes` to the org and returns it as updated.
@@ -115,14 +123,17 @@ pub async fn update(ex: impl PgExecutor<'_>, id: OrgId, changes: &OrgUpdate) -> 
         UPDATE orgs
         SET name = COALESCE($2, name),
             max_concurrent_scans = COALESCE($3, max_concurrent_scans),
-            pr_scan_timeout_secs = COALESCE($4, pr_scan_timeout_secs)
+            pr_scan_timeout_secs = COALESCE($4, pr_scan_timeout_secs),
+            inline_suppression = COALESCE($5, inline_suppression)
         WHERE id = $1
-        RETURNING id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, created_at
+        RETURNING id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, inline_suppression,
+               created_at
         "#,
         id.0,
         changes.name,
         changes.max_concurrent_scans,
-        changes.pr_scan_timeout_secs
+        changes.pr_scan_timeout_secs,
+        changes.inline_suppression
     )
     .fetch_optional(ex)
     .await?

@@ -40,6 +40,8 @@ pub struct ProjectRecord {
     pub full_scans_enabled: bool,
     pub diff_scans_enabled: bool,
     pub weekly_slot: WeeklySlot,
+    /// The project's own path ignores (gitignore syntax, anchored at the repository root).
+    pub path_ignores: Vec<String>,
     pub created_at: OffsetDateTime,
     pub last_scan: Option<LastScan>,
 }
@@ -56,6 +58,7 @@ struct ProjectRow {
     diff_scans_enabled: bool,
     weekly_weekday: i16,
     weekly_time: Time,
+    path_ignores: Vec<String>,
     created_at: OffsetDateTime,
     last_scan_id: Option<Uuid>,
     last_scan_state: Option<Pg<ScanState>>,
@@ -97,6 +100,7 @@ impl TryFrom<ProjectRow> for ProjectRecord {
             full_scans_enabled: r.full_scans_enabled,
             diff_scans_enabled: r.diff_scans_enabled,
             weekly_slot,
+            path_ignores: r.path_ignores,
             created_at: r.created_at,
             last_scan,
         })
@@ -284,6 +288,7 @@ pub async fn add_many(
                 full_scans_enabled: true,
                 diff_scans_enabled: true,
                 weekly_slot: slots[i],
+                path_ignores: Vec::new(),
                 created_at: now,
                 last_scan: Some(LastScan {
                     id: scan.id,
@@ -306,7 +311,7 @@ pub async fn get(ex: impl PgExecutor<'_>, org: OrgId, id: ProjectId) -> Result<P
         r#"
         SELECT p.id, p.org_id, p.connection_id, p.provider_repo_id, p.full_name, p.clone_url,
                p.default_branch, p.full_scans_enabled, p.diff_scans_enabled, p.weekly_weekday,
-               p.weekly_time, p.created_at,
+               p.weekly_time, p.path_ignores, p.created_at,
                ls.id AS "last_scan_id?", ls.state AS "last_scan_state?: Pg<ScanState>",
                ls.kind AS "last_scan_kind?: Pg<ScanKind>", ls.queued_at AS "last_scan_queued_at?",
                ls.finished_at AS "last_scan_finished_at?"
@@ -369,7 +374,7 @@ pub async fn list(
         r#"
         SELECT p.id, p.org_id, p.connection_id, p.provider_repo_id, p.full_name, p.clone_url,
                p.default_branch, p.full_scans_enabled, p.diff_scans_enabled, p.weekly_weekday,
-               p.weekly_time, p.created_at,
+               p.weekly_time, p.path_ignores, p.created_at,
                ls.id AS "last_scan_id?", ls.state AS "last_scan_state?: Pg<ScanState>",
                ls.kind AS "last_scan_kind?: Pg<ScanKind>", ls.queued_at AS "last_scan_queued_at?",
                ls.finished_at AS "last_scan_finished_at?"
@@ -402,19 +407,21 @@ pub async fn list(
     records(rows)
 }
 
-/// Which scans a project takes; `None` leaves a switch as it is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What to change of a project; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProjectUpdate {
     pub full_scans_enabled: Option<bool>,
     pub diff_scans_enabled: Option<bool>,
+    /// Replaces the project's path ignores (at most 100; the caller checks each pattern).
+    pub path_ignores: Option<Vec<String>>,
 }
 
-/// Changes a project's scan switches and returns it as updated.
+/// Changes a project's scan switches or path ignores and returns it as updated.
 pub async fn update(
     ex: impl PgExecutor<'_>,
     org: OrgId,
     id: ProjectId,
-    changes: ProjectUpdate,
+    changes: &ProjectUpdate,
 ) -> Result<ProjectRecord> {
     let row = sqlx::query_as!(
         ProjectRow,
@@ -422,13 +429,14 @@ pub async fn update(
         WITH p AS (
             UPDATE projects
             SET full_scans_enabled = COALESCE($3, full_scans_enabled),
-                diff_scans_enabled = COALESCE($4, diff_scans_enabled)
+                diff_scans_enabled = COALESCE($4, diff_scans_enabled),
+                path_ignores = COALESCE($5, path_ignores)
             WHERE id = $1 AND org_id = $2
             RETURNING *
         )
         SELECT p.id, p.org_id, p.connection_id, p.provider_repo_id, p.full_name, p.clone_url,
                p.default_branch, p.full_scans_enabled, p.diff_scans_enabled, p.weekly_weekday,
-               p.weekly_time, p.created_at,
+               p.weekly_time, p.path_ignores, p.created_at,
                ls.id AS "last_scan_id?", ls.state AS "last_scan_state?: Pg<ScanState>",
                ls.kind AS "last_scan_kind?: Pg<ScanKind>", ls.queued_at AS "last_scan_queued_at?",
                ls.finished_at AS "last_scan_finished_at?"
@@ -442,7 +450,8 @@ pub async fn update(
         id.0,
         org.0,
         changes.full_scans_enabled,
-        changes.diff_scans_enabled
+        changes.diff_scans_enabled,
+        changes.path_ignores.as_deref()
     )
     .fetch_optional(ex)
     .await?

@@ -17,7 +17,7 @@ use crate::crypto::CredentialCipher;
 use crate::findings::{self, IngestSummary, Reported, ScanTarget};
 use crate::queue::{self, Lease};
 use crate::types::Pg;
-use crate::{policies, rule_packs, DbError, Result};
+use crate::{attempts, policies, rule_packs, DbError, Result};
 use picket_core::policy::effective_modes;
 use picket_core::protocol::{
     CloneCredential, RulePackSpec, ScanResults, ScanSpec, SCAN_TOKEN_PREFIX,
@@ -136,8 +136,8 @@ pub async fn scan_spec(conn: &mut PgConnection, org: OrgId, scan: ScanId) -> Res
         r#"
         SELECT s.id, s.attempt, s.project_id, s.kind AS "kind: Pg<ScanKind>", s.git_ref,
                s.commit_sha, s.base_ref, s.base_sha, s.pr_number, p.full_name, p.clone_url,
-               p.default_branch
-        FROM scans s JOIN projects p ON p.id = s.project_id
+               p.default_branch, p.path_ignores, o.inline_suppression
+        FROM scans s JOIN projects p ON p.id = s.project_id JOIN orgs o ON o.id = s.org_id
         WHERE s.id = $1 AND s.org_id = $2
         "#,
         scan.0,
@@ -192,6 +192,8 @@ pub async fn scan_spec(conn: &mut PgConnection, org: OrgId, scan: ScanId) -> Res
                 content,
             })
             .collect(),
+        path_ignores: row.path_ignores,
+        inline_suppression: row.inline_suppression,
     })
 }
 
@@ -392,13 +394,23 @@ pub async fn record_results(
         &target,
         Reported {
             findings: &results.findings,
+            fixed_in_pr: &results.fixed_in_pr,
             rules_run: &results.rules_run,
             deleted_paths: &results.deleted_paths,
         },
     )
     .await?;
-    let steps = serde_json::to_value(&results.steps)
+    let steps = serde_json::to_value(&results.trail.steps)
         .map_err(|e| DbError::Corrupt(format!("step timings do not serialize: {e}")))?;
+    attempts::record_trail(
+        &mut *conn,
+        lease.scan_id,
+        results.attempt,
+        scan.org_id.into(),
+        &results.trail,
+        None,
+    )
+    .await?;
     sqlx::query!(
         r#"
         INSERT INTO scan_results (scan_id, attempt, org_id, upload_sha256, commit_sha,
@@ -483,7 +495,8 @@ mod tests {
             deleted_paths: vec![],
             files_scanned: 3,
             findings: vec![],
-            steps: vec![],
+            fixed_in_pr: vec![],
+            trail: Default::default(),
         };
         let mut other = r.clone();
         assert_eq!(results_digest(&r).unwrap(), results_digest(&other).unwrap());

@@ -3,7 +3,11 @@
 //!
 //! - [`semgrep`]: one invocation of the pinned `semgrep` CLI over local rules, parsed into
 //!   engine findings;
-//! - [`rulepack`]: what a rule pack holds (rule ids, languages), and its validation.
+//! - [`rulepack`]: what a rule pack holds (rule ids, languages), and its validation;
+//! - [`targets`]: which files a scan looks at (`.semgrepignore` semantics, applied by Picket);
+//! - [`nosem`]: which findings a `nosemgrep` comment suppresses (applied by Picket).
 
+pub mod nosem;
 pub mod rulepack;
 pub mod semgrep;
+pub mod targets;

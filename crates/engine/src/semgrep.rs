@@ -13,6 +13,7 @@
 //! and the caller reads the text from the checkout.
 
 use crate::rulepack::{self, PackRules};
+use picket_core::protocol::SkipKind;
 use picket_core::{Product, RuleId, Severity};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
@@ -35,7 +36,13 @@ pub struct SemgrepConfig {
     pub timeout: Duration,
     /// The org's own rule packs for this scan, written out as files.
     pub packs: Vec<PackFile>,
+    /// Largest file the engine scans, bytes (`--max-target-bytes`; Semgrep's default). The
+    /// worker skips and reports larger files itself, so this is a backstop.
+    pub max_target_bytes: u64,
 }
+
+/// Semgrep's default per-file limit, bytes (`semgrep scan --help`, `--max-target-bytes`).
+pub const DEFAULT_MAX_TARGET_BYTES: u64 = 1_000_000;
 
 /// One of an org's rule packs, written to a file, with the rules it holds.
 #[derive(Debug, Clone)]
@@ -54,6 +61,7 @@ impl SemgrepConfig {
             native: true,
             timeout: Duration::from_secs(30 * 60),
             packs: Vec::new(),
+            max_target_bytes: DEFAULT_MAX_TARGET_BYTES,
         }
     }
 }
@@ -113,12 +121,31 @@ pub struct EngineFinding {
     pub message: String,
 }
 
+/// A file the engine reported it could not read or parse, wholly or in part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineSkip {
+    /// Index into the roots given to [`scan`].
+    pub root: usize,
+    /// Relative to its root.
+    pub path: String,
+    pub kind: SkipKind,
+    /// The engine's message, at most [`MAX_REASON`] characters.
+    pub reason: String,
+}
+
+/// Longest skip reason kept, in characters.
+pub const MAX_REASON: usize = 300;
+
 /// What one invocation found, and which rules it ran.
 #[derive(Debug, Clone, Default)]
 pub struct EngineRun {
     pub findings: Vec<EngineFinding>,
     pub rules_run: BTreeSet<RuleId>,
     pub files_scanned: u64,
+    /// Files the engine reported errors for; the rest of the scan is unaffected.
+    pub skipped: Vec<EngineSkip>,
+    /// The engine's version, as it reported it.
+    pub version: Option<String>,
 }
 
 /// A directory to scan, and optionally which files in it (relative paths); `None` scans all.
@@ -203,7 +230,46 @@ struct Output {
     #[serde(default)]
     paths: RawPaths,
     #[serde(default)]
-    errors: Vec<serde_json::Value>,
+    errors: Vec<RawError>,
+    #[serde(default)]
+    version: Option<String>,
+}
+
+/// One entry of the engine's `errors`: `type` is a string, or `[name, details]`.
+#[derive(Deserialize)]
+struct RawError {
+    #[serde(rename = "type", default)]
+    kind: serde_json::Value,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    level: Option<String>,
+}
+
+impl RawError {
+    fn name(&self) -> &str {
+        match &self.kind {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Array(a) => a.first().and_then(|v| v.as_str()).unwrap_or(""),
+            _ => "",
+        }
+    }
+
+    /// How the file fared, from the engine's error type (`semgrep_output_v1.atd`, `error_type`).
+    fn skip_kind(&self) -> SkipKind {
+        match self.name() {
+            "PartialParsing" => SkipKind::PartlyParsed,
+            "Syntax error"
+            | "Lexical error"
+            | "Parse error"
+            | "Other syntax error"
+            | "AST builder error"
+            | "Invalid source code" => SkipKind::Unparsable,
+            _ => SkipKind::EngineError,
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -259,14 +325,17 @@ pub(crate) fn command(cfg: &SemgrepConfig) -> tokio::process::Command {
     if cfg.native {
         cmd.arg("--experimental");
     }
+    // Suppression comments are applied by Picket (`nosem`), which keeps suppressed findings.
     cmd.args([
         "--json",
         "--metrics=off",
         "--disable-version-check",
         "--quiet",
         "--no-git-ignore",
+        "--disable-nosem",
     ])
-    .arg(format!("--jobs={}", cfg.jobs.max(1)));
+    .arg(format!("--jobs={}", cfg.jobs.max(1)))
+    .arg(format!("--max-target-bytes={}", cfg.max_target_bytes));
     cmd.env_clear()
         .envs(
             ENGINE_ENV
@@ -396,18 +465,28 @@ pub async fn scan(cfg: &SemgrepConfig, roots: &[Root]) -> Result<EngineRun, Semg
             stderr: tail(&String::from_utf8_lossy(&out.stderr), 20),
         });
     }
-    let parsed: Output =
-        serde_json::from_slice(&out.stdout).map_err(|e| SemgrepError::Output(e.to_string()))?;
-    if !parsed.errors.is_empty() {
-        tracing::warn!(
-            errors = parsed.errors.len(),
-            "semgrep reported errors on some files"
-        );
-    }
+    let parsed = parse_output(&out.stdout)?;
     let mut run = EngineRun {
         files_scanned: parsed.paths.scanned.len() as u64,
+        version: parsed.version.clone(),
         ..EngineRun::default()
     };
+    for e in &parsed.errors {
+        match e.path.as_deref().and_then(|p| locate(roots, p)) {
+            Some((root, path)) => run.skipped.push(EngineSkip {
+                root,
+                path,
+                kind: e.skip_kind(),
+                reason: without_roots(&reason_of(e), roots),
+            }),
+            None => tracing::warn!(
+                kind = e.name(),
+                level = e.level.as_deref().unwrap_or(""),
+                message = %reason_of(e),
+                "the engine reported an error outside any file"
+            ),
+        }
+    }
     let mut resolved: HashMap<String, RuleId> = HashMap::new();
     for r in parsed.results {
         let Some((root, rel)) = locate(roots, &r.path) else {
@@ -448,10 +527,61 @@ pub async fn scan(cfg: &SemgrepConfig, roots: &[Root]) -> Result<EngineRun, Semg
     Ok(run)
 }
 
+/// Parses the engine's JSON. The engine copies file content (a syntax error's offending text)
+/// into its messages byte for byte, so the document may hold invalid UTF-8 inside strings: it is
+/// decoded lossily (invalid bytes become U+FFFD), which cannot change the JSON's structure.
+fn parse_output(stdout: &[u8]) -> Result<Output, SemgrepError> {
+    let text = String::from_utf8_lossy(stdout);
+    serde_json::from_str(&text).map_err(|e| SemgrepError::Output(e.to_string()))
+}
+
+/// The first line of an error's message, cut to [`MAX_REASON`] characters, without control
+/// characters.
+fn reason_of(e: &RawError) -> String {
+    let msg = e.message.as_deref().unwrap_or(e.name());
+    let mut out: String = msg
+        .split('\n')
+        .filter(|l| !l.trim().is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(MAX_REASON)
+        .collect();
+    if out.is_empty() {
+        out = "the engine reported an error".to_owned();
+    }
+    out
+}
+
+/// `reason` without the roots' directories (temporary paths say nothing to a user) and
+/// without the source text the engine quotes between backticks (it may hold a secret).
+fn without_roots(reason: &str, roots: &[Root]) -> String {
+    let mut out = reason.to_owned();
+    for r in roots {
+        out = out.replace(&format!("{}/", r.dir.display()), "");
+    }
+    let mut quoted = false;
+    let mut cleaned = String::with_capacity(out.len());
+    for c in out.chars() {
+        if c == '`' {
+            cleaned.push('`');
+            if !quoted {
+                cleaned.push('…');
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            cleaned.push(c);
+        }
+    }
+    cleaned
+}
+
 /// Semgrep prefixes rule ids with the path of the config they came from (e.g.
-/// `rules.python.picket.python.sqli` for a rule in `rules/python/`). The rule is the longest
-/// loaded id that the reported id is, or ends with after a `.`.
-fn resolve_rule_id(check_id: &str, loaded: &BTreeSet<RuleId>) -> Option<RuleId> {
+/// `rules.python.picket.python.sqli` for a rule in `rules/python/`), and that path may itself
+/// hold anything, `picket` included. The rule is the longest loaded id that the reported id is,
+/// or ends with after a `.`.
+pub fn resolve_rule_id(check_id: &str, loaded: &BTreeSet<RuleId>) -> Option<RuleId> {
     loaded
         .iter()
         .filter(|id| {
@@ -515,6 +645,40 @@ mod tests {
         assert!(!pack_wanted(&langs(&["go", "java"]), &exts));
         assert!(pack_wanted(&langs(&["generic"]), &exts));
         assert!(!pack_wanted(&langs(&["ts"]), &langs(&["js"])));
+    }
+
+    #[test]
+    fn output_with_invalid_utf8_parses_and_errors_become_skips() {
+        let mut doc =
+            br#"{"version":"1.185.0","results":[],"paths":{"scanned":["/r/a.py"]},"errors":[
+            {"code":3,"level":"warn","type":["PartialParsing",[]],"path":"/r/bad.py",
+             "message":"Syntax error at line /r/bad.py:1:\n `x = (X` was unexpected"},
+            {"code":3,"level":"warn","type":"Syntax error","path":"/r/s.py","message":"boom"},
+            {"code":2,"level":"error","type":"Timeout","path":"/r/t.py"},
+            {"code":2,"level":"error","type":"Rule parse error","message":"bad rule"}]}"#
+                .to_vec();
+        let x = doc.iter().position(|b| *b == b'X').unwrap();
+        doc[x] = 0xff;
+        let parsed = parse_output(&doc).unwrap();
+        assert_eq!(parsed.version.as_deref(), Some("1.185.0"));
+        let roots = [Root {
+            dir: PathBuf::from("/r"),
+            files: None,
+        }];
+        let kinds: Vec<_> = parsed.errors.iter().map(RawError::skip_kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                SkipKind::PartlyParsed,
+                SkipKind::Unparsable,
+                SkipKind::EngineError,
+                SkipKind::EngineError
+            ]
+        );
+        let reason = without_roots(&reason_of(&parsed.errors[0]), &roots);
+        assert_eq!(reason, "Syntax error at line bad.py:1:  `…` was unexpected");
+        assert_eq!(reason_of(&parsed.errors[2]), "Timeout");
+        assert!(parse_output(b"not json").is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::executor::{Environment, Executor, Launch};
 use crate::SchedulerConfig;
 use picket_core::ScanState;
 use picket_db::queue::{self, Claimed, Lease, Waker};
-use picket_db::{Db, DbError};
+use picket_db::{attempts, Db, DbError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -107,6 +107,17 @@ async fn run_one<E: Executor>(
         token,
         deadline: cfg.scan_timeout,
     };
+    // Where the attempt runs, for its record; written before the launch so that a launch that
+    // fails is recorded too.
+    attempts::record_launch(
+        db.pool(),
+        scan.id,
+        scan.attempt,
+        scan.org_id,
+        executor.kind(),
+        &launch.env_name(),
+    )
+    .await?;
     let mut env = match executor.launch(&launch).await {
         Ok(env) => env,
         Err(e) => {

@@ -37,11 +37,14 @@ pub async fn run(
             tracing::info!(scan = %spec.scan_id, findings = n, "results uploaded");
             Ok(())
         }
-        Err(e) => {
+        Err(failed) => {
+            let e = &failed.error;
             let failure = ScanFailure {
                 attempt: spec.attempt,
                 code: e.code().to_owned(),
                 message: e.to_string(),
+                step: failed.step,
+                trail: failed.trail,
             };
             client.failure(&failure).await?;
             Err(WorkerError::ScanFailed {

@@ -1,23 +1,43 @@
-//! One scan attempt, end to end inside the worker: clone → engines → identities → results.
+//! One scan attempt, end to end inside the worker: clone → targets → engine → suppressions →
+//! identities → results, each step recorded in the attempt's trail.
 //!
-//! Full scan: clone the commit at depth 1, scan the whole tree, fingerprint every finding, and
-//! report which of the branch's open-finding paths no longer exist.
+//! Full scan: clone the commit at depth 1, select the files to scan (the repository's
+//! `.semgrepignore` or Semgrep's defaults, plus the project's path ignores, applied by
+//! [`picket_engine::targets`]; files over the engine's size limit are skipped and reported),
+//! remove everything else from the checkout so the engine sees exactly the selection, scan,
+//! fingerprint every finding, and report which of the branch's open-finding paths are no longer
+//! scanned (deleted, or ignored now).
 //!
 //! Diff scan: clone head and target with enough history for their merge base; take the files the
-//! PR changed (with git's rename detection); write those files as they were at the merge base
-//! into a second directory; scan head's and base's copies in ONE engine invocation; fingerprint
-//! both sides with base paths renamed to their head names; report the head findings whose
-//! fingerprint is absent at the base. So moved code is not new, an edited body under an
-//! unchanged anchor is not new, and a genuinely new match is new (domain.md §3).
+//! PR changed (with git's rename detection); pass head paths and base paths through the same
+//! filter; write the base files as they were at the merge base into a second directory; scan
+//! head's and base's copies in ONE engine invocation; fingerprint both sides with base paths
+//! renamed to their head names; report the head findings whose fingerprint is absent at the base
+//! as new, and the base findings absent at the head as fixed in the PR. So moved code is not new,
+//! an edited body under an unchanged anchor is not new, a genuinely new match is new, a file
+//! leaving an ignored path brings its findings in as new, and a file inside one never yields any
+//! (domain.md §3).
+//!
+//! The engine runs with its own `nosemgrep` handling off; [`picket_engine::nosem`] marks the
+//! findings a comment covers (when the org allows inline suppression), and they are reported
+//! like the others, flagged, so the control plane keeps them as `ignored`.
+//!
+//! A file the engine cannot read or parse is skipped and reported with the engine's reason; the
+//! scan goes on with everything else.
 
 use crate::clone::{self, ChangedFile, Checkout, CloneLimits, Credentials, Target};
 use crate::identity::{identify, Files};
 use crate::rulepack::{self, PackError};
 use crate::secrets;
-use crate::semgrep::{self, EngineFinding, PackFile, Root, SemgrepConfig};
-use picket_core::protocol::{ReportedFinding, RulePackSpec, ScanResults, ScanSpec, StepTiming};
+use crate::semgrep::{self, EngineFinding, EngineRun, PackFile, Root, SemgrepConfig};
+use picket_core::protocol::{
+    InlineSuppression, ReportedFinding, RulePackSpec, RulePackUse, ScanResults, ScanSpec,
+    ScanTrail, SkipKind, SkippedFile, Step,
+};
 use picket_core::{Fingerprint, Product, ScanKind};
-use std::collections::{HashMap, HashSet};
+use picket_engine::nosem;
+use picket_engine::targets::{self, IgnoreTally, PathFilter};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -55,27 +75,62 @@ impl ScanError {
     }
 }
 
-/// Times the steps of one attempt; the timings go into the results and the worker's log.
-#[derive(Debug, Default)]
-pub struct Steps {
-    done: Vec<StepTiming>,
+/// A failed attempt: the error, the step it failed in, and the trail up to it.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Failed {
+    #[source]
+    pub error: ScanError,
+    pub step: Option<String>,
+    pub trail: ScanTrail,
 }
 
-impl Steps {
-    pub async fn time<T, F: std::future::Future<Output = T>>(&mut self, step: &str, f: F) -> T {
+/// The attempt's trail as it is written: each step with its start, duration and figures.
+#[derive(Debug, Default)]
+pub struct Trail {
+    trail: ScanTrail,
+    failed_step: Option<String>,
+}
+
+impl Trail {
+    /// Runs one step, recording it whether it succeeds or fails; `figures` reads what it counted
+    /// from its output.
+    pub async fn step<T, E, F>(
+        &mut self,
+        step: &str,
+        f: F,
+        figures: impl FnOnce(&T) -> Vec<(&'static str, u64)>,
+    ) -> Result<T, E>
+    where
+        F: std::future::Future<Output = Result<T, E>>,
+    {
+        let started_at = time::OffsetDateTime::now_utc();
         let started = Instant::now();
         let out = f.await;
-        let millis = started.elapsed().as_millis() as u64;
-        tracing::info!(step, millis, "step finished");
-        self.done.push(StepTiming {
+        let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let figures: BTreeMap<String, u64> = match &out {
+            Ok(v) => figures(v)
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            Err(_) => {
+                self.failed_step = Some(step.to_owned());
+                BTreeMap::new()
+            }
+        };
+        tracing::debug!(step, millis, ?figures, ok = out.is_ok(), "step finished");
+        self.trail.steps.push(Step {
             step: step.to_owned(),
+            started_at,
             millis,
+            figures,
         });
         out
     }
 
-    pub fn into_vec(self) -> Vec<StepTiming> {
-        self.done
+    /// The trail so far.
+    pub fn into_trail(self) -> ScanTrail {
+        self.trail
     }
 }
 
@@ -84,38 +139,67 @@ pub async fn run(
     spec: &ScanSpec,
     credentials: Option<&Credentials>,
     cfg: &WorkerConfig,
+) -> Result<ScanResults, Failed> {
+    let mut trail = Trail::default();
+    match attempt(spec, credentials, cfg, &mut trail).await {
+        Ok(mut results) => {
+            results.trail = trail.into_trail();
+            Ok(results)
+        }
+        Err(error) => Err(Failed {
+            error,
+            step: trail.failed_step.clone(),
+            trail: trail.into_trail(),
+        }),
+    }
+}
+
+async fn attempt(
+    spec: &ScanSpec,
+    credentials: Option<&Credentials>,
+    cfg: &WorkerConfig,
+    trail: &mut Trail,
 ) -> Result<ScanResults, ScanError> {
-    let mut steps = Steps::default();
     let target = target_of(spec)?;
     // The org's packs go in a directory of their own, outside the checkout, gone with the scan.
     let packs_dir = tempfile::Builder::new().prefix("picket-rules-").tempdir()?;
+    let (engine, packs_used) = with_packs(&cfg.semgrep, &spec.rule_packs, packs_dir.path())?;
+    trail.trail.rule_packs = packs_used;
     let cfg = &WorkerConfig {
-        semgrep: with_packs(&cfg.semgrep, &spec.rule_packs, packs_dir.path())?,
+        semgrep: engine,
         clone_limits: cfg.clone_limits.clone(),
     };
-    let checkout = steps
-        .time(
+    let checkout = trail
+        .step(
             "clone",
             clone::clone(&spec.clone_url, credentials, &target, &cfg.clone_limits),
+            |c: &Checkout| {
+                let s = c.stats();
+                vec![
+                    ("bytes_received", s.bytes_received),
+                    ("objects_received", s.objects_received),
+                    ("fetches", u64::from(s.fetches)),
+                    ("depth", s.depth.map_or(0, u64::from)),
+                ]
+            },
         )
         .await?;
-    let mut results = match spec.kind {
-        ScanKind::Full => full(spec, &checkout, cfg, &mut steps).await?,
-        ScanKind::Diff => diff(spec, &checkout, cfg, &mut steps).await?,
-    };
-    results.steps = steps.into_vec();
-    Ok(results)
+    match spec.kind {
+        ScanKind::Full => full(spec, &checkout, cfg, trail).await,
+        ScanKind::Diff => diff(spec, &checkout, cfg, trail).await,
+    }
 }
 
 /// The engine configuration plus the org's packs, each checked against its hash and written to
-/// `dir` under a name of Picket's choosing (never the org's pack name).
+/// `dir` under a name of Picket's choosing (never the org's pack name); and what was loaded.
 fn with_packs(
     engine: &SemgrepConfig,
     packs: &[RulePackSpec],
     dir: &Path,
-) -> Result<SemgrepConfig, ScanError> {
+) -> Result<(SemgrepConfig, Vec<RulePackUse>), ScanError> {
     use sha2::{Digest, Sha256};
     let mut engine = engine.clone();
+    let mut used = vec![own_pack(&engine.rules_dir)?];
     for (i, pack) in packs.iter().enumerate() {
         let bad = |source| ScanError::RulePack {
             name: pack.name.clone(),
@@ -130,9 +214,37 @@ fn with_packs(
         let rules = rulepack::parse(&pack.content).map_err(bad)?;
         let path = dir.join(format!("pack-{i}.yaml"));
         std::fs::write(&path, &pack.content)?;
+        used.push(RulePackUse {
+            name: pack.name.clone(),
+            sha256: digest,
+            rules: rules.rules.len() as u64,
+        });
         engine.packs.push(PackFile { path, rules });
     }
-    Ok(engine)
+    Ok((engine, used))
+}
+
+/// Picket's own pack as loaded: a SHA-256 over its rule files (relative path and content, in
+/// path order) and the number of rules.
+fn own_pack(rules_dir: &Path) -> Result<RulePackUse, ScanError> {
+    use sha2::{Digest, Sha256};
+    let (files, _) = targets::tree_files(rules_dir)?;
+    let mut hasher = Sha256::new();
+    for f in files
+        .iter()
+        .filter(|f| f.ends_with(".yaml") || f.ends_with(".yml"))
+    {
+        hasher.update(f.as_bytes());
+        hasher.update([0]);
+        hasher.update(std::fs::read(rules_dir.join(f))?);
+        hasher.update([0]);
+    }
+    let rules = semgrep::rules_in_dir(rules_dir)?.len() as u64;
+    Ok(RulePackUse {
+        name: "picket".to_owned(),
+        sha256: hex::encode(hasher.finalize()),
+        rules,
+    })
 }
 
 fn target_of(spec: &ScanSpec) -> Result<Target, ScanError> {
@@ -154,43 +266,71 @@ fn target_of(spec: &ScanSpec) -> Result<Target, ScanError> {
     })
 }
 
+/// The files of a full scan: the checkout's files minus ignored ones and those over the engine's
+/// size limit.
+struct Selection {
+    scanned: Vec<String>,
+    too_large: Vec<SkippedFile>,
+    ignored: IgnoreTally,
+    removed: u64,
+}
+
 async fn full(
     spec: &ScanSpec,
     checkout: &Checkout,
     cfg: &WorkerConfig,
-    steps: &mut Steps,
+    trail: &mut Trail,
 ) -> Result<ScanResults, ScanError> {
-    // Without a .semgrepignore, Semgrep skips its default list (tests/, vendor/, node_modules/,
-    // ...) when it walks a directory, but not in files named explicitly, as a diff scan names
-    // them. An empty one makes full and diff scans see the same files; a repository's own
-    // .semgrepignore is left as it is.
-    let ignore = checkout.path().join(".semgrepignore");
-    if !ignore.exists() {
-        std::fs::write(&ignore, "")?;
-    }
+    let root = checkout.path();
+    let selection = trail
+        .step(
+            "targets",
+            async { select_full(root, &spec.path_ignores, cfg.semgrep.max_target_bytes) },
+            |s: &Selection| {
+                vec![
+                    ("files", s.scanned.len() as u64),
+                    ("files_ignored", s.ignored.total()),
+                    ("files_too_large", s.too_large.len() as u64),
+                    ("files_removed", s.removed),
+                ]
+            },
+        )
+        .await?;
     let roots = [Root {
-        dir: checkout.path().to_path_buf(),
+        dir: root.to_path_buf(),
         files: None,
     }];
-    let run = steps
-        .time("engine", semgrep::scan(&cfg.semgrep, &roots))
-        .await?;
+    let run = engine_step(trail, &cfg.semgrep, &roots).await?;
     let findings: Vec<&EngineFinding> = run.findings.iter().collect();
     let mut files = Files::default();
-    let fps = identify(&findings, &[checkout.path()], &mut files, |f| {
-        f.path.clone()
-    });
+    let suppressed = suppress_step(trail, spec, &findings, &[root], &mut files).await?;
+    let fps = trail
+        .step(
+            "identities",
+            async {
+                Ok::<_, ScanError>(identify(&findings, &[root], &mut files, |f| f.path.clone()))
+            },
+            |fps: &Vec<Fingerprint>| vec![("findings", fps.len() as u64)],
+        )
+        .await?;
     let reported = findings
         .iter()
         .zip(fps)
-        .map(|(f, fp)| report(f, fp, false, &roots[0].dir, &mut files))
+        .zip(suppressed)
+        .map(|((f, fp), s)| report(f, fp, false, s, root, &mut files))
         .collect();
+    let scanned: HashSet<&str> = selection.scanned.iter().map(String::as_str).collect();
+    // A path no longer scanned (deleted, or ignored now): its open findings are `removed`.
     let deleted_paths = spec
         .open_finding_paths
         .iter()
-        .filter(|p| !checkout.path().join(p).exists())
+        .filter(|p| !scanned.contains(p.as_str()))
         .cloned()
         .collect();
+    trail.trail.skipped_files = selection.too_large;
+    trail.trail.skipped_files.extend(skips(&run, &[""]));
+    trail.trail.ignores = selection.ignored.into_uses();
+    trail.trail.engine = engine_name(&run, &cfg.semgrep);
     Ok(ScanResults {
         attempt: spec.attempt,
         commit_sha: checkout.head().to_owned(),
@@ -199,7 +339,134 @@ async fn full(
         deleted_paths,
         files_scanned: run.files_scanned,
         findings: reported,
-        steps: Vec::new(),
+        fixed_in_pr: Vec::new(),
+        trail: ScanTrail::default(),
+    })
+}
+
+/// Selects a full scan's files and removes every other file from the checkout, so that the
+/// engine, walking the directory, sees exactly the selection. The checkout's `.semgrepignore`
+/// files are applied here and then emptied or removed: the engine must not apply them again (nor
+/// its defaults: an empty root file replaces them).
+fn select_full(root: &Path, project: &[String], max_bytes: u64) -> Result<Selection, ScanError> {
+    let (files, not_utf8) = targets::tree_files(root)?;
+    let filter = PathFilter::new(root, &files, project);
+    let mut ignored = IgnoreTally::default();
+    let selected = filter.select(&files, &mut ignored);
+    let keep: HashSet<&str> = selected.iter().map(String::as_str).collect();
+    let mut removed = 0u64;
+    for f in files.iter().filter(|f| !keep.contains(f.as_str())) {
+        std::fs::remove_file(root.join(f))?;
+        removed += 1;
+    }
+    let mut too_large = Vec::new();
+    for path in not_utf8 {
+        std::fs::remove_file(root.join(&path))?;
+        removed += 1;
+        too_large.push(SkippedFile {
+            path: path.to_string_lossy().into_owned(),
+            kind: SkipKind::EngineError,
+            reason: "the file name is not valid UTF-8".to_owned(),
+        });
+    }
+    let mut scanned = Vec::with_capacity(selected.len());
+    for f in selected {
+        let len = std::fs::symlink_metadata(root.join(&f))?.len();
+        if len > max_bytes {
+            std::fs::remove_file(root.join(&f))?;
+            removed += 1;
+            too_large.push(too_large_file(f, len, max_bytes));
+        } else if targets::is_ignore_file(&f) {
+            std::fs::remove_file(root.join(&f))?;
+        } else {
+            scanned.push(f);
+        }
+    }
+    std::fs::write(root.join(targets::SEMGREPIGNORE), "")?;
+    Ok(Selection {
+        scanned,
+        too_large,
+        ignored,
+        removed,
+    })
+}
+
+fn too_large_file(path: String, len: u64, max: u64) -> SkippedFile {
+    SkippedFile {
+        path,
+        kind: SkipKind::TooLarge,
+        reason: format!("{len} bytes, over the engine's limit of {max} bytes"),
+    }
+}
+
+async fn engine_step(
+    trail: &mut Trail,
+    cfg: &SemgrepConfig,
+    roots: &[Root],
+) -> Result<EngineRun, ScanError> {
+    Ok(trail
+        .step("engine", semgrep::scan(cfg, roots), |r: &EngineRun| {
+            vec![
+                ("files_scanned", r.files_scanned),
+                ("files_skipped", r.skipped.len() as u64),
+                ("rules_run", r.rules_run.len() as u64),
+                ("findings", r.findings.len() as u64),
+            ]
+        })
+        .await?)
+}
+
+/// Which findings a `nosemgrep` comment covers (all `None` when the org turned inline
+/// suppression off); `dirs[f.root]` holds each finding's file.
+async fn suppress_step(
+    trail: &mut Trail,
+    spec: &ScanSpec,
+    findings: &[&EngineFinding],
+    dirs: &[&Path],
+    files: &mut Files,
+) -> Result<Vec<Option<InlineSuppression>>, ScanError> {
+    if !spec.inline_suppression {
+        return Ok(vec![None; findings.len()]);
+    }
+    trail
+        .step(
+            "suppressions",
+            async {
+                Ok(findings
+                    .iter()
+                    .map(|f| {
+                        let source = files.read(&dirs[f.root].join(&f.path));
+                        nosem::suppression(source, f.start_line, f.rule.as_str())
+                    })
+                    .collect::<Vec<_>>())
+            },
+            |s: &Vec<_>| {
+                vec![(
+                    "suppressed",
+                    s.iter().filter(|s| s.is_some()).count() as u64,
+                )]
+            },
+        )
+        .await
+}
+
+/// The engine's skips as the trail reports them; `labels[root]` prefixes each root's reasons.
+fn skips(run: &EngineRun, labels: &[&str]) -> Vec<SkippedFile> {
+    run.skipped
+        .iter()
+        .map(|s| SkippedFile {
+            path: s.path.clone(),
+            kind: s.kind,
+            reason: format!("{}{}", labels.get(s.root).copied().unwrap_or(""), s.reason),
+        })
+        .collect()
+}
+
+fn engine_name(run: &EngineRun, cfg: &SemgrepConfig) -> Option<String> {
+    let mode = if cfg.native { "native" } else { "python" };
+    Some(match &run.version {
+        Some(v) => format!("semgrep {v} ({mode})"),
+        None => format!("semgrep ({mode})"),
     })
 }
 
@@ -207,33 +474,72 @@ async fn diff(
     spec: &ScanSpec,
     checkout: &Checkout,
     cfg: &WorkerConfig,
-    steps: &mut Steps,
+    trail: &mut Trail,
 ) -> Result<ScanResults, ScanError> {
     let changed = checkout.changed_files()?;
-    // Files that exist at head, and for each its name at the base when it had one.
+    let base_dir = tempfile::tempdir()?;
+    // Files that exist at head, each with its name at the base when it had one.
     let at_head: Vec<&ChangedFile> = changed
         .iter()
         .filter(|c| c.path_at_head.is_some())
         .collect();
-    let head_files: Vec<String> = at_head
+    let (tree, _) = targets::tree_files(checkout.path())?;
+    let filter = PathFilter::new(checkout.path(), &tree, &spec.path_ignores);
+    let mut ignored = IgnoreTally::default();
+    let head_all: Vec<String> = at_head
         .iter()
         .filter_map(|c| c.path_at_head.clone())
+        .filter(|p| !targets::is_ignore_file(p))
         .collect();
-    let base_files: Vec<String> = at_head
+    let base_all: Vec<String> = at_head
         .iter()
         .filter_map(|c| c.path_at_base.clone())
+        .filter(|p| !targets::is_ignore_file(p))
         .collect();
+    let mut too_large = Vec::new();
+    let head_files = trail
+        .step(
+            "targets",
+            async {
+                let selected = filter.select(&head_all, &mut ignored);
+                let mut kept = Vec::with_capacity(selected.len());
+                for f in selected {
+                    let len = std::fs::symlink_metadata(checkout.path().join(&f))?.len();
+                    if len > cfg.semgrep.max_target_bytes {
+                        too_large.push(too_large_file(f, len, cfg.semgrep.max_target_bytes));
+                    } else {
+                        kept.push(f);
+                    }
+                }
+                Ok::<_, ScanError>(kept)
+            },
+            |kept: &Vec<String>| vec![("files", kept.len() as u64)],
+        )
+        .await?;
+    // The base side goes through the same filter, with the head's ignore files: a file that
+    // leaves an ignored path has no findings at the base, so its findings are new.
+    let base_selected = filter.select(&base_all, &mut ignored);
+    let base_files = trail
+        .step(
+            "materialize_base",
+            async {
+                checkout.materialize_base(&base_selected, base_dir.path())?;
+                let mut kept = Vec::with_capacity(base_selected.len());
+                for f in &base_selected {
+                    let len = std::fs::symlink_metadata(base_dir.path().join(f))?.len();
+                    if len <= cfg.semgrep.max_target_bytes {
+                        kept.push(f.clone());
+                    }
+                }
+                Ok::<_, ScanError>(kept)
+            },
+            |kept: &Vec<String>| vec![("files", kept.len() as u64)],
+        )
+        .await?;
     let head_name_of: HashMap<&str, &str> = at_head
         .iter()
         .filter_map(|c| Some((c.path_at_base.as_deref()?, c.path_at_head.as_deref()?)))
         .collect();
-
-    let base_dir = tempfile::tempdir()?;
-    steps
-        .time("materialize_base", async {
-            checkout.materialize_base(&base_files, base_dir.path())
-        })
-        .await?;
     let roots = [
         Root {
             dir: checkout.path().to_path_buf(),
@@ -244,27 +550,71 @@ async fn diff(
             files: Some(base_files),
         },
     ];
-    let run = steps
-        .time("engine", semgrep::scan(&cfg.semgrep, &roots))
-        .await?;
+    let run = engine_step(trail, &cfg.semgrep, &roots).await?;
     let (head, base): (Vec<&EngineFinding>, Vec<&EngineFinding>) =
         run.findings.iter().partition(|f| f.root == 0);
     let dirs = [checkout.path(), base_dir.path()];
     let mut files = Files::default();
-    let head_fps = identify(&head, &dirs, &mut files, |f| f.path.clone());
-    let base_fps: HashSet<Fingerprint> = identify(&base, &dirs, &mut files, |f| {
+    let head_suppressed = suppress_step(trail, spec, &head, &dirs, &mut files).await?;
+    let base_suppressed: Vec<_> = base
+        .iter()
+        .map(|f| {
+            spec.inline_suppression
+                .then(|| {
+                    let source = files.read(&dirs[1].join(&f.path));
+                    nosem::suppression(source, f.start_line, f.rule.as_str())
+                })
+                .flatten()
+        })
+        .collect();
+    let base_name = |f: &EngineFinding| {
         head_name_of
             .get(f.path.as_str())
             .map_or_else(|| f.path.clone(), |h| (*h).to_owned())
-    })
-    .into_iter()
-    .collect();
+    };
+    let (head_fps, base_fps) = trail
+        .step(
+            "identities",
+            async {
+                let h = identify(&head, &dirs, &mut files, |f| f.path.clone());
+                let b = identify(&base, &dirs, &mut files, base_name);
+                Ok::<_, ScanError>((h, b))
+            },
+            |(h, b): &(Vec<Fingerprint>, Vec<Fingerprint>)| {
+                vec![
+                    ("findings_head", h.len() as u64),
+                    ("findings_base", b.len() as u64),
+                ]
+            },
+        )
+        .await?;
+    let at_base: HashSet<&Fingerprint> = base_fps.iter().collect();
+    let at_head_fps: HashSet<&Fingerprint> = head_fps.iter().collect();
     let reported = head
         .iter()
-        .zip(head_fps)
-        .filter(|(_, fp)| !base_fps.contains(fp))
-        .map(|(f, fp)| report(f, fp, true, checkout.path(), &mut files))
+        .zip(head_fps.iter())
+        .zip(head_suppressed)
+        .filter(|((_, fp), _)| !at_base.contains(fp))
+        .map(|((f, fp), s)| report(f, fp.clone(), true, s, checkout.path(), &mut files))
         .collect();
+    let fixed_in_pr = base
+        .iter()
+        .zip(base_fps.iter())
+        .zip(base_suppressed)
+        .filter(|((_, fp), _)| !at_head_fps.contains(fp))
+        .map(|((f, fp), s)| {
+            let mut r = report(f, fp.clone(), false, s, base_dir.path(), &mut files);
+            r.path = base_name(f);
+            r
+        })
+        .collect();
+    trail.trail.skipped_files = too_large;
+    trail
+        .trail
+        .skipped_files
+        .extend(skips(&run, &["", "at the merge base: "]));
+    trail.trail.ignores = ignored.into_uses();
+    trail.trail.engine = engine_name(&run, &cfg.semgrep);
     Ok(ScanResults {
         attempt: spec.attempt,
         commit_sha: checkout.head().to_owned(),
@@ -273,7 +623,8 @@ async fn diff(
         deleted_paths: Vec::new(),
         files_scanned: run.files_scanned,
         findings: reported,
-        steps: Vec::new(),
+        fixed_in_pr,
+        trail: ScanTrail::default(),
     })
 }
 
@@ -283,6 +634,7 @@ fn report(
     f: &EngineFinding,
     fingerprint: Fingerprint,
     new_in_pr: bool,
+    suppressed: Option<InlineSuppression>,
     root: &Path,
     files: &mut Files,
 ) -> ReportedFinding {
@@ -308,5 +660,6 @@ fn report(
         fingerprint,
         new_in_pr,
         secret,
+        suppressed,
     }
 }

@@ -28,6 +28,8 @@ pub struct Org {
     pub max_concurrent_scans: i32,
     /// After this many seconds a PR scan that has not finished lets the PR check pass.
     pub pr_scan_timeout_secs: i32,
+    /// Whether `nosemgrep` comments suppress findings (stored `ignored`, reason `nosemgrep`).
+    pub inline_suppression: bool,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -40,6 +42,7 @@ impl From<OrgRecord> for Org {
             name: o.name,
             max_concurrent_scans: o.max_concurrent_scans,
             pr_scan_timeout_secs: o.pr_scan_timeout_secs,
+            inline_suppression: o.inline_suppression,
             created_at: o.created_at,
         }
     }
@@ -55,6 +58,8 @@ pub struct UpdateOrg {
     pub max_concurrent_scans: Option<i32>,
     /// 60-3600 seconds.
     pub pr_scan_timeout_secs: Option<i32>,
+    /// `false`: `nosemgrep` comments no longer suppress findings in later scans.
+    pub inline_suppression: Option<bool>,
 }
 
 /// The caller's org.
@@ -105,6 +110,7 @@ async fn update_org(
         name: body.name,
         max_concurrent_scans: body.max_concurrent_scans,
         pr_scan_timeout_secs: body.pr_scan_timeout_secs,
+        inline_suppression: body.inline_suppression,
     };
     let org = orgs::update(state.db().pool(), caller.org_id, &changes).await?;
     tracing::info!("org settings changed");

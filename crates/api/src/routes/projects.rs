@@ -97,6 +97,9 @@ pub struct Project {
     pub full_scans_enabled: bool,
     pub diff_scans_enabled: bool,
     pub weekly_scan: WeeklyScan,
+    /// Paths the project's scans ignore (gitignore syntax, anchored at the repository root), on
+    /// top of the repository's `.semgrepignore` (or Semgrep's defaults without one).
+    pub path_ignores: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub last_scan: Option<ProjectLastScan>,
@@ -114,6 +117,7 @@ impl From<ProjectRecord> for Project {
             full_scans_enabled: p.full_scans_enabled,
             diff_scans_enabled: p.diff_scans_enabled,
             weekly_scan: p.weekly_slot.into(),
+            path_ignores: p.path_ignores,
             created_at: p.created_at,
             last_scan: p.last_scan.map(Into::into),
         }
@@ -160,6 +164,32 @@ pub struct AddProjects {
 pub struct UpdateProject {
     pub full_scans_enabled: Option<bool>,
     pub diff_scans_enabled: Option<bool>,
+    /// Replaces the path ignores: at most 100 gitignore patterns (no comments, no
+    /// `:include`), each 1-500 characters.
+    #[schema(max_items = 100)]
+    pub path_ignores: Option<Vec<String>>,
+}
+
+/// Most path ignores one project holds (the table's check).
+pub const MAX_PATH_IGNORES: usize = 100;
+/// Longest path ignore, in characters.
+pub const MAX_PATH_IGNORE_LEN: usize = 500;
+
+/// Refuses path ignores the worker could not apply, naming the first bad one.
+fn check_path_ignores(patterns: &[String]) -> Result<(), ApiError> {
+    if patterns.len() > MAX_PATH_IGNORES {
+        return Err(ApiError::invalid_body(
+            "path_ignores",
+            format!("must hold at most {MAX_PATH_IGNORES} patterns"),
+        ));
+    }
+    for (i, p) in patterns.iter().enumerate() {
+        let field = format!("path_ignores[{i}]");
+        crate::routes::check_len(&field, p, 1, MAX_PATH_IGNORE_LEN)?;
+        picket_engine::targets::check_pattern(p)
+            .map_err(|e| ApiError::invalid_body(field, e.to_string()))?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -403,7 +433,7 @@ async fn get_project(
     Ok(Json(p.into()))
 }
 
-/// Turn a project's full or diff-aware scans on or off (admin).
+/// Turn a project's full or diff-aware scans on or off, or set its path ignores (admin).
 #[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects",
     params(("id" = Uuid, Path, description = "Project id")),
     request_body = UpdateProject,
@@ -418,13 +448,17 @@ async fn update_project(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<UpdateProject>,
 ) -> Result<Json<Project>, ApiError> {
+    if let Some(patterns) = &body.path_ignores {
+        check_path_ignores(patterns)?;
+    }
     let changes = ProjectUpdate {
         full_scans_enabled: body.full_scans_enabled,
         diff_scans_enabled: body.diff_scans_enabled,
+        path_ignores: body.path_ignores,
     };
-    let p = projects::update(state.db().pool(), caller.org_id, id, changes)
+    let p = projects::update(state.db().pool(), caller.org_id, id, &changes)
         .await
         .map_err(|e| not_found_as(e, "project"))?;
-    tracing::info!(project_id = %id, ?changes, "project scan switches changed");
+    tracing::info!(project_id = %id, ?changes, "project settings changed");
     Ok(Json(p.into()))
 }

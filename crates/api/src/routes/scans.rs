@@ -14,7 +14,12 @@ use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use picket_core::{ProjectId, ScanId, ScanKind, ScanState, ScanTrigger};
+use picket_core::protocol::ScanTrail;
+use picket_core::{
+    FindingStatus, Product, ProjectId, ScanId, ScanKind, ScanState, ScanTrigger, Severity,
+};
+use picket_db::attempts::{self, AttemptRecord};
+use picket_db::findings::{self, ScanFindingChange, ScanFindingCursor, ScanFindingRecord};
 use picket_db::scans::{self, CancelOutcome, Enqueued, NewScan, ScanEvent, ScanRecord};
 use picket_db::{projects, DbError};
 use serde::{Deserialize, Serialize};
@@ -34,6 +39,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(bulk_scan))
         .routes(routes!(project_scans, scan_project))
         .routes(routes!(get_scan))
+        .routes(routes!(scan_findings))
         .routes(routes!(cancel_scan))
         .routes(routes!(retry_scan))
 }
@@ -193,13 +199,146 @@ impl From<ScanEvent> for ScanEventOut {
     }
 }
 
+/// One attempt of a scan: where it ran and what its worker did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanAttempt {
+    pub attempt: i32,
+    /// `kubernetes`, `sandbox` or `process`.
+    pub executor: Option<String>,
+    /// The environment's name (Pod, sandbox).
+    pub environment: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub launched_at: Option<OffsetDateTime>,
+    /// The step a failed attempt failed in (`clone`, `engine`, ...).
+    pub failed_step: Option<String>,
+    /// What the worker did: steps with start, duration and figures; engine and rule-pack
+    /// versions; skipped files; ignore rules. Absent until the worker reported.
+    #[schema(value_type = Option<crate::routes::worker::doc::ScanTrail>)]
+    pub trail: Option<ScanTrail>,
+}
+
+impl From<AttemptRecord> for ScanAttempt {
+    fn from(a: AttemptRecord) -> Self {
+        ScanAttempt {
+            attempt: a.attempt,
+            executor: a.executor,
+            environment: a.environment,
+            launched_at: a.launched_at,
+            failed_step: a.failed_step,
+            trail: a.trail,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScanDetail {
     #[serde(flatten)]
     pub scan: Scan,
     /// Every state change, oldest first.
     pub events: Vec<ScanEventOut>,
+    /// Every attempt launched, first first.
+    pub attempts: Vec<ScanAttempt>,
 }
+
+/// What a finding was to the scan that reported it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// A full scan's finding.
+    Found,
+    /// A diff scan's finding not present at the merge base.
+    New,
+    /// A diff scan's finding present at the merge base that the head no longer has.
+    Fixed,
+}
+
+impl From<Change> for ScanFindingChange {
+    fn from(c: Change) -> Self {
+        match c {
+            Change::Found => ScanFindingChange::Found,
+            Change::New => ScanFindingChange::New,
+            Change::Fixed => ScanFindingChange::Fixed,
+        }
+    }
+}
+
+impl From<ScanFindingChange> for Change {
+    fn from(c: ScanFindingChange) -> Self {
+        match c {
+            ScanFindingChange::Found => Change::Found,
+            ScanFindingChange::New => Change::New,
+            ScanFindingChange::Fixed => Change::Fixed,
+        }
+    }
+}
+
+/// One finding as one scan reported it (its location then, not now).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanFinding {
+    /// The stored finding (`GET /api/v1/findings/{id}`); absent for `fixed`.
+    pub finding_id: Option<Uuid>,
+    pub change: Change,
+    /// 64 lowercase hex characters: the finding's identity across scans and branches.
+    pub fingerprint: String,
+    #[schema(schema_with = crate::schema::product)]
+    pub product: Product,
+    pub rule_id: String,
+    pub path: String,
+    pub start_line: i32,
+    pub end_line: i32,
+    #[schema(schema_with = crate::schema::severity)]
+    pub severity: Severity,
+    pub message: String,
+    /// Secrets findings: the redacted form (never the value).
+    pub secret_redacted: Option<String>,
+    /// Covered by a `nosemgrep` comment (stored `ignored`, reason `nosemgrep`).
+    pub suppressed: bool,
+    /// The stored finding's status now.
+    #[schema(schema_with = crate::schema::finding_status_opt)]
+    pub status: Option<FindingStatus>,
+}
+
+impl From<ScanFindingRecord> for ScanFinding {
+    fn from(f: ScanFindingRecord) -> Self {
+        ScanFinding {
+            finding_id: f.finding_id.map(|i| i.0),
+            change: f.change.into(),
+            fingerprint: f.fingerprint,
+            product: f.product,
+            rule_id: f.rule_id,
+            path: f.path,
+            start_line: f.start_line,
+            end_line: f.end_line,
+            severity: f.severity,
+            message: f.message,
+            secret_redacted: f.secret_redacted,
+            suppressed: f.suppressed,
+            status: f.status,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanFindingPage {
+    pub items: Vec<ScanFinding>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ScanFindingQuery {
+    /// Only findings of this kind: `found` (full scans), `new` or `fixed` (diff scans).
+    pub change: Option<Change>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// 1-500, default 50.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+}
+
+const FINDINGS_CURSOR_KIND: &str = "scan-findings";
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScanPage {
@@ -350,9 +489,61 @@ async fn get_scan(
         .await
         .map_err(|e| not_found_as(e, "scan"))?;
     let events = scans::events(pool, caller.org_id, id).await?;
+    let attempts = attempts::list(pool, caller.org_id, id).await?;
     Ok(Json(ScanDetail {
         scan: scan.into(),
         events: events.into_iter().map(Into::into).collect(),
+        attempts: attempts.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// The findings a scan reported, most severe first: a full scan's findings (`found`); a diff
+/// scan's findings new in the PR (`new`) and those at the merge base its head no longer has
+/// (`fixed`). Locations are as the scan saw them.
+#[utoipa::path(get, path = "/api/v1/scans/{id}/findings", tag = "scans",
+    params(("id" = Uuid, Path, description = "Scan id"), ScanFindingQuery),
+    responses(
+        (status = 200, body = ScanFindingPage),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn scan_findings(
+    caller: Caller,
+    ApiPath(id): ApiPath<ScanId>,
+    ApiQuery(q): ApiQuery<ScanFindingQuery>,
+    State(state): State<AppState>,
+) -> Result<Json<ScanFindingPage>, ApiError> {
+    let limit = pagination::limit(q.limit)?;
+    let after = match &q.cursor {
+        Some(c) => {
+            let (severity, fingerprint) =
+                pagination::decode::<(Severity, String)>(FINDINGS_CURSOR_KIND, c)?;
+            Some(ScanFindingCursor {
+                severity,
+                fingerprint,
+            })
+        }
+        None => None,
+    };
+    let pool = state.db().pool();
+    scans::get(pool, caller.org_id, id)
+        .await
+        .map_err(|e| not_found_as(e, "scan"))?;
+    let rows = findings::of_scan(
+        pool,
+        caller.org_id,
+        id,
+        q.change.map(Into::into),
+        after.as_ref(),
+        limit + 1,
+    )
+    .await?;
+    let (rows, next_cursor) = pagination::page(FINDINGS_CURSOR_KIND, rows, limit, |f| {
+        (f.severity, f.fingerprint.clone())
+    })?;
+    Ok(Json(ScanFindingPage {
+        items: rows.into_iter().map(Into::into).collect(),
+        next_cursor,
     }))
 }
 

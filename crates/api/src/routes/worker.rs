@@ -21,13 +21,16 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::Json;
 use picket_core::protocol::{
-    CloneCredential, ReportedFinding, ScanFailure, ScanResults, ScanSpec, WorkerProgress,
+    CloneCredential, ReportedFinding, ScanFailure, ScanResults, ScanSpec, ScanTrail, Step,
+    WorkerProgress,
 };
 use picket_core::{Fingerprint, Product, ScanState};
+use picket_db::attempts;
 use picket_db::queue::{self, FailOutcome};
 use picket_db::worker::{self, Recorded, ResultsSummary, WORKER_ACTOR};
 use picket_db::DbError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use utoipa::ToSchema;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
@@ -235,10 +238,22 @@ impl From<ResultsSummary> for ResultsAnswer {
 async fn upload_results(
     ScanToken(scan): ScanToken,
     State(state): State<AppState>,
-    ApiJson(results): ApiJson<ScanResults>,
+    ApiJson(mut results): ApiJson<ScanResults>,
 ) -> Result<Json<ResultsAnswer>, ApiError> {
+    let received_at = time::OffsetDateTime::now_utc();
+    let received = std::time::Instant::now();
     validate_results(&results)?;
+    // The digest is the worker's upload as sent; the `upload` step is the control plane's.
     let digest = worker::results_digest(&results)?;
+    results.trail.steps.push(Step {
+        step: "upload".to_owned(),
+        started_at: received_at,
+        millis: 0,
+        figures: BTreeMap::from([
+            ("findings".to_owned(), results.findings.len() as u64),
+            ("fixed_in_pr".to_owned(), results.fixed_in_pr.len() as u64),
+        ]),
+    });
     let pool = state.db().pool();
     let Some(lease) = scan.lease.filter(|_| results.attempt == scan.attempt) else {
         // A token that is no longer live may only repeat the upload it already made.
@@ -248,6 +263,10 @@ async fn upload_results(
         };
     };
     let mut tx = pool.begin().await?;
+    if let Some(upload) = results.trail.steps.last_mut() {
+        // Validation and parsing so far; the ingest's own time is in the scan's events.
+        upload.millis = u64::try_from(received.elapsed().as_millis()).unwrap_or(u64::MAX);
+    }
     match worker::record_results(&mut tx, &lease, &results, &digest)
         .await
         .map_err(db_error)?
@@ -314,17 +333,76 @@ fn validate_results(r: &ScanResults) -> Result<(), ApiError> {
     for (i, p) in r.deleted_paths.iter().enumerate() {
         check_path(&format!("deleted_paths[{i}]"), p)?;
     }
-    for (i, s) in r.steps.iter().enumerate() {
-        crate::routes::check_len(&format!("steps[{i}].step"), &s.step, 1, 100)?;
-    }
+    validate_trail("trail", &r.trail)?;
     for (i, f) in r.findings.iter().enumerate() {
-        validate_finding(i, f)?;
+        validate_finding("findings", i, f)?;
+    }
+    for (i, f) in r.fixed_in_pr.iter().enumerate() {
+        validate_finding("fixed_in_pr", i, f)?;
     }
     Ok(())
 }
 
-fn validate_finding(i: usize, f: &ReportedFinding) -> Result<(), ApiError> {
-    let field = |name: &str| format!("findings[{i}].{name}");
+/// Most steps, skipped files and ignore rules one trail may hold.
+const MAX_TRAIL_STEPS: usize = 100;
+const MAX_TRAIL_SKIPPED: usize = 10_000;
+const MAX_TRAIL_IGNORES: usize = 1_000;
+const MAX_TRAIL_PACKS: usize = 200;
+
+/// Checks a worker's trail: bounded lists, names and reasons of sane length.
+fn validate_trail(at: &str, t: &ScanTrail) -> Result<(), ApiError> {
+    let too_many = |field: &str, max: usize| {
+        ApiError::invalid_body(
+            format!("{at}.{field}"),
+            format!("must hold at most {max} entries"),
+        )
+    };
+    if t.steps.len() > MAX_TRAIL_STEPS {
+        return Err(too_many("steps", MAX_TRAIL_STEPS));
+    }
+    if t.skipped_files.len() > MAX_TRAIL_SKIPPED {
+        return Err(too_many("skipped_files", MAX_TRAIL_SKIPPED));
+    }
+    if t.ignores.len() > MAX_TRAIL_IGNORES {
+        return Err(too_many("ignores", MAX_TRAIL_IGNORES));
+    }
+    if t.rule_packs.len() > MAX_TRAIL_PACKS {
+        return Err(too_many("rule_packs", MAX_TRAIL_PACKS));
+    }
+    for (i, s) in t.steps.iter().enumerate() {
+        crate::routes::check_len(&format!("{at}.steps[{i}].step"), &s.step, 1, 100)?;
+        if s.figures.len() > 50 {
+            return Err(too_many(&format!("steps[{i}].figures"), 50));
+        }
+        for k in s.figures.keys() {
+            crate::routes::check_len(&format!("{at}.steps[{i}].figures"), k, 1, 100)?;
+        }
+    }
+    if let Some(e) = &t.engine {
+        crate::routes::check_len(&format!("{at}.engine"), e, 1, 200)?;
+    }
+    for (i, p) in t.rule_packs.iter().enumerate() {
+        crate::routes::check_len(&format!("{at}.rule_packs[{i}].name"), &p.name, 1, 200)?;
+        crate::routes::check_len(&format!("{at}.rule_packs[{i}].sha256"), &p.sha256, 1, 128)?;
+    }
+    for (i, f) in t.skipped_files.iter().enumerate() {
+        check_path(&format!("{at}.skipped_files[{i}].path"), &f.path)?;
+        crate::routes::check_len(
+            &format!("{at}.skipped_files[{i}].reason"),
+            &f.reason,
+            1,
+            1_000,
+        )?;
+    }
+    for (i, g) in t.ignores.iter().enumerate() {
+        crate::routes::check_len(&format!("{at}.ignores[{i}].pattern"), &g.pattern, 1, 1_000)?;
+        check_path(&format!("{at}.ignores[{i}].source"), &g.source)?;
+    }
+    Ok(())
+}
+
+fn validate_finding(list: &str, i: usize, f: &ReportedFinding) -> Result<(), ApiError> {
+    let field = |name: &str| format!("{list}[{i}].{name}");
     if f.fingerprint.as_str().parse::<Fingerprint>().is_err() {
         return Err(ApiError::invalid_body(
             field("fingerprint"),
@@ -375,6 +453,17 @@ fn validate_finding(i: usize, f: &ReportedFinding) -> Result<(), ApiError> {
         }
         (None, _) => {}
     }
+    if let Some(sup) = &f.suppressed {
+        if sup.line < 1 || sup.line > f.start_line || sup.rules.len() > 100 {
+            return Err(ApiError::invalid_body(
+                field("suppressed"),
+                "must name the finding's line or the one above it, and at most 100 rules",
+            ));
+        }
+        for (j, r) in sup.rules.iter().enumerate() {
+            crate::routes::check_len(&field(&format!("suppressed.rules[{j}]")), r, 1, 200)?;
+        }
+    }
     Ok(())
 }
 
@@ -420,9 +509,23 @@ async fn report_failure(
             "must match ^[a-z][a-z0-9_]{0,63}$",
         ));
     }
+    if let Some(step) = &failure.step {
+        crate::routes::check_len("step", step, 1, 100)?;
+    }
+    validate_trail("trail", &failure.trail)?;
     let message = clean_message(&failure.message);
+    let mut tx = state.db().pool().begin().await?;
+    attempts::record_trail(
+        &mut *tx,
+        worker.scan.scan_id,
+        failure.attempt,
+        worker.scan.org_id,
+        &failure.trail,
+        failure.step.as_deref(),
+    )
+    .await?;
     let outcome = queue::fail_as(
-        state.db().pool(),
+        &mut *tx,
         &worker.lease,
         &failure.code,
         &message,
@@ -431,7 +534,8 @@ async fn report_failure(
     )
     .await
     .map_err(db_error)?;
-    tracing::debug!(code = %failure.code, ?outcome, "worker reported a failure");
+    tx.commit().await?;
+    tracing::debug!(code = %failure.code, step = failure.step.as_deref().unwrap_or(""), ?outcome, "worker reported a failure");
     let (state, next_attempt) = match outcome {
         FailOutcome::Retrying { next_attempt } => (ScanState::Queued, Some(next_attempt)),
         FailOutcome::Failed => (ScanState::Failed, None),
@@ -508,6 +612,10 @@ pub(crate) mod doc {
         pub open_finding_paths: Vec<String>,
         /// The org's own rule packs, to load next to Picket's pack.
         pub rule_packs: Vec<RulePackSpec>,
+        /// The project's path ignores (gitignore syntax, anchored at the repository root).
+        pub path_ignores: Vec<String>,
+        /// Whether `nosemgrep` comments suppress findings (the org's setting).
+        pub inline_suppression: bool,
     }
 
     /// One of the org's rule packs (YAML Semgrep rules, validated when uploaded).
@@ -560,14 +668,83 @@ pub(crate) mod doc {
         /// Secrets findings only, and required for them: the redacted form and SHA-256 of the
         /// value. The value itself is never sent.
         pub secret: Option<RedactedSecret>,
+        /// Set when a `nosemgrep` comment covers the finding.
+        pub suppressed: Option<InlineSuppression>,
     }
 
-    /// How long one step of the worker took.
+    /// A `nosemgrep` comment that covers a finding.
     #[derive(Serialize, ToSchema)]
-    #[schema(as = StepTiming)]
-    pub struct StepTiming {
+    #[schema(as = InlineSuppression)]
+    pub struct InlineSuppression {
+        /// 1-based line of the comment: the finding's first line or the one above.
+        pub line: u32,
+        /// The rule ids it names; empty for a bare `nosemgrep` (every rule on the line).
+        pub rules: Vec<String>,
+    }
+
+    /// One step a worker ran, with its figures.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = Step)]
+    pub struct Step {
+        /// `clone`, `targets`, `materialize_base`, `engine`, `suppressions`, `identities`,
+        /// `upload` (recorded by the control plane when it received the results).
         pub step: String,
+        /// RFC 3339.
+        pub started_at: String,
+        /// Milliseconds.
         pub millis: u64,
+        /// Counts by name, e.g. `bytes_received`, `files_scanned`, `rules_run`, `findings`.
+        pub figures: BTreeMap<String, u64>,
+    }
+
+    /// A rule pack as one scan loaded it.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = RulePackUse)]
+    pub struct RulePackUse {
+        /// `picket` for Picket's own pack, else the org's pack name.
+        pub name: String,
+        /// SHA-256 (hex) of its rules.
+        pub sha256: String,
+        /// Rules loaded from it.
+        pub rules: u64,
+    }
+
+    /// A file the engine could not scan, or scanned only in part.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = SkippedFile)]
+    pub struct SkippedFile {
+        /// Relative to the repository root.
+        pub path: String,
+        /// `unparsable`, `partly_parsed`, `too_large` or `engine_error`.
+        #[schema(pattern = "^(unparsable|partly_parsed|too_large|engine_error)$")]
+        pub kind: String,
+        /// The engine's reason (quoted source text elided).
+        pub reason: String,
+    }
+
+    /// An ignore rule that excluded files from a scan.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = IgnoreRuleUse)]
+    pub struct IgnoreRuleUse {
+        /// The pattern as written.
+        pub pattern: String,
+        /// `.semgrepignore` (or a nested one's path), `project` (the project's path ignores) or
+        /// `default` (Semgrep's defaults, used without a root `.semgrepignore`).
+        pub source: String,
+        /// Files it excluded.
+        pub files: u64,
+    }
+
+    /// What one attempt's worker did.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = ScanTrail)]
+    pub struct ScanTrail {
+        pub steps: Vec<Step>,
+        /// e.g. `semgrep 1.185.0 (native)`.
+        pub engine: Option<String>,
+        pub rule_packs: Vec<RulePackUse>,
+        pub skipped_files: Vec<SkippedFile>,
+        pub ignores: Vec<IgnoreRuleUse>,
     }
 
     /// The results of one attempt.
@@ -586,7 +763,9 @@ pub(crate) mod doc {
         pub deleted_paths: Vec<String>,
         pub files_scanned: u64,
         pub findings: Vec<ReportedFinding>,
-        pub steps: Vec<StepTiming>,
+        /// Diff scans: findings at the merge base the head no longer has.
+        pub fixed_in_pr: Vec<ReportedFinding>,
+        pub trail: ScanTrail,
     }
 
     /// The worker's report that its attempt failed.
@@ -597,13 +776,20 @@ pub(crate) mod doc {
         /// Stable snake_case code, e.g. `clone_failed`.
         pub code: String,
         pub message: String,
+        /// The step that failed.
+        pub step: Option<String>,
+        /// What ran until the failure.
+        pub trail: ScanTrail,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use picket_core::protocol::{RedactedSecret, RulePackSpec, StepTiming};
+    use picket_core::protocol::{
+        IgnoreRuleUse, InlineSuppression, RedactedSecret, RulePackSpec, RulePackUse, SkipKind,
+        SkippedFile, Step,
+    };
     use picket_core::{ProjectId, RuleId, ScanId, ScanKind, Severity};
     use serde_json::Value;
     use std::collections::{BTreeMap, BTreeSet};
@@ -647,6 +833,8 @@ mod tests {
                 sha256: "0".repeat(64),
                 content: "rules: []".into(),
             }],
+            path_ignores: vec!["docs/".into()],
+            inline_suppression: true,
         };
         let finding = ReportedFinding {
             product: Product::Secrets,
@@ -662,6 +850,34 @@ mod tests {
                 redacted: "A…B".into(),
                 sha256: "0".repeat(64),
             }),
+            suppressed: Some(InlineSuppression {
+                line: 1,
+                rules: vec![],
+            }),
+        };
+        let trail = ScanTrail {
+            steps: vec![Step {
+                step: "clone".into(),
+                started_at: time::OffsetDateTime::UNIX_EPOCH,
+                millis: 1,
+                figures: BTreeMap::from([("bytes_received".into(), 1)]),
+            }],
+            engine: Some("semgrep".into()),
+            rule_packs: vec![RulePackUse {
+                name: "picket".into(),
+                sha256: "0".repeat(64),
+                rules: 1,
+            }],
+            skipped_files: vec![SkippedFile {
+                path: "a".into(),
+                kind: SkipKind::TooLarge,
+                reason: "big".into(),
+            }],
+            ignores: vec![IgnoreRuleUse {
+                pattern: "vendor/".into(),
+                source: "default".into(),
+                files: 1,
+            }],
         };
         let results = ScanResults {
             attempt: 1,
@@ -671,10 +887,8 @@ mod tests {
             deleted_paths: vec![],
             files_scanned: 1,
             findings: vec![finding.clone()],
-            steps: vec![StepTiming {
-                step: "clone".into(),
-                millis: 1,
-            }],
+            fixed_in_pr: vec![],
+            trail: trail.clone(),
         };
         let credential = CloneCredential {
             username: "u".into(),
@@ -684,8 +898,10 @@ mod tests {
             attempt: 1,
             code: "c".into(),
             message: "m".into(),
+            step: Some("clone".into()),
+            trail: trail.clone(),
         };
-        let cases: [(&str, Value); 8] = [
+        let cases: [(&str, Value); 13] = [
             ("ScanSpec", serde_json::to_value(&spec).unwrap()),
             (
                 "RulePackSpec",
@@ -700,9 +916,23 @@ mod tests {
                 "RedactedSecret",
                 serde_json::to_value(finding.secret.as_ref().unwrap()).unwrap(),
             ),
+            ("Step", serde_json::to_value(&trail.steps[0]).unwrap()),
+            ("ScanTrail", serde_json::to_value(&trail).unwrap()),
             (
-                "StepTiming",
-                serde_json::to_value(&results.steps[0]).unwrap(),
+                "RulePackUse",
+                serde_json::to_value(&trail.rule_packs[0]).unwrap(),
+            ),
+            (
+                "SkippedFile",
+                serde_json::to_value(&trail.skipped_files[0]).unwrap(),
+            ),
+            (
+                "IgnoreRuleUse",
+                serde_json::to_value(&trail.ignores[0]).unwrap(),
+            ),
+            (
+                "InlineSuppression",
+                serde_json::to_value(finding.suppressed.as_ref().unwrap()).unwrap(),
             ),
             ("ScanResults", serde_json::to_value(&results).unwrap()),
             ("ScanFailure", serde_json::to_value(&failure).unwrap()),

@@ -2,10 +2,10 @@
 //! `worker::record_results` on a claimed and running scan, exactly as the API calls it.
 
 use crate::fixtures;
-use picket_core::protocol::{RedactedSecret, ReportedFinding, ScanResults};
+use picket_core::protocol::{InlineSuppression, RedactedSecret, ReportedFinding, ScanResults};
 use picket_core::{
-    FindingId, Fingerprint, OrgId, Product, ProjectId, RuleId, ScanId, ScanKind, ScanState,
-    ScanTrigger, Severity,
+    FindingId, FindingStatus, Fingerprint, OrgId, Product, ProjectId, RuleId, ScanId, ScanKind,
+    ScanState, ScanTrigger, Severity,
 };
 use picket_db::findings::{self, FindingFilter, FindingRecord, IngestSummary, Triage};
 use picket_db::queue::{self, Lease};
@@ -14,6 +14,7 @@ use picket_db::worker::{self, Recorded, WORKER_ACTOR};
 use picket_db::DbError;
 use secrecy::ExposeSecret;
 use sqlx::PgPool;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -36,6 +37,7 @@ fn found(rule_id: &str, path: &str, anchor: &str) -> ReportedFinding {
         message: format!("{rule_id} in {path}"),
         new_in_pr: false,
         secret: None,
+        suppressed: None,
     }
 }
 
@@ -48,7 +50,8 @@ fn results(attempt: i32, findings: Vec<ReportedFinding>, rules: &[&str]) -> Scan
         deleted_paths: Vec::new(),
         files_scanned: 10,
         findings,
-        steps: Vec::new(),
+        fixed_in_pr: Vec::new(),
+        trail: Default::default(),
     }
 }
 
@@ -655,5 +658,136 @@ async fn a_fingerprint_twice_in_one_upload_is_refused(pool: PgPool) {
     assert!(
         matches!(&err, DbError::Invalid { constraint } if constraint == findings::DUPLICATE_IN_BATCH),
         "{err:?}"
+    );
+}
+
+/// `found`, covered by a `nosemgrep` comment on its line.
+fn suppressed(rule_id: &str, path: &str, anchor: &str) -> ReportedFinding {
+    ReportedFinding {
+        suppressed: Some(InlineSuppression {
+            line: 3,
+            rules: vec![],
+        }),
+        ..found(rule_id, path, anchor)
+    }
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_nosemgrep_comment_ignores_a_finding_for_as_long_as_it_is_there(pool: PgPool) {
+    let (org, project) = setup(&pool).await;
+    let rules = &["r1"];
+    // Suppressed: stored, ignored, with the reason and actor `nosemgrep`.
+    let (s1, sum) = full_scan(
+        &pool,
+        org,
+        project,
+        "main",
+        results(
+            1,
+            vec![suppressed("r1", "a.py", "x"), found("r1", "b.py", "y")],
+            rules,
+        ),
+    )
+    .await;
+    assert_eq!((sum.stored, sum.new), (2, 2));
+    let rows = all(&pool, org, project).await;
+    let a = status_of(&rows, "main", "a.py");
+    assert_eq!(a.status, FindingStatus::Ignored);
+    assert_eq!(a.triage_reason.as_deref(), Some("nosemgrep"));
+    assert_eq!(a.triaged_by.as_deref(), Some("nosemgrep"));
+    assert_eq!(status_of(&rows, "main", "b.py").status, FindingStatus::Open);
+    // The scan's own record says which one was suppressed.
+    let listed = findings::of_scan(&pool, org, s1, None, None, 10)
+        .await
+        .unwrap();
+    let flags: BTreeSet<(String, bool)> = listed
+        .iter()
+        .map(|f| (f.path.clone(), f.suppressed))
+        .collect();
+    assert_eq!(
+        flags,
+        BTreeSet::from([("a.py".to_owned(), true), ("b.py".to_owned(), false)])
+    );
+
+    // The comment goes: the finding is open again. It comes back: ignored again.
+    full_scan(
+        &pool,
+        org,
+        project,
+        "main",
+        results(
+            1,
+            vec![found("r1", "a.py", "x"), found("r1", "b.py", "y")],
+            rules,
+        ),
+    )
+    .await;
+    let rows = all(&pool, org, project).await;
+    let a = status_of(&rows, "main", "a.py");
+    assert_eq!(
+        (a.status, a.triage_reason.as_deref()),
+        (FindingStatus::Open, None)
+    );
+
+    // A person's triage is not the comment's: it sticks whatever the comment says, and a
+    // comment's ignore never travels to another branch as a person's does.
+    let b_id = status_of(&rows, "main", "b.py").id;
+    let mut conn = pool.acquire().await.unwrap();
+    findings::triage(
+        &mut conn,
+        org,
+        b_id,
+        &Triage::Ignore {
+            reason: "test helper".into(),
+        },
+        "api:someone",
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    full_scan(
+        &pool,
+        org,
+        project,
+        "main",
+        results(
+            1,
+            vec![suppressed("r1", "a.py", "x"), suppressed("r1", "b.py", "y")],
+            rules,
+        ),
+    )
+    .await;
+    full_scan(
+        &pool,
+        org,
+        project,
+        "release",
+        results(
+            1,
+            vec![found("r1", "a.py", "x"), found("r1", "b.py", "y")],
+            rules,
+        ),
+    )
+    .await;
+    let rows = all(&pool, org, project).await;
+    let main_b = status_of(&rows, "main", "b.py");
+    assert_eq!(main_b.triage_reason.as_deref(), Some("test helper"));
+    let release_a = status_of(&rows, "release", "a.py");
+    assert_eq!(release_a.status, FindingStatus::Open);
+    let release_b = status_of(&rows, "release", "b.py");
+    assert_eq!(release_b.triage_reason.as_deref(), Some("test helper"));
+
+    // Gone from the code: a suppressed finding is fixed like any other, its mark cleared.
+    full_scan(&pool, org, project, "main", results(1, vec![], rules)).await;
+    let rows = all(&pool, org, project).await;
+    let a = status_of(&rows, "main", "a.py");
+    assert_eq!(
+        (a.status, a.triaged_by.as_deref()),
+        (FindingStatus::Fixed, None)
+    );
+    // A person's ignore stays.
+    assert_eq!(
+        status_of(&rows, "main", "b.py").status,
+        FindingStatus::Ignored
     );
 }

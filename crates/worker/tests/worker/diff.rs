@@ -6,6 +6,7 @@
 use crate::support::{self, diff_spec, Repo};
 use picket_worker::identity::anchor_of;
 use picket_worker::scan;
+use picket_worker::semgrep::{resolve_rule_id, rules_in_dir};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -71,13 +72,21 @@ fn semgrep_json(dir: &Path, extra: &[&str]) -> Vec<(String, String, u32, String)
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    let mut loaded = BTreeSet::new();
+    for dir in std::fs::read_dir(support::fixture_rules()).unwrap() {
+        loaded.extend(rules_in_dir(&dir.unwrap().path()).unwrap());
+    }
     v["results"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| {
+            // Semgrep prefixes the id with the rules' path, which may itself hold `picket.`
+            // (a checkout in a folder named `picket`): resolve it as the engine does.
             let id = r["check_id"].as_str().unwrap();
-            let rule = &id[id.find("picket.").unwrap()..];
+            let rule = resolve_rule_id(id, &loaded)
+                .unwrap_or_else(|| panic!("{id} names no fixture rule"))
+                .to_string();
             let path = r["path"].as_str().unwrap().to_owned();
             let content = std::fs::read(dir.join(&path)).unwrap();
             let start = r["start"]["offset"].as_u64().unwrap() as usize;
@@ -87,7 +96,7 @@ fn semgrep_json(dir: &Path, extra: &[&str]) -> Vec<(String, String, u32, String)
                 .collect::<Vec<_>>()
                 .join(" ");
             (
-                rule.to_owned(),
+                rule,
                 path,
                 r["start"]["line"].as_u64().unwrap() as u32,
                 anchor,

@@ -5,7 +5,7 @@ use picket_core::protocol::{RulePackSpec, ScanSpec};
 use picket_core::ScanKind;
 use picket_worker::scan;
 
-fn full_spec(repo: &Repo, open_finding_paths: Vec<String>) -> ScanSpec {
+pub fn full_spec(repo: &Repo, open_finding_paths: Vec<String>) -> ScanSpec {
     ScanSpec {
         kind: ScanKind::Full,
         git_ref: "main".into(),
@@ -32,14 +32,15 @@ async fn a_full_scan_reports_every_file_and_the_deleted_paths() {
         .map(|f| (f.path.clone(), f.start_line))
         .collect();
     found.sort();
-    // Test directories are scanned like the rest, as diff scans (which name files) scan them.
-    assert_eq!(
-        found,
-        vec![
-            ("app.py".to_owned(), 2),
-            ("tests/test_app.py".to_owned(), 2)
-        ]
-    );
+    // Without a .semgrepignore, Semgrep's defaults apply: tests/ is not scanned.
+    assert_eq!(found, vec![("app.py".to_owned(), 2)]);
+    let ignores: Vec<(&str, &str, u64)> = results
+        .trail
+        .ignores
+        .iter()
+        .map(|i| (i.source.as_str(), i.pattern.as_str(), i.files))
+        .collect();
+    assert_eq!(ignores, [("default", "tests/", 1)]);
     assert!(results
         .findings
         .iter()
@@ -50,11 +51,19 @@ async fn a_full_scan_reports_every_file_and_the_deleted_paths() {
         .rules_run
         .iter()
         .any(|r| r.as_str() == "picket.test.eval"));
-    let steps: Vec<&str> = results.steps.iter().map(|s| s.step.as_str()).collect();
-    assert_eq!(steps, vec!["clone", "engine"]);
+    let steps: Vec<&str> = results
+        .trail
+        .steps
+        .iter()
+        .map(|s| s.step.as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        vec!["clone", "targets", "engine", "suppressions", "identities"]
+    );
 }
 
-fn pack(name: &str, content: &str) -> RulePackSpec {
+pub fn pack(name: &str, content: &str) -> RulePackSpec {
     RulePackSpec {
         name: name.into(),
         sha256: hex_sha256(content),
@@ -131,6 +140,6 @@ async fn a_pack_that_does_not_match_its_hash_is_refused() {
     let err = scan::run(&spec, None, &support::config(true))
         .await
         .unwrap_err();
-    assert_eq!(err.code(), "bad_rule_pack");
+    assert_eq!(err.error.code(), "bad_rule_pack");
     assert!(err.to_string().contains("\"acme\""), "{err}");
 }

@@ -5,4 +5,7 @@
 
 mod diff;
 mod full;
+mod ignores;
+mod skipped;
 mod support;
+mod suppression;

@@ -83,6 +83,13 @@ impl Repo {
         self
     }
 
+    pub fn write_bytes(&self, path: &str, content: &[u8]) -> &Repo {
+        let full = self.path().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, content).unwrap();
+        self
+    }
+
     pub fn commit(&self, message: &str) -> String {
         self.git(&["add", "-A"]);
         self.git(&["commit", "-q", "--allow-empty", "-m", message]);
@@ -108,5 +115,7 @@ pub fn diff_spec(repo: &Repo, head_ref: &str, base_ref: &str) -> ScanSpec {
         policy: Default::default(),
         open_finding_paths: vec![],
         rule_packs: vec![],
+        path_ignores: vec![],
+        inline_suppression: true,
     }
 }
