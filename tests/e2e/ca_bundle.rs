@@ -7,7 +7,7 @@
 //! The scheduler here is its dispatch loop alone: the reaper, which would look at every sandbox
 //! on the machine, is not started.
 
-use picket_core::{Provider, ScanId, ScanState};
+use picket_core::{InstallationId, Provider, ScanId, ScanState};
 use picket_db::connections::{self, NewConnection};
 use picket_db::projects::{self, NewProject};
 use picket_db::scans::{self, ScanRecord};
@@ -193,6 +193,11 @@ async fn project(app: &TestApp, name: &str, clone_url: &str) -> ScanId {
 
 /// Runs the dispatch loop with `executor` until `scan` has ended (a failed full scan is retried
 /// once first), then stops it.
+/// The test database's installation identity (drawn by its migration).
+async fn installation(app: &TestApp) -> InstallationId {
+    picket_db::installation::id(&app.pool).await.unwrap()
+}
+
 async fn run_until_done<E: Executor>(app: &TestApp, executor: E, scan: ScanId) -> ScanRecord {
     let mut cfg = SchedulerConfig::new("ca-bundle-e2e");
     cfg.slots = 1;
@@ -222,6 +227,7 @@ async fn run_until_done<E: Executor>(app: &TestApp, executor: E, scan: ScanId) -
 /// The worker as `picket run` starts it in a sandbox: this build's binary with the pinned
 /// engine and the rule pack, each lent read-only at its real path.
 fn sandbox_executor(
+    installation: InstallationId,
     root: &Path,
     api: SocketAddr,
     ca_bundle: Option<&str>,
@@ -229,7 +235,7 @@ fn sandbox_executor(
     let exe = picket_binary();
     let semgrep = std::fs::canonicalize(semgrep_binary()).unwrap();
     let rules = std::fs::canonicalize(RULES_DIR).unwrap();
-    let mut cfg = SandboxConfig::new(root.to_path_buf(), api);
+    let mut cfg = SandboxConfig::new(installation, root.to_path_buf(), api);
     cfg.subnet = SANDBOX_SUBNET;
     cfg.egress = vec![format!("{GIT_HOST}/32:{GIT_PORT}").parse().unwrap()];
     cfg.readonly = vec![exe.clone(), rules.clone()];
@@ -266,7 +272,7 @@ async fn a_sandboxed_scan_clones_from_a_private_ca_host_only_with_the_bundle(poo
     let refused = project(&app, "without-bundle", &url).await;
     let scan = run_until_done(
         &app,
-        sandbox_executor(root.path(), api, None).await,
+        sandbox_executor(installation(&app).await, root.path(), api, None).await,
         refused,
     )
     .await;
@@ -283,7 +289,13 @@ async fn a_sandboxed_scan_clones_from_a_private_ca_host_only_with_the_bundle(poo
 
     // With it: cloned and scanned.
     let trusted = project(&app, "with-bundle", &url).await;
-    let executor = sandbox_executor(root.path(), api, Some(&ca.cert_pem())).await;
+    let executor = sandbox_executor(
+        installation(&app).await,
+        root.path(),
+        api,
+        Some(&ca.cert_pem()),
+    )
+    .await;
     let scan = run_until_done(&app, executor, trusted).await;
     assert_eq!(scan.state, ScanState::Succeeded, "{scan:?}");
     assert!(host.server().stats.requests.load(Ordering::Relaxed) >= 2);
@@ -351,9 +363,10 @@ async fn a_scan_pod_trusts_the_bundle_through_one_config_map_made_at_start(pool:
         ("PICKET_RULES_DIR".into(), RULES_DIR.into()),
     ];
     cfg.ca_bundle = Some(name);
-    let executor = KubeExecutor::new(kube.client(), cfg).unwrap();
+    let installation = installation(&app).await;
+    let executor = KubeExecutor::new(kube.client(), installation.clone(), cfg).unwrap();
     let scan = run_until_done(&app, executor, scan_id).await;
-    let env = picket_scheduler::executor::env_name(scan_id, 1);
+    let env = picket_scheduler::executor::env_name(&installation, scan_id, 1);
     assert_eq!(
         scan.state,
         ScanState::Succeeded,

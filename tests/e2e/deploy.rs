@@ -52,12 +52,15 @@ fn the_api_and_the_scheduler_get_the_environment_they_read() {
         let at = format!("deploy/overlays/{overlay}");
 
         assert_eq!(api["PICKET_LISTEN"], "0.0.0.0:8080", "{at}");
+        // Secrets are files of the mounted Secret, named by `<NAME>_FILE`.
         assert_eq!(
-            api["DATABASE_URL"], "secret picket-secrets/database-url",
+            secret_file(&objects, "picket-api", &api["DATABASE_URL_FILE"]),
+            "secret picket-secrets/database-url",
             "{at}"
         );
         assert_eq!(
-            api["PICKET_SECRET_KEY"], "secret picket-secrets/secret-key",
+            secret_file(&objects, "picket-api", &api["PICKET_SECRET_KEY_FILE"]),
+            "secret picket-secrets/secret-key",
             "{at}"
         );
         let api_port = &find(&objects, "Deployment", "picket-api")["spec"]["template"]["spec"]
@@ -65,7 +68,12 @@ fn the_api_and_the_scheduler_get_the_environment_they_read() {
         assert_eq!(*api_port, 8080, "{at}");
 
         assert_eq!(
-            scheduler["DATABASE_URL"], "secret picket-secrets/database-url",
+            secret_file(
+                &objects,
+                "picket-scheduler",
+                &scheduler["DATABASE_URL_FILE"]
+            ),
+            "secret picket-secrets/database-url",
             "{at}"
         );
         assert_eq!(scheduler["PICKET_EXECUTOR"], "kubernetes", "{at}");
@@ -162,6 +170,40 @@ fn environment(objects: &[Value], name: &str) -> std::collections::BTreeMap<Stri
             (env["name"].as_str().unwrap().to_owned(), value)
         })
         .collect()
+}
+
+/// What the file `path` is in the first container of Deployment `name`: `secret <name>/<key>`
+/// when it lies in a read-only mount of a Secret volume holding that key.
+fn secret_file(objects: &[Value], name: &str, path: &str) -> String {
+    let pod = &find(objects, "Deployment", name)["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    for mount in items(&container["volumeMounts"]) {
+        let Some(file) = mount["mountPath"]
+            .as_str()
+            .and_then(|m| path.strip_prefix(&format!("{m}/")))
+        else {
+            continue;
+        };
+        assert_eq!(mount["readOnly"], true, "{name}: {path} is writable");
+        let volume = items(&pod["volumes"])
+            .find(|v| v["name"] == mount["name"])
+            .unwrap_or_else(|| panic!("{name}: no volume {}", mount["name"]));
+        let secret = &volume["secret"];
+        let key = match secret["items"].as_array() {
+            Some(items) => items
+                .iter()
+                .find(|i| i["path"] == file)
+                .and_then(|i| i["key"].as_str())
+                .unwrap_or_else(|| panic!("{name}: {path} is not projected"))
+                .to_owned(),
+            None => file.to_owned(),
+        };
+        return format!(
+            "secret {}/{key}",
+            secret["secretName"].as_str().unwrap_or("?")
+        );
+    }
+    panic!("{name}: {path} is in no mounted volume")
 }
 
 /// `CIDR:port`, the CIDR IPv4 or IPv6 (the port follows the last colon).
@@ -343,14 +385,21 @@ fn the_lockdown_checks_catch_each_weakening() {
                 "stringData": {"secret-key": "00"}}));
         }),
         ("the database URL inline", |o| {
-            let env = container_mut(o, "Deployment", "picket-api")["env"]
+            container_mut(o, "Deployment", "picket-api")["env"]
                 .as_array_mut()
-                .unwrap();
-            let url = env
-                .iter_mut()
-                .find(|e| e["name"] == "DATABASE_URL")
-                .unwrap();
-            *url = json!({"name": "DATABASE_URL", "value": "postgres://picket:pw@db/picket"});
+                .unwrap()
+                .push(json!({"name": "DATABASE_URL", "value": "postgres://picket:pw@db/picket"}));
+        }),
+        ("a secret as an environment variable", |o| {
+            container_mut(o, "Deployment", "picket-scheduler")["env"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"name": "DATABASE_URL", "valueFrom": {"secretKeyRef":
+                    {"name": "picket-secrets", "key": "database-url"}}}));
+        }),
+        ("a Secret as the environment", |o| {
+            container_mut(o, "Deployment", "picket-api")["envFrom"] =
+                json!([{"secretRef": {"name": "picket-secrets"}}]);
         }),
         ("scans cannot reach the API", |o| {
             find_mut(o, "NetworkPolicy", "picket-api-ingress")["spec"]["ingress"] = json!([]);
@@ -610,7 +659,7 @@ fn rbac_problems(objects: &[Value], problems: &mut Vec<String>) {
 }
 
 /// A workload's pod template: restricted security context at pod and container level,
-/// resources, images by digest, secrets only by reference, no token unless it is the
+/// resources, images by digest, secrets only as mounted files, no token unless it is the
 /// scheduler's, and PICKET_WORKER_IMAGE the scheduler's own image.
 fn pod_problems(o: &Value, pod: &Value, problems: &mut Vec<String>) {
     let at = format!("{} {}", o["kind"].as_str().unwrap_or("?"), name(o));
@@ -675,13 +724,19 @@ fn pod_problems(o: &Value, pod: &Value, problems: &mut Vec<String>) {
         if !pinned(image) {
             problem(&format!("image {image} is not pinned by digest"));
         }
+        // Secrets are mounted files (`<NAME>_FILE`), never environment variables, whose
+        // values every child process inherits (checkov CKV_K8S_35).
+        if items(&c["envFrom"]).any(|e| !e["secretRef"].is_null()) {
+            problem("takes its environment from a Secret (envFrom.secretRef)");
+        }
         for env in items(&c["env"]) {
             let var = env["name"].as_str().unwrap_or("");
-            let by_reference = env["valueFrom"]["secretKeyRef"]["name"] == "picket-secrets"
-                && env["value"].is_null();
-            if ["DATABASE_URL", "PICKET_SECRET_KEY"].contains(&var) && !by_reference {
+            if !env["valueFrom"]["secretKeyRef"].is_null() {
+                problem(&format!("{var} is a Secret as an environment variable"));
+            }
+            if ["DATABASE_URL", "PICKET_SECRET_KEY"].contains(&var) {
                 problem(&format!(
-                    "{var} is not a reference to the Secret picket-secrets"
+                    "{var} is set in the environment, not as a file ({var}_FILE)"
                 ));
             }
             if var == "PICKET_WORKER_IMAGE" && env["value"] != image {
@@ -802,4 +857,102 @@ fn container_mut<'a>(objects: &'a mut [Value], kind: &str, name: &str) -> &'a mu
         &mut object["spec"]["template"]["spec"]
     };
     &mut pod["containers"][0]
+}
+
+/// The pinned checkov (`make checkov` installs it into `.venv-tools/`).
+fn checkov() -> std::path::PathBuf {
+    let path = k8s::repo_root().join(".venv-tools/bin/checkov");
+    let out = std::process::Command::new(&path)
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("{} cannot run ({e}): run `make checkov`", path.display()));
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(
+        version,
+        k8s::makefile_var("CHECKOV_VERSION"),
+        "{} is not the pinned version: run `make checkov`",
+        path.display()
+    );
+    path
+}
+
+/// checkov's CKV_K8S_35 ("prefer using secrets as files over secrets as environment
+/// variables") over `objects`: the resources it passed and those it failed, as
+/// `Kind.namespace.name`.
+fn ckv_k8s_35(objects: &[Value]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml: Vec<String> = objects
+        .iter()
+        .map(|o| serde_yaml_ng::to_string(o).unwrap())
+        .collect();
+    let file = dir.path().join("objects.yaml");
+    std::fs::write(&file, yaml.join("---\n")).unwrap();
+    let out = std::process::Command::new(checkov())
+        .args(["--framework", "kubernetes", "--check", "CKV_K8S_35"])
+        .args(["--output", "json", "--skip-download", "--compact"])
+        // A file, not its directory: checkov skips hidden directories (`/tmp/.tmpXXXX`).
+        .arg("--file")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "checkov's report is no JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let resources = |key: &str| -> BTreeSet<String> {
+        items(&report["results"][key])
+            .filter(|c| c["check_id"] == "CKV_K8S_35")
+            .map(|c| c["resource"].as_str().unwrap_or("?").to_owned())
+            .collect()
+    };
+    (resources("passed_checks"), resources("failed_checks"))
+}
+
+/// No secret reaches a process's environment: the API, the scheduler and the migration job read
+/// theirs from mounted files, and so does the scan Pod the Kubernetes executor builds.
+#[test]
+fn checkov_finds_secrets_only_as_files() {
+    use picket_scheduler::kube::{build, KubeConfig};
+    let launch = picket_scheduler::Launch {
+        installation: "7e5700000002".parse().unwrap(),
+        scan_id: picket_core::ScanId::new(),
+        attempt: 1,
+        org_id: picket_core::OrgId::new(),
+        token: secrecy::SecretString::from("pks_checkov"),
+        deadline: std::time::Duration::from_secs(600),
+    };
+    let cfg = KubeConfig::new(
+        SCANS_NS,
+        format!("ghcr.io/picket-dev/picket@sha256:{}", "a".repeat(64)),
+        "picket-scan",
+        "http://picket-api.picket.svc:8080",
+    );
+    let owner = build::owner_reference(&launch.env_name(), "0b5a2a4e-8a0b-4f5e-9d35-2c4b9f1e7a10");
+    let scan_pod = serde_json::to_value(build::pod(&cfg, &launch, &owner)).unwrap();
+    let scan_pod_name = format!("Pod.{SCANS_NS}.{}", launch.env_name());
+    for overlay in overlays() {
+        let mut objects = render(&overlay);
+        objects.push(scan_pod.clone());
+        let (passed, failed) = ckv_k8s_35(&objects);
+        assert!(failed.is_empty(), "deploy/overlays/{overlay}: {failed:?}");
+        for resource in [
+            "Deployment.picket.picket-api",
+            "Deployment.picket.picket-scheduler",
+            "CronJob.picket.picket-migrate",
+            &scan_pod_name,
+        ] {
+            assert!(
+                passed.contains(resource),
+                "deploy/overlays/{overlay}: {resource} not checked: {passed:?}"
+            );
+        }
+    }
+    // The check bites: a scan Pod taking the token from its environment fails it.
+    let mut weak = scan_pod;
+    weak["spec"]["containers"][0]["envFrom"] = json!([{"secretRef": {"name": launch.env_name()}}]);
+    let (_, failed) = ckv_k8s_35(&[weak]);
+    assert_eq!(failed, BTreeSet::from([scan_pod_name]));
 }

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
 use kube::core::ApiResource;
-use picket_core::{OrgId, Provider, ScanId, ScanState};
+use picket_core::{InstallationId, OrgId, Provider, ScanId, ScanState};
 use picket_db::connections::{self, NewConnection};
 use picket_db::projects::{self, NewProject};
 use picket_db::{queue, scans, Db};
@@ -32,12 +32,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-const NS: &str = "picket-scans";
-const IMAGE: &str =
+pub(crate) const NS: &str = "picket-scans";
+pub(crate) const IMAGE: &str =
     "registry.test/picket@sha256:5f2d0c2d8b8e4c1f9e0a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e";
 
 /// `target/<profile>/picket`, next to this test's `deps/` directory.
-fn picket_binary() -> PathBuf {
+pub(crate) fn picket_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("the test's path");
     let path = exe
         .parent()
@@ -61,7 +61,7 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
-fn config(api_url: &str) -> KubeConfig {
+pub(crate) fn config(api_url: &str) -> KubeConfig {
     let mut cfg = KubeConfig::new(NS, IMAGE, "picket-worker", api_url);
     cfg.egress = parse_egress("127.0.0.1/32:443").unwrap();
     cfg.api_peer = Some(
@@ -71,8 +71,14 @@ fn config(api_url: &str) -> KubeConfig {
     cfg
 }
 
+/// The installation of the tests' executors that run without a database.
+fn installation() -> InstallationId {
+    "7e5700000001".parse().unwrap()
+}
+
 fn launch(scan: ScanId, attempt: i32, deadline: Duration) -> Launch {
     Launch {
+        installation: installation(),
         scan_id: scan,
         attempt,
         org_id: OrgId::new(),
@@ -82,7 +88,7 @@ fn launch(scan: ScanId, attempt: i32, deadline: Duration) -> Launch {
 }
 
 /// A git repository holding the demo's sample application (real Code and Secrets findings).
-fn sample_repo(dir: &Path) -> PathBuf {
+pub(crate) fn sample_repo(dir: &Path) -> PathBuf {
     let repo = dir.join("sample-app");
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/cli/demo/sample-app");
     let git = |args: &[&str]| {
@@ -179,7 +185,8 @@ async fn a_scan_runs_end_to_end_as_a_pod_in_four_writes(pool: PgPool) {
         ),
         ("PICKET_RULES_DIR".into(), RULES_DIR.into()),
     ];
-    let executor = KubeExecutor::new(kube.client(), cfg).unwrap();
+    let installation = picket_db::installation::id(&app.pool).await.unwrap();
+    let executor = KubeExecutor::new(kube.client(), installation.clone(), cfg).unwrap();
     let mut sched = SchedulerConfig::new("k8s-e2e");
     sched.slots = 2;
     sched.poll = Duration::from_millis(200);
@@ -211,7 +218,7 @@ async fn a_scan_runs_end_to_end_as_a_pod_in_four_writes(pool: PgPool) {
             (scan, elapsed)
         }
     );
-    let name = picket_scheduler::executor::env_name(scan_id, 1);
+    let name = picket_scheduler::executor::env_name(&installation, scan_id, 1);
     assert_eq!(
         scan.state,
         ScanState::Succeeded,
@@ -270,7 +277,8 @@ async fn launches_are_idempotent_and_endings_are_reported() {
                 script(
                     dir.path(),
                     "env",
-                    r#"[ "$1" = worker ] && [ "$PICKET_SCAN_TOKEN" = pks_test-token-not-valid ] \
+                    r#"[ "$1" = worker ] && [ -z "${PICKET_SCAN_TOKEN+set}" ] \
+                       && [ "$(cat "$PICKET_SCAN_TOKEN_FILE")" = pks_test-token-not-valid ] \
                        && [ "$PICKET_API_URL" = http://api.test ] && [ -d "$TMPDIR" ] && [ -w "$TMPDIR" ] \
                        && [ "$HOME" = "$TMPDIR" ] && [ "$(pwd)" = "$TMPDIR" ] && [ "$EXTRA" = yes ]"#,
                 ),
@@ -281,10 +289,11 @@ async fn launches_are_idempotent_and_endings_are_reported() {
         let mut cfg = config("http://api.test");
         cfg.image = image.into();
         cfg.env = vec![("EXTRA".into(), "yes".into())];
-        KubeExecutor::new(kube.client(), cfg).unwrap()
+        KubeExecutor::new(kube.client(), installation(), cfg).unwrap()
     };
 
-    // The worker's environment is the Secret's plus the Pod's, paths on the emptyDir.
+    // The worker's environment is the Pod's, paths on the emptyDir; the token is no variable
+    // but a file of the mounted Secret.
     let exec = with_image(CHECKS_ENV);
     let l = launch(ScanId::new(), 1, Duration::from_secs(60));
     let mut env = exec.launch(&l).await.unwrap();
@@ -421,7 +430,7 @@ async fn the_reaper_deletes_what_a_crash_left_behind(pool: PgPool) {
         KubeApiOptions::new(NS).image(IMAGE, script(dir.path(), "sleeps", "exec sleep 600")),
     )
     .await;
-    let exec = KubeExecutor::new(kube.client(), config("http://api.test")).unwrap();
+    let exec = KubeExecutor::new(kube.client(), installation(), config("http://api.test")).unwrap();
 
     // A live scan (claimed, attempt 1), an unknown one, and an orphan whose Secret is gone.
     let repo = sample_repo(dir.path());
@@ -725,7 +734,7 @@ async fn real_cluster_isolates_scan_pods() {
 
     // The executor itself: launch, end, teardown leaves nothing (the probe image has no
     // /usr/local/bin/picket, so the worker fails to start: the cycle is what is checked).
-    let exec = KubeExecutor::new(client.clone(), cfg.clone()).unwrap();
+    let exec = KubeExecutor::new(client.clone(), installation(), cfg.clone()).unwrap();
     let l = launch(ScanId::new(), 1, Duration::from_secs(120));
     let mut env = exec
         .launch(&l)

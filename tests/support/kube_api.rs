@@ -31,7 +31,9 @@
 //! path is mapped to it (only equal: host paths the tests pass may share a prefix with it). Each
 //! `configMap` volume is a fresh directory holding the stored ConfigMap's keys as files (a
 //! missing ConfigMap is `CreateContainerConfigError`); an env value naming one of those files
-//! (`<mountPath>/<key>`) is mapped to it. The Pod's status moves `Pending` → `Running` →
+//! (`<mountPath>/<key>`) is mapped to it. A `secret` volume is a fresh directory with one file
+//! per key of the stored Secret (mode `defaultMode`); an env value naming a file under its mount
+//! path is mapped into it. The Pod's status moves `Pending` → `Running` →
 //! `Succeeded`/`Failed` with the container's exit code (a signal is 128 + its number), each move
 //! a watch event. `activeDeadlineSeconds` is enforced (the process group gets SIGTERM, then
 //! SIGKILL after the grace period; phase `Failed`, reason `DeadlineExceeded`). Deleting a running
@@ -1304,9 +1306,28 @@ fn prepare(
     image: &str,
 ) -> Result<(tokio::process::Command, Vec<tempfile::TempDir>), &'static str> {
     let binary = shared.opts.images.get(image).ok_or("ErrImagePull")?.clone();
-    // Volumes: each emptyDir a fresh directory, mapped at its mount path.
+    let secret_data = |secret: &str| -> Option<BTreeMap<String, String>> {
+        let store = shared.lock();
+        let s = store.objects.get(&(Kind::Secret, secret.to_owned()))?;
+        Some(
+            s["data"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    let bytes = base64::engine::general_purpose::STANDARD
+                        .decode(v.as_str().unwrap_or_default())
+                        .unwrap_or_default();
+                    (k.clone(), String::from_utf8_lossy(&bytes).into_owned())
+                })
+                .collect(),
+        )
+    };
+    // Volumes: each emptyDir a fresh directory, each secret a fresh directory holding one file
+    // per key (mode `defaultMode`), mapped at its mount path.
     let mut dirs = Vec::new();
     let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+    let mut secret_mounts: Vec<(String, PathBuf)> = Vec::new();
     // Files of configMap volumes: (path in the container, path here).
     let mut files: Vec<(String, String)> = Vec::new();
     for m in container["volumeMounts"].as_array().into_iter().flatten() {
@@ -1329,6 +1350,24 @@ fn prepare(
             dirs.push(dir.0);
             continue;
         }
+        if let Some(secret) = volume["secret"]["secretName"].as_str() {
+            let data = secret_data(secret).ok_or("CreateContainerConfigError")?;
+            let dir = tempfile::Builder::new()
+                .prefix("kubelet-secret-")
+                .tempdir()
+                .map_err(|_| "CreateContainerError")?;
+            let mode = volume["secret"]["defaultMode"].as_u64().unwrap_or(0o644) as u32;
+            for (key, value) in data {
+                use std::os::unix::fs::PermissionsExt;
+                let file = dir.path().join(key);
+                std::fs::write(&file, value).map_err(|_| "CreateContainerError")?;
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode))
+                    .map_err(|_| "CreateContainerError")?;
+            }
+            secret_mounts.push((mount_path, dir.path().to_path_buf()));
+            dirs.push(dir);
+            continue;
+        }
         if volume["emptyDir"].is_null() {
             return Err("CreateContainerConfigError");
         }
@@ -1345,29 +1384,19 @@ fn prepare(
                 return dir.display().to_string();
             }
         }
+        // A file of a mounted Secret (`/var/run/secrets/x/key`): its mount path is no host
+        // path a test passes, so a prefix is mapped too.
+        for (mount, dir) in &secret_mounts {
+            if let Some(file) = value.strip_prefix(&format!("{mount}/")) {
+                return dir.join(file).display().to_string();
+            }
+        }
         for (path, file) in &files {
             if value == path {
                 return file.clone();
             }
         }
         value.to_owned()
-    };
-    let secret_data = |secret: &str| -> Option<BTreeMap<String, String>> {
-        let store = shared.lock();
-        let s = store.objects.get(&(Kind::Secret, secret.to_owned()))?;
-        Some(
-            s["data"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| {
-                    let bytes = base64::engine::general_purpose::STANDARD
-                        .decode(v.as_str().unwrap_or_default())
-                        .unwrap_or_default();
-                    (k.clone(), String::from_utf8_lossy(&bytes).into_owned())
-                })
-                .collect(),
-        )
     };
     let mut env: Vec<(String, String)> = vec![
         (

@@ -14,6 +14,7 @@
 pub mod constraints;
 pub mod error;
 pub mod extract;
+pub mod local_repos;
 mod metrics;
 mod pagination;
 mod routes;
@@ -68,6 +69,7 @@ pub struct AppState {
     cipher: Arc<CredentialCipher>,
     metrics: Arc<metrics::Metrics>,
     rule_engine: Option<Arc<RuleEngine>>,
+    local_repos: Arc<local_repos::LocalRepoDirs>,
 }
 
 /// The Semgrep engine the API checks uploaded rule packs with, and a bound on how many checks
@@ -89,7 +91,19 @@ impl AppState {
             cipher: cipher.into(),
             metrics: Arc::new(metrics::Metrics::default()),
             rule_engine: None,
+            local_repos: Arc::default(),
         }
+    }
+
+    /// Accept `file://` projects in these directories (the ones the scheduler lends to its
+    /// sandboxes); without, every `file://` project is refused.
+    pub fn with_local_repo_dirs(mut self, dirs: local_repos::LocalRepoDirs) -> Self {
+        self.local_repos = Arc::new(dirs);
+        self
+    }
+
+    pub(crate) fn local_repos(&self) -> &local_repos::LocalRepoDirs {
+        &self.local_repos
     }
 
     /// Accept rule-pack uploads, checking each with this engine (the worker's binary and
@@ -161,7 +175,7 @@ pub fn router(state: AppState, cfg: &ApiConfig) -> Router {
                     TraceLayer::new_for_http()
                         .make_span_with(make_span)
                         .on_request(DefaultOnRequest::new().level(Level::DEBUG))
-                        .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                        .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )

@@ -10,7 +10,7 @@
 
 use crate::{bench_db, many_projects, start_api, with_bench_db};
 use anyhow::{bail, Context};
-use picket_core::{OrgId, ProjectId, ScanId, ScanTrigger};
+use picket_core::{InstallationId, OrgId, ProjectId, ScanId, ScanTrigger};
 use picket_db::scans;
 use picket_scheduler::process::ProcessExecutor;
 use picket_scheduler::sandbox::{self, SandboxConfig, SandboxExecutor};
@@ -35,8 +35,9 @@ fn probe_worker() -> WorkerCommand {
     }
 }
 
-fn launch() -> Launch {
+fn launch(installation: &InstallationId) -> Launch {
     Launch {
+        installation: installation.clone(),
         scan_id: ScanId::new(),
         attempt: 1,
         org_id: OrgId::new(),
@@ -54,7 +55,7 @@ async fn time_launches<E: Executor>(
     let (mut started, mut torn) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         let t0 = Instant::now();
-        let mut env = exec.launch(&launch()).await?;
+        let mut env = exec.launch(&launch(exec.installation())).await?;
         let launched = t0.elapsed();
         let (_conn, _) = tokio::time::timeout(Duration::from_secs(20), api.accept())
             .await
@@ -93,9 +94,11 @@ pub async fn latency_bench(runs: usize) -> anyhow::Result<()> {
     process_worker
         .env
         .push(("PICKET_API_URL".into(), format!("http://{addr}")));
-    let process = ProcessExecutor::new(process_worker);
+    // No database: an installation of the benchmark's own.
+    let installation = InstallationId::random();
+    let process = ProcessExecutor::new(installation.clone(), process_worker);
     let sandbox = SandboxExecutor::new(
-        SandboxConfig::new(root.path().join("sandboxes"), addr),
+        SandboxConfig::new(installation, root.path().join("sandboxes"), addr),
         probe_worker(),
     )
     .await
@@ -236,15 +239,17 @@ pub async fn throughput_bench(admin_url: &str, scans: u32) -> anyhow::Result<()>
             cfg.poll = Duration::from_millis(200);
             let stop = CancellationToken::new();
             let started = Instant::now();
+            let installation = picket_db::installation::id(db.pool()).await?;
             let run = match kind {
                 "plain process" => tokio::spawn(picket_scheduler::run(
                     db.clone(),
-                    ProcessExecutor::new(worker(api, true)),
+                    ProcessExecutor::new(installation, worker(api, true)),
                     cfg,
                     stop.clone(),
                 )),
                 _ => {
-                    let mut sb = SandboxConfig::new(root.path().join("sandboxes"), api);
+                    let mut sb =
+                        SandboxConfig::new(installation, root.path().join("sandboxes"), api);
                     sb.readonly = vec![exe.clone(), rules.clone()];
                     sb.readonly.extend(sandbox::engine_paths(semgrep));
                     sb.local_repos = vec![repo.clone()];

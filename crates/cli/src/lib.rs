@@ -14,6 +14,7 @@ pub mod demo;
 pub mod local_pg;
 pub mod run;
 pub mod scheduler;
+pub mod secrets;
 pub mod telemetry;
 pub mod worker;
 
@@ -116,6 +117,40 @@ pub struct SchedulerCmdArgs {
     /// The engine sandboxed and plain-process workers use.
     #[command(flatten)]
     pub engine: worker::SemgrepArgs,
+    #[command(flatten)]
+    pub local_repos: LocalRepoArgs,
+}
+
+/// The directories of this machine whose git repositories may be scanned (`file://` projects):
+/// the API refuses a `file://` project elsewhere when it is added, and the scheduler lends them
+/// read-only to its sandboxes. One setting both read.
+#[derive(Debug, Clone, Args)]
+pub struct LocalRepoArgs {
+    /// Comma-separated directories whose git repositories may be added as file:// projects and
+    /// scanned (single-machine use; lent read-only to each sandbox). Default: none (`picket
+    /// run` also allows its demo repository).
+    #[arg(
+        long = "local-repo-dirs",
+        env = "PICKET_LOCAL_REPO_DIRS",
+        value_delimiter = ','
+    )]
+    pub dirs: Vec<PathBuf>,
+}
+
+impl LocalRepoArgs {
+    /// The directories resolved, `extra` included; a missing one is an error naming it.
+    pub fn resolve(
+        &self,
+        extra: impl IntoIterator<Item = PathBuf>,
+    ) -> anyhow::Result<picket_api::local_repos::LocalRepoDirs> {
+        let dirs = self
+            .dirs
+            .iter()
+            .filter(|d| !d.as_os_str().is_empty())
+            .cloned()
+            .chain(extra);
+        picket_api::local_repos::LocalRepoDirs::new(dirs).map_err(anyhow::Error::msg)
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -123,17 +158,35 @@ pub struct ApiTuning {
     /// Largest accepted request body, in bytes. Default 4 MiB.
     #[arg(long, env = "PICKET_BODY_LIMIT_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub body_limit_bytes: usize,
+    #[command(flatten)]
+    pub local_repos: LocalRepoArgs,
     /// The engine uploaded rule packs are checked with (the workers' own).
     #[command(flatten)]
     pub engine: worker::SemgrepArgs,
 }
 
+/// Parses the command line, secrets given as `<NAME>_FILE` included, and drops every secret
+/// from the environment (see [`secrets`]). Call it before any thread starts: it changes this
+/// process's environment. Exits like clap on a bad command line, and with status 2 when a
+/// secret's file cannot be read.
+pub fn parse() -> Cli {
+    if let Err(e) = secrets::load_files() {
+        eprintln!("picket: error: {e}");
+        std::process::exit(2);
+    }
+    let cli = Cli::parse();
+    secrets::scrub();
+    cli
+}
+
 /// Runs one parsed command line.
 pub async fn execute(cli: Cli) -> anyhow::Result<()> {
+    // Local workers log like the command that starts them.
+    let worker_log = cli.log.worker_env(&cli.command);
     match cli.command {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(args, worker_log).await,
         Command::Api(args) => run::api(args).await,
-        Command::Scheduler(args) => run::scheduler(args).await,
+        Command::Scheduler(args) => run::scheduler(args, worker_log).await,
         Command::Migrate(args) => run::migrate(args).await,
         Command::Admin(args) => admin::execute(args).await,
         Command::Worker(args) => worker::execute(args).await,

@@ -25,7 +25,7 @@ const EMBEDDED_DB: &str = "picket";
 const SECRET_KEY_FILE: &str = "secret.key";
 const ADMIN_TOKEN_FILE: &str = "admin-token";
 
-pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+pub async fn run(args: RunArgs, worker_log: Vec<(String, String)>) -> anyhow::Result<()> {
     // Before anything starts: a scheduler that cannot run here stops `run` at once.
     let scans_run = scheduler::preflight(&args.scheduler).await?;
     let stop = shutdown_signal();
@@ -45,7 +45,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             (SecretString::from(pg.database_url(EMBEDDED_DB)), Some(pg))
         }
     };
-    let result = run_platform(&args, &url, local.as_ref(), scans_run, stop).await;
+    let result = run_platform(&args, &url, local.as_ref(), scans_run, worker_log, stop).await;
     if let Some(pg) = local {
         if let Err(e) = pg.stop().await {
             tracing::error!(error = %e, "stopping the embedded PostgreSQL failed");
@@ -59,6 +59,7 @@ async fn run_platform(
     url: &SecretString,
     local: Option<&LocalPg>,
     scans_run: &str,
+    worker_log: Vec<(String, String)>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let db = connect(url, 16).await?;
@@ -77,22 +78,24 @@ async fn run_platform(
         true => demo::ensure(&db, &cipher, org.id, &args.data_dir).await?,
         false => None,
     };
+    // The repositories scans may read: the configured directories and the demo's. The API
+    // refuses a file:// project elsewhere; the sandboxes see these and nothing else.
+    let data_dir = std::path::absolute(&args.data_dir).context("locating the data directory")?;
+    let demo_repo = Some(data_dir.join(demo::REPO_DIR)).filter(|r| args.demo && r.exists());
+    let local_repos = args.api.local_repos.resolve(demo_repo)?;
 
     let listener = bind(args.listen).await?;
     let addr = listener.local_addr()?;
     announce(addr, local, first_token.as_ref(), &token_file, scans_run)?;
 
-    let data_dir = std::path::absolute(&args.data_dir).context("locating the data directory")?;
     let place = Placement {
         api: worker_addr(addr),
         api_url: api_url(addr),
         sandbox_dir: data_dir.join("sandboxes"),
-        local_repos: Some(data_dir.join(demo::REPO_DIR))
-            .filter(|repo| args.demo && repo.exists())
-            .into_iter()
-            .collect(),
+        local_repos: local_repos.dirs().to_vec(),
         // Single-machine use: projects may live in local repositories (the demo does).
         allow_local_repos: true,
+        worker_log,
     };
     let scheduler = {
         let (db, args, stop) = (db.clone(), args.clone(), stop.clone());
@@ -114,7 +117,7 @@ async fn run_platform(
             Duration::from_secs(600),
         ));
     }
-    let served = serve(listener, db, cipher, &args.api, stop.clone()).await;
+    let served = serve(listener, db, cipher, &args.api, local_repos, stop.clone()).await;
     stop.cancel();
     let scheduled = scheduler.await.context("the scheduler panicked")?;
     served?;
@@ -135,7 +138,10 @@ fn worker_addr(addr: SocketAddr) -> SocketAddr {
     }
 }
 
-pub async fn scheduler(args: SchedulerCmdArgs) -> anyhow::Result<()> {
+pub async fn scheduler(
+    args: SchedulerCmdArgs,
+    worker_log: Vec<(String, String)>,
+) -> anyhow::Result<()> {
     args.scheduler.check()?;
     let stop = shutdown_signal();
     let db = connect(&args.db.database_url, args.db.db_max_connections).await?;
@@ -153,12 +159,15 @@ pub async fn scheduler(args: SchedulerCmdArgs) -> anyhow::Result<()> {
             args.worker_api_url
         );
     }
+    let local_repos = args.local_repos.resolve([])?;
     let place = Placement {
         api,
         api_url: args.worker_api_url.clone(),
         sandbox_dir: "/var/lib/picket/sandboxes".into(),
-        local_repos: Vec::new(),
-        allow_local_repos: false,
+        local_repos: local_repos.dirs().to_vec(),
+        // Only where an operator named directories (single-machine use).
+        allow_local_repos: !local_repos.dirs().is_empty(),
+        worker_log,
     };
     let metrics = Arc::new(SchedulerMetrics::default());
     let listener = tokio::net::TcpListener::bind(args.listen)
@@ -201,7 +210,8 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<()> {
     let db = connect(&args.db.database_url, args.db.db_max_connections).await?;
     let listener = bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "API listening");
-    serve(listener, db, cipher, &args.api, stop).await
+    let local_repos = args.api.local_repos.resolve([])?;
+    serve(listener, db, cipher, &args.api, local_repos, stop).await
 }
 
 pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<()> {
@@ -216,13 +226,16 @@ async fn serve(
     db: Db,
     cipher: CredentialCipher,
     tuning: &ApiTuning,
+    local_repos: picket_api::local_repos::LocalRepoDirs,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let cfg = picket_api::ApiConfig {
         body_limit_bytes: tuning.body_limit_bytes,
         ..Default::default()
     };
-    let state = picket_api::AppState::new(db, cipher).with_rule_engine(tuning.engine.config());
+    let state = picket_api::AppState::new(db, cipher)
+        .with_rule_engine(tuning.engine.config())
+        .with_local_repo_dirs(local_repos);
     let router = picket_api::router(state, &cfg);
     picket_api::serve(listener, router, async move { stop.cancelled().await })
         .await

@@ -137,8 +137,7 @@ pub async fn preflight(args: &SchedulerArgs) -> anyhow::Result<&'static str> {
     args.check()?;
     Ok(match args.executor {
         ExecutorKind::Sandbox => {
-            let probe = SandboxConfig::new(PathBuf::new(), SocketAddr::from(([127, 0, 0, 1], 0)));
-            SandboxExecutor::check(&probe)
+            SandboxExecutor::check(&sandbox::Tools::default())
                 .await
                 .map_err(cannot_sandbox)?;
             "each in a local sandbox (network namespace with an egress allowlist + bubblewrap)"
@@ -166,10 +165,13 @@ pub struct Placement {
     pub api_url: String,
     /// Default for --sandbox-dir.
     pub sandbox_dir: PathBuf,
-    /// Local repositories sandboxed workers may clone (the demo project's for `picket run`).
+    /// Directories of local repositories sandboxed workers may clone, lent read-only
+    /// (`PICKET_LOCAL_REPO_DIRS`, and the demo's repository for `picket run`).
     pub local_repos: Vec<PathBuf>,
     /// Let workers clone file:// repositories (single-machine use).
     pub allow_local_repos: bool,
+    /// `PICKET_LOG` and `PICKET_LOG_FORMAT` for the workers: they log like their scheduler.
+    pub worker_log: Vec<(String, String)>,
 }
 
 /// Runs the scheduler with the configured executor until `stop`.
@@ -231,10 +233,15 @@ pub async fn run_with(
     let ca_bundle = args.ca_bundle()?;
     let mut cfg = args.config(owner);
     cfg.metrics = metrics;
+    // Every environment is named and marked with it, and the reaper touches no other.
+    let installation = picket_db::installation::id(db.pool())
+        .await
+        .context("reading this installation's id (is the database migrated?)")?;
     match args.executor {
         ExecutorKind::Sandbox => {
             let (worker, readonly) = local_worker(engine, &place)?;
             let mut sandbox = SandboxConfig::new(
+                installation,
                 args.sandbox_dir.clone().unwrap_or(place.sandbox_dir),
                 place.api,
             );
@@ -246,7 +253,7 @@ pub async fn run_with(
             let executor = SandboxExecutor::new(sandbox, worker)
                 .await
                 .map_err(cannot_sandbox)?;
-            tracing::info!("scans run in local sandboxes (network namespace + bubblewrap)");
+            tracing::debug!("scans run in local sandboxes (network namespace + bubblewrap)");
             picket_scheduler::run(db, executor, cfg, stop).await;
         }
         ExecutorKind::Process => {
@@ -266,7 +273,8 @@ pub async fn run_with(
                 "scans run as plain child processes, NOT isolated from this machine \
                  (--executor process)"
             );
-            picket_scheduler::run(db, ProcessExecutor::new(worker), cfg, stop).await;
+            let executor = ProcessExecutor::new(installation, worker);
+            picket_scheduler::run(db, executor, cfg, stop).await;
         }
         ExecutorKind::Kubernetes => {
             let image = args
@@ -281,6 +289,7 @@ pub async fn run_with(
             );
             kube.egress = picket_scheduler::kube::parse_egress(&args.egress_allow)
                 .map_err(|e| anyhow::anyhow!("PICKET_EGRESS_ALLOW: {e}"))?;
+            kube.env = place.worker_log.clone();
             kube.api_peer = args
                 .worker_api_selector
                 .as_deref()
@@ -307,7 +316,7 @@ pub async fn run_with(
                     .map_err(|e| anyhow::anyhow!("PICKET_CA_BUNDLE: {e}"))?,
                 );
             }
-            let executor = KubeExecutor::new(client, kube)
+            let executor = KubeExecutor::new(client, installation, kube)
                 .map_err(|e| anyhow::anyhow!("Kubernetes executor: {e}"))?;
             tracing::info!(namespace = %args.scan_namespace, "scans run as Kubernetes Pods");
             picket_scheduler::run(db, executor, cfg, stop).await;
@@ -327,15 +336,15 @@ fn local_worker(
     // Real paths: the sandbox lends them at the same place, and `..` cannot be lent.
     let semgrep = real_path(&engine.binary);
     let rules = real_path(&engine.rules_dir);
-    let mut env = vec![
-        ("PICKET_LOG_FORMAT".to_owned(), "json".to_owned()),
+    let mut env = place.worker_log.clone();
+    env.extend([
         ("PICKET_SEMGREP".to_owned(), semgrep.display().to_string()),
         ("PICKET_RULES_DIR".to_owned(), rules.display().to_string()),
         (
             "PICKET_SEMGREP_NATIVE".to_owned(),
             engine.native.to_string(),
         ),
-    ];
+    ]);
     if place.allow_local_repos {
         env.push(("PICKET_ALLOW_LOCAL_REPOS".to_owned(), "true".to_owned()));
     }

@@ -20,7 +20,8 @@ pub struct WorkerArgs {
     /// Root URL of the control plane, e.g. http://127.0.0.1:7300.
     #[arg(long, env = "PICKET_API_URL")]
     pub api_url: String,
-    /// This scan attempt's token (pks_…), minted when the scan was claimed.
+    /// This scan attempt's token (pks_…), minted when the scan was claimed. Also read from the
+    /// file PICKET_SCAN_TOKEN_FILE names (Kubernetes mounts it so).
     #[arg(long, env = "PICKET_SCAN_TOKEN", hide_env_values = true)]
     pub scan_token: SecretString,
     /// PEM file of CA certificates trusted besides the system's roots, by clones and by the
@@ -100,6 +101,11 @@ impl EngineArgs {
 /// whose temporary directory is deleted, before the process exits (the executor then records the
 /// outcome from the lease).
 pub async fn execute(args: WorkerArgs) -> anyhow::Result<()> {
+    // The token has left the environment (`crate::parse`), but the environment this process
+    // started with stays readable in /proc/<pid>/environ, and its memory holds the token: a
+    // process that is not dumpable has those owned by root, out of reach of the engine, which
+    // runs as the same user.
+    nix::sys::prctl::set_dumpable(false).context("making the worker non-dumpable")?;
     // First, before any TLS client exists: they read their roots once (see tls::trust). The
     // trust file lives in the attempt's temporary directory until the process ends.
     let _trust = match &args.ca_bundle {

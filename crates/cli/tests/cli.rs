@@ -67,7 +67,7 @@ struct Running {
 }
 
 impl Running {
-    fn start(data_dir: &std::path::Path) -> Running {
+    fn start_with(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Running {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -79,6 +79,7 @@ impl Running {
             .env_remove("PICKET_SECRET_KEY")
             .env("PICKET_DATA_DIR", data_dir)
             .env("PICKET_LISTEN", "127.0.0.1:0")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             // Logs (the server's and its workers') go to <data dir>.log, for the leak check.
             .stderr(log)
@@ -161,6 +162,50 @@ fn api_base(banner: &[String]) -> String {
         .expect("banner names the API address")
 }
 
+async fn post(url: &str, token: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+/// A git repository at `dir`, holding the demo's sample application.
+fn sample_repo(dir: &std::path::Path) {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/sample-app");
+    assert!(Command::new("cp")
+        .arg("-r")
+        .arg(src)
+        .arg(dir)
+        .status()
+        .unwrap()
+        .success());
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"],
+        &[
+            "-c",
+            "user.name=Picket test",
+            "-c",
+            "user.email=test@picket.invalid",
+            "commit",
+            "-qm",
+            "sample",
+        ],
+    ] {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+}
+
 async fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
     let mut req = reqwest::Client::new().get(url);
     if let Some(t) = token {
@@ -176,9 +221,17 @@ async fn get(url: &str, token: Option<&str>) -> (u16, serde_json::Value) {
 async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanly() {
     let scratch = Scratch::new("run");
     let data = scratch.0.join("data");
+    // Repositories of this machine that scans may read, one of them a git repository; and one
+    // elsewhere. A space in the path, as a user's folder may have.
+    let repos = scratch.0.join("my repos");
+    std::fs::create_dir_all(&repos).unwrap();
+    sample_repo(&repos.join("mine"));
+    let elsewhere = scratch.0.join("elsewhere");
+    sample_repo(&elsewhere);
+    let local_repos = [("PICKET_LOCAL_REPO_DIRS", repos.to_str().unwrap())];
 
     // First start: private cluster, migrations, default org and a first admin token.
-    let run = Running::start(&data);
+    let run = Running::start_with(&data, &local_repos);
     let banner = run.banner();
     let base = api_base(&banner);
     let token_line = banner
@@ -280,14 +333,117 @@ async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanl
         );
     }
 
+    // A repository in a directory of PICKET_LOCAL_REPO_DIRS is added and scanned in a sandbox;
+    // one elsewhere is refused when it is added, naming the setting, not when it is scanned.
+    let (status, conn) = post(
+        &format!("{base}/api/v1/connections"),
+        &token,
+        serde_json::json!({"provider": "git", "name": "this machine"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{conn}");
+    let project = |path: &std::path::Path| {
+        serde_json::json!({"projects": [{
+            "connection_id": conn["id"], "provider_repo_id": path.display().to_string(),
+            "full_name": format!("local/{}", path.file_name().unwrap().to_string_lossy()),
+            "clone_url": reqwest::Url::from_file_path(path).unwrap().to_string(),
+            "default_branch": "main",
+        }]})
+    };
+    let (status, refused) = post(
+        &format!("{base}/api/v1/projects"),
+        &token,
+        project(&elsewhere),
+    )
+    .await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["code"], "local_repository_refused", "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("PICKET_LOCAL_REPO_DIRS"),
+        "{refused}"
+    );
+    let (status, added) = post(
+        &format!("{base}/api/v1/projects"),
+        &token,
+        project(&repos.join("mine")),
+    )
+    .await;
+    assert_eq!(status, 201, "{added}");
+    let mine = added["projects"][0]["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let scan = loop {
+        let (_, scans) = get(
+            &format!("{base}/api/v1/projects/{mine}/scans"),
+            Some(&token),
+        )
+        .await;
+        let scan = scans["items"][0].clone();
+        let state = scan["state"].as_str().unwrap_or_default().to_owned();
+        if ["succeeded", "failed", "cancelled", "timed_out"].contains(&state.as_str())
+            || Instant::now() > deadline
+        {
+            break scan;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(scan["state"], "succeeded", "{scan}");
+
+    // What the terminal showed besides the banner, in text: one line per scan start and end
+    // (project, kind, duration, findings), warnings and errors; no request log, no JSON from
+    // the workers, no colours when it is no terminal.
+    // The end line follows the teardown, which follows the API's answer.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let logs = loop {
+        let logs = std::fs::read_to_string(data.with_extension("log")).unwrap();
+        if logs.contains("local/mine (full) succeeded") || Instant::now() > deadline {
+            break logs;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.contains("scan of ") || line.contains(" WARN ") || line.contains(" ERROR "),
+            "unexpected line: {line}
+{logs}"
+        );
+        assert!(!line.starts_with('{') && !line.contains('\x1b'), "{line}");
+    }
+    for project in ["demo/sample-app", "local/mine"] {
+        let lines: Vec<&str> = logs.lines().filter(|l| l.contains(project)).collect();
+        assert_eq!(lines.len(), 2, "{project}: {logs}");
+        assert!(
+            lines[0].contains(&format!("scan of {project} (full) started")),
+            "{logs}"
+        );
+        let end = lines[1];
+        assert!(
+            end.contains(&format!("scan of {project} (full) succeeded in "))
+                && end.contains(" s, ")
+                && end.contains(" findings"),
+            "{end}"
+        );
+    }
+
     assert!(run.stop().success(), "clean exit on SIGTERM");
     assert!(
         !data.join("pg/data/postmaster.pid").exists(),
         "the embedded cluster was stopped"
     );
 
-    // Second start reuses the cluster, the org and the token; no new token is printed.
-    let run = Running::start(&data);
+    // Second start reuses the cluster, the org and the token; no new token is printed. It logs
+    // JSON, every process of it, workers included.
+    let logged_before = std::fs::metadata(data.with_extension("log")).unwrap().len() as usize;
+    let run = Running::start_with(
+        &data,
+        &[
+            local_repos[0],
+            ("PICKET_LOG_FORMAT", "json"),
+            ("PICKET_LOG", "info,sqlx=warn"),
+        ],
+    );
     let banner = run.banner();
     assert!(!banner.iter().any(|l| l.contains("pkt_")), "{banner:?}");
     assert!(
@@ -299,10 +455,58 @@ async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanl
     assert_eq!(status, 200);
     // The demo project is added once: a restart queues no second demo scan.
     let (_, projects) = get(&format!("{base}/api/v1/projects"), Some(&token)).await;
-    assert_eq!(projects["items"].as_array().unwrap().len(), 1);
-    let id = projects["items"][0]["id"].as_str().unwrap().to_owned();
+    let demos: Vec<&serde_json::Value> = projects["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["full_name"] == "demo/sample-app")
+        .collect();
+    assert_eq!(demos.len(), 1, "{projects}");
+    let id = demos[0]["id"].as_str().unwrap().to_owned();
     let (_, history) = get(&format!("{base}/api/v1/projects/{id}/scans"), Some(&token)).await;
     assert_eq!(history["items"].as_array().unwrap().len(), 1, "{history}");
+    let (status, conn) = post(
+        &format!("{base}/api/v1/connections"),
+        &token,
+        serde_json::json!({"provider": "git", "name": "this machine, again"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{conn}");
+    sample_repo(&repos.join("mine-too"));
+    let (status, added) = post(
+        &format!("{base}/api/v1/projects"),
+        &token,
+        serde_json::json!({"projects": [{
+            "connection_id": conn["id"], "provider_repo_id": "mine-too",
+            "full_name": "local/mine-too",
+            "clone_url": reqwest::Url::from_file_path(repos.join("mine-too")).unwrap().to_string(),
+            "default_branch": "main",
+        }]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{added}");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let json_lines = loop {
+        let logs = std::fs::read_to_string(data.with_extension("log")).unwrap();
+        let new = logs[logged_before..].to_owned();
+        if new.contains("local/mine-too (full) succeeded") || Instant::now() > deadline {
+            break new;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut targets = std::collections::BTreeSet::new();
+    for line in json_lines.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        targets.insert(v["target"].as_str().unwrap_or_default().to_owned());
+    }
+    for target in [
+        "picket::scans",
+        "picket_worker::run",
+        "picket_cli::local_pg",
+    ] {
+        assert!(targets.contains(target), "no {target} line: {json_lines}");
+    }
     assert!(run.stop().success());
 }
 
@@ -676,4 +880,43 @@ async fn picket_scheduler_serves_health_and_metrics_and_stops_on_sigterm() {
     };
     assert!(status.success(), "{status}");
     psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}
+
+#[test]
+fn secrets_may_be_files_and_are_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("database-url");
+    std::fs::write(&file, "postgres://picket:hunter2@127.0.0.1:1/picket\n").unwrap();
+    let path = file.to_str().unwrap();
+    // Read from the file: the server's answer is reported, the password is not.
+    let out = picket(&["migrate"], &[("DATABASE_URL_FILE", path)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connecting to PostgreSQL"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    // Both ways at once, or a file that is not there: refused, naming the variable.
+    let out = picket(
+        &["migrate"],
+        &[
+            ("DATABASE_URL_FILE", path),
+            (
+                "DATABASE_URL",
+                "postgres://picket:hunter2@127.0.0.1:1/picket",
+            ),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("both DATABASE_URL and DATABASE_URL_FILE"),
+        "{err}"
+    );
+    let out = picket(
+        &["migrate"],
+        &[("DATABASE_URL_FILE", "/nonexistent/database-url")],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("DATABASE_URL_FILE"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
 }

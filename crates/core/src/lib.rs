@@ -14,7 +14,10 @@ pub mod schedule;
 pub mod tenancy;
 
 pub use finding::{FindingLocation, FindingStatus, Fingerprint, Product, Severity};
-pub use ids::{ConnectionId, FindingId, OrgId, PolicyId, ProjectId, RulePackId, ScanId, TokenId};
+pub use ids::{
+    ConnectionId, FindingId, InstallationId, OrgId, PolicyId, ProjectId, RulePackId, ScanId,
+    TokenId,
+};
 pub use policy::{RuleId, RuleMode};
 pub use scan::{ScanKind, ScanState, ScanTrigger, TransitionError};
 pub use schedule::WeeklySlot;

@@ -5,7 +5,7 @@
 //! [`MIGRATOR`] embeds the top-level `migrations/` directory. Queries are compile-checked against
 //! the schema (`query!`), with the offline data committed under `.sqlx/`.
 //!
-//! Module map: [`queue`] (claim, lease, fenced transitions, rescue, wake-ups), [`schedule`] (weekly
+//! Module map: [`installation`] (this installation's identity), [`queue`] (claim, lease, fenced transitions, rescue, wake-ups), [`schedule`] (weekly
 //! scans), [`crypto`] (credentials at rest), [`worker`] (the worker protocol: per-scan tokens,
 //! spec, clone credential, results), and one module per table family for the API.
 
@@ -13,6 +13,7 @@ pub mod attempts;
 pub mod connections;
 pub mod crypto;
 pub mod findings;
+pub mod installation;
 pub mod orgs;
 pub mod policies;
 pub mod projects;

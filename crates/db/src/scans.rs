@@ -447,3 +447,38 @@ pub async fn count_by_state(
         .map(|r| (r.state.0, r.kind.0, r.n))
         .collect())
 }
+
+/// What a scan's log line says: its project, kind, state, error code and how many findings its
+/// results hold (those it saw last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanSummary {
+    pub project: String,
+    pub kind: ScanKind,
+    pub state: ScanState,
+    pub error_code: Option<String>,
+    pub findings: i64,
+}
+
+/// The [`ScanSummary`] of a scan (any org's: for the scheduler's log).
+pub async fn summary(ex: impl PgExecutor<'_>, id: ScanId) -> Result<ScanSummary> {
+    let row = sqlx::query!(
+        r#"
+        SELECT p.full_name, s.kind AS "kind: Pg<ScanKind>", s.state AS "state: Pg<ScanState>",
+               s.error_code,
+               (SELECT count(*) FROM findings f
+                WHERE f.project_id = s.project_id AND f.last_seen_scan_id = s.id) AS "findings!"
+        FROM scans s JOIN projects p ON p.id = s.project_id
+        WHERE s.id = $1
+        "#,
+        id.0
+    )
+    .fetch_one(ex)
+    .await?;
+    Ok(ScanSummary {
+        project: row.full_name,
+        kind: row.kind.0,
+        state: row.state.0,
+        error_code: row.error_code,
+        findings: row.findings,
+    })
+}

@@ -311,8 +311,14 @@ fn severity_of(s: &str) -> Severity {
     }
 }
 
+/// The only variables of this process's environment the engine inherits: where programs,
+/// home and temporary files are, and the locale. Semgrep parses untrusted repository content,
+/// so nothing else (a token, a database URL, a key) is ever in its reach.
+pub const ENGINE_ENV: [&str; 7] = ["PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "LC_CTYPE", "TZ"];
+
 /// The command every invocation shares: local rules only, no metrics, no version check, JSON,
-/// and `--jobs` from the configuration. Callers add `--config`s and targets.
+/// and `--jobs` from the configuration, in an environment of its own ([`ENGINE_ENV`] and
+/// Semgrep's own switches). Callers add `--config`s and targets.
 pub(crate) fn command(cfg: &SemgrepConfig) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(&cfg.binary);
     cmd.arg("scan");
@@ -330,7 +336,13 @@ pub(crate) fn command(cfg: &SemgrepConfig) -> tokio::process::Command {
     ])
     .arg(format!("--jobs={}", cfg.jobs.max(1)))
     .arg(format!("--max-target-bytes={}", cfg.max_target_bytes));
-    cmd.env("SEMGREP_SEND_METRICS", "off")
+    cmd.env_clear()
+        .envs(
+            ENGINE_ENV
+                .iter()
+                .filter_map(|k| Some((*k, std::env::var_os(k)?))),
+        )
+        .env("SEMGREP_SEND_METRICS", "off")
         .env("SEMGREP_ENABLE_VERSION_CHECK", "0")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

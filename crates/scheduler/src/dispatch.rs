@@ -14,10 +14,14 @@ use picket_core::ScanState;
 use picket_db::queue::{self, Claimed, Lease, Waker};
 use picket_db::{attempts, Db, DbError};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// The target of the one line logged when a scan starts and the one when it ends (project,
+/// kind, outcome, duration, findings): what `picket run` shows by default.
+pub const SCAN_LOG_TARGET: &str = "picket::scans";
 
 /// Claims and runs scans until `stop`; then stops claiming, stops its environments and waits
 /// for their teardown. Scans not yet started are handed back; running ones keep their lease
@@ -33,6 +37,7 @@ pub async fn run<E: Executor>(
     let mut waker = Waker::new(db.pool()).await;
     tracing::info!(
         executor = executor.kind(),
+        installation = %executor.installation(),
         slots = cfg.slots,
         owner = %cfg.owner,
         "scheduler started"
@@ -95,6 +100,7 @@ async fn run_one<E: Executor>(
     let claimed_at = Instant::now();
     let token = queue::mint_scan_token(db.pool(), &held).await?;
     let launch = Launch {
+        installation: executor.installation().clone(),
         scan_id: scan.id,
         attempt: scan.attempt,
         org_id: scan.org_id,
@@ -128,15 +134,77 @@ async fn run_one<E: Executor>(
         }
     };
     cfg.metrics.launched(claimed_at.elapsed().as_secs_f64());
+    let project = match picket_db::scans::summary(db.pool(), scan.id).await {
+        Ok(s) => s.project,
+        Err(e) => {
+            tracing::warn!(scan = %scan.id, error = %e, "reading the scan's project failed");
+            scan.project_id.to_string()
+        }
+    };
+    let retry = match scan.attempt {
+        1 => String::new(),
+        n => format!(", attempt {n}"),
+    };
     tracing::info!(
+        target: SCAN_LOG_TARGET,
         scan = %scan.id,
         attempt = scan.attempt,
         executor = executor.kind(),
         launch_ms = claimed_at.elapsed().as_millis() as u64,
-        "worker started"
+        "scan of {project} ({}{retry}) started",
+        scan.kind
     );
     let outcome = watch(db, cfg, &held, &mut env, stop).await;
     env.teardown().await;
+    let ended = end_outcome(db, cfg, &held, &scan, claimed_at, outcome).await;
+    log_end(db, &scan, &project, claimed_at.elapsed()).await;
+    ended
+}
+
+/// Logs the scan's end line: its state now, how long it took, its findings or its error.
+async fn log_end(db: &Db, scan: &picket_db::scans::ScanRecord, project: &str, took: Duration) {
+    let secs = took.as_secs_f64();
+    match picket_db::scans::summary(db.pool(), scan.id).await {
+        Ok(s) if s.state == ScanState::Succeeded => tracing::info!(
+            target: SCAN_LOG_TARGET,
+            scan = %scan.id,
+            state = %s.state,
+            secs,
+            findings = s.findings,
+            "scan of {project} ({}) succeeded in {secs:.1} s, {} findings",
+            s.kind,
+            s.findings
+        ),
+        Ok(s) => tracing::info!(
+            target: SCAN_LOG_TARGET,
+            scan = %scan.id,
+            state = %s.state,
+            secs,
+            error_code = s.error_code.as_deref().unwrap_or_default(),
+            "scan of {project} ({}) {} after {secs:.1} s{}",
+            s.kind,
+            match s.state {
+                ScanState::Queued => "queued again",
+                other => other.as_str(),
+            },
+            s.error_code
+                .as_deref()
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default()
+        ),
+        Err(e) => tracing::warn!(scan = %scan.id, error = %e, "reading the scan's outcome failed"),
+    }
+}
+
+/// Records how the attempt ended, once its environment is torn down.
+async fn end_outcome(
+    db: &Db,
+    cfg: &SchedulerConfig,
+    held: &Lease,
+    scan: &picket_db::scans::ScanRecord,
+    claimed_at: Instant,
+    outcome: Watched,
+) -> Result<(), DbError> {
     cfg.metrics.torn_down();
     cfg.metrics.ended(match &outcome {
         Watched::Exited(_) => "exited",
@@ -150,9 +218,9 @@ async fn run_one<E: Executor>(
             // A worker that reported its outcome ended the scan, and our lease with it. One
             // that died first leaves the scan active under our lease: fail the attempt for it.
             let msg = format!("the worker exited ({detail}) without reporting a result");
-            match queue::fail(db.pool(), &held, "worker_exited", &msg, cfg.retry_backoff).await {
+            match queue::fail(db.pool(), held, "worker_exited", &msg, cfg.retry_backoff).await {
                 Ok(outcome) => tracing::warn!(scan = %scan.id, ?outcome, "{msg}"),
-                Err(DbError::LeaseLost) => tracing::info!(
+                Err(DbError::LeaseLost) => tracing::debug!(
                     scan = %scan.id,
                     secs = claimed_at.elapsed().as_secs_f64(),
                     "scan finished"
@@ -170,7 +238,7 @@ async fn run_one<E: Executor>(
             tracing::warn!(scan = %scan.id, "{msg}");
             end(queue::advance(
                 db.pool(),
-                &held,
+                held,
                 ScanState::TimedOut,
                 Some(("scan_timeout", &msg)),
             )
@@ -179,12 +247,12 @@ async fn run_one<E: Executor>(
         Watched::Stopped => {
             // Hand back a scan whose worker had not started yet; a running one keeps its
             // lease until it lapses and the rescuer requeues it.
-            end(queue::release(db.pool(), &held, "scheduler stopping").await)
+            end(queue::release(db.pool(), held, "scheduler stopping").await)
         }
         Watched::Lost(e) => {
             let msg = format!("the executor lost the worker: {e}");
             end(
-                queue::fail(db.pool(), &held, e.code(), &msg, cfg.retry_backoff)
+                queue::fail(db.pool(), held, e.code(), &msg, cfg.retry_backoff)
                     .await
                     .map(|_| ()),
             )

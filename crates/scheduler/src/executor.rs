@@ -1,12 +1,13 @@
 //! The one interface every way of running a scan implements.
 //!
-//! An executor creates one fresh environment per scan attempt, named after the scan and attempt
-//! and marked as Picket's, so that after a crash the reaper can find every environment and ask
-//! the database whether it still has a use. An environment is destroyed with everything in it by
+//! An executor creates one fresh environment per scan attempt, named after its installation, the
+//! scan and the attempt and marked as Picket's, so that after a crash the reaper can find every
+//! environment of its own installation (and only those: other installations may share the
+//! machine or the namespace) and ask the database whether it still has a use. An environment is destroyed with everything in it by
 //! [`Environment::teardown`], which the dispatcher always calls, and by [`Executor::destroy`],
 //! which the reaper calls for leftovers.
 
-use picket_core::{OrgId, ScanId};
+use picket_core::{InstallationId, OrgId, ScanId};
 use secrecy::SecretString;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
@@ -14,6 +15,8 @@ use std::time::{Duration, SystemTime};
 /// One scan attempt to start.
 #[derive(Debug, Clone)]
 pub struct Launch {
+    /// The installation whose scheduler launches it (the executor's own).
+    pub installation: InstallationId,
     pub scan_id: ScanId,
     pub attempt: i32,
     pub org_id: OrgId,
@@ -27,21 +30,45 @@ pub struct Launch {
 impl Launch {
     /// The environment's name: stable for a scan attempt, so creating it twice finds the first.
     pub fn env_name(&self) -> String {
-        env_name(self.scan_id, self.attempt)
+        env_name(&self.installation, self.scan_id, self.attempt)
     }
 }
 
-/// `picket-<scan id>-<attempt>`: lowercase, at most 48 characters, valid as a Kubernetes object
-/// name and as a file name.
-pub fn env_name(scan: ScanId, attempt: i32) -> String {
-    format!("picket-{}-{attempt}", scan.0)
+/// `picket-<installation>-<scan id>-<attempt>`: lowercase, 58 characters for attempts below 10
+/// (63 at most below 1,000,000), valid as a Kubernetes object name, a label value and a file
+/// name.
+pub fn env_name(installation: &InstallationId, scan: ScanId, attempt: i32) -> String {
+    format!("picket-{installation}-{}-{attempt}", scan.0)
 }
 
-/// Reads a scan id and attempt back from an environment name, if it is one of Picket's.
-pub fn parse_env_name(name: &str) -> Option<(ScanId, i32)> {
+/// What every environment name of `installation` starts with.
+pub fn env_prefix(installation: &InstallationId) -> String {
+    format!("picket-{installation}-")
+}
+
+/// Reads the installation, scan id and attempt back from an environment name, if it is one of
+/// Picket's.
+pub fn parse_env_name(name: &str) -> Option<(InstallationId, ScanId, i32)> {
     let rest = name.strip_prefix("picket-")?;
+    let (installation, rest) = rest.split_at_checked(InstallationId::LEN)?;
+    let rest = rest.strip_prefix('-')?;
     let (scan, attempt) = rest.rsplit_once('-')?;
-    Some((scan.parse().ok()?, attempt.parse().ok()?))
+    if attempt.is_empty() || !attempt.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((
+        installation.parse().ok()?,
+        scan.parse().ok()?,
+        attempt.parse().ok()?,
+    ))
+}
+
+/// The scan attempt of an environment name of `installation`; `None` for another
+/// installation's environment or a name that is not Picket's.
+pub fn own_env(installation: &InstallationId, name: &str) -> Option<(ScanId, i32)> {
+    parse_env_name(name)
+        .filter(|(i, _, _)| i == installation)
+        .map(|(_, scan, attempt)| (scan, attempt))
 }
 
 /// An environment that exists, as the executor lists it.
@@ -89,10 +116,14 @@ pub trait Executor: Send + Sync + 'static {
     /// A short name for logs and metrics (`kubernetes`, `sandbox`, `process`).
     fn kind(&self) -> &'static str;
 
+    /// The installation whose environments this executor creates, lists and destroys.
+    fn installation(&self) -> &InstallationId;
+
     /// Creates the attempt's environment and starts its worker.
     fn launch(&self, launch: &Launch) -> impl Future<Output = Result<Self::Env, ExecError>> + Send;
 
-    /// Every environment carrying Picket's marks, whoever created it.
+    /// Every environment carrying Picket's marks and this executor's installation, whichever
+    /// scheduler of the installation created it; never another installation's.
     fn list(&self) -> impl Future<Output = Result<Vec<EnvRef>, ExecError>> + Send;
 
     /// Deletes an environment and everything in it; an environment already gone is not an error.
@@ -115,14 +146,30 @@ mod tests {
 
     #[test]
     fn env_names_round_trip_and_fit_kubernetes() {
+        let (ours, theirs): (InstallationId, InstallationId) = (
+            "0123456789ab".parse().unwrap(),
+            "ba9876543210".parse().unwrap(),
+        );
         let scan = ScanId::new();
-        let name = env_name(scan, 2);
-        assert!(name.len() <= 48, "{name}");
+        let name = env_name(&ours, scan, 2);
+        assert_eq!(name.len(), 58, "{name}");
+        // A label value holds 63 characters.
+        assert!(env_name(&ours, scan, 999_999).len() <= 63);
         assert!(name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'));
-        assert_eq!(parse_env_name(&name), Some((scan, 2)));
-        assert_eq!(parse_env_name("picket-nope-1"), None);
+        assert!(name.starts_with(&env_prefix(&ours)));
+        assert_eq!(parse_env_name(&name), Some((ours.clone(), scan, 2)));
+        assert_eq!(own_env(&ours, &name), Some((scan, 2)));
+        assert_eq!(own_env(&theirs, &name), None);
+        // The names of earlier versions (no installation) and foreign names are not Picket's.
+        assert_eq!(parse_env_name(&format!("picket-{}-1", scan.0)), None);
+        assert_eq!(parse_env_name("picket-0123456789ab-nope-1"), None);
+        assert_eq!(
+            parse_env_name(&format!("picket-0123456789ab-{}-+1", scan.0)),
+            None
+        );
+        assert_eq!(parse_env_name("picket-probe-1234"), None);
         assert_eq!(parse_env_name("other-x"), None);
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::executor::{EnvRef, Environment, ExecError, Executor, Exit, Launch};
 use crate::WorkerCommand;
+use picket_core::InstallationId;
 use secrecy::ExposeSecret;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct ProcessExecutor {
+    installation: InstallationId,
     worker: WorkerCommand,
     live: Arc<Mutex<HashMap<String, Live>>>,
 }
@@ -28,8 +30,9 @@ struct Live {
 }
 
 impl ProcessExecutor {
-    pub fn new(worker: WorkerCommand) -> Self {
+    pub fn new(installation: InstallationId, worker: WorkerCommand) -> Self {
         ProcessExecutor {
+            installation,
             worker,
             live: Arc::default(),
         }
@@ -50,6 +53,10 @@ impl Executor for ProcessExecutor {
 
     fn kind(&self) -> &'static str {
         "process"
+    }
+
+    fn installation(&self) -> &InstallationId {
+        &self.installation
     }
 
     async fn launch(&self, launch: &Launch) -> Result<ProcessEnv, ExecError> {

@@ -1,7 +1,7 @@
 //! The local sandbox executor: per scan, a fresh directory, a fresh network namespace whose only
 //! egress is an allowlist, and the worker inside a bubblewrap sandbox as an unprivileged user.
 //!
-//! Per attempt (`picket-<scan>-<attempt>`):
+//! Per attempt (`picket-<installation>-<scan>-<attempt>`):
 //! - **Network**: `ip netns add`, a veth pair to the host with a /30 of its own, a default route
 //!   to the host side, and an nftables table inside the namespace: nothing may connect in
 //!   (input policy drop), and output is dropped except loopback, replies, the per-scan forwarder
@@ -18,17 +18,33 @@
 //!   uid with no capabilities, an empty bounding set and `no_new_privs`. Other scans'
 //!   directories and the host's secrets are simply not there.
 //! - **Teardown**: the sandbox is stopped, the namespace deleted (its veth goes with it) and the
-//!   directory removed. [`Executor::list`] finds leftovers by name (`ip netns list` and the
-//!   sandbox root), so the reaper removes what a crash left behind.
+//!   directory removed. [`Executor::list`] finds leftovers of its own installation by name (`ip
+//!   netns list` and the sandbox root), so the reaper removes what a crash left behind and
+//!   never touches another installation's sandboxes.
+//!
+//! # State shared by every installation on the machine
+//!
+//! - **Addresses**: a /30 is claimed host-wide before it is used, with an open file description
+//!   lock on one byte of [`SandboxConfig::address_claims`] (its offset: the /30's first
+//!   address), so two installations never hand out the same one. The kernel drops a process's
+//!   claims when it dies; a /30 whose address is still on one of the host's interfaces (a
+//!   leftover sandbox of a crashed scheduler, reaped or not) is skipped too.
+//! - **Masquerading**: the nftables table `ip picket_nat` masquerades what enters from any
+//!   sandbox's veth (host side named `pk-…`) and leaves towards anything else. Its content
+//!   depends on nothing of an installation, so each executor replaces it atomically at start
+//!   without changing another's.
 //!
 //! Needs root (network namespaces, nftables), `ip` (iproute2), `nft`, `bwrap` and `setpriv`:
 //! [`SandboxExecutor::check`] says which is missing.
 
-use crate::executor::{parse_env_name, EnvRef, Environment, ExecError, Executor, Exit, Launch};
+use crate::executor::{
+    env_prefix, own_env, EnvRef, Environment, ExecError, Executor, Exit, Launch,
+};
 use crate::process::{stop_child, wait_child};
 use crate::WorkerCommand;
+use picket_core::InstallationId;
 use secrecy::ExposeSecret;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -45,6 +61,12 @@ const SLOTS: u32 = 16_384;
 /// the copy of it in the sandbox root that is bound there.
 pub const CA_BUNDLE_PATH: &str = "/etc/picket/ca-bundle.pem";
 const CA_BUNDLE_FILE: &str = "ca-bundle.pem";
+/// Where every installation on this machine claims its sandboxes' /30s (see the module docs).
+pub const ADDRESS_CLAIMS: &str = "/run/picket/sandbox-addresses.lock";
+/// The nftables table masquerading the sandboxes' traffic, shared by every installation.
+pub const NAT_TABLE: &str = "picket_nat";
+/// What the host side of every sandbox's veth is named after (`pk-` + 12 hex digits).
+const VETH_PREFIX: &str = "pk-";
 
 /// One allowlisted destination: TCP to `addr/prefix` on `port`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,14 +119,18 @@ impl Default for Tools {
 
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
+    /// The installation whose sandboxes these are: in their names, and all that
+    /// [`Executor::list`] and [`Executor::destroy`] touch.
+    pub installation: InstallationId,
     /// Where each scan's directory is made (and removed).
     pub root: PathBuf,
     /// Host paths the worker may read, at the same path inside (binary, engine, rules, local
     /// repositories of single-machine use).
     pub readonly: Vec<PathBuf>,
-    /// Local git repositories the worker may clone (single-machine use): readable like
-    /// `readonly`, and marked `safe.directory` in the sandbox's git configuration, since they
-    /// belong to another user than the worker's.
+    /// Local git repositories, or directories holding them, the worker may clone
+    /// (single-machine use): readable like `readonly`, and trusted by the sandbox's git
+    /// configuration (`safe.directory = *`: they belong to another user than the worker's,
+    /// and the sandbox holds nothing else of the host to distrust).
     pub local_repos: Vec<PathBuf>,
     /// The only destinations the worker may connect to, besides the control plane and DNS.
     pub egress: Vec<Egress>,
@@ -120,12 +146,16 @@ pub struct SandboxConfig {
     pub gid: u32,
     /// First address of the /16 the per-scan /30s are taken from.
     pub subnet: Ipv4Addr,
+    /// The file in which the /30s are claimed, shared by every installation on this machine
+    /// (default [`ADDRESS_CLAIMS`]).
+    pub address_claims: PathBuf,
     pub tools: Tools,
 }
 
 impl SandboxConfig {
-    pub fn new(root: PathBuf, api: SocketAddr) -> Self {
+    pub fn new(installation: InstallationId, root: PathBuf, api: SocketAddr) -> Self {
         SandboxConfig {
+            installation,
             root,
             readonly: Vec::new(),
             local_repos: Vec::new(),
@@ -136,6 +166,7 @@ impl SandboxConfig {
             uid: 65_534,
             gid: 65_534,
             subnet: Ipv4Addr::new(10, 231, 0, 0),
+            address_claims: ADDRESS_CLAIMS.into(),
             tools: Tools::default(),
         }
     }
@@ -148,21 +179,96 @@ pub struct SandboxExecutor {
     slots: Arc<Mutex<Slots>>,
 }
 
-/// The /30s in use, and where the next search starts.
-#[derive(Debug, Default)]
+/// The /30s this executor uses, where the next search starts, and the host-wide claims.
+#[derive(Debug)]
 struct Slots {
     used: BTreeSet<u32>,
     next: u32,
+    claims: AddressClaims,
+}
+
+impl Slots {
+    /// Gives a slot back: forgets it and ends its host-wide claim.
+    fn release(&mut self, subnet: Ipv4Addr, slot: u32) {
+        self.used.remove(&slot);
+        if let Err(e) = self.claims.release(addresses(subnet, slot).0) {
+            tracing::warn!(slot, error = %e, "releasing a sandbox address failed");
+        }
+    }
+}
+
+/// Host-wide claims on /30s: an open file description lock (`F_OFD_SETLK`, Linux 3.15+) on the
+/// byte of one shared file whose offset is the /30's host address. Such a lock belongs to this
+/// open file, not to the process, so two executors in one process exclude each other too, and
+/// the kernel drops it when the file is closed, at the latest when the process dies.
+#[derive(Debug)]
+struct AddressClaims {
+    file: std::fs::File,
+}
+
+impl AddressClaims {
+    fn open(path: &Path) -> std::io::Result<AddressClaims> {
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(path)?;
+        Ok(AddressClaims { file })
+    }
+
+    fn lock(&self, addr: Ipv4Addr, kind: i32) -> nix::Result<()> {
+        use nix::libc;
+        use std::os::fd::AsRawFd;
+        let range = libc::flock {
+            l_type: kind as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: libc::off_t::from(u32::from(addr)),
+            l_len: 1,
+            // Must be 0 for open file description locks.
+            l_pid: 0,
+        };
+        nix::fcntl::fcntl(
+            self.file.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_OFD_SETLK(&range),
+        )
+        .map(drop)
+    }
+
+    /// Claims the /30 of `host`; `false` when another executor holds it.
+    fn try_claim(&self, host: Ipv4Addr) -> std::io::Result<bool> {
+        match self.lock(host, nix::libc::F_WRLCK) {
+            Ok(()) => Ok(true),
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn release(&self, host: Ipv4Addr) -> std::io::Result<()> {
+        self.lock(host, nix::libc::F_UNLCK).map_err(Into::into)
+    }
+}
+
+/// The IPv4 addresses on this host's interfaces (in this network namespace).
+fn local_addresses() -> std::io::Result<HashSet<Ipv4Addr>> {
+    Ok(nix::ifaddrs::getifaddrs()?
+        .filter_map(|a| a.address)
+        .filter_map(|a| a.as_sockaddr_in().map(|s| s.ip()))
+        .collect())
 }
 
 impl SandboxExecutor {
     /// Whether this machine can sandbox: root, the tools, network namespaces. The error says
     /// what is missing.
-    pub async fn check(cfg: &SandboxConfig) -> Result<(), String> {
+    pub async fn check(t: &Tools) -> Result<(), String> {
         if !nix::unistd::geteuid().is_root() {
             return Err("the sandbox needs root (network namespaces, nftables)".into());
         }
-        let t = &cfg.tools;
         for (tool, path, package) in [
             ("ip", &t.ip, "iproute2"),
             ("nft", &t.nft, "nftables"),
@@ -176,7 +282,14 @@ impl SandboxExecutor {
                 ));
             }
         }
-        let probe = format!("picket-probe-{}", std::process::id());
+        // Not an environment name: no reaper ever takes it for a sandbox. Unique per check, so
+        // executors starting at once in one process do not collide.
+        static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let probe = format!(
+            "picket-probe-{}-{}",
+            std::process::id(),
+            PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         run(&t.ip, &["netns", "add", &probe], None)
             .await
             .map_err(|e| format!("cannot create a network namespace: {e}"))?;
@@ -185,9 +298,10 @@ impl SandboxExecutor {
     }
 
     /// Prepares the host: the sandbox root, IPv4 forwarding (scan namespaces are routed through
-    /// the host) and masquerading of the scans' subnet for destinations beyond this machine.
+    /// the host), masquerading of the sandboxes' traffic for destinations beyond this machine
+    /// (the shared [`nat_rules`], replaced atomically), and the host-wide address claims.
     pub async fn new(cfg: SandboxConfig, worker: WorkerCommand) -> Result<Self, String> {
-        Self::check(&cfg).await?;
+        Self::check(&cfg.tools).await?;
         std::fs::create_dir_all(&cfg.root)
             .map_err(|e| format!("cannot create {}: {e}", cfg.root.display()))?;
         set_mode(&cfg.root, 0o700).map_err(|e| format!("{}: {e}", cfg.root.display()))?;
@@ -200,33 +314,58 @@ impl SandboxExecutor {
         }
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
             .map_err(|e| format!("cannot enable IPv4 forwarding: {e}"))?;
-        let nat = format!(
-            "table ip picket_nat {{}}\nflush table ip picket_nat\n\
-             table ip picket_nat {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    \
-             ip saddr {}/16 ip daddr != {}/16 masquerade\n  }}\n}}\n",
-            cfg.subnet, cfg.subnet
-        );
-        run(&cfg.tools.nft, &["-f", "-"], Some(&nat)).await?;
+        run(&cfg.tools.nft, &["-f", "-"], Some(&nat_rules())).await?;
+        let claims = AddressClaims::open(&cfg.address_claims)
+            .map_err(|e| format!("cannot open {}: {e}", cfg.address_claims.display()))?;
         Ok(SandboxExecutor {
             cfg: Arc::new(cfg),
             worker,
-            slots: Arc::default(),
+            slots: Arc::new(Mutex::new(Slots {
+                used: BTreeSet::new(),
+                next: 0,
+                claims,
+            })),
         })
     }
 
-    /// The next free /30 after the last one handed out, so an address is not reused while
-    /// the kernel may still be dismantling its previous sandbox.
+    /// The next free /30 after the last one handed out (so an address is not reused while the
+    /// kernel may still be dismantling its previous sandbox), claimed host-wide, and whose
+    /// addresses no interface of the host holds (a leftover sandbox's veth).
     fn take_slot(&self) -> Result<u32, ExecError> {
+        let local = local_addresses()
+            .map_err(|e| launch_failed(format!("cannot list the host's addresses: {e}")))?;
         let mut slots = self.slots.lock().expect("slots");
         let start = slots.next;
-        let slot = (0..SLOTS)
-            .map(|i| (start + i) % SLOTS)
-            .find(|s| !slots.used.contains(s))
-            .ok_or_else(|| launch_failed("every sandbox address is in use".into()))?;
-        slots.used.insert(slot);
-        slots.next = (slot + 1) % SLOTS;
-        Ok(slot)
+        for slot in (0..SLOTS).map(|i| (start + i) % SLOTS) {
+            let (host, inside) = addresses(self.cfg.subnet, slot);
+            if slots.used.contains(&slot) || local.contains(&host) || local.contains(&inside) {
+                continue;
+            }
+            let claimed = slots.claims.try_claim(host).map_err(|e| {
+                launch_failed(format!(
+                    "cannot claim a sandbox address in {}: {e}",
+                    self.cfg.address_claims.display()
+                ))
+            })?;
+            if claimed {
+                slots.used.insert(slot);
+                slots.next = (slot + 1) % SLOTS;
+                return Ok(slot);
+            }
+        }
+        Err(launch_failed("every sandbox address is in use".into()))
     }
+}
+
+/// The host's masquerading of sandbox traffic: what enters from a sandbox's veth and leaves
+/// towards anything but another sandbox. Identical for every installation (nothing of one is
+/// in it), so replacing it, in one atomic nftables transaction, never changes another's.
+pub fn nat_rules() -> String {
+    format!(
+        "table ip {NAT_TABLE} {{}}\nflush table ip {NAT_TABLE}\n\
+         table ip {NAT_TABLE} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    \
+         iifname \"{VETH_PREFIX}*\" oifname != \"{VETH_PREFIX}*\" masquerade\n  }}\n}}\n"
+    )
 }
 
 /// The host and namespace sides of a slot's /30.
@@ -235,14 +374,19 @@ fn addresses(subnet: Ipv4Addr, slot: u32) -> (Ipv4Addr, Ipv4Addr) {
     (Ipv4Addr::from(base + 1), Ipv4Addr::from(base + 2))
 }
 
-/// The veth pair's names (at most 15 characters): from a hash of the environment's name, so
-/// two executors on one machine never pick the same.
+/// The veth pair's names: on the host `pk-` and 12 hex digits of a hash of the environment's
+/// name (15 characters, the kernel's limit), so that executors on one machine, of any
+/// installation, do not pick the same; inside the namespace, where no other interface can
+/// clash, `eth0`.
 pub fn veth_names(name: &str) -> (String, String) {
-    // FNV-1a, 32 bits.
-    let hash = name.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    // FNV-1a, 64 bits, of which 48 are kept.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
-    (format!("pk{hash:08x}h"), format!("pk{hash:08x}n"))
+    (
+        format!("{VETH_PREFIX}{:012x}", hash >> 16),
+        "eth0".to_owned(),
+    )
 }
 
 /// The nftables ruleset inside a scan's namespace.
@@ -409,6 +553,10 @@ impl Executor for SandboxExecutor {
         "sandbox"
     }
 
+    fn installation(&self) -> &InstallationId {
+        &self.cfg.installation
+    }
+
     async fn launch(&self, launch: &Launch) -> Result<SandboxEnv, ExecError> {
         let name = launch.env_name();
         let slot = self.take_slot()?;
@@ -423,7 +571,10 @@ impl Executor for SandboxExecutor {
             }),
             Err(e) => {
                 remove(&self.cfg, &name).await;
-                self.slots.lock().expect("slots").used.remove(&slot);
+                self.slots
+                    .lock()
+                    .expect("slots")
+                    .release(self.cfg.subnet, slot);
                 Err(e)
             }
         }
@@ -434,9 +585,10 @@ impl Executor for SandboxExecutor {
         let out = run(&self.cfg.tools.ip, &["netns", "list"], None)
             .await
             .map_err(ExecError::Backend)?;
+        let ours = |name: &str| own_env(&self.cfg.installation, name).is_some();
         for line in out.lines() {
             if let Some(name) = line.split_whitespace().next() {
-                if parse_env_name(name).is_some() {
+                if ours(name) {
                     names.insert(name.to_owned());
                 }
             }
@@ -444,7 +596,7 @@ impl Executor for SandboxExecutor {
         if let Ok(entries) = std::fs::read_dir(&self.cfg.root) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if parse_env_name(&name).is_some() {
+                if ours(&name) {
                     names.insert(name);
                 }
             }
@@ -460,7 +612,7 @@ impl Executor for SandboxExecutor {
                 .filter_map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
                 .min();
                 EnvRef {
-                    scan: parse_env_name(&name),
+                    scan: own_env(&self.cfg.installation, &name),
                     name,
                     created,
                 }
@@ -469,10 +621,11 @@ impl Executor for SandboxExecutor {
     }
 
     async fn destroy(&self, env: &EnvRef) -> Result<(), ExecError> {
-        if parse_env_name(&env.name).is_none() {
+        if own_env(&self.cfg.installation, &env.name).is_none() {
             return Err(ExecError::Backend(format!(
-                "{} is not a Picket sandbox",
-                env.name
+                "{} is not a sandbox of this installation ({})",
+                env.name,
+                env_prefix(&self.cfg.installation)
             )));
         }
         // Kill whatever still runs in the namespace, then remove it all.
@@ -566,11 +719,7 @@ impl SandboxExecutor {
                 if cfg.local_repos.is_empty() {
                     return Ok(());
                 }
-                let mut git = String::from("[safe]\n");
-                for repo in &cfg.local_repos {
-                    git.push_str(&format!("\tdirectory = {}\n", repo.display()));
-                }
-                std::fs::write(scan_dir.join(".gitconfig"), git)
+                std::fs::write(scan_dir.join(".gitconfig"), "[safe]\n\tdirectory = *\n")
             });
         if let Err(e) = made {
             forwarder.abort();
@@ -624,7 +773,10 @@ impl Environment for SandboxEnv {
         stop_child(&mut self.child, STOP_GRACE).await;
         self.forwarder.abort();
         remove(&self.cfg, &self.name).await;
-        self.slots.lock().expect("slots").used.remove(&self.slot);
+        self.slots
+            .lock()
+            .expect("slots")
+            .release(self.cfg.subnet, self.slot);
     }
 }
 
@@ -818,6 +970,25 @@ mod tests {
     }
 
     #[test]
+    fn veth_names_fit_the_kernel_and_the_nat_rule_names_no_installation() {
+        let (host, inside) =
+            veth_names("picket-0123456789ab-0190f3c2-8d1e-7b3a-9c4d-5e6f7a8b9c0d-1");
+        assert_eq!(host.len(), 15, "{host}");
+        assert!(host.starts_with(VETH_PREFIX));
+        assert_eq!(inside, "eth0");
+        assert_ne!(
+            host,
+            veth_names("picket-ba9876543210-0190f3c2-8d1e-7b3a-9c4d-5e6f7a8b9c0d-1").0
+        );
+        let nat = nat_rules();
+        assert!(
+            nat.contains("iifname \"pk-*\" oifname != \"pk-*\" masquerade"),
+            "{nat}"
+        );
+        assert!(!nat.contains("saddr"), "{nat}");
+    }
+
+    #[test]
     fn namespace_rules_allow_only_the_list() {
         let rules = namespace_rules(
             Ipv4Addr::new(10, 231, 0, 1),
@@ -837,6 +1008,7 @@ mod tests {
     #[test]
     fn the_worker_sees_only_what_is_named_and_runs_unprivileged() {
         let mut cfg = SandboxConfig::new(
+            "0123456789ab".parse().unwrap(),
             "/var/lib/picket/sandboxes".into(),
             "127.0.0.1:7300".parse().unwrap(),
         );

@@ -337,6 +337,33 @@ fn validate(items: &[NewProjectItem]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Refuses `file://` projects the scheduler could not clone: outside the directories of
+/// `PICKET_LOCAL_REPO_DIRS` (see [`crate::local_repos`]).
+fn check_local(
+    dirs: &crate::local_repos::LocalRepoDirs,
+    items: &[NewProjectItem],
+) -> Result<(), ApiError> {
+    let errors: Vec<FieldError> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            dirs.check(&p.clone_url).err().map(|message| FieldError {
+                field: format!("projects[{i}].clone_url"),
+                message,
+            })
+        })
+        .collect();
+    match errors.first() {
+        None => Ok(()),
+        Some(first) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "local_repository_refused",
+            format!("{}: {}", first.field, first.message),
+        )
+        .with_fields(errors)),
+    }
+}
+
 /// Add one or many repositories (admin), all or none. Each gets a weekly full-scan slot and its
 /// initial full scan queued.
 #[utoipa::path(post, path = "/api/v1/projects", tag = "projects",
@@ -346,6 +373,7 @@ fn validate(items: &[NewProjectItem]) -> Result<(), ApiError> {
         (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "A connection is not the org's", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`project_exists`: a repository was already added; `duplicate_project`: the request names one twice", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_body`, or `local_repository_refused`: a `file://` repository outside the directories of PICKET_LOCAL_REPO_DIRS", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn add_projects(
     Admin(caller): Admin,
@@ -353,6 +381,7 @@ async fn add_projects(
     ApiJson(body): ApiJson<AddProjects>,
 ) -> Result<(StatusCode, Json<ProjectList>), ApiError> {
     validate(&body.projects)?;
+    check_local(state.local_repos(), &body.projects)?;
     let new: Vec<NewProject> = body
         .projects
         .iter()

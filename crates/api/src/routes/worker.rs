@@ -179,7 +179,7 @@ async fn report_progress(
     queue::advance_as(state.db().pool(), &worker.lease, to, None, WORKER_ACTOR)
         .await
         .map_err(db_error)?;
-    tracing::info!(%to, "worker progress");
+    tracing::debug!(%to, "worker progress");
     Ok(Json(answer(to)))
 }
 
@@ -273,7 +273,7 @@ async fn upload_results(
     {
         Recorded::Stored(summary) => {
             tx.commit().await?;
-            tracing::info!(
+            tracing::debug!(
                 attempt = summary.attempt,
                 reported = summary.findings.reported,
                 stored = summary.findings.stored,
@@ -535,7 +535,7 @@ async fn report_failure(
     .await
     .map_err(db_error)?;
     tx.commit().await?;
-    tracing::info!(code = %failure.code, step = failure.step.as_deref().unwrap_or(""), ?outcome, "worker reported a failure");
+    tracing::debug!(code = %failure.code, step = failure.step.as_deref().unwrap_or(""), ?outcome, "worker reported a failure");
     let (state, next_attempt) = match outcome {
         FailOutcome::Retrying { next_attempt } => (ScanState::Queued, Some(next_attempt)),
         FailOutcome::Failed => (ScanState::Failed, None),

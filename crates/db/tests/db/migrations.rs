@@ -116,3 +116,48 @@ fn every_not_null_column_added_later_has_a_default() {
         );
     }
 }
+
+/// Each database draws its own installation id once, at its first migration; migrating again
+/// (a restart, another replica) keeps it.
+#[sqlx::test(migrations = false)]
+async fn the_installation_id_is_drawn_once_per_database(pool: PgPool) {
+    MIGRATOR.run(&pool).await.unwrap();
+    let first = picket_db::installation::id(&pool).await.unwrap();
+    MIGRATOR.run(&pool).await.unwrap();
+    assert_eq!(picket_db::installation::id(&pool).await.unwrap(), first);
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM installation")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+    // The table holds one row at most.
+    assert!(
+        sqlx::query("INSERT INTO installation (only_row, id) VALUES (false, '0123456789ab')")
+            .execute(&pool)
+            .await
+            .is_err()
+    );
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn two_databases_are_two_installations(a: PgPool) {
+    // A second database on the same server, like a second installation on one machine.
+    let name = format!("picket_inst_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&a)
+        .await
+        .unwrap();
+    let opts = (*a.connect_options()).clone().database(&name);
+    let b = sqlx::PgPool::connect_with(opts).await.unwrap();
+    MIGRATOR.run(&b).await.unwrap();
+    let (ida, idb) = (
+        picket_db::installation::id(&a).await.unwrap(),
+        picket_db::installation::id(&b).await.unwrap(),
+    );
+    b.close().await;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&a)
+        .await
+        .unwrap();
+    assert_ne!(ida, idb);
+}

@@ -10,9 +10,9 @@
 use super::{DnsEgress, KubeConfig, TERMINATION_GRACE_SECS, WORKER_COMMAND, WORKER_UID, WORK_DIR};
 use crate::executor::Launch;
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvFromSource,
-    EnvVar, Pod, PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, Secret,
-    SecretEnvSource, SecurityContext, Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, Pod,
+    PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -22,6 +22,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::ByteString;
+use picket_core::InstallationId;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -30,16 +31,32 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
 pub const LABEL_SCAN_ID: &str = "picket.dev/scan-id";
 pub const LABEL_ATTEMPT: &str = "picket.dev/attempt";
+/// The installation whose scheduler created the object: installations sharing a namespace list
+/// and reap only their own.
+pub const LABEL_INSTALLATION: &str = "picket.dev/installation";
 /// The environment's name: what the NetworkPolicy selects and [`list`](crate::Executor::list)
 /// groups by.
 pub const LABEL_ENV: &str = "picket.dev/env";
-/// Every scan object, whoever created it.
+/// Every scan object of any installation.
 pub const MARKS_SELECTOR: &str =
     "app.kubernetes.io/managed-by=picket,app.kubernetes.io/component=scan";
+
+/// Every scan object of `installation`.
+pub fn installation_selector(installation: &InstallationId) -> String {
+    format!("{MARKS_SELECTOR},{LABEL_INSTALLATION}={installation}")
+}
 /// The worker's one container.
 pub const CONTAINER: &str = "worker";
 /// The `/work` emptyDir volume.
 pub const WORK_VOLUME: &str = "work";
+/// The volume of the attempt's Secret, mounted read-only at [`TOKEN_DIR`].
+pub const TOKEN_VOLUME: &str = "scan-token";
+/// Where the Secret is mounted; the token is the file [`TOKEN_KEY`] in it
+/// (`PICKET_SCAN_TOKEN_FILE`). A file, not an environment variable: nothing the worker starts
+/// inherits it (checkov CKV_K8S_35).
+pub const TOKEN_DIR: &str = "/var/run/secrets/picket";
+/// The Secret's one key: the per-scan token.
+pub const TOKEN_KEY: &str = "scan-token";
 /// The CA bundle's volume, the directory it is mounted at, its one key, and the path the worker
 /// is given in `PICKET_CA_BUNDLE`.
 pub const CA_BUNDLE_VOLUME: &str = "ca-bundle";
@@ -52,6 +69,10 @@ pub fn labels(launch: &Launch) -> BTreeMap<String, String> {
     BTreeMap::from([
         (LABEL_MANAGED_BY.to_owned(), "picket".to_owned()),
         (LABEL_COMPONENT.to_owned(), "scan".to_owned()),
+        (
+            LABEL_INSTALLATION.to_owned(),
+            launch.installation.to_string(),
+        ),
         (LABEL_SCAN_ID.to_owned(), launch.scan_id.0.to_string()),
         (LABEL_ATTEMPT.to_owned(), launch.attempt.to_string()),
         (LABEL_ENV.to_owned(), launch.env_name()),
@@ -82,23 +103,17 @@ pub fn owner_reference(secret_name: &str, secret_uid: &str) -> OwnerReference {
     }
 }
 
-/// The Secret: the worker's environment (`PICKET_SCAN_TOKEN`, `PICKET_API_URL`), immutable. The
-/// worker fetches its spec and clone credential from the API with the token.
+/// The Secret: the per-scan token alone (key [`TOKEN_KEY`]), immutable. The worker reads it from
+/// the mounted file and fetches its spec and clone credential from the API with it.
 pub fn secret(cfg: &KubeConfig, launch: &Launch) -> Secret {
     Secret {
         metadata: metadata(cfg, launch, None),
         type_: Some("Opaque".to_owned()),
         immutable: Some(true),
-        data: Some(BTreeMap::from([
-            (
-                "PICKET_SCAN_TOKEN".to_owned(),
-                ByteString(launch.token.expose_secret().as_bytes().to_vec()),
-            ),
-            (
-                "PICKET_API_URL".to_owned(),
-                ByteString(cfg.api_url.as_bytes().to_vec()),
-            ),
-        ])),
+        data: Some(BTreeMap::from([(
+            TOKEN_KEY.to_owned(),
+            ByteString(launch.token.expose_secret().as_bytes().to_vec()),
+        )])),
         string_data: None,
     }
 }
@@ -191,8 +206,8 @@ fn ip_peer(cidr: String) -> NetworkPolicyPeer {
     }
 }
 
-/// The Pod: `picket worker` from the pinned image, its environment from the Secret, under the
-/// `restricted` Pod Security Standard and then some (read-only root, no service account token,
+/// The Pod: `picket worker` from the pinned image, the token a file of the mounted Secret, under
+/// the `restricted` Pod Security Standard and then some (read-only root, no service account token,
 /// no service links), with one size-limited emptyDir at `/work` and a deadline of its own.
 pub fn pod(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> Pod {
     let quantities = |pairs: [(&str, &String); 3]| {
@@ -215,6 +230,16 @@ pub fn pod(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> Pod {
             value: Some(WORK_DIR.to_owned()),
             value_from: None,
         },
+        EnvVar {
+            name: "PICKET_API_URL".to_owned(),
+            value: Some(cfg.api_url.clone()),
+            value_from: None,
+        },
+        EnvVar {
+            name: "PICKET_SCAN_TOKEN_FILE".to_owned(),
+            value: Some(format!("{TOKEN_DIR}/{TOKEN_KEY}")),
+            value_from: None,
+        },
     ];
     env.extend(cfg.env.iter().map(|(k, v)| EnvVar {
         name: k.clone(),
@@ -228,13 +253,6 @@ pub fn pod(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> Pod {
         command: Some(WORKER_COMMAND.map(str::to_owned).to_vec()),
         working_dir: Some(WORK_DIR.to_owned()),
         env: Some(env),
-        env_from: Some(vec![EnvFromSource {
-            secret_ref: Some(SecretEnvSource {
-                name: launch.env_name(),
-                optional: Some(false),
-            }),
-            ..EnvFromSource::default()
-        }]),
         resources: Some(ResourceRequirements {
             requests: quantities([
                 ("cpu", &r.cpu_request),
@@ -265,11 +283,19 @@ pub fn pod(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> Pod {
             }),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: WORK_VOLUME.to_owned(),
-            mount_path: WORK_DIR.to_owned(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: WORK_VOLUME.to_owned(),
+                mount_path: WORK_DIR.to_owned(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: TOKEN_VOLUME.to_owned(),
+                mount_path: TOKEN_DIR.to_owned(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
         termination_message_policy: Some("FallbackToLogsOnError".to_owned()),
         ..Container::default()
     };
@@ -297,14 +323,27 @@ pub fn pod(cfg: &KubeConfig, launch: &Launch, owner: &OwnerReference) -> Pod {
                 }),
                 ..PodSecurityContext::default()
             }),
-            volumes: Some(vec![Volume {
-                name: WORK_VOLUME.to_owned(),
-                empty_dir: Some(EmptyDirVolumeSource {
-                    medium: None,
-                    size_limit: Some(Quantity(r.work_size_limit.clone())),
-                }),
-                ..Volume::default()
-            }]),
+            volumes: Some(vec![
+                Volume {
+                    name: WORK_VOLUME.to_owned(),
+                    empty_dir: Some(EmptyDirVolumeSource {
+                        medium: None,
+                        size_limit: Some(Quantity(r.work_size_limit.clone())),
+                    }),
+                    ..Volume::default()
+                },
+                Volume {
+                    name: TOKEN_VOLUME.to_owned(),
+                    secret: Some(SecretVolumeSource {
+                        secret_name: Some(launch.env_name()),
+                        // Owner root, group the worker's fsGroup: readable by the worker only.
+                        default_mode: Some(0o440),
+                        optional: Some(false),
+                        items: None,
+                    }),
+                    ..Volume::default()
+                },
+            ]),
             ..PodSpec::default()
         }),
         status: None,

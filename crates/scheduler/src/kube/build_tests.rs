@@ -6,7 +6,7 @@
 use super::build;
 use super::{parse_egress, ApiPeer, Cidr, DnsEgress, KubeConfig, Resources};
 use crate::executor::Launch;
-use picket_core::{OrgId, ScanId};
+use picket_core::{InstallationId, OrgId, ScanId};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -17,6 +17,7 @@ const SECRET_UID: &str = "6c1f0f3e-5b1b-4bb1-9f3e-0d6c8f9a1b2c";
 
 pub(super) fn launch() -> Launch {
     Launch {
+        installation: "5ca1ab1e0c0d".parse::<InstallationId>().unwrap(),
         scan_id: "01890a5d-ac96-774b-bcce-b302099a8057"
             .parse::<ScanId>()
             .unwrap(),
@@ -199,10 +200,10 @@ fn every_security_setting_is_in_place() {
             Value::Null,
         ),
         (
-            "pod: only the work emptyDir",
+            "pod: the work emptyDir first",
             &pod,
-            "/spec/volumes".into(),
-            json!([{"name": "work", "emptyDir": {"sizeLimit": "3Gi"}}]),
+            "/spec/volumes/0".into(),
+            json!({"name": "work", "emptyDir": {"sizeLimit": "3Gi"}}),
         ),
         (
             "container: no privilege escalation",
@@ -269,7 +270,10 @@ fn every_security_setting_is_in_place() {
             "container: work dir mounted",
             &pod,
             format!("{c}/volumeMounts"),
-            json!([{"name": "work", "mountPath": "/work"}]),
+            json!([
+                {"name": "work", "mountPath": "/work"},
+                {"name": "scan-token", "mountPath": "/var/run/secrets/picket", "readOnly": true},
+            ]),
         ),
         (
             "container: TMPDIR on the work dir",
@@ -284,10 +288,30 @@ fn every_security_setting_is_in_place() {
             json!({"name": "HOME", "value": "/work"}),
         ),
         (
-            "container: env from the Secret",
+            "container: the API's URL, plain",
+            &pod,
+            format!("{c}/env/2"),
+            json!({"name": "PICKET_API_URL", "value": "http://picket-api.picket.svc:8080"}),
+        ),
+        (
+            "container: the token as a file of the mounted Secret",
+            &pod,
+            format!("{c}/env/3"),
+            json!({"name": "PICKET_SCAN_TOKEN_FILE", "value": "/var/run/secrets/picket/scan-token"}),
+        ),
+        (
+            "container: no environment from a Secret (CKV_K8S_35)",
             &pod,
             format!("{c}/envFrom"),
-            json!([{"secretRef": {"name": env_name, "optional": false}}]),
+            Value::Null,
+        ),
+        (
+            "pod: then the Secret's volume, readable by the worker's group only",
+            &pod,
+            "/spec/volumes/1".into(),
+            json!({"name": "scan-token", "secret": {
+                "secretName": env_name, "defaultMode": 0o440, "optional": false,
+            }}),
         ),
         (
             "container: cpu limit",
@@ -403,25 +427,10 @@ fn every_security_setting_is_in_place() {
             Value::Null,
         ),
         (
-            "secret: holds the token",
-            &secret,
-            "/data/PICKET_SCAN_TOKEN".into(),
-            json!(b64(TOKEN.as_bytes())),
-        ),
-        (
-            "secret: holds the API URL",
-            &secret,
-            "/data/PICKET_API_URL".into(),
-            json!(b64(b"http://picket-api.picket.svc:8080")),
-        ),
-        (
-            "secret: nothing else",
+            "secret: holds the token and nothing else",
             &secret,
             "/data".into(),
-            json!({
-                "PICKET_SCAN_TOKEN": b64(TOKEN.as_bytes()),
-                "PICKET_API_URL": b64(b"http://picket-api.picket.svc:8080"),
-            }),
+            json!({"scan-token": b64(TOKEN.as_bytes())}),
         ),
     ];
     let mut failed = Vec::new();
@@ -448,9 +457,10 @@ fn every_object_carries_the_marks_and_only_ids() {
     let expected = json!({
         "app.kubernetes.io/managed-by": "picket",
         "app.kubernetes.io/component": "scan",
+        "picket.dev/installation": "5ca1ab1e0c0d",
         "picket.dev/scan-id": "01890a5d-ac96-774b-bcce-b302099a8057",
         "picket.dev/attempt": "2",
-        "picket.dev/env": "picket-01890a5d-ac96-774b-bcce-b302099a8057-2",
+        "picket.dev/env": "picket-5ca1ab1e0c0d-01890a5d-ac96-774b-bcce-b302099a8057-2",
     });
     for (kind, object) in objects() {
         assert_eq!(
@@ -483,7 +493,7 @@ fn the_token_is_only_in_the_secret() {
             without["data"]
                 .as_object_mut()
                 .unwrap()
-                .remove("PICKET_SCAN_TOKEN");
+                .remove("scan-token");
             assert!(
                 !without.to_string().contains(&encoded),
                 "the token is held once"

@@ -1,9 +1,9 @@
 //! [`KubeExecutor`]: the objects of [`build`](super::build) created, watched and deleted through
 //! the Kubernetes API.
 
-use super::build::{self, LABEL_ATTEMPT, LABEL_ENV, LABEL_SCAN_ID, MARKS_SELECTOR};
+use super::build::{self, LABEL_ATTEMPT, LABEL_ENV, LABEL_INSTALLATION, LABEL_SCAN_ID};
 use super::{ConfigError, KubeConfig};
-use crate::executor::{parse_env_name, EnvRef, Environment, ExecError, Executor, Exit, Launch};
+use crate::executor::{own_env, EnvRef, Environment, ExecError, Executor, Exit, Launch};
 use ::kube::api::{Api, DeleteParams, ListParams, PostParams};
 use ::kube::runtime::watcher;
 use ::kube::{Client, Resource, ResourceExt};
@@ -11,6 +11,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use picket_core::InstallationId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ const WATCH_TIMEOUT_SECS: u32 = 240;
 /// Runs each scan attempt as a Pod (see the [module docs](super)).
 #[derive(Clone)]
 pub struct KubeExecutor {
+    installation: InstallationId,
     cfg: Arc<KubeConfig>,
     secrets: Api<Secret>,
     policies: Api<NetworkPolicy>,
@@ -39,18 +41,25 @@ pub struct KubeExecutor {
 impl Debug for KubeExecutor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubeExecutor")
+            .field("installation", &self.installation)
             .field("cfg", &self.cfg)
             .finish_non_exhaustive()
     }
 }
 
 impl KubeExecutor {
-    /// An executor creating scans' objects in `cfg.namespace` through `client`. Refuses a
-    /// configuration that [`KubeConfig::check`] refuses (e.g. an image not pinned by digest).
-    pub fn new(client: Client, cfg: KubeConfig) -> Result<KubeExecutor, ConfigError> {
+    /// An executor creating `installation`'s scan objects in `cfg.namespace` through
+    /// `client`. Refuses a configuration that [`KubeConfig::check`] refuses (e.g. an image not
+    /// pinned by digest).
+    pub fn new(
+        client: Client,
+        installation: InstallationId,
+        cfg: KubeConfig,
+    ) -> Result<KubeExecutor, ConfigError> {
         cfg.check()?;
         let ns = cfg.namespace.clone();
         Ok(KubeExecutor {
+            installation,
             secrets: Api::namespaced(client.clone(), &ns),
             policies: Api::namespaced(client.clone(), &ns),
             pods: Api::namespaced(client, &ns),
@@ -101,6 +110,10 @@ impl Executor for KubeExecutor {
         "kubernetes"
     }
 
+    fn installation(&self) -> &InstallationId {
+        &self.installation
+    }
+
     async fn launch(&self, launch: &Launch) -> Result<KubeEnv, ExecError> {
         let name = launch.env_name();
         // 1. The Secret; its uid makes the owner reference of the two others.
@@ -148,7 +161,8 @@ impl Executor for KubeExecutor {
     }
 
     async fn list(&self) -> Result<Vec<EnvRef>, ExecError> {
-        let lp = ListParams::default().labels(MARKS_SELECTOR);
+        // Only this installation's: another one may share the namespace.
+        let lp = ListParams::default().labels(&build::installation_selector(&self.installation));
         let (secrets, policies, pods) = tokio::try_join!(
             self.secrets.list(&lp),
             self.policies.list(&lp),
@@ -163,10 +177,12 @@ impl Executor for KubeExecutor {
             .chain(policies.items.iter().map(|o| &o.metadata))
             .chain(pods.items.iter().map(|o| &o.metadata));
         for meta in metas {
-            let Some(name) = env_of(meta) else { continue };
+            let Some(name) = env_of(&self.installation, meta) else {
+                continue;
+            };
             let created = created(meta);
             let env = envs.entry(name.clone()).or_insert_with(|| EnvRef {
-                scan: scan_of(meta, &name),
+                scan: scan_of(&self.installation, meta, &name),
                 name,
                 created,
             });
@@ -417,24 +433,37 @@ fn launch_error(what: &str, e: ::kube::Error) -> ExecError {
     }
 }
 
-/// The environment an object belongs to: its `picket.dev/env` label, else its own name when
-/// that is an environment name.
-fn env_of(meta: &ObjectMeta) -> Option<String> {
-    meta.labels
-        .as_ref()
-        .and_then(|l| l.get(LABEL_ENV).cloned())
-        .or_else(|| meta.name.clone().filter(|n| parse_env_name(n).is_some()))
+/// The environment of `installation` an object belongs to: its `picket.dev/env` label, else
+/// its own name when that is one of the installation's environment names. `None` for an object
+/// labelled with another installation, whatever its name.
+fn env_of(installation: &InstallationId, meta: &ObjectMeta) -> Option<String> {
+    let labels = meta.labels.as_ref();
+    if labels
+        .and_then(|l| l.get(LABEL_INSTALLATION))
+        .is_some_and(|i| i != installation.as_str())
+    {
+        return None;
+    }
+    labels.and_then(|l| l.get(LABEL_ENV).cloned()).or_else(|| {
+        meta.name
+            .clone()
+            .filter(|n| own_env(installation, n).is_some())
+    })
 }
 
 /// The scan attempt from the labels, or failing that from the environment's name.
-fn scan_of(meta: &ObjectMeta, env: &str) -> Option<(picket_core::ScanId, i32)> {
+fn scan_of(
+    installation: &InstallationId,
+    meta: &ObjectMeta,
+    env: &str,
+) -> Option<(picket_core::ScanId, i32)> {
     let labels = meta.labels.as_ref();
     let from_labels = (|| {
         let scan = labels?.get(LABEL_SCAN_ID)?.parse().ok()?;
         let attempt = labels?.get(LABEL_ATTEMPT)?.parse().ok()?;
         Some((scan, attempt))
     })();
-    from_labels.or_else(|| parse_env_name(env))
+    from_labels.or_else(|| own_env(installation, env))
 }
 
 fn created(meta: &ObjectMeta) -> Option<SystemTime> {

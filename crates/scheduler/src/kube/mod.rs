@@ -3,14 +3,15 @@
 //! # Objects
 //!
 //! Each attempt gets three objects in the configured namespace, all named
-//! [`Launch::env_name`](crate::Launch::env_name) (`picket-<scan id>-<attempt>`) and labelled
-//! with [`build::labels`] (Picket's marks, the scan id, the attempt and the environment name;
+//! [`Launch::env_name`](crate::Launch::env_name) (`picket-<installation>-<scan id>-<attempt>`)
+//! and labelled with [`build::labels`] (Picket's marks, the installation, the scan id, the
+//! attempt and the environment name;
 //! nothing taken from the repository, whose names, branches and paths are attacker-controlled
 //! and never reach an object):
 //!
-//! 1. a **Secret** (`Opaque`, immutable) holding the worker's environment: `PICKET_SCAN_TOKEN`
-//!    and `PICKET_API_URL`. The "spec + per-scan token + clone credential" is served by
-//!    the worker protocol: with the token, the worker fetches its spec
+//! 1. a **Secret** (`Opaque`, immutable) holding the per-scan token, mounted read-only into the
+//!    Pod as a file (`PICKET_SCAN_TOKEN_FILE`), never an environment variable, so nothing the
+//!    worker starts inherits it. With the token, the worker fetches its spec
 //!    (`GET /api/v1/worker/scan`) and clone credential (`…/credential`) over the API, so the
 //!    token is the only secret the Pod needs, and it dies with the scan's lease;
 //! 2. a **NetworkPolicy** selecting only this attempt's Pod (by its `picket.dev/env` label):
@@ -29,8 +30,8 @@
 //! deleted (with `propagationPolicy: Background`). A scan therefore costs **4 API writes**:
 //! create Secret, create NetworkPolicy, create Pod, delete Secret.
 //!
-//! The Secret is the owner because it is the first object that must exist: the Pod reads its
-//! environment from the Secret and must not run before its NetworkPolicy exists, so the Pod is
+//! The Secret is the owner because it is the first object that must exist: the Pod mounts its
+//! token from the Secret and must not run before its NetworkPolicy exists, so the Pod is
 //! created last. An ownerReference needs the owner's `uid`, which only the create response
 //! gives; making the Pod the owner would mean patching the Secret and the NetworkPolicy after
 //! the Pod exists (2 more writes, and a window in which they are unowned).
@@ -53,9 +54,10 @@
 //!
 //! # Leftovers
 //!
-//! [`Executor::list`](crate::Executor::list) finds every object with Picket's marks
-//! (`app.kubernetes.io/managed-by=picket,app.kubernetes.io/component=scan`) and groups them by
-//! environment name; [`Executor::destroy`](crate::Executor::destroy) deletes the Secret and
+//! [`Executor::list`](crate::Executor::list) finds every object with Picket's marks and its
+//! installation's label (`app.kubernetes.io/managed-by=picket,app.kubernetes.io/component=scan,
+//! picket.dev/installation=<id>`: installations may share a namespace, and each lists and reaps
+//! only its own) and groups them by environment name; [`Executor::destroy`](crate::Executor::destroy) deletes the Secret and
 //! also the Pod and the NetworkPolicy by name, so that an orphan whose Secret is gone still
 //! goes.
 
@@ -102,7 +104,7 @@ pub struct KubeConfig {
     pub egress: Vec<EgressRule>,
     pub resources: Resources,
     /// Extra plain environment for the worker (e.g. `PICKET_LOG_FORMAT=json`). It is visible in
-    /// the Pod's spec: never put a secret here. `PICKET_SCAN_TOKEN`, `PICKET_API_URL`,
+    /// the Pod's spec: never put a secret here. `PICKET_SCAN_TOKEN(_FILE)`, `PICKET_API_URL`,
     /// `PICKET_CA_BUNDLE`, `TMPDIR` and `HOME` are set by the executor and refused here.
     pub env: Vec<(String, String)>,
     /// The ConfigMap in [`KubeConfig::namespace`] holding the operator's CA bundle (made by
@@ -300,8 +302,9 @@ pub fn parse_egress(list: &str) -> Result<Vec<EgressRule>, ConfigError> {
 pub struct ConfigError(pub String);
 
 /// Names the executor sets in the worker's environment itself.
-const RESERVED_ENV: [&str; 5] = [
+const RESERVED_ENV: [&str; 6] = [
     "PICKET_SCAN_TOKEN",
+    "PICKET_SCAN_TOKEN_FILE",
     "PICKET_API_URL",
     "PICKET_CA_BUNDLE",
     "TMPDIR",

@@ -107,15 +107,17 @@ fn alive(pid: i32) -> bool {
             .contains(") Z ")
 }
 
-fn start(
+/// The scheduler on `pool`'s installation, with plain-process workers.
+async fn start(
     pool: &PgPool,
     cfg: SchedulerConfig,
     worker: WorkerCommand,
 ) -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let stop = CancellationToken::new();
+    let installation = picket_db::installation::id(pool).await.unwrap();
     let run = tokio::spawn(picket_scheduler::run(
         Db::from_pool(pool.clone()),
-        ProcessExecutor::new(worker),
+        ProcessExecutor::new(installation, worker),
         cfg,
         stop.clone(),
     ));
@@ -126,7 +128,7 @@ fn start(
 async fn a_worker_that_dies_fails_the_attempt_and_a_full_scan_runs_once_more(pool: PgPool) {
     let (org, scan) = full_scan(&pool).await;
     let dir = tempfile::tempdir().unwrap();
-    let (stop, run) = start(&pool, config(), worker(dir.path(), "exit 3"));
+    let (stop, run) = start(&pool, config(), worker(dir.path(), "exit 3")).await;
     until(&pool, scan, ScanState::Failed, Duration::from_secs(20)).await;
     stop.cancel();
     run.await.unwrap();
@@ -135,6 +137,7 @@ async fn a_worker_that_dies_fails_the_attempt_and_a_full_scan_runs_once_more(poo
     assert_eq!(code.as_deref(), Some("worker_exited"));
     assert_eq!(pids(dir.path()).len(), 2, "one worker per attempt");
     // Each attempt's record says where it ran.
+    let installation = picket_db::installation::id(&pool).await.unwrap();
     let attempts = picket_db::attempts::list(&pool, org, scan).await.unwrap();
     let ran: Vec<(i32, Option<&str>, Option<String>)> = attempts
         .iter()
@@ -145,7 +148,7 @@ async fn a_worker_that_dies_fails_the_attempt_and_a_full_scan_runs_once_more(poo
         [1, 2].map(|n| (
             n,
             Some("process"),
-            Some(picket_scheduler::executor::env_name(scan, n))
+            Some(picket_scheduler::executor::env_name(&installation, scan, n))
         ))
     );
     assert!(attempts.iter().all(|a| a.launched_at.is_some()));
@@ -157,7 +160,7 @@ async fn the_deadline_times_the_scan_out_and_stops_its_worker(pool: PgPool) {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = config();
     cfg.scan_timeout = Duration::from_secs(1);
-    let (stop, run) = start(&pool, cfg, worker(dir.path(), "exec sleep 60"));
+    let (stop, run) = start(&pool, cfg, worker(dir.path(), "exec sleep 60")).await;
     until(&pool, scan, ScanState::TimedOut, Duration::from_secs(20)).await;
     let (_, attempt, code) = state(&pool, scan).await;
     assert_eq!((attempt, code.as_deref()), (1, Some("scan_timeout")));
@@ -175,7 +178,7 @@ async fn the_deadline_times_the_scan_out_and_stops_its_worker(pool: PgPool) {
 async fn cancelling_a_running_scan_stops_its_worker(pool: PgPool) {
     let (org, scan) = full_scan(&pool).await;
     let dir = tempfile::tempdir().unwrap();
-    let (stop, run) = start(&pool, config(), worker(dir.path(), "exec sleep 60"));
+    let (stop, run) = start(&pool, config(), worker(dir.path(), "exec sleep 60")).await;
     until(&pool, scan, ScanState::Claimed, Duration::from_secs(20)).await;
     while pids(dir.path()).is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -199,7 +202,7 @@ async fn cancelling_a_running_scan_stops_its_worker(pool: PgPool) {
 async fn stopping_the_scheduler_hands_back_a_scan_that_has_not_started(pool: PgPool) {
     let (_, scan) = full_scan(&pool).await;
     let dir = tempfile::tempdir().unwrap();
-    let (stop, run) = start(&pool, config(), worker(dir.path(), "exec sleep 60"));
+    let (stop, run) = start(&pool, config(), worker(dir.path(), "exec sleep 60")).await;
     until(&pool, scan, ScanState::Claimed, Duration::from_secs(20)).await;
     while pids(dir.path()).is_empty() {
         tokio::time::sleep(Duration::from_millis(20)).await;

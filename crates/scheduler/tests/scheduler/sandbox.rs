@@ -2,7 +2,7 @@
 //! (root needed). Test hosts are network namespaces these tests create; nothing else is
 //! contacted.
 
-use picket_core::{OrgId, ScanId};
+use picket_core::{InstallationId, OrgId, ScanId};
 use picket_scheduler::sandbox::{SandboxConfig, SandboxExecutor};
 use picket_scheduler::{Environment, Executor, Launch, WorkerCommand};
 use secrecy::SecretString;
@@ -31,6 +31,19 @@ struct TestHost {
 
 impl TestHost {
     fn new(ns: &str, veth: &str, host_side: Ipv4Addr, addr: Ipv4Addr, port: u16) -> TestHost {
+        Self::with_route(ns, veth, host_side, addr, port, true)
+    }
+
+    /// `route_back: false`: the host knows only its own /30, so it answers a sandbox only when
+    /// the host masquerades the sandbox's traffic (as it must for destinations beyond it).
+    fn with_route(
+        ns: &str,
+        veth: &str,
+        host_side: Ipv4Addr,
+        addr: Ipv4Addr,
+        port: u16,
+        route_back: bool,
+    ) -> TestHost {
         let _ = Command::new("ip").args(["netns", "del", ns]).output();
         let _ = Command::new("ip").args(["link", "del", veth]).output();
         ip(&["netns", "add", ns]);
@@ -50,15 +63,17 @@ impl TestHost {
         ]);
         ip(&["-n", ns, "link", "set", "eth0", "up"]);
         ip(&["-n", ns, "link", "set", "lo", "up"]);
-        ip(&[
-            "-n",
-            ns,
-            "route",
-            "add",
-            "default",
-            "via",
-            &host_side.to_string(),
-        ]);
+        if route_back {
+            ip(&[
+                "-n",
+                ns,
+                "route",
+                "add",
+                "default",
+                "via",
+                &host_side.to_string(),
+            ]);
+        }
         let server = Command::new("ip")
             .args(["netns", "exec", ns, "python3", "-c"])
             .arg(format!(
@@ -67,6 +82,20 @@ impl TestHost {
             ))
             .spawn()
             .expect("start the test host's server");
+        // Ready once it accepts (the host reaches it over the veth).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect_timeout(
+            &SocketAddr::new(addr.into(), port),
+            Duration::from_millis(200),
+        )
+        .is_err()
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the test host {ns} never listened"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         TestHost {
             ns: ns.to_owned(),
             server,
@@ -82,13 +111,16 @@ impl Drop for TestHost {
     }
 }
 
-/// The worker stand-in: a bash script chosen by the launch's token.
+/// A sandbox configuration of a fresh installation, its address claims in `root` (tests that
+/// share a machine's claims between executors pass the same file).
 fn executor_cfg(root: &Path, api: SocketAddr, subnet: Ipv4Addr) -> SandboxConfig {
-    let mut cfg = SandboxConfig::new(root.to_path_buf(), api);
+    let mut cfg = SandboxConfig::new(InstallationId::random(), root.to_path_buf(), api);
     cfg.subnet = subnet;
+    cfg.address_claims = root.join("addresses.lock");
     cfg
 }
 
+/// The worker stand-in: a bash script chosen by the launch's token.
 fn bash_worker() -> WorkerCommand {
     WorkerCommand {
         program: "/usr/bin/bash".into(),
@@ -97,8 +129,9 @@ fn bash_worker() -> WorkerCommand {
     }
 }
 
-fn launch(script: &str) -> Launch {
+fn launch(exec: &SandboxExecutor, script: &str) -> Launch {
     Launch {
+        installation: exec.installation().clone(),
         scan_id: ScanId::new(),
         attempt: 1,
         org_id: OrgId::new(),
@@ -172,7 +205,7 @@ answer=$(timeout 10 bash -c "exec 3<>/dev/tcp/${api%:*}/${api##*:}; printf ready
 [ "$PICKET_TEST" = 1 ] || exit 17
 exit 0
 "#;
-    let mut env = exec.launch(&launch(script)).await.unwrap();
+    let mut env = exec.launch(&launch(&exec, script)).await.unwrap();
     let exit = tokio::time::timeout(Duration::from_secs(60), env.wait())
         .await
         .expect("the sandbox finished")
@@ -195,7 +228,7 @@ async fn a_scan_sees_neither_other_scans_nor_the_hosts_files() {
         Ipv4Addr::new(10, 234, 0, 0),
     );
     let exec = SandboxExecutor::new(cfg, bash_worker()).await.unwrap();
-    let first = launch("echo secret > /scan/mine; sleep 30");
+    let first = launch(&exec, "echo secret > /scan/mine; sleep 30");
     let sleeper = exec.launch(&first).await.unwrap();
     let first_dir = root.path().join(first.env_name());
     assert!(first_dir.join("scan").exists());
@@ -215,7 +248,7 @@ exit 0
         dir = first_dir.display(),
         root = root.path().display()
     );
-    let mut prober = exec.launch(&launch(&probe)).await.unwrap();
+    let mut prober = exec.launch(&launch(&exec, &probe)).await.unwrap();
     let exit = prober.wait().await.unwrap();
     prober.teardown().await;
     assert!(exit.success, "the probe failed: {}", exit.detail);
@@ -234,7 +267,7 @@ async fn nothing_is_left_behind_when_the_worker_is_killed_or_the_scheduler_crash
     let exec = SandboxExecutor::new(cfg, bash_worker()).await.unwrap();
 
     // Killed: every process of the sandbox gets SIGKILL.
-    let killed = launch("sleep 30");
+    let killed = launch(&exec, "sleep 30");
     let name = killed.env_name();
     let mut env = exec.launch(&killed).await.unwrap();
     assert!(netns_exists(&name));
@@ -267,7 +300,7 @@ async fn nothing_is_left_behind_when_the_worker_is_killed_or_the_scheduler_crash
 
     // Crashed: the environment is dropped without teardown; the reaper's listing finds it and
     // destroy removes everything.
-    let crashed = launch("sleep 30");
+    let crashed = launch(&exec, "sleep 30");
     let name = crashed.env_name();
     let env = exec.launch(&crashed).await.unwrap();
     drop(env);
@@ -278,4 +311,178 @@ async fn nothing_is_left_behind_when_the_worker_is_killed_or_the_scheduler_crash
     assert!(!netns_exists(&name));
     assert!(!root.path().join(&name).exists());
     assert!(exec.list().await.unwrap().iter().all(|e| e.name != name));
+}
+
+/// A stand-in for the control plane on loopback: answers `pong` to every connection.
+async fn pong_api() -> SocketAddr {
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = api.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = api.accept().await {
+            let _ = conn.write_all(b"pong").await;
+        }
+    });
+    addr
+}
+
+/// Reaches the API through the sandbox's forwarder, and `far` when given (a host that answers
+/// only masqueraded traffic), then exits 0.
+fn reach(far: Option<Ipv4Addr>) -> String {
+    let mut script = String::from(
+        r#"
+api=${PICKET_API_URL#http://}
+got=$(timeout 5 bash -c "exec 3<>/dev/tcp/${api%:*}/${api##*:}; head -c 4 <&3") || exit 10
+[ "$got" = pong ] || exit 11
+"#,
+    );
+    if let Some(far) = far {
+        script.push_str(&format!(
+            "got=$(timeout 5 bash -c 'exec 3<>/dev/tcp/{far}/8081; head -c 5 <&3') || exit 12\n\
+             [ \"$got\" = hello ] || exit 13\n"
+        ));
+    }
+    script.push_str("exit 0\n");
+    script
+}
+
+/// The address inside a sandbox's namespace (`10.x.y.z/30`).
+fn sandbox_address(name: &str) -> String {
+    let out = ip(&["-n", name, "-4", "-o", "addr", "show", "dev", "eth0"]);
+    out.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn run_to_end(exec: &SandboxExecutor, script: &str) -> (String, picket_scheduler::Exit) {
+    let l = launch(exec, script);
+    let mut env = exec.launch(&l).await.unwrap();
+    let address = sandbox_address(&l.env_name());
+    let exit = tokio::time::timeout(Duration::from_secs(60), env.wait())
+        .await
+        .expect("the sandbox finished")
+        .unwrap();
+    env.teardown().await;
+    (address, exit)
+}
+
+/// Two installations on one machine (different data directories and databases, the same
+/// default subnet): they never hand out the same /30, each lists and destroys only its own
+/// sandboxes, and neither one's start takes the other's masquerading away, even with another
+/// subnet.
+#[tokio::test]
+async fn two_installations_on_one_machine_keep_to_their_own_sandboxes() {
+    let tag = std::process::id() % 100_000;
+    let far = TestHost::with_route(
+        &format!("pkt-far-{tag}"),
+        &format!("pktf{tag}"),
+        Ipv4Addr::new(10, 239, 0, 1),
+        Ipv4Addr::new(10, 239, 0, 2),
+        8081,
+        false,
+    );
+    let api = pong_api().await;
+    let machine = tempfile::tempdir().unwrap();
+    let (root_a, root_b, root_c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let subnet = Ipv4Addr::new(10, 236, 0, 0);
+    let installation = |root: &Path, subnet: Ipv4Addr| {
+        let mut cfg = executor_cfg(root, api, subnet);
+        cfg.address_claims = machine.path().join("addresses.lock");
+        cfg.egress = vec!["10.239.0.2/32:8081".parse().unwrap()];
+        cfg
+    };
+    let a = SandboxExecutor::new(installation(root_a.path(), subnet), bash_worker())
+        .await
+        .unwrap();
+    let running = launch(
+        &a,
+        &format!("{} sleep 30", reach(None).replace("exit 0\n", "")),
+    );
+    let mut a1 = a.launch(&running).await.unwrap();
+    let a1_address = sandbox_address(&running.env_name());
+
+    // The second installation starts on the same subnet while the first one's scan runs.
+    let b = SandboxExecutor::new(installation(root_b.path(), subnet), bash_worker())
+        .await
+        .unwrap();
+    let (b1_address, exit) = run_to_end(&b, &reach(Some(Ipv4Addr::new(10, 239, 0, 2)))).await;
+    assert!(exit.success, "b's scan failed: {}", exit.detail);
+    assert_ne!(a1_address, b1_address, "two installations took one /30");
+
+    // Each lists only its own sandboxes; neither destroys the other's.
+    let names = |envs: Vec<picket_scheduler::EnvRef>| -> Vec<String> {
+        envs.into_iter().map(|e| e.name).collect()
+    };
+    assert_eq!(names(a.list().await.unwrap()), [running.env_name()]);
+    assert!(names(b.list().await.unwrap()).is_empty());
+    let foreign = a.list().await.unwrap().remove(0);
+    assert!(b.destroy(&foreign).await.is_err());
+    assert!(netns_exists(&running.env_name()));
+
+    // A third installation on another subnet: the first one's scans still reach beyond the
+    // machine.
+    let _c = SandboxExecutor::new(
+        installation(root_c.path(), Ipv4Addr::new(10, 237, 0, 0)),
+        bash_worker(),
+    )
+    .await
+    .unwrap();
+    let (_, exit) = run_to_end(&a, &reach(Some(Ipv4Addr::new(10, 239, 0, 2)))).await;
+    assert!(exit.success, "a's scan failed: {}", exit.detail);
+
+    // The first scan ran through all of it undisturbed.
+    assert!(
+        !ip(&["netns", "pids", &running.env_name()])
+            .trim()
+            .is_empty(),
+        "the first installation's running sandbox was killed"
+    );
+    let early = tokio::time::timeout(Duration::from_millis(100), a1.wait()).await;
+    assert!(early.is_err(), "a's scan ended early: {early:?}");
+    a1.teardown().await;
+    assert!(!netns_exists(&running.env_name()));
+    drop(far);
+}
+
+/// A scheduler that crashed left a sandbox behind (its scan may still be live, so the reaper
+/// keeps it); once restarted, it never hands a new sandbox that sandbox's /30.
+#[tokio::test]
+async fn a_restarted_executor_never_reuses_a_leftover_sandboxs_address() {
+    let api = pong_api().await;
+    let root = tempfile::tempdir().unwrap();
+    let cfg = executor_cfg(root.path(), api, Ipv4Addr::new(10, 238, 0, 0));
+    let before = SandboxExecutor::new(cfg.clone(), bash_worker())
+        .await
+        .unwrap();
+    let left = launch(&before, "sleep 30");
+    let env = before.launch(&left).await.unwrap();
+    let left_address = sandbox_address(&left.env_name());
+    // The crash: nothing is torn down, and the process's claims end with it.
+    drop(env);
+    drop(before);
+    assert!(netns_exists(&left.env_name()));
+
+    let after = SandboxExecutor::new(cfg, bash_worker()).await.unwrap();
+    let (address, exit) = run_to_end(&after, &reach(None)).await;
+    assert!(exit.success, "the new scan failed: {}", exit.detail);
+    assert_ne!(
+        address, left_address,
+        "the leftover's /30 was handed out again"
+    );
+
+    // The leftover is its installation's own: listed, and destroyed.
+    let leftover = after
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.name == left.env_name())
+        .expect("the leftover is listed");
+    after.destroy(&leftover).await.unwrap();
+    assert!(!netns_exists(&left.env_name()));
 }
