@@ -17,10 +17,11 @@ use picket_scheduler::sandbox::{self, SandboxConfig, SandboxExecutor};
 use picket_scheduler::{Executor, SchedulerConfig, WorkerCommand};
 use picket_test_support::{bare_repo, file, GitServer, History, ServerConfig, TestCa};
 use picket_tests::kube_api::{Kind, KubeApi, KubeApiOptions};
+use picket_tests::picket_binary;
 use picket_tests::{semgrep_binary, TestApp, RULES_DIR};
 use sqlx::PgPool;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -33,22 +34,6 @@ const GIT_HOST: Ipv4Addr = Ipv4Addr::new(10, 238, 0, 2);
 const GIT_PORT: u16 = 8443;
 /// The scans' sandboxes take their /30s from here.
 const SANDBOX_SUBNET: Ipv4Addr = Ipv4Addr::new(10, 239, 0, 0);
-
-/// `target/<profile>/picket`, next to this test's `deps/` directory.
-fn picket_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .join("picket");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p picket-cli --bin picket` first (`make test` does)",
-        path.display()
-    );
-    path
-}
 
 fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip");

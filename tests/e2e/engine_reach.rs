@@ -9,10 +9,11 @@
 //! knows (the scan token, a database URL, a credentials key), and in a local sandbox.
 
 use crate::installations::{projects_on, sandbox_executor_config, scheduler_config};
-use crate::kubernetes::{picket_binary, sample_repo};
+use crate::kubernetes::sample_repo;
 use picket_core::ScanState;
 use picket_db::{installation, queue, scans, Db};
 use picket_scheduler::sandbox::SandboxExecutor;
+use picket_tests::picket_binary;
 use picket_tests::{semgrep_binary, TestApp, RULES_DIR};
 use secrecy::ExposeSecret;
 use sqlx::PgPool;

@@ -6,7 +6,7 @@
 //!
 //! The worker is the `picket` binary of this build (`target/debug/picket`, built by `make test`).
 
-use crate::kubernetes::{config, picket_binary, sample_repo, IMAGE, NS};
+use crate::kubernetes::{config, sample_repo, IMAGE, NS};
 use picket_core::{Provider, ScanId, ScanState};
 use picket_db::connections::{self, NewConnection};
 use picket_db::projects::{self, NewProject};
@@ -15,6 +15,7 @@ use picket_scheduler::kube::{parse_egress, KubeExecutor};
 use picket_scheduler::sandbox::{self, SandboxConfig, SandboxExecutor};
 use picket_scheduler::{Executor, SchedulerConfig, WorkerCommand};
 use picket_tests::kube_api::{KubeApi, KubeApiOptions};
+use picket_tests::picket_binary;
 use picket_tests::{semgrep_binary, TestApp, RULES_DIR};
 use sqlx::PgPool;
 use std::path::{Path, PathBuf};

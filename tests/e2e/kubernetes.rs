@@ -23,6 +23,7 @@ use picket_scheduler::kube::{
 use picket_scheduler::reaper::{self, Reaped};
 use picket_scheduler::{Environment, ExecError, Executor, Launch, SchedulerConfig};
 use picket_tests::kube_api::{Kind, KubeApi, KubeApiOptions};
+use picket_tests::picket_binary;
 use picket_tests::{semgrep_binary, TestApp, RULES_DIR};
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -35,22 +36,6 @@ use tokio_util::sync::CancellationToken;
 pub(crate) const NS: &str = "picket-scans";
 pub(crate) const IMAGE: &str =
     "registry.test/picket@sha256:5f2d0c2d8b8e4c1f9e0a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e";
-
-/// `target/<profile>/picket`, next to this test's `deps/` directory.
-pub(crate) fn picket_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .join("picket");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p picket-cli --bin picket` first (`make test` does)",
-        path.display()
-    );
-    path
-}
 
 /// A script standing in for an image: `#!/bin/sh` + `body`.
 fn script(dir: &Path, name: &str, body: &str) -> PathBuf {

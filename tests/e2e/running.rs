@@ -3,6 +3,7 @@
 //! nothing the platform does (clones of fuzzed URLs included) reaches beyond it; its data
 //! directory is the caller's temporary directory. Both go on drop, pass or fail. Needs root.
 
+use picket_tests::picket_binary;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -10,22 +11,6 @@ use std::time::{Duration, Instant};
 
 pub const REPO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 pub const LISTEN: &str = "127.0.0.1:7300";
-
-/// `target/<profile>/picket`, next to this test's `deps/` directory.
-pub fn picket_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test's path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .join("picket");
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build -p picket-cli --bin picket` first (`make test` does)",
-        path.display()
-    );
-    path
-}
 
 pub fn schemathesis_binary() -> PathBuf {
     let path = Path::new(REPO).join(".venv-schemathesis/bin/schemathesis");

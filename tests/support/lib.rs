@@ -26,7 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
@@ -59,6 +59,22 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
     fn make_writer(&'a self) -> LogBuffer {
         self.clone()
     }
+}
+
+/// `target/<profile>/picket`, next to this test's `deps/` directory.
+pub fn picket_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .join("picket");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p picket-cli --bin picket` first (`make test` does)",
+        path.display()
+    );
+    path
 }
 
 /// The pinned Semgrep that `make semgrep` installs (the tests' engine).

@@ -3,7 +3,7 @@
 //! ignores, applied by Picket to head and base alike.
 
 use crate::full::full_spec;
-use crate::support::{self, diff_spec, Repo};
+use crate::support::{self, diff_spec, found, Repo};
 use picket_core::protocol::ScanResults;
 use picket_engine::targets::{tree_files, IgnoreTally, PathFilter};
 use picket_worker::scan;
@@ -12,16 +12,6 @@ use std::path::Path;
 use std::process::Command;
 
 const TOOL: &str = "def tool(x):\n    return eval(x)\n";
-
-fn found(results: &ScanResults) -> Vec<(&str, u32)> {
-    let mut f: Vec<_> = results
-        .findings
-        .iter()
-        .map(|f| (f.path.as_str(), f.start_line))
-        .collect();
-    f.sort();
-    f
-}
 
 fn ignores(results: &ScanResults) -> Vec<(&str, &str, u64)> {
     results

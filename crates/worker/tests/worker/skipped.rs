@@ -3,7 +3,7 @@
 //! because the engine copies the file's raw bytes into its JSON).
 
 use crate::full::full_spec;
-use crate::support::{self, diff_spec, Repo};
+use crate::support::{self, diff_spec, found, Repo};
 use picket_core::protocol::{ScanResults, SkipKind};
 use picket_worker::scan;
 
@@ -35,16 +35,6 @@ fn skipped(results: &ScanResults) -> Vec<(&str, SkipKind)> {
         .collect();
     s.sort_by_key(|(p, _)| *p);
     s
-}
-
-fn found(results: &ScanResults) -> Vec<(&str, u32)> {
-    let mut f: Vec<_> = results
-        .findings
-        .iter()
-        .map(|f| (f.path.as_str(), f.start_line))
-        .collect();
-    f.sort();
-    f
 }
 
 fn assert_reasons_are_clean(results: &ScanResults, checkout_hint: &str) {

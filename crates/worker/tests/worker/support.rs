@@ -1,6 +1,6 @@
 //! Fixture repositories and the engine configuration for the tests.
 
-use picket_core::protocol::ScanSpec;
+use picket_core::protocol::{ScanResults, ScanSpec};
 use picket_core::{ProjectId, ScanId, ScanKind};
 use picket_worker::clone::CloneLimits;
 use picket_worker::scan::WorkerConfig;
@@ -95,6 +95,17 @@ impl Repo {
         self.git(&["commit", "-q", "--allow-empty", "-m", message]);
         self.git(&["rev-parse", "HEAD"])
     }
+}
+
+/// A scan's findings as (path, first line), sorted.
+pub fn found(results: &ScanResults) -> Vec<(&str, u32)> {
+    let mut f: Vec<_> = results
+        .findings
+        .iter()
+        .map(|f| (f.path.as_str(), f.start_line))
+        .collect();
+    f.sort();
+    f
 }
 
 pub fn diff_spec(repo: &Repo, head_ref: &str, base_ref: &str) -> ScanSpec {
