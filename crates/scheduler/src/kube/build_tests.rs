@@ -605,15 +605,17 @@ fn the_ca_bundle_is_one_config_map_mounted_read_only_by_every_pod() {
     let owner = build::owner_reference(&launch.env_name(), SECRET_UID);
     let with = serde_json::to_value(build::pod(&cfg, &launch, &owner)).unwrap();
     let without = serde_json::to_value(build::pod(&config(), &launch, &owner)).unwrap();
+    // The last volume and mount (after the scratch space and the token).
+    let volumes = with.pointer("/spec/volumes").unwrap().as_array().unwrap();
     assert_eq!(
-        with.pointer("/spec/volumes/1").unwrap(),
+        volumes.last().unwrap(),
         &json!({"name": "ca-bundle",
                 "configMap": {"name": name, "defaultMode": 0o444, "optional": false}})
     );
     let container = with.pointer("/spec/containers/0").unwrap();
     assert_eq!(
-        container["volumeMounts"][1],
-        json!({"name": "ca-bundle", "mountPath": "/etc/picket/ca", "readOnly": true})
+        container["volumeMounts"].as_array().unwrap().last().unwrap(),
+        &json!({"name": "ca-bundle", "mountPath": "/etc/picket/ca", "readOnly": true})
     );
     let env = container["env"].as_array().unwrap();
     assert_eq!(
