@@ -614,7 +614,11 @@ fn the_ca_bundle_is_one_config_map_mounted_read_only_by_every_pod() {
     );
     let container = with.pointer("/spec/containers/0").unwrap();
     assert_eq!(
-        container["volumeMounts"].as_array().unwrap().last().unwrap(),
+        container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap(),
         &json!({"name": "ca-bundle", "mountPath": "/etc/picket/ca", "readOnly": true})
     );
     let env = container["env"].as_array().unwrap();
