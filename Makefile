@@ -139,7 +139,9 @@ k8s-tools:
 ## Install the pinned checkov into .venv-tools/ (skipped when it is there at that version). The
 ## deploy tests (tests/e2e/deploy.rs) run it: no secret as an environment variable (CKV_K8S_35).
 checkov:
-	@.venv-tools/bin/checkov --version 2>/dev/null | grep -qx "$(CHECKOV_VERSION)" \
+	@# bin/checkov is a plain script with an absolute #! line: run by the venv's python, so a
+	@# checkout path holding a space works.
+	@.venv-tools/bin/python3 .venv-tools/bin/checkov --version 2>/dev/null | grep -qx "$(CHECKOV_VERSION)" \
 	  || { python3 -m venv .venv-tools && .venv-tools/bin/pip install --quiet "checkov==$(CHECKOV_VERSION)"; }
 
 ## Print what each overlay under deploy/overlays/ would apply (see docs/deploy.md).

@@ -859,10 +859,18 @@ fn container_mut<'a>(objects: &'a mut [Value], kind: &str, name: &str) -> &'a mu
     &mut pod["containers"][0]
 }
 
-/// The pinned checkov (`make checkov` installs it into `.venv-tools/`).
-fn checkov() -> std::path::PathBuf {
-    let path = k8s::repo_root().join(".venv-tools/bin/checkov");
-    let out = std::process::Command::new(&path)
+/// The pinned checkov (`make checkov` installs it into `.venv-tools/`), as a command. Its
+/// `bin/checkov` is a plain script whose `#!` line names the venv's python by absolute path,
+/// which the kernel cannot run when that path holds a space: the venv's python runs it.
+fn checkov() -> std::process::Command {
+    let venv = k8s::repo_root().join(".venv-tools/bin");
+    let path = venv.join("checkov");
+    let command = || {
+        let mut c = std::process::Command::new(venv.join("python3"));
+        c.arg(&path);
+        c
+    };
+    let out = command()
         .arg("--version")
         .output()
         .unwrap_or_else(|e| panic!("{} cannot run ({e}): run `make checkov`", path.display()));
@@ -873,7 +881,7 @@ fn checkov() -> std::path::PathBuf {
         "{} is not the pinned version: run `make checkov`",
         path.display()
     );
-    path
+    command()
 }
 
 /// checkov's CKV_K8S_35 ("prefer using secrets as files over secrets as environment
@@ -887,7 +895,7 @@ fn ckv_k8s_35(objects: &[Value]) -> (BTreeSet<String>, BTreeSet<String>) {
         .collect();
     let file = dir.path().join("objects.yaml");
     std::fs::write(&file, yaml.join("---\n")).unwrap();
-    let out = std::process::Command::new(checkov())
+    let out = checkov()
         .args(["--framework", "kubernetes", "--check", "CKV_K8S_35"])
         .args(["--output", "json", "--skip-download", "--compact"])
         // A file, not its directory: checkov skips hidden directories (`/tmp/.tmpXXXX`).
