@@ -19,6 +19,9 @@ KUBERNETES_VALIDATE_VERSION := 1.37.0
 SCHEMATHESIS_VERSION := 4.32.5
 # The official SARIF validator (npm `@microsoft/sarif-multitool`), pinned in tests/sarif/.
 SARIF_MULTITOOL_VERSION := 5.7.0
+# GitHub's webhook examples and REST OpenAPI description (npm), pinned in tests/github/.
+OCTOKIT_WEBHOOKS_EXAMPLES_VERSION := 7.6.1
+OCTOKIT_OPENAPI_VERSION := 23.0.2
 # Policy checks of deploy/ and the scan Pod (PyPI `checkov`), in .venv-tools/ of its own.
 CHECKOV_VERSION := 3.2.500
 
@@ -35,7 +38,7 @@ run: semgrep sandbox-tools
 ## Run the whole test suite: the rule pack's tests, then every crate's, against the machine's
 ## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks), then every
 ## benchmark once at a small size.
-test: rules-test k8s-tools checkov sandbox-tools bench-tools schemathesis sarif-tools
+test: rules-test k8s-tools checkov sandbox-tools bench-tools schemathesis sarif-tools github-fixtures
 	./.ci/postgres-up
 	@# The scheduler's end-to-end tests start the real worker binary (target/debug/picket).
 	cargo build -p picket-cli --bin picket
@@ -98,7 +101,16 @@ rules-test: semgrep
 	.venv/bin/semgrep scan --experimental --metrics=off --disable-version-check --quiet \
 	  --config crates/worker/rules crates/worker/rules > /dev/null
 
-.PHONY: k8s-tools checkov deploy-render sandbox-tools bench-tools schemathesis sarif-tools
+.PHONY: k8s-tools checkov deploy-render sandbox-tools bench-tools schemathesis sarif-tools github-fixtures
+
+## Install GitHub's machine-readable ground truth (npm `@octokit/webhooks-examples`: real webhook
+## payloads; `@octokit/openapi`: the REST description, 385 MB unpacked, so installed, never
+## vendored), pinned by tests/github/package-lock.json, under tests/github/node_modules (skipped
+## when those versions are there). picket-vcs's tests and the GitHub test server read them.
+github-fixtures:
+	@grep -q '"version": "$(OCTOKIT_WEBHOOKS_EXAMPLES_VERSION)"' tests/github/node_modules/@octokit/webhooks-examples/package.json 2>/dev/null \
+	  && grep -q '"version": "$(OCTOKIT_OPENAPI_VERSION)"' tests/github/node_modules/@octokit/openapi/package.json 2>/dev/null \
+	  || (cd tests/github && npm ci --no-audit --no-fund --loglevel=error)
 
 ## Install the official SARIF validator (npm `@microsoft/sarif-multitool`, pinned by
 ## tests/sarif/package-lock.json) under tests/sarif/node_modules (skipped when that version is

@@ -1,0 +1,315 @@
+//! The interface every provider implements.
+//!
+//! [`SourceProvider`] is what the control plane asks of a connection (it holds the connection's
+//! long-lived credential: a GitHub App's key, a GitLab or Azure token). [`FeedbackClient`] is what a
+//! scan posts on its pull request; it is built from a [`ScopedCredential`] minted for that one scan
+//! and repository, so the worker never holds the connection's credential.
+//!
+//! Both are object-safe (`dyn`) so the API, scheduler and worker hold any provider behind one type.
+
+use crate::error::VcsError;
+use crate::event::RepoRef;
+use crate::Result;
+use async_trait::async_trait;
+use picket_core::Provider;
+use secrecy::SecretString;
+use serde::Serialize;
+use std::fmt;
+use time::OffsetDateTime;
+
+/// One repository of a connection, as the provider lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Repository {
+    /// The provider's id, stable across renames.
+    pub id: String,
+    pub full_name: String,
+    /// HTTPS clone URL.
+    pub clone_url: String,
+    pub default_branch: String,
+    pub private: bool,
+    pub archived: bool,
+    /// The installation (GitHub) through which the connection sees it.
+    pub installation_id: Option<String>,
+}
+
+/// Where one repository lives, as Picket stores it on a project: enough for any call about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepoLocator {
+    pub id: String,
+    pub full_name: String,
+    /// GitHub: the App installation that can see the repository.
+    pub installation_id: Option<String>,
+}
+
+/// A page of a listing. `next` is an opaque cursor for the following page, `None` on the last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// What a connection is and what it may do: the answer to "check this connection".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConnectionCheck {
+    /// The identity the credential stands for (GitHub: the App's slug; GitLab: the token's user).
+    pub identity: String,
+    /// Installations (GitHub) the App has, with their accounts; empty for token-based providers.
+    pub installations: Vec<InstallationInfo>,
+    /// Permissions Picket needs that the credential lacks, by the provider's names
+    /// (`pull_requests: write`, `checks: write`, ...). Empty when all is well.
+    pub missing_permissions: Vec<String>,
+    /// Events Picket needs that are not subscribed (GitHub App `events`).
+    pub missing_events: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstallationInfo {
+    pub id: String,
+    pub account: String,
+    pub repository_selection: Option<crate::event::RepositorySelection>,
+    pub suspended: bool,
+}
+
+/// What a minted credential may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialScope {
+    /// Clone only: contents read.
+    Clone,
+    /// One scan of a pull request: contents read, pull requests write, checks write.
+    PullRequestScan,
+}
+
+/// A short-lived credential for one repository. `Debug` never shows the secret.
+#[derive(Clone)]
+pub struct ScopedCredential {
+    /// The user name to present with it over HTTPS (GitHub: `x-access-token`).
+    pub username: String,
+    pub secret: SecretString,
+    /// When the provider will stop accepting it.
+    pub expires_at: Option<OffsetDateTime>,
+}
+
+impl fmt::Debug for ScopedCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopedCredential")
+            .field("username", &self.username)
+            .field("secret", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// A pull request's state as the provider has it now (the reconcile sweep, a scan's start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PullRequestState {
+    pub number: u64,
+    pub open: bool,
+    pub draft: bool,
+    pub head_sha: String,
+    pub head_ref: String,
+    pub base_ref: String,
+    pub base_sha: String,
+    pub from_fork: bool,
+    pub title: String,
+    pub author: Option<String>,
+}
+
+/// What the control plane asks of one connection.
+#[async_trait]
+pub trait SourceProvider: Send + Sync + fmt::Debug {
+    fn provider(&self) -> Provider;
+
+    /// The credential's identity, installations and missing permissions.
+    async fn check(&self) -> Result<ConnectionCheck>;
+
+    /// The repositories the connection can see, a page at a time (`per_page` 1-100).
+    async fn list_repositories(&self, cursor: Option<&str>, per_page: u32)
+        -> Result<Page<Repository>>;
+
+    /// One repository by its provider id, through the given installation.
+    async fn repository(&self, repo: &RepoLocator) -> Result<Repository>;
+
+    /// The narrowest credential for one repository: GitHub mints an installation token limited to
+    /// that repository and the scope's permissions (1 hour).
+    async fn mint_credential(
+        &self,
+        repo: &RepoLocator,
+        scope: CredentialScope,
+    ) -> Result<ScopedCredential>;
+
+    /// The merge base of `head_sha` and the tip of `base_ref` as it is now (GitHub's compare API).
+    async fn merge_base(&self, repo: &RepoLocator, base_ref: &str, head_sha: &str)
+        -> Result<String>;
+
+    /// One pull request as it is now.
+    async fn pull_request(&self, repo: &RepoLocator, number: u64) -> Result<PullRequestState>;
+
+    /// The repository's open pull requests, a page at a time.
+    async fn open_pull_requests(
+        &self,
+        repo: &RepoLocator,
+        cursor: Option<&str>,
+    ) -> Result<Page<PullRequestState>>;
+
+    /// Whether `login` may write to the repository (triage by reply is theirs only).
+    async fn has_write_access(&self, repo: &RepoLocator, login: &str) -> Result<bool>;
+
+    /// How many API calls this connection has made since it was built (the reconcile sweep's and
+    /// a PR scan's budgets count them).
+    fn api_calls(&self) -> u64;
+}
+
+/// The pass/fail signal's state (GitHub check run `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    Queued,
+    InProgress,
+    Completed,
+}
+
+/// How a completed check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckConclusion {
+    Success,
+    Failure,
+    Neutral,
+    Cancelled,
+}
+
+/// One line-level annotation on a check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Annotation {
+    pub path: String,
+    /// 1-based lines, inclusive.
+    pub start_line: u32,
+    pub end_line: u32,
+    /// `failure` (a Block finding), `warning` (Comment), `notice` (Monitor).
+    pub level: AnnotationLevel,
+    pub title: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnnotationLevel {
+    Notice,
+    Warning,
+    Failure,
+}
+
+/// The check's text: a title, a Markdown summary and details (each ≤ 65,535 characters on
+/// GitHub), and annotations (any number: the client sends them 50 per request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckOutput {
+    pub title: String,
+    pub summary: String,
+    pub text: Option<String>,
+    pub annotations: Vec<Annotation>,
+}
+
+/// A check as it should be: created with `create_check`, then moved with `update_check`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckUpdate {
+    pub status: CheckStatus,
+    pub conclusion: Option<CheckConclusion>,
+    pub output: Option<CheckOutput>,
+    /// Where the check's "Details" link points (the scan in Picket's UI).
+    pub details_url: Option<String>,
+}
+
+/// A comment Picket posted, as the provider knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PostedComment {
+    pub id: String,
+    /// The review thread the comment opened (GitHub GraphQL node id), for resolving it.
+    pub thread_id: Option<String>,
+    pub body: String,
+    /// Where it sits: `None` for a conversation comment.
+    pub path: Option<String>,
+    pub line: Option<u32>,
+    /// Whether its thread is resolved.
+    pub resolved: bool,
+}
+
+/// A review comment to post on one line of the PR's head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InlineComment {
+    pub path: String,
+    /// 1-based line on the head side (RIGHT); must be a line of the diff.
+    pub line: u32,
+    pub body: String,
+}
+
+/// What a pull request scan posts.
+#[async_trait]
+pub trait FeedbackClient: Send + Sync + fmt::Debug {
+    /// Creates the check named `name` on `head_sha`; returns its id.
+    async fn create_check(
+        &self,
+        repo: &RepoLocator,
+        name: &str,
+        head_sha: &str,
+        update: &CheckUpdate,
+    ) -> Result<String>;
+
+    /// Moves a check (annotations beyond 50 go in further requests, which append).
+    async fn update_check(&self, repo: &RepoLocator, check_id: &str, update: &CheckUpdate)
+        -> Result<()>;
+
+    /// The PR's comments whose body contains `marker` (Picket's hidden markers), conversation and
+    /// review comments alike, with their threads.
+    async fn find_comments(&self, repo: &RepoLocator, number: u64, marker: &str)
+        -> Result<Vec<PostedComment>>;
+
+    /// Creates the PR's conversation comment, or edits `existing` in place.
+    async fn upsert_conversation_comment(
+        &self,
+        repo: &RepoLocator,
+        number: u64,
+        existing: Option<&str>,
+        body: &str,
+    ) -> Result<PostedComment>;
+
+    /// Posts review comments on lines of `commit_sha`, in order.
+    async fn post_inline_comments(
+        &self,
+        repo: &RepoLocator,
+        number: u64,
+        commit_sha: &str,
+        comments: &[InlineComment],
+    ) -> Result<Vec<PostedComment>>;
+
+    /// Marks a review thread resolved.
+    async fn resolve_thread(&self, repo: &RepoLocator, thread_id: &str) -> Result<()>;
+
+    /// Answers in the thread of review comment `comment_id` (or on the conversation for a
+    /// conversation comment).
+    async fn reply(
+        &self,
+        repo: &RepoLocator,
+        number: u64,
+        comment_id: &str,
+        body: &str,
+    ) -> Result<PostedComment>;
+
+    /// API calls made so far.
+    fn api_calls(&self) -> u64;
+}
+
+/// A repository as an event names it, completed from a listing.
+impl From<Repository> for RepoRef {
+    fn from(r: Repository) -> RepoRef {
+        RepoRef {
+            id: r.id,
+            full_name: r.full_name,
+            clone_url: Some(r.clone_url),
+            default_branch: Some(r.default_branch),
+            private: Some(r.private),
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn _object_safe(_: &dyn SourceProvider, _: &dyn FeedbackClient, _: VcsError) {}
