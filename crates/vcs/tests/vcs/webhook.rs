@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use picket_vcs::event::{
     CommentKind, Delivery, Ignored, InstallationAction, InstallationEvent,
-    InstallationRepositoriesEvent, PullRequestAction, PullRequestEvent, RepoRef, ReplyEvent,
+    InstallationRepositoriesEvent, PullRequestAction, PullRequestEvent, ReplyEvent, RepoRef,
     RepositorySelection, WebhookEvent,
 };
 use picket_vcs::github::webhook::{parse, verify};
@@ -130,7 +130,10 @@ fn first_example(event: &str, action: &str) -> &'static Example {
 fn headers(event: &str, content_type: &str) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.insert("x-github-delivery", HeaderValue::from_static(DELIVERY_ID));
-    h.insert("x-github-event", HeaderValue::from_str(event).expect("event name"));
+    h.insert(
+        "x-github-event",
+        HeaderValue::from_str(event).expect("event name"),
+    );
     h.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_str(content_type).expect("content type"),
@@ -145,7 +148,10 @@ fn json_body(payload: &Value) -> Vec<u8> {
 
 fn form_body(payload: &Value) -> Vec<u8> {
     form_urlencoded::Serializer::new(String::new())
-        .append_pair("payload", &serde_json::to_string(payload).expect("serialize"))
+        .append_pair(
+            "payload",
+            &serde_json::to_string(payload).expect("serialize"),
+        )
         .finish()
         .into_bytes()
 }
@@ -208,8 +214,11 @@ fn repos(v: Option<&Value>) -> Vec<RepoRef> {
 }
 
 fn installation_id(p: &Value) -> Option<String> {
-    p.pointer("/installation/id")
-        .map(|id| id.as_u64().expect("installation.id is a number").to_string())
+    p.pointer("/installation/id").map(|id| {
+        id.as_u64()
+            .expect("installation.id is a number")
+            .to_string()
+    })
 }
 
 fn selection(v: Option<&Value>) -> Option<RepositorySelection> {
@@ -305,7 +314,10 @@ fn expected(event: &str, p: &Value) -> WebhookEvent {
             _ => ignored("action_not_handled"),
         },
         "issue_comment" => match action {
-            "created" if p.pointer("/issue/pull_request").is_some_and(|v| !v.is_null()) => {
+            "created"
+                if p.pointer("/issue/pull_request")
+                    .is_some_and(|v| !v.is_null()) =>
+            {
                 reply(CommentKind::Conversation, p, "/issue/number")
             }
             "created" => ignored("not_a_pull_request"),
@@ -356,7 +368,10 @@ fn check(event: &str, source: &str, payload: &Value) -> Delivery {
     );
     assert_eq!(delivery.payload, expected(event, payload), "{source}");
     let form = parse_example(event, payload, FORM);
-    assert_eq!(form, delivery, "{source}: the form-encoded body reads differently");
+    assert_eq!(
+        form, delivery,
+        "{source}: the form-encoded body reads differently"
+    );
     delivery
 }
 
@@ -381,7 +396,10 @@ fn every_github_example_parses_into_its_event() {
             "no `{event}` example found (moved file?): {per_event:?}"
         );
     }
-    assert!(sources.len() > 1, "only {sources:?}: the ghes-* examples were not read");
+    assert!(
+        sources.len() > 1,
+        "only {sources:?}: the ghes-* examples were not read"
+    );
     // Each mapping was exercised by at least one real payload.
     for must in [
         "pull_request:Opened",
@@ -459,8 +477,8 @@ fn comments_on_pull_requests_and_thread_replies_are_replies() {
     for example in &created {
         let mut p = example.payload.clone();
         p["comment"]["in_reply_to_id"] = json!(parent);
-        let WebhookEvent::Reply(reply) = check("pull_request_review_comment", &example.source, &p)
-            .payload
+        let WebhookEvent::Reply(reply) =
+            check("pull_request_review_comment", &example.source, &p).payload
         else {
             panic!("{}: not a reply", example.source);
         };
@@ -520,7 +538,10 @@ fn parse_error(event: &str, content_type: &str, body: &[u8]) -> ParseError {
 
 fn assert_names_path(e: &ParseError, path: &str) {
     assert_eq!(e.code, "payload_invalid", "{e}");
-    assert!(e.message.contains(&format!("`{path}")), "{path} not in `{e}`");
+    assert!(
+        e.message.contains(&format!("`{path}")),
+        "{path} not in `{e}`"
+    );
     assert!(!e.message.contains(MARKER), "payload text in `{e}`");
 }
 
@@ -591,7 +612,10 @@ fn broken_deliveries_are_parse_errors_naming_what_is_wrong() {
 
     let created = &first_example("installation", "created").payload;
     let mut p = created.clone();
-    p["installation"].as_object_mut().expect("object").remove("account");
+    p["installation"]
+        .as_object_mut()
+        .expect("object")
+        .remove("account");
     let e = parse_error("installation", JSON, &json_body(&p));
     assert_names_path(&e, "installation.account");
     let mut p = created.clone();
@@ -621,7 +645,12 @@ fn githubs_published_test_vector_verifies() {
         Err(SignatureError::Mismatch)
     );
     assert_eq!(
-        verify(&h, b"Hello, World!", &secrets("It's a secret to everybody"), now),
+        verify(
+            &h,
+            b"Hello, World!",
+            &secrets("It's a secret to everybody"),
+            now
+        ),
         Err(SignatureError::Mismatch)
     );
     let upper = format!("sha256={}", signature["sha256=".len()..].to_uppercase());
@@ -686,7 +715,12 @@ fn signatures_over_real_deliveries() {
     let last = tampered.len() - 2;
     tampered[last] ^= 0x01;
     assert_eq!(
-        verify(&with_signature(base.clone(), &good), &tampered, &accepted, now),
+        verify(
+            &with_signature(base.clone(), &good),
+            &tampered,
+            &accepted,
+            now
+        ),
         Err(SignatureError::Mismatch)
     );
 
@@ -698,7 +732,12 @@ fn signatures_over_real_deliveries() {
         serde_json::from_slice::<Value>(&body).expect("json")
     );
     assert_eq!(
-        verify(&with_signature(base.clone(), &good), &compact, &accepted, now),
+        verify(
+            &with_signature(base.clone(), &good),
+            &compact,
+            &accepted,
+            now
+        ),
         Err(SignatureError::Mismatch)
     );
 
@@ -777,9 +816,29 @@ fn the_previous_secret_passes_only_during_its_overlap() {
 fn arb_key() -> impl Strategy<Value = String> {
     prop_oneof![
         select(vec![
-            "action", "id", "number", "sha", "ref", "repo", "head", "base", "user", "login",
-            "type", "title", "draft", "body", "issue", "comment", "pull_request", "repository",
-            "full_name", "installation", "account", "repositories", "repositories_added",
+            "action",
+            "id",
+            "number",
+            "sha",
+            "ref",
+            "repo",
+            "head",
+            "base",
+            "user",
+            "login",
+            "type",
+            "title",
+            "draft",
+            "body",
+            "issue",
+            "comment",
+            "pull_request",
+            "repository",
+            "full_name",
+            "installation",
+            "account",
+            "repositories",
+            "repositories_added",
             "in_reply_to_id",
         ])
         .prop_map(str::to_owned),
@@ -798,7 +857,14 @@ fn arb_json() -> impl Strategy<Value = Value> {
             .prop_map(Value::from),
         "[0-9a-f]{40}".prop_map(Value::from),
         select(vec![
-            "opened", "synchronize", "created", "added", "Bot", "User", "all", "selected",
+            "opened",
+            "synchronize",
+            "created",
+            "added",
+            "Bot",
+            "User",
+            "all",
+            "selected",
         ])
         .prop_map(Value::from),
         ".{0,12}".prop_map(|s| Value::String(format!("{MARKER}{s}"))),
@@ -826,7 +892,11 @@ fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
             .iter()
             .map(|(k, v)| (k.replace('~', "~0").replace('/', "~1"), v))
             .collect(),
-        Value::Array(list) => list.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
+        Value::Array(list) => list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i.to_string(), v))
+            .collect(),
         _ => return,
     };
     for (key, child) in children {
