@@ -23,7 +23,9 @@
 //! 2. *Already commented*: an earlier run posted its comment and the thread is still open; the
 //!    comment is kept as it is (never duplicated, never edited: the finding's identity, and so its
 //!    comment's subject, did not change). A thread a *person* resolved while the finding stayed is
-//!    respected the same way: kept, not re-posted on every push.
+//!    respected the same way when the finding would otherwise get a new inline comment: kept,
+//!    not re-posted on every push (a finding that cannot go inline anyway is listed in the
+//!    summary).
 //! 3. *Inline*: on the finding's start line if that line is commentable (inside a hunk of the
 //!    diff, head side); else on the nearest commentable line within the finding's own range
 //!    (`start_line..=end_line`, so the first line of the first hunk that overlaps it). Never on a
@@ -48,6 +50,10 @@
 //!   only in GraphQL (`unresolveReviewThread`) and other providers lack, and a fresh comment on
 //!   the current line reads better than a reopened thread on an outdated one. Without a previous
 //!   scan to compare with, a resolved thread is treated as resolved by a person (never re-posted).
+//!   "Came back" is seen only at the scan where it happens: if the finding could not get an inline
+//!   comment then (a quiet draft, no line of it in the diff), a later scan reads its old thread as
+//!   resolved by a person. Knowing for sure needs a record of the threads Picket resolved, which
+//!   the planner does not have.
 //! - the summary comment is created once (when there is a commented finding) and edited in
 //!   place afterwards, including to say that nothing is left; when its body is unchanged the plan
 //!   says so and nothing is sent.
@@ -500,14 +506,22 @@ pub fn plan_feedback(input: &FeedbackInput) -> FeedbackPlan {
         .filter(|f| seen.insert(&f.fingerprint))
         .collect();
     findings.sort_by(|a, b| {
-        (Reverse(a.mode), Reverse(a.severity), &a.path, a.start_line, &a.rule, &a.fingerprint).cmp(&(
-            Reverse(b.mode),
-            Reverse(b.severity),
-            &b.path,
-            b.start_line,
-            &b.rule,
-            &b.fingerprint,
-        ))
+        (
+            Reverse(a.mode),
+            Reverse(a.severity),
+            &a.path,
+            a.start_line,
+            &a.rule,
+            &a.fingerprint,
+        )
+            .cmp(&(
+                Reverse(b.mode),
+                Reverse(b.severity),
+                &b.path,
+                b.start_line,
+                &b.rule,
+                &b.fingerprint,
+            ))
     });
     let commented: Vec<&NewFinding> = findings
         .iter()
@@ -560,8 +574,15 @@ pub fn plan_feedback(input: &FeedbackInput) -> FeedbackPlan {
             .previous_commented
             .as_ref()
             .is_some_and(|prev| !prev.contains(&f.fingerprint));
-        // The comment that stands for this finding: the open one, else one a person resolved.
-        let standing = open.or_else(|| comments.first().copied().filter(|_| !came_back));
+        let (start, end) = f.lines();
+        let placed = input.diff.place(&f.path, start, end);
+        // The comment that stands for this finding: the open one; else, when the finding would
+        // get a new inline comment, a resolved one, unless the finding came back since.
+        let standing = open.or_else(|| {
+            comments.first().copied().filter(|_| {
+                !came_back && !quiet && placed.is_ok() && !grouped_rules.contains(&f.rule)
+            })
+        });
         if let Some(c) = standing {
             keep.push(KeptComment {
                 fingerprint: f.fingerprint.clone(),
@@ -576,8 +597,7 @@ pub fn plan_feedback(input: &FeedbackInput) -> FeedbackPlan {
                 comment_id: c.comment_id.clone(),
             }
         } else {
-            let (start, end) = f.lines();
-            match input.diff.place(&f.path, start, end) {
+            match placed {
                 Ok(_) if quiet => Placement::Summary {
                     reason: SummaryReason::Draft,
                 },
@@ -738,8 +758,8 @@ fn inline_body(f: &NewFinding, line: u32) -> String {
     let mut b = Marker::Finding(f.fingerprint.clone()).render();
     let (start, end) = f.lines();
     let consequence = match f.mode {
-        RuleMode::Block => "blocks merging",
-        _ => "for your attention",
+        RuleMode::Block => "this rule blocks merging",
+        _ => "this rule comments",
     };
     let _ = write!(
         b,
@@ -767,7 +787,10 @@ fn counts_table(doc: &mut Doc, facts: &Facts<'_>) {
         "| Block: fails the check | {} |\n",
         facts.count(RuleMode::Block)
     ));
-    doc.push(&format!("| Comment | {} |\n", facts.count(RuleMode::Comment)));
+    doc.push(&format!(
+        "| Comment | {} |\n",
+        facts.count(RuleMode::Comment)
+    ));
     doc.push(&format!(
         "| Monitor: recorded in Picket, not shown here | {} |\n",
         facts.monitored
@@ -822,7 +845,11 @@ fn summary_body(facts: &Facts<'_>) -> String {
     if inline > 0 {
         doc.push(&format!(
             "\n{} on the lines of the diff.\n",
-            plural(inline, "finding has an inline comment", "findings have inline comments")
+            plural(
+                inline,
+                "finding has an inline comment",
+                "findings have inline comments"
+            )
         ));
     }
 
@@ -861,8 +888,11 @@ fn summary_body(facts: &Facts<'_>) -> String {
                 g.rule,
                 plural(g.fingerprints.len(), "finding", "findings")
             ));
-            let members: Vec<&NewFinding> =
-                g.fingerprints.iter().filter_map(|fp| facts.finding(fp)).collect();
+            let members: Vec<&NewFinding> = g
+                .fingerprints
+                .iter()
+                .filter_map(|fp| facts.finding(fp))
+                .collect();
             table(
                 &mut doc,
                 "| severity | location | message |\n|---|---|---|\n",
@@ -908,7 +938,10 @@ fn check_plan(facts: &Facts<'_>) -> CheckPlan {
         ),
         (false, b, _) if b > 0 => plural(b, "blocking finding", "blocking findings"),
         (false, _, 0) => "No new findings".to_owned(),
-        (false, _, n) => format!("{}, none blocking", plural(n, "new finding", "new findings")),
+        (false, _, n) => format!(
+            "{}, none blocking",
+            plural(n, "new finding", "new findings")
+        ),
     };
 
     let mut summary = Doc::new(MAX_CHECK_CHARS, RESERVE);

@@ -7,9 +7,10 @@
 //! - `<`, `>` and `&` become the entities `&lt;`, `&gt;`, `&amp;`: the raw body never contains a
 //!   `<` that Picket did not write, so no text can open an HTML comment (a forged
 //!   `<!-- picket:… -->` marker), close a `<details>`, or add any HTML;
-//! - every other ASCII punctuation character gets a backslash (CommonMark allows escaping any of
-//!   them), so no emphasis, link, heading, list, table cell separator (`|`), code span or fence
-//!   can start inside the text;
+//! - every other ASCII punctuation character that can start Markdown syntax gets a backslash
+//!   (CommonMark allows escaping any of them), so no emphasis, link, heading, list, table cell
+//!   separator (`|`), code span, fence, emoji shortcode or `$` math can start inside the text
+//!   (`/ , ; ? " ' %` cannot, and are left alone so paths stay readable in the raw body);
 //! - `@` is followed by U+2060 WORD JOINER, invisible when rendered, so a path such as
 //!   `node_modules/@types/x` or a message quoting a decorator `@app.route` does not mention (and
 //!   notify) a GitHub user or team. (GitHub finds mentions in the rendered text, so an entity or
@@ -34,7 +35,7 @@ fn replacement(c: char) -> Option<&'static str> {
 fn push_escaped(out: &mut String, c: char) {
     if let Some(r) = replacement(c) {
         out.push_str(r);
-    } else if c.is_ascii_punctuation() {
+    } else if c.is_ascii_punctuation() && !matches!(c, '/' | ',' | ';' | '?' | '"' | '\'' | '%') {
         out.push('\\');
         out.push(c);
     } else {
