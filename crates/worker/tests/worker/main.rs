@@ -4,6 +4,7 @@
 //! `PICKET_SEMGREP` names another; a missing engine fails these tests, it does not skip them.
 
 mod diff;
+mod diff_lines;
 mod full;
 mod ignores;
 mod skipped;
