@@ -83,11 +83,14 @@ mod tests;
 use crate::finding::{Fingerprint, Product, Severity};
 use crate::policy::{RuleId, RuleMode};
 use crate::protocol::ReportedFinding;
+use crate::scan::str_enum;
+use crate::ParseError;
 use markdown::{clip, escape, escape_line, fit, Doc};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
 
 /// Longest comment body GitHub accepts, in characters.
 pub const MAX_COMMENT_CHARS: usize = 65_536;
@@ -261,10 +264,17 @@ impl DiffLines {
         self.files.get(path).map(Vec::as_slice)
     }
 
+    /// The hunk of `path` that `line` belongs to, if any.
+    pub fn hunk_of(&self, path: &str, line: u32) -> Option<Hunk> {
+        self.hunks(path)?
+            .iter()
+            .find(|h| (h.start..=h.end).contains(&line))
+            .copied()
+    }
+
     /// Whether `line` of `path` can carry a comment.
     pub fn is_commentable(&self, path: &str, line: u32) -> bool {
-        self.hunks(path)
-            .is_some_and(|hs| hs.iter().any(|h| (h.start..=h.end).contains(&line)))
+        self.hunk_of(path, line).is_some()
     }
 
     /// Every commentable line of `path`, ascending.
@@ -305,7 +315,7 @@ pub struct ExistingComment {
     pub resolved: bool,
 }
 
-/// Whether draft PRs get comments (an org setting).
+/// Whether draft PRs get comments (an org setting): `full` | `check_only`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DraftFeedback {
@@ -316,6 +326,19 @@ pub enum DraftFeedback {
     /// but no new comment until they are ready for review.
     CheckOnly,
 }
+
+impl DraftFeedback {
+    pub const ALL: [DraftFeedback; 2] = [DraftFeedback::Full, DraftFeedback::CheckOnly];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DraftFeedback::Full => "full",
+            DraftFeedback::CheckOnly => "check_only",
+        }
+    }
+}
+
+str_enum!(DraftFeedback, "draft feedback", "full | check_only");
 
 /// Everything [`plan_feedback`] decides from.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -57,15 +57,20 @@ pub fn escape_line(text: &str) -> String {
 }
 
 /// `text` escaped to render as itself in a paragraph; line breaks are kept (`\r\n` and a lone
-/// `\r` become `\n`), tabs become spaces.
+/// `\r` become `\n`), tabs become spaces, and each line's leading whitespace is dropped (an
+/// indented line would start a code block, which shows escapes literally).
 pub fn escape(text: &str) -> String {
     let normalised = text.replace("\r\n", "\n").replace('\r', "\n");
     let mut out = String::with_capacity(normalised.len() + normalised.len() / 4);
-    for c in normalised.chars() {
-        match c {
-            '\n' => out.push('\n'),
-            '\t' => out.push(' '),
-            c => push_escaped(&mut out, c),
+    for (i, line) in normalised.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        for c in line.trim_start().chars() {
+            match c {
+                '\t' => out.push(' '),
+                c => push_escaped(&mut out, c),
+            }
         }
     }
     out

@@ -606,6 +606,7 @@ fn escaping_renders_text_as_itself() {
     assert_eq!(escape_line("@types/node"), "@\u{2060}types/node");
     assert_eq!(escape_line("x\u{202E}y\u{7}z"), "x\u{FFFD}y\u{FFFD}z");
     assert_eq!(escape("one\r\ntwo\rthree"), "one\ntwo\nthree");
+    assert_eq!(escape("a:\n    x_y\n\tz"), "a\\:\nx\\_y\nz");
 }
 
 #[test]
@@ -678,6 +679,8 @@ fn diff_lines_keep_hunks_sorted_and_answer_per_line() {
     );
     assert!(d.is_commentable("a", 4) && !d.is_commentable("a", 5) && d.is_commentable("a", 20));
     assert_eq!(d.lines("a").len(), 10);
+    assert_eq!(d.hunk_of("a", 22), Some(Hunk { start: 20, end: 25 }));
+    assert_eq!(d.hunk_of("a", 10), None);
     assert!(d.contains_file("b") && d.hunks("b").unwrap().is_empty());
     assert!(!d.contains_file("c") && !d.is_commentable("c", 1));
 }
@@ -948,4 +951,13 @@ fn the_generated_inputs_cover_every_placement_and_resolution() {
         }
     }
     assert_eq!(seen.len(), 12, "{seen:?}");
+}
+
+#[test]
+fn the_draft_setting_parses() {
+    for d in DraftFeedback::ALL {
+        assert_eq!(d.as_str().parse::<DraftFeedback>().unwrap(), d);
+        assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{d}\""));
+    }
+    assert!("drafts".parse::<DraftFeedback>().is_err());
 }
