@@ -5,6 +5,7 @@
 
 mod diff;
 mod diff_lines;
+mod feedback;
 mod full;
 mod ignores;
 mod skipped;
