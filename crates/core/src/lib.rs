@@ -6,6 +6,7 @@
 //! (and tested) exactly once, here.
 
 pub mod check;
+pub mod feedback;
 pub mod finding;
 pub mod ids;
 pub mod policy;
