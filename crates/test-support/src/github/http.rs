@@ -330,6 +330,20 @@ async fn handle(
             body: body_json.clone(),
             at: Instant::now(),
             status: 0,
+            response: None,
+            headers: headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = value.to_str().unwrap_or("<binary>");
+                    let value = if name.as_str() == "authorization" {
+                        // The scheme only: credentials never leave the server.
+                        value.split(' ').next().unwrap_or("").to_string()
+                    } else {
+                        value.to_string()
+                    };
+                    (name.as_str().to_string(), value)
+                })
+                .collect(),
         });
         let index = st.requests.len() - 1;
         let fault = st
@@ -355,6 +369,7 @@ async fn handle(
         path,
     };
     let resource = if req.is_graphql() { "graphql" } else { "core" };
+    let user_agent = headers.get("user-agent").is_some_and(|v| !v.is_empty());
 
     let mut extra: Vec<(&'static str, String)> = Vec::new();
     let mut rate_override: Option<(u64, u64)> = None; // (remaining, reset)
@@ -392,6 +407,10 @@ async fn handle(
             inner.lock().requests[index].status = status;
             return response;
         }
+        None if !user_agent => Err(err(
+            403,
+            "Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes.",
+        )),
         None => route_locked(&inner, &req),
     };
 
@@ -442,7 +461,11 @@ async fn handle(
             (e.status, body, None)
         }
     };
-    inner.lock().requests[index].status = status.as_u16();
+    {
+        let mut st = inner.lock();
+        st.requests[index].status = status.as_u16();
+        st.requests[index].response = (status != StatusCode::NO_CONTENT).then(|| body.clone());
+    }
 
     let mut response = if status == StatusCode::NO_CONTENT {
         status.into_response()
@@ -534,7 +557,7 @@ fn route(st: &mut State, req: &Req) -> Result<Reply, ApiError> {
             let n: u64 = n.parse().expect("number");
             let repo = &st.repos[&repo_id];
             let pull = repo.pulls.get(&n).ok_or_else(not_found)?;
-            ok(pull_json(st, repo, pull))
+            ok(pull_json(st, repo, pull, true))
         }
         ["repos", o, r, "collaborators", user, "permission"] if get => {
             collaborator_permission(st, req, o, r, user)
@@ -760,7 +783,7 @@ fn bot_json(st: &State, app_id: u64) -> Value {
         "login": login,
         "id": app_id + 1_000_000,
         "node_id": node_id("BOT_", app_id),
-        "url": format!("{}/users/{login}", st.base_url),
+        "url": format!("{}/users/{}", st.base_url, login.replace('[', "%5B").replace(']', "%5D")),
         "html_url": format!("https://github.com/apps/{slug}"),
         "type": "Bot",
         "site_admin": false,
@@ -807,7 +830,6 @@ fn installation_json(st: &State, id: u64) -> Value {
         "repositories_url": format!("{}/installation/repositories", st.base_url),
         "html_url": format!("https://github.com/organizations/{}/settings/installations/{}", inst.account, inst.id),
         "app_id": app.id,
-        "client_id": app.client_id,
         "app_slug": app.slug,
         "target_id": inst.account_id,
         "target_type": "Organization",
@@ -883,7 +905,9 @@ fn fork_json(st: &State, repo: &Repo, author: &str) -> Value {
     })
 }
 
-fn pull_json(st: &State, repo: &Repo, rec: &PullRec) -> Value {
+/// A pull request: `full` for GET /pulls/{n} (`pull-request`), else the list shape
+/// (`pull-request-simple`, without `merged`/`mergeable`).
+fn pull_json(st: &State, repo: &Repo, rec: &PullRec, full: bool) -> Value {
     let p = &rec.pull;
     let full_name = repo.full_name();
     let url = format!("{}/repos/{full_name}/pulls/{}", st.base_url, p.number);
@@ -898,7 +922,7 @@ fn pull_json(st: &State, repo: &Repo, rec: &PullRec) -> Value {
     } else {
         repo.owner.as_str()
     };
-    json!({
+    let mut out = json!({
         "url": url,
         "id": rec.id,
         "node_id": node_id("PR_", rec.id),
@@ -935,13 +959,18 @@ fn pull_json(st: &State, repo: &Repo, rec: &PullRec) -> Value {
             "repo": base_repo,
         },
         "author_association": if p.from_fork { "CONTRIBUTOR" } else { "MEMBER" },
-        "merged": false,
-        "mergeable": null,
         "_links": {
             "self": {"href": url},
             "html": {"href": format!("https://github.com/{full_name}/pull/{}", p.number)},
         },
-    })
+    });
+    if full {
+        out["merged"] = json!(false);
+        out["mergeable"] = Value::Null;
+        out["comments"] = json!(0);
+        out["commits"] = json!(1);
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1189,7 +1218,12 @@ fn compare(st: &State, req: &Req, o: &str, r: &str, basehead: &str) -> Result<Re
             "node_id": format!("C_{sha}"),
             "url": format!("{}/repos/{full_name}/commits/{sha}", st.base_url),
             "html_url": format!("https://github.com/{full_name}/commit/{sha}"),
-            "commit": {"message": "", "tree": {"sha": "", "url": ""}},
+            "commit": {
+                "url": format!("{}/repos/{full_name}/git/commits/{sha}", st.base_url),
+                "message": "",
+                "comment_count": 0,
+                "tree": {"sha": sha, "url": format!("{}/repos/{full_name}/git/trees/{sha}", st.base_url)},
+            },
             "parents": [],
         })
     };
@@ -1237,7 +1271,7 @@ fn list_pulls(st: &State, req: &Req, o: &str, r: &str) -> Result<Reply, ApiError
                 .is_none_or(|h| h.rsplit(':').next() == Some(p.pull.head_ref.as_str()))
         })
         .filter(|p| req.q("base").is_none_or(|b| b == p.pull.base_ref))
-        .map(|p| pull_json(st, repo, p))
+        .map(|p| pull_json(st, repo, p, false))
         .collect();
     paged(st, req, items)
 }
@@ -1603,6 +1637,15 @@ fn issue_comment(st: &mut State, req: &Req, o: &str, r: &str, id: &str) -> Resul
 // Review comments, replies, reviews
 
 fn review_comment_json(st: &State, c: &ReviewComment) -> Value {
+    let mut out = review_comment_fields(st, c);
+    if let Some(to) = c.comment.in_reply_to {
+        // GitHub leaves the field out of top-level comments.
+        out["in_reply_to_id"] = json!(to);
+    }
+    out
+}
+
+fn review_comment_fields(st: &State, c: &ReviewComment) -> Value {
     let repo = &st.repos[&c.repo_id];
     let full_name = repo.full_name();
     let rc = &c.comment;
@@ -1623,7 +1666,6 @@ fn review_comment_json(st: &State, c: &ReviewComment) -> Value {
         "original_position": rc.line,
         "commit_id": rc.commit_id,
         "original_commit_id": rc.commit_id,
-        "in_reply_to_id": rc.in_reply_to,
         "user": author_json(st, &rc.author),
         "body": rc.body,
         "created_at": iso(c.created_at),

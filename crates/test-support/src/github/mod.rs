@@ -16,6 +16,7 @@
 //! - an installation token on an `/app` endpoint answers 401 "A JSON web token could not be
 //!   decoded"; an App JWT on a repository endpoint answers 403 "Resource not accessible by
 //!   integration";
+//! - a request without a `User-Agent` header answers 403 (GitHub requires one);
 //! - inline review comments are checked against the diff lines registered with
 //!   [`GitHubServer::set_diff_lines`] (422 "pull_request_review_thread.line must be part of the
 //!   diff"); with no lines registered for a pull request, any line is accepted.
@@ -212,6 +213,11 @@ pub struct RecordedRequest {
     pub at: Instant,
     /// The status the server answered (0 while the request is in flight).
     pub status: u16,
+    /// The JSON the server answered (`None` for 204 and bare 5xx faults).
+    pub response: Option<serde_json::Value>,
+    /// Request headers, names lower-case; `authorization` holds the scheme only
+    /// (`Bearer`/`token`), never the credential.
+    pub headers: BTreeMap<String, String>,
 }
 
 /// A fault served to the next `times` requests whose path contains `path_contains`.
@@ -770,6 +776,14 @@ impl GitHubServer {
     pub fn violations(&self) -> Vec<String> {
         let requests = self.requests();
         openapi::violations(&requests)
+    }
+
+    /// A self-check of this server: every successful REST answer recorded so far, checked
+    /// against the operation's response schema for its status, strictly (every field sent
+    /// must be one GitHub documents, of its type; fields GitHub requires may be left out).
+    pub fn response_violations(&self) -> Vec<String> {
+        let requests = self.requests();
+        openapi::response_violations(&requests)
     }
 
     /// Check runs of the repository, in creation order.

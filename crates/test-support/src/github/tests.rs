@@ -81,7 +81,10 @@ impl Fixture {
             installation,
             repo_a,
             repo_b,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .user_agent("picket-test-support")
+                .build()
+                .expect("client"),
         }
     }
 
@@ -108,6 +111,16 @@ impl Fixture {
         let text = resp.text().await.expect("body");
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, headers, value)
+    }
+
+    /// Every answer so far is shaped as GitHub documents it.
+    fn assert_shapes(&self) {
+        let v = self.server.response_violations();
+        assert!(
+            v.is_empty(),
+            "{} answers differ from GitHub's description: {v:#?}",
+            v.len()
+        );
     }
 
     /// Mints a token through the API; returns "token <ghs_…>".
@@ -197,6 +210,7 @@ async fn app_jwt_is_verified_like_github() {
     assert!(requests
         .iter()
         .any(|r| r.auth == Auth::Invalid && r.status == 401));
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -248,6 +262,7 @@ async fn installations_list_and_lookup() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["id"], json!(f.installation));
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -363,6 +378,7 @@ async fn tokens_are_restricted_to_their_repositories_and_permissions() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(v["message"], json!("Bad credentials"));
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -453,6 +469,7 @@ async fn pagination_and_rate_limit_headers() {
         .as_str()
         .unwrap()
         .starts_with("API rate limit exceeded"));
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -531,6 +548,7 @@ async fn faults_are_served_in_order() {
         times: 1,
     });
     let client = reqwest::Client::builder()
+        .user_agent("picket-test-support")
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
@@ -545,6 +563,7 @@ async fn faults_are_served_in_order() {
         .call(Method::GET, "/repos/acme/app", Some(&token), None)
         .await;
     assert_eq!(status, StatusCode::OK);
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -605,6 +624,7 @@ async fn check_runs_collect_output_and_annotations() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -727,6 +747,7 @@ async fn comments_reviews_and_line_validation() {
     assert_eq!(comments[3].review_id, Some(v["id"].as_u64().unwrap()));
     let (_, _, listed) = f.call(Method::GET, path, Some(&token), None).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(4));
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -875,6 +896,7 @@ async fn graphql_review_threads_and_resolve() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -994,4 +1016,24 @@ async fn validator_reports_what_github_would_refuse() {
         .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     let v = f.server.violations();
     assert_eq!(v.len(), 6, "{v:#?}");
+    f.assert_shapes();
+}
+
+#[tokio::test]
+async fn a_user_agent_is_required() {
+    let f = Fixture::new().await;
+    let bearer = format!("Bearer {}", jwt(&f.app));
+    let resp = reqwest::Client::new()
+        .get(format!("{}/app", f.server.api_url()))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let recorded = f.server.requests();
+    assert!(!recorded[0].headers.contains_key("user-agent"));
+    assert_eq!(
+        recorded[0].headers["authorization"], "Bearer",
+        "the credential is not recorded"
+    );
 }
