@@ -1034,7 +1034,12 @@ fn mint_token(st: &mut State, req: &Req, id: &str) -> Result<Reply, ApiError> {
             "There is at least one repository that does not exist or is not accessible to the parent installation.",
         )
     };
-    if let Some(names) = body.get("repositories").and_then(Value::as_array) {
+    // Empty lists restrict nothing (clients such as octocrab send them by default).
+    if let Some(names) = body
+        .get("repositories")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+    {
         let ids = repository_ids.get_or_insert_with(Vec::new);
         for name in names {
             let name = name.as_str().ok_or_else(inaccessible)?;
@@ -1046,7 +1051,11 @@ fn mint_token(st: &mut State, req: &Req, id: &str) -> Result<Reply, ApiError> {
             ids.push(repo.id);
         }
     }
-    if let Some(list) = body.get("repository_ids").and_then(Value::as_array) {
+    if let Some(list) = body
+        .get("repository_ids")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+    {
         let ids = repository_ids.get_or_insert_with(Vec::new);
         for rid in list {
             let rid = rid.as_u64().ok_or_else(inaccessible)?;

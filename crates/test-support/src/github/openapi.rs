@@ -11,7 +11,8 @@
 //! that embeds the referenced components), and the credential is the kind the operation takes:
 //! an App JWT for `/app…` operations and `…/installation` lookups, none for
 //! `/app-manifests/{code}/conversions`, an installation token otherwise. POST /graphql (not in
-//! the REST description) is checked for an installation token only. Requests whose credential
+//! the REST description) and GET /repositories/{id} (served by GitHub, undocumented) are
+//! checked for an installation token only. Requests whose credential
 //! the server refused ([`super::Auth::Invalid`]) are not reported for their credential: the
 //! refusal was the server's answer.
 
@@ -445,6 +446,16 @@ fn auth_violation(expected: Kind, auth: &Auth) -> Option<String> {
 
 fn check(spec: &Spec, r: &RecordedRequest) -> Vec<String> {
     if r.method == "POST" && r.path == "/graphql" {
+        return auth_violation(Kind::Installation, &r.auth)
+            .into_iter()
+            .collect();
+    }
+    // GET /repositories/{id}: served by GitHub (the repository by its stable id, surviving
+    // renames and transfers) but absent from the description; checked for its credential.
+    let segs: Vec<&str> = r.path.split('/').filter(|s| !s.is_empty()).collect();
+    if r.method == "GET"
+        && matches!(segs.as_slice(), ["repositories", id] if id.parse::<u64>().is_ok())
+    {
         return auth_violation(Kind::Installation, &r.auth)
             .into_iter()
             .collect();

@@ -356,7 +356,13 @@ async fn tokens_are_restricted_to_their_repositories_and_permissions() {
         .call(Method::GET, "/repos/acme/app", Some(&by_name), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let all = f.token(json!({})).await;
+    let all = f
+        .token(json!({"repositories": [], "repository_ids": []}))
+        .await;
+    assert_eq!(
+        f.server.minted_tokens().last().unwrap().repository_ids,
+        None
+    );
     let (status, _, v) = f
         .call(Method::GET, "/repos/acme/app/pulls", Some(&all), None)
         .await;
@@ -1036,4 +1042,158 @@ async fn a_user_agent_is_required() {
         recorded[0].headers["authorization"], "Bearer",
         "the credential is not recorded"
     );
+}
+
+#[tokio::test]
+async fn every_endpoint_answers_in_githubs_shape() {
+    let f = Fixture::new().await;
+    f.server.add_pull(
+        f.repo_a,
+        TestPull {
+            number: 8,
+            head_sha: "d".repeat(40),
+            head_ref: "patch-1".into(),
+            base_ref: "main".into(),
+            base_sha: "b".repeat(40),
+            merge_base: "b".repeat(40),
+            draft: true,
+            from_fork: true,
+            title: "From a fork".into(),
+            author: "mallory".into(),
+        },
+    );
+    f.server.set_pull_state(f.repo_a, 7, "closed");
+    f.server.set_permission(f.repo_a, "octocat", "maintain");
+    let bearer = format!("Bearer {}", jwt(&f.app));
+    let token = f.token(json!({})).await;
+    let get = |path: String, auth: String| {
+        let f = &f;
+        async move {
+            let (status, _, v) = f.call(Method::GET, &path, Some(&auth), None).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {v}");
+            v
+        }
+    };
+    get(
+        format!("/app/installations/{}", f.installation),
+        bearer.clone(),
+    )
+    .await;
+    let v = get("/repos/acme/app/pulls/8".into(), token.clone()).await;
+    assert_eq!(
+        (v["draft"].clone(), v["head"]["repo"]["full_name"].clone()),
+        (json!(true), json!("mallory/app"))
+    );
+    assert_ne!(v["head"]["repo"]["id"], v["base"]["repo"]["id"]);
+    let open = get("/repos/acme/app/pulls".into(), token.clone()).await;
+    assert_eq!(
+        open.as_array()
+            .map(|a| a.iter().map(|p| p["number"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!(8)])
+    );
+    let all = get("/repos/acme/app/pulls?state=all".into(), token.clone()).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(2));
+    let v = get(
+        "/repos/acme/app/collaborators/octocat/permission".into(),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(
+        (v["permission"].clone(), v["role_name"].clone()),
+        (json!("write"), json!("maintain"))
+    );
+    let v = get(
+        "/repos/acme/app/collaborators/mallory/permission".into(),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(v["permission"], json!("none"));
+
+    let (_, _, run) = f
+        .call(Method::POST, "/repos/acme/app/check-runs", Some(&token),
+            Some(json!({"name": "Picket", "head_sha": "d".repeat(40), "external_id": "scan-1", "details_url": "https://picket.example/scans/1"})))
+        .await;
+    let v = get(
+        format!("/repos/acme/app/check-runs/{}", run["id"]),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(
+        (v["status"].clone(), v["external_id"].clone()),
+        (json!("queued"), json!("scan-1"))
+    );
+
+    let (_, _, c) = f
+        .call(Method::POST, "/repos/acme/app/pulls/8/comments", Some(&token),
+            Some(json!({"body": "b", "commit_id": "d".repeat(40), "path": "x.rs", "line": 3, "start_line": 1, "side": "RIGHT", "start_side": "RIGHT"})))
+        .await;
+    assert_eq!(
+        (c["start_line"].clone(), c["line"].clone()),
+        (json!(1), json!(3))
+    );
+    get(
+        format!("/repos/acme/app/pulls/comments/{}", c["id"]),
+        token.clone(),
+    )
+    .await;
+    let (status, _, _) = f
+        .call(
+            Method::PATCH,
+            &format!("/repos/acme/app/pulls/comments/{}", c["id"]),
+            Some(&token),
+            Some(json!({"body": "edited"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(f.server.review_comments(f.repo_a, 8)[0].body, "edited");
+    let (status, _, _) = f
+        .call(
+            Method::DELETE,
+            &format!("/repos/acme/app/pulls/comments/{}", c["id"]),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(f.server.review_comments(f.repo_a, 8).is_empty());
+
+    let (status, _, _) = f
+        .call(
+            Method::POST,
+            "/repos/acme/app/pulls/8/reviews",
+            Some(&token),
+            Some(json!({"event": "COMMENT", "body": "looks fine"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let v = get("/repos/acme/app/pulls/8/reviews".into(), token.clone()).await;
+    assert_eq!(v[0]["state"], json!("COMMENTED"));
+    assert_eq!(
+        v[0]["commit_id"],
+        json!("d".repeat(40)),
+        "defaults to the head"
+    );
+    get("/repos/acme/app/issues/8/comments".into(), token.clone()).await;
+
+    // Renamed: the old name is gone, the id still answers.
+    f.server.rename_repo(f.repo_b, "acme/lib2");
+    let (status, _, _) = f
+        .call(Method::GET, "/repos/acme/lib", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let v = get(format!("/repositories/{}", f.repo_b), token.clone()).await;
+    assert_eq!(v["full_name"], json!("acme/lib2"));
+    // Archived repositories are read-only.
+    f.server.update_repo(f.repo_a, true, true, "main");
+    let (status, _, v) = f
+        .call(
+            Method::POST,
+            "/repos/acme/app/issues/8/comments",
+            Some(&token),
+            Some(json!({"body": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(f.server.violations(), Vec::<String>::new());
+    f.assert_shapes();
 }
