@@ -542,11 +542,11 @@ fn route(st: &mut State, req: &Req) -> Result<Reply, ApiError> {
                 (repo.owner.clone(), repo.name.clone())
             };
             let repo_id = repo_access(st, req, &owner, &name, &[("metadata", "read")])?;
-            ok(repo_json(st, repo_id))
+            ok(full_repo_json(st, repo_id))
         }
         ["repos", o, r] if get => {
             let repo_id = repo_access(st, req, o, r, &[("metadata", "read")])?;
-            ok(repo_json(st, repo_id))
+            ok(full_repo_json(st, repo_id))
         }
         ["repos", o, r, "compare", rest @ ..] if get && !rest.is_empty() => {
             compare(st, req, o, r, &rest.join("/"))
@@ -759,17 +759,42 @@ fn user_json(st: &State, login: &str, kind: &str) -> Value {
         .get(&login.to_ascii_lowercase())
         .copied()
         .unwrap_or(0);
-    json!({
+    let mut user = json!({
         "login": login,
         "id": id,
         "node_id": node_id("U_", id),
         "avatar_url": format!("https://avatars.githubusercontent.com/u/{id}?v=4"),
         "gravatar_id": "",
-        "url": format!("{}/users/{login}", st.base_url),
         "html_url": format!("https://github.com/{login}"),
         "type": kind,
         "site_admin": false,
-    })
+    });
+    add_user_urls(st, &mut user, login);
+    user
+}
+
+/// The API URLs every user object carries (GitHub's `simple-user`).
+fn add_user_urls(st: &State, user: &mut Value, login: &str) {
+    let url = format!(
+        "{}/users/{}",
+        st.base_url,
+        login.replace('[', "%5B").replace(']', "%5D")
+    );
+    let fields = [
+        ("followers_url", format!("{url}/followers")),
+        ("following_url", format!("{url}/following{{/other_user}}")),
+        ("gists_url", format!("{url}/gists{{/gist_id}}")),
+        ("starred_url", format!("{url}/starred{{/owner}}{{/repo}}")),
+        ("subscriptions_url", format!("{url}/subscriptions")),
+        ("organizations_url", format!("{url}/orgs")),
+        ("repos_url", format!("{url}/repos")),
+        ("events_url", format!("{url}/events{{/privacy}}")),
+        ("received_events_url", format!("{url}/received_events")),
+        ("url", url.clone()),
+    ];
+    for (k, v) in fields {
+        user[k] = json!(v);
+    }
 }
 
 fn bot_json(st: &State, app_id: u64) -> Value {
@@ -779,15 +804,19 @@ fn bot_json(st: &State, app_id: u64) -> Value {
         .map(|a| a.slug.clone())
         .unwrap_or_default();
     let login = format!("{slug}[bot]");
-    json!({
+    let id = app_id + 1_000_000;
+    let mut bot = json!({
         "login": login,
-        "id": app_id + 1_000_000,
+        "id": id,
         "node_id": node_id("BOT_", app_id),
-        "url": format!("{}/users/{}", st.base_url, login.replace('[', "%5B").replace(']', "%5D")),
+        "avatar_url": format!("https://avatars.githubusercontent.com/in/{app_id}?v=4"),
+        "gravatar_id": "",
         "html_url": format!("https://github.com/apps/{slug}"),
         "type": "Bot",
         "site_admin": false,
-    })
+    });
+    add_user_urls(st, &mut bot, &login);
+    bot
 }
 
 fn author_json(st: &State, login: &str) -> Value {
@@ -845,64 +874,170 @@ fn installation_json(st: &State, id: u64) -> Value {
     })
 }
 
-fn repo_value(st: &State, repo: &Repo, token: Option<&Token>) -> Value {
-    let full_name = repo.full_name();
+/// What a repository object shows.
+struct RepoView<'a> {
+    id: u64,
+    owner: &'a str,
+    owner_type: &'a str,
+    name: &'a str,
+    private: bool,
+    fork: bool,
+    archived: bool,
+    clone_url: String,
+    default_branch: &'a str,
+    created: SystemTime,
+    push: bool,
+}
+
+/// A repository object (GitHub's `repository` / `full-repository` fields).
+fn repo_object(st: &State, r: RepoView<'_>) -> Value {
+    let full_name = format!("{}/{}", r.owner, r.name);
     let url = format!("{}/repos/{full_name}", st.base_url);
-    let push = token.is_some_and(|t| t.permissions.get("contents").is_some_and(|l| level(l) >= 2));
-    json!({
-        "id": repo.id,
-        "node_id": node_id("R_", repo.id),
-        "name": repo.name,
+    let mut out = json!({
+        "id": r.id,
+        "node_id": node_id("R_", r.id),
+        "name": r.name,
         "full_name": full_name,
-        "private": repo.private,
-        "owner": user_json(st, &repo.owner, "Organization"),
+        "private": r.private,
+        "owner": user_json(st, r.owner, r.owner_type),
         "html_url": format!("https://github.com/{full_name}"),
         "description": null,
-        "fork": false,
+        "fork": r.fork,
         "url": url,
-        "pulls_url": format!("{url}/pulls{{/number}}"),
-        "clone_url": repo.clone_url,
+        "clone_url": r.clone_url,
         "git_url": format!("git://github.com/{full_name}.git"),
         "ssh_url": format!("git@github.com:{full_name}.git"),
         "svn_url": format!("https://github.com/{full_name}"),
-        "homepage": null,
-        "size": 0,
-        "language": null,
-        "default_branch": repo.default_branch,
-        "archived": repo.archived,
+        "default_branch": r.default_branch,
+        "archived": r.archived,
         "disabled": false,
-        "visibility": if repo.private { "private" } else { "public" },
+        "visibility": if r.private { "private" } else { "public" },
         "topics": [],
         "has_issues": true,
+        "has_projects": false,
+        "has_wiki": false,
+        "has_pages": false,
+        "has_downloads": false,
+        "has_discussions": false,
+        "allow_forking": false,
         "is_template": false,
-        "permissions": {"admin": false, "maintain": false, "push": push, "triage": false, "pull": true},
-        "pushed_at": iso(repo.created_at),
-        "created_at": iso(repo.created_at),
-        "updated_at": iso(repo.created_at),
-    })
+        "web_commit_signoff_required": false,
+        "permissions": {"admin": false, "maintain": false, "push": r.push, "triage": false, "pull": true},
+        "pushed_at": iso(r.created),
+        "created_at": iso(r.created),
+        "updated_at": iso(r.created),
+    });
+    for k in ["mirror_url", "homepage", "language", "license"] {
+        out[k] = Value::Null;
+    }
+    for k in [
+        "size",
+        "forks",
+        "forks_count",
+        "stargazers_count",
+        "watchers",
+        "watchers_count",
+        "open_issues",
+        "open_issues_count",
+    ] {
+        out[k] = json!(0);
+    }
+    let urls = [
+        ("archive_url", "/{archive_format}{/ref}"),
+        ("assignees_url", "/assignees{/user}"),
+        ("blobs_url", "/git/blobs{/sha}"),
+        ("branches_url", "/branches{/branch}"),
+        ("collaborators_url", "/collaborators{/collaborator}"),
+        ("comments_url", "/comments{/number}"),
+        ("commits_url", "/commits{/sha}"),
+        ("compare_url", "/compare/{base}...{head}"),
+        ("contents_url", "/contents/{+path}"),
+        ("contributors_url", "/contributors"),
+        ("deployments_url", "/deployments"),
+        ("downloads_url", "/downloads"),
+        ("events_url", "/events"),
+        ("forks_url", "/forks"),
+        ("git_commits_url", "/git/commits{/sha}"),
+        ("git_refs_url", "/git/refs{/sha}"),
+        ("git_tags_url", "/git/tags{/sha}"),
+        ("hooks_url", "/hooks"),
+        ("issue_comment_url", "/issues/comments{/number}"),
+        ("issue_events_url", "/issues/events{/number}"),
+        ("issues_url", "/issues{/number}"),
+        ("keys_url", "/keys{/key_id}"),
+        ("labels_url", "/labels{/name}"),
+        ("languages_url", "/languages"),
+        ("merges_url", "/merges"),
+        ("milestones_url", "/milestones{/number}"),
+        (
+            "notifications_url",
+            "/notifications{?since,all,participating}",
+        ),
+        ("pulls_url", "/pulls{/number}"),
+        ("releases_url", "/releases{/id}"),
+        ("stargazers_url", "/stargazers"),
+        ("statuses_url", "/statuses/{sha}"),
+        ("subscribers_url", "/subscribers"),
+        ("subscription_url", "/subscription"),
+        ("tags_url", "/tags"),
+        ("teams_url", "/teams"),
+        ("trees_url", "/git/trees{/sha}"),
+    ];
+    for (k, suffix) in urls {
+        out[k] = json!(format!("{url}{suffix}"));
+    }
+    out
+}
+
+fn repo_value(st: &State, repo: &Repo, token: Option<&Token>) -> Value {
+    let push = token.is_some_and(|t| t.permissions.get("contents").is_some_and(|l| level(l) >= 2));
+    repo_object(
+        st,
+        RepoView {
+            id: repo.id,
+            owner: &repo.owner,
+            owner_type: "Organization",
+            name: &repo.name,
+            private: repo.private,
+            fork: false,
+            archived: repo.archived,
+            clone_url: repo.clone_url.clone(),
+            default_branch: &repo.default_branch,
+            created: repo.created_at,
+            push,
+        },
+    )
 }
 
 fn repo_json(st: &State, repo_id: u64) -> Value {
     repo_value(st, &st.repos[&repo_id], None)
 }
 
+/// GET /repos/{o}/{r} and /repositories/{id} answer a `full-repository`.
+fn full_repo_json(st: &State, repo_id: u64) -> Value {
+    let mut out = repo_json(st, repo_id);
+    out["subscribers_count"] = json!(0);
+    out["network_count"] = json!(0);
+    out
+}
+
 fn fork_json(st: &State, repo: &Repo, author: &str) -> Value {
-    let full_name = format!("{author}/{}", repo.name);
-    json!({
-        "id": repo.id + 500_000_000,
-        "node_id": node_id("R_", repo.id + 500_000_000),
-        "name": repo.name,
-        "full_name": full_name,
-        "private": repo.private,
-        "owner": user_json(st, author, "User"),
-        "html_url": format!("https://github.com/{full_name}"),
-        "fork": true,
-        "url": format!("{}/repos/{full_name}", st.base_url),
-        "clone_url": format!("https://github.com/{full_name}.git"),
-        "default_branch": repo.default_branch,
-        "archived": false,
-        "visibility": if repo.private { "private" } else { "public" },
-    })
+    repo_object(
+        st,
+        RepoView {
+            id: repo.id + 500_000_000,
+            owner: author,
+            owner_type: "User",
+            name: &repo.name,
+            private: repo.private,
+            fork: true,
+            archived: false,
+            clone_url: format!("https://github.com/{author}/{}.git", repo.name),
+            default_branch: &repo.default_branch,
+            created: repo.created_at,
+            push: false,
+        },
+    )
 }
 
 /// A pull request: `full` for GET /pulls/{n} (`pull-request`), else the list shape
@@ -959,16 +1094,55 @@ fn pull_json(st: &State, repo: &Repo, rec: &PullRec, full: bool) -> Value {
             "repo": base_repo,
         },
         "author_association": if p.from_fork { "CONTRIBUTOR" } else { "MEMBER" },
+        "patch_url": format!("https://github.com/{full_name}/pull/{}.patch", p.number),
+        "commits_url": format!("{url}/commits"),
+        "review_comment_url": format!("{}/repos/{full_name}/pulls/comments{{/number}}", st.base_url),
+        "statuses_url": format!("{}/repos/{full_name}/statuses/{}", st.base_url, p.head_sha),
+        "milestone": null,
+        "assignee": null,
+        "assignees": [],
+        "requested_reviewers": [],
+        "requested_teams": [],
+        "auto_merge": null,
+        "active_lock_reason": null,
         "_links": {
             "self": {"href": url},
             "html": {"href": format!("https://github.com/{full_name}/pull/{}", p.number)},
+            "issue": {"href": format!("{}/repos/{full_name}/issues/{}", st.base_url, p.number)},
+            "comments": {"href": format!("{}/repos/{full_name}/issues/{}/comments", st.base_url, p.number)},
+            "review_comments": {"href": format!("{url}/comments")},
+            "review_comment": {"href": format!("{}/repos/{full_name}/pulls/comments{{/number}}", st.base_url)},
+            "commits": {"href": format!("{url}/commits")},
+            "statuses": {"href": format!("{}/repos/{full_name}/statuses/{}", st.base_url, p.head_sha)},
         },
     });
     if full {
-        out["merged"] = json!(false);
-        out["mergeable"] = Value::Null;
-        out["comments"] = json!(0);
-        out["commits"] = json!(1);
+        let comments = st
+            .issue_comments
+            .iter()
+            .filter(|c| c.repo_id == repo.id && c.number == p.number)
+            .count();
+        let review_comments = st
+            .review_comments
+            .iter()
+            .filter(|c| c.repo_id == repo.id && c.number == p.number)
+            .count();
+        for (k, v) in [
+            ("merged", json!(false)),
+            ("mergeable", Value::Null),
+            ("rebaseable", Value::Null),
+            ("mergeable_state", json!("unknown")),
+            ("merged_by", Value::Null),
+            ("comments", json!(comments)),
+            ("review_comments", json!(review_comments)),
+            ("maintainer_can_modify", json!(false)),
+            ("commits", json!(1)),
+            ("additions", json!(0)),
+            ("deletions", json!(0)),
+            ("changed_files", json!(0)),
+        ] {
+            out[k] = v;
+        }
     }
     out
 }
@@ -1227,7 +1401,12 @@ fn compare(st: &State, req: &Req, o: &str, r: &str, basehead: &str) -> Result<Re
             "node_id": format!("C_{sha}"),
             "url": format!("{}/repos/{full_name}/commits/{sha}", st.base_url),
             "html_url": format!("https://github.com/{full_name}/commit/{sha}"),
+            "comments_url": format!("{}/repos/{full_name}/commits/{sha}/comments", st.base_url),
+            "author": null,
+            "committer": null,
             "commit": {
+                "author": null,
+                "committer": null,
                 "url": format!("{}/repos/{full_name}/git/commits/{sha}", st.base_url),
                 "message": "",
                 "comment_count": 0,

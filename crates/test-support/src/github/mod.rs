@@ -779,8 +779,8 @@ impl GitHubServer {
     }
 
     /// A self-check of this server: every successful REST answer recorded so far, checked
-    /// against the operation's response schema for its status, strictly (every field sent
-    /// must be one GitHub documents, of its type; fields GitHub requires may be left out).
+    /// against the operation's response schema for its status, strictly: every field GitHub
+    /// requires is there, and every field sent is one GitHub documents, of its type.
     pub fn response_violations(&self) -> Vec<String> {
         let requests = self.requests();
         openapi::response_violations(&requests)

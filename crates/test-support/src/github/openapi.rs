@@ -207,8 +207,7 @@ fn deref<'a>(spec: &'a Spec, v: &'a Value) -> &'a Value {
 }
 
 /// OpenAPI 3.0 schema → JSON Schema: `nullable: true` becomes `anyOf [schema, null]`.
-/// `strict` (for checking this server's answers): no `required`, objects with `properties`
-/// take no others, and `allOf` parts (their `$ref`s resolved in `components`) are merged
+/// `strict` (for checking this server's answers): objects with `properties` take no others, and `allOf` parts (their `$ref`s resolved in `components`) are merged
 /// into one object so that each property is checked once against the whole.
 fn convert(v: &Value, strict: bool, components: &Value) -> Value {
     match v {
@@ -232,7 +231,6 @@ fn convert(v: &Value, strict: bool, components: &Value) -> Value {
                 match k.as_str() {
                     "nullable" => nullable = v.as_bool().unwrap_or(false),
                     "example" | "examples" | "description" | "discriminator" | "xml" => {}
-                    "required" if strict => {}
                     // Property names live under "properties": keep their keys, convert values.
                     "properties" | "patternProperties" => {
                         let props = v
