@@ -170,6 +170,18 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Percent-encodes a query component (RFC 3986 unreserved characters kept).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
     q.map(|q| {
         q.split('&')
@@ -371,12 +383,38 @@ async fn handle(
     let resource = if req.is_graphql() { "graphql" } else { "core" };
     let user_agent = headers.get("user-agent").is_some_and(|v| !v.is_empty());
 
+    // Rate limit accounting (per credential and resource).
+    // Counted before routing: an exhausted limit answers 403 and changes nothing.
+    let (limit, mut remaining, mut reset, mut used, exhausted) = {
+        let mut st = inner.lock();
+        let limit = match req.cred {
+            Cred::None | Cred::Invalid(..) => 60,
+            _ => st.rate_limit,
+        };
+        let now = epoch(SystemTime::now());
+        let counter = st.rate.entry((req.cred.rate_key(), resource)).or_default();
+        if counter.reset <= now {
+            counter.used = 0;
+            counter.reset = now + 3600;
+        }
+        let exhausted = counter.used >= limit;
+        if !exhausted && !matches!(req.cred, Cred::Invalid(..)) {
+            counter.used += 1;
+        }
+        let (used, reset) = (counter.used, counter.reset);
+        (limit, limit.saturating_sub(used), reset, used, exhausted)
+    };
+
     let mut extra: Vec<(&'static str, String)> = Vec::new();
     let mut rate_override: Option<(u64, u64)> = None; // (remaining, reset)
     let outcome: Result<Reply, ApiError> = match fault {
         Some(FaultKind::Delay(d)) => {
             tokio::time::sleep(d).await;
-            route_locked(&inner, &req)
+            if exhausted {
+                Err(err(403, rate_limit_message(&req.cred)))
+            } else {
+                route_locked(&inner, &req)
+            }
         }
         Some(FaultKind::SecondaryRateLimit { retry_after_secs }) => {
             extra.push(("retry-after", retry_after_secs.to_string()));
@@ -411,37 +449,12 @@ async fn handle(
             403,
             "Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes.",
         )),
+        None if exhausted => Err(err(403, rate_limit_message(&req.cred))),
         None => route_locked(&inner, &req),
     };
-
-    // Rate limit accounting (per credential and resource).
-    let (limit, remaining, reset, used, exhausted) = {
-        let mut st = inner.lock();
-        let limit = match req.cred {
-            Cred::None | Cred::Invalid(..) => 60,
-            _ => st.rate_limit,
-        };
-        let now = epoch(SystemTime::now());
-        let counter = st.rate.entry((req.cred.rate_key(), resource)).or_default();
-        if counter.reset <= now {
-            counter.used = 0;
-            counter.reset = now + 3600;
-        }
-        let exhausted = counter.used >= limit;
-        if !exhausted && !matches!(req.cred, Cred::Invalid(..)) {
-            counter.used += 1;
-        }
-        let (used, reset) = (counter.used, counter.reset);
-        match rate_override {
-            Some((remaining, reset)) => (limit, remaining, reset, limit, false),
-            None => (limit, limit.saturating_sub(used), reset, used, exhausted),
-        }
-    };
-    let outcome = if exhausted {
-        Err(err(403, rate_limit_message(&req.cred)))
-    } else {
-        outcome
-    };
+    if let Some((r, at)) = rate_override {
+        (remaining, reset, used) = (r, at, limit);
+    }
 
     let (status, body, link) = match outcome {
         Ok(reply) => (
@@ -721,7 +734,7 @@ fn paginate(
             .query
             .iter()
             .filter(|(k, _)| k != "page" && k != "per_page")
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
             .collect();
         params.push(format!("per_page={per_page}"));
         params.push(format!("page={p}"));
@@ -1455,8 +1468,20 @@ fn list_pulls(st: &State, req: &Req, o: &str, r: &str) -> Result<Reply, ApiError
         .rev() // newest first, GitHub's default sort (created desc)
         .filter(|p| state == "all" || p.state == state)
         .filter(|p| {
-            req.q("head")
-                .is_none_or(|h| h.rsplit(':').next() == Some(p.pull.head_ref.as_str()))
+            // `head` is `user:ref-name` (GitHub's format): the head's owner and branch.
+            req.q("head").is_none_or(|h| {
+                let owner = if p.pull.from_fork {
+                    &p.pull.author
+                } else {
+                    &repo.owner
+                };
+                match h.split_once(':') {
+                    Some((user, name)) => {
+                        user.eq_ignore_ascii_case(owner) && name == p.pull.head_ref
+                    }
+                    None => h == p.pull.head_ref,
+                }
+            })
         })
         .filter(|p| req.q("base").is_none_or(|b| b == p.pull.base_ref))
         .map(|p| pull_json(st, repo, p, false))

@@ -467,9 +467,18 @@ async fn pagination_and_rate_limit_headers() {
         assert_eq!(status, StatusCode::OK);
     }
     let (status, headers, v) = f
-        .call(Method::GET, "/repos/acme/app", Some(&fresh), None)
+        .call(
+            Method::POST,
+            "/repos/acme/app/issues/7/comments",
+            Some(&fresh),
+            Some(json!({"body": "x"})),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        f.server.issue_comments(f.repo_a, 7).is_empty(),
+        "a refused request changes nothing"
+    );
     assert_eq!(headers["x-ratelimit-remaining"], "0");
     assert!(v["message"]
         .as_str()
@@ -1093,6 +1102,23 @@ async fn every_endpoint_answers_in_githubs_shape() {
     );
     let all = get("/repos/acme/app/pulls?state=all".into(), token.clone()).await;
     assert_eq!(all.as_array().map(Vec::len), Some(2));
+    let by_head = get(
+        "/repos/acme/app/pulls?state=all&head=mallory:patch-1".into(),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(
+        by_head
+            .as_array()
+            .map(|a| a.iter().map(|p| p["number"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!(8)])
+    );
+    let none = get(
+        "/repos/acme/app/pulls?state=all&head=acme:patch-1".into(),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(none, json!([]));
     let v = get(
         "/repos/acme/app/collaborators/octocat/permission".into(),
         token.clone(),
