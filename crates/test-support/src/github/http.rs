@@ -766,7 +766,7 @@ fn paged(st: &State, req: &Req, items: Vec<Value>) -> Result<Reply, ApiError> {
 // ---------------------------------------------------------------------------------------------
 // JSON shapes
 
-fn user_json(st: &State, login: &str, kind: &str) -> Value {
+pub(super) fn user_json(st: &State, login: &str, kind: &str) -> Value {
     let id = st
         .users
         .get(&login.to_ascii_lowercase())
@@ -1022,8 +1022,71 @@ fn repo_value(st: &State, repo: &Repo, token: Option<&Token>) -> Value {
     )
 }
 
-fn repo_json(st: &State, repo_id: u64) -> Value {
+pub(super) fn repo_json(st: &State, repo_id: u64) -> Value {
     repo_value(st, &st.repos[&repo_id], None)
+}
+
+/// The `repository` of a webhook payload.
+pub(super) fn webhook_repo_json(st: &State, repo_id: u64) -> Value {
+    let mut out = repo_json(st, repo_id);
+    if let Some(map) = out.as_object_mut() {
+        map.remove("permissions");
+    }
+    out
+}
+
+/// A pull request as an issue (the `issue` of `issue_comment` events on pull requests).
+pub(super) fn issue_of_pull_json(st: &State, repo: &Repo, rec: &PullRec) -> Value {
+    let full_name = repo.full_name();
+    let p = &rec.pull;
+    let url = format!("{}/repos/{full_name}/issues/{}", st.base_url, p.number);
+    let comments = st
+        .issue_comments
+        .iter()
+        .filter(|c| c.repo_id == repo.id && c.number == p.number)
+        .count();
+    json!({
+        "url": url,
+        "repository_url": format!("{}/repos/{full_name}", st.base_url),
+        "labels_url": format!("{url}/labels{{/name}}"),
+        "comments_url": format!("{url}/comments"),
+        "events_url": format!("{url}/events"),
+        "html_url": format!("https://github.com/{full_name}/pull/{}", p.number),
+        "id": rec.id + 1,
+        "node_id": node_id("PR_", rec.id),
+        "number": p.number,
+        "title": p.title,
+        "user": user_json(st, &p.author, "User"),
+        "labels": [],
+        "state": rec.state,
+        "locked": false,
+        "assignee": null,
+        "assignees": [],
+        "milestone": null,
+        "comments": comments,
+        "created_at": iso(rec.created_at),
+        "updated_at": iso(rec.created_at),
+        "closed_at": null,
+        "author_association": if p.from_fork { "CONTRIBUTOR" } else { "MEMBER" },
+        "active_lock_reason": null,
+        "draft": p.draft,
+        "body": null,
+        "pull_request": {
+            "url": format!("{}/repos/{full_name}/pulls/{}", st.base_url, p.number),
+            "html_url": format!("https://github.com/{full_name}/pull/{}", p.number),
+            "diff_url": format!("https://github.com/{full_name}/pull/{}.diff", p.number),
+            "patch_url": format!("https://github.com/{full_name}/pull/{}.patch", p.number),
+            "merged_at": null,
+        },
+        "reactions": {
+            "url": format!("{url}/reactions"),
+            "total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "hooray": 0,
+            "confused": 0, "heart": 0, "rocket": 0, "eyes": 0,
+        },
+        "timeline_url": format!("{url}/timeline"),
+        "performed_via_github_app": null,
+        "state_reason": null,
+    })
 }
 
 /// GET /repos/{o}/{r} and /repositories/{id} answer a `full-repository`.
@@ -1055,7 +1118,7 @@ fn fork_json(st: &State, repo: &Repo, author: &str) -> Value {
 
 /// A pull request: `full` for GET /pulls/{n} (`pull-request`), else the list shape
 /// (`pull-request-simple`, without `merged`/`mergeable`).
-fn pull_json(st: &State, repo: &Repo, rec: &PullRec, full: bool) -> Value {
+pub(super) fn pull_json(st: &State, repo: &Repo, rec: &PullRec, full: bool) -> Value {
     let p = &rec.pull;
     let full_name = repo.full_name();
     let url = format!("{}/repos/{full_name}/pulls/{}", st.base_url, p.number);
@@ -1741,7 +1804,7 @@ fn check_run(st: &mut State, req: &Req, o: &str, r: &str, id: &str) -> Result<Re
 // ---------------------------------------------------------------------------------------------
 // Issue comments
 
-fn issue_comment_json(st: &State, c: &IssueComment) -> Value {
+pub(super) fn issue_comment_json(st: &State, c: &IssueComment) -> Value {
     let full_name = st.repos[&c.repo_id].full_name();
     json!({
         "id": c.comment.id,
@@ -1754,6 +1817,12 @@ fn issue_comment_json(st: &State, c: &IssueComment) -> Value {
         "created_at": iso(c.created_at),
         "updated_at": iso(c.updated_at),
         "author_association": "NONE",
+        "performed_via_github_app": null,
+        "reactions": {
+            "url": format!("{}/repos/{full_name}/issues/comments/{}/reactions", st.base_url, c.comment.id),
+            "total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "hooray": 0,
+            "confused": 0, "heart": 0, "rocket": 0, "eyes": 0,
+        },
     })
 }
 

@@ -26,6 +26,9 @@ mod http;
 mod openapi;
 #[cfg(test)]
 mod tests;
+mod webhook;
+
+pub use webhook::{signature_256, WebhookDelivery};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -784,6 +787,13 @@ impl GitHubServer {
     pub fn response_violations(&self) -> Vec<String> {
         let requests = self.requests();
         openapi::response_violations(&requests)
+    }
+
+    /// Checks a webhook payload against the description's `x-webhooks` schema named `hook`
+    /// (e.g. `pull-request-opened`, `issue-comment-created`), strictly like
+    /// [`GitHubServer::response_violations`].
+    pub fn webhook_violations(&self, hook: &str, payload: &serde_json::Value) -> Vec<String> {
+        openapi::webhook_violations(hook, payload)
     }
 
     /// Check runs of the repository, in creation order.

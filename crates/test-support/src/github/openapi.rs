@@ -50,6 +50,7 @@ type PathParams = Vec<(String, String)>;
 struct Spec {
     ops: Vec<Op>,
     components: Value,
+    webhooks: Value,
 }
 
 static SPEC: LazyLock<Result<Spec, String>> = LazyLock::new(load);
@@ -110,6 +111,7 @@ fn load() -> Result<Spec, String> {
     Ok(Spec {
         ops,
         components: doc["components"].clone(),
+        webhooks: doc["x-webhooks"].clone(),
     })
 }
 
@@ -629,4 +631,21 @@ fn collect_secrets(v: &Value, out: &mut Vec<String>) {
         Value::Array(items) => items.iter().for_each(|v| collect_secrets(v, out)),
         _ => {}
     }
+}
+
+/// `payload` checked strictly against the `x-webhooks` schema named `hook`.
+pub(super) fn webhook_violations(hook: &str, payload: &Value) -> Vec<String> {
+    let spec = match &*SPEC {
+        Ok(spec) => spec,
+        Err(e) => return vec![e.clone()],
+    };
+    let schema =
+        &spec.webhooks[hook]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    if schema.is_null() {
+        return vec![format!("no webhook named {hook:?} in the description")];
+    }
+    schema_errors_with(spec, &format!("webhook {hook}"), schema, payload, true)
+        .into_iter()
+        .map(|e| format!("{hook}: {e}"))
+        .collect()
 }

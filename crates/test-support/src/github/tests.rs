@@ -1223,3 +1223,70 @@ async fn every_endpoint_answers_in_githubs_shape() {
     assert_eq!(f.server.violations(), Vec::<String>::new());
     f.assert_shapes();
 }
+
+#[tokio::test]
+async fn webhook_deliveries_are_signed_and_shaped_like_githubs() {
+    let f = Fixture::new().await;
+    let mut hooks = Vec::new();
+    for (hook, action) in [
+        ("pull-request-opened", "opened"),
+        ("pull-request-synchronize", "synchronize"),
+        ("pull-request-reopened", "reopened"),
+        ("pull-request-ready-for-review", "ready_for_review"),
+    ] {
+        hooks.push((
+            hook,
+            f.server
+                .pull_request_payload(f.repo_a, 7, action, Some(&"e".repeat(40))),
+        ));
+    }
+    let comment = f
+        .server
+        .add_issue_comment(f.repo_a, 7, "octocat", "/picket rescan");
+    hooks.push((
+        "issue-comment-created",
+        f.server.issue_comment_payload(f.repo_a, comment, "created"),
+    ));
+    for (hook, payload) in &hooks {
+        let v = f.server.webhook_violations(hook, payload);
+        assert!(v.is_empty(), "{hook}: {v:#?}");
+    }
+    let (_, synchronize) = &hooks[1];
+    assert_eq!(synchronize["after"], json!("a".repeat(40)));
+    assert_eq!(synchronize["installation"]["id"], json!(f.installation));
+    assert_eq!(synchronize["repository"]["id"], json!(f.repo_a));
+    // The validator is not vacuous.
+    let mut broken = hooks[0].1.clone();
+    broken["number"] = json!("seven");
+    assert_eq!(
+        f.server
+            .webhook_violations("pull-request-opened", &broken)
+            .len(),
+        1
+    );
+
+    let d = f.server.webhook(&f.app, "pull_request", &hooks[0].1);
+    let header = |name: &str| {
+        d.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("X-GitHub-Event").as_deref(), Some("pull_request"));
+    assert_eq!(
+        header("X-GitHub-Hook-Installation-Target-ID"),
+        Some(f.app.id.to_string())
+    );
+    let expected = signature_256(&f.app.webhook_secret, &d.body);
+    assert_eq!(header("X-Hub-Signature-256"), Some(expected.clone()));
+    assert!(expected.starts_with("sha256=") && expected.len() == 7 + 64);
+    let forged =
+        f.server
+            .webhook_signed_with(&f.app, "pull_request", &hooks[0].1, "not-the-secret");
+    assert_ne!(forged.headers, d.headers);
+    // RFC 4231 test case 2: HMAC-SHA256("Jefe", "what do ya want for nothing?").
+    assert_eq!(
+        signature_256("Jefe", b"what do ya want for nothing?"),
+        "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+}
