@@ -202,8 +202,9 @@ pub enum Auth {
     Invalid,
 }
 
-/// One request the server received.
-#[derive(Debug, Clone)]
+/// One request the server received. Its `Debug` output hides secrets in the answer
+/// (`token`, `pem`, `webhook_secret`, `client_secret`).
+#[derive(Clone)]
 pub struct RecordedRequest {
     pub method: String,
     /// The path, percent-encoded as sent (e.g. `/repos/acme/app/pulls/7`).
@@ -221,6 +222,41 @@ pub struct RecordedRequest {
     /// Request headers, names lower-case; `authorization` holds the scheme only
     /// (`Bearer`/`token`), never the credential.
     pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for RecordedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordedRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("auth", &self.auth)
+            .field("body", &self.body)
+            .field("at", &self.at)
+            .field("status", &self.status)
+            .field("response", &self.response.as_ref().map(redacted))
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+/// `v` with the values of secret-bearing fields replaced by `"<redacted>"`.
+fn redacted(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| match k.as_str() {
+                    "token" | "pem" | "webhook_secret" | "client_secret" if v.is_string() => {
+                        (k.clone(), Value::String("<redacted>".into()))
+                    }
+                    _ => (k.clone(), redacted(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
+        other => other.clone(),
+    }
 }
 
 /// A fault served to the next `times` requests whose path contains `path_contains`.

@@ -272,6 +272,12 @@ async fn tokens_are_restricted_to_their_repositories_and_permissions() {
         .token(json!({"repository_ids": [f.repo_a], "permissions": {"contents": "read", "metadata": "read"}}))
         .await;
     let minted = f.server.minted_tokens();
+    let secret = minted[0].token.clone();
+    let debug = format!("{:?} {:?}", f.server.requests(), minted);
+    assert!(
+        debug.contains("<redacted>") && !debug.contains(&secret),
+        "no token in Debug output"
+    );
     assert_eq!(minted.len(), 1);
     assert_eq!(minted[0].repository_ids, Some(vec![f.repo_a]));
     assert_eq!(
