@@ -16,6 +16,9 @@
 //! Used by picket-worker's tests (a dev-dependency) and picket-bench's clone benchmark; the
 //! `picket` binary never links it.
 
+// The GitHub test server builds GitHub's large JSON objects with `serde_json::json!`.
+#![recursion_limit = "256"]
+
 pub mod github;
 mod history;
 mod server;

@@ -170,6 +170,18 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Percent-encodes a query component (RFC 3986 unreserved characters kept).
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
     q.map(|q| {
         q.split('&')
@@ -330,6 +342,20 @@ async fn handle(
             body: body_json.clone(),
             at: Instant::now(),
             status: 0,
+            response: None,
+            headers: headers
+                .iter()
+                .map(|(name, value)| {
+                    let value = value.to_str().unwrap_or("<binary>");
+                    let value = if name.as_str() == "authorization" {
+                        // The scheme only: credentials never leave the server.
+                        value.split(' ').next().unwrap_or("").to_string()
+                    } else {
+                        value.to_string()
+                    };
+                    (name.as_str().to_string(), value)
+                })
+                .collect(),
         });
         let index = st.requests.len() - 1;
         let fault = st
@@ -355,13 +381,40 @@ async fn handle(
         path,
     };
     let resource = if req.is_graphql() { "graphql" } else { "core" };
+    let user_agent = headers.get("user-agent").is_some_and(|v| !v.is_empty());
+
+    // Rate limit accounting (per credential and resource).
+    // Counted before routing: an exhausted limit answers 403 and changes nothing.
+    let (limit, mut remaining, mut reset, mut used, exhausted) = {
+        let mut st = inner.lock();
+        let limit = match req.cred {
+            Cred::None | Cred::Invalid(..) => 60,
+            _ => st.rate_limit,
+        };
+        let now = epoch(SystemTime::now());
+        let counter = st.rate.entry((req.cred.rate_key(), resource)).or_default();
+        if counter.reset <= now {
+            counter.used = 0;
+            counter.reset = now + 3600;
+        }
+        let exhausted = counter.used >= limit;
+        if !exhausted && !matches!(req.cred, Cred::Invalid(..)) {
+            counter.used += 1;
+        }
+        let (used, reset) = (counter.used, counter.reset);
+        (limit, limit.saturating_sub(used), reset, used, exhausted)
+    };
 
     let mut extra: Vec<(&'static str, String)> = Vec::new();
     let mut rate_override: Option<(u64, u64)> = None; // (remaining, reset)
     let outcome: Result<Reply, ApiError> = match fault {
         Some(FaultKind::Delay(d)) => {
             tokio::time::sleep(d).await;
-            route_locked(&inner, &req)
+            if exhausted {
+                Err(err(403, rate_limit_message(&req.cred)))
+            } else {
+                route_locked(&inner, &req)
+            }
         }
         Some(FaultKind::SecondaryRateLimit { retry_after_secs }) => {
             extra.push(("retry-after", retry_after_secs.to_string()));
@@ -392,37 +445,16 @@ async fn handle(
             inner.lock().requests[index].status = status;
             return response;
         }
+        None if !user_agent => Err(err(
+            403,
+            "Request forbidden by administrative rules. Please make sure your request has a User-Agent header (https://docs.github.com/en/rest/overview/resources-in-the-rest-api#user-agent-required). Check https://developer.github.com for other possible causes.",
+        )),
+        None if exhausted => Err(err(403, rate_limit_message(&req.cred))),
         None => route_locked(&inner, &req),
     };
-
-    // Rate limit accounting (per credential and resource).
-    let (limit, remaining, reset, used, exhausted) = {
-        let mut st = inner.lock();
-        let limit = match req.cred {
-            Cred::None | Cred::Invalid(..) => 60,
-            _ => st.rate_limit,
-        };
-        let now = epoch(SystemTime::now());
-        let counter = st.rate.entry((req.cred.rate_key(), resource)).or_default();
-        if counter.reset <= now {
-            counter.used = 0;
-            counter.reset = now + 3600;
-        }
-        let exhausted = counter.used >= limit;
-        if !exhausted && !matches!(req.cred, Cred::Invalid(..)) {
-            counter.used += 1;
-        }
-        let (used, reset) = (counter.used, counter.reset);
-        match rate_override {
-            Some((remaining, reset)) => (limit, remaining, reset, limit, false),
-            None => (limit, limit.saturating_sub(used), reset, used, exhausted),
-        }
-    };
-    let outcome = if exhausted {
-        Err(err(403, rate_limit_message(&req.cred)))
-    } else {
-        outcome
-    };
+    if let Some((r, at)) = rate_override {
+        (remaining, reset, used) = (r, at, limit);
+    }
 
     let (status, body, link) = match outcome {
         Ok(reply) => (
@@ -442,7 +474,11 @@ async fn handle(
             (e.status, body, None)
         }
     };
-    inner.lock().requests[index].status = status.as_u16();
+    {
+        let mut st = inner.lock();
+        st.requests[index].status = status.as_u16();
+        st.requests[index].response = (status != StatusCode::NO_CONTENT).then(|| body.clone());
+    }
 
     let mut response = if status == StatusCode::NO_CONTENT {
         status.into_response()
@@ -519,11 +555,11 @@ fn route(st: &mut State, req: &Req) -> Result<Reply, ApiError> {
                 (repo.owner.clone(), repo.name.clone())
             };
             let repo_id = repo_access(st, req, &owner, &name, &[("metadata", "read")])?;
-            ok(repo_json(st, repo_id))
+            ok(full_repo_json(st, repo_id))
         }
         ["repos", o, r] if get => {
             let repo_id = repo_access(st, req, o, r, &[("metadata", "read")])?;
-            ok(repo_json(st, repo_id))
+            ok(full_repo_json(st, repo_id))
         }
         ["repos", o, r, "compare", rest @ ..] if get && !rest.is_empty() => {
             compare(st, req, o, r, &rest.join("/"))
@@ -534,7 +570,7 @@ fn route(st: &mut State, req: &Req) -> Result<Reply, ApiError> {
             let n: u64 = n.parse().expect("number");
             let repo = &st.repos[&repo_id];
             let pull = repo.pulls.get(&n).ok_or_else(not_found)?;
-            ok(pull_json(st, repo, pull))
+            ok(pull_json(st, repo, pull, true))
         }
         ["repos", o, r, "collaborators", user, "permission"] if get => {
             collaborator_permission(st, req, o, r, user)
@@ -698,7 +734,7 @@ fn paginate(
             .query
             .iter()
             .filter(|(k, _)| k != "page" && k != "per_page")
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
             .collect();
         params.push(format!("per_page={per_page}"));
         params.push(format!("page={p}"));
@@ -730,23 +766,48 @@ fn paged(st: &State, req: &Req, items: Vec<Value>) -> Result<Reply, ApiError> {
 // ---------------------------------------------------------------------------------------------
 // JSON shapes
 
-fn user_json(st: &State, login: &str, kind: &str) -> Value {
+pub(super) fn user_json(st: &State, login: &str, kind: &str) -> Value {
     let id = st
         .users
         .get(&login.to_ascii_lowercase())
         .copied()
         .unwrap_or(0);
-    json!({
+    let mut user = json!({
         "login": login,
         "id": id,
         "node_id": node_id("U_", id),
         "avatar_url": format!("https://avatars.githubusercontent.com/u/{id}?v=4"),
         "gravatar_id": "",
-        "url": format!("{}/users/{login}", st.base_url),
         "html_url": format!("https://github.com/{login}"),
         "type": kind,
         "site_admin": false,
-    })
+    });
+    add_user_urls(st, &mut user, login);
+    user
+}
+
+/// The API URLs every user object carries (GitHub's `simple-user`).
+fn add_user_urls(st: &State, user: &mut Value, login: &str) {
+    let url = format!(
+        "{}/users/{}",
+        st.base_url,
+        login.replace('[', "%5B").replace(']', "%5D")
+    );
+    let fields = [
+        ("followers_url", format!("{url}/followers")),
+        ("following_url", format!("{url}/following{{/other_user}}")),
+        ("gists_url", format!("{url}/gists{{/gist_id}}")),
+        ("starred_url", format!("{url}/starred{{/owner}}{{/repo}}")),
+        ("subscriptions_url", format!("{url}/subscriptions")),
+        ("organizations_url", format!("{url}/orgs")),
+        ("repos_url", format!("{url}/repos")),
+        ("events_url", format!("{url}/events{{/privacy}}")),
+        ("received_events_url", format!("{url}/received_events")),
+        ("url", url.clone()),
+    ];
+    for (k, v) in fields {
+        user[k] = json!(v);
+    }
 }
 
 fn bot_json(st: &State, app_id: u64) -> Value {
@@ -756,15 +817,19 @@ fn bot_json(st: &State, app_id: u64) -> Value {
         .map(|a| a.slug.clone())
         .unwrap_or_default();
     let login = format!("{slug}[bot]");
-    json!({
+    let id = app_id + 1_000_000;
+    let mut bot = json!({
         "login": login,
-        "id": app_id + 1_000_000,
+        "id": id,
         "node_id": node_id("BOT_", app_id),
-        "url": format!("{}/users/{login}", st.base_url),
+        "avatar_url": format!("https://avatars.githubusercontent.com/in/{app_id}?v=4"),
+        "gravatar_id": "",
         "html_url": format!("https://github.com/apps/{slug}"),
         "type": "Bot",
         "site_admin": false,
-    })
+    });
+    add_user_urls(st, &mut bot, &login);
+    bot
 }
 
 fn author_json(st: &State, login: &str) -> Value {
@@ -807,7 +872,6 @@ fn installation_json(st: &State, id: u64) -> Value {
         "repositories_url": format!("{}/installation/repositories", st.base_url),
         "html_url": format!("https://github.com/organizations/{}/settings/installations/{}", inst.account, inst.id),
         "app_id": app.id,
-        "client_id": app.client_id,
         "app_slug": app.slug,
         "target_id": inst.account_id,
         "target_type": "Organization",
@@ -823,67 +887,238 @@ fn installation_json(st: &State, id: u64) -> Value {
     })
 }
 
-fn repo_value(st: &State, repo: &Repo, token: Option<&Token>) -> Value {
-    let full_name = repo.full_name();
+/// What a repository object shows.
+struct RepoView<'a> {
+    id: u64,
+    owner: &'a str,
+    owner_type: &'a str,
+    name: &'a str,
+    private: bool,
+    fork: bool,
+    archived: bool,
+    clone_url: String,
+    default_branch: &'a str,
+    created: SystemTime,
+    push: bool,
+}
+
+/// A repository object (GitHub's `repository` / `full-repository` fields).
+fn repo_object(st: &State, r: RepoView<'_>) -> Value {
+    let full_name = format!("{}/{}", r.owner, r.name);
     let url = format!("{}/repos/{full_name}", st.base_url);
-    let push = token.is_some_and(|t| t.permissions.get("contents").is_some_and(|l| level(l) >= 2));
-    json!({
-        "id": repo.id,
-        "node_id": node_id("R_", repo.id),
-        "name": repo.name,
+    let mut out = json!({
+        "id": r.id,
+        "node_id": node_id("R_", r.id),
+        "name": r.name,
         "full_name": full_name,
-        "private": repo.private,
-        "owner": user_json(st, &repo.owner, "Organization"),
+        "private": r.private,
+        "owner": user_json(st, r.owner, r.owner_type),
         "html_url": format!("https://github.com/{full_name}"),
         "description": null,
-        "fork": false,
+        "fork": r.fork,
         "url": url,
-        "pulls_url": format!("{url}/pulls{{/number}}"),
-        "clone_url": repo.clone_url,
+        "clone_url": r.clone_url,
         "git_url": format!("git://github.com/{full_name}.git"),
         "ssh_url": format!("git@github.com:{full_name}.git"),
         "svn_url": format!("https://github.com/{full_name}"),
-        "homepage": null,
-        "size": 0,
-        "language": null,
-        "default_branch": repo.default_branch,
-        "archived": repo.archived,
+        "default_branch": r.default_branch,
+        "archived": r.archived,
         "disabled": false,
-        "visibility": if repo.private { "private" } else { "public" },
+        "visibility": if r.private { "private" } else { "public" },
         "topics": [],
         "has_issues": true,
+        "has_projects": false,
+        "has_wiki": false,
+        "has_pages": false,
+        "has_downloads": false,
+        "has_discussions": false,
+        "allow_forking": false,
         "is_template": false,
-        "permissions": {"admin": false, "maintain": false, "push": push, "triage": false, "pull": true},
-        "pushed_at": iso(repo.created_at),
-        "created_at": iso(repo.created_at),
-        "updated_at": iso(repo.created_at),
-    })
+        "web_commit_signoff_required": false,
+        "permissions": {"admin": false, "maintain": false, "push": r.push, "triage": false, "pull": true},
+        "pushed_at": iso(r.created),
+        "created_at": iso(r.created),
+        "updated_at": iso(r.created),
+    });
+    for k in ["mirror_url", "homepage", "language", "license"] {
+        out[k] = Value::Null;
+    }
+    for k in [
+        "size",
+        "forks",
+        "forks_count",
+        "stargazers_count",
+        "watchers",
+        "watchers_count",
+        "open_issues",
+        "open_issues_count",
+    ] {
+        out[k] = json!(0);
+    }
+    let urls = [
+        ("archive_url", "/{archive_format}{/ref}"),
+        ("assignees_url", "/assignees{/user}"),
+        ("blobs_url", "/git/blobs{/sha}"),
+        ("branches_url", "/branches{/branch}"),
+        ("collaborators_url", "/collaborators{/collaborator}"),
+        ("comments_url", "/comments{/number}"),
+        ("commits_url", "/commits{/sha}"),
+        ("compare_url", "/compare/{base}...{head}"),
+        ("contents_url", "/contents/{+path}"),
+        ("contributors_url", "/contributors"),
+        ("deployments_url", "/deployments"),
+        ("downloads_url", "/downloads"),
+        ("events_url", "/events"),
+        ("forks_url", "/forks"),
+        ("git_commits_url", "/git/commits{/sha}"),
+        ("git_refs_url", "/git/refs{/sha}"),
+        ("git_tags_url", "/git/tags{/sha}"),
+        ("hooks_url", "/hooks"),
+        ("issue_comment_url", "/issues/comments{/number}"),
+        ("issue_events_url", "/issues/events{/number}"),
+        ("issues_url", "/issues{/number}"),
+        ("keys_url", "/keys{/key_id}"),
+        ("labels_url", "/labels{/name}"),
+        ("languages_url", "/languages"),
+        ("merges_url", "/merges"),
+        ("milestones_url", "/milestones{/number}"),
+        (
+            "notifications_url",
+            "/notifications{?since,all,participating}",
+        ),
+        ("pulls_url", "/pulls{/number}"),
+        ("releases_url", "/releases{/id}"),
+        ("stargazers_url", "/stargazers"),
+        ("statuses_url", "/statuses/{sha}"),
+        ("subscribers_url", "/subscribers"),
+        ("subscription_url", "/subscription"),
+        ("tags_url", "/tags"),
+        ("teams_url", "/teams"),
+        ("trees_url", "/git/trees{/sha}"),
+    ];
+    for (k, suffix) in urls {
+        out[k] = json!(format!("{url}{suffix}"));
+    }
+    out
 }
 
-fn repo_json(st: &State, repo_id: u64) -> Value {
+fn repo_value(st: &State, repo: &Repo, token: Option<&Token>) -> Value {
+    let push = token.is_some_and(|t| t.permissions.get("contents").is_some_and(|l| level(l) >= 2));
+    repo_object(
+        st,
+        RepoView {
+            id: repo.id,
+            owner: &repo.owner,
+            owner_type: "Organization",
+            name: &repo.name,
+            private: repo.private,
+            fork: false,
+            archived: repo.archived,
+            clone_url: repo.clone_url.clone(),
+            default_branch: &repo.default_branch,
+            created: repo.created_at,
+            push,
+        },
+    )
+}
+
+pub(super) fn repo_json(st: &State, repo_id: u64) -> Value {
     repo_value(st, &st.repos[&repo_id], None)
 }
 
-fn fork_json(st: &State, repo: &Repo, author: &str) -> Value {
-    let full_name = format!("{author}/{}", repo.name);
+/// The `repository` of a webhook payload.
+pub(super) fn webhook_repo_json(st: &State, repo_id: u64) -> Value {
+    let mut out = repo_json(st, repo_id);
+    if let Some(map) = out.as_object_mut() {
+        map.remove("permissions");
+    }
+    out
+}
+
+/// A pull request as an issue (the `issue` of `issue_comment` events on pull requests).
+pub(super) fn issue_of_pull_json(st: &State, repo: &Repo, rec: &PullRec) -> Value {
+    let full_name = repo.full_name();
+    let p = &rec.pull;
+    let url = format!("{}/repos/{full_name}/issues/{}", st.base_url, p.number);
+    let comments = st
+        .issue_comments
+        .iter()
+        .filter(|c| c.repo_id == repo.id && c.number == p.number)
+        .count();
     json!({
-        "id": repo.id + 500_000_000,
-        "node_id": node_id("R_", repo.id + 500_000_000),
-        "name": repo.name,
-        "full_name": full_name,
-        "private": repo.private,
-        "owner": user_json(st, author, "User"),
-        "html_url": format!("https://github.com/{full_name}"),
-        "fork": true,
-        "url": format!("{}/repos/{full_name}", st.base_url),
-        "clone_url": format!("https://github.com/{full_name}.git"),
-        "default_branch": repo.default_branch,
-        "archived": false,
-        "visibility": if repo.private { "private" } else { "public" },
+        "url": url,
+        "repository_url": format!("{}/repos/{full_name}", st.base_url),
+        "labels_url": format!("{url}/labels{{/name}}"),
+        "comments_url": format!("{url}/comments"),
+        "events_url": format!("{url}/events"),
+        "html_url": format!("https://github.com/{full_name}/pull/{}", p.number),
+        "id": rec.id + 1,
+        "node_id": node_id("PR_", rec.id),
+        "number": p.number,
+        "title": p.title,
+        "user": user_json(st, &p.author, "User"),
+        "labels": [],
+        "state": rec.state,
+        "locked": false,
+        "assignee": null,
+        "assignees": [],
+        "milestone": null,
+        "comments": comments,
+        "created_at": iso(rec.created_at),
+        "updated_at": iso(rec.created_at),
+        "closed_at": null,
+        "author_association": if p.from_fork { "CONTRIBUTOR" } else { "MEMBER" },
+        "active_lock_reason": null,
+        "draft": p.draft,
+        "body": null,
+        "pull_request": {
+            "url": format!("{}/repos/{full_name}/pulls/{}", st.base_url, p.number),
+            "html_url": format!("https://github.com/{full_name}/pull/{}", p.number),
+            "diff_url": format!("https://github.com/{full_name}/pull/{}.diff", p.number),
+            "patch_url": format!("https://github.com/{full_name}/pull/{}.patch", p.number),
+            "merged_at": null,
+        },
+        "reactions": {
+            "url": format!("{url}/reactions"),
+            "total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "hooray": 0,
+            "confused": 0, "heart": 0, "rocket": 0, "eyes": 0,
+        },
+        "timeline_url": format!("{url}/timeline"),
+        "performed_via_github_app": null,
+        "state_reason": null,
     })
 }
 
-fn pull_json(st: &State, repo: &Repo, rec: &PullRec) -> Value {
+/// GET /repos/{o}/{r} and /repositories/{id} answer a `full-repository`.
+fn full_repo_json(st: &State, repo_id: u64) -> Value {
+    let mut out = repo_json(st, repo_id);
+    out["subscribers_count"] = json!(0);
+    out["network_count"] = json!(0);
+    out
+}
+
+fn fork_json(st: &State, repo: &Repo, author: &str) -> Value {
+    repo_object(
+        st,
+        RepoView {
+            id: repo.id + 500_000_000,
+            owner: author,
+            owner_type: "User",
+            name: &repo.name,
+            private: repo.private,
+            fork: true,
+            archived: false,
+            clone_url: format!("https://github.com/{author}/{}.git", repo.name),
+            default_branch: &repo.default_branch,
+            created: repo.created_at,
+            push: false,
+        },
+    )
+}
+
+/// A pull request: `full` for GET /pulls/{n} (`pull-request`), else the list shape
+/// (`pull-request-simple`, without `merged`/`mergeable`).
+pub(super) fn pull_json(st: &State, repo: &Repo, rec: &PullRec, full: bool) -> Value {
     let p = &rec.pull;
     let full_name = repo.full_name();
     let url = format!("{}/repos/{full_name}/pulls/{}", st.base_url, p.number);
@@ -898,7 +1133,7 @@ fn pull_json(st: &State, repo: &Repo, rec: &PullRec) -> Value {
     } else {
         repo.owner.as_str()
     };
-    json!({
+    let mut out = json!({
         "url": url,
         "id": rec.id,
         "node_id": node_id("PR_", rec.id),
@@ -935,13 +1170,57 @@ fn pull_json(st: &State, repo: &Repo, rec: &PullRec) -> Value {
             "repo": base_repo,
         },
         "author_association": if p.from_fork { "CONTRIBUTOR" } else { "MEMBER" },
-        "merged": false,
-        "mergeable": null,
+        "patch_url": format!("https://github.com/{full_name}/pull/{}.patch", p.number),
+        "commits_url": format!("{url}/commits"),
+        "review_comment_url": format!("{}/repos/{full_name}/pulls/comments{{/number}}", st.base_url),
+        "statuses_url": format!("{}/repos/{full_name}/statuses/{}", st.base_url, p.head_sha),
+        "milestone": null,
+        "assignee": null,
+        "assignees": [],
+        "requested_reviewers": [],
+        "requested_teams": [],
+        "auto_merge": null,
+        "active_lock_reason": null,
         "_links": {
             "self": {"href": url},
             "html": {"href": format!("https://github.com/{full_name}/pull/{}", p.number)},
+            "issue": {"href": format!("{}/repos/{full_name}/issues/{}", st.base_url, p.number)},
+            "comments": {"href": format!("{}/repos/{full_name}/issues/{}/comments", st.base_url, p.number)},
+            "review_comments": {"href": format!("{url}/comments")},
+            "review_comment": {"href": format!("{}/repos/{full_name}/pulls/comments{{/number}}", st.base_url)},
+            "commits": {"href": format!("{url}/commits")},
+            "statuses": {"href": format!("{}/repos/{full_name}/statuses/{}", st.base_url, p.head_sha)},
         },
-    })
+    });
+    if full {
+        let comments = st
+            .issue_comments
+            .iter()
+            .filter(|c| c.repo_id == repo.id && c.number == p.number)
+            .count();
+        let review_comments = st
+            .review_comments
+            .iter()
+            .filter(|c| c.repo_id == repo.id && c.number == p.number)
+            .count();
+        for (k, v) in [
+            ("merged", json!(false)),
+            ("mergeable", Value::Null),
+            ("rebaseable", Value::Null),
+            ("mergeable_state", json!("unknown")),
+            ("merged_by", Value::Null),
+            ("comments", json!(comments)),
+            ("review_comments", json!(review_comments)),
+            ("maintainer_can_modify", json!(false)),
+            ("commits", json!(1)),
+            ("additions", json!(0)),
+            ("deletions", json!(0)),
+            ("changed_files", json!(0)),
+        ] {
+            out[k] = v;
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1005,7 +1284,12 @@ fn mint_token(st: &mut State, req: &Req, id: &str) -> Result<Reply, ApiError> {
             "There is at least one repository that does not exist or is not accessible to the parent installation.",
         )
     };
-    if let Some(names) = body.get("repositories").and_then(Value::as_array) {
+    // Empty lists restrict nothing (clients such as octocrab send them by default).
+    if let Some(names) = body
+        .get("repositories")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+    {
         let ids = repository_ids.get_or_insert_with(Vec::new);
         for name in names {
             let name = name.as_str().ok_or_else(inaccessible)?;
@@ -1017,7 +1301,11 @@ fn mint_token(st: &mut State, req: &Req, id: &str) -> Result<Reply, ApiError> {
             ids.push(repo.id);
         }
     }
-    if let Some(list) = body.get("repository_ids").and_then(Value::as_array) {
+    if let Some(list) = body
+        .get("repository_ids")
+        .and_then(Value::as_array)
+        .filter(|a| !a.is_empty())
+    {
         let ids = repository_ids.get_or_insert_with(Vec::new);
         for rid in list {
             let rid = rid.as_u64().ok_or_else(inaccessible)?;
@@ -1189,7 +1477,17 @@ fn compare(st: &State, req: &Req, o: &str, r: &str, basehead: &str) -> Result<Re
             "node_id": format!("C_{sha}"),
             "url": format!("{}/repos/{full_name}/commits/{sha}", st.base_url),
             "html_url": format!("https://github.com/{full_name}/commit/{sha}"),
-            "commit": {"message": "", "tree": {"sha": "", "url": ""}},
+            "comments_url": format!("{}/repos/{full_name}/commits/{sha}/comments", st.base_url),
+            "author": null,
+            "committer": null,
+            "commit": {
+                "author": null,
+                "committer": null,
+                "url": format!("{}/repos/{full_name}/git/commits/{sha}", st.base_url),
+                "message": "",
+                "comment_count": 0,
+                "tree": {"sha": sha, "url": format!("{}/repos/{full_name}/git/trees/{sha}", st.base_url)},
+            },
             "parents": [],
         })
     };
@@ -1233,11 +1531,23 @@ fn list_pulls(st: &State, req: &Req, o: &str, r: &str) -> Result<Reply, ApiError
         .rev() // newest first, GitHub's default sort (created desc)
         .filter(|p| state == "all" || p.state == state)
         .filter(|p| {
-            req.q("head")
-                .is_none_or(|h| h.rsplit(':').next() == Some(p.pull.head_ref.as_str()))
+            // `head` is `user:ref-name` (GitHub's format): the head's owner and branch.
+            req.q("head").is_none_or(|h| {
+                let owner = if p.pull.from_fork {
+                    &p.pull.author
+                } else {
+                    &repo.owner
+                };
+                match h.split_once(':') {
+                    Some((user, name)) => {
+                        user.eq_ignore_ascii_case(owner) && name == p.pull.head_ref
+                    }
+                    None => h == p.pull.head_ref,
+                }
+            })
         })
         .filter(|p| req.q("base").is_none_or(|b| b == p.pull.base_ref))
-        .map(|p| pull_json(st, repo, p))
+        .map(|p| pull_json(st, repo, p, false))
         .collect();
     paged(st, req, items)
 }
@@ -1494,7 +1804,7 @@ fn check_run(st: &mut State, req: &Req, o: &str, r: &str, id: &str) -> Result<Re
 // ---------------------------------------------------------------------------------------------
 // Issue comments
 
-fn issue_comment_json(st: &State, c: &IssueComment) -> Value {
+pub(super) fn issue_comment_json(st: &State, c: &IssueComment) -> Value {
     let full_name = st.repos[&c.repo_id].full_name();
     json!({
         "id": c.comment.id,
@@ -1507,6 +1817,12 @@ fn issue_comment_json(st: &State, c: &IssueComment) -> Value {
         "created_at": iso(c.created_at),
         "updated_at": iso(c.updated_at),
         "author_association": "NONE",
+        "performed_via_github_app": null,
+        "reactions": {
+            "url": format!("{}/repos/{full_name}/issues/comments/{}/reactions", st.base_url, c.comment.id),
+            "total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "hooray": 0,
+            "confused": 0, "heart": 0, "rocket": 0, "eyes": 0,
+        },
     })
 }
 
@@ -1603,6 +1919,15 @@ fn issue_comment(st: &mut State, req: &Req, o: &str, r: &str, id: &str) -> Resul
 // Review comments, replies, reviews
 
 fn review_comment_json(st: &State, c: &ReviewComment) -> Value {
+    let mut out = review_comment_fields(st, c);
+    if let Some(to) = c.comment.in_reply_to {
+        // GitHub leaves the field out of top-level comments.
+        out["in_reply_to_id"] = json!(to);
+    }
+    out
+}
+
+fn review_comment_fields(st: &State, c: &ReviewComment) -> Value {
     let repo = &st.repos[&c.repo_id];
     let full_name = repo.full_name();
     let rc = &c.comment;
@@ -1623,7 +1948,6 @@ fn review_comment_json(st: &State, c: &ReviewComment) -> Value {
         "original_position": rc.line,
         "commit_id": rc.commit_id,
         "original_commit_id": rc.commit_id,
-        "in_reply_to_id": rc.in_reply_to,
         "user": author_json(st, &rc.author),
         "body": rc.body,
         "created_at": iso(c.created_at),

@@ -16,6 +16,7 @@
 //! - an installation token on an `/app` endpoint answers 401 "A JSON web token could not be
 //!   decoded"; an App JWT on a repository endpoint answers 403 "Resource not accessible by
 //!   integration";
+//! - a request without a `User-Agent` header answers 403 (GitHub requires one);
 //! - inline review comments are checked against the diff lines registered with
 //!   [`GitHubServer::set_diff_lines`] (422 "pull_request_review_thread.line must be part of the
 //!   diff"); with no lines registered for a pull request, any line is accepted.
@@ -25,6 +26,9 @@ mod http;
 mod openapi;
 #[cfg(test)]
 mod tests;
+mod webhook;
+
+pub use webhook::{signature_256, WebhookDelivery};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -198,8 +202,9 @@ pub enum Auth {
     Invalid,
 }
 
-/// One request the server received.
-#[derive(Debug, Clone)]
+/// One request the server received. Its `Debug` output hides secrets in the answer
+/// (`token`, `pem`, `webhook_secret`, `client_secret`).
+#[derive(Clone)]
 pub struct RecordedRequest {
     pub method: String,
     /// The path, percent-encoded as sent (e.g. `/repos/acme/app/pulls/7`).
@@ -212,6 +217,46 @@ pub struct RecordedRequest {
     pub at: Instant,
     /// The status the server answered (0 while the request is in flight).
     pub status: u16,
+    /// The JSON the server answered (`None` for 204 and bare 5xx faults).
+    pub response: Option<serde_json::Value>,
+    /// Request headers, names lower-case; `authorization` holds the scheme only
+    /// (`Bearer`/`token`), never the credential.
+    pub headers: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for RecordedRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordedRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("query", &self.query)
+            .field("auth", &self.auth)
+            .field("body", &self.body)
+            .field("at", &self.at)
+            .field("status", &self.status)
+            .field("response", &self.response.as_ref().map(redacted))
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+/// `v` with the values of secret-bearing fields replaced by `"<redacted>"`.
+fn redacted(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| match k.as_str() {
+                    "token" | "pem" | "webhook_secret" | "client_secret" if v.is_string() => {
+                        (k.clone(), Value::String("<redacted>".into()))
+                    }
+                    _ => (k.clone(), redacted(v)),
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
+        other => other.clone(),
+    }
 }
 
 /// A fault served to the next `times` requests whose path contains `path_contains`.
@@ -770,6 +815,21 @@ impl GitHubServer {
     pub fn violations(&self) -> Vec<String> {
         let requests = self.requests();
         openapi::violations(&requests)
+    }
+
+    /// A self-check of this server: every successful REST answer recorded so far, checked
+    /// against the operation's response schema for its status, strictly: every field GitHub
+    /// requires is there, and every field sent is one GitHub documents, of its type.
+    pub fn response_violations(&self) -> Vec<String> {
+        let requests = self.requests();
+        openapi::response_violations(&requests)
+    }
+
+    /// Checks a webhook payload against the description's `x-webhooks` schema named `hook`
+    /// (e.g. `pull-request-opened`, `issue-comment-created`), strictly like
+    /// [`GitHubServer::response_violations`].
+    pub fn webhook_violations(&self, hook: &str, payload: &serde_json::Value) -> Vec<String> {
+        openapi::webhook_violations(hook, payload)
     }
 
     /// Check runs of the repository, in creation order.

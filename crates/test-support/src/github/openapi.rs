@@ -11,7 +11,8 @@
 //! that embeds the referenced components), and the credential is the kind the operation takes:
 //! an App JWT for `/app…` operations and `…/installation` lookups, none for
 //! `/app-manifests/{code}/conversions`, an installation token otherwise. POST /graphql (not in
-//! the REST description) is checked for an installation token only. Requests whose credential
+//! the REST description) and GET /repositories/{id} (served by GitHub, undocumented) are
+//! checked for an installation token only. Requests whose credential
 //! the server refused ([`super::Auth::Invalid`]) are not reported for their credential: the
 //! refusal was the server's answer.
 
@@ -49,6 +50,7 @@ type PathParams = Vec<(String, String)>;
 struct Spec {
     ops: Vec<Op>,
     components: Value,
+    webhooks: Value,
 }
 
 static SPEC: LazyLock<Result<Spec, String>> = LazyLock::new(load);
@@ -109,6 +111,7 @@ fn load() -> Result<Spec, String> {
     Ok(Spec {
         ops,
         components: doc["components"].clone(),
+        webhooks: doc["x-webhooks"].clone(),
     })
 }
 
@@ -206,9 +209,24 @@ fn deref<'a>(spec: &'a Spec, v: &'a Value) -> &'a Value {
 }
 
 /// OpenAPI 3.0 schema → JSON Schema: `nullable: true` becomes `anyOf [schema, null]`.
-fn convert(v: &Value) -> Value {
+/// `strict` (for checking this server's answers): objects with `properties` take no others, and `allOf` parts (their `$ref`s resolved in `components`) are merged
+/// into one object so that each property is checked once against the whole.
+fn convert(v: &Value, strict: bool, components: &Value) -> Value {
     match v {
         Value::Object(map) => {
+            if strict {
+                if let Some(parts) = map.get("allOf").and_then(Value::as_array) {
+                    let mut props = Map::new();
+                    merge_all_of(parts, components, &mut props);
+                    let mut merged = Map::new();
+                    merged.insert("type".into(), json!("object"));
+                    merged.insert("properties".into(), Value::Object(props));
+                    if let Some(n) = map.get("nullable") {
+                        merged.insert("nullable".into(), n.clone());
+                    }
+                    return convert(&Value::Object(merged), strict, components);
+                }
+            }
             let mut out = Map::new();
             let mut nullable = false;
             for (k, v) in map {
@@ -219,14 +237,22 @@ fn convert(v: &Value) -> Value {
                     "properties" | "patternProperties" => {
                         let props = v
                             .as_object()
-                            .map(|p| p.iter().map(|(k, v)| (k.clone(), convert(v))).collect())
+                            .map(|p| {
+                                p.iter()
+                                    .map(|(k, v)| (k.clone(), convert(v, strict, components)))
+                                    .collect()
+                            })
                             .unwrap_or_default();
                         out.insert(k.clone(), Value::Object(props));
                     }
                     _ => {
-                        out.insert(k.clone(), convert(v));
+                        out.insert(k.clone(), convert(v, strict, components));
                     }
                 }
+            }
+            if strict && out.contains_key("properties") && !out.contains_key("additionalProperties")
+            {
+                out.insert("additionalProperties".into(), Value::Bool(false));
             }
             if nullable {
                 json!({"anyOf": [Value::Object(out), {"type": "null"}]})
@@ -234,8 +260,33 @@ fn convert(v: &Value) -> Value {
                 Value::Object(out)
             }
         }
-        Value::Array(items) => Value::Array(items.iter().map(convert).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| convert(v, strict, components))
+                .collect(),
+        ),
         other => other.clone(),
+    }
+}
+
+/// The properties of every part of an `allOf` (references and nested `allOf`s followed).
+fn merge_all_of(parts: &[Value], components: &Value, into: &mut Map<String, Value>) {
+    for part in parts {
+        let part = match part.get("$ref").and_then(Value::as_str) {
+            Some(r) => components
+                .pointer(r.trim_start_matches("#/components"))
+                .unwrap_or(&Value::Null),
+            None => part,
+        };
+        if let Some(nested) = part.get("allOf").and_then(Value::as_array) {
+            merge_all_of(nested, components, into);
+        }
+        if let Some(props) = part.get("properties").and_then(Value::as_object) {
+            for (k, v) in props {
+                into.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
     }
 }
 
@@ -258,7 +309,7 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
 }
 
 /// A validator for `schema`, with the components it references (transitively) embedded.
-fn compile(spec: &Spec, schema: &Value) -> Result<jsonschema::Validator, String> {
+fn compile(spec: &Spec, schema: &Value, strict: bool) -> Result<jsonschema::Validator, String> {
     let mut components: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     let mut pending = Vec::new();
     collect_refs(schema, &mut pending);
@@ -281,10 +332,10 @@ fn compile(spec: &Spec, schema: &Value) -> Result<jsonschema::Validator, String>
         components
             .entry(kind.to_string())
             .or_default()
-            .insert(name.to_string(), convert(target));
+            .insert(name.to_string(), convert(target, strict, &spec.components));
     }
     let root = json!({
-        "allOf": [convert(schema)],
+        "allOf": [convert(schema, strict, &spec.components)],
         "components": components,
     });
     jsonschema::options()
@@ -294,16 +345,26 @@ fn compile(spec: &Spec, schema: &Value) -> Result<jsonschema::Validator, String>
         .map_err(|e| e.to_string())
 }
 
-fn validator(spec: &Spec, key: &str, schema: &Value) -> Compiled {
+fn validator(spec: &Spec, key: &str, schema: &Value, strict: bool) -> Compiled {
     let mut cache = VALIDATORS.lock().unwrap_or_else(|e| e.into_inner());
     cache
         .entry(key.to_string())
-        .or_insert_with(|| Arc::new(compile(spec, schema)))
+        .or_insert_with(|| Arc::new(compile(spec, schema, strict)))
         .clone()
 }
 
 fn schema_errors(spec: &Spec, key: &str, schema: &Value, value: &Value) -> Vec<String> {
-    match &*validator(spec, key, schema) {
+    schema_errors_with(spec, key, schema, value, false)
+}
+
+fn schema_errors_with(
+    spec: &Spec,
+    key: &str,
+    schema: &Value,
+    value: &Value,
+    strict: bool,
+) -> Vec<String> {
+    match &*validator(spec, key, schema, strict) {
         Ok(v) => v
             .iter_errors(value)
             .map(|e| {
@@ -385,6 +446,16 @@ fn auth_violation(expected: Kind, auth: &Auth) -> Option<String> {
 
 fn check(spec: &Spec, r: &RecordedRequest) -> Vec<String> {
     if r.method == "POST" && r.path == "/graphql" {
+        return auth_violation(Kind::Installation, &r.auth)
+            .into_iter()
+            .collect();
+    }
+    // GET /repositories/{id}: served by GitHub (the repository by its stable id, surviving
+    // renames and transfers) but absent from the description; checked for its credential.
+    let segs: Vec<&str> = r.path.split('/').filter(|s| !s.is_empty()).collect();
+    if r.method == "GET"
+        && matches!(segs.as_slice(), ["repositories", id] if id.parse::<u64>().is_ok())
+    {
         return auth_violation(Kind::Installation, &r.auth)
             .into_iter()
             .collect();
@@ -494,4 +565,87 @@ pub(super) fn violations(requests: &[RecordedRequest]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Every successful REST answer in `requests` checked strictly against its response schema.
+pub(super) fn response_violations(requests: &[RecordedRequest]) -> Vec<String> {
+    let spec = match &*SPEC {
+        Ok(spec) => spec,
+        Err(e) => return vec![e.clone()],
+    };
+    let mut out = Vec::new();
+    for r in requests {
+        let Some(body) = &r.response else { continue };
+        if !(200..300).contains(&r.status) || r.path == "/graphql" {
+            continue;
+        }
+        let Ok((op, _)) = find(spec, &r.method, &r.path) else {
+            continue;
+        };
+        let status = r.status.to_string();
+        let response = deref(spec, &op.op["responses"][&status]);
+        let schema = &response["content"]["application/json"]["schema"];
+        let target = format!("{} {} -> {status}", r.method, r.path);
+        if schema.is_null() {
+            out.push(format!(
+                "{target}: the description has no JSON answer for this status"
+            ));
+            continue;
+        }
+        let key = format!("response {} {} {status}", op.method, op.template);
+        let mut secrets = Vec::new();
+        collect_secrets(body, &mut secrets);
+        for mut e in schema_errors_with(spec, &key, schema, body, true) {
+            for secret in &secrets {
+                e = e.replace(secret.as_str(), "<redacted>");
+            }
+            if e.len() > 400 {
+                let cut = (0..=400)
+                    .rev()
+                    .find(|i| e.is_char_boundary(*i))
+                    .unwrap_or(0);
+                e.truncate(cut);
+                e.push('…');
+            }
+            out.push(format!("{target}: {e}"));
+        }
+    }
+    out
+}
+
+/// Values of secret-bearing fields (tokens, keys, secrets), kept out of messages.
+fn collect_secrets(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match (k.as_str(), v.as_str()) {
+                    ("token" | "pem" | "webhook_secret" | "client_secret", Some(s))
+                        if !s.is_empty() =>
+                    {
+                        out.push(s.to_string());
+                    }
+                    _ => collect_secrets(v, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_secrets(v, out)),
+        _ => {}
+    }
+}
+
+/// `payload` checked strictly against the `x-webhooks` schema named `hook`.
+pub(super) fn webhook_violations(hook: &str, payload: &Value) -> Vec<String> {
+    let spec = match &*SPEC {
+        Ok(spec) => spec,
+        Err(e) => return vec![e.clone()],
+    };
+    let schema =
+        &spec.webhooks[hook]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    if schema.is_null() {
+        return vec![format!("no webhook named {hook:?} in the description")];
+    }
+    schema_errors_with(spec, &format!("webhook {hook}"), schema, payload, true)
+        .into_iter()
+        .map(|e| format!("{hook}: {e}"))
+        .collect()
 }

@@ -81,7 +81,10 @@ impl Fixture {
             installation,
             repo_a,
             repo_b,
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .user_agent("picket-test-support")
+                .build()
+                .expect("client"),
         }
     }
 
@@ -108,6 +111,16 @@ impl Fixture {
         let text = resp.text().await.expect("body");
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, headers, value)
+    }
+
+    /// Every answer so far is shaped as GitHub documents it.
+    fn assert_shapes(&self) {
+        let v = self.server.response_violations();
+        assert!(
+            v.is_empty(),
+            "{} answers differ from GitHub's description: {v:#?}",
+            v.len()
+        );
     }
 
     /// Mints a token through the API; returns "token <ghs_…>".
@@ -197,6 +210,7 @@ async fn app_jwt_is_verified_like_github() {
     assert!(requests
         .iter()
         .any(|r| r.auth == Auth::Invalid && r.status == 401));
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -248,6 +262,7 @@ async fn installations_list_and_lookup() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["id"], json!(f.installation));
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -257,6 +272,12 @@ async fn tokens_are_restricted_to_their_repositories_and_permissions() {
         .token(json!({"repository_ids": [f.repo_a], "permissions": {"contents": "read", "metadata": "read"}}))
         .await;
     let minted = f.server.minted_tokens();
+    let secret = minted[0].token.clone();
+    let debug = format!("{:?} {:?}", f.server.requests(), minted);
+    assert!(
+        debug.contains("<redacted>") && !debug.contains(&secret),
+        "no token in Debug output"
+    );
     assert_eq!(minted.len(), 1);
     assert_eq!(minted[0].repository_ids, Some(vec![f.repo_a]));
     assert_eq!(
@@ -341,7 +362,13 @@ async fn tokens_are_restricted_to_their_repositories_and_permissions() {
         .call(Method::GET, "/repos/acme/app", Some(&by_name), None)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let all = f.token(json!({})).await;
+    let all = f
+        .token(json!({"repositories": [], "repository_ids": []}))
+        .await;
+    assert_eq!(
+        f.server.minted_tokens().last().unwrap().repository_ids,
+        None
+    );
     let (status, _, v) = f
         .call(Method::GET, "/repos/acme/app/pulls", Some(&all), None)
         .await;
@@ -363,6 +390,7 @@ async fn tokens_are_restricted_to_their_repositories_and_permissions() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(v["message"], json!("Bad credentials"));
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -445,14 +473,24 @@ async fn pagination_and_rate_limit_headers() {
         assert_eq!(status, StatusCode::OK);
     }
     let (status, headers, v) = f
-        .call(Method::GET, "/repos/acme/app", Some(&fresh), None)
+        .call(
+            Method::POST,
+            "/repos/acme/app/issues/7/comments",
+            Some(&fresh),
+            Some(json!({"body": "x"})),
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        f.server.issue_comments(f.repo_a, 7).is_empty(),
+        "a refused request changes nothing"
+    );
     assert_eq!(headers["x-ratelimit-remaining"], "0");
     assert!(v["message"]
         .as_str()
         .unwrap()
         .starts_with("API rate limit exceeded"));
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -531,6 +569,7 @@ async fn faults_are_served_in_order() {
         times: 1,
     });
     let client = reqwest::Client::builder()
+        .user_agent("picket-test-support")
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap();
@@ -545,6 +584,7 @@ async fn faults_are_served_in_order() {
         .call(Method::GET, "/repos/acme/app", Some(&token), None)
         .await;
     assert_eq!(status, StatusCode::OK);
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -605,6 +645,7 @@ async fn check_runs_collect_output_and_annotations() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -727,6 +768,7 @@ async fn comments_reviews_and_line_validation() {
     assert_eq!(comments[3].review_id, Some(v["id"].as_u64().unwrap()));
     let (_, _, listed) = f.call(Method::GET, path, Some(&token), None).await;
     assert_eq!(listed.as_array().map(Vec::len), Some(4));
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -875,6 +917,7 @@ async fn graphql_review_threads_and_resolve() {
         )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    f.assert_shapes();
 }
 
 #[tokio::test]
@@ -994,4 +1037,262 @@ async fn validator_reports_what_github_would_refuse() {
         .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     let v = f.server.violations();
     assert_eq!(v.len(), 6, "{v:#?}");
+    f.assert_shapes();
+}
+
+#[tokio::test]
+async fn a_user_agent_is_required() {
+    let f = Fixture::new().await;
+    let bearer = format!("Bearer {}", jwt(&f.app));
+    let resp = reqwest::Client::new()
+        .get(format!("{}/app", f.server.api_url()))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let recorded = f.server.requests();
+    assert!(!recorded[0].headers.contains_key("user-agent"));
+    assert_eq!(
+        recorded[0].headers["authorization"], "Bearer",
+        "the credential is not recorded"
+    );
+}
+
+#[tokio::test]
+async fn every_endpoint_answers_in_githubs_shape() {
+    let f = Fixture::new().await;
+    f.server.add_pull(
+        f.repo_a,
+        TestPull {
+            number: 8,
+            head_sha: "d".repeat(40),
+            head_ref: "patch-1".into(),
+            base_ref: "main".into(),
+            base_sha: "b".repeat(40),
+            merge_base: "b".repeat(40),
+            draft: true,
+            from_fork: true,
+            title: "From a fork".into(),
+            author: "mallory".into(),
+        },
+    );
+    f.server.set_pull_state(f.repo_a, 7, "closed");
+    f.server.set_permission(f.repo_a, "octocat", "maintain");
+    let bearer = format!("Bearer {}", jwt(&f.app));
+    let token = f.token(json!({})).await;
+    let get = |path: String, auth: String| {
+        let f = &f;
+        async move {
+            let (status, _, v) = f.call(Method::GET, &path, Some(&auth), None).await;
+            assert_eq!(status, StatusCode::OK, "{path}: {v}");
+            v
+        }
+    };
+    get(
+        format!("/app/installations/{}", f.installation),
+        bearer.clone(),
+    )
+    .await;
+    let v = get("/repos/acme/app/pulls/8".into(), token.clone()).await;
+    assert_eq!(
+        (v["draft"].clone(), v["head"]["repo"]["full_name"].clone()),
+        (json!(true), json!("mallory/app"))
+    );
+    assert_ne!(v["head"]["repo"]["id"], v["base"]["repo"]["id"]);
+    let open = get("/repos/acme/app/pulls".into(), token.clone()).await;
+    assert_eq!(
+        open.as_array()
+            .map(|a| a.iter().map(|p| p["number"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!(8)])
+    );
+    let all = get("/repos/acme/app/pulls?state=all".into(), token.clone()).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(2));
+    let by_head = get(
+        "/repos/acme/app/pulls?state=all&head=mallory:patch-1".into(),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(
+        by_head
+            .as_array()
+            .map(|a| a.iter().map(|p| p["number"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!(8)])
+    );
+    let none = get(
+        "/repos/acme/app/pulls?state=all&head=acme:patch-1".into(),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(none, json!([]));
+    let v = get(
+        "/repos/acme/app/collaborators/octocat/permission".into(),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(
+        (v["permission"].clone(), v["role_name"].clone()),
+        (json!("write"), json!("maintain"))
+    );
+    let v = get(
+        "/repos/acme/app/collaborators/mallory/permission".into(),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(v["permission"], json!("none"));
+
+    let (_, _, run) = f
+        .call(Method::POST, "/repos/acme/app/check-runs", Some(&token),
+            Some(json!({"name": "Picket", "head_sha": "d".repeat(40), "external_id": "scan-1", "details_url": "https://picket.example/scans/1"})))
+        .await;
+    let v = get(
+        format!("/repos/acme/app/check-runs/{}", run["id"]),
+        token.clone(),
+    )
+    .await;
+    assert_eq!(
+        (v["status"].clone(), v["external_id"].clone()),
+        (json!("queued"), json!("scan-1"))
+    );
+
+    let (_, _, c) = f
+        .call(Method::POST, "/repos/acme/app/pulls/8/comments", Some(&token),
+            Some(json!({"body": "b", "commit_id": "d".repeat(40), "path": "x.rs", "line": 3, "start_line": 1, "side": "RIGHT", "start_side": "RIGHT"})))
+        .await;
+    assert_eq!(
+        (c["start_line"].clone(), c["line"].clone()),
+        (json!(1), json!(3))
+    );
+    get(
+        format!("/repos/acme/app/pulls/comments/{}", c["id"]),
+        token.clone(),
+    )
+    .await;
+    let (status, _, _) = f
+        .call(
+            Method::PATCH,
+            &format!("/repos/acme/app/pulls/comments/{}", c["id"]),
+            Some(&token),
+            Some(json!({"body": "edited"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(f.server.review_comments(f.repo_a, 8)[0].body, "edited");
+    let (status, _, _) = f
+        .call(
+            Method::DELETE,
+            &format!("/repos/acme/app/pulls/comments/{}", c["id"]),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert!(f.server.review_comments(f.repo_a, 8).is_empty());
+
+    let (status, _, _) = f
+        .call(
+            Method::POST,
+            "/repos/acme/app/pulls/8/reviews",
+            Some(&token),
+            Some(json!({"event": "COMMENT", "body": "looks fine"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let v = get("/repos/acme/app/pulls/8/reviews".into(), token.clone()).await;
+    assert_eq!(v[0]["state"], json!("COMMENTED"));
+    assert_eq!(
+        v[0]["commit_id"],
+        json!("d".repeat(40)),
+        "defaults to the head"
+    );
+    get("/repos/acme/app/issues/8/comments".into(), token.clone()).await;
+
+    // Renamed: the old name is gone, the id still answers.
+    f.server.rename_repo(f.repo_b, "acme/lib2");
+    let (status, _, _) = f
+        .call(Method::GET, "/repos/acme/lib", Some(&token), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let v = get(format!("/repositories/{}", f.repo_b), token.clone()).await;
+    assert_eq!(v["full_name"], json!("acme/lib2"));
+    // Archived repositories are read-only.
+    f.server.update_repo(f.repo_a, true, true, "main");
+    let (status, _, v) = f
+        .call(
+            Method::POST,
+            "/repos/acme/app/issues/8/comments",
+            Some(&token),
+            Some(json!({"body": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(f.server.violations(), Vec::<String>::new());
+    f.assert_shapes();
+}
+
+#[tokio::test]
+async fn webhook_deliveries_are_signed_and_shaped_like_githubs() {
+    let f = Fixture::new().await;
+    let mut hooks = Vec::new();
+    for (hook, action) in [
+        ("pull-request-opened", "opened"),
+        ("pull-request-synchronize", "synchronize"),
+        ("pull-request-reopened", "reopened"),
+        ("pull-request-ready-for-review", "ready_for_review"),
+    ] {
+        hooks.push((
+            hook,
+            f.server
+                .pull_request_payload(f.repo_a, 7, action, Some(&"e".repeat(40))),
+        ));
+    }
+    let comment = f
+        .server
+        .add_issue_comment(f.repo_a, 7, "octocat", "/picket rescan");
+    hooks.push((
+        "issue-comment-created",
+        f.server.issue_comment_payload(f.repo_a, comment, "created"),
+    ));
+    for (hook, payload) in &hooks {
+        let v = f.server.webhook_violations(hook, payload);
+        assert!(v.is_empty(), "{hook}: {v:#?}");
+    }
+    let (_, synchronize) = &hooks[1];
+    assert_eq!(synchronize["after"], json!("a".repeat(40)));
+    assert_eq!(synchronize["installation"]["id"], json!(f.installation));
+    assert_eq!(synchronize["repository"]["id"], json!(f.repo_a));
+    // The validator is not vacuous.
+    let mut broken = hooks[0].1.clone();
+    broken["number"] = json!("seven");
+    assert_eq!(
+        f.server
+            .webhook_violations("pull-request-opened", &broken)
+            .len(),
+        1
+    );
+
+    let d = f.server.webhook(&f.app, "pull_request", &hooks[0].1);
+    let header = |name: &str| {
+        d.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("X-GitHub-Event").as_deref(), Some("pull_request"));
+    assert_eq!(
+        header("X-GitHub-Hook-Installation-Target-ID"),
+        Some(f.app.id.to_string())
+    );
+    let expected = signature_256(&f.app.webhook_secret, &d.body);
+    assert_eq!(header("X-Hub-Signature-256"), Some(expected.clone()));
+    assert!(expected.starts_with("sha256=") && expected.len() == 7 + 64);
+    let forged =
+        f.server
+            .webhook_signed_with(&f.app, "pull_request", &hooks[0].1, "not-the-secret");
+    assert_ne!(forged.headers, d.headers);
+    // RFC 4231 test case 2: HMAC-SHA256("Jefe", "what do ya want for nothing?").
+    assert_eq!(
+        signature_256("Jefe", b"what do ya want for nothing?"),
+        "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
 }
