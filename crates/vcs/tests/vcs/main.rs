@@ -1,0 +1,3 @@
+//! picket-vcs integration tests (one binary).
+
+mod api;
