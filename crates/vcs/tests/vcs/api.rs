@@ -681,7 +681,8 @@ async fn check_runs_carry_every_annotation_fifty_at_a_time() {
             }
         );
     }
-    assert_eq!(feedback.api_calls(), 6);
+    // 1 POST, 3 PATCHes, 1 POST, 2 PATCHes.
+    assert_eq!(feedback.api_calls(), 7);
     w.assert_valid();
 }
 

@@ -598,8 +598,12 @@ impl FeedbackClient for GitHubFeedback {
         }
     }
 
-    /// `POST /repos/{o}/{r}/pulls/{n}/comments/{id}/replies`; when `comment_id` is not a review
-    /// comment (404), a conversation comment `POST .../issues/{n}/comments`.
+    /// A review comment (`GET /repos/{o}/{r}/pulls/comments/{id}` finds it) is answered in its
+    /// thread: `POST /repos/{o}/{r}/pulls/{n}/comments` with `in_reply_to` (and the parent's
+    /// `commit_id` and `path`, which the schema requires). The dedicated
+    /// `pulls/create-reply-for-review-comment` operation is not available to GitHub Apps
+    /// (`x-github.enabledForGitHubApps: false` in `@octokit/openapi` 23.0.2). Anything else (404)
+    /// is a conversation comment: the answer is a new issue comment.
     async fn reply(
         &self,
         repo: &RepoLocator,
@@ -607,22 +611,40 @@ impl FeedbackClient for GitHubFeedback {
         comment_id: &str,
         body: &str,
     ) -> Result<PostedComment> {
-        let path = format!(
-            "/repos/{}/pulls/{number}/comments/{}/replies",
-            policy::repo_path(&repo.full_name)?,
+        #[derive(Deserialize)]
+        struct Parent {
+            id: u64,
+            path: String,
+            commit_id: String,
+        }
+        let repo_path = policy::repo_path(&repo.full_name)?;
+        let parent = format!(
+            "/repos/{repo_path}/pulls/comments/{}",
             policy::segment(comment_id)
         );
         match self
             .http
-            .json::<ReviewCommentJson>(
-                &Cred::Own,
-                Method::POST,
-                &path,
-                Some(&json!({ "body": body })),
-            )
+            .json::<Parent>(&Cred::Own, Method::GET, &parent, None)
             .await
         {
-            Ok(c) => Ok(Self::review_posted(c, &HashMap::new())),
+            Ok(parent) => {
+                let reply = json!({
+                    "body": body,
+                    "in_reply_to": parent.id,
+                    "commit_id": parent.commit_id,
+                    "path": parent.path,
+                });
+                let c: ReviewCommentJson = self
+                    .http
+                    .json(
+                        &Cred::Own,
+                        Method::POST,
+                        &format!("/repos/{repo_path}/pulls/{number}/comments"),
+                        Some(&reply),
+                    )
+                    .await?;
+                Ok(Self::review_posted(c, &HashMap::new()))
+            }
             Err(e) if e.code == ErrorCode::NotFound => {
                 self.create_issue_comment(repo, number, body).await
             }

@@ -583,7 +583,7 @@ impl SourceProvider for GitHubApp {
     }
 
     /// `GET /repos/{o}/{r}/collaborators/{u}/permission`: admin, maintain and write may write.
-    /// A login GitHub does not know (404) may not.
+    /// A login GitHub does not know (404, or 422 "is not a user") may not.
     async fn has_write_access(&self, repo: &RepoLocator, login: &str) -> Result<bool> {
         let path = format!(
             "/repos/{}/collaborators/{}/permission",
@@ -598,7 +598,7 @@ impl SourceProvider for GitHubApp {
                 let p: PermissionJson = reply.json()?;
                 Ok(policy::grants_write(&p.permission, p.role_name.as_deref()))
             }
-            Err(e) if e.code == ErrorCode::NotFound => Ok(false),
+            Err(e) if matches!(e.code, ErrorCode::NotFound | ErrorCode::Rejected) => Ok(false),
             Err(e) => Err(e),
         }
     }
