@@ -3,9 +3,7 @@
 //! path prefix, and TLS with an extra CA. After each test every request the server received must
 //! be valid against GitHub's OpenAPI description (`server.violations()` empty).
 
-use picket_test_support::github::{
-    Auth, Fault, FaultKind, GitHubServer, TestApp, TestPull,
-};
+use picket_test_support::github::{Auth, Fault, FaultKind, GitHubServer, TestApp, TestPull};
 use picket_test_support::TestCa;
 use picket_vcs::github::api::{ClientOptions, GitHubApp, GitHubFeedback, RetryPolicy};
 use picket_vcs::github::AppCredentials;
@@ -123,12 +121,27 @@ impl World {
         let violations = self.server.violations();
         assert!(violations.is_empty(), "OpenAPI violations: {violations:#?}");
         for r in self.server.requests() {
-            assert_ne!(r.auth, Auth::None, "{} {} sent no credential", r.method, r.path);
-            assert_ne!(r.auth, Auth::Invalid, "{} {} sent a refused credential", r.method, r.path);
+            assert_ne!(
+                r.auth,
+                Auth::None,
+                "{} {} sent no credential",
+                r.method,
+                r.path
+            );
+            assert_ne!(
+                r.auth,
+                Auth::Invalid,
+                "{} {} sent a refused credential",
+                r.method,
+                r.path
+            );
         }
     }
 
-    fn requests_to(&self, path_contains: &str) -> Vec<picket_test_support::github::RecordedRequest> {
+    fn requests_to(
+        &self,
+        path_contains: &str,
+    ) -> Vec<picket_test_support::github::RecordedRequest> {
         self.server
             .requests()
             .into_iter()
@@ -162,12 +175,22 @@ async fn check_reports_identity_installations_and_what_is_missing() {
 
     w.server.set_app_permissions(
         w.app.id,
-        &[("metadata", "read"), ("contents", "read"), ("pull_requests", "read")],
+        &[
+            ("metadata", "read"),
+            ("contents", "read"),
+            ("pull_requests", "read"),
+        ],
         &["pull_request", "push"],
     );
     let check = w.provider.check().await.unwrap();
-    assert_eq!(check.missing_permissions, ["pull_requests: write", "checks: write"]);
-    assert_eq!(check.missing_events, ["issue_comment", "pull_request_review_comment"]);
+    assert_eq!(
+        check.missing_permissions,
+        ["pull_requests: write", "checks: write"]
+    );
+    assert_eq!(
+        check.missing_events,
+        ["issue_comment", "pull_request_review_comment"]
+    );
 
     // Only the App's JWT was used, and only on /app operations.
     for r in w.server.requests() {
@@ -186,14 +209,17 @@ async fn repositories_are_listed_page_by_page_across_installations() {
     w.server.suspend_installation(suspended, true);
     let mut expected = vec![(w.repo_id.to_string(), w.installation.to_string())];
     for name in ["acme/b", "acme/c"] {
-        let id = w.server.add_repo(w.installation, name, "main", "http://x/y.git");
+        let id = w
+            .server
+            .add_repo(w.installation, name, "main", "http://x/y.git");
         expected.push((id.to_string(), w.installation.to_string()));
     }
     for name in ["globex/d", "globex/e"] {
         let id = w.server.add_repo(second, name, "trunk", "http://x/z.git");
         expected.push((id.to_string(), second.to_string()));
     }
-    w.server.add_repo(suspended, "initech/hidden", "main", "http://x/h.git");
+    w.server
+        .add_repo(suspended, "initech/hidden", "main", "http://x/h.git");
 
     let mut seen = Vec::new();
     let mut pages = Vec::new();
@@ -226,10 +252,18 @@ async fn repositories_are_listed_page_by_page_across_installations() {
     assert_eq!(minted.len(), 2, "{minted:?}");
     assert!(minted.iter().all(|t| t.repository_ids.is_none()));
     for r in w.requests_to("/installation/repositories") {
-        assert!(matches!(r.auth, Auth::InstallationToken { .. }), "{:?}", r.auth);
+        assert!(
+            matches!(r.auth, Auth::InstallationToken { .. }),
+            "{:?}",
+            r.auth
+        );
     }
 
-    let bad = w.provider.list_repositories(Some("garbage"), 2).await.unwrap_err();
+    let bad = w
+        .provider
+        .list_repositories(Some("garbage"), 2)
+        .await
+        .unwrap_err();
     assert_eq!(bad.code, ErrorCode::Rejected);
     w.assert_valid();
 }
@@ -243,6 +277,22 @@ async fn one_repository_and_its_pull_requests() {
     assert_eq!(repo.default_branch, "main");
     assert_eq!(repo.clone_url, "http://127.0.0.1:1/acme/app.git");
     assert_eq!(repo.installation_id, Some(w.installation.to_string()));
+
+    // Renamed: the id still finds it, under its new name.
+    w.server.rename_repo(w.repo_id, "acme/renamed");
+    let renamed = w.provider.repository(&w.repo).await.unwrap();
+    assert_eq!(renamed.id, w.repo_id.to_string());
+    assert_eq!(renamed.full_name, "acme/renamed");
+    w.server.rename_repo(w.repo_id, "acme/app");
+    let gone = RepoLocator {
+        id: "999999".into(),
+        full_name: "acme/gone".into(),
+        installation_id: Some(w.installation.to_string()),
+    };
+    assert_eq!(
+        w.provider.repository(&gone).await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
 
     let pr = w.provider.pull_request(&w.repo, 7).await.unwrap();
     assert_eq!(pr.number, 7);
@@ -285,7 +335,11 @@ async fn one_repository_and_its_pull_requests() {
     let first = w.provider.open_pull_requests(&w.repo, None).await.unwrap();
     assert_eq!(first.items.len(), 100);
     let next = first.next.clone().expect("a second page");
-    let second = w.provider.open_pull_requests(&w.repo, Some(&next)).await.unwrap();
+    let second = w
+        .provider
+        .open_pull_requests(&w.repo, Some(&next))
+        .await
+        .unwrap();
     assert_eq!(second.next, None);
     let mut numbers: Vec<u64> = first
         .items
@@ -320,7 +374,11 @@ async fn one_repository_and_its_pull_requests() {
             "{login} ({permission})"
         );
     }
-    assert!(!w.provider.has_write_access(&w.repo, "nobody-at-all").await.unwrap());
+    assert!(!w
+        .provider
+        .has_write_access(&w.repo, "nobody-at-all")
+        .await
+        .unwrap());
 
     // Every repository call used the one cached installation-wide token.
     assert_eq!(w.server.minted_tokens().len(), 1);
@@ -423,8 +481,12 @@ async fn rate_limits_are_waited_out() {
     w.provider.pull_request(&w.repo, 7).await.unwrap();
 
     for kind in [
-        FaultKind::SecondaryRateLimit { retry_after_secs: 1 },
-        FaultKind::TooManyRequests { retry_after_secs: 1 },
+        FaultKind::SecondaryRateLimit {
+            retry_after_secs: 1,
+        },
+        FaultKind::TooManyRequests {
+            retry_after_secs: 1,
+        },
     ] {
         let before = w.provider.api_calls();
         let path = "/collaborators/";
@@ -444,8 +506,14 @@ async fn rate_limits_are_waited_out() {
         assert_eq!(hits.len(), 2, "{kind:?}");
         assert!(matches!(hits[0].status, 403 | 429), "{}", hits[0].status);
         let waited = hits[1].at - hits[0].at;
-        assert!(waited >= Duration::from_millis(950), "{kind:?}: waited {waited:?}");
-        assert!(waited < Duration::from_secs(3), "{kind:?}: waited {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(950),
+            "{kind:?}: waited {waited:?}"
+        );
+        assert!(
+            waited < Duration::from_secs(3),
+            "{kind:?}: waited {waited:?}"
+        );
         assert_eq!(w.provider.api_calls() - before, 2);
     }
 
@@ -473,7 +541,9 @@ async fn a_wait_past_the_deadline_fails_rate_limited_at_once() {
     let provider = GitHubApp::new(&credentials(&w.app), &opts).unwrap();
     w.server.inject(Fault {
         path_contains: "/pulls/7".into(),
-        kind: FaultKind::SecondaryRateLimit { retry_after_secs: 30 },
+        kind: FaultKind::SecondaryRateLimit {
+            retry_after_secs: 30,
+        },
         times: 1,
     });
     let started = Instant::now();
@@ -507,6 +577,24 @@ async fn server_errors_are_retried_twice() {
     let e = w.provider.pull_request(&w.repo, 7).await.unwrap_err();
     assert_eq!(e.code, ErrorCode::Unavailable);
     assert_eq!(e.status, Some(503));
+    w.assert_valid();
+}
+
+#[tokio::test]
+async fn a_slow_answer_times_out_as_unavailable() {
+    let w = World::new().await;
+    let mut opts = options(&w.server.api_url());
+    opts.request_timeout = Duration::from_millis(300);
+    let provider = GitHubApp::new(&credentials(&w.app), &opts).unwrap();
+    w.server.inject(Fault {
+        path_contains: "/app".into(),
+        kind: FaultKind::Delay(Duration::from_secs(3)),
+        times: 1,
+    });
+    let started = Instant::now();
+    let e = provider.check().await.unwrap_err();
+    assert_eq!(e.code, ErrorCode::Unavailable);
+    assert!(started.elapsed() < Duration::from_secs(2));
     w.assert_valid();
 }
 
@@ -556,7 +644,8 @@ async fn errors_map_to_codes_without_secrets() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let nowhere = GitHubApp::new(&credentials(&w.app), &options(&format!("http://{closed}"))).unwrap();
+    let nowhere =
+        GitHubApp::new(&credentials(&w.app), &options(&format!("http://{closed}"))).unwrap();
     let e = nowhere.check().await.unwrap_err();
     assert_eq!(e.code, ErrorCode::Unreachable);
     assert_eq!(e.status, None);
@@ -630,7 +719,10 @@ async fn check_runs_carry_every_annotation_fifty_at_a_time() {
     assert_eq!(run.head_sha, head);
     assert_eq!(run.status, "completed");
     assert_eq!(run.conclusion.as_deref(), Some("failure"));
-    assert_eq!(run.details_url.as_deref(), Some("https://picket.example/scans/1"));
+    assert_eq!(
+        run.details_url.as_deref(),
+        Some("https://picket.example/scans/1")
+    );
     let summary = run.output.summary.clone().unwrap();
     assert!(summary.chars().count() <= 65_535);
     assert!(summary.contains("truncated by Picket"));
@@ -639,7 +731,10 @@ async fn check_runs_carry_every_annotation_fifty_at_a_time() {
         .iter()
         .map(|a| a["path"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(paths, (0..120).map(|i| format!("src/f{i}.rs")).collect::<Vec<_>>());
+    assert_eq!(
+        paths,
+        (0..120).map(|i| format!("src/f{i}.rs")).collect::<Vec<_>>()
+    );
     assert_eq!(run.annotations[0]["annotation_level"], "failure");
 
     // A check created with 120 annotations at once: POST + 2 PATCHes.
@@ -692,7 +787,8 @@ async fn comments_threads_and_replies() {
     let feedback = w.feedback().await;
     let head = "a".repeat(40);
     let marker = "<!-- picket:finding -->";
-    w.server.set_diff_lines(w.repo_id, 7, "src/a.rs", &[3, 4, 10]);
+    w.server
+        .set_diff_lines(w.repo_id, 7, "src/a.rs", &[3, 4, 10]);
     w.server.set_diff_lines(w.repo_id, 7, "src/b.rs", &[1]);
 
     // The conversation comment: created, then edited in place.
@@ -747,7 +843,8 @@ async fn comments_threads_and_replies() {
     }
 
     // find_comments: marker matches in both kinds, with threads.
-    w.server.add_issue_comment(w.repo_id, 7, "alice", "unrelated");
+    w.server
+        .add_issue_comment(w.repo_id, 7, "alice", "unrelated");
     let found = feedback.find_comments(&w.repo, 7, marker).await.unwrap();
     assert_eq!(found.len(), 3);
     assert!(found.iter().all(|c| c.thread_id.is_some()));
@@ -763,9 +860,19 @@ async fn comments_threads_and_replies() {
     let thread = posted[1].thread_id.clone().unwrap();
     feedback.resolve_thread(&w.repo, &thread).await.unwrap();
     let stored = w.server.review_comments(w.repo_id, 7);
-    assert!(stored.iter().find(|s| s.thread_id == thread).unwrap().thread_resolved);
+    assert!(
+        stored
+            .iter()
+            .find(|s| s.thread_id == thread)
+            .unwrap()
+            .thread_resolved
+    );
     let found = feedback.find_comments(&w.repo, 7, marker).await.unwrap();
-    let resolved: Vec<_> = found.iter().filter(|c| c.resolved).map(|c| c.id.clone()).collect();
+    let resolved: Vec<_> = found
+        .iter()
+        .filter(|c| c.resolved)
+        .map(|c| c.id.clone())
+        .collect();
     assert_eq!(resolved, [posted[1].id.clone()]);
 
     // Replies: in the review thread, and on the conversation.
@@ -775,7 +882,10 @@ async fn comments_threads_and_replies() {
         .unwrap();
     let stored = w.server.review_comments(w.repo_id, 7);
     let reply = stored.iter().find(|s| s.id.to_string() == r.id).unwrap();
-    assert_eq!(reply.in_reply_to.map(|i| i.to_string()), Some(posted[0].id.clone()));
+    assert_eq!(
+        reply.in_reply_to.map(|i| i.to_string()),
+        Some(posted[0].id.clone())
+    );
     assert_eq!(reply.body, "triaged: accepted");
     let c = feedback
         .reply(&w.repo, 7, &summary.id, "noted")
@@ -863,13 +973,24 @@ async fn proxy(upstream: String, tls: Option<Arc<rustls::ServerConfig>>, prefix:
     let seen2 = seen.clone();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((tcp, _)) = listener.accept().await else { return };
-            let (client, seen, upstream, prefix, tls) =
-                (client.clone(), seen2.clone(), upstream.clone(), prefix.clone(), tls.clone());
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let (client, seen, upstream, prefix, tls) = (
+                client.clone(),
+                seen2.clone(),
+                upstream.clone(),
+                prefix.clone(),
+                tls.clone(),
+            );
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                    let (client, seen, upstream, prefix) =
-                        (client.clone(), seen.clone(), upstream.clone(), prefix.clone());
+                    let (client, seen, upstream, prefix) = (
+                        client.clone(),
+                        seen.clone(),
+                        upstream.clone(),
+                        prefix.clone(),
+                    );
                     async move {
                         let pq = req
                             .uri()
@@ -934,11 +1055,20 @@ async fn an_enterprise_server_root_with_a_path_prefix() {
         .unwrap();
     let seen = ghes.seen.lock().unwrap().clone();
     assert!(seen.iter().any(|p| p == "/api/v3/app"), "{seen:?}");
-    assert!(seen.iter().any(|p| p.starts_with("/api/v3/app/installations")), "{seen:?}");
-    assert!(seen.iter().any(|p| p == "/api/v3/repos/acme/app/pulls/7/reviews"), "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|p| p.starts_with("/api/v3/app/installations")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|p| p == "/api/v3/repos/acme/app/pulls/7/reviews"),
+        "{seen:?}"
+    );
     assert!(seen.iter().any(|p| p == "/api/graphql"), "{seen:?}");
     assert!(
-        seen.iter().all(|p| p.starts_with("/api/v3/") || p == "/api/graphql"),
+        seen.iter()
+            .all(|p| p.starts_with("/api/v3/") || p == "/api/graphql"),
         "{seen:?}"
     );
     w.assert_valid();
@@ -948,7 +1078,12 @@ async fn an_enterprise_server_root_with_a_path_prefix() {
 async fn tls_with_an_extra_ca() {
     let w = World::new().await;
     let ca = TestCa::new("Picket test CA");
-    let tls = proxy(w.server.api_url(), Some(ca.server_config(&["127.0.0.1"])), "").await;
+    let tls = proxy(
+        w.server.api_url(),
+        Some(ca.server_config(&["127.0.0.1"])),
+        "",
+    )
+    .await;
     assert!(tls.url.starts_with("https://127.0.0.1:"));
 
     // Without the CA the server's certificate is not trusted.

@@ -473,8 +473,10 @@ impl SourceProvider for GitHubApp {
         }
     }
 
-    /// `GET /repos/{owner}/{repo}`; when that name is gone (404) or now names another repository,
-    /// `GET /repositories/{id}` (GitHub serves it, though the OpenAPI description omits it).
+    /// `GET /repos/{owner}/{repo}`; when that name is gone (404: renamed or transferred) or now
+    /// names another repository, the installation's repositories (`GET /installation/repositories`,
+    /// 100 a page) are searched for the id. (GitHub also answers `GET /repositories/{id}`, but the
+    /// OpenAPI description does not document it.) Not found there either: [`ErrorCode::NotFound`].
     async fn repository(&self, repo: &RepoLocator) -> Result<Repository> {
         let installation = installation_of(repo)?;
         let id = repo_id(repo)?;
@@ -495,11 +497,32 @@ impl SourceProvider for GitHubApp {
             Err(e) if e.code == ErrorCode::NotFound => {}
             Err(e) => return Err(e),
         }
-        let json: RepoJson = self
-            .send_as(installation, Method::GET, &format!("/repositories/{id}"))
-            .await?
-            .json()?;
-        Ok(repository(json, installation))
+        let mut page = 1;
+        loop {
+            let reply = self
+                .send_as(
+                    installation,
+                    Method::GET,
+                    &format!("/installation/repositories?per_page=100&page={page}"),
+                )
+                .await?;
+            let listed: InstallationReposJson = reply.json()?;
+            if let Some(found) = listed.repositories.into_iter().find(|r| r.id == id) {
+                return Ok(repository(found, installation));
+            }
+            match reply.next_page() {
+                Some(next) if next > page => page = next,
+                _ => {
+                    return Err(VcsError::new(
+                        ErrorCode::NotFound,
+                        format!(
+                            "repository {} is not visible to installation {installation}",
+                            repo.id
+                        ),
+                    ))
+                }
+            }
+        }
     }
 
     /// `POST /app/installations/{id}/access_tokens` with `repository_ids: [id]` and the scope's
