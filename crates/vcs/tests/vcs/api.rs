@@ -464,6 +464,16 @@ async fn control_plane_tokens_are_cached_until_five_minutes_before_expiry() {
     assert_eq!(w.server.minted_tokens().len(), 4);
     // api_calls counts the mints too: 3 mints + 3 pulls.
     assert_eq!(w2.api_calls(), 6);
+
+    // At the margin: a token living 5 min + 3 s is reused at once, and replaced 3.5 s later.
+    w.server.set_token_ttl(Duration::from_secs(303));
+    let w3 = GitHubApp::new(&credentials(&w.app), &options(&w.server.api_url())).unwrap();
+    w3.pull_request(&w.repo, 7).await.unwrap();
+    w3.pull_request(&w.repo, 7).await.unwrap();
+    assert_eq!(w.server.minted_tokens().len(), 5);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    w3.pull_request(&w.repo, 7).await.unwrap();
+    assert_eq!(w.server.minted_tokens().len(), 6);
     w.assert_valid();
 }
 

@@ -338,8 +338,9 @@ impl Http {
         self.send(cred, method, path, body).await?.json()
     }
 
-    /// A GraphQL request; GraphQL `errors` become [`ErrorCode::Rejected`] (or `NotFound` when
-    /// GitHub says `NOT_FOUND`), their messages joined.
+    /// A GraphQL request; GraphQL `errors` (HTTP 200) become [`ErrorCode::Rejected`], or
+    /// `RateLimited` / `NotFound` / `Forbidden` for GitHub's `RATE_LIMITED` / `NOT_FOUND` /
+    /// `FORBIDDEN` error types, their messages joined.
     pub async fn graphql<T: DeserializeOwned>(
         &self,
         cred: &Cred,
@@ -365,6 +366,13 @@ impl Http {
         let answer: Answer<T> = reply.json()?;
         if !answer.errors.is_empty() {
             let code = if answer
+                .errors
+                .iter()
+                .any(|e| e.kind.as_deref() == Some("RATE_LIMITED"))
+            {
+                // GraphQL's own limit answers 200 with this error type; no wait is given.
+                ErrorCode::RateLimited
+            } else if answer
                 .errors
                 .iter()
                 .any(|e| e.kind.as_deref() == Some("NOT_FOUND"))
