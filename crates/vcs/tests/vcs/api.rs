@@ -932,14 +932,18 @@ async fn a_refused_line_falls_back_to_single_comments() {
             body: "two".into(),
         },
     ];
-    let posted = feedback
-        .post_inline_comments(&w.repo, 7, &head, &wanted)
+    let outcome = feedback
+        .post_inline_comments_reporting(&w.repo, 7, &head, &wanted)
         .await
         .unwrap();
+    let posted = outcome.posted;
     assert_eq!(
         posted.iter().map(|p| p.body.as_str()).collect::<Vec<_>>(),
         ["one", "two"]
     );
+    assert_eq!(outcome.refused.len(), 1);
+    assert_eq!(outcome.refused[0].index, 1);
+    assert!(!outcome.refused[0].message.is_empty());
     assert!(posted.iter().all(|p| p.thread_id.is_some()));
     let stored = w.server.review_comments(w.repo_id, 7);
     assert_eq!(stored.len(), 2);

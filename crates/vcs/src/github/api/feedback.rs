@@ -24,6 +24,24 @@ const MAX_ANNOTATION_TITLE: usize = 255;
 /// kept well below.
 const MAX_ANNOTATION_MESSAGE: usize = 16_000;
 
+/// What [`GitHubFeedback::post_inline_comments_reporting`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlineOutcome {
+    /// The comments posted, in the order they were given.
+    pub posted: Vec<PostedComment>,
+    /// The comments GitHub refused (a line outside the diff), by index in the input.
+    pub refused: Vec<RefusedComment>,
+}
+
+/// One inline comment GitHub would not take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedComment {
+    /// Its index in the comments given.
+    pub index: usize,
+    /// GitHub's message.
+    pub message: String,
+}
+
 /// One scan's feedback client. `Debug` shows no credential.
 pub struct GitHubFeedback {
     http: Http,
@@ -338,6 +356,129 @@ impl GitHubFeedback {
         Ok(conversation(created.id, body))
     }
 
+    /// One review (`POST /repos/{o}/{r}/pulls/{n}/reviews`, event `COMMENT`) with all the
+    /// comments. If GitHub refuses it (422: a line outside the diff), each comment is posted on
+    /// its own (`POST .../pulls/{n}/comments`) and the ones refused are left out of the answer
+    /// and reported in [`InlineOutcome::refused`]. `posted` follows `comments`' order, with thread ids.
+    pub async fn post_inline_comments_reporting(
+        &self,
+        repo: &RepoLocator,
+        number: u64,
+        commit_sha: &str,
+        comments: &[InlineComment],
+    ) -> Result<InlineOutcome> {
+        let mut refused = Vec::new();
+        if comments.is_empty() {
+            return Ok(InlineOutcome {
+                posted: Vec::new(),
+                refused,
+            });
+        }
+        let repo_path = policy::repo_path(&repo.full_name)?;
+        let review_body = json!({
+            "commit_id": commit_sha,
+            "event": "COMMENT",
+            "comments": comments.iter().map(|c| json!({
+                "path": c.path,
+                "line": c.line,
+                "side": "RIGHT",
+                "body": c.body,
+            })).collect::<Vec<_>>(),
+        });
+        let posted: Vec<ReviewCommentJson> = match self
+            .http
+            .json::<IdJson>(
+                &Cred::Own,
+                Method::POST,
+                &format!("/repos/{repo_path}/pulls/{number}/reviews"),
+                Some(&review_body),
+            )
+            .await
+        {
+            Ok(review) => {
+                let mut listed: Vec<Option<ReviewCommentJson>> = self
+                    .all_pages::<ReviewCommentJson>(&format!(
+                        "/repos/{repo_path}/pulls/{number}/comments"
+                    ))
+                    .await?
+                    .into_iter()
+                    .filter(|c| c.pull_request_review_id.is_none_or(|r| r == review.id))
+                    .map(Some)
+                    .collect();
+                // Match each comment sent with one listed (same path, line and body), in order.
+                let mut out = Vec::with_capacity(comments.len());
+                for sent in comments {
+                    let slot = listed.iter_mut().find(|l| {
+                        l.as_ref().is_some_and(|l| {
+                            l.path == sent.path
+                                && l.line.or(l.original_line) == Some(sent.line)
+                                && l.body == sent.body
+                        })
+                    });
+                    if let Some(c) = slot.and_then(Option::take) {
+                        out.push(c);
+                    }
+                }
+                out
+            }
+            Err(e) if e.code == ErrorCode::Rejected => {
+                tracing::info!(
+                    message = %e.message,
+                    "GitHub refused the review; posting its comments one by one"
+                );
+                let mut out = Vec::new();
+                for (index, c) in comments.iter().enumerate() {
+                    let body = json!({
+                        "commit_id": commit_sha,
+                        "path": c.path,
+                        "line": c.line,
+                        "side": "RIGHT",
+                        "body": c.body,
+                    });
+                    match self
+                        .http
+                        .json::<ReviewCommentJson>(
+                            &Cred::Own,
+                            Method::POST,
+                            &format!("/repos/{repo_path}/pulls/{number}/comments"),
+                            Some(&body),
+                        )
+                        .await
+                    {
+                        Ok(posted) => out.push(posted),
+                        Err(e) if e.code == ErrorCode::Rejected => {
+                            tracing::warn!(
+                                path = %c.path,
+                                line = c.line,
+                                message = %e.message,
+                                "GitHub refused an inline comment; it is left out"
+                            );
+                            refused.push(RefusedComment {
+                                index,
+                                message: e.message,
+                            });
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                out
+            }
+            Err(e) => return Err(e),
+        };
+        let threads = if posted.is_empty() {
+            HashMap::new()
+        } else {
+            self.threads(repo, number).await?
+        };
+        Ok(InlineOutcome {
+            posted: posted
+                .into_iter()
+                .map(|c| Self::review_posted(c, &threads))
+                .collect(),
+            refused,
+        })
+    }
+
     /// Sends the check bodies after the first (annotations beyond 50) as PATCHes.
     async fn append(&self, repo: &RepoLocator, check_id: &str, rest: &[Value]) -> Result<()> {
         let path = format!(
@@ -464,10 +605,8 @@ impl FeedbackClient for GitHubFeedback {
         self.create_issue_comment(repo, number, body).await
     }
 
-    /// One review (`POST /repos/{o}/{r}/pulls/{n}/reviews`, event `COMMENT`) with all the
-    /// comments. If GitHub refuses it (422: a line outside the diff), each comment is posted on
-    /// its own (`POST .../pulls/{n}/comments`) and the ones refused are left out of the answer
-    /// (and logged). The answer follows `comments`' order, with thread ids.
+    /// One review with all the comments; see [`GitHubFeedback::post_inline_comments_reporting`].
+    /// Comments GitHub refused are left out of the answer (and logged).
     async fn post_inline_comments(
         &self,
         repo: &RepoLocator,
@@ -475,103 +614,10 @@ impl FeedbackClient for GitHubFeedback {
         commit_sha: &str,
         comments: &[InlineComment],
     ) -> Result<Vec<PostedComment>> {
-        if comments.is_empty() {
-            return Ok(Vec::new());
-        }
-        let repo_path = policy::repo_path(&repo.full_name)?;
-        let review_body = json!({
-            "commit_id": commit_sha,
-            "event": "COMMENT",
-            "comments": comments.iter().map(|c| json!({
-                "path": c.path,
-                "line": c.line,
-                "side": "RIGHT",
-                "body": c.body,
-            })).collect::<Vec<_>>(),
-        });
-        let posted: Vec<ReviewCommentJson> = match self
-            .http
-            .json::<IdJson>(
-                &Cred::Own,
-                Method::POST,
-                &format!("/repos/{repo_path}/pulls/{number}/reviews"),
-                Some(&review_body),
-            )
-            .await
-        {
-            Ok(review) => {
-                let mut listed: Vec<Option<ReviewCommentJson>> = self
-                    .all_pages::<ReviewCommentJson>(&format!(
-                        "/repos/{repo_path}/pulls/{number}/comments"
-                    ))
-                    .await?
-                    .into_iter()
-                    .filter(|c| c.pull_request_review_id.is_none_or(|r| r == review.id))
-                    .map(Some)
-                    .collect();
-                // Match each comment sent with one listed (same path, line and body), in order.
-                let mut out = Vec::with_capacity(comments.len());
-                for sent in comments {
-                    let slot = listed.iter_mut().find(|l| {
-                        l.as_ref().is_some_and(|l| {
-                            l.path == sent.path
-                                && l.line.or(l.original_line) == Some(sent.line)
-                                && l.body == sent.body
-                        })
-                    });
-                    if let Some(c) = slot.and_then(Option::take) {
-                        out.push(c);
-                    }
-                }
-                out
-            }
-            Err(e) if e.code == ErrorCode::Rejected => {
-                tracing::info!(
-                    message = %e.message,
-                    "GitHub refused the review; posting its comments one by one"
-                );
-                let mut out = Vec::new();
-                for c in comments {
-                    let body = json!({
-                        "commit_id": commit_sha,
-                        "path": c.path,
-                        "line": c.line,
-                        "side": "RIGHT",
-                        "body": c.body,
-                    });
-                    match self
-                        .http
-                        .json::<ReviewCommentJson>(
-                            &Cred::Own,
-                            Method::POST,
-                            &format!("/repos/{repo_path}/pulls/{number}/comments"),
-                            Some(&body),
-                        )
-                        .await
-                    {
-                        Ok(posted) => out.push(posted),
-                        Err(e) if e.code == ErrorCode::Rejected => tracing::warn!(
-                            path = %c.path,
-                            line = c.line,
-                            message = %e.message,
-                            "GitHub refused an inline comment; it is left out"
-                        ),
-                        Err(e) => return Err(e),
-                    }
-                }
-                out
-            }
-            Err(e) => return Err(e),
-        };
-        let threads = if posted.is_empty() {
-            HashMap::new()
-        } else {
-            self.threads(repo, number).await?
-        };
-        Ok(posted
-            .into_iter()
-            .map(|c| Self::review_posted(c, &threads))
-            .collect())
+        let outcome = self
+            .post_inline_comments_reporting(repo, number, commit_sha, comments)
+            .await?;
+        Ok(outcome.posted)
     }
 
     /// GraphQL `resolveReviewThread`.

@@ -20,7 +20,7 @@ pub mod policy;
 mod source;
 mod transport;
 
-pub use feedback::GitHubFeedback;
+pub use feedback::{GitHubFeedback, InlineOutcome, RefusedComment};
 pub use policy::RetryPolicy;
 pub use source::GitHubApp;
 
