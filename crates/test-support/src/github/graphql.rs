@@ -277,9 +277,10 @@ impl<'a> Parser<'a> {
                     }
                     if self.peek() == Some(b'=') {
                         self.i += 1;
-                        if let Val::Lit(v) = self.value()? {
-                            defaults.insert(var, v);
-                        }
+                        let default = self.value()?;
+                        let v = literal(&default)
+                            .ok_or("a variable's default cannot name a variable")?;
+                        defaults.insert(var, v);
                     }
                 }
                 self.i += 1;
@@ -296,6 +297,24 @@ impl<'a> Parser<'a> {
             defaults,
             selection,
         })
+    }
+}
+
+/// A constant value (no variables inside).
+fn literal(v: &Val) -> Option<Value> {
+    match v {
+        Val::Var(_) => None,
+        Val::Lit(v) => Some(v.clone()),
+        Val::List(items) => items
+            .iter()
+            .map(literal)
+            .collect::<Option<Vec<_>>>()
+            .map(Value::Array),
+        Val::Obj(fields) => fields
+            .iter()
+            .map(|(k, v)| literal(v).map(|v| (k.clone(), v)))
+            .collect::<Option<Map<_, _>>>()
+            .map(Value::Object),
     }
 }
 
@@ -841,5 +860,47 @@ pub(super) fn handle(st: &mut State, req: &Req) -> Result<Reply, ApiError> {
             reply(out)
         }
         Err(e) => reply(json!({"errors": [{"message": e.message}]})),
+    }
+}
+
+#[cfg(test)]
+mod parser_tests {
+    use super::*;
+
+    fn parse(q: &str) -> Result<Operation, String> {
+        Parser {
+            s: q.as_bytes(),
+            i: 0,
+        }
+        .operation()
+    }
+
+    #[test]
+    fn operations_variables_aliases_and_literals() {
+        let op = parse(
+            "# a comment\nquery($owner: String!, $ids: [ID!]! = [\"x\"], $n: Int = 5) {\n  r: repository(owner: $owner, name: \"a \\\"b\\\"\") { __typename id }\n}",
+        )
+        .unwrap();
+        assert!(!op.mutation);
+        assert_eq!(op.defaults.get("n"), Some(&json!(5)));
+        assert_eq!(op.defaults.get("ids"), Some(&json!(["x"])));
+        assert!(parse("query($a: Int = $b) { x }").is_err());
+        let f = &op.selection[0];
+        assert_eq!((f.key(), f.name.as_str()), ("r", "repository"));
+        assert!(matches!(&f.args[0].1, Val::Var(v) if v == "owner"));
+        assert!(matches!(&f.args[1].1, Val::Lit(Value::String(s)) if s == "a \"b\""));
+        assert_eq!(f.selection.len(), 2);
+
+        let op = parse("mutation M($t: ID!) { resolveReviewThread(input: {threadId: $t, clientMutationId: \"c\"}) { thread { id } } }").unwrap();
+        assert!(op.mutation);
+        assert!(matches!(&op.selection[0].args[0].1, Val::Obj(fields) if fields.len() == 2));
+
+        assert!(
+            parse("{ repository(owner: \"a\") { ...F } }").is_err(),
+            "fragments"
+        );
+        assert!(parse("subscription { x }").is_err());
+        assert!(parse("{ a } { b }").is_err(), "one operation");
+        assert!(parse("{ a(").is_err());
     }
 }
