@@ -47,7 +47,7 @@ pub struct Attempts {
 /// What to do with one answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// A 2xx (or 3xx the caller handles): use it.
+    /// A 2xx (or 304): use it.
     Done,
     /// Wait this long, then send the same request again. `rate_limit` tells whether the wait
     /// counts against [`RetryPolicy::max_wait`].
@@ -104,12 +104,15 @@ pub fn rate_limit_wait(
     None
 }
 
-/// The error code of a non-2xx status that is not a rate limit.
+/// The error code of a status that is neither a success nor a rate limit.
 pub fn code_for_status(status: u16) -> ErrorCode {
     match status {
         401 => ErrorCode::Unauthorized,
         403 => ErrorCode::Forbidden,
-        404 | 410 => ErrorCode::NotFound,
+        // 301/302/307: GitHub moves a renamed or transferred repository's URLs; the client
+        // does not follow redirects (credentials stay with the configured host), so the
+        // resource is not where it was asked for.
+        301..=303 | 307 | 308 | 404 | 410 => ErrorCode::NotFound,
         429 => ErrorCode::RateLimited,
         400..=499 => ErrorCode::Rejected,
         500..=599 => ErrorCode::Unavailable,
@@ -126,7 +129,7 @@ pub fn judge(
     policy: &RetryPolicy,
     attempts: &Attempts,
 ) -> Verdict {
-    if (200..400).contains(&status) {
+    if (200..300).contains(&status) || status == 304 {
         return Verdict::Done;
     }
     let message = github_message(status, body);
@@ -421,6 +424,21 @@ mod tests {
             ),
             Verdict::Done
         );
+        let moved = br#"{"message":"Moved Permanently","url":"https://x/repositories/1"}"#;
+        match judge(
+            301,
+            &HeaderMap::new(),
+            moved,
+            0,
+            &policy(),
+            &Attempts::default(),
+        ) {
+            Verdict::Fail(e) => {
+                assert_eq!(e.code, ErrorCode::NotFound);
+                assert_eq!(e.message, "Moved Permanently");
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(github_message(502, b"<html>"), "HTTP 502");
     }
 

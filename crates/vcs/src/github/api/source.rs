@@ -473,7 +473,8 @@ impl SourceProvider for GitHubApp {
         }
     }
 
-    /// `GET /repos/{owner}/{repo}`; when that name is gone (404: renamed or transferred) or now
+    /// `GET /repos/{owner}/{repo}`; when that name is gone (404, or GitHub's 301 for a renamed or
+    /// transferred repository, which the client does not follow) or now
     /// names another repository, the installation's repositories (`GET /installation/repositories`,
     /// 100 a page) are searched for the id. (GitHub also answers `GET /repositories/{id}`, but the
     /// OpenAPI description does not document it.) Not found there either: [`ErrorCode::NotFound`].
