@@ -14,11 +14,13 @@ pub mod error;
 pub mod event;
 pub mod github;
 pub mod provider;
+pub mod registry;
 pub mod webhook;
 
 pub use error::{ErrorCode, VcsError};
 pub use event::WebhookEvent;
 pub use provider::{FeedbackClient, SourceProvider};
+pub use registry::{CredentialStore, Registry, StoredConnection};
 
 /// Result of provider I/O.
 pub type Result<T, E = VcsError> = std::result::Result<T, E>;

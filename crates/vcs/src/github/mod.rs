@@ -9,6 +9,7 @@
 //! (npm `@octokit/openapi`), against which the test server checks every request.
 
 pub mod api;
+pub mod manifest;
 pub mod webhook;
 
 use crate::webhook::{PreviousSecret, WebhookSecrets};

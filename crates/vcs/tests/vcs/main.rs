@@ -1,4 +1,5 @@
 //! picket-vcs integration tests: one binary, a module per area.
 
 mod api;
+mod manifest;
 mod webhook;

@@ -69,3 +69,13 @@ impl Default for ClientOptions {
         ClientOptions::new(super::DEFAULT_API_URL)
     }
 }
+
+/// `POST path` without credentials (the manifest conversion), decoded as JSON.
+pub(crate) async fn unauthenticated_post<T: serde::de::DeserializeOwned>(
+    options: &ClientOptions,
+    path: &str,
+) -> crate::Result<T> {
+    let http = transport::Http::new(options, octocrab::AuthState::None)?;
+    http.json(&transport::Cred::Own, http::Method::POST, path, None)
+        .await
+}

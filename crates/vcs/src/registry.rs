@@ -1,0 +1,143 @@
+//! Connections, built once and shared: the control plane's way from a connection id to a live
+//! [`SourceProvider`] and to a [`FeedbackClient`] for one repository.
+//!
+//! The credentials come from a [`CredentialStore`] (the CLI wires one over picket-db, which
+//! decrypts them); a client is rebuilt when the stored credentials change (a rotated secret or
+//! key), which the store tells by a digest of the sealed bytes, never by the secret itself.
+
+use crate::provider::{CredentialScope, FeedbackClient, RepoLocator, SourceProvider};
+use crate::{ErrorCode, Result, VcsError};
+use async_trait::async_trait;
+use picket_core::{ConnectionId, Provider};
+use secrecy::SecretString;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+/// A connection's stored credentials, decrypted.
+pub struct StoredConnection {
+    pub provider: Provider,
+    /// The provider's API root (GitHub Enterprise Server: `https://host/api/v3`); empty for the
+    /// provider's public service.
+    pub base_url: String,
+    /// The plaintext the connection stores (GitHub: [`AppCredentials`](crate::github::AppCredentials) JSON).
+    pub credentials: SecretString,
+    /// Changes whenever the stored credentials change (a digest of the sealed bytes).
+    pub version: Vec<u8>,
+}
+
+impl fmt::Debug for StoredConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredConnection")
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where connections' credentials are read from.
+#[async_trait]
+pub trait CredentialStore: Send + Sync + fmt::Debug {
+    /// The connection's credentials; `NotFound` when it does not exist, `BadConfig` when it holds
+    /// none.
+    async fn load(&self, connection: ConnectionId) -> Result<StoredConnection>;
+}
+
+/// Live providers by connection, built on first use.
+#[derive(Debug)]
+pub struct Registry {
+    store: Arc<dyn CredentialStore>,
+    options: crate::github::api::ClientOptions,
+    live: Mutex<HashMap<ConnectionId, (Vec<u8>, Arc<dyn SourceProvider>)>>,
+}
+
+impl Registry {
+    pub fn new(
+        store: Arc<dyn CredentialStore>,
+        options: crate::github::api::ClientOptions,
+    ) -> Registry {
+        Registry {
+            store,
+            options,
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The connection's provider, as its credentials are now.
+    pub async fn source(&self, connection: ConnectionId) -> Result<Arc<dyn SourceProvider>> {
+        let stored = self.store.load(connection).await?;
+        if let Some((version, live)) = self.live.lock().expect("registry lock").get(&connection) {
+            if *version == stored.version {
+                return Ok(live.clone());
+            }
+        }
+        let built = connect(&stored, &self.options)?;
+        self.live
+            .lock()
+            .expect("registry lock")
+            .insert(connection, (stored.version, built.clone()));
+        Ok(built)
+    }
+
+    /// A feedback client for one repository of the connection, with a credential minted for
+    /// it (GitHub: an installation token for that repository, pull requests and checks write).
+    pub async fn feedback(
+        &self,
+        connection: ConnectionId,
+        repo: &RepoLocator,
+    ) -> Result<Arc<dyn FeedbackClient>> {
+        let source = self.source(connection).await?;
+        let credential = source
+            .mint_credential(repo, CredentialScope::PullRequestScan)
+            .await?;
+        feedback_client(source.provider(), &self.options, &credential).map(Arc::from)
+    }
+}
+
+/// Builds the provider of a connection from its stored credentials.
+pub fn connect(
+    stored: &StoredConnection,
+    options: &crate::github::api::ClientOptions,
+) -> Result<Arc<dyn SourceProvider>> {
+    match stored.provider {
+        Provider::Github => {
+            let creds: crate::github::AppCredentials =
+                serde_json::from_str(secrecy::ExposeSecret::expose_secret(&stored.credentials))
+                    .map_err(|_| {
+                        VcsError::new(
+                            ErrorCode::BadConfig,
+                            "the connection's stored credentials are not a GitHub App's",
+                        )
+                    })?;
+            let mut options = options.clone();
+            if !stored.base_url.is_empty() {
+                options.api_url = stored.base_url.clone();
+            }
+            Ok(Arc::new(crate::github::api::GitHubApp::new(
+                &creds, &options,
+            )?))
+        }
+        other => Err(VcsError::new(
+            ErrorCode::BadConfig,
+            format!("{} connections have no provider client yet", other.as_str()),
+        )),
+    }
+}
+
+/// A feedback client for a scan, from the credential minted for it (the worker builds its own
+/// with this too).
+pub fn feedback_client(
+    provider: Provider,
+    options: &crate::github::api::ClientOptions,
+    credential: &crate::provider::ScopedCredential,
+) -> Result<Box<dyn FeedbackClient>> {
+    match provider {
+        Provider::Github => Ok(Box::new(crate::github::api::GitHubFeedback::new(
+            credential, options,
+        )?)),
+        other => Err(VcsError::new(
+            ErrorCode::BadConfig,
+            format!("{} connections have no feedback client yet", other.as_str()),
+        )),
+    }
+}
