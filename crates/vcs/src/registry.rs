@@ -43,12 +43,15 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
     async fn load(&self, connection: ConnectionId) -> Result<StoredConnection>;
 }
 
+/// A built provider and the credentials version it was built from.
+type Live = (Vec<u8>, Arc<dyn SourceProvider>);
+
 /// Live providers by connection, built on first use.
 #[derive(Debug)]
 pub struct Registry {
     store: Arc<dyn CredentialStore>,
     options: crate::github::api::ClientOptions,
-    live: Mutex<HashMap<ConnectionId, (Vec<u8>, Arc<dyn SourceProvider>)>>,
+    live: Mutex<HashMap<ConnectionId, Live>>,
 }
 
 impl Registry {
