@@ -60,7 +60,8 @@ impl SignatureError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ParseError {
-    /// `header_missing`, `body_not_json`, `payload_invalid`.
+    /// `header_missing`, `header_invalid` (empty, or not visible ASCII), `body_not_json`,
+    /// `payload_invalid`.
     pub code: &'static str,
     /// What was wrong, naming the header or JSON path; never payload text.
     pub message: String,
