@@ -229,7 +229,10 @@ async fn signatures_are_checked_over_the_raw_bytes_before_anything(pool: PgPool)
     for (headers, code) in [
         (with(vec![]), "signature_missing"),
         (
-            with(vec![("x-hub-signature", "sha1=0123456789abcdef0123456789abcdef01234567".into())]),
+            with(vec![(
+                "x-hub-signature",
+                "sha1=0123456789abcdef0123456789abcdef01234567".into(),
+            )]),
             "signature_sha1_only",
         ),
         (
@@ -237,7 +240,10 @@ async fn signatures_are_checked_over_the_raw_bytes_before_anything(pool: PgPool)
             "signature_malformed",
         ),
         (
-            with(vec![("x-hub-signature-256", sign("another-secret-entirely", &body))]),
+            with(vec![(
+                "x-hub-signature-256",
+                sign("another-secret-entirely", &body),
+            )]),
             "signature_mismatch",
         ),
     ] {
@@ -339,7 +345,11 @@ async fn a_pull_request_head_is_scanned_once_and_a_new_head_supersedes_the_old(p
         .outcome(200, "duplicate");
     // Another delivery of the same head: that head's scan.
     let again = hook
-        .deliver("pull_request", "d-2", &pull_request("reopened", REPO_ID, 2, &sha(1)))
+        .deliver(
+            "pull_request",
+            "d-2",
+            &pull_request("reopened", REPO_ID, 2, &sha(1)),
+        )
         .await;
     again.outcome(200, "duplicate_head");
     assert_eq!(again.scan(), first.scan());
@@ -347,7 +357,11 @@ async fn a_pull_request_head_is_scanned_once_and_a_new_head_supersedes_the_old(p
 
     // A new head: the queued scan is superseded.
     let second = hook
-        .deliver("pull_request", "d-3", &pull_request("synchronize", REPO_ID, 2, &sha(2)))
+        .deliver(
+            "pull_request",
+            "d-3",
+            &pull_request("synchronize", REPO_ID, 2, &sha(2)),
+        )
         .await;
     second.outcome(202, "scan_queued");
     assert_eq!(second.body["superseded_scan_ids"], json!([first.scan().0]));
@@ -355,7 +369,12 @@ async fn a_pull_request_head_is_scanned_once_and_a_new_head_supersedes_the_old(p
     assert_eq!(
         scans,
         vec![
-            (first.scan().0, "cancelled".into(), Some("superseded".into()), sha(1)),
+            (
+                first.scan().0,
+                "cancelled".into(),
+                Some("superseded".into()),
+                sha(1)
+            ),
             (second.scan().0, "queued".into(), None, sha(2)),
         ]
     );
@@ -379,7 +398,11 @@ async fn a_pull_request_head_is_scanned_once_and_a_new_head_supersedes_the_old(p
         .await
         .unwrap();
     let third = hook
-        .deliver("pull_request", "d-4", &pull_request("synchronize", REPO_ID, 2, &sha(3)))
+        .deliver(
+            "pull_request",
+            "d-4",
+            &pull_request("synchronize", REPO_ID, 2, &sha(3)),
+        )
         .await;
     third.outcome(202, "scan_queued");
     assert!(matches!(
@@ -396,9 +419,13 @@ async fn a_pull_request_head_is_scanned_once_and_a_new_head_supersedes_the_old(p
     assert_eq!(scans[2].1, "queued");
 
     // Another PR of the same project is its own: nothing superseded.
-    hook.deliver("pull_request", "d-5", &pull_request("opened", REPO_ID, 3, &sha(4)))
-        .await
-        .outcome(202, "scan_queued");
+    hook.deliver(
+        "pull_request",
+        "d-5",
+        &pull_request("opened", REPO_ID, 3, &sha(4)),
+    )
+    .await
+    .outcome(202, "scan_queued");
     assert_eq!(
         pr_scans(&app.pool)
             .await
@@ -408,12 +435,20 @@ async fn a_pull_request_head_is_scanned_once_and_a_new_head_supersedes_the_old(p
         2
     );
     // A repository that is no project, and a PR action that asks for nothing.
-    hook.deliver("pull_request", "d-6", &pull_request("opened", 77, 1, &sha(5)))
-        .await
-        .outcome(200, "project_unknown");
-    hook.deliver("pull_request", "d-7", &pull_request("closed", REPO_ID, 2, &sha(3)))
-        .await
-        .outcome(200, "action_not_handled");
+    hook.deliver(
+        "pull_request",
+        "d-6",
+        &pull_request("opened", 77, 1, &sha(5)),
+    )
+    .await
+    .outcome(200, "project_unknown");
+    hook.deliver(
+        "pull_request",
+        "d-7",
+        &pull_request("closed", REPO_ID, 2, &sha(3)),
+    )
+    .await
+    .outcome(200, "action_not_handled");
 
     // The log, newest first, with the scans queued; one delivery with its body.
     let log = app
@@ -505,7 +540,13 @@ async fn installations_add_disable_and_enable_projects(pool: PgPool) {
     let p = &items[0];
     assert_eq!(p["provider_repo_id"], REPO_ID.to_string());
     assert_eq!(p["connection_id"], conn["id"]);
-    assert_eq!(p["clone_url"], format!("https://github.com/{}.git", p["full_name"].as_str().unwrap()));
+    assert_eq!(
+        p["clone_url"],
+        format!(
+            "https://github.com/{}.git",
+            p["full_name"].as_str().unwrap()
+        )
+    );
     assert_eq!(p["last_scan"]["kind"], "full");
     assert_eq!(p["last_scan"]["state"], "queued");
     assert!(p["disabled_reason"].is_null(), "{p}");
@@ -534,7 +575,11 @@ async fn installations_add_disable_and_enable_projects(pool: PgPool) {
 
     // A PR on it is scanned.
     let pr = hook
-        .deliver("pull_request", "p-1", &pull_request("opened", REPO_ID, 1, &sha(1)))
+        .deliver(
+            "pull_request",
+            "p-1",
+            &pull_request("opened", REPO_ID, 1, &sha(1)),
+        )
         .await;
     pr.outcome(202, "scan_queued");
 
@@ -544,19 +589,29 @@ async fn installations_add_disable_and_enable_projects(pool: PgPool) {
     hook.deliver("installation", "i-2", &suspend)
         .await
         .outcome(202, "projects_disabled");
-    assert_eq!(project_reason().await.as_deref(), Some("installation_suspended"));
+    assert_eq!(
+        project_reason().await.as_deref(),
+        Some("installation_suspended")
+    );
     assert_eq!(
         state_of(initial.clone()).await,
         ("cancelled".into(), Some("project_disabled".into()))
     );
     assert_eq!(state_of(pr.scan().0.to_string()).await.0, "cancelled");
-    hook.deliver("pull_request", "p-2", &pull_request("synchronize", REPO_ID, 1, &sha(2)))
-        .await
-        .outcome(200, "project_disabled");
+    hook.deliver(
+        "pull_request",
+        "p-2",
+        &pull_request("synchronize", REPO_ID, 1, &sha(2)),
+    )
+    .await
+    .outcome(200, "project_disabled");
     // Nor may anyone queue a scan of it by hand.
     let pid = id_of(p);
     app.admin()
-        .post(&format!("/api/v1/projects/{pid}/scans"), json!({"kind": "full"}))
+        .post(
+            &format!("/api/v1/projects/{pid}/scans"),
+            json!({"kind": "full"}),
+        )
         .await
         .problem(409, "project_disabled");
 
@@ -567,9 +622,13 @@ async fn installations_add_disable_and_enable_projects(pool: PgPool) {
         .await
         .outcome(202, "projects_enabled");
     assert_eq!(project_reason().await, None);
-    hook.deliver("pull_request", "p-3", &pull_request("synchronize", REPO_ID, 1, &sha(3)))
-        .await
-        .outcome(202, "scan_queued");
+    hook.deliver(
+        "pull_request",
+        "p-3",
+        &pull_request("synchronize", REPO_ID, 1, &sha(3)),
+    )
+    .await
+    .outcome(202, "scan_queued");
 
     // Removed from the installation, then the App uninstalled.
     let mut removed = example("installation_repositories", Some("removed"));
@@ -580,16 +639,26 @@ async fn installations_add_disable_and_enable_projects(pool: PgPool) {
     hook.deliver("installation_repositories", "i-4", &removed)
         .await
         .outcome(202, "projects_disabled");
-    assert_eq!(project_reason().await.as_deref(), Some("repository_removed"));
+    assert_eq!(
+        project_reason().await.as_deref(),
+        Some("repository_removed")
+    );
     let mut deleted = example("installation", Some("deleted"));
     deleted["installation"]["id"] = json!(INSTALLATION);
     hook.deliver("installation", "i-5", &deleted)
         .await
         .outcome(202, "projects_disabled");
-    assert_eq!(project_reason().await.as_deref(), Some("installation_removed"));
-    hook.deliver("pull_request", "p-4", &pull_request("synchronize", REPO_ID, 1, &sha(4)))
-        .await
-        .outcome(200, "project_disabled");
+    assert_eq!(
+        project_reason().await.as_deref(),
+        Some("installation_removed")
+    );
+    hook.deliver(
+        "pull_request",
+        "p-4",
+        &pull_request("synchronize", REPO_ID, 1, &sha(4)),
+    )
+    .await
+    .outcome(200, "project_disabled");
     // Installed again: the same project, enabled, no second one.
     hook.deliver("installation", "i-6", &created)
         .await
@@ -664,7 +733,9 @@ async fn deliveries_may_be_large_on_their_route_alone(pool: PgPool) {
         ("x-github-delivery", "huge".to_owned()),
         ("x-hub-signature-256", sign(SECRET, &huge)),
     ];
-    hook.raw(&headers, huge).await.problem(413, "body_too_large");
+    hook.raw(&headers, huge)
+        .await
+        .problem(413, "body_too_large");
     let resp = app
         .admin()
         .post(
@@ -686,7 +757,10 @@ async fn a_rotated_secret_is_taken_only_within_its_overlap(pool: PgPool) {
     let path = format!("/api/v1/connections/{}/webhook-secret/rotate", id_of(&conn));
     let rotated = app
         .admin()
-        .post(&path, json!({"webhook_secret": "the-new-secret-0123456789"}))
+        .post(
+            &path,
+            json!({"webhook_secret": "the-new-secret-0123456789"}),
+        )
         .await
         .expect(200);
     assert_eq!(rotated["webhook_secret"], "the-new-secret-0123456789");
@@ -751,7 +825,11 @@ async fn github_credentials_are_an_apps_and_checked(pool: PgPool) {
             json!("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"),
             "credentials.private_key",
         ),
-        ("webhook_secret", json!("too-short"), "credentials.webhook_secret"),
+        (
+            "webhook_secret",
+            json!("too-short"),
+            "credentials.webhook_secret",
+        ),
         ("extra", json!(1), "credentials"),
     ] {
         let mut creds = ok.clone();
@@ -801,4 +879,40 @@ async fn github_credentials_are_an_apps_and_checked(pool: PgPool) {
         .expect(200);
     assert_eq!(changed["follow_installations"], true);
     assert!(!changed.to_string().contains("PRIVATE"));
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn bodies_are_pruned_after_their_retention_and_the_log_stays(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let (conn, hook) = github_connection(&app, "gh", false).await;
+    hook.deliver("ping", "old", &example("ping", None))
+        .await
+        .outcome(200, "pong");
+    hook.deliver("ping", "new", &example("ping", None))
+        .await
+        .outcome(200, "pong");
+    sqlx::query(
+        "UPDATE webhook_deliveries SET received_at = now() - interval '8 days' WHERE delivery_id = 'old'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let week = time::OffsetDateTime::now_utc() - time::Duration::days(7);
+    assert_eq!(
+        picket_db::webhooks::prune_bodies(&app.pool, week)
+            .await
+            .unwrap(),
+        1
+    );
+    let path = format!("/api/v1/connections/{}/deliveries", id_of(&conn));
+    let old = app.admin().get(&format!("{path}/old")).await.expect(200);
+    assert_eq!(old["outcome"], "pong");
+    assert_eq!(old["has_body"], false);
+    assert!(
+        old["body"].is_null() && old["body_encoding"].is_null(),
+        "{old}"
+    );
+    let new = app.admin().get(&format!("{path}/new")).await.expect(200);
+    assert_eq!(new["has_body"], true);
+    assert!(new["body"].is_string());
 }

@@ -290,8 +290,7 @@ pub const PATH_IGNORE: Text = Text {
 };
 
 /// A webhook secret: what the provider signs deliveries with (GitHub takes any text).
-pub const WEBHOOK_SECRET: Text =
-    Text::plain(16, 256, "16-256 characters, no control characters");
+pub const WEBHOOK_SECRET: Text = Text::plain(16, 256, "16-256 characters, no control characters");
 /// A provider's delivery id, as the delivery log keys it (GitHub's are GUIDs).
 pub const DELIVERY_ID: Text = Text::plain(1, 100, "1-100 characters, no control characters");
 

@@ -131,7 +131,8 @@ impl Position for DeliveryPosition {
         let ok = (1..=18).contains(&digits.len())
             && !digits.starts_with('0')
             && digits.bytes().all(|b| b.is_ascii_digit());
-        ok.then(|| digits.parse().ok().map(DeliveryPosition)).flatten()
+        ok.then(|| digits.parse().ok().map(DeliveryPosition))
+            .flatten()
     }
 }
 

@@ -144,7 +144,11 @@ impl TryFrom<ProjectRow> for ProjectRecord {
             weekly_slot,
             path_ignores: r.path_ignores,
             provider_installation_id: r.provider_installation_id,
-            disabled_reason: r.disabled_reason.as_deref().map(DisabledReason::parse).transpose()?,
+            disabled_reason: r
+                .disabled_reason
+                .as_deref()
+                .map(DisabledReason::parse)
+                .transpose()?,
             created_at: r.created_at,
             last_scan,
         })

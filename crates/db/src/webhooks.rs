@@ -18,9 +18,7 @@
 
 use crate::projects::DisabledReason;
 use crate::{DbError, Result};
-use picket_core::{
-    ConnectionId, OrgId, ProjectId, ScanId, ScanKind, ScanState, ScanTrigger,
-};
+use picket_core::{ConnectionId, OrgId, ProjectId, ScanId, ScanKind, ScanState, ScanTrigger};
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -241,7 +239,11 @@ pub async fn queue_pull_request(
 /// Which active scans [`cancel_active`] cancels.
 enum Cancel {
     /// The PR's diff scans but `keep`.
-    PullRequest { project: Uuid, number: i32, keep: Uuid },
+    PullRequest {
+        project: Uuid,
+        number: i32,
+        keep: Uuid,
+    },
     /// Every active scan of these projects.
     Projects(Vec<Uuid>),
 }

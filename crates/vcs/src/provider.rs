@@ -123,8 +123,11 @@ pub trait SourceProvider: Send + Sync + fmt::Debug {
     async fn check(&self) -> Result<ConnectionCheck>;
 
     /// The repositories the connection can see, a page at a time (`per_page` 1-100).
-    async fn list_repositories(&self, cursor: Option<&str>, per_page: u32)
-        -> Result<Page<Repository>>;
+    async fn list_repositories(
+        &self,
+        cursor: Option<&str>,
+        per_page: u32,
+    ) -> Result<Page<Repository>>;
 
     /// One repository by its provider id, through the given installation.
     async fn repository(&self, repo: &RepoLocator) -> Result<Repository>;
@@ -138,8 +141,12 @@ pub trait SourceProvider: Send + Sync + fmt::Debug {
     ) -> Result<ScopedCredential>;
 
     /// The merge base of `head_sha` and the tip of `base_ref` as it is now (GitHub's compare API).
-    async fn merge_base(&self, repo: &RepoLocator, base_ref: &str, head_sha: &str)
-        -> Result<String>;
+    async fn merge_base(
+        &self,
+        repo: &RepoLocator,
+        base_ref: &str,
+        head_sha: &str,
+    ) -> Result<String>;
 
     /// One pull request as it is now.
     async fn pull_request(&self, repo: &RepoLocator, number: u64) -> Result<PullRequestState>;
@@ -255,13 +262,21 @@ pub trait FeedbackClient: Send + Sync + fmt::Debug {
     ) -> Result<String>;
 
     /// Moves a check (annotations beyond 50 go in further requests, which append).
-    async fn update_check(&self, repo: &RepoLocator, check_id: &str, update: &CheckUpdate)
-        -> Result<()>;
+    async fn update_check(
+        &self,
+        repo: &RepoLocator,
+        check_id: &str,
+        update: &CheckUpdate,
+    ) -> Result<()>;
 
     /// The PR's comments whose body contains `marker` (Picket's hidden markers), conversation and
     /// review comments alike, with their threads.
-    async fn find_comments(&self, repo: &RepoLocator, number: u64, marker: &str)
-        -> Result<Vec<PostedComment>>;
+    async fn find_comments(
+        &self,
+        repo: &RepoLocator,
+        number: u64,
+        marker: &str,
+    ) -> Result<Vec<PostedComment>>;
 
     /// Creates the PR's conversation comment, or edits `existing` in place.
     async fn upsert_conversation_comment(

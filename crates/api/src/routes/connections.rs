@@ -27,10 +27,10 @@ use picket_db::connections::{self, ConnectionRecord, NewConnection};
 use picket_db::webhooks::{self, DeliveryRecord};
 use picket_vcs::github::AppCredentials;
 use secrecy::{ExposeSecret, SecretString};
-use utoipa::IntoParams;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
+use utoipa::IntoParams;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -47,7 +47,11 @@ pub const MAX_CREDENTIAL_FIELD_NAME: usize = 64;
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_connections, create_connection))
-        .routes(routes!(get_connection, update_connection, delete_connection))
+        .routes(routes!(
+            get_connection,
+            update_connection,
+            delete_connection
+        ))
         .routes(routes!(rotate_webhook_secret))
         .routes(routes!(list_deliveries))
         .routes(routes!(get_delivery))
@@ -203,11 +207,9 @@ fn github_app(value: serde_json::Value) -> Result<AppCredentials, ApiError> {
              and webhook_secret",
         )
     })?;
-    let app_id = input
-        .app_id
-        .as_u64()
-        .filter(|&n| n > 0)
-        .ok_or_else(|| ApiError::invalid_body("credentials.app_id", "must be a positive integer"))?;
+    let app_id = input.app_id.as_u64().filter(|&n| n > 0).ok_or_else(|| {
+        ApiError::invalid_body("credentials.app_id", "must be a positive integer")
+    })?;
     let private_key = match input.private_key {
         serde_json::Value::String(pem) if rsa_private_key(&pem) => SecretString::from(pem),
         _ => {
@@ -244,7 +246,8 @@ fn rsa_private_key(pem: &str) -> bool {
     use rsa::pkcs1::DecodeRsaPrivateKey;
     use rsa::pkcs8::DecodePrivateKey;
     let pem = pem.trim();
-    rsa::RsaPrivateKey::from_pkcs1_pem(pem).is_ok() || rsa::RsaPrivateKey::from_pkcs8_pem(pem).is_ok()
+    rsa::RsaPrivateKey::from_pkcs1_pem(pem).is_ok()
+        || rsa::RsaPrivateKey::from_pkcs8_pem(pem).is_ok()
 }
 
 fn sealable(credentials: &AppCredentials) -> Result<SecretString, ApiError> {

@@ -37,8 +37,8 @@ use picket_db::projects::{self, AddRefused, DisabledReason, NewProject};
 use picket_db::webhooks::{self, NewDelivery, PullRequestHead, PullRequestOutcome, Scope};
 use picket_db::DbError;
 use picket_vcs::event::{
-    Delivery, InstallationAction, InstallationEvent, InstallationRepositoriesEvent, RepoRef,
-    ReplyEvent, WebhookEvent,
+    Delivery, InstallationAction, InstallationEvent, InstallationRepositoriesEvent, ReplyEvent,
+    RepoRef, WebhookEvent,
 };
 use picket_vcs::github::{self, AppCredentials};
 use picket_vcs::webhook::{ParseError, SignatureError};
@@ -197,13 +197,12 @@ async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<DeliveryAccepted, Refusal> {
     let body = body.map_err(|r| ("body_refused", body_refused(&r)))?;
-    let target = match connections::webhook_target(state.db().pool(), state.cipher(), connection)
-        .await
-    {
-        Ok(t) => t,
-        Err(DbError::NotFound) => return Err(("connection_unknown", no_webhook())),
-        Err(e) => return Err(("unavailable", unavailable(&e))),
-    };
+    let target =
+        match connections::webhook_target(state.db().pool(), state.cipher(), connection).await {
+            Ok(t) => t,
+            Err(DbError::NotFound) => return Err(("connection_unknown", no_webhook())),
+            Err(e) => return Err(("unavailable", unavailable(&e))),
+        };
     let credentials = app_credentials(&target).ok_or(("connection_unknown", no_webhook()))?;
     let now = OffsetDateTime::now_utc();
     github::webhook::verify(headers, &body, &credentials.webhook_secrets(), now).map_err(
@@ -274,7 +273,10 @@ async fn unreadable(
         return ("unavailable", unavailable(&db));
     }
     tracing::warn!(connection_id = %target.id, code = e.code, "webhook delivery unreadable");
-    (e.code, ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message))
+    (
+        e.code,
+        ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message),
+    )
 }
 
 /// Logs the delivery and acts on it, in one transaction.
@@ -477,7 +479,10 @@ async fn gained(
                     .clone()
                     .unwrap_or_else(|| clone_url(&target.base_url, &r.full_name)),
                 // Installation payloads do not name it: the remote's HEAD is the default branch.
-                default_branch: r.default_branch.clone().unwrap_or_else(|| "HEAD".to_owned()),
+                default_branch: r
+                    .default_branch
+                    .clone()
+                    .unwrap_or_else(|| "HEAD".to_owned()),
             })
             .collect();
         match projects::add_many(
@@ -499,8 +504,8 @@ async fn gained(
             }
         }
     }
-    let enabled = webhooks::attach_installation(&mut *conn, target.id, installation, &repo_ids)
-        .await?;
+    let enabled =
+        webhooks::attach_installation(&mut *conn, target.id, installation, &repo_ids).await?;
     let outcome = if !added.is_empty() {
         "projects_added"
     } else if !enabled.is_empty() {
@@ -534,10 +539,7 @@ mod tests {
 
     #[test]
     fn clone_urls_follow_the_connection() {
-        assert_eq!(
-            clone_url("", "acme/api"),
-            "https://github.com/acme/api.git"
-        );
+        assert_eq!(clone_url("", "acme/api"), "https://github.com/acme/api.git");
         assert_eq!(
             clone_url("https://api.github.com/", "acme/api"),
             "https://github.com/acme/api.git"

@@ -33,9 +33,17 @@ pub struct AppCredentials {
     #[serde(serialize_with = "expose")]
     pub webhook_secret: SecretString,
     /// The secret before the last rotation, accepted until `previous_valid_until`.
-    #[serde(default, serialize_with = "expose_opt", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "expose_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub previous_webhook_secret: Option<SecretString>,
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub previous_valid_until: Option<OffsetDateTime>,
 }
 

@@ -20,7 +20,7 @@
 
 use crate::event::{
     CommentKind, Delivery, Ignored, InstallationAction, InstallationEvent,
-    InstallationRepositoriesEvent, PullRequestAction, PullRequestEvent, RepoRef, ReplyEvent,
+    InstallationRepositoriesEvent, PullRequestAction, PullRequestEvent, ReplyEvent, RepoRef,
     RepositorySelection, WebhookEvent,
 };
 use crate::webhook::{ParseError, SignatureError, WebhookSecrets};
