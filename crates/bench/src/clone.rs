@@ -194,7 +194,6 @@ pub async fn clone_bench(commits: usize) -> anyhow::Result<()> {
         head_ref: head.into(),
         head: None,
         base_ref: "main".into(),
-        base: None,
         merge_base: merge_base.map(Into::into),
     };
 

@@ -5,6 +5,8 @@
 //! crates translate to and from these types at their edges, so every rule of the product is written
 //! (and tested) exactly once, here.
 
+pub mod check;
+pub mod feedback;
 pub mod finding;
 pub mod ids;
 pub mod policy;

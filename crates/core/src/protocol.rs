@@ -33,7 +33,8 @@ pub struct ScanSpec {
     pub commit_sha: Option<String>,
     /// Target branch of a diff scan.
     pub base_ref: Option<String>,
-    /// Target tip of a diff scan, when known.
+    /// The target tip the requester saw (a webhook's `pull_request.base.sha`), for display only:
+    /// the baseline is always the merge base with `base_ref`'s tip when the scan runs.
     pub base_sha: Option<String>,
     /// Merge base, when the provider told us.
     pub merge_base_sha: Option<String>,

@@ -9,9 +9,17 @@
 //! custom transport for `file://` needs `unsafe`, which the workspace forbids. Over HTTP the
 //! tests run the same smart protocol, shallow negotiation and credentials flow as production.
 //!
+//! [`github::GitHubServer`] stands in for GitHub's REST and GraphQL APIs (a GitHub App's view:
+//! App JWTs, installation tokens, repositories, pull requests, checks, comments, reviews), with
+//! fault injection and a validator of the requests it saw against GitHub's OpenAPI description.
+//!
 //! Used by picket-worker's tests (a dev-dependency) and picket-bench's clone benchmark; the
 //! `picket` binary never links it.
 
+// The GitHub test server builds GitHub's large JSON objects with `serde_json::json!`.
+#![recursion_limit = "256"]
+
+pub mod github;
 mod history;
 mod server;
 mod tls;

@@ -3,11 +3,13 @@
 //! [`scan::run`] takes a [`picket_core::protocol::ScanSpec`] through [`clone`] (git2, only the
 //! history the scan needs, into a directory deleted on every exit path), the [`semgrep`] engine
 //! (Code and Secrets rules from the pack in `rules/`), [`identity`] (anchors and fingerprints)
-//! and, for diff scans, the comparison with the merge base; [`secrets`] keeps secret values from
+//! and, for diff scans, the comparison with the merge base and the diff's commentable lines
+//! ([`diff_lines`]); [`secrets`] keeps secret values from
 //! ever leaving the worker.
 
 pub mod client;
 pub mod clone;
+pub mod diff_lines;
 pub mod identity;
 pub mod run;
 pub mod scan;

@@ -260,7 +260,6 @@ fn target_of(spec: &ScanSpec) -> Result<Target, ScanError> {
                 .base_ref
                 .clone()
                 .ok_or(ScanError::Spec("a diff scan needs base_ref"))?,
-            base: spec.base_sha.clone(),
             merge_base: spec.merge_base_sha.clone(),
         },
     })

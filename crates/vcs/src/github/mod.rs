@@ -8,6 +8,7 @@
 //! Facts: `../shared/docs/providers.md` (GitHub section) and GitHub's REST OpenAPI description
 //! (npm `@octokit/openapi`), against which the test server checks every request.
 
+pub mod api;
 pub mod webhook;
 
 use crate::webhook::{PreviousSecret, WebhookSecrets};

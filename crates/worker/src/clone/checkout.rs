@@ -7,15 +7,13 @@ use std::io::{self, Write};
 use std::path::Path;
 
 use git2::{
-    build::CheckoutBuilder, ConfigLevel, Delta, DiffFindOptions, DiffOptions, ErrorCode, FileMode,
-    ObjectType, Oid, Repository, RepositoryInitOptions,
+    build::CheckoutBuilder, ConfigLevel, Delta, DiffOptions, ErrorCode, FileMode, ObjectType, Oid,
+    Repository, RepositoryInitOptions,
 };
+use picket_core::feedback::DiffLines;
 
 use super::{ChangeStatus, ChangedFile, Checkout, CloneError, CloneStats};
-
-/// git's own default for `diff.renameLimit`: above this many candidate pairs rename detection is
-/// skipped and renames show up as a delete plus an add.
-const RENAME_LIMIT: usize = 1000;
+use crate::diff_lines::{self, detect_renames, DiffLinesError};
 
 impl Checkout {
     /// The root of the head's working tree (its `.git` directory is inside).
@@ -38,7 +36,7 @@ impl Checkout {
     }
 
     /// Files that differ between the merge base and the head, with git's rename detection
-    /// (50% similarity, up to [`RENAME_LIMIT`] candidates). Submodule pointer changes are left
+    /// (50% similarity, up to `diff_lines::RENAME_LIMIT` candidates). Submodule pointer changes are left
     /// out: there is nothing to scan in them.
     pub fn changed_files(&self) -> Result<Vec<ChangedFile>, CloneError> {
         let (merge_base, _) = self.merge_base.as_ref().ok_or(CloneError::NotADiff)?;
@@ -57,10 +55,7 @@ impl Checkout {
         let mut diff = repo
             .diff_tree_to_tree(Some(&base_tree), Some(&head_tree), Some(&mut opts))
             .map_err(CloneError::git)?;
-        let mut find = DiffFindOptions::new();
-        find.renames(true).rename_limit(RENAME_LIMIT);
-        diff.find_similar(Some(&mut find))
-            .map_err(CloneError::git)?;
+        detect_renames(&mut diff).map_err(CloneError::git)?;
 
         let mut changed = Vec::new();
         for delta in diff.deltas() {
@@ -96,6 +91,20 @@ impl Checkout {
             });
         }
         Ok(changed)
+    }
+
+    /// The lines of the PR's diff (merge base → head) that can carry an inline comment, by head
+    /// path; see [`crate::diff_lines`].
+    pub fn diff_lines(&self) -> Result<DiffLines, CloneError> {
+        let (merge_base, _) = self.merge_base.as_ref().ok_or(CloneError::NotADiff)?;
+        let repo = self.open()?;
+        diff_lines::diff_lines(&repo, *merge_base, self.head).map_err(|e| match e {
+            DiffLinesError::Git(e) => CloneError::git(e),
+            DiffLinesError::NotUtf8(path) => CloneError::InvalidPath {
+                path,
+                reason: "not UTF-8",
+            },
+        })
     }
 
     /// Writes `paths` as they are at the merge base into `into` (created if missing), read from

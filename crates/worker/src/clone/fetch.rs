@@ -187,13 +187,12 @@ impl Fetcher<'_> {
                 head_ref,
                 head,
                 base_ref,
-                base,
                 merge_base,
             } => {
                 let tips = |advertised: &[(String, Oid)]| {
                     Ok(vec![
                         pin_ref(Role::Head, head_ref, *head, advertised)?,
-                        pin_ref(Role::Base, base_ref, *base, advertised)?,
+                        pin_ref(Role::Base, base_ref, None, advertised)?,
                     ])
                 };
                 if let Some(merge_base) = *merge_base {

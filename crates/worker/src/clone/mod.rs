@@ -129,13 +129,14 @@ pub enum Target {
         git_ref: String,
         commit: Option<String>,
     },
-    /// A diff-aware scan of `head` against its merge base with the target branch `base`. When
-    /// the provider knows the merge base, passing it skips both the target tip and the deepening.
+    /// A diff-aware scan of `head` against its merge base with the target branch `base_ref` as
+    /// the branch is when the clone runs: never an older target commit, which would blame the PR
+    /// for everything the target gained since (and that the PR merged in). When the provider
+    /// knows the merge base, passing it skips both the target tip and the deepening.
     Diff {
         head_ref: String,
         head: Option<String>,
         base_ref: String,
-        base: Option<String>,
         merge_base: Option<String>,
     },
 }

@@ -15,7 +15,6 @@ pub(super) enum Plan {
         head_ref: String,
         head: Option<Oid>,
         base_ref: String,
-        base: Option<Oid>,
         merge_base: Option<Oid>,
     },
 }
@@ -34,13 +33,11 @@ impl Plan {
                 head_ref,
                 head,
                 base_ref,
-                base,
                 merge_base,
             } => Plan::Diff {
                 head_ref: full_ref(head_ref)?,
                 head: sha("head", head)?,
                 base_ref: full_ref(base_ref)?,
-                base: sha("base", base)?,
                 merge_base: sha("merge base", merge_base)?,
             },
         })

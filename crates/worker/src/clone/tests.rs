@@ -80,7 +80,6 @@ fn diff(head_ref: &str, base_ref: &str, merge_base: Option<&str>) -> Target {
         head_ref: head_ref.into(),
         head: None,
         base_ref: base_ref.into(),
-        base: None,
         merge_base: merge_base.map(Into::into),
     }
 }

@@ -287,3 +287,39 @@ async fn a_new_function_wide_match_is_new() {
         Found::from([found(ROUTE, "routes.py", 7)])
     );
 }
+
+/// A PR opened when main was at `opened_at`; main then gained an `eval` of its own, and the PR
+/// merged main in. The PR introduced nothing: the baseline is the merge base with main's tip
+/// when the scan runs, even when the requester names the old target tip as `base_sha` (the
+/// fault of issue 9 §4: baselining on that old tip blamed the PR for main's own finding).
+#[tokio::test]
+async fn a_pr_that_merged_the_moved_target_is_not_blamed_for_the_targets_findings() {
+    let repo = Repo::new();
+    repo.write("app.py", "x = 1\n");
+    let opened_at = repo.commit("base");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write("feature.py", "y = 2\n");
+    repo.commit("feature work");
+    repo.git(&["checkout", "-q", "main"]);
+    repo.write("app.py", APP);
+    let main_tip = repo.commit("main gains an eval");
+    repo.git(&["checkout", "-q", "feature"]);
+    repo.git(&["merge", "-q", "--no-edit", "main"]);
+
+    let mut spec = diff_spec(&repo, "feature", "main");
+    spec.base_sha = Some(opened_at.clone());
+    let results = scan::run(&spec, None, &support::config(true))
+        .await
+        .unwrap();
+    assert_eq!(results.merge_base_sha.as_deref(), Some(main_tip.as_str()));
+    assert!(
+        results.findings.iter().all(|f| !f.new_in_pr),
+        "main's own eval blamed on the PR: {:?}",
+        results.findings
+    );
+    // The same PR baselined on the old tip would have reported it: the test can fail.
+    let old_baseline = semgrep_json(repo.path(), &["--baseline-commit", &opened_at]);
+    assert!(old_baseline
+        .iter()
+        .any(|(rule, path, ..)| rule == EVAL && path == "app.py"));
+}

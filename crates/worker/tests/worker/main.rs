@@ -4,6 +4,8 @@
 //! `PICKET_SEMGREP` names another; a missing engine fails these tests, it does not skip them.
 
 mod diff;
+mod diff_lines;
+mod feedback;
 mod full;
 mod ignores;
 mod skipped;

@@ -1,0 +1,4 @@
+//! picket-vcs integration tests: one binary, a module per area.
+
+mod api;
+mod webhook;
