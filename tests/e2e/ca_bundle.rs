@@ -151,6 +151,7 @@ async fn project(app: &TestApp, name: &str, clone_url: &str) -> ScanId {
             name: name.into(),
             base_url: String::new(),
             credentials: None,
+            follow_installations: false,
         },
     )
     .await

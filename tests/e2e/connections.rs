@@ -5,17 +5,28 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-const PRIVATE_KEY: &str = "-----BEGIN RSA PRIVATE KEY-----MIIEowIBAAKCAQEA-s3cr3t-ke7";
+/// A GitHub App's private key (PKCS#1 PEM), drawn for the test.
+fn private_key() -> String {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024)
+        .unwrap()
+        .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+        .unwrap()
+        .to_string()
+}
+const WEBHOOK_SECRET: &str = "whsec-zzz-0123456789";
 const PAT: &str = "glpat-very-secret-token-123456";
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn credentials_are_sealed_and_never_returned(pool: PgPool) {
     let app = TestApp::start(pool).await;
     let admin = app.admin();
+    let key = private_key();
+    let private_key = key.as_str();
     let gh = admin
         .connection("github-app")
         .credentials(
-            json!({"app_id": 1234, "private_key": PRIVATE_KEY, "webhook_secret": "whsec-zzz"}),
+            json!({"app_id": 1234, "private_key": private_key, "webhook_secret": WEBHOOK_SECRET}),
         )
         .create()
         .await;
@@ -45,7 +56,7 @@ async fn credentials_are_sealed_and_never_returned(pool: PgPool) {
         .get(&format!("/api/v1/connections/{}", id_of(&gh)))
         .await;
     for text in [&list.text, &one.text] {
-        assert!(!text.contains(PRIVATE_KEY) && !text.contains(PAT) && !text.contains("whsec"));
+        assert!(!text.contains(private_key) && !text.contains(PAT) && !text.contains("whsec"));
     }
     assert_eq!(list.json()["connections"].as_array().unwrap().len(), 3);
     assert_eq!(one.json()["name"], "github-app");
@@ -60,7 +71,7 @@ async fn credentials_are_sealed_and_never_returned(pool: PgPool) {
                 .fetch_one(&app.pool)
                 .await
                 .unwrap();
-        for secret in [PRIVATE_KEY, PAT, "whsec-zzz"] {
+        for secret in [private_key, PAT, WEBHOOK_SECRET] {
             assert!(!sealed.windows(secret.len()).any(|w| w == secret.as_bytes()));
         }
         let opened = cipher
@@ -72,7 +83,9 @@ async fn credentials_are_sealed_and_never_returned(pool: PgPool) {
             Some(p) => assert_eq!(opened, p),
             None => {
                 let v: serde_json::Value = serde_json::from_str(&opened).unwrap();
-                assert_eq!(v["private_key"], PRIVATE_KEY);
+                assert_eq!(v["private_key"], private_key);
+                assert_eq!(v["webhook_secret"], WEBHOOK_SECRET);
+                assert_eq!(v["app_id"], 1234);
             }
         }
         assert!(cipher.open(&sealed, Uuid::new_v4().as_bytes()).is_err());
@@ -81,7 +94,7 @@ async fn credentials_are_sealed_and_never_returned(pool: PgPool) {
     // Nor in any log line.
     let logs = app.logs();
     assert!(logs.contains("connection created"), "logging is captured");
-    for secret in [PRIVATE_KEY, PAT, "whsec-zzz", "s3cr3t"] {
+    for secret in [private_key, PAT, WEBHOOK_SECRET, "PRIVATE KEY"] {
         assert!(!logs.contains(secret), "{secret} was logged");
     }
 }

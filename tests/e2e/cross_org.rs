@@ -237,6 +237,43 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             NotFound,
         ),
         probe(
+            Method::PATCH,
+            "/api/v1/connections/{id}",
+            format!("/api/v1/connections/{conn}"),
+            Some(json!({"follow_installations": true})),
+            NotFound,
+        ),
+        probe(
+            Method::POST,
+            "/api/v1/connections/{id}/webhook-secret/rotate",
+            format!("/api/v1/connections/{conn}/webhook-secret/rotate"),
+            Some(json!({})),
+            NotFound,
+        ),
+        probe(
+            Method::GET,
+            "/api/v1/connections/{id}/deliveries",
+            format!("/api/v1/connections/{conn}/deliveries"),
+            None,
+            NotFound,
+        ),
+        probe(
+            Method::GET,
+            "/api/v1/connections/{id}/deliveries/{delivery_id}",
+            format!("/api/v1/connections/{conn}/deliveries/a-delivery"),
+            None,
+            NotFound,
+        ),
+        // No token is taken here: a delivery is authenticated by its signature under the
+        // connection's secret, and org a's connection has none.
+        probe(
+            Method::POST,
+            "/webhooks/github/{connection}",
+            format!("/webhooks/github/{conn}"),
+            Some(json!({"zen": "x"})),
+            NotFound,
+        ),
+        probe(
             Method::GET,
             "/api/v1/projects",
             "/api/v1/projects".into(),
@@ -541,10 +578,9 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
         .iter()
         .filter(|p| p.template.starts_with("/api/v1/worker/"))
         .collect();
-    for p in table
-        .iter()
-        .filter(|p| !p.template.starts_with("/api/v1/worker/"))
-    {
+    for p in table.iter().filter(|p| {
+        !p.template.starts_with("/api/v1/worker/") && !p.template.starts_with("/webhooks/")
+    }) {
         let resp = b_worker
             .send(p.method.clone(), &p.path, p.body.clone())
             .await;

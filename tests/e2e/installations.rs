@@ -73,6 +73,7 @@ pub(crate) async fn projects_on(app: &TestApp, repo: &Path, n: usize) -> Vec<Sca
             name: "local".into(),
             base_url: String::new(),
             credentials: None,
+            follow_installations: false,
         },
     )
     .await

@@ -122,6 +122,7 @@ async fn local_project(app: &TestApp, repo: &Path) -> ScanId {
             name: "local".into(),
             base_url: String::new(),
             credentials: None,
+            follow_installations: false,
         },
     )
     .await

@@ -25,4 +25,5 @@ mod running;
 mod sarif;
 mod scans;
 mod tokens;
+mod webhooks;
 mod worker;

@@ -289,6 +289,11 @@ pub const PATH_IGNORE: Text = Text {
                not a comment (#) or a directive (:)",
 };
 
+/// A webhook secret: what the provider signs deliveries with (GitHub takes any text).
+pub const WEBHOOK_SECRET: Text = Text::plain(16, 256, "16-256 characters, no control characters");
+/// A provider's delivery id, as the delivery log keys it (GitHub's are GUIDs).
+pub const DELIVERY_ID: Text = Text::plain(1, 100, "1-100 characters, no control characters");
+
 /// A substring or prefix filter on a listing.
 pub const FILTER: Text = Text::plain(0, 1000, "at most 1000 characters, no control characters");
 
@@ -318,6 +323,8 @@ schema_fns! {
     COMMIT_SHA => commit_sha, commit_sha_opt;
     RULE_ID => rule_id, rule_id_opt;
     PATH_IGNORE => path_ignore, path_ignore_opt;
+    WEBHOOK_SECRET => webhook_secret, webhook_secret_opt;
+    DELIVERY_ID => delivery_id, delivery_id_opt;
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@
 //! picket-db with the caller's org, and answer JSON.
 //!
 //! Routes: `/api/v1/...` (documented in the OpenAPI 3.1 document served at
-//! `/api/v1/openapi.json` and returned by [`openapi`]), `/healthz` (the process is up), `/readyz`
-//! (the database answers) and `/metrics` (Prometheus).
+//! `/api/v1/openapi.json` and returned by [`openapi`]), `/webhooks/github/{connection}` (provider
+//! deliveries, authenticated by their signature; documented there too), `/healthz` (the process
+//! is up), `/readyz` (the database answers) and `/metrics` (Prometheus).
 
 pub mod constraints;
 pub mod error;
@@ -39,7 +40,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
-pub use routes::{MAX_BULK_SCAN, RESULTS_BODY_LIMIT_BYTES};
+pub use routes::{MAX_BULK_SCAN, RESULTS_BODY_LIMIT_BYTES, WEBHOOK_BODY_LIMIT_BYTES};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -51,6 +52,13 @@ pub struct ApiConfig {
     /// Longest a request may take before it is abandoned (its transaction rolled back) with a
     /// 503 `timeout` problem, so a stuck database cannot pile up requests. Default 30 s.
     pub request_timeout: Duration,
+    /// The server's public base URL (`PICKET_PUBLIC_URL`, e.g. `https://picket.example.com`),
+    /// under which providers reach the webhook routes; connections show their webhook URL under
+    /// it. `None`: the URL is shown as a path alone.
+    pub public_url: Option<String>,
+    /// How long a webhook secret stays valid after it is rotated, so deliveries signed before the
+    /// provider learned the new one still pass. Default 24 h.
+    pub webhook_secret_overlap: Duration,
 }
 
 impl Default for ApiConfig {
@@ -58,8 +66,18 @@ impl Default for ApiConfig {
         ApiConfig {
             body_limit_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            public_url: None,
+            webhook_secret_overlap: Duration::from_secs(24 * 3600),
         }
     }
+}
+
+/// The webhook settings handlers read, copied from [`ApiConfig`] by [`router`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WebhookSettings {
+    /// Without a trailing slash.
+    pub(crate) public_url: Option<String>,
+    pub(crate) secret_overlap: Duration,
 }
 
 /// What every handler shares. Cheap to clone.
@@ -70,6 +88,7 @@ pub struct AppState {
     metrics: Arc<metrics::Metrics>,
     rule_engine: Option<Arc<RuleEngine>>,
     local_repos: Arc<local_repos::LocalRepoDirs>,
+    webhooks: Arc<WebhookSettings>,
 }
 
 /// The Semgrep engine the API checks uploaded rule packs with, and a bound on how many checks
@@ -92,7 +111,12 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::default()),
             rule_engine: None,
             local_repos: Arc::default(),
+            webhooks: Arc::default(),
         }
+    }
+
+    pub(crate) fn webhooks(&self) -> &WebhookSettings {
+        &self.webhooks
     }
 
     /// Accept `file://` projects in these directories (the ones the scheduler lends to its
@@ -139,7 +163,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// The whole HTTP surface, ready to serve.
-pub fn router(state: AppState, cfg: &ApiConfig) -> Router {
+pub fn router(mut state: AppState, cfg: &ApiConfig) -> Router {
+    state.webhooks = Arc::new(WebhookSettings {
+        public_url: cfg
+            .public_url
+            .as_deref()
+            .map(|u| u.trim_end_matches('/').to_owned()),
+        secret_overlap: cfg.webhook_secret_overlap,
+    });
     let (api, doc) = routes::api().split_for_parts();
     let doc = Arc::new(doc);
     let ops = Router::new()

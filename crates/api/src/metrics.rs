@@ -44,6 +44,12 @@ struct ScanLabels {
     kind: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WebhookLabels {
+    provider: &'static str,
+    outcome: &'static str,
+}
+
 type HistogramFamily = Family<DurationLabels, Histogram, fn() -> Histogram>;
 
 /// The process's HTTP metrics.
@@ -52,6 +58,17 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: HistogramFamily,
+    webhook_deliveries: Family<WebhookLabels, Counter>,
+}
+
+impl Metrics {
+    /// Counts one webhook delivery by provider and outcome (`picket_webhook_deliveries_total`).
+    /// Outcomes are Picket's own codes, a fixed set, so no client can create series.
+    pub fn webhook_delivery(&self, provider: &'static str, outcome: &'static str) {
+        self.webhook_deliveries
+            .get_or_create(&WebhookLabels { provider, outcome })
+            .inc();
+    }
 }
 
 fn duration_histogram() -> Histogram {
@@ -74,10 +91,17 @@ impl Default for Metrics {
             "Time to produce a response, by method and matched route",
             durations.clone(),
         );
+        let webhook_deliveries = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook deliveries by provider and outcome (refused signatures included)",
+            webhook_deliveries.clone(),
+        );
         Metrics {
             registry,
             requests,
             durations,
+            webhook_deliveries,
         }
     }
 }

@@ -116,6 +116,26 @@ impl Position for ScanFindingPosition {
     }
 }
 
+/// A delivery log's position: the last delivery shown (newest first), by its log row id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryPosition(pub i64);
+
+impl Position for DeliveryPosition {
+    const PATTERN: &'static str = r"^d\.[1-9][0-9]{0,17}$";
+    const MAX_LEN: usize = 2 + 18;
+    fn encode(&self) -> String {
+        format!("d.{}", self.0)
+    }
+    fn decode(cursor: &str) -> Option<Self> {
+        let digits = cursor.strip_prefix("d.")?;
+        let ok = (1..=18).contains(&digits.len())
+            && !digits.starts_with('0')
+            && digits.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| digits.parse().ok().map(DeliveryPosition))
+            .flatten()
+    }
+}
+
 /// A project listing's position: the last project's full name (UTF-8 as hex: any text, in
 /// characters a URL carries as they are) and id. A position need not name a real project; bytes
 /// that are not UTF-8 read as U+FFFD, and NUL, which no name holds, is not taken.
@@ -221,11 +241,23 @@ mod tests {
             format!("p.{}.{id}", "41".repeat(1201)),
             "!!".to_owned(),
             String::new(),
+            "d.1".to_owned(),
+            "d.0".to_owned(),
+            "d.01".to_owned(),
+            "d.".to_owned(),
+            format!("d.{}", "9".repeat(18)),
+            format!("d.{}", "9".repeat(19)),
+            "d.-1".to_owned(),
         ];
         for c in &cases {
             assert_eq!(
                 matches::<ScanFindingPosition>(c),
                 ScanFindingPosition::decode(c).is_some(),
+                "{c}"
+            );
+            assert_eq!(
+                matches::<DeliveryPosition>(c),
+                DeliveryPosition::decode(c).is_some(),
                 "{c}"
             );
             for (ok, max) in [

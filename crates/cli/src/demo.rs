@@ -44,6 +44,7 @@ pub async fn ensure(
             name: "demo".to_owned(),
             base_url: String::new(),
             credentials: None,
+            follow_installations: false,
         },
     )
     .await

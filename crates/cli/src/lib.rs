@@ -155,14 +155,46 @@ impl LocalRepoArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ApiTuning {
-    /// Largest accepted request body, in bytes. Default 4 MiB.
+    /// Largest accepted request body, in bytes. Default 4 MiB. (Webhook deliveries take up to
+    /// 25 MiB, GitHub's cap, on their route alone.)
     #[arg(long, env = "PICKET_BODY_LIMIT_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub body_limit_bytes: usize,
+    /// The server's public base URL, e.g. https://picket.example.com: providers deliver webhooks
+    /// under it, and connections show their webhook URL under it. Default: `picket run` uses its
+    /// listen address; `picket api` shows webhook URLs as paths.
+    #[arg(long, env = "PICKET_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// How long a rotated webhook secret stays valid beside the new one: seconds, or a number
+    /// with s, m, h or d. Default 24h.
+    #[arg(long, env = "PICKET_WEBHOOK_SECRET_OVERLAP", default_value = "24h", value_parser = parse_duration)]
+    pub webhook_secret_overlap: std::time::Duration,
     #[command(flatten)]
     pub local_repos: LocalRepoArgs,
     /// The engine uploaded rule packs are checked with (the workers' own).
     #[command(flatten)]
     pub engine: worker::SemgrepArgs,
+}
+
+/// A duration: seconds (`90`), or a number with a unit `s`, `m`, `h` or `d` (`24h`, `7d`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (e.g. 90, 30m, 24h, 7d)"))?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
+    };
+    n.checked_mul(unit)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 /// Parses the command line, secrets given as `<NAME>_FILE` included, and drops every secret

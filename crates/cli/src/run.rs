@@ -117,7 +117,10 @@ async fn run_platform(
             Duration::from_secs(600),
         ));
     }
-    let served = serve(listener, db, cipher, &args.api, local_repos, stop.clone()).await;
+    // Single-machine use: webhooks reach this address unless told otherwise.
+    let mut tuning = args.api.clone();
+    tuning.public_url.get_or_insert_with(|| api_url(addr));
+    let served = serve(listener, db, cipher, &tuning, local_repos, stop.clone()).await;
     stop.cancel();
     let scheduled = scheduler.await.context("the scheduler panicked")?;
     served?;
@@ -231,6 +234,8 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let cfg = picket_api::ApiConfig {
         body_limit_bytes: tuning.body_limit_bytes,
+        public_url: tuning.public_url.clone(),
+        webhook_secret_overlap: tuning.webhook_secret_overlap,
         ..Default::default()
     };
     let state = picket_api::AppState::new(db, cipher)

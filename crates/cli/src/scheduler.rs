@@ -88,6 +88,10 @@ pub struct SchedulerArgs {
     /// Default: none.
     #[arg(long, env = "PICKET_CA_BUNDLE")]
     pub ca_bundle: Option<PathBuf>,
+    /// How long webhook deliveries' bodies are kept for troubleshooting: seconds, or a number
+    /// with s, m, h or d. Default 7d.
+    #[arg(long, env = "PICKET_WEBHOOK_BODY_RETENTION", default_value = "7d", value_parser = crate::parse_duration)]
+    pub webhook_body_retention: Duration,
 }
 
 impl SchedulerArgs {
@@ -127,6 +131,7 @@ impl SchedulerArgs {
         cfg.schedule_every = Duration::from_secs(self.schedule_interval_secs.max(1));
         cfg.rescue_every = Duration::from_secs(self.rescue_interval_secs.max(1));
         cfg.reap_every = Duration::from_secs(self.reap_interval_secs.max(1));
+        cfg.webhook_body_retention = self.webhook_body_retention;
         cfg
     }
 }

@@ -23,6 +23,8 @@ pub struct ConnectionRecord {
     pub name: String,
     pub base_url: String,
     pub has_credentials: bool,
+    /// Add every repository an installation gains as a project, automatically (webhooks).
+    pub follow_installations: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -33,6 +35,7 @@ struct ConnectionRow {
     name: String,
     base_url: String,
     has_credentials: bool,
+    follow_installations: bool,
     created_at: OffsetDateTime,
 }
 
@@ -45,6 +48,7 @@ impl From<ConnectionRow> for ConnectionRecord {
             name: r.name,
             base_url: r.base_url,
             has_credentials: r.has_credentials,
+            follow_installations: r.follow_installations,
             created_at: r.created_at,
         }
     }
@@ -59,6 +63,7 @@ pub struct NewConnection {
     pub name: String,
     pub base_url: String,
     pub credentials: Option<SecretString>,
+    pub follow_installations: bool,
 }
 
 /// Seals the credentials under the new row's id and stores the connection. A name already used in
@@ -76,17 +81,19 @@ pub async fn create(
     let row = sqlx::query_as!(
         ConnectionRow,
         r#"
-        INSERT INTO vcs_connections (id, org_id, provider, name, base_url, credentials)
-        VALUES ($1, $2, $3::text::vcs_provider, $4, $5, $6)
+        INSERT INTO vcs_connections (id, org_id, provider, name, base_url, credentials,
+                                     follow_installations)
+        VALUES ($1, $2, $3::text::vcs_provider, $4, $5, $6, $7)
         RETURNING id, org_id, provider AS "provider: Pg<Provider>", name, base_url,
-                  credentials IS NOT NULL AS "has_credentials!", created_at
+                  credentials IS NOT NULL AS "has_credentials!", follow_installations, created_at
         "#,
         id.0,
         new.org_id.0,
         new.provider.as_str(),
         new.name,
         new.base_url,
-        sealed
+        sealed,
+        new.follow_installations
     )
     .fetch_one(ex)
     .await?;
@@ -99,7 +106,7 @@ pub async fn list(ex: impl PgExecutor<'_>, org: OrgId) -> Result<Vec<ConnectionR
         ConnectionRow,
         r#"
         SELECT id, org_id, provider AS "provider: Pg<Provider>", name, base_url,
-               credentials IS NOT NULL AS "has_credentials!", created_at
+               credentials IS NOT NULL AS "has_credentials!", follow_installations, created_at
         FROM vcs_connections WHERE org_id = $1
         ORDER BY name, id
         "#,
@@ -120,7 +127,7 @@ pub async fn get(
         ConnectionRow,
         r#"
         SELECT id, org_id, provider AS "provider: Pg<Provider>", name, base_url,
-               credentials IS NOT NULL AS "has_credentials!", created_at
+               credentials IS NOT NULL AS "has_credentials!", follow_installations, created_at
         FROM vcs_connections WHERE id = $1 AND org_id = $2
         "#,
         id.0,
@@ -166,6 +173,135 @@ pub async fn delete(ex: impl PgExecutor<'_>, org: OrgId, id: ConnectionId) -> Re
         return Err(DbError::Conflict {
             constraint: IN_USE.to_owned(),
         });
+    }
+    Ok(())
+}
+
+/// Changes a connection's settings (`None` leaves one as it is) and returns it.
+pub async fn update_settings(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+    id: ConnectionId,
+    follow_installations: Option<bool>,
+) -> Result<ConnectionRecord> {
+    let row = sqlx::query_as!(
+        ConnectionRow,
+        r#"
+        UPDATE vcs_connections
+        SET follow_installations = COALESCE($3, follow_installations)
+        WHERE id = $1 AND org_id = $2
+        RETURNING id, org_id, provider AS "provider: Pg<Provider>", name, base_url,
+                  credentials IS NOT NULL AS "has_credentials!", follow_installations, created_at
+        "#,
+        id.0,
+        org.0,
+        follow_installations
+    )
+    .fetch_optional(ex)
+    .await?
+    .ok_or(DbError::NotFound)?;
+    Ok(row.into())
+}
+
+/// What the webhook receiver needs of a connection, looked up by id alone (a delivery carries no
+/// token: its signature, checked with these credentials, is what authenticates it).
+#[derive(Debug)]
+pub struct WebhookTarget {
+    pub id: ConnectionId,
+    pub org_id: OrgId,
+    pub provider: Provider,
+    pub base_url: String,
+    pub follow_installations: bool,
+    /// The credentials (JSON text), opened.
+    pub credentials: Option<SecretString>,
+}
+
+/// The connection a webhook delivery names, with its credentials opened. [`DbError::NotFound`]
+/// for an unknown id; [`DbError::Crypto`] when the credentials do not open under this key.
+pub async fn webhook_target(
+    ex: impl PgExecutor<'_>,
+    cipher: &CredentialCipher,
+    id: ConnectionId,
+) -> Result<WebhookTarget> {
+    let row = sqlx::query!(
+        r#"
+        SELECT id, org_id, provider AS "provider: Pg<Provider>", base_url, follow_installations,
+               credentials
+        FROM vcs_connections WHERE id = $1
+        "#,
+        id.0
+    )
+    .fetch_optional(ex)
+    .await?
+    .ok_or(DbError::NotFound)?;
+    let credentials = row
+        .credentials
+        .map(|sealed| open_text(cipher, row.id, &sealed))
+        .transpose()?;
+    Ok(WebhookTarget {
+        id: row.id.into(),
+        org_id: row.org_id.into(),
+        provider: row.provider.0,
+        base_url: row.base_url,
+        follow_installations: row.follow_installations,
+        credentials,
+    })
+}
+
+fn open_text(cipher: &CredentialCipher, id: uuid::Uuid, sealed: &[u8]) -> Result<SecretString> {
+    let plain = cipher.open(sealed, id.as_bytes())?;
+    let text = std::str::from_utf8(plain.expose_secret())
+        .map_err(|_| DbError::Corrupt(format!("connection {id} holds non-UTF-8 credentials")))?;
+    Ok(SecretString::from(text.to_owned()))
+}
+
+/// The connection's provider and credentials (JSON text, opened), locked until the caller's
+/// transaction ends, for a change of credentials such as a webhook secret rotation.
+/// [`DbError::NotFound`] when the connection is not the org's.
+pub async fn credentials_for_update(
+    conn: &mut sqlx::PgConnection,
+    cipher: &CredentialCipher,
+    org: OrgId,
+    id: ConnectionId,
+) -> Result<(Provider, Option<SecretString>)> {
+    let row = sqlx::query!(
+        r#"
+        SELECT id, provider AS "provider: Pg<Provider>", credentials
+        FROM vcs_connections WHERE id = $1 AND org_id = $2
+        FOR UPDATE
+        "#,
+        id.0,
+        org.0
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(DbError::NotFound)?;
+    let credentials = row
+        .credentials
+        .map(|sealed| open_text(cipher, row.id, &sealed))
+        .transpose()?;
+    Ok((row.provider.0, credentials))
+}
+
+/// Replaces the connection's credentials, sealed under its id as [`create`] does.
+pub async fn replace_credentials(
+    ex: impl PgExecutor<'_>,
+    cipher: &CredentialCipher,
+    org: OrgId,
+    id: ConnectionId,
+    credentials: &SecretString,
+) -> Result<()> {
+    let sealed = cipher.seal(credentials.expose_secret().as_bytes(), id.0.as_bytes());
+    let done = sqlx::query!(
+        "UPDATE vcs_connections SET credentials = $3 WHERE id = $1 AND org_id = $2",
+        id.0,
+        org.0,
+        sealed
+    )
+    .execute(ex)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(DbError::NotFound);
     }
     Ok(())
 }

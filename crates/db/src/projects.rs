@@ -42,8 +42,48 @@ pub struct ProjectRecord {
     pub weekly_slot: WeeklySlot,
     /// The project's own path ignores (gitignore syntax, anchored at the repository root).
     pub path_ignores: Vec<String>,
+    /// The provider's installation the repository is reached through (GitHub App installation
+    /// id), once a webhook named it.
+    pub provider_installation_id: Option<String>,
+    /// Why the project is disabled (no scan of any kind is queued for it); `None`: enabled.
+    pub disabled_reason: Option<DisabledReason>,
     pub created_at: OffsetDateTime,
     pub last_scan: Option<LastScan>,
+}
+
+/// Why a project is disabled: its repository is out of Picket's reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DisabledReason {
+    /// The App was uninstalled (GitHub `installation` deleted).
+    InstallationRemoved,
+    /// The installation was suspended (GitHub `installation` suspend); undone by unsuspend.
+    InstallationSuspended,
+    /// The repository was taken out of the installation (`installation_repositories` removed).
+    RepositoryRemoved,
+}
+
+impl DisabledReason {
+    pub const ALL: [DisabledReason; 3] = [
+        DisabledReason::InstallationRemoved,
+        DisabledReason::InstallationSuspended,
+        DisabledReason::RepositoryRemoved,
+    ];
+
+    /// The stored (and shown) code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DisabledReason::InstallationRemoved => "installation_removed",
+            DisabledReason::InstallationSuspended => "installation_suspended",
+            DisabledReason::RepositoryRemoved => "repository_removed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| DbError::Corrupt(format!("unknown disabled_reason {s:?}")))
+    }
 }
 
 struct ProjectRow {
@@ -59,6 +99,8 @@ struct ProjectRow {
     weekly_weekday: i16,
     weekly_time: Time,
     path_ignores: Vec<String>,
+    provider_installation_id: Option<String>,
+    disabled_reason: Option<String>,
     created_at: OffsetDateTime,
     last_scan_id: Option<Uuid>,
     last_scan_state: Option<Pg<ScanState>>,
@@ -101,6 +143,12 @@ impl TryFrom<ProjectRow> for ProjectRecord {
             diff_scans_enabled: r.diff_scans_enabled,
             weekly_slot,
             path_ignores: r.path_ignores,
+            provider_installation_id: r.provider_installation_id,
+            disabled_reason: r
+                .disabled_reason
+                .as_deref()
+                .map(DisabledReason::parse)
+                .transpose()?,
             created_at: r.created_at,
             last_scan,
         })
@@ -289,6 +337,8 @@ pub async fn add_many(
                 diff_scans_enabled: true,
                 weekly_slot: slots[i],
                 path_ignores: Vec::new(),
+                provider_installation_id: None,
+                disabled_reason: None,
                 created_at: now,
                 last_scan: Some(LastScan {
                     id: scan.id,
@@ -311,7 +361,8 @@ pub async fn get(ex: impl PgExecutor<'_>, org: OrgId, id: ProjectId) -> Result<P
         r#"
         SELECT p.id, p.org_id, p.connection_id, p.provider_repo_id, p.full_name, p.clone_url,
                p.default_branch, p.full_scans_enabled, p.diff_scans_enabled, p.weekly_weekday,
-               p.weekly_time, p.path_ignores, p.created_at,
+               p.weekly_time, p.path_ignores, p.provider_installation_id, p.disabled_reason,
+               p.created_at,
                ls.id AS "last_scan_id?", ls.state AS "last_scan_state?: Pg<ScanState>",
                ls.kind AS "last_scan_kind?: Pg<ScanKind>", ls.queued_at AS "last_scan_queued_at?",
                ls.finished_at AS "last_scan_finished_at?"
@@ -374,7 +425,8 @@ pub async fn list(
         r#"
         SELECT p.id, p.org_id, p.connection_id, p.provider_repo_id, p.full_name, p.clone_url,
                p.default_branch, p.full_scans_enabled, p.diff_scans_enabled, p.weekly_weekday,
-               p.weekly_time, p.path_ignores, p.created_at,
+               p.weekly_time, p.path_ignores, p.provider_installation_id, p.disabled_reason,
+               p.created_at,
                ls.id AS "last_scan_id?", ls.state AS "last_scan_state?: Pg<ScanState>",
                ls.kind AS "last_scan_kind?: Pg<ScanKind>", ls.queued_at AS "last_scan_queued_at?",
                ls.finished_at AS "last_scan_finished_at?"
@@ -436,7 +488,8 @@ pub async fn update(
         )
         SELECT p.id, p.org_id, p.connection_id, p.provider_repo_id, p.full_name, p.clone_url,
                p.default_branch, p.full_scans_enabled, p.diff_scans_enabled, p.weekly_weekday,
-               p.weekly_time, p.path_ignores, p.created_at,
+               p.weekly_time, p.path_ignores, p.provider_installation_id, p.disabled_reason,
+               p.created_at,
                ls.id AS "last_scan_id?", ls.state AS "last_scan_state?: Pg<ScanState>",
                ls.kind AS "last_scan_kind?: Pg<ScanKind>", ls.queued_at AS "last_scan_queued_at?",
                ls.finished_at AS "last_scan_finished_at?"
@@ -459,7 +512,8 @@ pub async fn update(
     row.try_into()
 }
 
-/// A project's scan switches, for deciding whether a requested scan may be queued.
+/// A project's scan switches, for deciding whether a requested scan may be queued. A disabled
+/// project (see [`DisabledReason`]) has both off, whatever its own switches say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScanSwitches {
     pub id: ProjectId,
@@ -476,7 +530,9 @@ pub async fn scan_switches(
     let ids: Vec<Uuid> = ids.iter().map(|p| p.0).collect();
     let rows = sqlx::query!(
         r#"
-        SELECT id, full_scans_enabled, diff_scans_enabled
+        SELECT id,
+               full_scans_enabled AND disabled_reason IS NULL AS "full_scans_enabled!",
+               diff_scans_enabled AND disabled_reason IS NULL AS "diff_scans_enabled!"
         FROM projects WHERE org_id = $1 AND id = ANY($2)
         "#,
         org.0,

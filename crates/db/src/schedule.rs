@@ -24,7 +24,7 @@ pub async fn enqueue_due_weekly(ex: impl PgExecutor<'_>, now: OffsetDateTime) ->
                    (date_trunc('week', $1::timestamptz AT TIME ZONE 'UTC')
                     + p.weekly_weekday * interval '1 day' + p.weekly_time) AT TIME ZONE 'UTC' AS at
             FROM projects p
-            WHERE p.full_scans_enabled
+            WHERE p.full_scans_enabled AND p.disabled_reason IS NULL
         ), due AS (
             SELECT s.id, s.org_id, s.default_branch, s.created_at,
                    CASE WHEN s.at > $1 THEN s.at - interval '7 days' ELSE s.at END AS slot_at

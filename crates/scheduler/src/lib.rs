@@ -50,6 +50,9 @@ pub struct SchedulerConfig {
     pub reap_every: Duration,
     /// How long a failed attempt's scan waits before it may be claimed again.
     pub retry_backoff: Duration,
+    /// How long webhook deliveries' bodies are kept in the delivery log before they are pruned
+    /// (the log's other columns stay). Default 7 days.
+    pub webhook_body_retention: Duration,
     /// Where the dispatch loop and the reaper count what they do.
     pub metrics: Arc<metrics::SchedulerMetrics>,
 }
@@ -67,6 +70,7 @@ impl SchedulerConfig {
             rescue_every: Duration::from_secs(30),
             reap_every: Duration::from_secs(60),
             retry_backoff: Duration::from_secs(30),
+            webhook_body_retention: Duration::from_secs(7 * 24 * 3600),
             metrics: Arc::default(),
         }
     }
@@ -108,6 +112,7 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
         ),
         periodic::weekly_schedule(&db, cfg.schedule_every, &stop),
         periodic::rescue(&db, cfg.rescue_every, &stop),
+        periodic::prune_webhook_bodies(&db, cfg.webhook_body_retention, &stop),
         periodic::every(cfg.reap_every, &stop, || async {
             let reaped = reaper::reap(&db, &*executor, cfg.max_env_age()).await;
             cfg.metrics.reaped(reaped.destroyed);

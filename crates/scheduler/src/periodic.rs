@@ -1,9 +1,10 @@
 //! The periodic jobs beside the dispatch loop: queueing weekly full scans at each project's
-//! slot, rescuing scans whose lease expired, and reaping environments nothing uses any more.
+//! slot, rescuing scans whose lease expired, reaping environments nothing uses any more, and
+//! pruning webhook deliveries' bodies past their retention.
 //! Each is idempotent and safe to run in several replicas; a failed pass is logged and retried
 //! on the next tick.
 
-use picket_db::{queue, schedule, Db};
+use picket_db::{queue, schedule, webhooks, Db};
 use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +16,24 @@ pub async fn weekly_schedule(db: &Db, period: Duration, stop: &CancellationToken
             Ok(0) => {}
             Ok(n) => tracing::info!(queued = n, "weekly scans queued"),
             Err(e) => tracing::error!(error = %e, "weekly schedule pass failed"),
+        }
+    })
+    .await
+}
+
+/// Clears the bodies of webhook deliveries older than `retention`, once an hour (or every
+/// `retention`, when shorter).
+pub async fn prune_webhook_bodies(db: &Db, retention: Duration, stop: &CancellationToken) {
+    let period = retention.min(Duration::from_secs(3600));
+    every(period, stop, || async {
+        let Ok(retention) = time::Duration::try_from(retention) else {
+            return;
+        };
+        let before = time::OffsetDateTime::now_utc() - retention;
+        match webhooks::prune_bodies(db.pool(), before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "webhook delivery bodies pruned"),
+            Err(e) => tracing::error!(error = %e, "webhook body pruning pass failed"),
         }
     })
     .await

@@ -4,22 +4,33 @@
 //! [`Credentials`] wrapper whose `Debug` redacts them, are serialized to JSON text inside a
 //! `SecretString` and sealed by picket-db under the new row's id. No response carries them: a
 //! connection shows `has_credentials` and nothing more.
+//!
+//! A GitHub connection's credentials are a GitHub App's: `{app_id, private_key, webhook_secret}`
+//! (the App's id, its RSA private key as PEM, and its webhook secret), checked here and stored as
+//! [`AppCredentials`]. Its webhook secret can be rotated
+//! (`POST /api/v1/connections/{id}/webhook-secret/rotate`): the previous one stays valid for the
+//! configured overlap. Its deliveries are logged (`GET /api/v1/connections/{id}/deliveries`).
 
 use crate::constraints;
 use crate::error::{ApiError, Problem};
-use crate::extract::{Admin, ApiJson, ApiPath, Caller};
+use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery, Caller};
+use crate::pagination::{self, DeliveryPosition, Position};
 use crate::routes::not_found_as;
 use crate::AppState;
-use axum::extract::State;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use picket_core::ConnectionId;
 use picket_core::Provider;
 use picket_db::connections::{self, ConnectionRecord, NewConnection};
-use secrecy::SecretString;
+use picket_db::webhooks::{self, DeliveryRecord};
+use picket_vcs::github::AppCredentials;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
+use utoipa::IntoParams;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -36,7 +47,14 @@ pub const MAX_CREDENTIAL_FIELD_NAME: usize = 64;
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_connections, create_connection))
-        .routes(routes!(get_connection, delete_connection))
+        .routes(routes!(
+            get_connection,
+            update_connection,
+            delete_connection
+        ))
+        .routes(routes!(rotate_webhook_secret))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(get_delivery))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,18 +67,32 @@ pub struct Connection {
     pub base_url: String,
     /// Whether credentials are stored. They are never returned.
     pub has_credentials: bool,
+    /// Add every repository an installation gains as a project, with its initial scan.
+    pub follow_installations: bool,
+    /// Where the provider delivers this connection's webhooks (GitHub connections): under the
+    /// server's public URL (`PICKET_PUBLIC_URL`), or a path alone when none is configured.
+    pub webhook_url: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
-impl From<ConnectionRecord> for Connection {
-    fn from(c: ConnectionRecord) -> Self {
+impl Connection {
+    fn new(c: ConnectionRecord, state: &AppState) -> Self {
+        let webhook_url = (c.provider == Provider::Github).then(|| {
+            format!(
+                "{}/webhooks/github/{}",
+                state.webhooks().public_url.as_deref().unwrap_or_default(),
+                c.id
+            )
+        });
         Connection {
             id: c.id.0,
             provider: c.provider,
             name: c.name,
             base_url: c.base_url,
             has_credentials: c.has_credentials,
+            follow_installations: c.follow_installations,
+            webhook_url,
             created_at: c.created_at,
         }
     }
@@ -140,9 +172,88 @@ pub struct CreateConnection {
     #[serde(default)]
     #[schema(schema_with = constraints::base_url)]
     pub base_url: String,
+    /// A GitHub connection's: `{app_id, private_key, webhook_secret}` (the App's id, a positive
+    /// integer; its RSA private key, PEM; its webhook secret, 16-256 characters) and nothing else.
     #[serde(default)]
     #[schema(schema_with = crate::schema::credentials)]
     pub credentials: Option<Credentials>,
+    /// Add every repository an installation gains as a project, automatically. Default false.
+    #[serde(default)]
+    pub follow_installations: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConnection {
+    pub follow_installations: Option<bool>,
+}
+
+/// A GitHub App's credentials as a request sends them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GithubAppInput {
+    app_id: serde_json::Value,
+    private_key: serde_json::Value,
+    webhook_secret: serde_json::Value,
+}
+
+/// Checks a GitHub App's credentials (422 naming `credentials.<field>`) and returns them as
+/// stored. The messages never quote a value.
+fn github_app(value: serde_json::Value) -> Result<AppCredentials, ApiError> {
+    let input: GithubAppInput = serde_json::from_value(value).map_err(|_| {
+        ApiError::invalid_body(
+            "credentials",
+            "a GitHub connection's credentials are an object of exactly app_id, private_key \
+             and webhook_secret",
+        )
+    })?;
+    let app_id = input.app_id.as_u64().filter(|&n| n > 0).ok_or_else(|| {
+        ApiError::invalid_body("credentials.app_id", "must be a positive integer")
+    })?;
+    let private_key = match input.private_key {
+        serde_json::Value::String(pem) if rsa_private_key(&pem) => SecretString::from(pem),
+        _ => {
+            return Err(ApiError::invalid_body(
+                "credentials.private_key",
+                "must be the App's RSA private key, PEM (PKCS#1 `BEGIN RSA PRIVATE KEY` as \
+                 GitHub issues it, or PKCS#8 `BEGIN PRIVATE KEY`)",
+            ))
+        }
+    };
+    let webhook_secret = match input.webhook_secret {
+        serde_json::Value::String(s) => {
+            constraints::WEBHOOK_SECRET.check("credentials.webhook_secret", &s)?;
+            SecretString::from(s)
+        }
+        _ => {
+            return Err(ApiError::invalid_body(
+                "credentials.webhook_secret",
+                format!("must be {}", constraints::WEBHOOK_SECRET.expected),
+            ))
+        }
+    };
+    Ok(AppCredentials {
+        app_id,
+        private_key,
+        webhook_secret,
+        previous_webhook_secret: None,
+        previous_valid_until: None,
+    })
+}
+
+/// Whether `pem` holds an RSA private key, PKCS#1 or PKCS#8.
+fn rsa_private_key(pem: &str) -> bool {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    let pem = pem.trim();
+    rsa::RsaPrivateKey::from_pkcs1_pem(pem).is_ok()
+        || rsa::RsaPrivateKey::from_pkcs8_pem(pem).is_ok()
+}
+
+fn sealable(credentials: &AppCredentials) -> Result<SecretString, ApiError> {
+    serde_json::to_string(credentials)
+        .map(SecretString::from)
+        .map_err(|e| ApiError::internal(&e))
 }
 
 /// List the org's connections.
@@ -154,7 +265,10 @@ async fn list_connections(
 ) -> Result<Json<ConnectionList>, ApiError> {
     let list = connections::list(state.db().pool(), caller.org_id).await?;
     Ok(Json(ConnectionList {
-        connections: list.into_iter().map(Into::into).collect(),
+        connections: list
+            .into_iter()
+            .map(|c| Connection::new(c, &state))
+            .collect(),
     }))
 }
 
@@ -165,6 +279,7 @@ async fn list_connections(
         (status = 201, body = Connection),
         (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`connection_exists`: the org has a connection of that name", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_body`, naming the field; for a GitHub connection also `credentials.private_key` when the key is not an RSA private key", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_connection(
     Admin(caller): Admin,
@@ -175,6 +290,9 @@ async fn create_connection(
     constraints::BASE_URL.check("base_url", &body.base_url)?;
     let credentials = match body.credentials {
         None => None,
+        Some(Credentials(value)) if body.provider == Provider::Github => {
+            Some(sealable(&github_app(value)?)?)
+        }
         Some(Credentials(value)) => {
             let text = serde_json::to_string(&value).map_err(|e| ApiError::internal(&e))?;
             Some(SecretString::from(text))
@@ -186,10 +304,11 @@ async fn create_connection(
         name: body.name,
         base_url: body.base_url,
         credentials,
+        follow_installations: body.follow_installations,
     };
     let created = connections::create(state.db().pool(), state.cipher(), &new).await?;
     tracing::info!(connection_id = %created.id, provider = %created.provider, "connection created");
-    Ok((StatusCode::CREATED, Json(created.into())))
+    Ok((StatusCode::CREATED, Json(Connection::new(created, &state))))
 }
 
 /// One connection.
@@ -207,7 +326,333 @@ async fn get_connection(
     let c = connections::get(state.db().pool(), caller.org_id, id)
         .await
         .map_err(|e| not_found_as(e, "connection"))?;
-    Ok(Json(c.into()))
+    Ok(Json(Connection::new(c, &state)))
+}
+
+/// Change a connection's settings (admin).
+#[utoipa::path(patch, path = "/api/v1/connections/{id}", tag = "connections",
+    params(ApiPath<ConnectionId>),
+    request_body = UpdateConnection,
+    responses(
+        (status = 200, body = Connection),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_connection(
+    Admin(caller): Admin,
+    ApiPath(id): ApiPath<ConnectionId>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<UpdateConnection>,
+) -> Result<Json<Connection>, ApiError> {
+    let c = connections::update_settings(
+        state.db().pool(),
+        caller.org_id,
+        id,
+        body.follow_installations,
+    )
+    .await
+    .map_err(|e| not_found_as(e, "connection"))?;
+    tracing::info!(connection_id = %id, follow_installations = c.follow_installations, "connection settings changed");
+    Ok(Json(Connection::new(c, &state)))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateWebhookSecret {
+    /// The new secret, 16-256 characters. Absent: the server draws one (256 bits, hex).
+    #[serde(default)]
+    #[schema(schema_with = constraints::webhook_secret_opt)]
+    pub webhook_secret: Option<String>,
+}
+
+/// The new webhook secret, shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct RotatedWebhookSecret {
+    /// Give this to the provider (the App's webhook settings). Never shown again.
+    pub webhook_secret: String,
+    /// Until when deliveries signed with the previous secret are still taken.
+    #[serde(with = "time::serde::rfc3339")]
+    pub previous_valid_until: OffsetDateTime,
+}
+
+impl std::fmt::Debug for RotatedWebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RotatedWebhookSecret")
+            .field("previous_valid_until", &self.previous_valid_until)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rotate a GitHub connection's webhook secret (admin): the new one (given, or drawn by the
+/// server) is returned once; the previous one stays valid for the configured overlap (default
+/// 24 h), so deliveries signed before the provider learns the new one still pass.
+#[utoipa::path(post, path = "/api/v1/connections/{id}/webhook-secret/rotate", tag = "connections",
+    params(ApiPath<ConnectionId>),
+    request_body = RotateWebhookSecret,
+    responses(
+        (status = 200, body = RotatedWebhookSecret),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`no_webhook_secret`: not a GitHub connection with an App's credentials", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn rotate_webhook_secret(
+    Admin(caller): Admin,
+    ApiPath(id): ApiPath<ConnectionId>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RotateWebhookSecret>,
+) -> Result<Json<RotatedWebhookSecret>, ApiError> {
+    let new = match body.webhook_secret {
+        Some(s) => {
+            constraints::WEBHOOK_SECRET.check("webhook_secret", &s)?;
+            s
+        }
+        None => {
+            use rand::RngCore;
+            let mut bytes = [0u8; 32];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            hex::encode(bytes)
+        }
+    };
+    let mut tx = state.db().pool().begin().await?;
+    let (provider, stored) =
+        connections::credentials_for_update(&mut tx, state.cipher(), caller.org_id, id)
+            .await
+            .map_err(|e| not_found_as(e, "connection"))?;
+    let refused = || {
+        ApiError::conflict(
+            "no_webhook_secret",
+            "only a GitHub connection holding a GitHub App's credentials has a webhook secret",
+        )
+    };
+    if provider != Provider::Github {
+        return Err(refused());
+    }
+    let mut credentials: AppCredentials = stored
+        .as_ref()
+        .and_then(|text| serde_json::from_str(text.expose_secret()).ok())
+        .ok_or_else(refused)?;
+    let now = OffsetDateTime::now_utc();
+    let overlap = time::Duration::try_from(state.webhooks().secret_overlap)
+        .map_err(|e| ApiError::internal(&e))?;
+    credentials.rotate_webhook_secret(SecretString::from(new.clone()), now, overlap);
+    let until = credentials.previous_valid_until.unwrap_or(now);
+    connections::replace_credentials(
+        &mut *tx,
+        state.cipher(),
+        caller.org_id,
+        id,
+        &sealable(&credentials)?,
+    )
+    .await?;
+    tx.commit().await?;
+    tracing::info!(connection_id = %id, previous_valid_until = %until, "webhook secret rotated");
+    Ok(Json(RotatedWebhookSecret {
+        webhook_secret: new,
+        previous_valid_until: until,
+    }))
+}
+
+/// One delivery of the log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookDelivery {
+    /// The provider's delivery id (GitHub `X-GitHub-Delivery`); null when it sent none.
+    pub delivery_id: Option<String>,
+    /// The provider's event name (`pull_request`, ...), as received.
+    pub event: Option<String>,
+    /// The payload's `action`.
+    pub action: Option<String>,
+    /// What Picket made of it (the codes of the webhook route's answer, or why it could not be
+    /// read: `header_missing`, `body_not_json`, `payload_invalid`, ...).
+    pub outcome: String,
+    /// The scan it queued.
+    pub scan_id: Option<Uuid>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+    /// Whether its body is still kept (for `PICKET_WEBHOOK_BODY_RETENTION`, default 7 days).
+    pub has_body: bool,
+}
+
+impl From<DeliveryRecord> for WebhookDelivery {
+    fn from(d: DeliveryRecord) -> Self {
+        WebhookDelivery {
+            delivery_id: d.delivery_id,
+            event: d.event,
+            action: d.action,
+            outcome: d.outcome,
+            scan_id: d.scan_id.map(|s| s.0),
+            received_at: d.received_at,
+            has_body: d.has_body,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookDeliveryPage {
+    pub items: Vec<WebhookDelivery>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookDeliveryDetail {
+    #[serde(flatten)]
+    pub delivery: WebhookDelivery,
+    /// The body as received, while kept: its text when it is UTF-8 (`body_encoding` `utf-8`),
+    /// else base64 (`base64`).
+    pub body: Option<String>,
+    #[schema(schema_with = body_encoding)]
+    pub body_encoding: Option<&'static str>,
+}
+
+fn body_encoding() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            utoipa::openapi::schema::Type::String,
+            utoipa::openapi::schema::Type::Null,
+        ]))
+        .enum_values(Some([
+            serde_json::json!("utf-8"),
+            serde_json::json!("base64"),
+            serde_json::Value::Null,
+        ]))
+        .build()
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    /// From the previous page's `next_cursor`.
+    #[param(schema_with = DeliveryPosition::schema)]
+    pub cursor: Option<String>,
+    /// 1-500, default 50.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+}
+
+/// A connection's webhook deliveries, newest first, without their bodies (admin): to trace a
+/// delivery by its id, and see what Picket made of it.
+#[utoipa::path(get, path = "/api/v1/connections/{id}/deliveries", tag = "connections",
+    params(ApiPath<ConnectionId>, DeliveryQuery),
+    responses(
+        (status = 200, body = WebhookDeliveryPage),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_deliveries(
+    Admin(caller): Admin,
+    ApiPath(id): ApiPath<ConnectionId>,
+    ApiQuery(q): ApiQuery<DeliveryQuery>,
+    State(state): State<AppState>,
+) -> Result<Json<WebhookDeliveryPage>, ApiError> {
+    let limit = pagination::limit(q.limit)?;
+    let before = match &q.cursor {
+        Some(c) => Some(pagination::decode::<DeliveryPosition>(c)?.0),
+        None => None,
+    };
+    let mut conn = state.db().pool().acquire().await?;
+    let rows = webhooks::list(&mut conn, caller.org_id, id, before, limit + 1)
+        .await
+        .map_err(|e| not_found_as(e, "connection"))?;
+    let (rows, next_cursor) = pagination::page(rows, limit, |d| DeliveryPosition(d.id));
+    Ok(Json(WebhookDeliveryPage {
+        items: rows.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+/// `/connections/{id}/deliveries/{delivery_id}`: the connection and the provider's delivery id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryPath {
+    pub connection: ConnectionId,
+    pub delivery_id: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for DeliveryPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((id, delivery_id)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::invalid_path("id", e.body_text()))?;
+        let connection = constraints::UUID
+            .verdict(&id)
+            .and_then(|()| id.parse().map_err(|_| format!("{id:?} is not a UUID")))
+            .map_err(|m| ApiError::invalid_path("id", m))?;
+        constraints::DELIVERY_ID
+            .verdict(&delivery_id)
+            .map_err(|m| ApiError::invalid_path("delivery_id", format!("must be {m}")))?;
+        Ok(DeliveryPath {
+            connection: ConnectionId(connection),
+            delivery_id,
+        })
+    }
+}
+
+impl IntoParams for DeliveryPath {
+    fn into_params(
+        _parameter_in: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        let param = |name: &str, description: &str, rule: constraints::Text| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(utoipa::openapi::Required::True)
+                .description(Some(description))
+                .schema(Some(rule.schema()))
+                .build()
+        };
+        vec![
+            param("id", "Connection id", constraints::UUID),
+            param(
+                "delivery_id",
+                "The provider's delivery id (GitHub `X-GitHub-Delivery`)",
+                constraints::DELIVERY_ID,
+            ),
+        ]
+    }
+}
+
+/// One delivery with its body while kept (admin).
+#[utoipa::path(get, path = "/api/v1/connections/{id}/deliveries/{delivery_id}", tag = "connections",
+    params(DeliveryPath),
+    responses(
+        (status = 200, body = WebhookDeliveryDetail),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_delivery(
+    Admin(caller): Admin,
+    path: DeliveryPath,
+    State(state): State<AppState>,
+) -> Result<Json<WebhookDeliveryDetail>, ApiError> {
+    let (record, body) = webhooks::get(
+        state.db().pool(),
+        caller.org_id,
+        path.connection,
+        &path.delivery_id,
+    )
+    .await
+    .map_err(|e| not_found_as(e, "delivery"))?;
+    let (body, body_encoding) = match body {
+        None => (None, None),
+        Some(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => (Some(text), Some("utf-8")),
+            Err(e) => {
+                use base64::Engine;
+                (
+                    Some(base64::engine::general_purpose::STANDARD.encode(e.as_bytes())),
+                    Some("base64"),
+                )
+            }
+        },
+    };
+    Ok(Json(WebhookDeliveryDetail {
+        delivery: record.into(),
+        body,
+        body_encoding,
+    }))
 }
 
 /// Delete a connection (admin). Refused with 409 `connection_in_use` while projects use it.

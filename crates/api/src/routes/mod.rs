@@ -11,6 +11,7 @@ mod projects;
 mod rule_packs;
 mod scans;
 mod tokens;
+mod webhooks;
 mod worker;
 
 use crate::error::{ApiError, FieldError, Problem};
@@ -22,6 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use policies::MAX_RULES as MAX_POLICY_RULES;
 pub use scans::MAX_BULK_SCAN;
+pub use webhooks::WEBHOOK_BODY_LIMIT_BYTES;
 pub use worker::RESULTS_BODY_LIMIT_BYTES;
 
 #[derive(OpenApi)]
@@ -49,6 +51,9 @@ pub use worker::RESULTS_BODY_LIMIT_BYTES;
                                          by its per-scan token (`Authorization: Bearer pks_...`), \
                                          which works only for that scan's current attempt and \
                                          only while the scan is active"),
+        (name = "webhooks", description = "Provider deliveries (`/webhooks/...`, outside \
+                                           `/api/v1`): no bearer token; each delivery is \
+                                           authenticated by its signature over the raw body"),
     )
 )]
 struct ApiDoc;
@@ -82,7 +87,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(findings::router())
         .merge(policies::router())
         .merge(rule_packs::router())
-        .merge(worker::router());
+        .merge(worker::router())
+        .merge(webhooks::router());
     standard_responses(router.get_openapi_mut());
     router
 }
@@ -265,7 +271,9 @@ mod tests {
         for (path, item) in doc["paths"].as_object().unwrap() {
             for (method, op) in item.as_object().unwrap() {
                 let tags = op["tags"].as_array().cloned().unwrap_or_default();
-                if tags.iter().any(|t| t == "worker") {
+                // The worker's and the providers' routes take what only Picket's own worker, or
+                // a provider signing with the connection's secret, sends.
+                if tags.iter().any(|t| t == "worker" || t == "webhooks") {
                     continue;
                 }
                 operations += 1;

@@ -100,9 +100,32 @@ pub struct Project {
     /// Paths the project's scans ignore (gitignore syntax, anchored at the repository root), on
     /// top of the repository's `.semgrepignore` (or Semgrep's defaults without one).
     pub path_ignores: Vec<String>,
+    /// The provider's installation the repository is reached through (a GitHub App
+    /// installation id), once a webhook named it.
+    #[schema(schema_with = constraints::repo_text_opt)]
+    pub provider_installation_id: Option<String>,
+    /// Why the project is disabled (no scan of any kind is queued for it): the App was
+    /// uninstalled, its installation suspended, or the repository taken out of it. Null: enabled.
+    #[schema(schema_with = disabled_reason_schema)]
+    pub disabled_reason: Option<&'static str>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub last_scan: Option<ProjectLastScan>,
+}
+
+fn disabled_reason_schema() -> utoipa::openapi::schema::Object {
+    let mut values: Vec<serde_json::Value> = picket_db::projects::DisabledReason::ALL
+        .iter()
+        .map(|r| r.as_str().into())
+        .collect();
+    values.push(serde_json::Value::Null);
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+            utoipa::openapi::schema::Type::String,
+            utoipa::openapi::schema::Type::Null,
+        ]))
+        .enum_values(Some(values))
+        .build()
 }
 
 impl From<ProjectRecord> for Project {
@@ -118,6 +141,8 @@ impl From<ProjectRecord> for Project {
             diff_scans_enabled: p.diff_scans_enabled,
             weekly_scan: p.weekly_slot.into(),
             path_ignores: p.path_ignores,
+            provider_installation_id: p.provider_installation_id,
+            disabled_reason: p.disabled_reason.map(|r| r.as_str()),
             created_at: p.created_at,
             last_scan: p.last_scan.map(Into::into),
         }

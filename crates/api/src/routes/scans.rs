@@ -821,7 +821,7 @@ fn scan_request_schema() -> Schema {
         (status = 201, body = QueuedScan, description = "A new scan was queued"),
         (status = 200, body = QueuedScan, description = "Joined the project's full scan already waiting"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`full_scans_disabled` or `diff_scans_disabled`: the project's scans of that kind are off", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`full_scans_disabled` or `diff_scans_disabled`: the project's scans of that kind are off; `project_disabled`: the project is out of reach (its installation was removed or suspended, or the repository taken out of it)", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn scan_project(
     caller: Caller,
@@ -850,6 +850,12 @@ async fn scan_project(
     let project = projects::get(&mut *tx, caller.org_id, id)
         .await
         .map_err(|e| not_found_as(e, "project"))?;
+    if let Some(reason) = project.disabled_reason {
+        return Err(ApiError::conflict(
+            "project_disabled",
+            format!("the project is disabled ({})", reason.as_str()),
+        ));
+    }
     let new = match body.kind {
         ScanKind::Full => {
             for (field, given) in [

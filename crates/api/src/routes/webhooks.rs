@@ -1,0 +1,552 @@
+//! `POST /webhooks/github/{connection}`: GitHub App deliveries.
+//!
+//! No bearer token: a delivery is authenticated by its `X-Hub-Signature-256` over the raw body,
+//! under the connection's webhook secret (or, during a rotation's overlap, the previous one).
+//! In order:
+//!
+//! 1. the body is read whole (at most [`WEBHOOK_BODY_LIMIT_BYTES`], GitHub's payload cap; more is
+//!    413 `body_too_large`);
+//! 2. the connection is looked up and its credentials opened: an unknown connection, one of
+//!    another provider or one without a GitHub App's credentials is 404;
+//! 3. the signature is verified over the bytes as received, before anything parses them; a
+//!    refusal is 401 with the [`SignatureError`] code and writes nothing;
+//! 4. the delivery is parsed: an unreadable one is 400 with the [`ParseError`] code, logged in the
+//!    delivery log;
+//! 5. in one transaction: the delivery is logged (a delivery id already logged is a redelivery,
+//!    answered 200 `duplicate`, nothing else done) and acted on: a pull request's head queues its
+//!    diff scan (superseding the PR's older scans), an installation's events add, disable or
+//!    enable projects, a reply is logged for triage, a ping is answered `pong`.
+//!
+//! Picket's own faults (the database unreachable, a pool timeout, a serialization failure) are
+//! 503 `webhook_unavailable`, never 4xx or 500: the transaction rolled back, so the provider's
+//! redelivery is taken as new. Nothing here calls the provider or the executor: a delivery is
+//! answered within milliseconds, and the scheduler picks the scan up.
+
+use crate::error::{ApiError, Problem};
+use crate::extract::{ApiPath, PathParam};
+use crate::{constraints, AppState};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use picket_core::{ConnectionId, Provider, ScanId};
+use picket_db::connections::{self, WebhookTarget};
+use picket_db::projects::{self, AddRefused, DisabledReason, NewProject};
+use picket_db::webhooks::{self, NewDelivery, PullRequestHead, PullRequestOutcome, Scope};
+use picket_db::DbError;
+use picket_vcs::event::{
+    Delivery, InstallationAction, InstallationEvent, InstallationRepositoriesEvent, ReplyEvent,
+    RepoRef, WebhookEvent,
+};
+use picket_vcs::github::{self, AppCredentials};
+use picket_vcs::webhook::{ParseError, SignatureError};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+/// Largest delivery accepted, in bytes: GitHub caps payloads at 25 MB (GitHub docs, "Webhook
+/// events and payloads"); 25 MiB takes every one of them.
+pub const WEBHOOK_BODY_LIMIT_BYTES: usize = 25 * 1024 * 1024;
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(receive_github).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT_BYTES)))
+}
+
+/// The connection named in a webhook route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookConnection(pub ConnectionId);
+
+impl PathParam for WebhookConnection {
+    const NAME: &'static str = "connection";
+    const RULE: constraints::Text = constraints::UUID;
+    const DESCRIPTION: &'static str = "The connection the delivery is for (its `webhook_url`)";
+    fn parse(raw: &str) -> Result<Self, String> {
+        raw.parse()
+            .map(|id| WebhookConnection(ConnectionId(id)))
+            .map_err(|_| format!("{raw:?} is not a UUID"))
+    }
+}
+
+/// What Picket made of a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryAccepted {
+    /// A stable code: `scan_queued`, `duplicate` (this delivery id was already received),
+    /// `duplicate_head` (this head already has its scan), `project_unknown`, `project_disabled`,
+    /// `diff_scans_disabled`, `projects_added`, `projects_disabled`, `projects_enabled`,
+    /// `installation_recorded`, `reply_received`, `pong`, or why the delivery was ignored
+    /// (`event_not_handled`, `action_not_handled`, `not_a_pull_request`, ...).
+    pub outcome: &'static str,
+    /// The scan queued (`scan_queued`) or already there (`duplicate_head`).
+    pub scan_id: Option<Uuid>,
+    /// Scans cancelled as `superseded` by this delivery's new head.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub superseded_scan_ids: Vec<Uuid>,
+    /// Projects added, disabled or enabled by this delivery.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub project_ids: Vec<Uuid>,
+}
+
+impl DeliveryAccepted {
+    fn outcome(outcome: &'static str) -> Self {
+        DeliveryAccepted {
+            outcome,
+            scan_id: None,
+            superseded_scan_ids: Vec::new(),
+            project_ids: Vec::new(),
+        }
+    }
+
+    /// 202 when the delivery changed something (a scan queued, projects changed, a reply kept
+    /// for triage), 200 when there was nothing to do.
+    fn status(&self) -> StatusCode {
+        match self.outcome {
+            "scan_queued" | "projects_added" | "projects_disabled" | "projects_enabled"
+            | "reply_received" => StatusCode::ACCEPTED,
+            _ => StatusCode::OK,
+        }
+    }
+}
+
+/// Picket could not take the delivery now; the provider may deliver it again.
+fn unavailable(cause: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(error = %cause, "webhook delivery not taken");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "webhook_unavailable",
+        "Picket cannot take this delivery right now; nothing of it was kept, deliver it again",
+    )
+}
+
+fn body_refused(rejection: &BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("a delivery may be at most {WEBHOOK_BODY_LIMIT_BYTES} bytes"),
+        )
+    } else {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+            "the request body could not be read",
+        )
+    }
+}
+
+fn no_webhook() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no GitHub connection with a webhook secret has this id",
+    )
+}
+
+/// Receive a GitHub App webhook delivery. Authenticated by `X-Hub-Signature-256` (HMAC-SHA256 of
+/// the raw body under the connection's webhook secret), not by a bearer token. Needs
+/// `X-GitHub-Delivery` and `X-GitHub-Event`. At most 25 MiB.
+#[utoipa::path(post, path = "/webhooks/github/{connection}", tag = "webhooks",
+    security(()),
+    params(
+        ApiPath<WebhookConnection>,
+        ("X-Hub-Signature-256" = String, Header, description = "`sha256=` and the 64 hex digits of the body's HMAC-SHA256 under the webhook secret"),
+        ("X-GitHub-Delivery" = String, Header, description = "The delivery's id, the same on a redelivery"),
+        ("X-GitHub-Event" = String, Header, description = "The event name"),
+    ),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "The event's payload as GitHub sends it (or a form whose `payload` field holds it), at most 25 MiB"),
+    responses(
+        (status = 200, description = "Nothing to do: `duplicate`, `duplicate_head`, `pong`, `project_unknown`, `project_disabled`, an ignored event, ...", body = DeliveryAccepted),
+        (status = 202, description = "Acted on: `scan_queued`, `projects_added`, `projects_disabled`, `projects_enabled`, `reply_received`", body = DeliveryAccepted),
+        (status = 400, description = "`header_missing`, `header_invalid`, `body_not_json`, `payload_invalid`: the delivery could not be read (it is logged); `invalid_path`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`signature_missing`, `signature_sha1_only`, `signature_malformed`, `signature_mismatch`: nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no GitHub connection with a webhook secret has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: over 25 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`webhook_unavailable`: Picket cannot take it now and kept nothing; deliver it again. `timeout`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn receive_github(
+    State(state): State<AppState>,
+    ApiPath(WebhookConnection(connection)): ApiPath<WebhookConnection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (outcome, response) = match receive(&state, connection, &headers, body).await {
+        Ok(accepted) => {
+            let status = accepted.status();
+            (accepted.outcome, (status, Json(accepted)).into_response())
+        }
+        Err((outcome, e)) => (outcome, e.into_response()),
+    };
+    state.metrics().webhook_delivery("github", outcome);
+    response
+}
+
+type Refusal = (&'static str, ApiError);
+
+async fn receive(
+    state: &AppState,
+    connection: ConnectionId,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<DeliveryAccepted, Refusal> {
+    let body = body.map_err(|r| ("body_refused", body_refused(&r)))?;
+    let target =
+        match connections::webhook_target(state.db().pool(), state.cipher(), connection).await {
+            Ok(t) => t,
+            Err(DbError::NotFound) => return Err(("connection_unknown", no_webhook())),
+            Err(e) => return Err(("unavailable", unavailable(&e))),
+        };
+    let credentials = app_credentials(&target).ok_or(("connection_unknown", no_webhook()))?;
+    let now = OffsetDateTime::now_utc();
+    github::webhook::verify(headers, &body, &credentials.webhook_secrets(), now).map_err(
+        |e: SignatureError| {
+            tracing::warn!(connection_id = %connection, code = e.code(), "webhook signature refused");
+            (
+                e.code(),
+                ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()),
+            )
+        },
+    )?;
+    let delivery = match github::webhook::parse(headers, &body) {
+        Ok(d) => d,
+        Err(e) => return Err(unreadable(state, &target, headers, &body, e).await),
+    };
+    let span = tracing::Span::current();
+    span.record("org_id", tracing::field::display(target.org_id));
+    match act_in_transaction(state, &target, &delivery, &body).await {
+        Ok(accepted) => {
+            tracing::info!(
+                connection_id = %connection,
+                delivery = %delivery.id,
+                event = %delivery.event,
+                outcome = accepted.outcome,
+                "webhook delivery taken"
+            );
+            Ok(accepted)
+        }
+        Err(e) => Err(("unavailable", unavailable(&e))),
+    }
+}
+
+/// The connection's GitHub App credentials, when it is a GitHub connection that has them.
+fn app_credentials(target: &WebhookTarget) -> Option<AppCredentials> {
+    if target.provider != Provider::Github {
+        return None;
+    }
+    let text = target.credentials.as_ref()?;
+    // The error would quote nothing but its position; it is not logged either way.
+    serde_json::from_str(text.expose_secret()).ok()
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.len() <= 100 && !v.chars().any(char::is_control))
+}
+
+/// Logs a verified delivery that could not be read and refuses it (400 with the parse code).
+async fn unreadable(
+    state: &AppState,
+    target: &WebhookTarget,
+    headers: &HeaderMap,
+    body: &[u8],
+    e: ParseError,
+) -> Refusal {
+    let new = NewDelivery {
+        org_id: target.org_id,
+        connection_id: target.id,
+        delivery_id: header(headers, github::webhook::DELIVERY_HEADER),
+        event: header(headers, github::webhook::EVENT_HEADER),
+        action: None,
+        body,
+    };
+    if let Err(db) = webhooks::record(state.db().pool(), &new, e.code).await {
+        return ("unavailable", unavailable(&db));
+    }
+    tracing::warn!(connection_id = %target.id, code = e.code, "webhook delivery unreadable");
+    (
+        e.code,
+        ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message),
+    )
+}
+
+/// Logs the delivery and acts on it, in one transaction.
+async fn act_in_transaction(
+    state: &AppState,
+    target: &WebhookTarget,
+    delivery: &Delivery,
+    body: &[u8],
+) -> Result<DeliveryAccepted, DbError> {
+    let mut tx = state.db().pool().begin().await?;
+    let new = NewDelivery {
+        org_id: target.org_id,
+        connection_id: target.id,
+        delivery_id: Some(&delivery.id),
+        event: Some(&delivery.event),
+        action: delivery.action.as_deref(),
+        body,
+    };
+    let Some(row) = webhooks::record(&mut *tx, &new, "received").await? else {
+        // A redelivery (or the same delivery twice at once: the second waited for the first's
+        // row): nothing more to do, and nothing written.
+        tx.rollback().await?;
+        return Ok(DeliveryAccepted::outcome("duplicate"));
+    };
+    let actor = format!("webhook:{}", delivery.id);
+    let accepted = act(&mut tx, target, delivery, &actor).await?;
+    webhooks::set_outcome(
+        &mut *tx,
+        row,
+        accepted.outcome,
+        accepted.scan_id.map(ScanId),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(accepted)
+}
+
+async fn act(
+    conn: &mut PgConnection,
+    target: &WebhookTarget,
+    delivery: &Delivery,
+    actor: &str,
+) -> Result<DeliveryAccepted, DbError> {
+    Ok(match &delivery.payload {
+        WebhookEvent::PullRequest(pr) => {
+            let Ok(number) = i32::try_from(pr.number) else {
+                return Ok(DeliveryAccepted::outcome("project_unknown"));
+            };
+            let head = PullRequestHead {
+                connection_id: target.id,
+                repo_id: &pr.repository.id,
+                installation_id: pr.installation_id.as_deref(),
+                number,
+                head_sha: &pr.head_sha,
+                base_ref: &pr.base_ref,
+                base_sha: Some(pr.base_sha.as_str()).filter(|s| !s.is_empty()),
+            };
+            match webhooks::queue_pull_request(conn, &head, actor).await? {
+                PullRequestOutcome::ProjectUnknown => DeliveryAccepted::outcome("project_unknown"),
+                PullRequestOutcome::ProjectDisabled(_) => {
+                    DeliveryAccepted::outcome("project_disabled")
+                }
+                PullRequestOutcome::DiffScansDisabled(_) => {
+                    DeliveryAccepted::outcome("diff_scans_disabled")
+                }
+                PullRequestOutcome::DuplicateHead { scan, .. } => DeliveryAccepted {
+                    scan_id: Some(scan.0),
+                    ..DeliveryAccepted::outcome("duplicate_head")
+                },
+                PullRequestOutcome::Queued {
+                    scan, superseded, ..
+                } => DeliveryAccepted {
+                    scan_id: Some(scan.0),
+                    superseded_scan_ids: superseded.into_iter().map(|s| s.0).collect(),
+                    ..DeliveryAccepted::outcome("scan_queued")
+                },
+            }
+        }
+        WebhookEvent::Installation(ev) => installation(conn, target, ev, actor).await?,
+        WebhookEvent::InstallationRepositories(ev) => {
+            installation_repositories(conn, target, ev, actor).await?
+        }
+        WebhookEvent::Reply(reply) => on_reply(conn, target, reply).await?,
+        WebhookEvent::Ping => DeliveryAccepted::outcome("pong"),
+        WebhookEvent::Ignored(why) => DeliveryAccepted::outcome(why.reason),
+    })
+}
+
+/// A reply to one of Picket's comments, kept in the delivery log (`reply_received`, with its
+/// body while retained). Triage commands are read from here by the triage step (another item of
+/// the PR feedback work); this hook is where it plugs in, inside the delivery's transaction.
+async fn on_reply(
+    _conn: &mut PgConnection,
+    _target: &WebhookTarget,
+    _reply: &ReplyEvent,
+) -> Result<DeliveryAccepted, DbError> {
+    Ok(DeliveryAccepted::outcome("reply_received"))
+}
+
+fn ids(repos: &[RepoRef]) -> Vec<String> {
+    repos.iter().map(|r| r.id.clone()).collect()
+}
+
+fn project_ids(ids: Vec<picket_core::ProjectId>) -> Vec<Uuid> {
+    ids.into_iter().map(|p| p.0).collect()
+}
+
+async fn installation(
+    conn: &mut PgConnection,
+    target: &WebhookTarget,
+    ev: &InstallationEvent,
+    actor: &str,
+) -> Result<DeliveryAccepted, DbError> {
+    let repo_ids = ids(&ev.repositories);
+    let scope = Scope {
+        connection: target.id,
+        installation: Some(&ev.installation_id),
+        repo_ids: &repo_ids,
+    };
+    Ok(match ev.action {
+        InstallationAction::Created => {
+            gained(conn, target, &ev.installation_id, &ev.repositories).await?
+        }
+        InstallationAction::Deleted => DeliveryAccepted {
+            project_ids: project_ids(
+                webhooks::disable(conn, scope, DisabledReason::InstallationRemoved, actor).await?,
+            ),
+            ..DeliveryAccepted::outcome("projects_disabled")
+        },
+        InstallationAction::Suspended => DeliveryAccepted {
+            project_ids: project_ids(
+                webhooks::disable(conn, scope, DisabledReason::InstallationSuspended, actor)
+                    .await?,
+            ),
+            ..DeliveryAccepted::outcome("projects_disabled")
+        },
+        InstallationAction::Unsuspended => DeliveryAccepted {
+            project_ids: project_ids(
+                webhooks::enable(&mut *conn, scope, DisabledReason::InstallationSuspended).await?,
+            ),
+            ..DeliveryAccepted::outcome("projects_enabled")
+        },
+        InstallationAction::NewPermissionsAccepted => {
+            DeliveryAccepted::outcome("installation_recorded")
+        }
+    })
+}
+
+async fn installation_repositories(
+    conn: &mut PgConnection,
+    target: &WebhookTarget,
+    ev: &InstallationRepositoriesEvent,
+    actor: &str,
+) -> Result<DeliveryAccepted, DbError> {
+    let mut accepted = DeliveryAccepted::outcome("installation_recorded");
+    if !ev.added.is_empty() {
+        accepted = gained(conn, target, &ev.installation_id, &ev.added).await?;
+    }
+    if !ev.removed.is_empty() {
+        let removed = ids(&ev.removed);
+        let scope = Scope {
+            connection: target.id,
+            installation: None,
+            repo_ids: &removed,
+        };
+        let disabled =
+            webhooks::disable(conn, scope, DisabledReason::RepositoryRemoved, actor).await?;
+        accepted.project_ids.extend(project_ids(disabled));
+        if accepted.outcome == "installation_recorded" {
+            accepted.outcome = "projects_disabled";
+        }
+    }
+    Ok(accepted)
+}
+
+/// Repositories an installation can now see: those already projects are attached to the
+/// installation and enabled again; the others become projects with their initial scans when the
+/// connection follows installations.
+async fn gained(
+    conn: &mut PgConnection,
+    target: &WebhookTarget,
+    installation: &str,
+    repos: &[RepoRef],
+) -> Result<DeliveryAccepted, DbError> {
+    let repo_ids = ids(repos);
+    let mut added = Vec::new();
+    if target.follow_installations && !repos.is_empty() {
+        let known = webhooks::known_repos(&mut *conn, target.id, &repo_ids).await?;
+        let mut seen = std::collections::HashSet::new();
+        let new: Vec<NewProject> = repos
+            .iter()
+            .filter(|r| !known.iter().any(|k| k.provider_repo_id == r.id))
+            .filter(|r| seen.insert(r.id.clone()))
+            .map(|r| NewProject {
+                connection_id: target.id,
+                provider_repo_id: r.id.clone(),
+                full_name: r.full_name.clone(),
+                clone_url: r
+                    .clone_url
+                    .clone()
+                    .unwrap_or_else(|| clone_url(&target.base_url, &r.full_name)),
+                // Installation payloads do not name it: the remote's HEAD is the default branch.
+                default_branch: r
+                    .default_branch
+                    .clone()
+                    .unwrap_or_else(|| "HEAD".to_owned()),
+            })
+            .collect();
+        match projects::add_many(
+            &mut *conn,
+            target.org_id,
+            &new,
+            None,
+            OffsetDateTime::now_utc(),
+        )
+        .await?
+        {
+            Ok(projects) => added = projects.into_iter().map(|a| a.project.id.0).collect(),
+            // Added meanwhile by another request: this transaction rolls back and the delivery
+            // is refused with 503, so its redelivery finds them.
+            Err(AddRefused::AlreadyAdded(_)) | Err(AddRefused::UnknownConnections(_)) => {
+                return Err(DbError::Conflict {
+                    constraint: "projects_connection_id_provider_repo_id_key".into(),
+                })
+            }
+        }
+    }
+    let enabled =
+        webhooks::attach_installation(&mut *conn, target.id, installation, &repo_ids).await?;
+    let outcome = if !added.is_empty() {
+        "projects_added"
+    } else if !enabled.is_empty() {
+        "projects_enabled"
+    } else {
+        "installation_recorded"
+    };
+    added.extend(project_ids(enabled));
+    Ok(DeliveryAccepted {
+        project_ids: added,
+        ..DeliveryAccepted::outcome(outcome)
+    })
+}
+
+/// The HTTPS clone URL of `owner/name` on the connection's GitHub: github.com for the public
+/// API (`https://api.github.com` or empty), else the Enterprise Server host (its API is
+/// `https://<host>/api/v3`).
+fn clone_url(base_url: &str, full_name: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    let web = if base.is_empty() || base == github::DEFAULT_API_URL {
+        "https://github.com"
+    } else {
+        base.strip_suffix("/api/v3").unwrap_or(base)
+    };
+    format!("{web}/{full_name}.git")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clone_urls_follow_the_connection() {
+        assert_eq!(clone_url("", "acme/api"), "https://github.com/acme/api.git");
+        assert_eq!(
+            clone_url("https://api.github.com/", "acme/api"),
+            "https://github.com/acme/api.git"
+        );
+        assert_eq!(
+            clone_url("https://ghe.example.com/api/v3", "acme/api"),
+            "https://ghe.example.com/acme/api.git"
+        );
+    }
+}

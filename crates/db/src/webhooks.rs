@@ -1,0 +1,547 @@
+//! Webhook deliveries: the delivery log, and what a delivery changes (pull-request scans,
+//! projects of an installation).
+//!
+//! The receiving route runs one transaction per delivery: [`record`] inserts the delivery
+//! (`ON CONFLICT (connection_id, delivery_id) DO NOTHING`: a redelivery, or the same delivery
+//! arriving twice at once, finds the first one's row and changes nothing), then one of the
+//! actions below, then [`set_outcome`]. When the transaction fails nothing of the delivery is left,
+//! so the provider's redelivery is taken as new.
+//!
+//! - [`queue_pull_request`]: one diff scan per pull-request head (unique index
+//!   `scans_pr_head_once`); a new head supersedes the PR's older active scans, in the same
+//!   transaction, under a per-PR advisory lock so two heads arriving at once cannot both stay.
+//!   A running scan superseded loses its lease: its holder's next fenced update or heartbeat is
+//!   [`DbError::LeaseLost`] and it stops.
+//! - [`attach_installation`], [`disable`], [`enable`]: an installation's projects.
+//!
+//! Deliveries' bodies are kept for troubleshooting until [`prune_bodies`] clears them.
+
+use crate::projects::DisabledReason;
+use crate::{DbError, Result};
+use picket_core::{ConnectionId, OrgId, ProjectId, ScanId, ScanKind, ScanState, ScanTrigger};
+use sqlx::{PgConnection, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A delivery as received, for the log.
+#[derive(Debug, Clone, Copy)]
+pub struct NewDelivery<'a> {
+    pub org_id: OrgId,
+    pub connection_id: ConnectionId,
+    /// The provider's delivery id, when the delivery carried one.
+    pub delivery_id: Option<&'a str>,
+    pub event: Option<&'a str>,
+    pub action: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// The delivery log's row id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryRow(pub i64);
+
+/// Inserts a delivery with outcome `outcome` (set the final one with [`set_outcome`]). `None`
+/// when the connection already has a delivery of this id: a redelivery, to be answered
+/// `duplicate` and otherwise ignored. A delivery without an id is always inserted.
+pub async fn record(
+    ex: impl PgExecutor<'_>,
+    new: &NewDelivery<'_>,
+    outcome: &str,
+) -> Result<Option<DeliveryRow>> {
+    let id = sqlx::query_scalar!(
+        r#"
+        INSERT INTO webhook_deliveries (org_id, connection_id, delivery_id, event, action, outcome,
+                                        body)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (connection_id, delivery_id) DO NOTHING
+        RETURNING id
+        "#,
+        new.org_id.0,
+        new.connection_id.0,
+        new.delivery_id,
+        new.event,
+        new.action,
+        outcome,
+        new.body,
+    )
+    .fetch_optional(ex)
+    .await?;
+    Ok(id.map(DeliveryRow))
+}
+
+/// Sets a recorded delivery's outcome and the scan it queued.
+pub async fn set_outcome(
+    ex: impl PgExecutor<'_>,
+    row: DeliveryRow,
+    outcome: &str,
+    scan: Option<ScanId>,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE webhook_deliveries SET outcome = $2, scan_id = $3 WHERE id = $1",
+        row.0,
+        outcome,
+        scan.map(|s| s.0)
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// A pull request's head to scan.
+#[derive(Debug, Clone)]
+pub struct PullRequestHead<'a> {
+    pub connection_id: ConnectionId,
+    /// The provider's id of the base repository (the project).
+    pub repo_id: &'a str,
+    pub installation_id: Option<&'a str>,
+    pub number: i32,
+    /// The head commit, 40 (or 64) hex digits.
+    pub head_sha: &'a str,
+    /// The target branch's name.
+    pub base_ref: &'a str,
+    /// The target branch's tip as the provider saw it: information, and where the worker looks
+    /// for the merge base; never the baseline itself.
+    pub base_sha: Option<&'a str>,
+}
+
+/// What became of a pull request's head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PullRequestOutcome {
+    /// No project of this connection has this repository.
+    ProjectUnknown,
+    /// The project is disabled ([`DisabledReason`]).
+    ProjectDisabled(ProjectId),
+    /// The project's diff scans are switched off.
+    DiffScansDisabled(ProjectId),
+    /// This head already has its scan.
+    DuplicateHead { project: ProjectId, scan: ScanId },
+    /// A diff scan was queued; the PR's older active scans were cancelled as `superseded`.
+    Queued {
+        project: ProjectId,
+        scan: ScanId,
+        superseded: Vec<ScanId>,
+    },
+}
+
+/// The error code (and `scan_events` detail) of a scan cancelled because its PR moved on.
+pub const SUPERSEDED: &str = "superseded";
+/// The error code of a scan cancelled because its project was disabled.
+pub const PROJECT_DISABLED: &str = "project_disabled";
+
+/// Queues the diff scan of a pull request's head (`git_ref` = `refs/pull/<n>/head`, `commit_sha`
+/// = head, `base_ref` = the target branch), in the caller's transaction, and cancels the PR's
+/// other active diff scans as superseded (audited as `actor`). See the module documentation.
+pub async fn queue_pull_request(
+    conn: &mut PgConnection,
+    pr: &PullRequestHead<'_>,
+    actor: &str,
+) -> Result<PullRequestOutcome> {
+    let Some(project) = sqlx::query!(
+        r#"
+        SELECT id, org_id, diff_scans_enabled, disabled_reason, provider_installation_id
+        FROM projects WHERE connection_id = $1 AND provider_repo_id = $2
+        FOR SHARE
+        "#,
+        pr.connection_id.0,
+        pr.repo_id
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(PullRequestOutcome::ProjectUnknown);
+    };
+    let project_id = ProjectId(project.id);
+    if project.disabled_reason.is_some() {
+        return Ok(PullRequestOutcome::ProjectDisabled(project_id));
+    }
+    if !project.diff_scans_enabled {
+        return Ok(PullRequestOutcome::DiffScansDisabled(project_id));
+    }
+    if let (Some(inst), None) = (pr.installation_id, &project.provider_installation_id) {
+        sqlx::query!(
+            "UPDATE projects SET provider_installation_id = $2 WHERE id = $1",
+            project.id,
+            inst
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    // One PR's heads are queued one at a time, so the last one queued supersedes every other.
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('picket.pr:' || $1::text || ':' || $2::text, 0))",
+        project.id.to_string(),
+        pr.number.to_string()
+    )
+    .execute(&mut *conn)
+    .await?;
+    let id = ScanId::new();
+    let inserted = sqlx::query_scalar!(
+        r#"
+        INSERT INTO scans (id, org_id, project_id, kind, trigger, priority, max_attempts, git_ref,
+                           commit_sha, base_ref, base_sha, pr_number)
+        VALUES ($1, $2, $3, 'diff', 'pull_request', $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (project_id, pr_number, commit_sha)
+            WHERE trigger = 'pull_request' AND kind = 'diff'
+              AND error_code IS DISTINCT FROM 'superseded'
+        DO NOTHING
+        RETURNING id
+        "#,
+        id.0,
+        project.org_id,
+        project.id,
+        ScanTrigger::PullRequest.priority(),
+        ScanKind::Diff.max_attempts(),
+        format!("refs/pull/{}/head", pr.number),
+        pr.head_sha,
+        pr.base_ref,
+        pr.base_sha,
+        pr.number,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if inserted.is_none() {
+        let existing = sqlx::query_scalar!(
+            r#"
+            SELECT id FROM scans
+            WHERE project_id = $1 AND pr_number = $2 AND commit_sha = $3
+              AND trigger = 'pull_request' AND kind = 'diff'
+              AND error_code IS DISTINCT FROM 'superseded'
+            "#,
+            project.id,
+            pr.number,
+            pr.head_sha
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        return Ok(PullRequestOutcome::DuplicateHead {
+            project: project_id,
+            scan: ScanId(existing),
+        });
+    }
+    let superseded = cancel_active(
+        &mut *conn,
+        Cancel::PullRequest {
+            project: project.id,
+            number: pr.number,
+            keep: id.0,
+        },
+        SUPERSEDED,
+        &format!("superseded by scan {id} of the pull request's new head"),
+        actor,
+    )
+    .await?;
+    Ok(PullRequestOutcome::Queued {
+        project: project_id,
+        scan: id,
+        superseded,
+    })
+}
+
+/// Which active scans [`cancel_active`] cancels.
+enum Cancel {
+    /// The PR's diff scans but `keep`.
+    PullRequest {
+        project: Uuid,
+        number: i32,
+        keep: Uuid,
+    },
+    /// Every active scan of these projects.
+    Projects(Vec<Uuid>),
+}
+
+/// Cancels active scans (queued, claimed, running, reporting) with `code`, one `scan_events` row
+/// each. A leased scan loses its lease (token cleared), so its holder's next fenced update fails.
+async fn cancel_active(
+    conn: &mut PgConnection,
+    which: Cancel,
+    code: &str,
+    message: &str,
+    actor: &str,
+) -> Result<Vec<ScanId>> {
+    let (projects, number, keep) = match which {
+        Cancel::PullRequest {
+            project,
+            number,
+            keep,
+        } => (vec![project], Some(number), Some(keep)),
+        Cancel::Projects(ids) => (ids, None, None),
+    };
+    let sources = crate::types::state_names(&ScanState::sources(ScanState::Cancelled));
+    let ids = sqlx::query_scalar!(
+        r#"
+        WITH cur AS (
+            SELECT id, state FROM scans
+            WHERE project_id = ANY($1)
+              AND ($2::int4 IS NULL OR (kind = 'diff' AND pr_number = $2))
+              AND ($3::uuid IS NULL OR id <> $3)
+              AND state = ANY($4::text[]::scan_state[])
+            FOR UPDATE
+        ), moved AS (
+            UPDATE scans s
+            SET state = 'cancelled', finished_at = now(), lease_owner = NULL, lease_token = NULL,
+                lease_expires_at = NULL, error_code = $5, error_message = $6
+            FROM cur WHERE s.id = cur.id
+            RETURNING s.id, s.org_id, s.attempt, cur.state AS from_state
+        )
+        INSERT INTO scan_events (scan_id, org_id, from_state, to_state, attempt, actor, detail)
+        SELECT id, org_id, from_state, 'cancelled', attempt, $7, $5 FROM moved
+        RETURNING scan_id
+        "#,
+        &projects,
+        number,
+        keep,
+        &sources,
+        code,
+        message,
+        actor,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(ids.into_iter().map(ScanId).collect())
+}
+
+/// A project of the connection's repositories, by the provider's repository id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownRepo {
+    pub project_id: ProjectId,
+    pub provider_repo_id: String,
+}
+
+/// The projects of `connection` whose repository is one of `repo_ids`.
+pub async fn known_repos(
+    ex: impl PgExecutor<'_>,
+    connection: ConnectionId,
+    repo_ids: &[String],
+) -> Result<Vec<KnownRepo>> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT id, provider_repo_id FROM projects
+        WHERE connection_id = $1 AND provider_repo_id = ANY($2)
+        "#,
+        connection.0,
+        repo_ids
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| KnownRepo {
+            project_id: ProjectId(r.id),
+            provider_repo_id: r.provider_repo_id,
+        })
+        .collect())
+}
+
+/// Records that these repositories of `connection` are reached through `installation` and
+/// enables their projects again, whatever disabled them (the installation can see them now).
+/// Returns the projects re-enabled.
+pub async fn attach_installation(
+    ex: impl PgExecutor<'_>,
+    connection: ConnectionId,
+    installation: &str,
+    repo_ids: &[String],
+) -> Result<Vec<ProjectId>> {
+    let rows = sqlx::query!(
+        r#"
+        WITH cur AS (
+            SELECT id, disabled_reason FROM projects
+            WHERE connection_id = $1 AND provider_repo_id = ANY($3)
+            FOR UPDATE
+        )
+        UPDATE projects p
+        SET provider_installation_id = $2, disabled_reason = NULL, disabled_at = NULL
+        FROM cur WHERE p.id = cur.id
+        RETURNING p.id, cur.disabled_reason IS NOT NULL AS "was_disabled!"
+        "#,
+        connection.0,
+        installation,
+        repo_ids
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| r.was_disabled)
+        .map(|r| ProjectId(r.id))
+        .collect())
+}
+
+/// Which projects an installation event addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    pub connection: ConnectionId,
+    /// Every project reached through this installation...
+    pub installation: Option<&'a str>,
+    /// ...and these repositories of the connection.
+    pub repo_ids: &'a [String],
+}
+
+/// Disables the scope's projects with `reason` and cancels their active scans (audited as
+/// `actor`). A project already disabled keeps its reason unless `reason` is
+/// [`DisabledReason::InstallationRemoved`], which outranks the others. Returns the projects
+/// disabled now.
+pub async fn disable(
+    conn: &mut PgConnection,
+    scope: Scope<'_>,
+    reason: DisabledReason,
+    actor: &str,
+) -> Result<Vec<ProjectId>> {
+    let ids = sqlx::query_scalar!(
+        r#"
+        UPDATE projects
+        SET disabled_reason = $4, disabled_at = COALESCE(disabled_at, now())
+        WHERE connection_id = $1
+          AND (provider_installation_id = $2 OR provider_repo_id = ANY($3))
+          AND (disabled_reason IS NULL
+               OR ($4 = 'installation_removed' AND disabled_reason <> 'installation_removed'))
+        RETURNING id
+        "#,
+        scope.connection.0,
+        scope.installation,
+        scope.repo_ids,
+        reason.as_str()
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    if !ids.is_empty() {
+        cancel_active(
+            &mut *conn,
+            Cancel::Projects(ids.clone()),
+            PROJECT_DISABLED,
+            &format!("the project was disabled: {}", reason.as_str()),
+            actor,
+        )
+        .await?;
+    }
+    Ok(ids.into_iter().map(ProjectId).collect())
+}
+
+/// Enables again the scope's projects that were disabled for `reason` (and only those). Returns
+/// them.
+pub async fn enable(
+    ex: impl PgExecutor<'_>,
+    scope: Scope<'_>,
+    reason: DisabledReason,
+) -> Result<Vec<ProjectId>> {
+    let ids = sqlx::query_scalar!(
+        r#"
+        UPDATE projects
+        SET disabled_reason = NULL, disabled_at = NULL
+        WHERE connection_id = $1
+          AND (provider_installation_id = $2 OR provider_repo_id = ANY($3))
+          AND disabled_reason = $4
+        RETURNING id
+        "#,
+        scope.connection.0,
+        scope.installation,
+        scope.repo_ids,
+        reason.as_str()
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(ids.into_iter().map(ProjectId).collect())
+}
+
+/// One delivery of the log, without its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRecord {
+    pub id: i64,
+    pub delivery_id: Option<String>,
+    pub event: Option<String>,
+    pub action: Option<String>,
+    pub outcome: String,
+    pub scan_id: Option<ScanId>,
+    pub received_at: OffsetDateTime,
+    /// Whether the body is still held.
+    pub has_body: bool,
+}
+
+/// A page of a connection's deliveries, newest first, after the row `before` (the previous
+/// page's last). The connection must be the org's, else [`DbError::NotFound`].
+pub async fn list(
+    ex: &mut PgConnection,
+    org: OrgId,
+    connection: ConnectionId,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<DeliveryRecord>> {
+    crate::connections::get(&mut *ex, org, connection).await?;
+    let rows = sqlx::query!(
+        r#"
+        SELECT d.id, d.delivery_id, d.event, d.action, d.outcome, d.scan_id, d.received_at,
+               d.body IS NOT NULL AS "has_body!"
+        FROM webhook_deliveries d
+        WHERE d.connection_id = $1 AND d.org_id = $2
+          AND ($3::int8 IS NULL OR (d.received_at, d.id) <
+               (SELECT c.received_at, c.id FROM webhook_deliveries c
+                WHERE c.id = $3 AND c.connection_id = $1))
+        ORDER BY d.received_at DESC, d.id DESC
+        LIMIT $4
+        "#,
+        connection.0,
+        org.0,
+        before,
+        limit
+    )
+    .fetch_all(&mut *ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DeliveryRecord {
+            id: r.id,
+            delivery_id: r.delivery_id,
+            event: r.event,
+            action: r.action,
+            outcome: r.outcome,
+            scan_id: r.scan_id.map(ScanId),
+            received_at: r.received_at,
+            has_body: r.has_body,
+        })
+        .collect())
+}
+
+/// One delivery of the org's connection by the provider's delivery id, with its body while
+/// retained. [`DbError::NotFound`] otherwise.
+pub async fn get(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+    connection: ConnectionId,
+    delivery_id: &str,
+) -> Result<(DeliveryRecord, Option<Vec<u8>>)> {
+    let r = sqlx::query!(
+        r#"
+        SELECT id, delivery_id, event, action, outcome, scan_id, received_at, body
+        FROM webhook_deliveries
+        WHERE connection_id = $1 AND org_id = $2 AND delivery_id = $3
+        "#,
+        connection.0,
+        org.0,
+        delivery_id
+    )
+    .fetch_optional(ex)
+    .await?
+    .ok_or(DbError::NotFound)?;
+    Ok((
+        DeliveryRecord {
+            id: r.id,
+            delivery_id: r.delivery_id,
+            event: r.event,
+            action: r.action,
+            outcome: r.outcome,
+            scan_id: r.scan_id.map(ScanId),
+            received_at: r.received_at,
+            has_body: r.body.is_some(),
+        },
+        r.body,
+    ))
+}
+
+/// Clears the bodies of deliveries received before `before`. Returns how many.
+pub async fn prune_bodies(ex: impl PgExecutor<'_>, before: OffsetDateTime) -> Result<u64> {
+    let done = sqlx::query!(
+        "UPDATE webhook_deliveries SET body = NULL WHERE body IS NOT NULL AND received_at < $1",
+        before
+    )
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}

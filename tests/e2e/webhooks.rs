@@ -1,0 +1,918 @@
+//! GitHub webhooks: `POST /webhooks/github/{connection}` over real HTTP against a real database,
+//! with deliveries built from GitHub's own examples (`@octokit/webhooks-examples`, under
+//! tests/github) and signed here with the connection's secret.
+
+use hmac::{Hmac, Mac};
+use picket_api::ApiConfig;
+use picket_core::{ScanId, ScanState};
+use picket_db::{queue, DbError};
+use picket_tests::{id_of, TestApp};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use sqlx::PgPool;
+use std::sync::OnceLock;
+use std::time::Duration;
+use uuid::Uuid;
+
+const SECRET: &str = "it-is-a-webhook-secret-0123";
+/// The repository of the examples' pull requests.
+const REPO_ID: i64 = 186853002;
+/// The installation of the examples' `installation` created event.
+const INSTALLATION: i64 = 957387;
+
+/// An RSA private key (PKCS#1 PEM, as GitHub issues them), drawn once per test run.
+fn private_key() -> &'static str {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(|| {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        // 1024 bits: only parsed here, never used to sign, and drawn quickly in a debug build.
+        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).expect("RSA key");
+        key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+            .expect("PEM")
+            .to_string()
+    })
+}
+
+/// GitHub's example payloads, by event.
+fn examples() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/github/node_modules/@octokit/webhooks-examples/api.github.com/index.json"
+        );
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("{path}: {e} (run `make github-fixtures`)"));
+        serde_json::from_str(&text).expect("index.json")
+    })
+}
+
+/// The first example of `event` with `action` (any, when `None`).
+fn example(event: &str, action: Option<&str>) -> Value {
+    examples()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["name"] == event)
+        .flat_map(|e| e["examples"].as_array().unwrap().iter())
+        .find(|x| action.is_none_or(|a| x["action"] == a))
+        .unwrap_or_else(|| panic!("no {event} {action:?} example"))
+        .clone()
+}
+
+/// A pull request event on the example repository (its id replaced by `repo_id`), PR `number`,
+/// head `head`.
+fn pull_request(action: &str, repo_id: i64, number: u64, head: &str) -> Value {
+    let mut p = example("pull_request", Some("opened"));
+    p["action"] = json!(action);
+    p["number"] = json!(number);
+    p["repository"]["id"] = json!(repo_id);
+    p["pull_request"]["number"] = json!(number);
+    p["pull_request"]["head"]["sha"] = json!(head);
+    p["pull_request"]["base"]["repo"]["id"] = json!(repo_id);
+    p["pull_request"]["head"]["repo"]["id"] = json!(repo_id);
+    p
+}
+
+fn sha(n: u8) -> String {
+    format!("{n:02x}").repeat(20)
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A connection's webhook, as GitHub reaches it.
+#[derive(Debug, Clone)]
+struct Hook {
+    http: reqwest::Client,
+    url: String,
+    secret: String,
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+impl Answer {
+    #[track_caller]
+    fn outcome(&self, status: u16, outcome: &str) -> &Value {
+        assert_eq!(
+            (self.status, self.body["outcome"].as_str()),
+            (status, Some(outcome)),
+            "{}",
+            self.body
+        );
+        &self.body
+    }
+
+    #[track_caller]
+    fn problem(&self, status: u16, code: &str) {
+        assert_eq!(
+            (self.status, self.body["code"].as_str()),
+            (status, Some(code)),
+            "{}",
+            self.body
+        );
+    }
+
+    fn scan(&self) -> ScanId {
+        ScanId(self.body["scan_id"].as_str().unwrap().parse().unwrap())
+    }
+}
+
+impl Hook {
+    async fn raw(&self, headers: &[(&str, String)], body: Vec<u8>) -> Answer {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        let resp = req.body(body).send().await.expect("deliver");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        Answer {
+            status,
+            body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        }
+    }
+
+    /// Delivers `payload` as event `event` with delivery id `id`, signed with the secret.
+    async fn deliver(&self, event: &str, id: &str, payload: &Value) -> Answer {
+        self.deliver_signed(event, id, payload, &self.secret).await
+    }
+
+    async fn deliver_signed(&self, event: &str, id: &str, payload: &Value, secret: &str) -> Answer {
+        let body = serde_json::to_vec(payload).unwrap();
+        let headers = [
+            ("x-github-event", event.to_owned()),
+            ("x-github-delivery", id.to_owned()),
+            ("x-hub-signature-256", sign(secret, &body)),
+        ];
+        self.raw(&headers, body).await
+    }
+}
+
+/// A GitHub connection with an App's credentials; returns it and its hook.
+async fn github_connection(app: &TestApp, name: &str, follow: bool) -> (Value, Hook) {
+    let conn = app
+        .admin()
+        .post(
+            "/api/v1/connections",
+            json!({
+                "provider": "github", "name": name, "base_url": "https://api.github.com",
+                "follow_installations": follow,
+                "credentials": {"app_id": 42, "private_key": private_key(), "webhook_secret": SECRET},
+            }),
+        )
+        .await
+        .expect(201);
+    let url = conn["webhook_url"].as_str().unwrap();
+    assert_eq!(url, format!("/webhooks/github/{}", id_of(&conn)));
+    let hook = Hook {
+        http: reqwest::Client::new(),
+        url: format!("{}{url}", app.base),
+        secret: SECRET.to_owned(),
+    };
+    (conn, hook)
+}
+
+/// A project of repository `repo_id` on the connection.
+async fn project(app: &TestApp, conn: &Value, repo_id: i64) -> Value {
+    app.admin()
+        .post(
+            "/api/v1/projects",
+            json!({"projects": [{
+                "connection_id": id_of(conn), "provider_repo_id": repo_id.to_string(),
+                "full_name": format!("acme/repo-{repo_id}"),
+                "clone_url": format!("https://github.com/acme/repo-{repo_id}.git"),
+                "default_branch": "main",
+            }]}),
+        )
+        .await
+        .expect(201)["projects"][0]
+        .clone()
+}
+
+async fn pr_scans(pool: &PgPool) -> Vec<(Uuid, String, Option<String>, String)> {
+    sqlx::query_as(
+        "SELECT id, state::text, error_code, commit_sha FROM scans WHERE trigger = 'pull_request' ORDER BY queued_at, id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn signatures_are_checked_over_the_raw_bytes_before_anything(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let (conn, hook) = github_connection(&app, "gh", false).await;
+    project(&app, &conn, REPO_ID).await;
+    let payload = pull_request("opened", REPO_ID, 2, &sha(1));
+    let body = serde_json::to_vec(&payload).unwrap();
+    let base = [
+        ("x-github-event", "pull_request".to_owned()),
+        ("x-github-delivery", "d-1".to_owned()),
+    ];
+    let with = |extra: Vec<(&'static str, String)>| {
+        let mut h = base.to_vec();
+        h.extend(extra);
+        h
+    };
+    let scans_before = app.count("scans").await;
+    for (headers, code) in [
+        (with(vec![]), "signature_missing"),
+        (
+            with(vec![(
+                "x-hub-signature",
+                "sha1=0123456789abcdef0123456789abcdef01234567".into(),
+            )]),
+            "signature_sha1_only",
+        ),
+        (
+            with(vec![("x-hub-signature-256", "sha256=xyz".into())]),
+            "signature_malformed",
+        ),
+        (
+            with(vec![(
+                "x-hub-signature-256",
+                sign("another-secret-entirely", &body),
+            )]),
+            "signature_mismatch",
+        ),
+    ] {
+        hook.raw(&headers, body.clone()).await.problem(401, code);
+    }
+    // Signed over other bytes (the same JSON, spaced differently): refused.
+    let mut spaced = body.clone();
+    spaced.push(b' ');
+    hook.raw(
+        &with(vec![("x-hub-signature-256", sign(SECRET, &body))]),
+        spaced,
+    )
+    .await
+    .problem(401, "signature_mismatch");
+    assert_eq!(app.count("webhook_deliveries").await, 0);
+    assert_eq!(app.count("scans").await, scans_before);
+
+    // Unknown connections, and connections without a webhook secret: 404.
+    let other = Hook {
+        url: format!("{}/webhooks/github/{}", app.base, Uuid::new_v4()),
+        ..hook.clone()
+    };
+    other
+        .deliver("ping", "d-2", &example("ping", None))
+        .await
+        .problem(404, "not_found");
+    let bare = app.admin().connection("bare").create().await;
+    let bare = Hook {
+        url: format!("{}/webhooks/github/{}", app.base, id_of(&bare)),
+        ..hook.clone()
+    };
+    bare.deliver("ping", "d-3", &example("ping", None))
+        .await
+        .problem(404, "not_found");
+
+    // A verified ping is answered and logged; a verified delivery that cannot be read is 400,
+    // and logged with why.
+    hook.deliver("ping", "d-4", &example("ping", None))
+        .await
+        .outcome(200, "pong");
+    let bad = hook
+        .raw(
+            &with(vec![("x-hub-signature-256", sign(SECRET, b"not json"))]),
+            b"not json".to_vec(),
+        )
+        .await;
+    bad.problem(400, "body_not_json");
+    let log = app
+        .admin()
+        .get(&format!("/api/v1/connections/{}/deliveries", id_of(&conn)))
+        .await
+        .expect(200);
+    let outcomes: Vec<&str> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["body_not_json", "pong"], "{log}");
+    let metrics = app.anonymous().get("/metrics").await.text;
+    for line in [
+        r#"picket_webhook_deliveries_total{provider="github",outcome="pong"} 1"#,
+        r#"picket_webhook_deliveries_total{provider="github",outcome="signature_mismatch"} 2"#,
+        r#"picket_webhook_deliveries_total{provider="github",outcome="signature_missing"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+    assert!(!app.logs().contains(SECRET), "the secret was logged");
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_pull_request_head_is_scanned_once_and_a_new_head_supersedes_the_old(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let (conn, hook) = github_connection(&app, "gh", false).await;
+    let project = project(&app, &conn, REPO_ID).await;
+    let conn_id = id_of(&conn);
+
+    let opened = pull_request("opened", REPO_ID, 2, &sha(1));
+    let first = hook.deliver("pull_request", "d-1", &opened).await;
+    first.outcome(202, "scan_queued");
+    let scan = app
+        .admin()
+        .get(&format!("/api/v1/scans/{}", first.scan().0))
+        .await
+        .expect(200);
+    assert_eq!(scan["kind"], "diff");
+    assert_eq!(scan["trigger"], "pull_request");
+    assert_eq!(scan["state"], "queued");
+    assert_eq!(scan["project_id"], project["id"]);
+    assert_eq!(scan["git_ref"], "refs/pull/2/head");
+    assert_eq!(scan["commit_sha"], sha(1));
+    assert_eq!(scan["base_ref"], "master");
+    assert_eq!(scan["pr_number"], 2);
+    assert!(scan["merge_base_sha"].is_null(), "{scan}");
+
+    // The same delivery again: a duplicate, nothing queued.
+    hook.deliver("pull_request", "d-1", &opened)
+        .await
+        .outcome(200, "duplicate");
+    // Another delivery of the same head: that head's scan.
+    let again = hook
+        .deliver(
+            "pull_request",
+            "d-2",
+            &pull_request("reopened", REPO_ID, 2, &sha(1)),
+        )
+        .await;
+    again.outcome(200, "duplicate_head");
+    assert_eq!(again.scan(), first.scan());
+    assert_eq!(pr_scans(&app.pool).await.len(), 1);
+
+    // A new head: the queued scan is superseded.
+    let second = hook
+        .deliver(
+            "pull_request",
+            "d-3",
+            &pull_request("synchronize", REPO_ID, 2, &sha(2)),
+        )
+        .await;
+    second.outcome(202, "scan_queued");
+    assert_eq!(second.body["superseded_scan_ids"], json!([first.scan().0]));
+    let scans = pr_scans(&app.pool).await;
+    assert_eq!(
+        scans,
+        vec![
+            (
+                first.scan().0,
+                "cancelled".into(),
+                Some("superseded".into()),
+                sha(1)
+            ),
+            (second.scan().0, "queued".into(), None, sha(2)),
+        ]
+    );
+    let events = app
+        .admin()
+        .get(&format!("/api/v1/scans/{}", first.scan().0))
+        .await
+        .expect(200);
+    let last = events["events"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["to_state"], "cancelled", "{events}");
+    assert_eq!(last["detail"], "superseded", "{events}");
+
+    // Running: claimed (a PR scan goes before the project's initial scan) and started, then
+    // superseded: its lease is gone, so its holder's next heartbeat and move fail.
+    let claimed = queue::claim(&app.pool, "test", Duration::from_secs(300))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.scan.id, second.scan());
+    queue::advance(&app.pool, &claimed.lease, ScanState::Running, None)
+        .await
+        .unwrap();
+    let third = hook
+        .deliver(
+            "pull_request",
+            "d-4",
+            &pull_request("synchronize", REPO_ID, 2, &sha(3)),
+        )
+        .await;
+    third.outcome(202, "scan_queued");
+    assert!(matches!(
+        queue::heartbeat(&app.pool, &claimed.lease, Duration::from_secs(60)).await,
+        Err(DbError::LeaseLost)
+    ));
+    assert!(matches!(
+        queue::advance(&app.pool, &claimed.lease, ScanState::Reporting, None).await,
+        Err(DbError::LeaseLost)
+    ));
+    let scans = pr_scans(&app.pool).await;
+    assert_eq!(scans[1].1, "cancelled");
+    assert_eq!(scans[1].2.as_deref(), Some("superseded"));
+    assert_eq!(scans[2].1, "queued");
+
+    // Another PR of the same project is its own: nothing superseded.
+    hook.deliver(
+        "pull_request",
+        "d-5",
+        &pull_request("opened", REPO_ID, 3, &sha(4)),
+    )
+    .await
+    .outcome(202, "scan_queued");
+    assert_eq!(
+        pr_scans(&app.pool)
+            .await
+            .iter()
+            .filter(|s| s.1 == "queued")
+            .count(),
+        2
+    );
+    // A repository that is no project, and a PR action that asks for nothing.
+    hook.deliver(
+        "pull_request",
+        "d-6",
+        &pull_request("opened", 77, 1, &sha(5)),
+    )
+    .await
+    .outcome(200, "project_unknown");
+    hook.deliver(
+        "pull_request",
+        "d-7",
+        &pull_request("closed", REPO_ID, 2, &sha(3)),
+    )
+    .await
+    .outcome(200, "action_not_handled");
+
+    // The log, newest first, with the scans queued; one delivery with its body.
+    let log = app
+        .admin()
+        .get(&format!("/api/v1/connections/{conn_id}/deliveries?limit=3"))
+        .await
+        .expect(200);
+    let items = log["items"].as_array().unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[0]["delivery_id"], "d-7");
+    assert_eq!(items[2]["outcome"], "scan_queued");
+    let rest = app
+        .admin()
+        .get(&format!(
+            "/api/v1/connections/{conn_id}/deliveries?cursor={}",
+            log["next_cursor"].as_str().unwrap()
+        ))
+        .await
+        .expect(200);
+    let ids: Vec<&str> = rest["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["delivery_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["d-4", "d-3", "d-2", "d-1"]);
+    let one = app
+        .admin()
+        .get(&format!("/api/v1/connections/{conn_id}/deliveries/d-1"))
+        .await
+        .expect(200);
+    assert_eq!(one["outcome"], "scan_queued");
+    assert_eq!(one["scan_id"], first.scan().0.to_string());
+    assert_eq!(one["body_encoding"], "utf-8");
+    let body: Value = serde_json::from_str(one["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body, opened);
+    app.admin()
+        .get(&format!("/api/v1/connections/{conn_id}/deliveries/nope"))
+        .await
+        .problem(404, "not_found");
+    app.member()
+        .await
+        .get(&format!("/api/v1/connections/{conn_id}/deliveries"))
+        .await
+        .problem(403, "forbidden");
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_thousand_copies_of_one_delivery_at_once_queue_one_scan(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let (conn, hook) = github_connection(&app, "gh", false).await;
+    project(&app, &conn, REPO_ID).await;
+    let payload = pull_request("opened", REPO_ID, 9, &sha(9));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        let (hook, payload) = (hook.clone(), payload.clone());
+        set.spawn(async move { hook.deliver("pull_request", "same", &payload).await });
+    }
+    let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
+    while let Some(answer) = set.join_next().await {
+        let answer = answer.unwrap();
+        assert!(
+            (200..300).contains(&answer.status),
+            "{} {}",
+            answer.status,
+            answer.body
+        );
+        *outcomes
+            .entry(answer.body["outcome"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(outcomes.get("scan_queued"), Some(&1), "{outcomes:?}");
+    assert_eq!(outcomes.get("duplicate"), Some(&999), "{outcomes:?}");
+    assert_eq!(pr_scans(&app.pool).await.len(), 1);
+    assert_eq!(app.count("webhook_deliveries").await, 1);
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn installations_add_disable_and_enable_projects(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let (conn, hook) = github_connection(&app, "gh", true).await;
+    let created = example("installation", Some("created"));
+    assert_eq!(created["installation"]["id"], INSTALLATION);
+    let added = hook.deliver("installation", "i-1", &created).await;
+    added.outcome(202, "projects_added");
+    let projects = app.admin().get("/api/v1/projects").await.expect(200);
+    let items = projects["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{projects}");
+    let p = &items[0];
+    assert_eq!(p["provider_repo_id"], REPO_ID.to_string());
+    assert_eq!(p["connection_id"], conn["id"]);
+    assert_eq!(
+        p["clone_url"],
+        format!(
+            "https://github.com/{}.git",
+            p["full_name"].as_str().unwrap()
+        )
+    );
+    assert_eq!(p["last_scan"]["kind"], "full");
+    assert_eq!(p["last_scan"]["state"], "queued");
+    assert!(p["disabled_reason"].is_null(), "{p}");
+    let initial = p["last_scan"]["id"].as_str().unwrap().to_owned();
+    let state_of = |id: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, Option<String>)>(
+                "SELECT state::text, error_code FROM scans WHERE id = $1::uuid",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let project_reason = || {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, Option<String>>("SELECT disabled_reason FROM projects")
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+
+    // A PR on it is scanned.
+    let pr = hook
+        .deliver(
+            "pull_request",
+            "p-1",
+            &pull_request("opened", REPO_ID, 1, &sha(1)),
+        )
+        .await;
+    pr.outcome(202, "scan_queued");
+
+    // Suspended: disabled, its scans cancelled, its PRs not scanned.
+    let mut suspend = example("installation", Some("suspend"));
+    suspend["installation"]["id"] = json!(INSTALLATION);
+    hook.deliver("installation", "i-2", &suspend)
+        .await
+        .outcome(202, "projects_disabled");
+    assert_eq!(
+        project_reason().await.as_deref(),
+        Some("installation_suspended")
+    );
+    assert_eq!(
+        state_of(initial.clone()).await,
+        ("cancelled".into(), Some("project_disabled".into()))
+    );
+    assert_eq!(state_of(pr.scan().0.to_string()).await.0, "cancelled");
+    hook.deliver(
+        "pull_request",
+        "p-2",
+        &pull_request("synchronize", REPO_ID, 1, &sha(2)),
+    )
+    .await
+    .outcome(200, "project_disabled");
+    // Nor may anyone queue a scan of it by hand.
+    let pid = id_of(p);
+    app.admin()
+        .post(
+            &format!("/api/v1/projects/{pid}/scans"),
+            json!({"kind": "full"}),
+        )
+        .await
+        .problem(409, "project_disabled");
+
+    // Unsuspended: enabled, and PRs are scanned again.
+    let mut unsuspend = example("installation", Some("unsuspend"));
+    unsuspend["installation"]["id"] = json!(INSTALLATION);
+    hook.deliver("installation", "i-3", &unsuspend)
+        .await
+        .outcome(202, "projects_enabled");
+    assert_eq!(project_reason().await, None);
+    hook.deliver(
+        "pull_request",
+        "p-3",
+        &pull_request("synchronize", REPO_ID, 1, &sha(3)),
+    )
+    .await
+    .outcome(202, "scan_queued");
+
+    // Removed from the installation, then the App uninstalled.
+    let mut removed = example("installation_repositories", Some("removed"));
+    removed["installation"]["id"] = json!(INSTALLATION);
+    removed["repositories_removed"] = json!([{"id": REPO_ID, "node_id": "x", "name": "r",
+        "full_name": p["full_name"], "private": false}]);
+    removed["repositories_added"] = json!([]);
+    hook.deliver("installation_repositories", "i-4", &removed)
+        .await
+        .outcome(202, "projects_disabled");
+    assert_eq!(
+        project_reason().await.as_deref(),
+        Some("repository_removed")
+    );
+    let mut deleted = example("installation", Some("deleted"));
+    deleted["installation"]["id"] = json!(INSTALLATION);
+    hook.deliver("installation", "i-5", &deleted)
+        .await
+        .outcome(202, "projects_disabled");
+    assert_eq!(
+        project_reason().await.as_deref(),
+        Some("installation_removed")
+    );
+    hook.deliver(
+        "pull_request",
+        "p-4",
+        &pull_request("synchronize", REPO_ID, 1, &sha(4)),
+    )
+    .await
+    .outcome(200, "project_disabled");
+    // Installed again: the same project, enabled, no second one.
+    hook.deliver("installation", "i-6", &created)
+        .await
+        .outcome(202, "projects_enabled");
+    assert_eq!(project_reason().await, None);
+    assert_eq!(app.count("projects").await, 1);
+
+    // A connection that does not follow installations adds nothing.
+    let (_, quiet) = github_connection(&app, "quiet", false).await;
+    quiet
+        .deliver("installation", "i-1", &created)
+        .await
+        .outcome(200, "installation_recorded");
+    assert_eq!(app.count("projects").await, 1);
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_delivery_whose_transaction_failed_leaves_nothing_and_its_redelivery_is_taken(
+    pool: PgPool,
+) {
+    let app = TestApp::start(pool).await;
+    let (conn, hook) = github_connection(&app, "gh", false).await;
+    project(&app, &conn, REPO_ID).await;
+    // A fault of Picket's own, once: the first scan insert fails as a serialization failure.
+    sqlx::raw_sql(
+        r#"
+        CREATE TABLE fault_once (fired boolean NOT NULL);
+        INSERT INTO fault_once VALUES (false);
+        CREATE FUNCTION fault_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.trigger = 'pull_request' AND NOT (SELECT fired FROM fault_once) THEN
+                UPDATE fault_once SET fired = true;
+                RAISE EXCEPTION 'injected' USING ERRCODE = 'serialization_failure';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER fault_once BEFORE INSERT ON scans FOR EACH ROW EXECUTE FUNCTION fault_once();
+        "#,
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let payload = pull_request("opened", REPO_ID, 2, &sha(1));
+    let failed = hook.deliver("pull_request", "d-1", &payload).await;
+    failed.problem(503, "webhook_unavailable");
+    assert_eq!(app.count("webhook_deliveries").await, 0);
+    assert!(pr_scans(&app.pool).await.is_empty());
+    // The trigger's own update rolled back with the rest: fire it for real this time.
+    sqlx::query("UPDATE fault_once SET fired = true")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    hook.deliver("pull_request", "d-1", &payload)
+        .await
+        .outcome(202, "scan_queued");
+    assert_eq!(pr_scans(&app.pool).await.len(), 1);
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn deliveries_may_be_large_on_their_route_alone(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let (_, hook) = github_connection(&app, "gh", false).await;
+    // 3 MB: over the API's 2 MiB, under the webhook route's 25 MiB.
+    let mut ping = example("ping", None);
+    ping["padding"] = json!("x".repeat(3_000_000));
+    hook.deliver("ping", "big", &ping)
+        .await
+        .outcome(200, "pong");
+    let huge = vec![b' '; picket_api::WEBHOOK_BODY_LIMIT_BYTES + 1];
+    let headers = [
+        ("x-github-event", "ping".to_owned()),
+        ("x-github-delivery", "huge".to_owned()),
+        ("x-hub-signature-256", sign(SECRET, &huge)),
+    ];
+    hook.raw(&headers, huge)
+        .await
+        .problem(413, "body_too_large");
+    let resp = app
+        .admin()
+        .post(
+            "/api/v1/connections",
+            json!({"provider": "git", "name": "x".repeat(10), "base_url": "x".repeat(3_000_000)}),
+        )
+        .await;
+    resp.problem(413, "body_too_large");
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_rotated_secret_is_taken_only_within_its_overlap(pool: PgPool) {
+    let cfg = ApiConfig {
+        webhook_secret_overlap: Duration::from_secs(2),
+        ..ApiConfig::default()
+    };
+    let app = TestApp::start_with(pool, cfg).await;
+    let (conn, hook) = github_connection(&app, "gh", false).await;
+    let path = format!("/api/v1/connections/{}/webhook-secret/rotate", id_of(&conn));
+    let rotated = app
+        .admin()
+        .post(
+            &path,
+            json!({"webhook_secret": "the-new-secret-0123456789"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(rotated["webhook_secret"], "the-new-secret-0123456789");
+    let ping = example("ping", None);
+    hook.deliver_signed("ping", "r-1", &ping, "the-new-secret-0123456789")
+        .await
+        .outcome(200, "pong");
+    hook.deliver_signed("ping", "r-2", &ping, SECRET)
+        .await
+        .outcome(200, "pong");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    hook.deliver_signed("ping", "r-3", &ping, SECRET)
+        .await
+        .problem(401, "signature_mismatch");
+    hook.deliver_signed("ping", "r-4", &ping, "the-new-secret-0123456789")
+        .await
+        .outcome(200, "pong");
+
+    // Drawn by the server when not given; shown once, never in the connection or the log.
+    let drawn = app.admin().post(&path, json!({})).await.expect(200);
+    let drawn = drawn["webhook_secret"].as_str().unwrap().to_owned();
+    assert_eq!(drawn.len(), 64);
+    assert!(drawn.bytes().all(|b| b.is_ascii_hexdigit()));
+    hook.deliver_signed("ping", "r-5", &ping, &drawn)
+        .await
+        .outcome(200, "pong");
+    let shown = app
+        .admin()
+        .get(&format!("/api/v1/connections/{}", id_of(&conn)))
+        .await
+        .text;
+    for secret in [drawn.as_str(), SECRET, "the-new-secret-0123456789"] {
+        assert!(!shown.contains(secret));
+        assert!(!app.logs().contains(secret), "{secret} was logged");
+    }
+    // Only GitHub connections with an App's credentials have a secret to rotate.
+    let bare = app.admin().connection("bare").create().await;
+    app.admin()
+        .post(
+            &format!("/api/v1/connections/{}/webhook-secret/rotate", id_of(&bare)),
+            json!({}),
+        )
+        .await
+        .problem(409, "no_webhook_secret");
+    app.admin()
+        .post(&path, json!({"webhook_secret": "short"}))
+        .await
+        .problem(422, "invalid_body");
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn github_credentials_are_an_apps_and_checked(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    let ok = json!({"app_id": 42, "private_key": private_key(), "webhook_secret": SECRET});
+    let mut cases = Vec::new();
+    for (field, value, refused) in [
+        ("app_id", json!(0), "credentials.app_id"),
+        ("app_id", json!("42"), "credentials.app_id"),
+        (
+            "private_key",
+            json!("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"),
+            "credentials.private_key",
+        ),
+        (
+            "webhook_secret",
+            json!("too-short"),
+            "credentials.webhook_secret",
+        ),
+        ("extra", json!(1), "credentials"),
+    ] {
+        let mut creds = ok.clone();
+        creds[field] = value;
+        cases.push((creds, refused));
+    }
+    cases.push((json!("a-token"), "credentials"));
+    for (i, (creds, field)) in cases.into_iter().enumerate() {
+        let resp = admin
+            .post(
+                "/api/v1/connections",
+                json!({"provider": "github", "name": format!("c{i}"), "credentials": creds}),
+            )
+            .await;
+        resp.problem(422, "invalid_body");
+        assert_eq!(resp.error_fields(), [field], "{}", resp.text);
+        let key_body = private_key().lines().nth(1).unwrap();
+        assert!(!resp.text.contains(key_body) && !resp.text.contains(SECRET));
+    }
+    assert_eq!(app.count("vcs_connections").await, 0);
+
+    // A PKCS#8 key is taken too; follow_installations can be changed.
+    let pkcs8 = {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        use rsa::pkcs8::EncodePrivateKey;
+        rsa::RsaPrivateKey::from_pkcs1_pem(private_key())
+            .unwrap()
+            .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap()
+            .to_string()
+    };
+    let conn = admin
+        .post(
+            "/api/v1/connections",
+            json!({"provider": "github", "name": "gh", "credentials":
+                {"app_id": 7, "private_key": pkcs8, "webhook_secret": SECRET}}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(conn["follow_installations"], false);
+    let changed = admin
+        .patch(
+            &format!("/api/v1/connections/{}", id_of(&conn)),
+            json!({"follow_installations": true}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(changed["follow_installations"], true);
+    assert!(!changed.to_string().contains("PRIVATE"));
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn bodies_are_pruned_after_their_retention_and_the_log_stays(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let (conn, hook) = github_connection(&app, "gh", false).await;
+    hook.deliver("ping", "old", &example("ping", None))
+        .await
+        .outcome(200, "pong");
+    hook.deliver("ping", "new", &example("ping", None))
+        .await
+        .outcome(200, "pong");
+    sqlx::query(
+        "UPDATE webhook_deliveries SET received_at = now() - interval '8 days' WHERE delivery_id = 'old'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let week = time::OffsetDateTime::now_utc() - time::Duration::days(7);
+    assert_eq!(
+        picket_db::webhooks::prune_bodies(&app.pool, week)
+            .await
+            .unwrap(),
+        1
+    );
+    let path = format!("/api/v1/connections/{}/deliveries", id_of(&conn));
+    let old = app.admin().get(&format!("{path}/old")).await.expect(200);
+    assert_eq!(old["outcome"], "pong");
+    assert_eq!(old["has_body"], false);
+    assert!(
+        old["body"].is_null() && old["body_encoding"].is_null(),
+        "{old}"
+    );
+    let new = app.admin().get(&format!("{path}/new")).await.expect(200);
+    assert_eq!(new["has_body"], true);
+    assert!(new["body"].is_string());
+}
