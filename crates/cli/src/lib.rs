@@ -119,6 +119,14 @@ pub struct SchedulerCmdArgs {
     pub engine: worker::SemgrepArgs,
     #[command(flatten)]
     pub local_repos: LocalRepoArgs,
+    /// The key that encrypts provider credentials at rest (as the API's): the scheduler opens a
+    /// connection's credentials to move its pull requests' checks. Unset: PR checks are not
+    /// created or moved.
+    #[arg(long, env = "PICKET_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<SecretString>,
+    /// Picket's public URL (as the API's), for the checks' "Details" links.
+    #[arg(long, env = "PICKET_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 /// The directories of this machine whose git repositories may be scanned (`file://` projects):

@@ -96,6 +96,12 @@ async fn run_platform(
         // Single-machine use: projects may live in local repositories (the demo does).
         allow_local_repos: true,
         worker_log,
+        providers: Some(scheduler::registry(
+            &db,
+            Arc::new(CredentialCipher::from_hex(&key).context("PICKET_SECRET_KEY")?),
+            args.scheduler.ca_bundle()?.as_ref(),
+        )),
+        public_url: Some(args.api.public_url.clone().unwrap_or_else(|| api_url(addr))),
     };
     let scheduler = {
         let (db, args, stop) = (db.clone(), args.clone(), stop.clone());
@@ -171,6 +177,15 @@ pub async fn scheduler(
         // Only where an operator named directories (single-machine use).
         allow_local_repos: !local_repos.dirs().is_empty(),
         worker_log,
+        providers: match &args.secret_key {
+            Some(key) => Some(scheduler::registry(
+                &db,
+                Arc::new(CredentialCipher::from_hex(key).context("PICKET_SECRET_KEY")?),
+                args.scheduler.ca_bundle()?.as_ref(),
+            )),
+            None => None,
+        },
+        public_url: args.public_url.clone(),
     };
     let metrics = Arc::new(SchedulerMetrics::default());
     let listener = tokio::net::TcpListener::bind(args.listen)

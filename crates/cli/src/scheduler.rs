@@ -177,6 +177,32 @@ pub struct Placement {
     pub allow_local_repos: bool,
     /// `PICKET_LOG` and `PICKET_LOG_FORMAT` for the workers: they log like their scheduler.
     pub worker_log: Vec<(String, String)>,
+    /// Providers' clients for the control plane's side of PR checks; `None` (no secret key
+    /// given to a standalone scheduler): PR checks are not moved.
+    pub providers: Option<Arc<picket_vcs::Registry>>,
+    /// Picket's public URL, for the checks' "Details" links.
+    pub public_url: Option<String>,
+}
+
+/// The registry of providers' clients: credentials from the database (opened with `cipher`),
+/// TLS trusting the platform's roots plus the operator's CA bundle.
+pub fn registry(
+    db: &Db,
+    cipher: Arc<picket_db::crypto::CredentialCipher>,
+    ca_bundle: Option<&CaBundle>,
+) -> Arc<picket_vcs::Registry> {
+    let mut options =
+        picket_vcs::github::api::ClientOptions::new(picket_vcs::github::DEFAULT_API_URL);
+    if let Some(bundle) = ca_bundle {
+        options.extra_roots = bundle.certificates().to_vec();
+    }
+    Arc::new(picket_vcs::Registry::new(
+        Arc::new(picket_db::connections::CredentialStore::new(
+            db.pool().clone(),
+            cipher,
+        )),
+        options,
+    ))
 }
 
 /// Runs the scheduler with the configured executor until `stop`.
@@ -238,6 +264,11 @@ pub async fn run_with(
     let ca_bundle = args.ca_bundle()?;
     let mut cfg = args.config(owner);
     cfg.metrics = metrics;
+    cfg.providers = place.providers.clone();
+    cfg.pr_checks.public_url = place.public_url.clone();
+    if cfg.providers.is_none() {
+        tracing::warn!("no PICKET_SECRET_KEY: pull request checks will not be created or moved");
+    }
     // Every environment is named and marked with it, and the reaper touches no other.
     let installation = picket_db::installation::id(db.pool())
         .await

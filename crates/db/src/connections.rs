@@ -305,3 +305,51 @@ pub async fn replace_credentials(
     }
     Ok(())
 }
+
+/// Where picket-vcs's [`Registry`](picket_vcs::Registry) reads connections' credentials: this
+/// database, opened with the cipher. The version it reports is a SHA-256 of the sealed bytes, so
+/// a rotation rebuilds the client without the secret ever being compared or kept elsewhere.
+#[derive(Debug, Clone)]
+pub struct CredentialStore {
+    pool: sqlx::PgPool,
+    cipher: std::sync::Arc<CredentialCipher>,
+}
+
+impl CredentialStore {
+    pub fn new(pool: sqlx::PgPool, cipher: std::sync::Arc<CredentialCipher>) -> CredentialStore {
+        CredentialStore { pool, cipher }
+    }
+}
+
+#[async_trait::async_trait]
+impl picket_vcs::CredentialStore for CredentialStore {
+    async fn load(
+        &self,
+        connection: ConnectionId,
+    ) -> picket_vcs::Result<picket_vcs::StoredConnection> {
+        use picket_vcs::{ErrorCode, VcsError};
+        use sha2::Digest;
+        let row = sqlx::query!(
+            r#"
+            SELECT id, provider AS "provider: Pg<Provider>", base_url, credentials
+            FROM vcs_connections WHERE id = $1
+            "#,
+            connection.0
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| VcsError::new(ErrorCode::Unavailable, format!("database: {e}")))?
+        .ok_or_else(|| VcsError::new(ErrorCode::NotFound, "no such connection"))?;
+        let sealed = row.credentials.ok_or_else(|| {
+            VcsError::new(ErrorCode::BadConfig, "the connection holds no credentials")
+        })?;
+        let credentials = open_text(&self.cipher, row.id, &sealed)
+            .map_err(|e| VcsError::new(ErrorCode::BadConfig, e.to_string()))?;
+        Ok(picket_vcs::StoredConnection {
+            provider: row.provider.0,
+            base_url: row.base_url,
+            credentials,
+            version: sha2::Sha256::digest(&sealed).to_vec(),
+        })
+    }
+}

@@ -16,6 +16,7 @@ pub mod findings;
 pub mod installation;
 pub mod orgs;
 pub mod policies;
+pub mod pr_checks;
 pub mod projects;
 pub mod queue;
 pub mod rule_packs;

@@ -229,6 +229,7 @@ pub async fn queue_pull_request(
         actor,
     )
     .await?;
+    crate::pr_checks::want(&mut *conn, id).await?;
     Ok(PullRequestOutcome::Queued {
         project: project_id,
         scan: id,

@@ -17,6 +17,7 @@ pub mod executor;
 pub mod kube;
 pub mod metrics;
 pub mod periodic;
+pub mod pr_checks;
 pub mod process;
 pub mod reaper;
 pub mod sandbox;
@@ -55,6 +56,11 @@ pub struct SchedulerConfig {
     pub webhook_body_retention: Duration,
     /// Where the dispatch loop and the reaper count what they do.
     pub metrics: Arc<metrics::SchedulerMetrics>,
+    /// Providers' clients by connection, for the control plane's side of PR feedback (the
+    /// [`pr_checks`] loop). `None`: no PR checks are moved (tests of the queue alone).
+    pub providers: Option<Arc<picket_vcs::Registry>>,
+    /// How the PR check loop runs.
+    pub pr_checks: pr_checks::PrCheckConfig,
 }
 
 impl SchedulerConfig {
@@ -72,6 +78,8 @@ impl SchedulerConfig {
             retry_backoff: Duration::from_secs(30),
             webhook_body_retention: Duration::from_secs(7 * 24 * 3600),
             metrics: Arc::default(),
+            providers: None,
+            pr_checks: pr_checks::PrCheckConfig::default(),
         }
     }
 
@@ -117,5 +125,16 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
             let reaped = reaper::reap(&db, &*executor, cfg.max_env_age()).await;
             cfg.metrics.reaped(reaped.destroyed);
         }),
+        async {
+            if let Some(providers) = &cfg.providers {
+                pr_checks::run(
+                    db.clone(),
+                    Arc::clone(providers),
+                    cfg.pr_checks.clone(),
+                    stop.clone(),
+                )
+                .await;
+            }
+        },
     );
 }

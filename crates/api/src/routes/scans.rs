@@ -22,7 +22,7 @@ use picket_core::{
 use picket_db::attempts::{self, AttemptRecord};
 use picket_db::findings::{self, ScanFindingChange, ScanFindingCursor, ScanFindingRecord};
 use picket_db::scans::{self, CancelOutcome, Enqueued, NewScan, ScanEvent, ScanRecord};
-use picket_db::{projects, DbError};
+use picket_db::{pr_checks, projects, DbError};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use time::OffsetDateTime;
@@ -729,6 +729,8 @@ async fn retry_scan(
         requested_by: Some(caller.token_id),
     };
     let queued = scans::enqueue(&mut *tx, &new).await?;
+    // A PR scan on a provider that takes feedback gets its check, like a webhook's.
+    pr_checks::want(&mut *tx, queued.scan.id).await?;
     tx.commit().await?;
     tracing::info!(scan_id = %id, new_scan_id = %queued.scan.id, created = queued.created, "scan re-run");
     let status = if queued.created {
@@ -917,6 +919,8 @@ async fn scan_project(
         ..new
     };
     let queued = scans::enqueue(&mut *tx, &new).await?;
+    // A PR scan on a provider that takes feedback gets its check, like a webhook's.
+    pr_checks::want(&mut *tx, queued.scan.id).await?;
     tx.commit().await?;
     tracing::info!(project_id = %id, scan_id = %queued.scan.id, kind = %new.kind, created = queued.created, "scan queued");
     let status = if queued.created {

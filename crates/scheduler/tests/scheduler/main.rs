@@ -2,4 +2,5 @@
 //! plain-process workers, and the local sandbox for real (root).
 
 mod dispatch;
+mod pr_checks;
 mod sandbox;

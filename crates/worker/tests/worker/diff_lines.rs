@@ -323,7 +323,6 @@ async fn the_checkout_of_a_diff_scan_gives_the_same_lines() {
         head_ref: "feature".into(),
         head: None,
         base_ref: "main".into(),
-        base: None,
         merge_base: None,
     };
     let limits = CloneLimits {

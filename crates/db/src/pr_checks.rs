@@ -1,0 +1,265 @@
+//! The check Picket shows on each PR scan's head (table `pr_checks`).
+//!
+//! [`want`] registers a PR scan's check when the scan is queued (in the queueing transaction);
+//! the control plane's loop walks [`open`] checks, asks picket-core's
+//! [`check::wanted`](picket_core::check::wanted) what each should show, moves the provider's
+//! check, and records it with [`record_shown`] (forward only). A worker about to post its result
+//! calls [`begin_report`] (through the API, fenced by its lease), which tells it the check's id
+//! and whether it is late: after fail-open it may add comments but must not complete the check.
+//!
+//! Each row is handled under its row lock (`FOR UPDATE`), so the loop and a worker's
+//! `begin_report` never create two checks for one scan.
+
+use crate::types::Pg;
+use crate::{DbError, Result};
+use picket_core::check::CheckPhase;
+use picket_core::{ConnectionId, OrgId, ProjectId, Provider, ScanId, ScanState};
+use sqlx::{PgConnection, PgExecutor};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// Registers the check of a PR scan just queued, when its project's provider takes feedback
+/// (GitHub); its fail-open deadline is the scan's queue time plus the org's
+/// `pr_scan_timeout_secs`. Registering twice, or a scan without a PR, is a no-op.
+pub async fn want(ex: impl PgExecutor<'_>, scan: ScanId) -> Result<()> {
+    sqlx::query!(
+        r#"
+        INSERT INTO pr_checks (scan_id, org_id, fail_open_at)
+        SELECT s.id, s.org_id, s.queued_at + make_interval(secs => o.pr_scan_timeout_secs)
+        FROM scans s JOIN orgs o ON o.id = s.org_id
+        JOIN projects p ON p.id = s.project_id
+        JOIN vcs_connections v ON v.id = p.connection_id
+        WHERE s.id = $1 AND s.kind = 'diff' AND s.pr_number IS NOT NULL AND v.provider = 'github'
+        ON CONFLICT (scan_id) DO NOTHING
+        "#,
+        scan.0
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// A check that may still move, with what the loop needs to decide and to reach the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenCheck {
+    pub scan_id: ScanId,
+    pub org_id: OrgId,
+    pub project_id: ProjectId,
+    pub connection_id: ConnectionId,
+    pub provider: Provider,
+    /// The repository: provider id, `owner/name`, installation.
+    pub provider_repo_id: String,
+    pub full_name: String,
+    pub installation_id: Option<String>,
+    pub pr_number: i32,
+    /// The PR head the scan is of (the check's commit).
+    pub head_sha: Option<String>,
+    pub scan_state: ScanState,
+    pub error_code: Option<String>,
+    pub check_run_id: Option<String>,
+    pub shown: Option<CheckPhase>,
+    /// The fail-open deadline has passed (database clock).
+    pub past_deadline: bool,
+    pub reported: bool,
+    pub failures: i32,
+}
+
+/// Locks one open check, due now, that no one else holds (`FOR UPDATE SKIP LOCKED`), in the
+/// caller's transaction. `None` when none is due.
+pub async fn lock_next_due(conn: &mut PgConnection) -> Result<Option<OpenCheck>> {
+    let row = sqlx::query!(
+        r#"
+        WITH due AS (
+            SELECT scan_id FROM pr_checks
+            WHERE (shown IS NULL OR shown IN ('queued', 'in_progress'))
+              AND next_attempt_at <= now()
+            ORDER BY next_attempt_at
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED
+        )
+        SELECT c.scan_id, c.org_id, s.project_id, p.connection_id,
+               v.provider AS "provider: Pg<Provider>", p.provider_repo_id, p.full_name,
+               p.provider_installation_id, s.pr_number AS "pr_number!", s.commit_sha,
+               s.state AS "state: Pg<ScanState>", s.error_code, c.check_run_id, c.shown,
+               c.fail_open_at <= now() AS "past_deadline!", c.reported_at IS NOT NULL AS "reported!",
+               c.failures
+        FROM due JOIN pr_checks c USING (scan_id)
+        JOIN scans s ON s.id = c.scan_id
+        JOIN projects p ON p.id = s.project_id
+        JOIN vcs_connections v ON v.id = p.connection_id
+        "#
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok(OpenCheck {
+            scan_id: r.scan_id.into(),
+            org_id: r.org_id.into(),
+            project_id: r.project_id.into(),
+            connection_id: r.connection_id.into(),
+            provider: r.provider.0,
+            provider_repo_id: r.provider_repo_id,
+            full_name: r.full_name,
+            installation_id: r.provider_installation_id,
+            pr_number: r.pr_number,
+            head_sha: r.commit_sha,
+            scan_state: r.state.0,
+            error_code: r.error_code,
+            check_run_id: r.check_run_id,
+            shown: r.shown.as_deref().map(parse_phase).transpose()?,
+            past_deadline: r.past_deadline,
+            reported: r.reported,
+            failures: r.failures,
+        })
+    })
+    .transpose()
+}
+
+fn parse_phase(s: &str) -> Result<CheckPhase> {
+    s.parse()
+        .map_err(|e: picket_core::ParseError| DbError::Corrupt(e.to_string()))
+}
+
+// `clock_timestamp()`, not `now()`, for the next look: these run at the end of a transaction
+// that waited on the provider, and `now()` is when it began.
+
+/// Records what the provider now shows (never moving a check back: a lower or equal rank than
+/// what is recorded changes nothing) and clears the failure count. The next look is at the
+/// fail-open deadline or after `recheck`, whichever is sooner.
+pub async fn record_shown(
+    ex: impl PgExecutor<'_>,
+    scan: ScanId,
+    check_run_id: &str,
+    phase: CheckPhase,
+    recheck: Duration,
+) -> Result<()> {
+    sqlx::query!(
+        r#"
+        UPDATE pr_checks
+        SET check_run_id = $2, shown = $3, failures = 0, last_error = NULL, updated_at = now(),
+            next_attempt_at = LEAST(fail_open_at, clock_timestamp() + make_interval(secs => $5))
+        WHERE scan_id = $1
+          AND (shown IS NULL
+               OR (CASE shown WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END) < $4)
+        "#,
+        scan.0,
+        check_run_id,
+        phase.as_str(),
+        i32::from(phase.rank()),
+        recheck.as_secs_f64(),
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Puts the next look at the check off by `after` (nothing to do now).
+pub async fn defer(ex: impl PgExecutor<'_>, scan: ScanId, after: Duration) -> Result<()> {
+    sqlx::query!(
+        r#"
+        UPDATE pr_checks
+        SET next_attempt_at = LEAST(fail_open_at, clock_timestamp() + make_interval(secs => $2))
+        WHERE scan_id = $1
+        "#,
+        scan.0,
+        after.as_secs_f64(),
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed provider call (its stable code, never a credential) and when to try again.
+pub async fn record_failure(
+    ex: impl PgExecutor<'_>,
+    scan: ScanId,
+    code: &str,
+    retry_in: Duration,
+) -> Result<()> {
+    sqlx::query!(
+        r#"
+        UPDATE pr_checks
+        SET failures = failures + 1, last_error = $2, updated_at = now(),
+            next_attempt_at = clock_timestamp() + make_interval(secs => $3)
+        WHERE scan_id = $1
+        "#,
+        scan.0,
+        code,
+        retry_in.as_secs_f64(),
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// What a worker about to post its result learns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportStart {
+    /// The check to complete; `None` when none was created yet (the worker creates it).
+    pub check_run_id: Option<String>,
+    /// The check was completed without this result (fail-open): post comments, leave the check.
+    pub late: bool,
+}
+
+/// Marks the scan's check as the worker's to complete (the loop leaves it alone from now on),
+/// under the row's lock. `NotFound` when the scan has no PR check.
+pub async fn begin_report(conn: &mut PgConnection, scan: ScanId) -> Result<ReportStart> {
+    let row = sqlx::query!(
+        r#"
+        SELECT check_run_id, shown, fail_open_at <= now() AS "past_deadline!"
+        FROM pr_checks WHERE scan_id = $1 FOR UPDATE
+        "#,
+        scan.0
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(DbError::NotFound)?;
+    let shown = row.shown.as_deref().map(parse_phase).transpose()?;
+    let late = shown.is_some_and(CheckPhase::is_final) || row.past_deadline;
+    sqlx::query!(
+        "UPDATE pr_checks SET reported_at = now(), updated_at = now() WHERE scan_id = $1",
+        scan.0
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(ReportStart {
+        check_run_id: row.check_run_id,
+        late,
+    })
+}
+
+/// The check of a scan, for the scan's detail and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRecord {
+    pub check_run_id: Option<String>,
+    pub shown: Option<CheckPhase>,
+    pub fail_open_at: OffsetDateTime,
+    pub reported_at: Option<OffsetDateTime>,
+    pub failures: i32,
+    pub last_error: Option<String>,
+}
+
+/// The scan's check, if it has one (org-scoped).
+pub async fn get(ex: impl PgExecutor<'_>, org: OrgId, scan: ScanId) -> Result<Option<CheckRecord>> {
+    let row = sqlx::query!(
+        r#"
+        SELECT check_run_id, shown, fail_open_at, reported_at, failures, last_error
+        FROM pr_checks WHERE scan_id = $1 AND org_id = $2
+        "#,
+        scan.0,
+        org.0
+    )
+    .fetch_optional(ex)
+    .await?;
+    row.map(|r| {
+        Ok(CheckRecord {
+            check_run_id: r.check_run_id,
+            shown: r.shown.as_deref().map(parse_phase).transpose()?,
+            fail_open_at: r.fail_open_at,
+            reported_at: r.reported_at,
+            failures: r.failures,
+            last_error: r.last_error,
+        })
+    })
+    .transpose()
+}

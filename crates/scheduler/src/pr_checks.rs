@@ -1,0 +1,208 @@
+//! The control plane's side of a pull request's check (docs/architecture.md, "Pull requests").
+//!
+//! One loop, [`run`], walks the PR checks that may still move: it creates each scan's check
+//! `queued`, moves it `in_progress` once a worker runs the scan, and completes it when no worker
+//! result will come: `success` with a note when the scan failed or the org's fail-open deadline
+//! passed (domain.md §1), `neutral` when a newer push superseded it or it was cancelled. What a
+//! check should show is [`picket_core::check::wanted`]; the worker completes the check with its
+//! result, and a check never moves back.
+//!
+//! Every row is handled in its own transaction under its row lock, so replicas share the work and
+//! a worker beginning its report waits for an in-flight provider call instead of racing it. A
+//! failed provider call is recorded (its stable code) and retried with backoff.
+
+use picket_core::check::{self, CheckPhase};
+use picket_db::{pr_checks, Db, DbError};
+use picket_vcs::provider::{CheckConclusion, CheckOutput, CheckStatus, CheckUpdate, RepoLocator};
+use picket_vcs::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// The check's name on the provider.
+pub const CHECK_NAME: &str = "Picket";
+
+/// How the loop runs.
+#[derive(Debug, Clone)]
+pub struct PrCheckConfig {
+    /// Pause when no check is due.
+    pub idle: Duration,
+    /// How soon an open check is looked at again when nothing changed.
+    pub recheck: Duration,
+    /// Where a check's "Details" link points: `<public_url>/scans/<id>`, when known.
+    pub public_url: Option<String>,
+}
+
+impl Default for PrCheckConfig {
+    fn default() -> Self {
+        PrCheckConfig {
+            idle: Duration::from_secs(1),
+            recheck: Duration::from_secs(2),
+            public_url: None,
+        }
+    }
+}
+
+/// Runs until `stop`.
+pub async fn run(db: Db, providers: Arc<Registry>, cfg: PrCheckConfig, stop: CancellationToken) {
+    loop {
+        let worked = match step(&db, &providers, &cfg).await {
+            Ok(worked) => worked,
+            Err(e) => {
+                tracing::error!(error = %e, "PR check pass failed");
+                false
+            }
+        };
+        if !worked {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(cfg.idle) => {}
+            }
+        } else if stop.is_cancelled() {
+            return;
+        }
+    }
+}
+
+/// Handles one due check, if any. `Ok(false)` when none was due.
+pub async fn step(db: &Db, providers: &Registry, cfg: &PrCheckConfig) -> Result<bool, DbError> {
+    let mut tx = db.pool().begin().await?;
+    let Some(open) = pr_checks::lock_next_due(&mut tx).await? else {
+        return Ok(false);
+    };
+    let wanted = check::wanted(
+        open.scan_state,
+        open.error_code.as_deref(),
+        open.past_deadline,
+        open.reported,
+    );
+    let next = match wanted {
+        // The worker completes it; look again later in case its report never comes.
+        CheckPhase::Reported => None,
+        _ => check::next(open.shown, wanted),
+    };
+    let (Some(phase), Some(head_sha)) = (next, open.head_sha.as_deref()) else {
+        pr_checks::defer(&mut *tx, open.scan_id, cfg.recheck).await?;
+        tx.commit().await?;
+        return Ok(true);
+    };
+    let repo = RepoLocator {
+        id: open.provider_repo_id.clone(),
+        full_name: open.full_name.clone(),
+        installation_id: open.installation_id.clone(),
+    };
+    let update = check_update(phase, &open, cfg);
+    let result = async {
+        let feedback = providers.feedback(open.connection_id, &repo).await?;
+        match &open.check_run_id {
+            None => {
+                feedback
+                    .create_check(&repo, CHECK_NAME, head_sha, &update)
+                    .await
+            }
+            Some(id) => feedback
+                .update_check(&repo, id, &update)
+                .await
+                .map(|()| id.clone()),
+        }
+    }
+    .await;
+    match result {
+        Ok(id) => {
+            pr_checks::record_shown(&mut *tx, open.scan_id, &id, phase, cfg.recheck).await?;
+            tracing::info!(scan = %open.scan_id, check = %id, phase = phase.as_str(), "PR check moved");
+        }
+        Err(e) => {
+            let wait = backoff(open.failures, e.retry_after);
+            tracing::warn!(scan = %open.scan_id, code = e.code.as_str(), retry_in = ?wait, "PR check update failed");
+            pr_checks::record_failure(&mut *tx, open.scan_id, e.code.as_str(), wait).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// 2 s doubling to 5 min, or what the provider asked for when longer.
+fn backoff(failures: i32, asked: Option<Duration>) -> Duration {
+    let doubling = Duration::from_secs(2) * 2u32.saturating_pow(failures.clamp(0, 8) as u32);
+    doubling
+        .min(Duration::from_secs(300))
+        .max(asked.unwrap_or_default())
+}
+
+/// What the check says in each phase the control plane owns.
+fn check_update(
+    phase: CheckPhase,
+    open: &pr_checks::OpenCheck,
+    cfg: &PrCheckConfig,
+) -> CheckUpdate {
+    let output = |title: &str, summary: String| {
+        Some(CheckOutput {
+            title: title.to_owned(),
+            summary,
+            text: None,
+            annotations: vec![],
+        })
+    };
+    let (status, conclusion, output) = match phase {
+        CheckPhase::Queued => (
+            CheckStatus::Queued,
+            None,
+            output(
+                "Queued",
+                "Picket will scan the changes of this pull request.".into(),
+            ),
+        ),
+        CheckPhase::InProgress => (
+            CheckStatus::InProgress,
+            None,
+            output(
+                "Scanning",
+                "Picket is scanning the changes of this pull request.".into(),
+            ),
+        ),
+        CheckPhase::FailedOpen => {
+            let why = match open.error_code.as_deref() {
+                Some(code) if open.scan_state.is_terminal() => {
+                    format!("the scan failed (`{code}`)")
+                }
+                _ => "the scan did not finish within the organization's time limit".to_owned(),
+            };
+            (
+                CheckStatus::Completed,
+                Some(CheckConclusion::Success),
+                output(
+                    "Picket did not finish",
+                    format!(
+                        "Picket could not report on this commit: {why}. The check passes so that \
+                         Picket never blocks a merge; findings of a scan that finishes later are \
+                         still commented, but never fail this check."
+                    ),
+                ),
+            )
+        }
+        CheckPhase::Superseded => (
+            CheckStatus::Completed,
+            Some(CheckConclusion::Neutral),
+            output(
+                "Superseded",
+                "A newer commit of this pull request is scanned instead.".into(),
+            ),
+        ),
+        CheckPhase::Cancelled => (
+            CheckStatus::Completed,
+            Some(CheckConclusion::Neutral),
+            output("Cancelled", "The scan of this commit was cancelled.".into()),
+        ),
+        CheckPhase::Reported => (CheckStatus::Completed, None, None),
+    };
+    CheckUpdate {
+        status,
+        conclusion,
+        output,
+        details_url: cfg
+            .public_url
+            .as_ref()
+            .map(|u| format!("{}/scans/{}", u.trim_end_matches('/'), open.scan_id)),
+    }
+}

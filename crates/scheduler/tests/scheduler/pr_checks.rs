@@ -1,0 +1,299 @@
+//! The control plane's side of a PR check, against the GitHub test server: created `queued` when
+//! the scan is queued, `in_progress` when it runs, `neutral` when a newer push supersedes it,
+//! `success` with a note at the fail-open deadline, and never touched again after that. Every
+//! request is checked against GitHub's OpenAPI description.
+
+use picket_core::check::CheckPhase;
+use picket_core::{OrgId, Provider, ScanId, ScanState};
+use picket_db::connections::{self, CredentialStore, NewConnection};
+use picket_db::crypto::CredentialCipher;
+use picket_db::webhooks::{self, PullRequestHead, PullRequestOutcome};
+use picket_db::{pr_checks, queue, Db};
+use picket_scheduler::pr_checks::{step, PrCheckConfig};
+use picket_test_support::github::{GitHubServer, TestCheckRun};
+use picket_vcs::github::api::ClientOptions;
+use picket_vcs::github::AppCredentials;
+use picket_vcs::Registry;
+use secrecy::SecretString;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+
+struct World {
+    server: GitHubServer,
+    db: Db,
+    registry: Registry,
+    connection: picket_core::ConnectionId,
+    repo_id: u64,
+    installation: u64,
+    cfg: PrCheckConfig,
+}
+
+async fn world(pool: PgPool) -> World {
+    let server = GitHubServer::start().await;
+    let app = server.add_app("picket");
+    let installation = server.add_installation(app.id, "acme");
+    let repo_id = server.add_repo(
+        installation,
+        "acme/app",
+        "main",
+        "http://127.0.0.1:1/acme/app.git",
+    );
+    let org = OrgId::new();
+    sqlx::query("INSERT INTO orgs (id, slug, name) VALUES ($1, 'acme', 'Acme')")
+        .bind(org.0)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let cipher = Arc::new(CredentialCipher::from_hex(&CredentialCipher::generate_hex()).unwrap());
+    let credentials = AppCredentials {
+        app_id: app.id,
+        private_key: SecretString::from(app.private_key_pem.clone()),
+        webhook_secret: SecretString::from(app.webhook_secret.clone()),
+        previous_webhook_secret: None,
+        previous_valid_until: None,
+    };
+    let connection = connections::create(
+        &pool,
+        &cipher,
+        &NewConnection {
+            org_id: org,
+            provider: Provider::Github,
+            name: "acme".into(),
+            base_url: server.api_url(),
+            credentials: Some(SecretString::from(
+                serde_json::to_string(&credentials).unwrap(),
+            )),
+            follow_installations: false,
+        },
+    )
+    .await
+    .unwrap()
+    .id;
+    sqlx::query(
+        "INSERT INTO projects (id, org_id, connection_id, provider_repo_id, full_name, clone_url,
+                               default_branch, weekly_weekday, weekly_time, provider_installation_id)
+         VALUES ($1, $2, $3, $4, 'acme/app', 'http://127.0.0.1:1/acme/app.git', 'main', 0, '00:00', $5)",
+    )
+    .bind(uuid::Uuid::now_v7())
+    .bind(org.0)
+    .bind(connection.0)
+    .bind(repo_id.to_string())
+    .bind(installation.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let registry = Registry::new(
+        Arc::new(CredentialStore::new(pool.clone(), cipher)),
+        ClientOptions::new(server.api_url()),
+    );
+    let cfg = PrCheckConfig {
+        idle: Duration::from_millis(10),
+        recheck: Duration::from_millis(300),
+        public_url: Some("https://picket.example".into()),
+    };
+    World {
+        server,
+        db: Db::from_pool(pool),
+        registry,
+        connection,
+        repo_id,
+        installation,
+        cfg,
+    }
+}
+
+impl World {
+    async fn push(&self, head: &str) -> ScanId {
+        let mut tx = self.db.pool().begin().await.unwrap();
+        let installation = self.installation.to_string();
+        let repo = self.repo_id.to_string();
+        let outcome = webhooks::queue_pull_request(
+            &mut tx,
+            &PullRequestHead {
+                connection_id: self.connection,
+                repo_id: &repo,
+                installation_id: Some(&installation),
+                number: 7,
+                head_sha: head,
+                base_ref: "main",
+                base_sha: None,
+            },
+            "test",
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        match outcome {
+            PullRequestOutcome::Queued { scan, .. } => scan,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Runs the loop until nothing is due.
+    async fn drain(&self) {
+        for _ in 0..20 {
+            if !step(&self.db, &self.registry, &self.cfg).await.unwrap() {
+                return;
+            }
+        }
+        panic!("the loop never ran out of due checks");
+    }
+
+    fn check_of(&self, head: &str) -> TestCheckRun {
+        let runs: Vec<_> = self
+            .server
+            .check_runs(self.repo_id)
+            .into_iter()
+            .filter(|c| c.head_sha == head)
+            .collect();
+        assert_eq!(runs.len(), 1, "one check per head: {runs:#?}");
+        runs.into_iter().next().unwrap()
+    }
+
+    async fn shown(&self, scan: ScanId) -> Option<CheckPhase> {
+        let org: uuid::Uuid = sqlx::query_scalar("SELECT org_id FROM scans WHERE id = $1")
+            .bind(scan.0)
+            .fetch_one(self.db.pool())
+            .await
+            .unwrap();
+        pr_checks::get(self.db.pool(), org.into(), scan)
+            .await
+            .unwrap()
+            .unwrap()
+            .shown
+    }
+}
+
+const HEAD_1: &str = "1111111111111111111111111111111111111111";
+const HEAD_2: &str = "2222222222222222222222222222222222222222";
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn the_check_follows_the_scan_and_fails_open_at_the_deadline(pool: PgPool) {
+    let w = world(pool).await;
+    let first = w.push(HEAD_1).await;
+    w.drain().await;
+    let check = w.check_of(HEAD_1);
+    assert_eq!(
+        (check.name.as_str(), check.status.as_str()),
+        ("Picket", "queued")
+    );
+    assert_eq!(
+        check.details_url.as_deref(),
+        Some(format!("https://picket.example/scans/{first}").as_str())
+    );
+    assert_eq!(w.shown(first).await, Some(CheckPhase::Queued));
+
+    // Nothing changed: looking again creates nothing and moves nothing.
+    tokio::time::sleep(w.cfg.recheck).await;
+    w.drain().await;
+    assert_eq!(w.check_of(HEAD_1).status, "queued");
+
+    // A worker runs the scan: in progress.
+    let claimed = queue::claim(w.db.pool(), "test", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.scan.id, first);
+    queue::advance(w.db.pool(), &claimed.lease, ScanState::Running, None)
+        .await
+        .unwrap();
+    tokio::time::sleep(w.cfg.recheck).await;
+    w.drain().await;
+    assert_eq!(w.check_of(HEAD_1).status, "in_progress");
+
+    // A newer push supersedes it: the old head's check completes neutral, the new one is queued.
+    let second = w.push(HEAD_2).await;
+    tokio::time::sleep(w.cfg.recheck).await;
+    w.drain().await;
+    let old = w.check_of(HEAD_1);
+    assert_eq!(
+        (old.status.as_str(), old.conclusion.as_deref()),
+        ("completed", Some("neutral"))
+    );
+    assert_eq!(w.shown(first).await, Some(CheckPhase::Superseded));
+    assert_eq!(w.check_of(HEAD_2).status, "queued");
+
+    // The org's deadline passes with the scan still queued: success, with a note.
+    sqlx::query(
+        "UPDATE pr_checks SET fail_open_at = now(), next_attempt_at = now() WHERE scan_id = $1",
+    )
+    .bind(second.0)
+    .execute(w.db.pool())
+    .await
+    .unwrap();
+    w.drain().await;
+    let failed_open = w.check_of(HEAD_2);
+    assert_eq!(
+        (
+            failed_open.status.as_str(),
+            failed_open.conclusion.as_deref()
+        ),
+        ("completed", Some("success"))
+    );
+    assert_eq!(
+        failed_open.output.title.as_deref(),
+        Some("Picket did not finish")
+    );
+    assert!(failed_open
+        .output
+        .summary
+        .unwrap()
+        .contains("never blocks a merge"));
+
+    // A result that arrives now is late: the worker may comment but must leave the check.
+    let mut conn = w.db.pool().acquire().await.unwrap();
+    let start = pr_checks::begin_report(&mut conn, second).await.unwrap();
+    assert!(start.late);
+    assert_eq!(start.check_run_id, Some(failed_open.id.to_string()));
+    drop(conn);
+
+    // Completed checks are left alone for good.
+    let before = w.server.requests().len();
+    tokio::time::sleep(w.cfg.recheck).await;
+    w.drain().await;
+    assert_eq!(w.server.requests().len(), before);
+    assert!(
+        w.server.violations().is_empty(),
+        "{:#?}",
+        w.server.violations()
+    );
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_provider_fault_is_recorded_and_retried(pool: PgPool) {
+    use picket_test_support::github::{Fault, FaultKind};
+    let w = world(pool).await;
+    let scan = w.push(HEAD_1).await;
+    w.server.inject(Fault {
+        path_contains: "/check-runs".into(),
+        kind: FaultKind::ServerError { status: 503 },
+        times: 3,
+    });
+    w.drain().await;
+    let org: uuid::Uuid = sqlx::query_scalar("SELECT org_id FROM scans WHERE id = $1")
+        .bind(scan.0)
+        .fetch_one(w.db.pool())
+        .await
+        .unwrap();
+    let record = pr_checks::get(w.db.pool(), org.into(), scan)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.shown, None);
+    assert_eq!(record.failures, 1);
+    assert_eq!(record.last_error.as_deref(), Some("provider_unavailable"));
+    // After the backoff the check is created.
+    sqlx::query("UPDATE pr_checks SET next_attempt_at = now() WHERE scan_id = $1")
+        .bind(scan.0)
+        .execute(w.db.pool())
+        .await
+        .unwrap();
+    w.drain().await;
+    assert_eq!(w.check_of(HEAD_1).status, "queued");
+    assert!(
+        w.server.violations().is_empty(),
+        "{:#?}",
+        w.server.violations()
+    );
+}
