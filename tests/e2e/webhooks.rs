@@ -916,3 +916,106 @@ async fn bodies_are_pruned_after_their_retention_and_the_log_stays(pool: PgPool)
     assert_eq!(new["has_body"], true);
     assert!(new["body"].is_string());
 }
+
+/// A PR scan of a GitHub project clones with a token minted for it alone: the one repository,
+/// contents read plus pull requests and checks write (its feedback), through the installation
+/// the webhook named; a full scan's token may only read. The App's key never leaves the API.
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_github_scan_clones_with_a_token_minted_for_it_alone(pool: PgPool) {
+    use picket_test_support::github::GitHubServer;
+    let server = GitHubServer::start().await;
+    let gh_app = server.add_app("picket");
+    let installation = server.add_installation(gh_app.id, "acme");
+    let repo_id = server.add_repo(
+        installation,
+        "acme/app",
+        "main",
+        "https://github.invalid/acme/app.git",
+    );
+    let _other_repo = server.add_repo(
+        installation,
+        "acme/other",
+        "main",
+        "https://github.invalid/acme/other.git",
+    );
+    let app = TestApp::start(pool).await;
+    let conn = app
+        .admin()
+        .post(
+            "/api/v1/connections",
+            json!({
+                "provider": "github", "name": "acme", "base_url": server.api_url(),
+                "credentials": {"app_id": gh_app.id, "private_key": gh_app.private_key_pem,
+                                "webhook_secret": SECRET},
+            }),
+        )
+        .await
+        .expect(201);
+    let hook = Hook {
+        http: reqwest::Client::new(),
+        url: format!("{}/webhooks/github/{}", app.base, id_of(&conn)),
+        secret: SECRET.to_owned(),
+    };
+    app.admin()
+        .post(
+            "/api/v1/projects",
+            json!({"projects": [{
+                "connection_id": id_of(&conn), "provider_repo_id": repo_id.to_string(),
+                "full_name": "acme/app", "clone_url": "https://github.invalid/acme/app.git",
+                "default_branch": "main",
+            }]}),
+        )
+        .await
+        .expect(201);
+    // The project's initial full scan goes first: its token may only read.
+    let mut payload = pull_request("opened", repo_id as i64, 7, &sha(7));
+    payload["installation"]["id"] = json!(installation);
+    let answer = hook.deliver("pull_request", "d-1", &payload).await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+
+    let mut seen = Vec::new();
+    while let Some(claimed) = queue::claim(&app.pool, "e2e", Duration::from_secs(300))
+        .await
+        .unwrap()
+    {
+        let token = queue::mint_scan_token(&app.pool, &claimed.lease)
+            .await
+            .unwrap();
+        let cred = app
+            .client(secrecy::ExposeSecret::expose_secret(&token))
+            .get("/api/v1/worker/scan/credential")
+            .await
+            .expect(200);
+        assert!(!cred.to_string().contains("PRIVATE KEY"));
+        assert_eq!(cred["username"], "x-access-token");
+        let minted = server
+            .minted_tokens()
+            .into_iter()
+            .find(|m| m.token == cred["token"].as_str().unwrap())
+            .expect("the token the worker got is one GitHub minted");
+        assert_eq!(minted.installation_id, installation);
+        assert_eq!(minted.repository_ids, Some(vec![repo_id]));
+        let perms: Vec<(String, String)> = minted.permissions.into_iter().collect();
+        seen.push((claimed.scan.kind, claimed.scan.pr_number, perms));
+    }
+    let read = |p: &str| (p.to_owned(), "read".to_owned());
+    let write = |p: &str| (p.to_owned(), "write".to_owned());
+    seen.sort_by_key(|(_, pr, _)| *pr);
+    assert_eq!(
+        seen,
+        [
+            (picket_core::ScanKind::Full, None, vec![read("contents")]),
+            (
+                picket_core::ScanKind::Diff,
+                Some(7),
+                vec![
+                    write("checks"),
+                    read("contents"),
+                    read("metadata"),
+                    write("pull_requests")
+                ]
+            ),
+        ]
+    );
+    assert!(server.violations().is_empty(), "{:#?}", server.violations());
+}

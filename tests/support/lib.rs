@@ -151,7 +151,18 @@ impl TestApp {
             .expect("create admin token");
 
         let engine = SemgrepConfig::new(semgrep_binary(), PathBuf::from(RULES_DIR));
-        let state = AppState::new(db, Arc::new(cipher)).with_rule_engine(engine);
+        let cipher = Arc::new(cipher);
+        // Providers are reached at each connection's own base URL (a test's GitHub server).
+        let providers = picket_vcs::Registry::new(
+            Arc::new(picket_db::connections::CredentialStore::new(
+                pool.clone(),
+                cipher.clone(),
+            )),
+            picket_vcs::github::api::ClientOptions::new(picket_vcs::github::DEFAULT_API_URL),
+        );
+        let state = AppState::new(db, cipher)
+            .with_rule_engine(engine)
+            .with_providers(Arc::new(providers));
         let router = picket_api::router(state, &cfg);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

@@ -89,6 +89,7 @@ pub struct AppState {
     rule_engine: Option<Arc<RuleEngine>>,
     local_repos: Arc<local_repos::LocalRepoDirs>,
     webhooks: Arc<WebhookSettings>,
+    providers: Option<Arc<picket_vcs::Registry>>,
 }
 
 /// The Semgrep engine the API checks uploaded rule packs with, and a bound on how many checks
@@ -112,7 +113,19 @@ impl AppState {
             rule_engine: None,
             local_repos: Arc::default(),
             webhooks: Arc::default(),
+            providers: None,
         }
+    }
+
+    /// Providers' clients by connection: the worker's clone credential for a GitHub project is
+    /// an installation token minted per scan through them. Without, such scans get none.
+    pub fn with_providers(mut self, providers: Arc<picket_vcs::Registry>) -> Self {
+        self.providers = Some(providers);
+        self
+    }
+
+    pub(crate) fn providers(&self) -> Option<&picket_vcs::Registry> {
+        self.providers.as_deref()
     }
 
     pub(crate) fn webhooks(&self) -> &WebhookSettings {

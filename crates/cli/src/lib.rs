@@ -98,6 +98,10 @@ pub struct ApiArgs {
     pub secret_key: SecretString,
     #[command(flatten)]
     pub api: ApiTuning,
+    /// CA certificates (PEM) trusted besides the system's when reaching providers (a GitHub
+    /// Enterprise Server behind a private CA). Default: none.
+    #[arg(long, env = "PICKET_CA_BUNDLE")]
+    pub ca_bundle: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -68,7 +68,8 @@ async fn run_platform(
         Some(k) => k.clone(),
         None => load_or_create_key(&args.data_dir.join(SECRET_KEY_FILE))?,
     };
-    let cipher = CredentialCipher::from_hex(&key).context("PICKET_SECRET_KEY")?;
+    let cipher = Arc::new(CredentialCipher::from_hex(&key).context("PICKET_SECRET_KEY")?);
+    let providers = scheduler::registry(&db, cipher.clone(), args.scheduler.ca_bundle()?.as_ref());
     let token_file = args.data_dir.join(ADMIN_TOKEN_FILE);
     let first_token = admin::bootstrap(&db, &token_file).await?;
     let org = orgs::get_by_slug(db.pool(), admin::DEFAULT_ORG)
@@ -96,11 +97,7 @@ async fn run_platform(
         // Single-machine use: projects may live in local repositories (the demo does).
         allow_local_repos: true,
         worker_log,
-        providers: Some(scheduler::registry(
-            &db,
-            Arc::new(CredentialCipher::from_hex(&key).context("PICKET_SECRET_KEY")?),
-            args.scheduler.ca_bundle()?.as_ref(),
-        )),
+        providers: Some(providers.clone()),
         public_url: Some(args.api.public_url.clone().unwrap_or_else(|| api_url(addr))),
     };
     let scheduler = {
@@ -126,7 +123,16 @@ async fn run_platform(
     // Single-machine use: webhooks reach this address unless told otherwise.
     let mut tuning = args.api.clone();
     tuning.public_url.get_or_insert_with(|| api_url(addr));
-    let served = serve(listener, db, cipher, &tuning, local_repos, stop.clone()).await;
+    let served = serve(
+        listener,
+        db,
+        cipher,
+        providers,
+        &tuning,
+        local_repos,
+        stop.clone(),
+    )
+    .await;
     stop.cancel();
     let scheduled = scheduler.await.context("the scheduler panicked")?;
     served?;
@@ -224,12 +230,30 @@ fn api_url(addr: SocketAddr) -> String {
 
 pub async fn api(args: ApiArgs) -> anyhow::Result<()> {
     let stop = shutdown_signal();
-    let cipher = CredentialCipher::from_hex(&args.secret_key).context("PICKET_SECRET_KEY")?;
+    let cipher =
+        Arc::new(CredentialCipher::from_hex(&args.secret_key).context("PICKET_SECRET_KEY")?);
+    let ca_bundle = match &args.ca_bundle {
+        Some(path) => Some(
+            picket_worker::tls::CaBundle::read(path)
+                .map_err(|e| anyhow::anyhow!("PICKET_CA_BUNDLE: {e}"))?,
+        ),
+        None => None,
+    };
     let db = connect(&args.db.database_url, args.db.db_max_connections).await?;
+    let providers = scheduler::registry(&db, cipher.clone(), ca_bundle.as_ref());
     let listener = bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "API listening");
     let local_repos = args.api.local_repos.resolve([])?;
-    serve(listener, db, cipher, &args.api, local_repos, stop).await
+    serve(
+        listener,
+        db,
+        cipher,
+        providers,
+        &args.api,
+        local_repos,
+        stop,
+    )
+    .await
 }
 
 pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<()> {
@@ -242,7 +266,8 @@ pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<()> {
 async fn serve(
     listener: tokio::net::TcpListener,
     db: Db,
-    cipher: CredentialCipher,
+    cipher: Arc<CredentialCipher>,
+    providers: Arc<picket_vcs::Registry>,
     tuning: &ApiTuning,
     local_repos: picket_api::local_repos::LocalRepoDirs,
     stop: CancellationToken,
@@ -255,7 +280,8 @@ async fn serve(
     };
     let state = picket_api::AppState::new(db, cipher)
         .with_rule_engine(tuning.engine.config())
-        .with_local_repo_dirs(local_repos);
+        .with_local_repo_dirs(local_repos)
+        .with_providers(providers);
     let router = picket_api::router(state, &cfg);
     picket_api::serve(listener, router, async move { stop.cancelled().await })
         .await

@@ -22,7 +22,7 @@ use picket_core::policy::effective_modes;
 use picket_core::protocol::{
     CloneCredential, RulePackSpec, ScanResults, ScanSpec, SCAN_TOKEN_PREFIX,
 };
-use picket_core::{OrgId, Product, ProjectId, Provider, ScanId, ScanKind, ScanState};
+use picket_core::{ConnectionId, OrgId, Product, ProjectId, Provider, ScanId, ScanKind, ScanState};
 use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -274,6 +274,50 @@ pub async fn clone_credential(
             token,
         }),
         StoredCredentials::Fields { token: None, .. } => None,
+    })
+}
+
+/// The repository a scan is of, as its provider knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanRepository {
+    pub connection_id: ConnectionId,
+    pub provider: Provider,
+    pub provider_repo_id: String,
+    pub full_name: String,
+    /// GitHub: the App installation that sees the repository, once known.
+    pub installation_id: Option<String>,
+    /// Set for a pull request's scan.
+    pub pr_number: Option<i32>,
+}
+
+/// The repository of one of the org's scans.
+pub async fn repository_of(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+    scan: ScanId,
+) -> Result<ScanRepository> {
+    let row = sqlx::query!(
+        r#"
+        SELECT p.connection_id, c.provider AS "provider: Pg<Provider>", p.provider_repo_id,
+               p.full_name, p.provider_installation_id, s.pr_number
+        FROM scans s
+        JOIN projects p ON p.id = s.project_id
+        JOIN vcs_connections c ON c.id = p.connection_id
+        WHERE s.id = $1 AND s.org_id = $2
+        "#,
+        scan.0,
+        org.0
+    )
+    .fetch_optional(ex)
+    .await?
+    .ok_or(DbError::NotFound)?;
+    Ok(ScanRepository {
+        connection_id: row.connection_id.into(),
+        provider: row.provider.0,
+        provider_repo_id: row.provider_repo_id,
+        full_name: row.full_name,
+        installation_id: row.provider_installation_id,
+        pr_number: row.pr_number,
     })
 }
 

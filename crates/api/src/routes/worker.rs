@@ -92,11 +92,44 @@ async fn scan_spec(
         (status = 200, body = doc::CloneCredential),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`no_credential`: the project's connection holds no clone credential (clone anonymously)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "the provider refused to mint the scan's token (`provider_*` codes)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the provider is unavailable or rate limited, or this API cannot reach providers", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn scan_credential(
     worker: Worker,
     State(state): State<AppState>,
 ) -> Result<Json<CloneCredential>, ApiError> {
+    let repo =
+        worker::repository_of(state.db().pool(), worker.scan.org_id, worker.scan.scan_id).await?;
+    if repo.provider == picket_core::Provider::Github {
+        // A token for this one repository, minted for this scan: clone, and for a PR scan its
+        // feedback (pull requests and checks write), for one hour. The App's key stays here.
+        let providers = state.providers().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "providers_unavailable",
+                "this API cannot reach providers (no registry configured)",
+            )
+        })?;
+        let scope = match repo.pr_number {
+            Some(_) => picket_vcs::provider::CredentialScope::PullRequestScan,
+            None => picket_vcs::provider::CredentialScope::Clone,
+        };
+        let locator = picket_vcs::provider::RepoLocator {
+            id: repo.provider_repo_id,
+            full_name: repo.full_name,
+            installation_id: repo.installation_id,
+        };
+        let minted = providers
+            .source(repo.connection_id)
+            .await?
+            .mint_credential(&locator, scope)
+            .await?;
+        return Ok(Json(CloneCredential {
+            username: minted.username,
+            token: secrecy::ExposeSecret::expose_secret(&minted.secret).to_owned(),
+        }));
+    }
     worker::clone_credential(
         state.db().pool(),
         state.cipher(),
