@@ -248,6 +248,20 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// A provider call that failed on the provider's side: 503 when trying again later may work
+/// (rate limited, unavailable, unreachable), else 502; the code is picket-vcs's stable one and
+/// the detail the provider's message (never a credential).
+impl From<picket_vcs::VcsError> for ApiError {
+    fn from(e: picket_vcs::VcsError) -> Self {
+        let status = if e.code.is_transient() {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        ApiError::new(status, e.code.as_str(), e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,19 +288,5 @@ mod tests {
         assert_eq!(p.title, "Bad Request");
         assert_eq!(p.status, 400);
         assert_eq!(p.errors[0].field, "limit");
-    }
-}
-
-/// A provider call that failed on the provider's side: 503 when trying again later may work
-/// (rate limited, unavailable, unreachable), else 502; the code is picket-vcs's stable one and
-/// the detail the provider's message (never a credential).
-impl From<picket_vcs::VcsError> for ApiError {
-    fn from(e: picket_vcs::VcsError) -> Self {
-        let status = if e.code.is_transient() {
-            StatusCode::SERVICE_UNAVAILABLE
-        } else {
-            StatusCode::BAD_GATEWAY
-        };
-        ApiError::new(status, e.code.as_str(), e.to_string())
     }
 }
