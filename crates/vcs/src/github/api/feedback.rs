@@ -256,25 +256,7 @@ impl GitHubFeedback {
 
     /// Every page of a listing (`per_page=100`).
     async fn all_pages<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<Vec<T>> {
-        let mut all = Vec::new();
-        let mut page = 1;
-        loop {
-            let reply = self
-                .http
-                .send(
-                    &Cred::Own,
-                    Method::GET,
-                    &format!("{path}?per_page=100&page={page}"),
-                    None,
-                )
-                .await?;
-            let items: Vec<T> = reply.json()?;
-            all.extend(items);
-            match reply.next_page() {
-                Some(next) if next > page => page = next,
-                _ => return Ok(all),
-            }
-        }
+        self.http.all_pages(&Cred::Own, path).await
     }
 
     /// Review comment database id → its thread (GraphQL `pullRequest.reviewThreads`).

@@ -328,25 +328,10 @@ impl GitHubApp {
 
     /// All the App's installations, ordered by id (`GET /app/installations`, every page).
     async fn installations(&self) -> Result<Vec<InstallationJson>> {
-        let mut all = Vec::new();
-        let mut page = 1;
-        loop {
-            let reply = self
-                .http
-                .send(
-                    &Cred::Own,
-                    Method::GET,
-                    &format!("/app/installations?per_page=100&page={page}"),
-                    None,
-                )
-                .await?;
-            let items: Vec<InstallationJson> = reply.json()?;
-            all.extend(items);
-            match reply.next_page() {
-                Some(next) if next > page => page = next,
-                _ => break,
-            }
-        }
+        let mut all: Vec<InstallationJson> = self
+            .http
+            .all_pages(&Cred::Own, "/app/installations")
+            .await?;
         all.sort_by_key(|i| i.id);
         Ok(all)
     }

@@ -327,6 +327,28 @@ impl Http {
         }
     }
 
+    /// Every page of a listing (`per_page=100`, following the `Link` header's next page).
+    pub async fn all_pages<T: DeserializeOwned>(&self, cred: &Cred, path: &str) -> Result<Vec<T>> {
+        let mut all = Vec::new();
+        let mut page = 1;
+        loop {
+            let reply = self
+                .send(
+                    cred,
+                    Method::GET,
+                    &format!("{path}?per_page=100&page={page}"),
+                    None,
+                )
+                .await?;
+            let items: Vec<T> = reply.json()?;
+            all.extend(items);
+            match reply.next_page() {
+                Some(next) if next > page => page = next,
+                _ => return Ok(all),
+            }
+        }
+    }
+
     /// Sends and decodes the JSON answer.
     pub async fn json<T: DeserializeOwned>(
         &self,
