@@ -288,6 +288,8 @@ pub struct ScanRepository {
     pub installation_id: Option<String>,
     /// Set for a pull request's scan.
     pub pr_number: Option<i32>,
+    /// The connection holds credentials of any kind.
+    pub has_credentials: bool,
 }
 
 /// The repository of one of the org's scans.
@@ -299,7 +301,8 @@ pub async fn repository_of(
     let row = sqlx::query!(
         r#"
         SELECT p.connection_id, c.provider AS "provider: Pg<Provider>", p.provider_repo_id,
-               p.full_name, p.provider_installation_id, s.pr_number
+               p.full_name, p.provider_installation_id, s.pr_number,
+               c.credentials IS NOT NULL AS "has_credentials!"
         FROM scans s
         JOIN projects p ON p.id = s.project_id
         JOIN vcs_connections c ON c.id = p.connection_id
@@ -318,6 +321,7 @@ pub async fn repository_of(
         full_name: row.full_name,
         installation_id: row.provider_installation_id,
         pr_number: row.pr_number,
+        has_credentials: row.has_credentials,
     })
 }
 

@@ -101,9 +101,11 @@ async fn scan_credential(
 ) -> Result<Json<CloneCredential>, ApiError> {
     let repo =
         worker::repository_of(state.db().pool(), worker.scan.org_id, worker.scan.scan_id).await?;
-    if repo.provider == picket_core::Provider::Github {
+    if repo.provider == picket_core::Provider::Github && repo.has_credentials {
         // A token for this one repository, minted for this scan: clone, and for a PR scan its
         // feedback (pull requests and checks write), for one hour. The App's key stays here.
+        // A GitHub connection holding a plain token instead of an App's credentials lends that
+        // token, as other providers' connections do.
         let providers = state.providers().ok_or_else(|| {
             ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -120,15 +122,19 @@ async fn scan_credential(
             full_name: repo.full_name,
             installation_id: repo.installation_id,
         };
-        let minted = providers
-            .source(repo.connection_id)
-            .await?
-            .mint_credential(&locator, scope)
-            .await?;
-        return Ok(Json(CloneCredential {
-            username: minted.username,
-            token: secrecy::ExposeSecret::expose_secret(&minted.secret).to_owned(),
-        }));
+        match providers.source(repo.connection_id).await {
+            Ok(source) => {
+                let minted = source.mint_credential(&locator, scope).await?;
+                return Ok(Json(CloneCredential {
+                    username: minted.username,
+                    token: secrecy::ExposeSecret::expose_secret(&minted.secret).to_owned(),
+                }));
+            }
+            // Not an App's credentials (a plain token; the API refuses a bad key when it is
+            // stored): lend the stored token below.
+            Err(e) if e.code == picket_vcs::ErrorCode::BadConfig => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     worker::clone_credential(
         state.db().pool(),
