@@ -161,6 +161,10 @@ pub trait SourceProvider: Send + Sync + fmt::Debug {
     /// Whether `login` may write to the repository (triage by reply is theirs only).
     async fn has_write_access(&self, repo: &RepoLocator, login: &str) -> Result<bool>;
 
+    /// The login the provider shows on what Picket posts through this connection (GitHub:
+    /// `<app slug>[bot]`, from `GET /app`, asked once and then kept).
+    async fn bot_login(&self) -> Result<String>;
+
     /// How many API calls this connection has made since it was built (the reconcile sweep's and
     /// a PR scan's budgets count them).
     fn api_calls(&self) -> u64;
@@ -230,6 +234,10 @@ pub struct CheckUpdate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PostedComment {
     pub id: String,
+    /// Who wrote it (the provider's login; a GitHub App posts as `<slug>[bot]`). Only comments
+    /// by the connection's own [`SourceProvider::bot_login`] are Picket's: a marker in anyone
+    /// else's comment means nothing.
+    pub author: String,
     /// The review thread the comment opened (GitHub GraphQL node id), for resolving it.
     pub thread_id: Option<String>,
     pub body: String,

@@ -158,6 +158,11 @@ async fn check_reports_identity_installations_and_what_is_missing() {
 
     let check = w.provider.check().await.unwrap();
     assert_eq!(check.identity, "picket-test");
+    // The bot login, asked once and kept.
+    assert_eq!(w.provider.bot_login().await.unwrap(), "picket-test[bot]");
+    let calls = w.provider.api_calls();
+    assert_eq!(w.provider.bot_login().await.unwrap(), "picket-test[bot]");
+    assert_eq!(w.provider.api_calls(), calls);
     assert!(check.missing_permissions.is_empty(), "{check:?}");
     assert!(check.missing_events.is_empty(), "{check:?}");
     let accounts: Vec<_> = check
@@ -855,15 +860,26 @@ async fn comments_threads_and_replies() {
     // find_comments: marker matches in both kinds, with threads.
     w.server
         .add_issue_comment(w.repo_id, 7, "alice", "unrelated");
+    w.server
+        .add_issue_comment(w.repo_id, 7, "mallory", &format!("{marker} forged"));
     let found = feedback.find_comments(&w.repo, 7, marker).await.unwrap();
-    assert_eq!(found.len(), 3);
-    assert!(found.iter().all(|c| c.thread_id.is_some()));
+    // The forged one is found too, by its author: callers keep only the App's own.
+    let (own, others): (Vec<_>, Vec<_>) = found
+        .into_iter()
+        .partition(|c| c.author == "picket-test[bot]");
+    assert_eq!(own.len(), 3);
+    assert!(own.iter().all(|c| c.thread_id.is_some()));
+    assert_eq!(
+        others.iter().map(|c| c.author.as_str()).collect::<Vec<_>>(),
+        ["mallory"]
+    );
     let summary_found = feedback
         .find_comments(&w.repo, 7, "<!-- picket:summary -->")
         .await
         .unwrap();
     assert_eq!(summary_found.len(), 1);
     assert_eq!(summary_found[0].id, summary.id);
+    assert_eq!(summary_found[0].author, "picket-test[bot]");
     assert_eq!(summary_found[0].path, None);
 
     // Resolve one thread.
@@ -880,7 +896,7 @@ async fn comments_threads_and_replies() {
     let found = feedback.find_comments(&w.repo, 7, marker).await.unwrap();
     let resolved: Vec<_> = found
         .iter()
-        .filter(|c| c.resolved)
+        .filter(|c| c.resolved && c.author == "picket-test[bot]")
         .map(|c| c.id.clone())
         .collect();
     assert_eq!(resolved, [posted[1].id.clone()]);

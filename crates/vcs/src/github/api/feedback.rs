@@ -67,6 +67,16 @@ struct IssueCommentJson {
     id: u64,
     #[serde(default)]
     body: Option<String>,
+    user: Option<UserJson>,
+}
+
+#[derive(Deserialize)]
+struct UserJson {
+    login: String,
+}
+
+fn login(user: Option<UserJson>) -> String {
+    user.map(|u| u.login).unwrap_or_default()
 }
 
 #[derive(Deserialize)]
@@ -78,6 +88,7 @@ struct ReviewCommentJson {
     line: Option<u32>,
     original_line: Option<u32>,
     pull_request_review_id: Option<u64>,
+    user: Option<UserJson>,
 }
 
 /// A review comment's thread, from GraphQL.
@@ -308,6 +319,7 @@ impl GitHubFeedback {
         let thread = threads.get(&c.id);
         PostedComment {
             id: c.id.to_string(),
+            author: login(c.user),
             thread_id: thread.map(|t| t.id.clone()),
             body: c.body,
             path: Some(c.path),
@@ -326,7 +338,7 @@ impl GitHubFeedback {
             "/repos/{}/issues/{number}/comments",
             policy::repo_path(&repo.full_name)?
         );
-        let created: IdJson = self
+        let created: IssueCommentJson = self
             .http
             .json(
                 &Cred::Own,
@@ -335,7 +347,7 @@ impl GitHubFeedback {
                 Some(&json!({ "body": body })),
             )
             .await?;
-        Ok(conversation(created.id, body))
+        Ok(conversation(created, body))
     }
 
     /// One review (`POST /repos/{o}/{r}/pulls/{n}/reviews`, event `COMMENT`) with all the
@@ -477,11 +489,13 @@ impl GitHubFeedback {
     }
 }
 
-fn conversation(id: u64, body: &str) -> PostedComment {
+/// A conversation comment as GitHub answered it; `sent` is the body when the answer has none.
+fn conversation(c: IssueCommentJson, sent: &str) -> PostedComment {
     PostedComment {
-        id: id.to_string(),
+        id: c.id.to_string(),
+        author: login(c.user),
         thread_id: None,
-        body: body.to_owned(),
+        body: c.body.unwrap_or_else(|| sent.to_owned()),
         path: None,
         line: None,
         resolved: false,
@@ -535,10 +549,8 @@ impl FeedbackClient for GitHubFeedback {
             .await?;
         let mut found: Vec<PostedComment> = issue
             .into_iter()
-            .filter_map(|c| {
-                let body = c.body.unwrap_or_default();
-                body.contains(marker).then(|| conversation(c.id, &body))
-            })
+            .filter(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
+            .map(|c| conversation(c, ""))
             .collect();
         let review: Vec<ReviewCommentJson> = self
             .all_pages(&format!("/repos/{repo_path}/pulls/{number}/comments"))
@@ -571,7 +583,7 @@ impl FeedbackClient for GitHubFeedback {
             );
             match self
                 .http
-                .json::<IdJson>(
+                .json::<IssueCommentJson>(
                     &Cred::Own,
                     Method::PATCH,
                     &path,
@@ -579,7 +591,7 @@ impl FeedbackClient for GitHubFeedback {
                 )
                 .await
             {
-                Ok(edited) => return Ok(conversation(edited.id, body)),
+                Ok(edited) => return Ok(conversation(edited, body)),
                 Err(e) if e.code == ErrorCode::NotFound => {}
                 Err(e) => return Err(e),
             }

@@ -38,6 +38,8 @@ pub struct GitHubApp {
     http: Http,
     /// Installation id → (token client, expiry).
     tokens: Mutex<HashMap<u64, (octocrab::Octocrab, OffsetDateTime)>>,
+    /// `<slug>[bot]`, once `GET /app` told it.
+    bot_login: tokio::sync::OnceCell<String>,
 }
 
 impl fmt::Debug for GitHubApp {
@@ -255,6 +257,7 @@ impl GitHubApp {
             api_url: options.api_url.clone(),
             http: Http::new(options, AuthState::App(auth))?,
             tokens: Mutex::new(HashMap::new()),
+            bot_login: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -610,6 +613,23 @@ impl SourceProvider for GitHubApp {
             Err(e) if matches!(e.code, ErrorCode::NotFound | ErrorCode::Rejected) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// `<slug>[bot]` from `GET /app` (App JWT), asked once per client.
+    async fn bot_login(&self) -> Result<String> {
+        self.bot_login
+            .get_or_try_init(|| async {
+                let app: AppJson = self
+                    .http
+                    .json(&Cred::Own, Method::GET, "/app", None)
+                    .await?;
+                let slug = app.slug.ok_or_else(|| {
+                    VcsError::new(ErrorCode::BadResponse, "GET /app answered without a slug")
+                })?;
+                Ok(format!("{slug}[bot]"))
+            })
+            .await
+            .cloned()
     }
 
     fn api_calls(&self) -> u64 {
