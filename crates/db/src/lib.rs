@@ -77,6 +77,9 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
+/// A connection (or a transaction, through `&mut *tx`) that picket-db's functions take.
+pub use sqlx::PgConnection;
+
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
 
 /// The cloneable handle to the database that services hold.
