@@ -19,6 +19,7 @@ mod kubernetes;
 mod ops;
 mod org;
 mod policies;
+mod pr_feedback;
 mod projects;
 mod rule_packs;
 mod running;

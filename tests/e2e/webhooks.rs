@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use uuid::Uuid;
 
-const SECRET: &str = "it-is-a-webhook-secret-0123";
+pub(crate) const SECRET: &str = "it-is-a-webhook-secret-0123";
 /// The repository of the examples' pull requests.
 const REPO_ID: i64 = 186853002;
 /// The installation of the examples' `installation` created event.
@@ -62,7 +62,7 @@ fn example(event: &str, action: Option<&str>) -> Value {
 
 /// A pull request event on the example repository (its id replaced by `repo_id`), PR `number`,
 /// head `head`.
-fn pull_request(action: &str, repo_id: i64, number: u64, head: &str) -> Value {
+pub(crate) fn pull_request(action: &str, repo_id: i64, number: u64, head: &str) -> Value {
     let mut p = example("pull_request", Some("opened"));
     p["action"] = json!(action);
     p["number"] = json!(number);
@@ -86,21 +86,21 @@ fn sign(secret: &str, body: &[u8]) -> String {
 
 /// A connection's webhook, as GitHub reaches it.
 #[derive(Debug, Clone)]
-struct Hook {
-    http: reqwest::Client,
-    url: String,
-    secret: String,
+pub(crate) struct Hook {
+    pub(crate) http: reqwest::Client,
+    pub(crate) url: String,
+    pub(crate) secret: String,
 }
 
 #[derive(Debug)]
-struct Answer {
+pub(crate) struct Answer {
     status: u16,
     body: Value,
 }
 
 impl Answer {
     #[track_caller]
-    fn outcome(&self, status: u16, outcome: &str) -> &Value {
+    pub(crate) fn outcome(&self, status: u16, outcome: &str) -> &Value {
         assert_eq!(
             (self.status, self.body["outcome"].as_str()),
             (status, Some(outcome)),
@@ -144,7 +144,7 @@ impl Hook {
     }
 
     /// Delivers `payload` as event `event` with delivery id `id`, signed with the secret.
-    async fn deliver(&self, event: &str, id: &str, payload: &Value) -> Answer {
+    pub(crate) async fn deliver(&self, event: &str, id: &str, payload: &Value) -> Answer {
         self.deliver_signed(event, id, payload, &self.secret).await
     }
 

@@ -43,8 +43,13 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
     async fn load(&self, connection: ConnectionId) -> Result<StoredConnection>;
 }
 
-/// A built provider and the credentials version it was built from.
-type Live = (Vec<u8>, Arc<dyn SourceProvider>);
+/// A built provider, the credentials version it was built from, and the client options it uses
+/// (the connection's own API root).
+type Live = (
+    Vec<u8>,
+    Arc<dyn SourceProvider>,
+    crate::github::api::ClientOptions,
+);
 
 /// Live providers by connection, built on first use.
 #[derive(Debug)]
@@ -68,18 +73,29 @@ impl Registry {
 
     /// The connection's provider, as its credentials are now.
     pub async fn source(&self, connection: ConnectionId) -> Result<Arc<dyn SourceProvider>> {
+        self.live(connection).await.map(|(source, _)| source)
+    }
+
+    /// The connection's provider and the client options it was built with.
+    async fn live(
+        &self,
+        connection: ConnectionId,
+    ) -> Result<(Arc<dyn SourceProvider>, crate::github::api::ClientOptions)> {
         let stored = self.store.load(connection).await?;
-        if let Some((version, live)) = self.live.lock().expect("registry lock").get(&connection) {
+        if let Some((version, live, options)) =
+            self.live.lock().expect("registry lock").get(&connection)
+        {
             if *version == stored.version {
-                return Ok(live.clone());
+                return Ok((live.clone(), options.clone()));
             }
         }
-        let built = connect(&stored, &self.options)?;
+        let options = connection_options(&stored, &self.options);
+        let built = connect(&stored, &options)?;
         self.live
             .lock()
             .expect("registry lock")
-            .insert(connection, (stored.version, built.clone()));
-        Ok(built)
+            .insert(connection, (stored.version, built.clone(), options.clone()));
+        Ok((built, options))
     }
 
     /// A feedback client for one repository of the connection, with a credential minted for
@@ -89,12 +105,26 @@ impl Registry {
         connection: ConnectionId,
         repo: &RepoLocator,
     ) -> Result<Arc<dyn FeedbackClient>> {
-        let source = self.source(connection).await?;
+        let (source, options) = self.live(connection).await?;
         let credential = source
             .mint_credential(repo, CredentialScope::PullRequestScan)
             .await?;
-        feedback_client(source.provider(), &self.options, &credential).map(Arc::from)
+        // At the connection's own API root (a GitHub Enterprise Server's), like its provider.
+        feedback_client(source.provider(), &options, &credential).map(Arc::from)
     }
+}
+
+/// The client options of one connection: the registry's, at the connection's API root when it
+/// has one of its own.
+fn connection_options(
+    stored: &StoredConnection,
+    options: &crate::github::api::ClientOptions,
+) -> crate::github::api::ClientOptions {
+    let mut options = options.clone();
+    if !stored.base_url.is_empty() {
+        options.api_url = stored.base_url.clone();
+    }
+    options
 }
 
 /// Builds the provider of a connection from its stored credentials.
@@ -112,10 +142,7 @@ pub fn connect(
                             "the connection's stored credentials are not a GitHub App's",
                         )
                     })?;
-            let mut options = options.clone();
-            if !stored.base_url.is_empty() {
-                options.api_url = stored.base_url.clone();
-            }
+            let options = connection_options(stored, options);
             Ok(Arc::new(crate::github::api::GitHubApp::new(
                 &creds, &options,
             )?))
