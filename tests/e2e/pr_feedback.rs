@@ -13,7 +13,9 @@ use picket_db::Db;
 use picket_scheduler::pr_checks::PrCheckConfig;
 use picket_scheduler::process::ProcessExecutor;
 use picket_scheduler::{SchedulerConfig, WorkerCommand};
-use picket_test_support::github::{GitHubServer, TestCheckRun, TestPull, TestReviewComment};
+use picket_test_support::github::{
+    Fault, FaultKind, GitHubServer, TestCheckRun, TestPull, TestReviewComment,
+};
 use picket_tests::{id_of, picket_binary, semgrep_binary, TestApp, RULES_DIR};
 use serde_json::json;
 use sqlx::PgPool;
@@ -430,6 +432,265 @@ async fn a_pull_request_gets_inline_comments_a_summary_and_a_check_and_a_push_up
         before
     );
 
+    let server = w.stop().await;
+    assert!(server.violations().is_empty(), "{:#?}", server.violations());
+}
+
+/// A scan's state and error code, by head commit.
+async fn scan_of(w: &World, head: &str) -> (String, Option<String>) {
+    sqlx::query_as("SELECT state::text, error_code FROM scans WHERE commit_sha = $1")
+        .bind(head)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+}
+
+async fn until_scan(w: &World, head: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while scan_of(w, head).await.0 != state {
+        assert!(Instant::now() < deadline, "{head} never {state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every text Picket showed on the PR: comment bodies, the checks' outputs and annotations.
+fn everything_shown(server: &GitHubServer, repo_id: u64) -> String {
+    let mut all = String::new();
+    for c in server.review_comments(repo_id, 7) {
+        all.push_str(&c.body);
+    }
+    for c in server.issue_comments(repo_id, 7) {
+        all.push_str(&c.body);
+    }
+    for run in server.check_runs(repo_id) {
+        all.push_str(&format!("{:?}{:?}", run.output, run.annotations));
+    }
+    all
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn past_the_deadline_the_check_passes_and_the_late_result_only_comments(pool: PgPool) {
+    const KEY: &str = "AKIAR23JLIV2UHUTCQXH";
+    let mut w = World::new(pool).await;
+    // The scans wait: only the PR check loop runs at first.
+    w.stop.cancel();
+    w.scheduler.take().unwrap().await.unwrap();
+    w.stop = CancellationToken::new();
+    w.app
+        .admin()
+        .put(
+            "/api/v1/policies/secrets",
+            json!({"rules": {"picket.secrets.aws-access-key-id": "comment"}}),
+        )
+        .await
+        .expect(201);
+    let repo = w.repo();
+    git(&repo, &["checkout", "-q", "-b", "feature"]);
+    let config = format!("AWS_ACCESS_KEY_ID = \"{KEY}\"\n");
+    let head = commit(
+        &repo,
+        &[("app.py", APP_V1), ("config.py", &config)],
+        "add app",
+    );
+    // A PR from a fork: its head is fetched from the base repository's refs/pull/7/head.
+    w.server.add_pull(
+        w.repo_id,
+        TestPull {
+            number: 7,
+            head_sha: head.clone(),
+            head_ref: "feature".into(),
+            base_ref: "main".into(),
+            from_fork: true,
+            author: "mallory".into(),
+            ..TestPull::default()
+        },
+    );
+    git(&repo, &["update-ref", "refs/pull/7/head", &head]);
+    git(&repo, &["checkout", "-q", "main"]);
+    git(&repo, &["branch", "-D", "feature"]);
+    w.server
+        .set_diff_lines(w.repo_id, 7, "app.py", &lines(APP_V1));
+    w.server
+        .set_diff_lines(w.repo_id, 7, "config.py", &lines(&config));
+    let mut payload = pull_request("opened", w.repo_id as i64, 7, &head);
+    payload["installation"]["id"] = json!(w.installation);
+    payload["pull_request"]["base"]["ref"] = json!("main");
+    payload["pull_request"]["head"]["ref"] = json!("feature");
+    payload["pull_request"]["head"]["repo"]["id"] = json!(999_999);
+    payload["pull_request"]["head"]["repo"]["full_name"] = json!("mallory/app");
+    w.hook
+        .deliver("pull_request", "d-fork", &payload)
+        .await
+        .outcome(202, "scan_queued");
+    // The org's deadline passes before any worker ran: the check passes, saying why.
+    sqlx::query("UPDATE pr_checks SET fail_open_at = now(), next_attempt_at = now()")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let registry = Arc::new(picket_vcs::Registry::new(
+        Arc::new(picket_db::connections::CredentialStore::new(
+            w.app.pool.clone(),
+            Arc::new(w.app.cipher()),
+        )),
+        picket_vcs::github::api::ClientOptions::new(picket_vcs::github::DEFAULT_API_URL),
+    ));
+    let checks_only = tokio::spawn(picket_scheduler::pr_checks::run(
+        Db::from_pool(w.app.pool.clone()),
+        registry,
+        PrCheckConfig::default(),
+        w.stop.clone(),
+    ));
+    let check = w.completed_check(&head).await;
+    assert_eq!(check.conclusion.as_deref(), Some("success"));
+    assert_eq!(check.output.title.as_deref(), Some("Picket did not finish"));
+    w.stop.cancel();
+    checks_only.await.unwrap();
+    w.stop = CancellationToken::new();
+
+    // The scan runs late: its Block finding is commented, but the check stays green.
+    w.start_scheduler().await;
+    until_scan(&w, &head, "succeeded").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.inline().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no late comments: {:#?}",
+            w.inline()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let runs = w.server.check_runs(w.repo_id);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (
+            runs[0].conclusion.as_deref(),
+            runs[0].output.title.as_deref()
+        ),
+        (Some("success"), Some("Picket did not finish"))
+    );
+    let mut placed: Vec<(String, Option<u64>)> = w
+        .inline()
+        .iter()
+        .map(|c| (c.path.clone(), c.line))
+        .collect();
+    placed.sort();
+    assert_eq!(
+        placed,
+        [
+            ("app.py".to_owned(), Some(6)),
+            ("app.py".to_owned(), Some(10)),
+            ("config.py".to_owned(), Some(1))
+        ]
+    );
+    // The secret is shown only in its redacted form, anywhere.
+    let shown = everything_shown(&w.server, w.repo_id);
+    assert!(!shown.contains(KEY), "the secret leaked: {shown}");
+    assert!(!shown.contains(&KEY[4..16]), "part of the secret leaked");
+    let secret_comment = w
+        .inline()
+        .into_iter()
+        .find(|c| c.path == "config.py")
+        .unwrap();
+    assert!(
+        secret_comment.body.contains("AKIA"),
+        "{}",
+        secret_comment.body
+    );
+
+    let server = w.stop().await;
+    assert!(server.violations().is_empty(), "{:#?}", server.violations());
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_push_during_a_running_scan_cancels_it_and_it_never_posts(pool: PgPool) {
+    let w = World::new(pool).await;
+    // The project's initial full scan first, so that the next token minted is the PR scan's.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (state,): (String,) =
+            sqlx::query_as("SELECT state::text FROM scans WHERE kind = 'full'")
+                .fetch_one(&w.app.pool)
+                .await
+                .unwrap();
+        if state == "succeeded" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the full scan is {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let repo = w.repo();
+    git(&repo, &["checkout", "-q", "-b", "feature"]);
+    let head1 = commit(&repo, &[("app.py", APP_V1)], "add app");
+    // GitHub is slow to mint tokens for a while: the first scan stays running meanwhile.
+    w.server.inject(Fault {
+        path_contains: "/access_tokens".into(),
+        kind: FaultKind::Delay(Duration::from_secs(4)),
+        times: 3,
+    });
+    w.push("opened", "d-1", &head1, &[("app.py", APP_V1)]).await;
+    until_scan(&w, &head1, "running").await;
+    let head2 = commit(&repo, &[("app.py", APP_V2)], "fix");
+    w.push("synchronize", "d-2", &head2, &[("app.py", APP_V2)])
+        .await;
+    assert_eq!(
+        scan_of(&w, &head1).await,
+        ("cancelled".to_owned(), Some("superseded".to_owned()))
+    );
+    let check = w.completed_check(&head2).await;
+    assert_eq!(check.conclusion.as_deref(), Some("success"), "{check:#?}");
+    let old = w.completed_check(&head1).await;
+    assert_eq!(old.conclusion.as_deref(), Some("neutral"));
+    // Give the cancelled scan's worker time to have posted, had it been allowed to.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let comments = w.server.review_comments(w.repo_id, 7);
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert_eq!(
+        comments[0].commit_id, head2,
+        "only the new head is commented"
+    );
+    assert_eq!(rule_of(&comments[0]), COMMENT_RULE);
+    assert_eq!(w.server.issue_comments(w.repo_id, 7).len(), 1);
+
+    let server = w.stop().await;
+    assert!(server.violations().is_empty(), "{:#?}", server.violations());
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn feedback_the_worker_could_not_post_is_posted_by_the_control_plane(pool: PgPool) {
+    let w = World::new(pool).await;
+    let repo = w.repo();
+    git(&repo, &["checkout", "-q", "-b", "feature"]);
+    let head = commit(&repo, &[("app.py", APP_V1)], "add app");
+    // GitHub fails the worker's review three times (the client's two retries included).
+    w.server.inject(Fault {
+        path_contains: "/pulls/7/reviews".into(),
+        kind: FaultKind::ServerError { status: 502 },
+        times: 3,
+    });
+    w.push("opened", "d-1", &head, &[("app.py", APP_V1)]).await;
+    let check = w.completed_check(&head).await;
+    assert_eq!(check.conclusion.as_deref(), Some("failure"));
+    let placed: Vec<(String, Option<u64>)> = w
+        .inline()
+        .iter()
+        .map(|c| (c.path.clone(), c.line))
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("app.py".to_owned(), Some(10)),
+            ("app.py".to_owned(), Some(6))
+        ]
+    );
+    assert_eq!(w.server.issue_comments(w.repo_id, 7).len(), 1);
+    let posted_by: String = sqlx::query_scalar(
+        "SELECT feedback_outcome->>'posted_by' FROM pr_checks WHERE feedback_outcome IS NOT NULL",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(posted_by, "control_plane");
     let server = w.stop().await;
     assert!(server.violations().is_empty(), "{:#?}", server.violations());
 }

@@ -25,11 +25,13 @@ pub async fn run(
     let client = ApiClient::new(api_url, token)?;
     let spec = client.spec().await?;
     tracing::info!(scan = %spec.scan_id, attempt = spec.attempt, kind = %spec.kind, repo = %spec.full_name, "scan started");
+    // Running from here: the credential is minted by the provider (it may take a while), and
+    // the scan may be cancelled meanwhile like any running scan.
+    client.progress(WorkerProgress::Running).await?;
     let credentials = client.credential().await?.map(|c| Credentials {
         username: c.username,
         token: SecretString::from(c.token),
     });
-    client.progress(WorkerProgress::Running).await?;
     match scan::run_for_feedback(&spec, credentials.as_ref(), cfg).await {
         Ok((results, diff_lines)) => {
             client.progress(WorkerProgress::Reporting).await?;
