@@ -81,7 +81,7 @@ pub async fn step(db: &Db, providers: &Registry, cfg: &PrCheckConfig) -> Result<
     // beginning (its results never landed) is treated as having no result.
     let reported = open.reported && open.feedback.is_some();
     if reported && open.scan_state == ScanState::Succeeded {
-        finish(&mut *tx, providers, cfg, &open).await?;
+        finish(&mut tx, providers, cfg, &open).await?;
         tx.commit().await?;
         return Ok(true);
     }
@@ -113,7 +113,7 @@ pub async fn step(db: &Db, providers: &Registry, cfg: &PrCheckConfig) -> Result<
             pr_checks::record_shown(&mut *tx, open.scan_id, &id, phase, cfg.recheck).await?;
             tracing::info!(scan = %open.scan_id, check = %id, phase = phase.as_str(), "PR check moved");
         }
-        Err(e) => failed(&mut *tx, &open, &e).await?,
+        Err(e) => failed(&mut tx, &open, &e).await?,
     }
     tx.commit().await?;
     Ok(true)
