@@ -67,6 +67,9 @@ fn lines(text: &str) -> Vec<u64> {
     (1..=text.lines().count() as u64).collect()
 }
 
+/// A `pr_checks` row, for failure messages: shown, last error, outcome, feedback begun.
+type CheckRow = (Option<String>, Option<String>, Option<String>, bool);
+
 struct World {
     app: TestApp,
     server: GitHubServer,
@@ -256,14 +259,13 @@ impl World {
                 .fetch_all(&self.app.pool)
                 .await
                 .unwrap();
-                let checks: Vec<(Option<String>, Option<String>, Option<String>, bool)> =
-                    sqlx::query_as(
-                        "SELECT shown, last_error, feedback_outcome::text, feedback IS NOT NULL
+                let checks: Vec<CheckRow> = sqlx::query_as(
+                    "SELECT shown, last_error, feedback_outcome::text, feedback IS NOT NULL
                          FROM pr_checks",
-                    )
-                    .fetch_all(&self.app.pool)
-                    .await
-                    .unwrap();
+                )
+                .fetch_all(&self.app.pool)
+                .await
+                .unwrap();
                 panic!(
                     "no completed check for {head}\nscans: {scans:#?}\nchecks: {checks:#?}\n\
                      requests: {:#?}",
