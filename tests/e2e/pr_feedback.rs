@@ -434,6 +434,20 @@ async fn a_pull_request_gets_inline_comments_a_summary_and_a_check_and_a_push_up
         before
     );
 
+    // Tokens: one per scan, for that repository alone (the worker's), and one installation-wide
+    // token the control plane caches for all its check moves.
+    let minted = w.server.minted_tokens();
+    let scoped = minted
+        .iter()
+        .filter(|m| m.repository_ids == Some(vec![w.repo_id]))
+        .count();
+    let scans: i64 = sqlx::query_scalar("SELECT count(*) FROM scans")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(scoped as i64, scans, "{minted:#?}");
+    assert_eq!(minted.len() - scoped, 1, "{minted:#?}");
+
     let server = w.stop().await;
     assert!(server.violations().is_empty(), "{:#?}", server.violations());
 }

@@ -140,6 +140,11 @@ pub trait SourceProvider: Send + Sync + fmt::Debug {
         scope: CredentialScope,
     ) -> Result<ScopedCredential>;
 
+    /// A feedback client for the control plane's own calls on one repository (moving a PR's
+    /// check, finishing comments a worker could not): GitHub uses the installation's cached
+    /// token, so nothing is minted per call.
+    async fn feedback_client(&self, repo: &RepoLocator) -> Result<Box<dyn FeedbackClient>>;
+
     /// The merge base of `head_sha` and the tip of `base_ref` as it is now (GitHub's compare API).
     async fn merge_base(
         &self,

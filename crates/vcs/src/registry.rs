@@ -5,7 +5,7 @@
 //! decrypts them); a client is rebuilt when the stored credentials change (a rotated secret or
 //! key), which the store tells by a digest of the sealed bytes, never by the secret itself.
 
-use crate::provider::{CredentialScope, FeedbackClient, RepoLocator, SourceProvider};
+use crate::provider::{FeedbackClient, RepoLocator, SourceProvider};
 use crate::{ErrorCode, Result, VcsError};
 use async_trait::async_trait;
 use picket_core::{ConnectionId, Provider};
@@ -43,13 +43,8 @@ pub trait CredentialStore: Send + Sync + fmt::Debug {
     async fn load(&self, connection: ConnectionId) -> Result<StoredConnection>;
 }
 
-/// A built provider, the credentials version it was built from, and the client options it uses
-/// (the connection's own API root).
-type Live = (
-    Vec<u8>,
-    Arc<dyn SourceProvider>,
-    crate::github::api::ClientOptions,
-);
+/// A built provider and the credentials version it was built from.
+type Live = (Vec<u8>, Arc<dyn SourceProvider>);
 
 /// Live providers by connection, built on first use.
 #[derive(Debug)]
@@ -73,44 +68,29 @@ impl Registry {
 
     /// The connection's provider, as its credentials are now.
     pub async fn source(&self, connection: ConnectionId) -> Result<Arc<dyn SourceProvider>> {
-        self.live(connection).await.map(|(source, _)| source)
-    }
-
-    /// The connection's provider and the client options it was built with.
-    async fn live(
-        &self,
-        connection: ConnectionId,
-    ) -> Result<(Arc<dyn SourceProvider>, crate::github::api::ClientOptions)> {
         let stored = self.store.load(connection).await?;
-        if let Some((version, live, options)) =
-            self.live.lock().expect("registry lock").get(&connection)
-        {
+        if let Some((version, live)) = self.live.lock().expect("registry lock").get(&connection) {
             if *version == stored.version {
-                return Ok((live.clone(), options.clone()));
+                return Ok(live.clone());
             }
         }
-        let options = connection_options(&stored, &self.options);
-        let built = connect(&stored, &options)?;
+        let built = connect(&stored, &self.options)?;
         self.live
             .lock()
             .expect("registry lock")
-            .insert(connection, (stored.version, built.clone(), options.clone()));
-        Ok((built, options))
+            .insert(connection, (stored.version, built.clone()));
+        Ok(built)
     }
 
-    /// A feedback client for one repository of the connection, with a credential minted for
-    /// it (GitHub: an installation token for that repository, pull requests and checks write).
+    /// A feedback client for the control plane's own calls on one repository of the connection
+    /// (see [`SourceProvider::feedback_client`]: GitHub reuses the installation's cached token).
     pub async fn feedback(
         &self,
         connection: ConnectionId,
         repo: &RepoLocator,
     ) -> Result<Arc<dyn FeedbackClient>> {
-        let (source, options) = self.live(connection).await?;
-        let credential = source
-            .mint_credential(repo, CredentialScope::PullRequestScan)
-            .await?;
-        // At the connection's own API root (a GitHub Enterprise Server's), like its provider.
-        feedback_client(source.provider(), &options, &credential).map(Arc::from)
+        let source = self.source(connection).await?;
+        source.feedback_client(repo).await.map(Arc::from)
     }
 }
 
