@@ -1008,12 +1008,7 @@ async fn a_github_scan_clones_with_a_token_minted_for_it_alone(pool: PgPool) {
             (
                 picket_core::ScanKind::Diff,
                 Some(7),
-                vec![
-                    write("checks"),
-                    read("contents"),
-                    read("metadata"),
-                    write("pull_requests")
-                ]
+                vec![read("contents"), read("metadata"), write("pull_requests")]
             ),
         ]
     );

@@ -75,7 +75,8 @@ pub struct InstallationInfo {
 pub enum CredentialScope {
     /// Clone only: contents read.
     Clone,
-    /// One scan of a pull request: contents read, pull requests write, checks write.
+    /// One scan of a pull request: contents read, pull requests write (its comments). Not
+    /// checks: the control plane completes the check (docs/architecture.md, "Pull requests").
     PullRequestScan,
 }
 

@@ -109,7 +109,7 @@ async fn scan_credential(
         worker::repository_of(state.db().pool(), worker.scan.org_id, worker.scan.scan_id).await?;
     if repo.provider == picket_core::Provider::Github && repo.has_credentials {
         // A token for this one repository, minted for this scan: clone, and for a PR scan its
-        // feedback (pull requests and checks write), for one hour. The App's key stays here.
+        // comments (pull requests write), for one hour. The App's key stays here.
         // A GitHub connection holding a plain token instead of an App's credentials lends that
         // token, as other providers' connections do.
         let providers = state.providers().ok_or_else(|| {

@@ -51,7 +51,6 @@ fn scan_permissions() -> BTreeMap<String, String> {
     perms(&[
         ("contents", "read"),
         ("pull_requests", "write"),
-        ("checks", "write"),
         ("metadata", "read"),
     ])
 }
@@ -688,7 +687,25 @@ fn annotation(i: u32) -> Annotation {
 #[tokio::test]
 async fn check_runs_carry_every_annotation_fifty_at_a_time() {
     let w = World::new().await;
-    let feedback = w.feedback().await;
+    // The control plane's client (the installation's cached token): a scan's own token cannot
+    // write checks.
+    let scan_token = w.feedback().await;
+    let refused = scan_token
+        .create_check(
+            &w.repo,
+            "Picket",
+            &"b".repeat(40),
+            &CheckUpdate {
+                status: CheckStatus::Queued,
+                conclusion: None,
+                output: None,
+                details_url: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, picket_vcs::ErrorCode::Forbidden);
+    let feedback = w.provider.feedback_client(&w.repo).await.unwrap();
     let head = "a".repeat(40);
     let id = feedback
         .create_check(
@@ -705,7 +722,7 @@ async fn check_runs_carry_every_annotation_fifty_at_a_time() {
         .await
         .unwrap();
     let before = w.requests_to("/check-runs").len();
-    assert_eq!(before, 1);
+    assert_eq!(before, 2, "the refused POST and the created one");
     feedback
         .update_check(
             &w.repo,
@@ -780,15 +797,21 @@ async fn check_runs_carry_every_annotation_fifty_at_a_time() {
     );
     assert_eq!(w.server.check_runs(w.repo_id)[1].annotations.len(), 120);
 
-    // Feedback used the scan's token: one repository, the scan's permissions.
-    for r in w.requests_to("/check-runs") {
-        assert_eq!(
-            r.auth,
-            Auth::InstallationToken {
-                installation_id: w.installation,
-                repository_ids: Some(vec![w.repo_id]),
-                permissions: scan_permissions(),
-            }
+    // The refused request carried the scan's token; the others the installation-wide one.
+    let sent = w.requests_to("/check-runs");
+    assert_eq!(
+        sent[0].auth,
+        Auth::InstallationToken {
+            installation_id: w.installation,
+            repository_ids: Some(vec![w.repo_id]),
+            permissions: scan_permissions(),
+        }
+    );
+    for r in &sent[1..] {
+        assert!(
+            matches!(&r.auth, Auth::InstallationToken { installation_id, repository_ids: None, .. } if *installation_id == w.installation),
+            "{:?}",
+            r.auth
         );
     }
     // 1 POST, 3 PATCHes, 1 POST, 2 PATCHes.

@@ -225,7 +225,6 @@ pub fn scope_permissions(scope: CredentialScope) -> Value {
         CredentialScope::PullRequestScan => json!({
             "contents": "read",
             "pull_requests": "write",
-            "checks": "write",
             "metadata": "read",
         }),
     }
