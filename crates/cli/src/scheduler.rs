@@ -92,6 +92,15 @@ pub struct SchedulerArgs {
     /// with s, m, h or d. Default 7d.
     #[arg(long, env = "PICKET_WEBHOOK_BODY_RETENTION", default_value = "7d", value_parser = crate::parse_duration)]
     pub webhook_body_retention: Duration,
+    /// How often the reconcile sweep lists the open pull requests of enabled GitHub projects
+    /// and queues a scan of every head never scanned (GitHub never retries a webhook): seconds,
+    /// or a number with s, m, h or d; 0 turns it off. Needs PICKET_SECRET_KEY. Default 5m.
+    #[arg(long, env = "PICKET_RECONCILE_INTERVAL", default_value = "5m", value_parser = crate::parse_duration)]
+    pub reconcile_interval: Duration,
+    /// Provider API calls one GitHub App installation may cost per reconcile sweep; the next
+    /// sweep resumes with the projects a spent budget left. Default 100.
+    #[arg(long, env = "PICKET_RECONCILE_BUDGET", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub reconcile_budget: u64,
 }
 
 impl SchedulerArgs {
@@ -132,6 +141,8 @@ impl SchedulerArgs {
         cfg.rescue_every = Duration::from_secs(self.rescue_interval_secs.max(1));
         cfg.reap_every = Duration::from_secs(self.reap_interval_secs.max(1));
         cfg.webhook_body_retention = self.webhook_body_retention;
+        cfg.reconcile.every = self.reconcile_interval;
+        cfg.reconcile.budget = self.reconcile_budget;
         cfg
     }
 }
@@ -267,7 +278,10 @@ pub async fn run_with(
     cfg.providers = place.providers.clone();
     cfg.pr_checks.public_url = place.public_url.clone();
     if cfg.providers.is_none() {
-        tracing::warn!("no PICKET_SECRET_KEY: pull request checks will not be created or moved");
+        tracing::warn!(
+            "no PICKET_SECRET_KEY: pull request checks will not be created or moved, and no \
+             reconcile sweep will run"
+        );
     }
     // Every environment is named and marked with it, and the reaper touches no other.
     let installation = picket_db::installation::id(db.pool())
