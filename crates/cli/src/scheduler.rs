@@ -453,4 +453,33 @@ mod tests {
         let err = parse_egress_v4("10.0.0.0/8").unwrap_err().to_string();
         assert!(err.contains("PICKET_EGRESS_ALLOW"), "{err}");
     }
+
+    #[derive(Debug, clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
+    }
+
+    fn reconcile(args: &[&str]) -> Result<picket_scheduler::reconcile::ReconcileConfig, String> {
+        use clap::Parser;
+        let wrap = Wrap::try_parse_from(std::iter::once("picket").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Ok(wrap.scheduler.config("test".into()).reconcile)
+    }
+
+    #[test]
+    fn the_reconcile_sweep_is_configured_by_its_interval_and_budget() {
+        let defaults = reconcile(&[]).unwrap();
+        assert_eq!(
+            (defaults.every, defaults.budget),
+            (Duration::from_secs(300), 100)
+        );
+        let set = reconcile(&["--reconcile-interval", "90s", "--reconcile-budget", "7"]).unwrap();
+        assert_eq!((set.every, set.budget), (Duration::from_secs(90), 7));
+        assert!(reconcile(&["--reconcile-interval", "0"])
+            .unwrap()
+            .every
+            .is_zero());
+        assert!(reconcile(&["--reconcile-budget", "0"]).is_err());
+    }
 }

@@ -25,7 +25,7 @@ struct World {
     app: TestApp,
     db: Db,
     org: OrgId,
-    registry: Registry,
+    registry: Arc<Registry>,
     connection: ConnectionId,
 }
 
@@ -69,10 +69,10 @@ async fn world(pool: PgPool) -> World {
     .await
     .unwrap()
     .id;
-    let registry = Registry::new(
+    let registry = Arc::new(Registry::new(
         Arc::new(CredentialStore::new(pool.clone(), cipher.clone())),
         ClientOptions::new(server.api_url()),
-    );
+    ));
     World {
         server,
         app,
@@ -472,4 +472,70 @@ async fn disabled_projects_cost_nothing_and_a_provider_error_ends_only_its_insta
         1
     );
     w.assert_valid_and_counted(&[&report]);
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn the_loop_sweeps_at_its_interval_counts_and_stops(pool: PgPool) {
+    use picket_scheduler::metrics::SchedulerMetrics;
+    use tokio_util::sync::CancellationToken;
+    let w = world(pool).await;
+    let installation = w.server.add_installation(w.app.id, "acme");
+    let repo = w.repo(installation, "app").await;
+    w.server.add_pull(repo.id, pull(1, 0x11));
+    let metrics = Arc::new(SchedulerMetrics::default());
+    let stop = CancellationToken::new();
+    let looping = tokio::spawn(picket_scheduler::reconcile::run(
+        w.db.clone(),
+        Arc::clone(&w.registry),
+        ReconcileConfig {
+            every: Duration::from_millis(100),
+            budget: 100,
+        },
+        Arc::clone(&metrics),
+        stop.clone(),
+    ));
+    // The first sweep runs at once; a push whose webhook was lost is found by a later one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while w.scans(&repo).await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no sweep queued the head"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.server.update_pull(repo.id, 1, |p| p.head_sha = sha(0x12));
+    while w.scans(&repo).await.len() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no later sweep queued the new head"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), looping)
+        .await
+        .expect("the loop stops when asked")
+        .unwrap();
+    let text = metrics.encode();
+    assert!(
+        text.contains("picket_scheduler_reconcile_scans_queued_total 2"),
+        "{text}"
+    );
+    let calls: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("picket_scheduler_reconcile_api_calls_total "))
+        .expect("the API calls are counted")
+        .parse()
+        .unwrap();
+    // Every sweep's calls are counted; a sweep cut off by the stop may have made calls that no
+    // sweep report counted.
+    assert!(
+        calls >= 3 && calls <= w.server.requests().len() as u64,
+        "{calls}"
+    );
+    assert!(
+        w.server.violations().is_empty(),
+        "{:#?}",
+        w.server.violations()
+    );
 }
