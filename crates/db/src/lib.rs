@@ -7,7 +7,8 @@
 //!
 //! Module map: [`installation`] (this installation's identity), [`queue`] (claim, lease, fenced transitions, rescue, wake-ups), [`schedule`] (weekly
 //! scans), [`crypto`] (credentials at rest), [`worker`] (the worker protocol: per-scan tokens,
-//! spec, clone credential, results), [`webhooks`] (the delivery log and what deliveries change), and one module per table family for the API.
+//! spec, clone credential, results), [`webhooks`] (the delivery log and what deliveries change), [`reconcile`] (the reconcile
+//! sweep's turns), and one module per table family for the API.
 
 pub mod attempts;
 pub mod connections;
@@ -19,6 +20,7 @@ pub mod policies;
 pub mod pr_checks;
 pub mod projects;
 pub mod queue;
+pub mod reconcile;
 pub mod rule_packs;
 pub mod scans;
 pub mod schedule;

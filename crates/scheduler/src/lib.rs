@@ -10,7 +10,8 @@
 //! [`run`] drives the [`dispatch`] loop (claim, token, launch, lease, deadline, retry-once,
 //! teardown) beside the [`periodic`] jobs (weekly schedule, lease rescue) and the [`reaper`],
 //! which deletes every environment carrying Picket's marks that nothing uses any more, on start
-//! and periodically.
+//! and periodically; with providers' clients, also the [`pr_checks`] loop and the [`reconcile`]
+//! sweep (open pull requests whose webhook never came).
 
 pub mod dispatch;
 pub mod executor;
@@ -20,6 +21,7 @@ pub mod periodic;
 pub mod pr_checks;
 pub mod process;
 pub mod reaper;
+pub mod reconcile;
 pub mod sandbox;
 
 pub use executor::{EnvRef, Environment, ExecError, Executor, Exit, Launch};
@@ -61,6 +63,8 @@ pub struct SchedulerConfig {
     pub providers: Option<Arc<picket_vcs::Registry>>,
     /// How the PR check loop runs.
     pub pr_checks: pr_checks::PrCheckConfig,
+    /// How the [`reconcile`] sweep runs (with `providers` only).
+    pub reconcile: reconcile::ReconcileConfig,
 }
 
 impl SchedulerConfig {
@@ -80,6 +84,7 @@ impl SchedulerConfig {
             metrics: Arc::default(),
             providers: None,
             pr_checks: pr_checks::PrCheckConfig::default(),
+            reconcile: reconcile::ReconcileConfig::default(),
         }
     }
 
@@ -133,6 +138,19 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
                     cfg.pr_checks.clone(),
                     stop.clone(),
                 )
+                .await;
+            }
+        },
+        async {
+            if let Some(providers) = &cfg.providers {
+                // Boxed: its sweep is a large future, and this join is held by every caller.
+                Box::pin(reconcile::run(
+                    db.clone(),
+                    Arc::clone(providers),
+                    cfg.reconcile.clone(),
+                    Arc::clone(&cfg.metrics),
+                    stop.clone(),
+                ))
                 .await;
             }
         },

@@ -28,7 +28,7 @@ use picket_core::protocol::{
     CloneCredential, FeedbackBegin, FeedbackDone, FeedbackStart, ReportedFinding, ScanFailure,
     ScanResults, ScanSpec, ScanTrail, Step, WorkerProgress,
 };
-use picket_core::{Fingerprint, Product, ScanState};
+use picket_core::{Fingerprint, Product, ScanKind, ScanState};
 use picket_db::queue::{self, FailOutcome};
 use picket_db::worker::{self, Recorded, ResultsSummary, WORKER_ACTOR};
 use picket_db::DbError;
@@ -75,7 +75,11 @@ fn db_error(e: DbError) -> ApiError {
     }
 }
 
-/// The scan to run: refs, products, effective policy and the branch's open finding paths.
+/// The scan to run: refs, products, effective policy and the branch's open finding paths. For
+/// a diff scan of a GitHub repository, `merge_base_sha` is the merge base of the head and the
+/// target branch as it is now, asked of GitHub's compare API when the spec is served (the scan's
+/// start, never when it was queued); when GitHub cannot tell within 10 s it is left out and the
+/// worker computes it from its clone.
 #[utoipa::path(get, path = "/api/v1/worker/scan", tag = "worker",
     security(("scan_token" = [])),
     responses(
@@ -87,8 +91,88 @@ async fn scan_spec(
     State(state): State<AppState>,
 ) -> Result<Json<ScanSpec>, ApiError> {
     let mut conn = state.db().pool().acquire().await?;
-    let spec = worker::scan_spec(&mut conn, worker.scan.org_id, worker.scan.scan_id).await?;
+    let mut spec = worker::scan_spec(&mut conn, worker.scan.org_id, worker.scan.scan_id).await?;
+    drop(conn);
+    if spec.kind == ScanKind::Diff && spec.merge_base_sha.is_none() {
+        spec.merge_base_sha = provider_merge_base(&state, &worker, &spec).await;
+    }
     Ok(Json(spec))
+}
+
+/// Longest the spec waits for the provider's merge base before it is served without one.
+const MERGE_BASE_WAIT: Duration = Duration::from_secs(10);
+
+/// The merge base of a GitHub diff scan's head and the tip of its target branch now, from
+/// GitHub's compare API (`merge_base_commit.sha`). `None` for other scans, and when GitHub does
+/// not answer with one (logged with the error's stable code): the worker then computes it from
+/// its clone, which is just as correct, only slower.
+async fn provider_merge_base(state: &AppState, worker: &Worker, spec: &ScanSpec) -> Option<String> {
+    let (Some(head), Some(base_ref)) = (spec.commit_sha.as_deref(), spec.base_ref.as_deref())
+    else {
+        return None;
+    };
+    let providers = state.providers()?;
+    let repo = match worker::repository_of(
+        state.db().pool(),
+        worker.scan.org_id,
+        worker.scan.scan_id,
+    )
+    .await
+    {
+        Ok(repo) => repo,
+        Err(e) => {
+            tracing::warn!(error = %e, "merge base not asked: the scan's repository could not be read");
+            return None;
+        }
+    };
+    if repo.provider != picket_core::Provider::Github
+        || !repo.has_credentials
+        || repo.installation_id.is_none()
+    {
+        return None;
+    }
+    let locator = picket_vcs::provider::RepoLocator {
+        id: repo.provider_repo_id,
+        full_name: repo.full_name,
+        installation_id: repo.installation_id,
+    };
+    let base_ref = base_ref.strip_prefix("refs/heads/").unwrap_or(base_ref);
+    let asked = async {
+        providers
+            .source(repo.connection_id)
+            .await?
+            .merge_base(&locator, base_ref, head)
+            .await
+    };
+    let fallback =
+        "merge base not available from the provider; the worker computes it from its clone";
+    match tokio::time::timeout(MERGE_BASE_WAIT, asked).await {
+        Ok(Ok(sha)) if is_commit_sha(&sha) => {
+            tracing::debug!(merge_base = %sha, base_ref, head, "merge base from the provider's compare API");
+            Some(sha)
+        }
+        Ok(Ok(_)) => {
+            let code = picket_vcs::ErrorCode::BadResponse.as_str();
+            tracing::warn!(
+                code,
+                base_ref,
+                head,
+                "{fallback}: the answer is not a commit sha"
+            );
+            None
+        }
+        // A GitHub connection lending a plain token has no App to ask.
+        Ok(Err(e)) if e.code == picket_vcs::ErrorCode::BadConfig => None,
+        Ok(Err(e)) => {
+            tracing::warn!(code = e.code.as_str(), error = %e, base_ref, head, "{fallback}");
+            None
+        }
+        Err(_) => {
+            let code = picket_vcs::ErrorCode::Unavailable.as_str();
+            tracing::warn!(code, wait = ?MERGE_BASE_WAIT, base_ref, head, "{fallback}: no answer in time");
+            None
+        }
+    }
 }
 
 /// The clone credential of the scan's repository. Never log it.
@@ -762,7 +846,9 @@ pub(crate) mod doc {
         pub base_ref: Option<String>,
         /// Target tip of a diff scan, when known.
         pub base_sha: Option<String>,
-        /// Merge base, when the provider told us.
+        /// Merge base of a diff scan's head and the target branch's tip as it is now, when the
+        /// provider tells it (GitHub's compare API, asked when this spec is served, or given by
+        /// whoever queued the scan); absent: the worker computes it from its clone.
         pub merge_base_sha: Option<String>,
         pub pr_number: Option<i32>,
         #[schema(schema_with = products)]
