@@ -500,6 +500,36 @@ pub async fn triage(
     get(&mut *conn, org, id).await
 }
 
+/// A finding of the org's project with this fingerprint (triage applies to all of them at once:
+/// see [`triage`]): an ignored one if any is ignored, else the most recently updated. `None`
+/// when the project has none.
+pub async fn by_fingerprint(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+    project: ProjectId,
+    fingerprint: &str,
+) -> Result<Option<FindingRecord>> {
+    let row = sqlx::query_as!(
+        FindingRow,
+        r#"
+        SELECT id, project_id, git_ref, product AS "product: Pg<Product>", rule_id, path,
+               start_line, end_line, severity AS "severity: Pg<Severity>", message, fingerprint,
+               status AS "status: Pg<FindingStatus>", triage_reason, triaged_by, triaged_at,
+               secret_redacted, first_seen_scan_id, last_seen_scan_id, created_at, updated_at
+        FROM findings
+        WHERE org_id = $1 AND project_id = $2 AND fingerprint = $3
+        ORDER BY status = 'ignored' DESC, updated_at DESC, id DESC
+        LIMIT 1
+        "#,
+        org.0,
+        project.0,
+        fingerprint
+    )
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
 /// One finding of the org.
 pub async fn get(ex: impl PgExecutor<'_>, org: OrgId, id: FindingId) -> Result<FindingRecord> {
     let row = sqlx::query_as!(
