@@ -25,5 +25,6 @@ mod running;
 mod sarif;
 mod scans;
 mod tokens;
+mod triage;
 mod webhooks;
 mod worker;

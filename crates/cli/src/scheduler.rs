@@ -267,7 +267,10 @@ pub async fn run_with(
     cfg.providers = place.providers.clone();
     cfg.pr_checks.public_url = place.public_url.clone();
     if cfg.providers.is_none() {
-        tracing::warn!("no PICKET_SECRET_KEY: pull request checks will not be created or moved");
+        tracing::warn!(
+            "no PICKET_SECRET_KEY: pull request checks will not be created or moved, nor triage \
+             replies answered"
+        );
     }
     // Every environment is named and marked with it, and the reaper touches no other.
     let installation = picket_db::installation::id(db.pool())

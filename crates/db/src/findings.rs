@@ -13,7 +13,8 @@
 //! 2: they see changed files only, so what they do not report says nothing about the branch.
 //!
 //! [`triage`] ignores a finding (with a reason) or lifts the ignore, on every branch of its
-//! project at once: triage belongs to the fingerprint. [`list`] pages through a project's
+//! project at once: triage belongs to the fingerprint ([`triage_fingerprint`] does the same for
+//! a fingerprint named by a pull-request reply). [`list`] pages through a project's
 //! findings, most severe first. Secret values never reach this module: secrets findings carry a
 //! redacted form and a SHA-256, and a table check refuses a secrets finding without them.
 
@@ -528,6 +529,40 @@ pub async fn by_fingerprint(
     .fetch_optional(ex)
     .await?;
     Ok(row.map(Into::into))
+}
+
+/// What [`triage_fingerprint`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FingerprintTriage {
+    /// The project has no finding with this fingerprint.
+    Unknown,
+    /// A reopen of a fingerprint that is not ignored: nothing changed (the finding as it is).
+    Unchanged(FindingRecord),
+    /// Applied through [`triage`] (the finding as updated).
+    Applied(FindingRecord),
+}
+
+/// Applies a triage decision to the org's project's findings of `fingerprint` (every branch):
+/// [`triage`] on one of them ([`by_fingerprint`]), which covers the others. Triage by PR reply
+/// names a finding by fingerprint (from Picket's comment), the API by id; both end in the same
+/// statement.
+pub async fn triage_fingerprint(
+    conn: &mut PgConnection,
+    org: OrgId,
+    project: ProjectId,
+    fingerprint: &str,
+    decision: &Triage,
+    actor: &str,
+) -> Result<FingerprintTriage> {
+    let Some(finding) = by_fingerprint(&mut *conn, org, project, fingerprint).await? else {
+        return Ok(FingerprintTriage::Unknown);
+    };
+    if *decision == Triage::Reopen && finding.status != FindingStatus::Ignored {
+        return Ok(FingerprintTriage::Unchanged(finding));
+    }
+    triage(conn, org, finding.id, decision, actor)
+        .await
+        .map(FingerprintTriage::Applied)
 }
 
 /// One finding of the org.

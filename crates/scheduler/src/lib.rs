@@ -10,7 +10,8 @@
 //! [`run`] drives the [`dispatch`] loop (claim, token, launch, lease, deadline, retry-once,
 //! teardown) beside the [`periodic`] jobs (weekly schedule, lease rescue) and the [`reaper`],
 //! which deletes every environment carrying Picket's marks that nothing uses any more, on start
-//! and periodically.
+//! and periodically. With providers' clients configured, it also runs the control plane's side
+//! of pull requests: the [`pr_checks`] loop and the [`triage`] loop (triage by PR reply).
 
 pub mod dispatch;
 pub mod executor;
@@ -21,6 +22,7 @@ pub mod pr_checks;
 pub mod process;
 pub mod reaper;
 pub mod sandbox;
+pub mod triage;
 
 pub use executor::{EnvRef, Environment, ExecError, Executor, Exit, Launch};
 
@@ -57,10 +59,13 @@ pub struct SchedulerConfig {
     /// Where the dispatch loop and the reaper count what they do.
     pub metrics: Arc<metrics::SchedulerMetrics>,
     /// Providers' clients by connection, for the control plane's side of PR feedback (the
-    /// [`pr_checks`] loop). `None`: no PR checks are moved (tests of the queue alone).
+    /// [`pr_checks`] and [`triage`] loops). `None`: no PR checks are moved and no triage reply
+    /// is handled (tests of the queue alone).
     pub providers: Option<Arc<picket_vcs::Registry>>,
     /// How the PR check loop runs.
     pub pr_checks: pr_checks::PrCheckConfig,
+    /// How the triage-by-reply loop runs ([`triage`]; it runs when `providers` is set).
+    pub triage: triage::TriageConfig,
 }
 
 impl SchedulerConfig {
@@ -80,6 +85,7 @@ impl SchedulerConfig {
             metrics: Arc::default(),
             providers: None,
             pr_checks: pr_checks::PrCheckConfig::default(),
+            triage: triage::TriageConfig::default(),
         }
     }
 
@@ -131,6 +137,17 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
                     db.clone(),
                     Arc::clone(providers),
                     cfg.pr_checks.clone(),
+                    stop.clone(),
+                )
+                .await;
+            }
+        },
+        async {
+            if let Some(providers) = &cfg.providers {
+                triage::run(
+                    db.clone(),
+                    Arc::clone(providers),
+                    cfg.triage.clone(),
                     stop.clone(),
                 )
                 .await;
