@@ -45,7 +45,8 @@ pub struct FindingRecord {
     pub fingerprint: String,
     pub status: FindingStatus,
     pub triage_reason: Option<String>,
-    /// Who last triaged it (`api:<token id>`), and when.
+    /// Who last triaged it (`api:<token id>`, or `reply:github:<login>` for a reply on a pull
+    /// request), and when.
     pub triaged_by: Option<String>,
     pub triaged_at: Option<OffsetDateTime>,
     /// Secrets findings: the secret's redacted form.

@@ -144,12 +144,13 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
         },
         async {
             if let Some(providers) = &cfg.providers {
-                triage::run(
+                // Boxed: the loops' futures together would make `run`'s too large to move.
+                Box::pin(triage::run(
                     db.clone(),
                     Arc::clone(providers),
                     cfg.triage.clone(),
                     stop.clone(),
-                )
+                ))
                 .await;
             }
         },
