@@ -614,6 +614,14 @@ async fn retries_never_triage_or_answer_twice(pool: PgPool) {
     assert!(!picket_scheduler::triage::step(&db, &w.registry, &w.cfg)
         .await
         .unwrap());
+    // Someone copies the answer's marker into the thread meanwhile: it does not pass for it.
+    w.server.add_review_reply(
+        w.repo_id,
+        PR,
+        w.bot_comment,
+        "mallory",
+        &format!("<!-- picket:triage-reply {} -->\nok", req.comment_id),
+    );
     let due_now = "UPDATE triage_requests SET next_attempt_at = now() WHERE id = $1";
     sqlx::query(due_now)
         .bind(req.id)

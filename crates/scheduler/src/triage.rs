@@ -165,7 +165,17 @@ pub async fn step(db: &Db, providers: &Registry, cfg: &TriageConfig) -> Result<b
                 outcome = answer.code(),
                 "triage reply decided"
             );
-            post(db, &req, &repo, feedback.as_ref(), attempt, &body, cfg).await?;
+            post(
+                db,
+                providers,
+                &req,
+                &repo,
+                feedback.as_ref(),
+                attempt,
+                &body,
+                cfg,
+            )
+            .await?;
         }
         RequestState::Answering => {
             let attempt = triage::begin_reply(&mut *tx, req.id, cfg.reply_claim).await?;
@@ -173,7 +183,17 @@ pub async fn step(db: &Db, providers: &Registry, cfg: &TriageConfig) -> Result<b
             let body = req.reply_body.clone().unwrap_or_default();
             match providers.feedback(req.connection_id, &repo).await {
                 Ok(feedback) => {
-                    post(db, &req, &repo, feedback.as_ref(), attempt, &body, cfg).await?
+                    post(
+                        db,
+                        providers,
+                        &req,
+                        &repo,
+                        feedback.as_ref(),
+                        attempt,
+                        &body,
+                        cfg,
+                    )
+                    .await?
                 }
                 Err(e) => reply_failed(db, &req, attempt, &e, cfg).await?,
             }
@@ -255,8 +275,10 @@ fn answer_of(decision: &Decision, done: &FingerprintTriage) -> Answer {
 
 /// Posts attempt `attempt` of a decided request's answer and records it. An attempt after the
 /// first looks for the answer's marker first: an earlier attempt may have posted it.
+#[allow(clippy::too_many_arguments)]
 async fn post(
     db: &Db,
+    providers: &Registry,
     req: &Request,
     repo: &RepoLocator,
     feedback: &dyn FeedbackClient,
@@ -267,8 +289,13 @@ async fn post(
     let number = u64::try_from(req.pr_number).unwrap_or_default();
     let result = async {
         if attempt > 1 {
+            let bot = providers
+                .source(req.connection_id)
+                .await?
+                .bot_login()
+                .await?;
             let marker = reply_marker(&req.comment_id);
-            if let Some(id) = existing_answer(feedback, repo, number, &marker).await? {
+            if let Some(id) = existing_answer(feedback, repo, number, &marker, &bot).await? {
                 return Ok((id, false));
             }
         }
@@ -289,18 +316,19 @@ async fn post(
     }
 }
 
-/// The id of a comment already carrying `marker` (the answer an earlier attempt posted).
+/// The id of the answer an earlier attempt posted: a comment by Picket's `bot` login starting
+/// with `marker` (a person quoting or copying it does not count).
 async fn existing_answer(
     feedback: &dyn FeedbackClient,
     repo: &RepoLocator,
     number: u64,
     marker: &str,
+    bot: &str,
 ) -> Result<Option<String>, VcsError> {
     let found = feedback.find_comments(repo, number, marker).await?;
-    // Only a body that starts with the marker is Picket's answer (a person quoting it is not).
     Ok(found
         .into_iter()
-        .find(|c| c.body.trim_start().starts_with(marker))
+        .find(|c| c.author.eq_ignore_ascii_case(bot) && c.body.trim_start().starts_with(marker))
         .map(|c| c.id))
 }
 
