@@ -26,5 +26,6 @@ mod running;
 mod sarif;
 mod scans;
 mod tokens;
+mod triage;
 mod webhooks;
 mod worker;

@@ -279,8 +279,8 @@ pub async fn run_with(
     cfg.pr_checks.public_url = place.public_url.clone();
     if cfg.providers.is_none() {
         tracing::warn!(
-            "no PICKET_SECRET_KEY: pull request checks will not be created or moved, and no \
-             reconcile sweep will run"
+            "no PICKET_SECRET_KEY: pull request checks will not be created or moved, no \
+             reconcile sweep will run, nor triage replies be answered"
         );
     }
     // Every environment is named and marked with it, and the reaper touches no other.

@@ -7,8 +7,9 @@
 //!
 //! Module map: [`installation`] (this installation's identity), [`queue`] (claim, lease, fenced transitions, rescue, wake-ups), [`schedule`] (weekly
 //! scans), [`crypto`] (credentials at rest), [`worker`] (the worker protocol: per-scan tokens,
-//! spec, clone credential, results), [`webhooks`] (the delivery log and what deliveries change), [`reconcile`] (the reconcile
-//! sweep's turns), and one module per table family for the API.
+//! spec, clone credential, results), [`webhooks`] (the delivery log and what deliveries change),
+//! [`reconcile`] (the reconcile sweep's turns), [`triage`] (triage requests from pull-request
+//! replies), and one module per table family for the API.
 
 pub mod attempts;
 pub mod connections;
@@ -25,6 +26,7 @@ pub mod rule_packs;
 pub mod scans;
 pub mod schedule;
 pub mod tokens;
+pub mod triage;
 pub mod types;
 pub mod webhooks;
 pub mod worker;

@@ -310,6 +310,17 @@ pub trait FeedbackClient: Send + Sync + fmt::Debug {
         comments: &[InlineComment],
     ) -> Result<Vec<PostedComment>>;
 
+    /// One review comment of pull request `number` (GitHub: `GET
+    /// /repos/{o}/{r}/pulls/comments/{id}`), with its author and body; `None` when it does not
+    /// exist (deleted), or belongs to another pull request. Its thread is not looked up:
+    /// `thread_id` is `None` and `resolved` false.
+    async fn review_comment(
+        &self,
+        repo: &RepoLocator,
+        number: u64,
+        comment_id: &str,
+    ) -> Result<Option<PostedComment>>;
+
     /// Marks a review thread resolved.
     async fn resolve_thread(&self, repo: &RepoLocator, thread_id: &str) -> Result<()>;
 

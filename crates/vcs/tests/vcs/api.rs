@@ -948,6 +948,99 @@ async fn comments_threads_and_replies() {
     w.assert_valid();
 }
 
+/// A review comment read back by id, with its author (what triage by reply checks before it
+/// trusts a marker): the App's own, a person's, a deleted one, one of another pull request.
+#[tokio::test]
+async fn a_review_comment_by_id_with_its_author() {
+    let w = World::new().await;
+    w.server.add_pull(
+        w.repo_id,
+        TestPull {
+            number: 8,
+            head_sha: "d".repeat(40),
+            head_ref: "feature/y".into(),
+            base_ref: "main".into(),
+            base_sha: "b".repeat(40),
+            merge_base: "c".repeat(40),
+            draft: false,
+            from_fork: false,
+            title: "Add y".into(),
+            author: "bob".into(),
+        },
+    );
+    let feedback = w.feedback().await;
+    let own = feedback
+        .post_inline_comments(
+            &w.repo,
+            7,
+            &"a".repeat(40),
+            &[InlineComment {
+                path: "src/a.rs".into(),
+                line: 4,
+                body: "<!-- picket:finding f --> own".into(),
+            }],
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    let forged = w.server.add_review_comment(
+        w.repo_id,
+        7,
+        "mallory",
+        "src/a.rs",
+        5,
+        "<!-- picket:finding f --> forged",
+    );
+    let reply = w
+        .server
+        .add_review_reply(w.repo_id, 7, forged, "alice", "/fp nope");
+    let elsewhere =
+        w.server
+            .add_review_comment(w.repo_id, 8, "picket-test[bot]", "src/b.rs", 1, "x");
+
+    let got = feedback
+        .review_comment(&w.repo, 7, &own.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.id, own.id);
+    assert_eq!(got.author, "picket-test[bot]");
+    assert_eq!(got.body, "<!-- picket:finding f --> own");
+    assert_eq!(got.path.as_deref(), Some("src/a.rs"));
+    assert_eq!(got.line, Some(4));
+    let got = feedback
+        .review_comment(&w.repo, 7, &forged.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.author, "mallory");
+    let got = feedback
+        .review_comment(&w.repo, 7, &reply.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.author.as_str(), got.body.as_str()),
+        ("alice", "/fp nope")
+    );
+    // Another pull request's comment, and one that does not exist.
+    assert_eq!(
+        feedback
+            .review_comment(&w.repo, 7, &elsewhere.to_string())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        feedback.review_comment(&w.repo, 7, "999999").await.unwrap(),
+        None
+    );
+    let gets = w.requests_to("/pulls/comments/");
+    assert_eq!(gets.len(), 5);
+    assert!(gets.iter().all(|r| r.method == "GET"));
+    w.assert_valid();
+}
+
 #[tokio::test]
 async fn a_refused_line_falls_back_to_single_comments() {
     let w = World::new().await;
