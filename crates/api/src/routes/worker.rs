@@ -1194,7 +1194,25 @@ mod tests {
             step: Some("clone".into()),
             trail: trail.clone(),
         };
-        let cases: [(&str, Value); 13] = [
+        let begin = FeedbackBegin {
+            attempt: 1,
+            input: Default::default(),
+        };
+        let start = FeedbackStart {
+            provider: picket_core::Provider::Github,
+            api_url: "https://api.github.com".into(),
+            repo_id: "1".into(),
+            full_name: "a/b".into(),
+            installation_id: Some("2".into()),
+            bot_login: "picket[bot]".into(),
+            late: false,
+            previous_commented: Some(vec![]),
+        };
+        let done = FeedbackDone::default();
+        let cases: [(&str, Value); 16] = [
+            ("FeedbackBegin", serde_json::to_value(&begin).unwrap()),
+            ("FeedbackStart", serde_json::to_value(&start).unwrap()),
+            ("FeedbackDone", serde_json::to_value(&done).unwrap()),
             ("ScanSpec", serde_json::to_value(&spec).unwrap()),
             (
                 "RulePackSpec",
