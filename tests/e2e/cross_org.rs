@@ -369,6 +369,21 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
         ),
         probe(
             Method::POST,
+            "/api/v1/worker/scan/feedback/begin",
+            "/api/v1/worker/scan/feedback/begin".into(),
+            Some(json!({"attempt": 1, "input": {}})),
+            Unauthorized,
+        ),
+        probe(
+            Method::POST,
+            "/api/v1/worker/scan/feedback/done",
+            "/api/v1/worker/scan/feedback/done".into(),
+            Some(json!({"attempt": 1, "comments_posted": 0, "threads_resolved": 0,
+                        "summary": "none", "api_calls": 0})),
+            Unauthorized,
+        ),
+        probe(
+            Method::POST,
             "/api/v1/scans",
             "/api/v1/scans".into(),
             Some(json!({"project_ids": [p1, p2]})),

@@ -701,12 +701,25 @@ async fn feedback_the_worker_could_not_post_is_posted_by_the_control_plane(pool:
         ]
     );
     assert_eq!(w.server.issue_comments(w.repo_id, 7).len(), 1);
-    let posted_by: String = sqlx::query_scalar(
-        "SELECT feedback_outcome->>'posted_by' FROM pr_checks WHERE feedback_outcome IS NOT NULL",
-    )
-    .fetch_one(&w.app.pool)
-    .await
-    .unwrap();
+    // Recorded in the transaction that completed the check, which commits just after GitHub
+    // answered.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let posted_by: String = loop {
+        let row: Option<String> = sqlx::query_scalar(
+            "SELECT feedback_outcome->>'posted_by' FROM pr_checks
+             WHERE feedback_outcome IS NOT NULL",
+        )
+        .fetch_optional(&w.app.pool)
+        .await
+        .unwrap();
+        match row {
+            Some(by) => break by,
+            None if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
+            None => panic!("the feedback's outcome was never recorded"),
+        }
+    };
     assert_eq!(posted_by, "control_plane");
     let server = w.stop().await;
     assert!(server.violations().is_empty(), "{:#?}", server.violations());
