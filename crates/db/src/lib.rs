@@ -7,13 +7,14 @@
 //!
 //! Module map: [`installation`] (this installation's identity), [`queue`] (claim, lease, fenced transitions, rescue, wake-ups), [`schedule`] (weekly
 //! scans), [`crypto`] (credentials at rest), [`worker`] (the worker protocol: per-scan tokens,
-//! spec, clone credential, results), [`webhooks`] (the delivery log and what deliveries change), and one module per table family for the API.
+//! spec, clone credential, results), [`webhooks`] (the delivery log and what deliveries change), [`manifests`] (states of GitHub's App manifest flow), and one module per table family for the API.
 
 pub mod attempts;
 pub mod connections;
 pub mod crypto;
 pub mod findings;
 pub mod installation;
+pub mod manifests;
 pub mod orgs;
 pub mod policies;
 pub mod pr_checks;

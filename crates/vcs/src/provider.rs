@@ -65,9 +65,14 @@ pub struct ConnectionCheck {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InstallationInfo {
     pub id: String,
+    /// The account (organization or user) it is installed on.
     pub account: String,
     pub repository_selection: Option<crate::event::RepositorySelection>,
     pub suspended: bool,
+    /// Permissions Picket needs that this installation has not granted (GitHub: the account's
+    /// owner has not accepted the App's updated permissions yet), named like
+    /// [`ConnectionCheck::missing_permissions`].
+    pub missing_permissions: Vec<String>,
 }
 
 /// What a minted credential may do.
@@ -122,7 +127,10 @@ pub trait SourceProvider: Send + Sync + fmt::Debug {
     /// The credential's identity, installations and missing permissions.
     async fn check(&self) -> Result<ConnectionCheck>;
 
-    /// The repositories the connection can see, a page at a time (`per_page` 1-100).
+    /// The repositories the connection can see, a page at a time (`per_page` 1-100), from the
+    /// start (`cursor` `None`) or from a [`Page::next`] this provider returned. A cursor it did
+    /// not make is refused before anything is sent: [`ErrorCode::Rejected`](crate::ErrorCode::Rejected)
+    /// without a `status`.
     async fn list_repositories(
         &self,
         cursor: Option<&str>,

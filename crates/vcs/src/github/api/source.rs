@@ -67,6 +67,9 @@ struct InstallationJson {
     account: Option<AccountJson>,
     repository_selection: Option<String>,
     suspended_at: Option<String>,
+    /// What the installation granted (may lag behind the App's, until the owner accepts).
+    #[serde(default)]
+    permissions: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -346,7 +349,8 @@ impl SourceProvider for GitHubApp {
         Provider::Github
     }
 
-    /// `GET /app` (slug, permissions, events) and `GET /app/installations`.
+    /// `GET /app` (slug, permissions, events) and `GET /app/installations` (each installation's
+    /// account, selection, suspension and granted permissions).
     async fn check(&self) -> Result<ConnectionCheck> {
         let app: AppJson = self
             .http
@@ -368,6 +372,7 @@ impl SourceProvider for GitHubApp {
                     _ => None,
                 },
                 suspended: i.suspended_at.is_some(),
+                missing_permissions: policy::missing_permissions(&i.permissions),
             })
             .collect();
         Ok(ConnectionCheck {
