@@ -86,16 +86,10 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
 }
 
 fn app_name() -> utoipa::openapi::schema::Object {
-    APP_NAME.schema()
+    APP_NAME.nullable_schema()
 }
 fn github_login() -> utoipa::openapi::schema::Object {
-    GITHUB_LOGIN.schema()
-}
-fn manifest_code() -> utoipa::openapi::schema::Object {
-    MANIFEST_CODE.schema()
-}
-fn manifest_state() -> utoipa::openapi::schema::Object {
-    MANIFEST_STATE.schema()
+    GITHUB_LOGIN.nullable_schema()
 }
 
 /// What to register.
@@ -103,18 +97,19 @@ fn manifest_state() -> utoipa::openapi::schema::Object {
 #[serde(deny_unknown_fields)]
 pub struct StartManifest {
     /// The App's name on GitHub (unique across GitHub; the admin may change it on GitHub's page)
-    /// and the connection's: 1-34 characters. Default `picket-` and 8 random hex digits.
+    /// and the connection's: 1-34 characters. Absent or null: `picket-` and 8 random hex digits.
     #[serde(default)]
     #[schema(schema_with = app_name)]
     pub name: Option<String>,
-    /// The GitHub organization to register the App under (its login); absent: the admin's own
-    /// account.
+    /// The GitHub organization to register the App under (its login); absent or null: the
+    /// admin's own account.
     #[serde(default)]
     #[schema(schema_with = github_login)]
     pub organization: Option<String>,
-    /// GitHub Enterprise Server's API root, `https://<host>/api/v3`; absent or empty: github.com.
+    /// GitHub Enterprise Server's API root, `https://<host>/api/v3`; absent, null or empty:
+    /// github.com.
     #[serde(default)]
-    #[schema(schema_with = constraints::base_url)]
+    #[schema(schema_with = constraints::base_url_opt)]
     pub base_url: Option<String>,
 }
 
@@ -250,15 +245,44 @@ async fn start_manifest(
     ))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
+/// The callback's query: `code` and `state`, both required (other parameters GitHub may add are
+/// ignored).
+#[derive(Debug, Deserialize)]
 pub struct ManifestCallback {
     /// GitHub's one-time code for the App it created (valid for one hour).
-    #[param(schema_with = manifest_code)]
     pub code: String,
     /// The state of the manifest, as GitHub passes it back.
-    #[param(schema_with = manifest_state)]
     pub state: String,
+}
+
+// By hand: utoipa's derive leaves a parameter with `schema_with` optional.
+impl IntoParams for ManifestCallback {
+    fn into_params(
+        _parameter_in: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        let param = |name: &str, description: &str, rule: Text| {
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Query)
+                .required(utoipa::openapi::Required::True)
+                .description(Some(description))
+                .schema(Some(rule.schema()))
+                .build()
+        };
+        vec![
+            param(
+                "code",
+                "GitHub's one-time code for the App it created (valid for one hour)",
+                MANIFEST_CODE,
+            ),
+            param(
+                "state",
+                "The manifest's state, as GitHub passes it back",
+                MANIFEST_STATE,
+            ),
+        ]
+    }
 }
 
 /// The connection the manifest flow created.
@@ -412,4 +436,21 @@ async fn manifest_callback(
             install_url,
         }),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_callback_takes_no_token_and_needs_its_code_and_state() {
+        let doc = serde_json::to_value(crate::openapi()).unwrap();
+        let op = &doc["paths"]["/api/v1/connections/github/manifest/callback"]["get"];
+        assert_eq!(op["security"], serde_json::json!([{}]), "{op}");
+        assert!(op["responses"]["401"].is_null(), "{op}");
+        let params = op["parameters"].as_array().unwrap();
+        for name in ["code", "state"] {
+            let p = params.iter().find(|p| p["name"] == name).unwrap();
+            assert_eq!(p["required"], true, "{p}");
+            assert_eq!(p["in"], "query", "{p}");
+        }
+    }
 }
