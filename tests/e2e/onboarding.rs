@@ -465,11 +465,28 @@ async fn all_repositories_are_added_in_one_call_once_and_not_at_all_on_a_provide
     assert_eq!(app.count("projects").await, 0);
     assert_eq!(app.count("scans").await, 0);
 
+    let calls_before = server.requests().len();
     let all = app
         .admin()
         .post(&path, json!({"select": "all"}))
         .await
         .expect(201);
+    // The installations once, then 100 repositories a page: acme's two, beta's one (and beta's
+    // token, which the fault kept from being minted before).
+    let calls: Vec<String> = server.requests()[calls_before..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "/app/installations".to_owned(),
+            "/installation/repositories".to_owned(),
+            "/installation/repositories".to_owned(),
+            format!("/app/installations/{beta}/access_tokens"),
+            "/installation/repositories".to_owned(),
+        ]
+    );
     let added = all["added"].as_array().unwrap();
     assert_eq!(added.len(), 250);
     let ids: BTreeSet<String> = added

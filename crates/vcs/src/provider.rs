@@ -137,6 +137,24 @@ pub trait SourceProvider: Send + Sync + fmt::Debug {
         per_page: u32,
     ) -> Result<Page<Repository>>;
 
+    /// Every repository the connection can see: the whole listing, for adding them all at once.
+    /// The default pages through [`list_repositories`](Self::list_repositories) 100 at a time;
+    /// a provider may do it in fewer calls. Repositories come in listing order; one seen twice
+    /// (a listing that moved between pages) is kept once.
+    async fn all_repositories(&self) -> Result<Vec<Repository>> {
+        let mut all: Vec<Repository> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.list_repositories(cursor.as_deref(), 100).await?;
+            all.extend(page.items.into_iter().filter(|r| seen.insert(r.id.clone())));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
     /// One repository by its provider id, through the given installation.
     async fn repository(&self, repo: &RepoLocator) -> Result<Repository>;
 

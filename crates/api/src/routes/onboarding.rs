@@ -11,8 +11,9 @@
 //!   connection's `follow_installations`, which the installation webhooks read).
 //!
 //! Adding lists first, then writes: every repository comes from the provider's listing (the
-//! client sends ids only), the whole listing is read before anything is written, so a provider
-//! error midway writes nothing. Then one transaction: repositories already projects are left as
+//! client sends ids only), the whole listing is read before anything is written
+//! ([`SourceProvider::all_repositories`]: GitHub lists the installations once, then each one's
+//! repositories 100 a page), so a provider error midway writes nothing. Then one transaction: repositories already projects are left as
 //! they are (reported `already_present`; their installation is recorded and a project disabled
 //! because the installation had lost it is enabled again, since the listing shows it can see it
 //! now), the others become projects by the project rules (weekly slot, initial full scan), in
@@ -51,8 +52,6 @@ pub const MAX_CHOSEN: usize = crate::routes::projects::MAX_PROJECTS_PER_REQUEST;
 /// Projects written per statement when adding (each batch inserts its projects and queues their
 /// initial scans in two statements).
 pub const ADD_BATCH: usize = 1000;
-/// Repositories asked of the provider per page while adding (GitHub's largest page).
-const LISTING_PAGE: u32 = 100;
 /// Repositories per page of the listing route when `per_page` is not given (GitHub's default).
 pub const DEFAULT_PER_PAGE: i64 = 30;
 /// Most repositories per page of the listing route (GitHub's largest page).
@@ -470,36 +469,6 @@ fn chosen_ids(body: &AddRepositories) -> Result<Vec<String>, ApiError> {
     }
 }
 
-/// Reads the provider's listing, page after page, until its end, or (for `chosen`) until every
-/// wanted id was seen. Repositories seen twice (an installation list that moved between pages)
-/// count once.
-async fn read_listing(
-    source: &dyn SourceProvider,
-    wanted: Option<&HashSet<&str>>,
-) -> Result<Vec<Repository>, ApiError> {
-    let mut found: Vec<Repository> = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = source
-            .list_repositories(cursor.as_deref(), LISTING_PAGE)
-            .await?;
-        for repo in page.items {
-            let keep = wanted.is_none_or(|w| w.contains(repo.id.as_str()));
-            if keep && seen.insert(repo.id.clone()) {
-                found.push(repo);
-            }
-        }
-        if wanted.is_some_and(|w| w.len() == found.len()) {
-            return Ok(found);
-        }
-        match page.next {
-            Some(next) => cursor = Some(next),
-            None => return Ok(found),
-        }
-    }
-}
-
 /// The project a listed repository becomes.
 fn new_project(connection: ConnectionId, r: &Repository) -> NewProject {
     NewProject {
@@ -546,8 +515,9 @@ async fn add_repositories(
     // 1. The listing, whole, before anything is written.
     let wanted: Option<HashSet<&str>> =
         (body.select == Selection::Chosen).then(|| chosen.iter().map(String::as_str).collect());
-    let mut listed = read_listing(source.as_ref(), wanted.as_ref()).await?;
+    let mut listed = source.all_repositories().await?;
     if let Some(wanted) = &wanted {
+        listed.retain(|r| wanted.contains(r.id.as_str()));
         let visible: HashSet<&str> = listed.iter().map(|r| r.id.as_str()).collect();
         let hidden: Vec<FieldError> = body
             .repository_ids
