@@ -76,6 +76,16 @@ fn the_api_and_the_scheduler_get_the_environment_they_read() {
             "secret picket-secrets/database-url",
             "{at}"
         );
+        // The PR check loop decrypts connections' credentials with the same key as the API.
+        assert_eq!(
+            secret_file(
+                &objects,
+                "picket-scheduler",
+                &scheduler["PICKET_SECRET_KEY_FILE"]
+            ),
+            "secret picket-secrets/secret-key",
+            "{at}"
+        );
         assert_eq!(scheduler["PICKET_EXECUTOR"], "kubernetes", "{at}");
         // The scheduler's probes reach the port its endpoints listen on.
         let sched = &find(&objects, "Deployment", "picket-scheduler")["spec"]["template"]["spec"]

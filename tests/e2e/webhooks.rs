@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use uuid::Uuid;
 
-const SECRET: &str = "it-is-a-webhook-secret-0123";
+pub(crate) const SECRET: &str = "it-is-a-webhook-secret-0123";
 /// The repository of the examples' pull requests.
 const REPO_ID: i64 = 186853002;
 /// The installation of the examples' `installation` created event.
@@ -62,7 +62,7 @@ pub(crate) fn example(event: &str, action: Option<&str>) -> Value {
 
 /// A pull request event on the example repository (its id replaced by `repo_id`), PR `number`,
 /// head `head`.
-fn pull_request(action: &str, repo_id: i64, number: u64, head: &str) -> Value {
+pub(crate) fn pull_request(action: &str, repo_id: i64, number: u64, head: &str) -> Value {
     let mut p = example("pull_request", Some("opened"));
     p["action"] = json!(action);
     p["number"] = json!(number);
@@ -86,21 +86,21 @@ pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
 
 /// A connection's webhook, as GitHub reaches it.
 #[derive(Debug, Clone)]
-struct Hook {
-    http: reqwest::Client,
-    url: String,
-    secret: String,
+pub(crate) struct Hook {
+    pub(crate) http: reqwest::Client,
+    pub(crate) url: String,
+    pub(crate) secret: String,
 }
 
 #[derive(Debug)]
-struct Answer {
+pub(crate) struct Answer {
     status: u16,
     body: Value,
 }
 
 impl Answer {
     #[track_caller]
-    fn outcome(&self, status: u16, outcome: &str) -> &Value {
+    pub(crate) fn outcome(&self, status: u16, outcome: &str) -> &Value {
         assert_eq!(
             (self.status, self.body["outcome"].as_str()),
             (status, Some(outcome)),
@@ -144,7 +144,7 @@ impl Hook {
     }
 
     /// Delivers `payload` as event `event` with delivery id `id`, signed with the secret.
-    async fn deliver(&self, event: &str, id: &str, payload: &Value) -> Answer {
+    pub(crate) async fn deliver(&self, event: &str, id: &str, payload: &Value) -> Answer {
         self.deliver_signed(event, id, payload, &self.secret).await
     }
 
@@ -1008,14 +1008,135 @@ async fn a_github_scan_clones_with_a_token_minted_for_it_alone(pool: PgPool) {
             (
                 picket_core::ScanKind::Diff,
                 Some(7),
-                vec![
-                    write("checks"),
-                    read("contents"),
-                    read("metadata"),
-                    write("pull_requests")
-                ]
+                vec![read("contents"), read("metadata"), write("pull_requests")]
             ),
         ]
+    );
+    assert!(server.violations().is_empty(), "{:#?}", server.violations());
+}
+
+/// A PR scan's spec carries the merge base GitHub's compare API gives for the head against the
+/// target branch as it is when the spec is served (the scan's start), not when the scan was
+/// queued; when GitHub fails, the spec goes without it (the worker computes it from its clone)
+/// and the fallback is logged with the error's code.
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_pr_scans_spec_carries_the_merge_base_from_githubs_compare_api(pool: PgPool) {
+    use picket_test_support::github::{Auth, Fault, FaultKind, GitHubServer, TestPull};
+    let server = GitHubServer::start().await;
+    let gh_app = server.add_app("picket");
+    let installation = server.add_installation(gh_app.id, "acme");
+    let repo_id = server.add_repo(
+        installation,
+        "acme/app",
+        "main",
+        "https://github.invalid/acme/app.git",
+    );
+    let app = TestApp::start(pool).await;
+    let conn = app
+        .admin()
+        .post(
+            "/api/v1/connections",
+            json!({
+                "provider": "github", "name": "acme", "base_url": server.api_url(),
+                "credentials": {"app_id": gh_app.id, "private_key": gh_app.private_key_pem,
+                                "webhook_secret": SECRET},
+            }),
+        )
+        .await
+        .expect(201);
+    let hook = Hook {
+        http: reqwest::Client::new(),
+        url: format!("{}/webhooks/github/{}", app.base, id_of(&conn)),
+        secret: SECRET.to_owned(),
+    };
+    app.admin()
+        .post(
+            "/api/v1/projects",
+            json!({"projects": [{
+                "connection_id": id_of(&conn), "provider_repo_id": repo_id.to_string(),
+                "full_name": "acme/app", "clone_url": "https://github.invalid/acme/app.git",
+                "default_branch": "main",
+            }]}),
+        )
+        .await
+        .expect(201);
+    let mut payload = pull_request("opened", repo_id as i64, 7, &sha(7));
+    payload["installation"]["id"] = json!(installation);
+    let base_ref = payload["pull_request"]["base"]["ref"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The target branch at queue time, as the webhook says.
+    let queued_base = sha(0xb0);
+    payload["pull_request"]["base"]["sha"] = json!(queued_base);
+    hook.deliver("pull_request", "d-1", &payload)
+        .await
+        .outcome(202, "scan_queued");
+    // The target moved on before the scan started; GitHub's compare answers for it as it is now.
+    let merge_base = sha(0x4d);
+    server.add_pull(
+        repo_id,
+        TestPull {
+            number: 7,
+            head_sha: sha(7),
+            head_ref: "feature".into(),
+            base_ref: base_ref.clone(),
+            base_sha: sha(0xb1),
+            merge_base: merge_base.clone(),
+            title: "PR 7".into(),
+            author: "octocat".into(),
+            ..TestPull::default()
+        },
+    );
+
+    let claimed = loop {
+        let claimed = queue::claim(&app.pool, "e2e", Duration::from_secs(300))
+            .await
+            .unwrap()
+            .expect("the PR scan is queued");
+        if claimed.scan.pr_number == Some(7) {
+            break claimed;
+        }
+    };
+    let token = queue::mint_scan_token(&app.pool, &claimed.lease)
+        .await
+        .unwrap();
+    let worker = app.client(secrecy::ExposeSecret::expose_secret(&token));
+    let spec = worker.get("/api/v1/worker/scan").await.expect(200);
+    assert_eq!(spec["kind"], "diff");
+    assert_eq!(spec["base_sha"], json!(queued_base));
+    assert_eq!(spec["merge_base_sha"], json!(merge_base), "{spec}");
+    let compares: Vec<_> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path.contains("/compare/"))
+        .collect();
+    assert_eq!(compares.len(), 1, "{compares:#?}");
+    assert_eq!(
+        compares[0].path,
+        format!("/repos/acme/app/compare/{base_ref}...{}", sha(7))
+    );
+    assert!(
+        matches!(&compares[0].auth, Auth::InstallationToken { installation_id, .. } if *installation_id == installation),
+        "{:?}",
+        compares[0].auth
+    );
+
+    // GitHub fails (every retry too): the spec is served without a merge base, and the worker
+    // falls back to its clone.
+    server.inject(Fault {
+        path_contains: "/compare/".into(),
+        kind: FaultKind::ServerError { status: 500 },
+        times: 10,
+    });
+    let spec = worker.get("/api/v1/worker/scan").await.expect(200);
+    assert_eq!(spec["kind"], "diff");
+    assert!(spec["merge_base_sha"].is_null(), "{spec}");
+    let logs = app.logs();
+    assert!(
+        logs.lines().any(|l| l.contains("computes it from its clone")
+            && l.contains("provider_unavailable")),
+        "{logs}"
     );
     assert!(server.violations().is_empty(), "{:#?}", server.violations());
 }

@@ -92,6 +92,15 @@ pub struct SchedulerArgs {
     /// with s, m, h or d. Default 7d.
     #[arg(long, env = "PICKET_WEBHOOK_BODY_RETENTION", default_value = "7d", value_parser = crate::parse_duration)]
     pub webhook_body_retention: Duration,
+    /// How often the reconcile sweep lists the open pull requests of enabled GitHub projects
+    /// and queues a scan of every head never scanned (GitHub never retries a webhook): seconds,
+    /// or a number with s, m, h or d; 0 turns it off. Needs PICKET_SECRET_KEY. Default 5m.
+    #[arg(long, env = "PICKET_RECONCILE_INTERVAL", default_value = "5m", value_parser = crate::parse_duration)]
+    pub reconcile_interval: Duration,
+    /// Provider API calls one GitHub App installation may cost per reconcile sweep; the next
+    /// sweep resumes with the projects a spent budget left. Default 100.
+    #[arg(long, env = "PICKET_RECONCILE_BUDGET", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub reconcile_budget: u64,
 }
 
 impl SchedulerArgs {
@@ -132,6 +141,8 @@ impl SchedulerArgs {
         cfg.rescue_every = Duration::from_secs(self.rescue_interval_secs.max(1));
         cfg.reap_every = Duration::from_secs(self.reap_interval_secs.max(1));
         cfg.webhook_body_retention = self.webhook_body_retention;
+        cfg.reconcile.every = self.reconcile_interval;
+        cfg.reconcile.budget = self.reconcile_budget;
         cfg
     }
 }
@@ -267,7 +278,10 @@ pub async fn run_with(
     cfg.providers = place.providers.clone();
     cfg.pr_checks.public_url = place.public_url.clone();
     if cfg.providers.is_none() {
-        tracing::warn!("no PICKET_SECRET_KEY: pull request checks will not be created or moved");
+        tracing::warn!(
+            "no PICKET_SECRET_KEY: pull request checks will not be created or moved, no \
+             reconcile sweep will run, nor triage replies be answered"
+        );
     }
     // Every environment is named and marked with it, and the reaper touches no other.
     let installation = picket_db::installation::id(db.pool())
@@ -438,5 +452,34 @@ mod tests {
         );
         let err = parse_egress_v4("10.0.0.0/8").unwrap_err().to_string();
         assert!(err.contains("PICKET_EGRESS_ALLOW"), "{err}");
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        scheduler: SchedulerArgs,
+    }
+
+    fn reconcile(args: &[&str]) -> Result<picket_scheduler::reconcile::ReconcileConfig, String> {
+        use clap::Parser;
+        let wrap = Wrap::try_parse_from(std::iter::once("picket").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Ok(wrap.scheduler.config("test".into()).reconcile)
+    }
+
+    #[test]
+    fn the_reconcile_sweep_is_configured_by_its_interval_and_budget() {
+        let defaults = reconcile(&[]).unwrap();
+        assert_eq!(
+            (defaults.every, defaults.budget),
+            (Duration::from_secs(300), 100)
+        );
+        let set = reconcile(&["--reconcile-interval", "90s", "--reconcile-budget", "7"]).unwrap();
+        assert_eq!((set.every, set.budget), (Duration::from_secs(90), 7));
+        assert!(reconcile(&["--reconcile-interval", "0"])
+            .unwrap()
+            .every
+            .is_zero());
+        assert!(reconcile(&["--reconcile-budget", "0"]).is_err());
     }
 }

@@ -14,6 +14,7 @@ pub mod protocol;
 pub mod scan;
 pub mod schedule;
 pub mod tenancy;
+pub mod triage;
 
 pub use finding::{FindingLocation, FindingStatus, Fingerprint, Product, Severity};
 pub use ids::{

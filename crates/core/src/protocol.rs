@@ -282,3 +282,51 @@ mod tests {
         assert!(err.is_err());
     }
 }
+
+/// What a pull request scan's worker sends to begin its feedback
+/// (`POST /api/v1/worker/scan/feedback/begin`, fenced by its lease): what it will plan from, so
+/// that the control plane can finish the feedback if the worker cannot. `existing` is left empty
+/// (comments are read back from the provider when posting).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackBegin {
+    pub attempt: i32,
+    pub input: crate::feedback::FeedbackInput,
+}
+
+/// What the worker learns when it begins its feedback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackStart {
+    pub provider: crate::Provider,
+    /// The provider's API root for the feedback client (GitHub: `https://api.github.com`, or a
+    /// GitHub Enterprise Server's `https://<host>/api/v3`).
+    pub api_url: String,
+    /// The repository: the provider's id, `owner/name`, and (GitHub) the App installation.
+    pub repo_id: String,
+    pub full_name: String,
+    pub installation_id: Option<String>,
+    /// The login Picket's comments carry (GitHub: `<app slug>[bot]`): only its comments count.
+    pub bot_login: String,
+    /// The result comes after the org's fail-open deadline: comments may be added, the check is
+    /// not failed.
+    pub late: bool,
+    /// The commented new findings of this PR's previous scan, when there was one with feedback.
+    pub previous_commented: Option<Vec<Fingerprint>>,
+}
+
+/// What the worker posted (`POST /api/v1/worker/scan/feedback/done`): its comments are on the
+/// PR, so the control plane only completes the check.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedbackDone {
+    pub attempt: i32,
+    /// New inline comments posted.
+    pub comments_posted: u32,
+    /// Review threads resolved.
+    pub threads_resolved: u32,
+    /// The summary comment: `created`, `updated`, `unchanged` or `none`.
+    pub summary: String,
+    /// Provider API calls the worker made for its feedback.
+    pub api_calls: u64,
+}

@@ -57,16 +57,20 @@ pub enum ScanTrigger {
     Bulk,
     Manual,
     Rerun,
+    /// A pull request's head the reconcile sweep found unscanned (its webhook never arrived or
+    /// was refused): scanned like a webhook's, told apart only by this trigger.
+    Reconcile,
 }
 
 impl ScanTrigger {
-    pub const ALL: [ScanTrigger; 6] = [
+    pub const ALL: [ScanTrigger; 7] = [
         ScanTrigger::Initial,
         ScanTrigger::Weekly,
         ScanTrigger::PullRequest,
         ScanTrigger::Bulk,
         ScanTrigger::Manual,
         ScanTrigger::Rerun,
+        ScanTrigger::Reconcile,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +81,7 @@ impl ScanTrigger {
             ScanTrigger::Bulk => "bulk",
             ScanTrigger::Manual => "manual",
             ScanTrigger::Rerun => "rerun",
+            ScanTrigger::Reconcile => "reconcile",
         }
     }
 
@@ -85,7 +90,7 @@ impl ScanTrigger {
     /// before the weekly background scans.
     pub fn priority(self) -> i16 {
         match self {
-            ScanTrigger::PullRequest => 0,
+            ScanTrigger::PullRequest | ScanTrigger::Reconcile => 0,
             ScanTrigger::Manual | ScanTrigger::Bulk | ScanTrigger::Rerun => 1,
             ScanTrigger::Initial => 2,
             ScanTrigger::Weekly => 3,

@@ -13,7 +13,8 @@
 //! 2: they see changed files only, so what they do not report says nothing about the branch.
 //!
 //! [`triage`] ignores a finding (with a reason) or lifts the ignore, on every branch of its
-//! project at once: triage belongs to the fingerprint. [`list`] pages through a project's
+//! project at once: triage belongs to the fingerprint ([`triage_fingerprint`] does the same for
+//! a fingerprint named by a pull-request reply). [`list`] pages through a project's
 //! findings, most severe first. Secret values never reach this module: secrets findings carry a
 //! redacted form and a SHA-256, and a table check refuses a secrets finding without them.
 
@@ -44,7 +45,8 @@ pub struct FindingRecord {
     pub fingerprint: String,
     pub status: FindingStatus,
     pub triage_reason: Option<String>,
-    /// Who last triaged it (`api:<token id>`), and when.
+    /// Who last triaged it (`api:<token id>`, or `reply:github:<login>` for a reply on a pull
+    /// request), and when.
     pub triaged_by: Option<String>,
     pub triaged_at: Option<OffsetDateTime>,
     /// Secrets findings: the secret's redacted form.
@@ -498,6 +500,70 @@ pub async fn triage(
     .execute(&mut *conn)
     .await?;
     get(&mut *conn, org, id).await
+}
+
+/// A finding of the org's project with this fingerprint (triage applies to all of them at once:
+/// see [`triage`]): an ignored one if any is ignored, else the most recently updated. `None`
+/// when the project has none.
+pub async fn by_fingerprint(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+    project: ProjectId,
+    fingerprint: &str,
+) -> Result<Option<FindingRecord>> {
+    let row = sqlx::query_as!(
+        FindingRow,
+        r#"
+        SELECT id, project_id, git_ref, product AS "product: Pg<Product>", rule_id, path,
+               start_line, end_line, severity AS "severity: Pg<Severity>", message, fingerprint,
+               status AS "status: Pg<FindingStatus>", triage_reason, triaged_by, triaged_at,
+               secret_redacted, first_seen_scan_id, last_seen_scan_id, created_at, updated_at
+        FROM findings
+        WHERE org_id = $1 AND project_id = $2 AND fingerprint = $3
+        ORDER BY status = 'ignored' DESC, updated_at DESC, id DESC
+        LIMIT 1
+        "#,
+        org.0,
+        project.0,
+        fingerprint
+    )
+    .fetch_optional(ex)
+    .await?;
+    Ok(row.map(Into::into))
+}
+
+/// What [`triage_fingerprint`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FingerprintTriage {
+    /// The project has no finding with this fingerprint.
+    Unknown,
+    /// A reopen of a fingerprint that is not ignored: nothing changed (the finding as it is).
+    Unchanged(FindingRecord),
+    /// Applied through [`triage`] (the finding as updated).
+    Applied(FindingRecord),
+}
+
+/// Applies a triage decision to the org's project's findings of `fingerprint` (every branch):
+/// [`triage`] on one of them ([`by_fingerprint`]), which covers the others. Triage by PR reply
+/// names a finding by fingerprint (from Picket's comment), the API by id; both end in the same
+/// statement.
+pub async fn triage_fingerprint(
+    conn: &mut PgConnection,
+    org: OrgId,
+    project: ProjectId,
+    fingerprint: &str,
+    decision: &Triage,
+    actor: &str,
+) -> Result<FingerprintTriage> {
+    let Some(finding) = by_fingerprint(&mut *conn, org, project, fingerprint).await? else {
+        return Ok(FingerprintTriage::Unknown);
+    };
+    if *decision == Triage::Reopen && finding.status != FindingStatus::Ignored {
+        return Ok(FingerprintTriage::Unchanged(finding));
+    }
+    triage(conn, org, finding.id, decision, actor)
+        .await
+        .map(FingerprintTriage::Applied)
 }
 
 /// One finding of the org.

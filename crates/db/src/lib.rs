@@ -7,7 +7,9 @@
 //!
 //! Module map: [`installation`] (this installation's identity), [`queue`] (claim, lease, fenced transitions, rescue, wake-ups), [`schedule`] (weekly
 //! scans), [`crypto`] (credentials at rest), [`worker`] (the worker protocol: per-scan tokens,
-//! spec, clone credential, results), [`webhooks`] (the delivery log and what deliveries change), [`manifests`] (states of GitHub's App manifest flow), and one module per table family for the API.
+//! spec, clone credential, results), [`webhooks`] (the delivery log and what deliveries change),
+//! [`reconcile`] (the reconcile sweep's turns), [`triage`] (triage requests from pull-request
+//! replies), [`manifests`] (states of GitHub's App manifest flow), and one module per table family for the API.
 
 pub mod attempts;
 pub mod connections;
@@ -20,10 +22,12 @@ pub mod policies;
 pub mod pr_checks;
 pub mod projects;
 pub mod queue;
+pub mod reconcile;
 pub mod rule_packs;
 pub mod scans;
 pub mod schedule;
 pub mod tokens;
+pub mod triage;
 pub mod types;
 pub mod webhooks;
 pub mod worker;
@@ -77,6 +81,9 @@ impl From<sqlx::Error> for DbError {
         }
     }
 }
+
+/// A connection (or a transaction, through `&mut *tx`) that picket-db's functions take.
+pub use sqlx::PgConnection;
 
 pub type Result<T, E = DbError> = std::result::Result<T, E>;
 

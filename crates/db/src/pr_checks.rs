@@ -4,8 +4,10 @@
 //! the control plane's loop walks [`open`] checks, asks picket-core's
 //! [`check::wanted`](picket_core::check::wanted) what each should show, moves the provider's
 //! check, and records it with [`record_shown`] (forward only). A worker about to post its result
-//! calls [`begin_report`] (through the API, fenced by its lease), which tells it the check's id
-//! and whether it is late: after fail-open it may add comments but must not complete the check.
+//! calls [`begin_feedback`] (through the API, fenced by its lease), which stores what it plans
+//! from and tells it whether it is late (after fail-open it may add comments, the check stays);
+//! once its comments are posted it calls [`comments_done`], and the loop completes the check
+//! from the stored input (or posts the comments itself if the worker never said they were done).
 //!
 //! Each row is handled under its row lock (`FOR UPDATE`), so the loop and a worker's
 //! `begin_report` never create two checks for one scan.
@@ -13,6 +15,7 @@
 use crate::types::Pg;
 use crate::{DbError, Result};
 use picket_core::check::CheckPhase;
+use picket_core::feedback::FeedbackInput;
 use picket_core::{ConnectionId, OrgId, ProjectId, Provider, ScanId, ScanState};
 use sqlx::{PgConnection, PgExecutor};
 use std::time::Duration;
@@ -62,6 +65,12 @@ pub struct OpenCheck {
     pub past_deadline: bool,
     pub reported: bool,
     pub failures: i32,
+    /// The worker's feedback input, once it began its feedback.
+    pub feedback: Option<FeedbackInput>,
+    /// The result came after the fail-open deadline.
+    pub late: bool,
+    /// The feedback's comments are on the PR.
+    pub comments_done: bool,
 }
 
 /// Locks one open check, due now, that no one else holds (`FOR UPDATE SKIP LOCKED`), in the
@@ -71,7 +80,8 @@ pub async fn lock_next_due(conn: &mut PgConnection) -> Result<Option<OpenCheck>>
         r#"
         WITH due AS (
             SELECT scan_id FROM pr_checks
-            WHERE (shown IS NULL OR shown IN ('queued', 'in_progress'))
+            WHERE (shown IS NULL OR shown IN ('queued', 'in_progress')
+                   OR (feedback IS NOT NULL AND comments_done_at IS NULL))
               AND next_attempt_at <= now()
             ORDER BY next_attempt_at
             LIMIT 1
@@ -82,7 +92,7 @@ pub async fn lock_next_due(conn: &mut PgConnection) -> Result<Option<OpenCheck>>
                p.provider_installation_id, s.pr_number AS "pr_number!", s.commit_sha,
                s.state AS "state: Pg<ScanState>", s.error_code, c.check_run_id, c.shown,
                c.fail_open_at <= now() AS "past_deadline!", c.reported_at IS NOT NULL AS "reported!",
-               c.failures
+               c.failures, c.feedback, c.late, c.comments_done_at IS NOT NULL AS "comments_done!"
         FROM due JOIN pr_checks c USING (scan_id)
         JOIN scans s ON s.id = c.scan_id
         JOIN projects p ON p.id = s.project_id
@@ -110,6 +120,12 @@ pub async fn lock_next_due(conn: &mut PgConnection) -> Result<Option<OpenCheck>>
             past_deadline: r.past_deadline,
             reported: r.reported,
             failures: r.failures,
+            feedback: r
+                .feedback
+                .map(|v| serde_json::from_value(v).map_err(|e| DbError::Corrupt(e.to_string())))
+                .transpose()?,
+            late: r.late,
+            comments_done: r.comments_done,
         })
     })
     .transpose()
@@ -125,7 +141,8 @@ fn parse_phase(s: &str) -> Result<CheckPhase> {
 
 /// Records what the provider now shows (never moving a check back: a lower or equal rank than
 /// what is recorded changes nothing) and clears the failure count. The next look is at the
-/// fail-open deadline or after `recheck`, whichever is sooner.
+/// fail-open deadline or after `recheck`, whichever is sooner (after `recheck` once the deadline
+/// has passed).
 pub async fn record_shown(
     ex: impl PgExecutor<'_>,
     scan: ScanId,
@@ -137,7 +154,7 @@ pub async fn record_shown(
         r#"
         UPDATE pr_checks
         SET check_run_id = $2, shown = $3, failures = 0, last_error = NULL, updated_at = now(),
-            next_attempt_at = LEAST(fail_open_at, clock_timestamp() + make_interval(secs => $5))
+            next_attempt_at = LEAST(CASE WHEN fail_open_at > clock_timestamp() THEN fail_open_at END, clock_timestamp() + make_interval(secs => $5))
         WHERE scan_id = $1
           AND (shown IS NULL
                OR (CASE shown WHEN 'queued' THEN 0 WHEN 'in_progress' THEN 1 ELSE 2 END) < $4)
@@ -158,7 +175,7 @@ pub async fn defer(ex: impl PgExecutor<'_>, scan: ScanId, after: Duration) -> Re
     sqlx::query!(
         r#"
         UPDATE pr_checks
-        SET next_attempt_at = LEAST(fail_open_at, clock_timestamp() + make_interval(secs => $2))
+        SET next_attempt_at = LEAST(CASE WHEN fail_open_at > clock_timestamp() THEN fail_open_at END, clock_timestamp() + make_interval(secs => $2))
         WHERE scan_id = $1
         "#,
         scan.0,
@@ -192,22 +209,36 @@ pub async fn record_failure(
     Ok(())
 }
 
-/// What a worker about to post its result learns.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportStart {
-    /// The check to complete; `None` when none was created yet (the worker creates it).
+/// What a worker beginning its feedback learns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedbackContext {
+    /// The check to complete; `None` when none was created yet.
     pub check_run_id: Option<String>,
-    /// The check was completed without this result (fail-open): post comments, leave the check.
+    /// The check was completed without this result, or the fail-open deadline passed: comments
+    /// may be added, the check is left as it is.
     pub late: bool,
+    /// The input of this PR's previous scan that had feedback (queued before this one), to tell
+    /// a finding that came back from one a person resolved.
+    pub previous: Option<FeedbackInput>,
 }
 
-/// Marks the scan's check as the worker's to complete (the loop leaves it alone from now on),
-/// under the row's lock. `NotFound` when the scan has no PR check.
-pub async fn begin_report(conn: &mut PgConnection, scan: ScanId) -> Result<ReportStart> {
+/// Begins the feedback of a scan whose worker holds its result (the caller has checked the
+/// worker's lease, in the same transaction): stores `input` (what the control plane plans from
+/// should it have to finish), marks the result as reported, and tells whether it is late, under
+/// the row's lock so the loop never completes the check at the same time. Beginning again (a
+/// retry of the call, or a later attempt) replaces the input and clears a finished mark.
+/// `NotFound` when the scan has no PR check.
+pub async fn begin_feedback(
+    conn: &mut PgConnection,
+    scan: ScanId,
+    input: &FeedbackInput,
+) -> Result<FeedbackContext> {
     let row = sqlx::query!(
         r#"
-        SELECT check_run_id, shown, fail_open_at <= now() AS "past_deadline!"
-        FROM pr_checks WHERE scan_id = $1 FOR UPDATE
+        SELECT c.check_run_id, c.shown, c.fail_open_at <= now() AS "past_deadline!",
+               s.project_id, s.pr_number, s.queued_at
+        FROM pr_checks c JOIN scans s ON s.id = c.scan_id
+        WHERE c.scan_id = $1 FOR UPDATE OF c
         "#,
         scan.0
     )
@@ -216,16 +247,65 @@ pub async fn begin_report(conn: &mut PgConnection, scan: ScanId) -> Result<Repor
     .ok_or(DbError::NotFound)?;
     let shown = row.shown.as_deref().map(parse_phase).transpose()?;
     let late = shown.is_some_and(CheckPhase::is_final) || row.past_deadline;
+    let json = serde_json::to_value(input).map_err(|e| DbError::Corrupt(e.to_string()))?;
     sqlx::query!(
-        "UPDATE pr_checks SET reported_at = now(), updated_at = now() WHERE scan_id = $1",
-        scan.0
+        r#"
+        UPDATE pr_checks
+        SET feedback = $2, late = $3, reported_at = now(), comments_done_at = NULL,
+            feedback_outcome = NULL, updated_at = now()
+        WHERE scan_id = $1
+        "#,
+        scan.0,
+        json,
+        late,
     )
     .execute(&mut *conn)
     .await?;
-    Ok(ReportStart {
+    let previous = sqlx::query_scalar!(
+        r#"
+        SELECT c.feedback AS "feedback!"
+        FROM pr_checks c JOIN scans s ON s.id = c.scan_id
+        WHERE s.project_id = $1 AND s.pr_number = $2 AND s.id <> $3 AND s.queued_at <= $4
+          AND c.feedback IS NOT NULL
+        ORDER BY s.queued_at DESC
+        LIMIT 1
+        "#,
+        row.project_id,
+        row.pr_number,
+        scan.0,
+        row.queued_at,
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(|v| serde_json::from_value(v).map_err(|e| DbError::Corrupt(e.to_string())))
+    .transpose()?;
+    Ok(FeedbackContext {
         check_run_id: row.check_run_id,
         late,
+        previous,
     })
+}
+
+/// Records that the feedback's comments are on the PR (`outcome`: what was posted) and asks the
+/// loop to complete the check now. Changes nothing unless the feedback was begun.
+pub async fn comments_done(
+    ex: impl PgExecutor<'_>,
+    scan: ScanId,
+    outcome: &serde_json::Value,
+) -> Result<()> {
+    sqlx::query!(
+        r#"
+        UPDATE pr_checks
+        SET comments_done_at = now(), feedback_outcome = $2, updated_at = now(),
+            next_attempt_at = now(), failures = 0, last_error = NULL
+        WHERE scan_id = $1 AND feedback IS NOT NULL
+        "#,
+        scan.0,
+        outcome,
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
 }
 
 /// The check of a scan, for the scan's detail and for tests.

@@ -18,7 +18,7 @@ use crate::types::{state_names, Pg};
 use crate::{DbError, Result};
 use picket_core::{ScanId, ScanKind, ScanState, ScanTrigger};
 use sqlx::postgres::PgListener;
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use std::future::Future;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -116,6 +116,25 @@ pub async fn heartbeat(
     )
     .fetch_optional(ex)
     .await?
+    .ok_or(DbError::LeaseLost)
+}
+
+/// Holds the scan for the rest of the caller's transaction while `lease` is its current lease
+/// and the scan is `reporting` (`FOR SHARE`: a cancel or a supersede waits for the transaction,
+/// and a scan cancelled first is seen as such). [`DbError::LeaseLost`] otherwise.
+pub async fn hold_reporting(conn: &mut PgConnection, lease: &Lease) -> Result<()> {
+    sqlx::query_scalar!(
+        r#"
+        SELECT 1 AS "one!" FROM scans
+        WHERE id = $1 AND lease_token = $2 AND state = 'reporting' AND lease_expires_at > now()
+        FOR SHARE
+        "#,
+        lease.scan_id.0,
+        lease.token,
+    )
+    .fetch_optional(&mut *conn)
+    .await?
+    .map(drop)
     .ok_or(DbError::LeaseLost)
 }
 

@@ -12,6 +12,8 @@
 //!   transaction, under a per-PR advisory lock so two heads arriving at once cannot both stay.
 //!   A running scan superseded loses its lease: its holder's next fenced update or heartbeat is
 //!   [`DbError::LeaseLost`] and it stops.
+//! - [`sweep_pull_request`]: the same for a head the reconcile sweep found (trigger `reconcile`),
+//!   unless the pull request got a scan since the provider's listing was asked for.
 //! - [`attach_installation`], [`disable`], [`enable`]: an installation's projects.
 //!
 //! Deliveries' bodies are kept for troubleshooting until [`prune_bodies`] clears them.
@@ -135,6 +137,47 @@ pub async fn queue_pull_request(
     pr: &PullRequestHead<'_>,
     actor: &str,
 ) -> Result<PullRequestOutcome> {
+    match queue_head(conn, pr, ScanTrigger::PullRequest, None, actor).await? {
+        SweptHead::Outcome(outcome) => Ok(outcome),
+        // Only a sweep's call has a listing that can be stale.
+        SweptHead::Stale { project, newer } => Ok(PullRequestOutcome::DuplicateHead {
+            project,
+            scan: newer,
+        }),
+    }
+}
+
+/// What the reconcile sweep made of one open pull request's head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SweptHead {
+    /// What a webhook about this head would have done (queued with trigger `reconcile`).
+    Outcome(PullRequestOutcome),
+    /// The pull request got a scan (of any head) at or after the listing was taken: the listing
+    /// may show a head the PR has already left, so nothing is queued and nothing superseded.
+    Stale { project: ProjectId, newer: ScanId },
+}
+
+/// The reconcile sweep's [`queue_pull_request`]: the same, in the caller's transaction, with
+/// trigger `reconcile`, except when the pull request got a scan queued at or after `listed_at`
+/// (the database's clock when the provider's listing was asked for): a push that a webhook
+/// reported meanwhile must never be superseded by the head an older listing showed.
+pub async fn sweep_pull_request(
+    conn: &mut PgConnection,
+    pr: &PullRequestHead<'_>,
+    listed_at: OffsetDateTime,
+    actor: &str,
+) -> Result<SweptHead> {
+    queue_head(conn, pr, ScanTrigger::Reconcile, Some(listed_at), actor).await
+}
+
+/// [`queue_pull_request`] and [`sweep_pull_request`].
+async fn queue_head(
+    conn: &mut PgConnection,
+    pr: &PullRequestHead<'_>,
+    trigger: ScanTrigger,
+    listed_at: Option<OffsetDateTime>,
+    actor: &str,
+) -> Result<SweptHead> {
     let Some(project) = sqlx::query!(
         r#"
         SELECT id, org_id, diff_scans_enabled, disabled_reason, provider_installation_id
@@ -147,14 +190,18 @@ pub async fn queue_pull_request(
     .fetch_optional(&mut *conn)
     .await?
     else {
-        return Ok(PullRequestOutcome::ProjectUnknown);
+        return Ok(SweptHead::Outcome(PullRequestOutcome::ProjectUnknown));
     };
     let project_id = ProjectId(project.id);
     if project.disabled_reason.is_some() {
-        return Ok(PullRequestOutcome::ProjectDisabled(project_id));
+        return Ok(SweptHead::Outcome(PullRequestOutcome::ProjectDisabled(
+            project_id,
+        )));
     }
     if !project.diff_scans_enabled {
-        return Ok(PullRequestOutcome::DiffScansDisabled(project_id));
+        return Ok(SweptHead::Outcome(PullRequestOutcome::DiffScansDisabled(
+            project_id,
+        )));
     }
     if let (Some(inst), None) = (pr.installation_id, &project.provider_installation_id) {
         sqlx::query!(
@@ -173,14 +220,35 @@ pub async fn queue_pull_request(
     )
     .execute(&mut *conn)
     .await?;
+    if let Some(listed_at) = listed_at {
+        // Under the PR's lock: a webhook's transaction queueing a newer head has committed.
+        let newer = sqlx::query_scalar!(
+            r#"
+            SELECT id FROM scans
+            WHERE project_id = $1 AND kind = 'diff' AND pr_number = $2 AND queued_at >= $3
+            LIMIT 1
+            "#,
+            project.id,
+            pr.number,
+            listed_at
+        )
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(newer) = newer {
+            return Ok(SweptHead::Stale {
+                project: project_id,
+                newer: ScanId(newer),
+            });
+        }
+    }
     let id = ScanId::new();
     let inserted = sqlx::query_scalar!(
         r#"
         INSERT INTO scans (id, org_id, project_id, kind, trigger, priority, max_attempts, git_ref,
                            commit_sha, base_ref, base_sha, pr_number)
-        VALUES ($1, $2, $3, 'diff', 'pull_request', $4, $5, $6, $7, $8, $9, $10)
+        VALUES ($1, $2, $3, 'diff', $4::text::scan_trigger, $5, $6, $7, $8, $9, $10, $11)
         ON CONFLICT (project_id, pr_number, commit_sha)
-            WHERE trigger = 'pull_request' AND kind = 'diff'
+            WHERE trigger IN ('pull_request', 'reconcile') AND kind = 'diff'
               AND error_code IS DISTINCT FROM 'superseded'
         DO NOTHING
         RETURNING id
@@ -188,7 +256,8 @@ pub async fn queue_pull_request(
         id.0,
         project.org_id,
         project.id,
-        ScanTrigger::PullRequest.priority(),
+        trigger.as_str(),
+        trigger.priority(),
         ScanKind::Diff.max_attempts(),
         format!("refs/pull/{}/head", pr.number),
         pr.head_sha,
@@ -203,7 +272,7 @@ pub async fn queue_pull_request(
             r#"
             SELECT id FROM scans
             WHERE project_id = $1 AND pr_number = $2 AND commit_sha = $3
-              AND trigger = 'pull_request' AND kind = 'diff'
+              AND trigger IN ('pull_request', 'reconcile') AND kind = 'diff'
               AND error_code IS DISTINCT FROM 'superseded'
             "#,
             project.id,
@@ -212,10 +281,10 @@ pub async fn queue_pull_request(
         )
         .fetch_one(&mut *conn)
         .await?;
-        return Ok(PullRequestOutcome::DuplicateHead {
+        return Ok(SweptHead::Outcome(PullRequestOutcome::DuplicateHead {
             project: project_id,
             scan: ScanId(existing),
-        });
+        }));
     }
     let superseded = cancel_active(
         &mut *conn,
@@ -230,11 +299,11 @@ pub async fn queue_pull_request(
     )
     .await?;
     crate::pr_checks::want(&mut *conn, id).await?;
-    Ok(PullRequestOutcome::Queued {
+    Ok(SweptHead::Outcome(PullRequestOutcome::Queued {
         project: project_id,
         scan: id,
         superseded,
-    })
+    }))
 }
 
 /// Which active scans [`cancel_active`] cancels.

@@ -290,6 +290,8 @@ pub struct ScanRepository {
     pub pr_number: Option<i32>,
     /// The connection holds credentials of any kind.
     pub has_credentials: bool,
+    /// The connection's API root; empty for the provider's public service.
+    pub base_url: String,
 }
 
 /// The repository of one of the org's scans.
@@ -302,7 +304,7 @@ pub async fn repository_of(
         r#"
         SELECT p.connection_id, c.provider AS "provider: Pg<Provider>", p.provider_repo_id,
                p.full_name, p.provider_installation_id, s.pr_number,
-               c.credentials IS NOT NULL AS "has_credentials!"
+               c.credentials IS NOT NULL AS "has_credentials!", c.base_url
         FROM scans s
         JOIN projects p ON p.id = s.project_id
         JOIN vcs_connections c ON c.id = p.connection_id
@@ -322,6 +324,7 @@ pub async fn repository_of(
         installation_id: row.provider_installation_id,
         pr_number: row.pr_number,
         has_credentials: row.has_credentials,
+        base_url: row.base_url,
     })
 }
 

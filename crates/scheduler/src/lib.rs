@@ -10,7 +10,9 @@
 //! [`run`] drives the [`dispatch`] loop (claim, token, launch, lease, deadline, retry-once,
 //! teardown) beside the [`periodic`] jobs (weekly schedule, lease rescue) and the [`reaper`],
 //! which deletes every environment carrying Picket's marks that nothing uses any more, on start
-//! and periodically.
+//! and periodically. With providers' clients configured, it also runs the control plane's side
+//! of pull requests: the [`pr_checks`] loop, the [`reconcile`] sweep (open pull requests whose
+//! webhook never came) and the [`triage`] loop (triage by PR reply).
 
 pub mod dispatch;
 pub mod executor;
@@ -20,7 +22,9 @@ pub mod periodic;
 pub mod pr_checks;
 pub mod process;
 pub mod reaper;
+pub mod reconcile;
 pub mod sandbox;
+pub mod triage;
 
 pub use executor::{EnvRef, Environment, ExecError, Executor, Exit, Launch};
 
@@ -57,10 +61,15 @@ pub struct SchedulerConfig {
     /// Where the dispatch loop and the reaper count what they do.
     pub metrics: Arc<metrics::SchedulerMetrics>,
     /// Providers' clients by connection, for the control plane's side of PR feedback (the
-    /// [`pr_checks`] loop). `None`: no PR checks are moved (tests of the queue alone).
+    /// [`pr_checks`] and [`triage`] loops). `None`: no PR checks are moved and no triage reply
+    /// is handled (tests of the queue alone).
     pub providers: Option<Arc<picket_vcs::Registry>>,
     /// How the PR check loop runs.
     pub pr_checks: pr_checks::PrCheckConfig,
+    /// How the [`reconcile`] sweep runs (with `providers` only).
+    pub reconcile: reconcile::ReconcileConfig,
+    /// How the triage-by-reply loop runs ([`triage`]; it runs when `providers` is set).
+    pub triage: triage::TriageConfig,
 }
 
 impl SchedulerConfig {
@@ -80,6 +89,8 @@ impl SchedulerConfig {
             metrics: Arc::default(),
             providers: None,
             pr_checks: pr_checks::PrCheckConfig::default(),
+            reconcile: reconcile::ReconcileConfig::default(),
+            triage: triage::TriageConfig::default(),
         }
     }
 
@@ -133,6 +144,31 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
                     cfg.pr_checks.clone(),
                     stop.clone(),
                 )
+                .await;
+            }
+        },
+        async {
+            if let Some(providers) = &cfg.providers {
+                // Boxed: its sweep is a large future, and this join is held by every caller.
+                Box::pin(reconcile::run(
+                    db.clone(),
+                    Arc::clone(providers),
+                    cfg.reconcile.clone(),
+                    Arc::clone(&cfg.metrics),
+                    stop.clone(),
+                ))
+                .await;
+            }
+        },
+        async {
+            if let Some(providers) = &cfg.providers {
+                // Boxed: the loops' futures together would make `run`'s too large to move.
+                Box::pin(triage::run(
+                    db.clone(),
+                    Arc::clone(providers),
+                    cfg.triage.clone(),
+                    stop.clone(),
+                ))
                 .await;
             }
         },

@@ -19,7 +19,13 @@ struct EndLabels {
     outcome: &'static str,
 }
 
-/// What the dispatch loop and the reaper count.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    /// A provider error's stable code (`provider_forbidden`, `provider_rate_limited`, ...).
+    code: &'static str,
+}
+
+/// What the dispatch loop, the reaper and the reconcile sweep count.
 #[derive(Debug)]
 pub struct SchedulerMetrics {
     registry: Registry,
@@ -28,6 +34,12 @@ pub struct SchedulerMetrics {
     running: Gauge,
     launch_seconds: Histogram,
     reaped: Counter,
+    sweeps: Counter,
+    sweep_api_calls: Counter,
+    last_sweep_api_calls: Gauge,
+    sweep_scans_queued: Counter,
+    sweep_budgets_exhausted: Counter,
+    sweep_errors: Family<CodeLabels, Counter>,
 }
 
 impl Default for SchedulerMetrics {
@@ -39,6 +51,12 @@ impl Default for SchedulerMetrics {
         // 1 ms to ~16 s, doubling.
         let launch_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 15));
         let reaped = Counter::default();
+        let sweeps = Counter::default();
+        let sweep_api_calls = Counter::default();
+        let last_sweep_api_calls = Gauge::default();
+        let sweep_scans_queued = Counter::default();
+        let sweep_budgets_exhausted = Counter::default();
+        let sweep_errors = Family::<CodeLabels, Counter>::default();
         registry.register(
             "environments_launched",
             "Scan environments started",
@@ -64,6 +82,36 @@ impl Default for SchedulerMetrics {
             "Leftover environments the reaper deleted",
             reaped.clone(),
         );
+        registry.register(
+            "reconcile_sweeps",
+            "Reconcile sweeps finished",
+            sweeps.clone(),
+        );
+        registry.register(
+            "reconcile_api_calls",
+            "Provider API calls the reconcile sweeps made",
+            sweep_api_calls.clone(),
+        );
+        registry.register(
+            "reconcile_last_sweep_api_calls",
+            "Provider API calls the last reconcile sweep made",
+            last_sweep_api_calls.clone(),
+        );
+        registry.register(
+            "reconcile_scans_queued",
+            "Pull request heads the reconcile sweeps found unscanned and queued",
+            sweep_scans_queued.clone(),
+        );
+        registry.register(
+            "reconcile_budgets_exhausted",
+            "Installations whose API budget ran out within a reconcile sweep",
+            sweep_budgets_exhausted.clone(),
+        );
+        registry.register(
+            "reconcile_errors",
+            "Provider errors that ended an installation's part of a reconcile sweep, by code",
+            sweep_errors.clone(),
+        );
         SchedulerMetrics {
             registry,
             launched,
@@ -71,6 +119,12 @@ impl Default for SchedulerMetrics {
             running,
             launch_seconds,
             reaped,
+            sweeps,
+            sweep_api_calls,
+            last_sweep_api_calls,
+            sweep_scans_queued,
+            sweep_budgets_exhausted,
+            sweep_errors,
         }
     }
 }
@@ -92,6 +146,22 @@ impl SchedulerMetrics {
 
     pub(crate) fn reaped(&self, n: usize) {
         self.reaped.inc_by(n as u64);
+    }
+
+    /// Counts one finished reconcile sweep.
+    pub fn swept(&self, report: &crate::reconcile::SweepReport) {
+        self.sweeps.inc();
+        self.sweep_api_calls.inc_by(report.api_calls);
+        self.last_sweep_api_calls
+            .set(i64::try_from(report.api_calls).unwrap_or(i64::MAX));
+        self.sweep_scans_queued.inc_by(report.scans_queued as u64);
+        self.sweep_budgets_exhausted
+            .inc_by(report.budgets_exhausted as u64);
+        for (code, n) in &report.errors {
+            self.sweep_errors
+                .get_or_create(&CodeLabels { code })
+                .inc_by(*n);
+        }
     }
 
     /// The metrics in the OpenMetrics text format.
@@ -134,5 +204,33 @@ mod tests {
         assert!(m
             .encode()
             .contains("picket_scheduler_environments_running 0"));
+    }
+
+    #[test]
+    fn a_sweep_shows_up_in_the_text_format() {
+        let m = SchedulerMetrics::default();
+        let report = crate::reconcile::SweepReport {
+            api_calls: 7,
+            scans_queued: 2,
+            budgets_exhausted: 1,
+            errors: [("provider_forbidden", 1)].into(),
+            ..Default::default()
+        };
+        m.swept(&report);
+        m.swept(&crate::reconcile::SweepReport {
+            api_calls: 3,
+            ..Default::default()
+        });
+        let text = m.encode();
+        for line in [
+            "picket_scheduler_reconcile_sweeps_total 2",
+            "picket_scheduler_reconcile_api_calls_total 10",
+            "picket_scheduler_reconcile_last_sweep_api_calls 3",
+            "picket_scheduler_reconcile_scans_queued_total 2",
+            "picket_scheduler_reconcile_budgets_exhausted_total 1",
+            "picket_scheduler_reconcile_errors_total{code=\"provider_forbidden\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
     }
 }

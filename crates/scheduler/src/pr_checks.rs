@@ -12,9 +12,14 @@
 //! failed provider call is recorded (its stable code) and retried with backoff.
 
 use picket_core::check::{self, CheckPhase};
+use picket_core::feedback::plan_feedback;
+use picket_core::ScanState;
 use picket_db::{pr_checks, Db, DbError};
-use picket_vcs::provider::{CheckConclusion, CheckOutput, CheckStatus, CheckUpdate, RepoLocator};
-use picket_vcs::Registry;
+use picket_vcs::feedback::{self, post_comments, PullRequestTarget};
+use picket_vcs::provider::{
+    CheckConclusion, CheckOutput, CheckStatus, CheckUpdate, FeedbackClient, RepoLocator,
+};
+use picket_vcs::{Registry, VcsError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -70,14 +75,24 @@ pub async fn step(db: &Db, providers: &Registry, cfg: &PrCheckConfig) -> Result<
     let Some(open) = pr_checks::lock_next_due(&mut tx).await? else {
         return Ok(false);
     };
+    // The worker's result is in hand once it began its feedback: once the scan has succeeded
+    // the check is completed from it (and the comments posted, if the worker did not finish
+    // them); while the worker still runs, it is the worker's turn. A scan that failed after
+    // beginning (its results never landed) is treated as having no result.
+    let reported = open.reported && open.feedback.is_some();
+    if reported && open.scan_state == ScanState::Succeeded {
+        finish(&mut tx, providers, cfg, &open).await?;
+        tx.commit().await?;
+        return Ok(true);
+    }
     let wanted = check::wanted(
         open.scan_state,
         open.error_code.as_deref(),
         open.past_deadline,
-        open.reported,
+        reported && !open.scan_state.is_terminal(),
     );
     let next = match wanted {
-        // The worker completes it; look again later in case its report never comes.
+        // The worker is posting; look again later in case its report never comes.
         CheckPhase::Reported => None,
         _ => check::next(open.shown, wanted),
     };
@@ -86,25 +101,11 @@ pub async fn step(db: &Db, providers: &Registry, cfg: &PrCheckConfig) -> Result<
         tx.commit().await?;
         return Ok(true);
     };
-    let repo = RepoLocator {
-        id: open.provider_repo_id.clone(),
-        full_name: open.full_name.clone(),
-        installation_id: open.installation_id.clone(),
-    };
+    let repo = locator(&open);
     let update = check_update(phase, &open, cfg);
     let result = async {
         let feedback = providers.feedback(open.connection_id, &repo).await?;
-        match &open.check_run_id {
-            None => {
-                feedback
-                    .create_check(&repo, CHECK_NAME, head_sha, &update)
-                    .await
-            }
-            Some(id) => feedback
-                .update_check(&repo, id, &update)
-                .await
-                .map(|()| id.clone()),
-        }
+        move_check(&*feedback, &repo, &open, head_sha, &update).await
     }
     .await;
     match result {
@@ -112,14 +113,136 @@ pub async fn step(db: &Db, providers: &Registry, cfg: &PrCheckConfig) -> Result<
             pr_checks::record_shown(&mut *tx, open.scan_id, &id, phase, cfg.recheck).await?;
             tracing::info!(scan = %open.scan_id, check = %id, phase = phase.as_str(), "PR check moved");
         }
-        Err(e) => {
-            let wait = backoff(open.failures, e.retry_after);
-            tracing::warn!(scan = %open.scan_id, code = e.code.as_str(), retry_in = ?wait, "PR check update failed");
-            pr_checks::record_failure(&mut *tx, open.scan_id, e.code.as_str(), wait).await?;
-        }
+        Err(e) => failed(&mut tx, &open, &e).await?,
     }
     tx.commit().await?;
     Ok(true)
+}
+
+fn locator(open: &pr_checks::OpenCheck) -> RepoLocator {
+    RepoLocator {
+        id: open.provider_repo_id.clone(),
+        full_name: open.full_name.clone(),
+        installation_id: open.installation_id.clone(),
+    }
+}
+
+/// Creates the check with `update`, or moves the existing one; its id.
+async fn move_check(
+    feedback: &dyn FeedbackClient,
+    repo: &RepoLocator,
+    open: &pr_checks::OpenCheck,
+    head_sha: &str,
+    update: &CheckUpdate,
+) -> Result<String, VcsError> {
+    match &open.check_run_id {
+        None => {
+            feedback
+                .create_check(repo, CHECK_NAME, head_sha, update)
+                .await
+        }
+        Some(id) => feedback
+            .update_check(repo, id, update)
+            .await
+            .map(|()| id.clone()),
+    }
+}
+
+async fn failed(
+    tx: &mut picket_db::PgConnection,
+    open: &pr_checks::OpenCheck,
+    e: &VcsError,
+) -> Result<(), DbError> {
+    let wait = backoff(open.failures, e.retry_after);
+    tracing::warn!(scan = %open.scan_id, code = e.code.as_str(), retry_in = ?wait, "PR check update failed");
+    pr_checks::record_failure(&mut *tx, open.scan_id, e.code.as_str(), wait).await
+}
+
+/// A succeeded scan's feedback: its comments, when the worker did not say they are posted
+/// (`picket_vcs::feedback::post_comments` with a credential minted for the repository: it reads
+/// back what is there and posts only what is missing), then the check completed from the same
+/// input, unless it was completed already (a late result never changes it).
+async fn finish(
+    tx: &mut picket_db::PgConnection,
+    providers: &Registry,
+    cfg: &PrCheckConfig,
+    open: &pr_checks::OpenCheck,
+) -> Result<(), DbError> {
+    let Some(mut input) = open.feedback.clone() else {
+        return Ok(());
+    };
+    input.late = open.late;
+    let Some(head_sha) = open.head_sha.as_deref() else {
+        return Ok(());
+    };
+    let repo = locator(open);
+    let complete_check = !open.shown.is_some_and(CheckPhase::is_final);
+    let result = async {
+        let feedback = providers.feedback(open.connection_id, &repo).await?;
+        let mut outcome = None;
+        if !open.comments_done {
+            let target = PullRequestTarget {
+                repo: repo.clone(),
+                number: u64::try_from(open.pr_number).unwrap_or_default(),
+                head_sha: head_sha.to_owned(),
+                bot_login: providers
+                    .source(open.connection_id)
+                    .await?
+                    .bot_login()
+                    .await?,
+            };
+            let posted = post_comments(&*feedback, &target, input.clone()).await?;
+            tracing::info!(
+                scan = %open.scan_id,
+                comments = posted.comments_posted,
+                resolved = posted.threads_resolved,
+                summary = posted.summary,
+                "PR comments posted by the control plane"
+            );
+            outcome = Some(serde_json::json!({
+                "comments_posted": posted.comments_posted,
+                "threads_resolved": posted.threads_resolved,
+                "summary": posted.summary,
+                "api_calls": feedback.api_calls(),
+                "posted_by": "control_plane",
+            }));
+        }
+        let check = if complete_check {
+            let plan = plan_feedback(&input);
+            let update = feedback::check_update(&plan.check, details_url(cfg, open));
+            Some(move_check(&*feedback, &repo, open, head_sha, &update).await?)
+        } else {
+            None
+        };
+        Ok::<_, VcsError>((outcome, check))
+    }
+    .await;
+    match result {
+        Ok((outcome, check)) => {
+            if let Some(outcome) = outcome {
+                pr_checks::comments_done(&mut *tx, open.scan_id, &outcome).await?;
+            }
+            if let Some(id) = check {
+                pr_checks::record_shown(
+                    &mut *tx,
+                    open.scan_id,
+                    &id,
+                    CheckPhase::Reported,
+                    cfg.recheck,
+                )
+                .await?;
+                tracing::info!(scan = %open.scan_id, check = %id, late = open.late, "PR check completed with the scan's result");
+            }
+            Ok(())
+        }
+        Err(e) => failed(tx, open, &e).await,
+    }
+}
+
+fn details_url(cfg: &PrCheckConfig, open: &pr_checks::OpenCheck) -> Option<String> {
+    cfg.public_url
+        .as_ref()
+        .map(|u| format!("{}/scans/{}", u.trim_end_matches('/'), open.scan_id))
 }
 
 /// 2 s doubling to 5 min, or what the provider asked for when longer.
@@ -200,9 +323,6 @@ fn check_update(
         status,
         conclusion,
         output,
-        details_url: cfg
-            .public_url
-            .as_ref()
-            .map(|u| format!("{}/scans/{}", u.trim_end_matches('/'), open.scan_id)),
+        details_url: details_url(cfg, open),
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod event;
+pub mod feedback;
 pub mod github;
 pub mod provider;
 pub mod registry;

@@ -80,7 +80,8 @@ pub struct InstallationInfo {
 pub enum CredentialScope {
     /// Clone only: contents read.
     Clone,
-    /// One scan of a pull request: contents read, pull requests write, checks write.
+    /// One scan of a pull request: contents read, pull requests write (its comments). Not
+    /// checks: the control plane completes the check (docs/architecture.md, "Pull requests").
     PullRequestScan,
 }
 
@@ -165,6 +166,11 @@ pub trait SourceProvider: Send + Sync + fmt::Debug {
         repo: &RepoLocator,
         scope: CredentialScope,
     ) -> Result<ScopedCredential>;
+
+    /// A feedback client for the control plane's own calls on one repository (moving a PR's
+    /// check, finishing comments a worker could not): GitHub uses the installation's cached
+    /// token, so nothing is minted per call.
+    async fn feedback_client(&self, repo: &RepoLocator) -> Result<Box<dyn FeedbackClient>>;
 
     /// The merge base of `head_sha` and the tip of `base_ref` as it is now (GitHub's compare API).
     async fn merge_base(
@@ -329,6 +335,17 @@ pub trait FeedbackClient: Send + Sync + fmt::Debug {
         commit_sha: &str,
         comments: &[InlineComment],
     ) -> Result<Vec<PostedComment>>;
+
+    /// One review comment of pull request `number` (GitHub: `GET
+    /// /repos/{o}/{r}/pulls/comments/{id}`), with its author and body; `None` when it does not
+    /// exist (deleted), or belongs to another pull request. Its thread is not looked up:
+    /// `thread_id` is `None` and `resolved` false.
+    async fn review_comment(
+        &self,
+        repo: &RepoLocator,
+        number: u64,
+        comment_id: &str,
+    ) -> Result<Option<PostedComment>>;
 
     /// Marks a review thread resolved.
     async fn resolve_thread(&self, repo: &RepoLocator, thread_id: &str) -> Result<()>;

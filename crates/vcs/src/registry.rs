@@ -5,7 +5,7 @@
 //! decrypts them); a client is rebuilt when the stored credentials change (a rotated secret or
 //! key), which the store tells by a digest of the sealed bytes, never by the secret itself.
 
-use crate::provider::{CredentialScope, FeedbackClient, RepoLocator, SourceProvider};
+use crate::provider::{FeedbackClient, RepoLocator, SourceProvider};
 use crate::{ErrorCode, Result, VcsError};
 use async_trait::async_trait;
 use picket_core::{ConnectionId, Provider};
@@ -88,19 +88,29 @@ impl Registry {
         Ok(built)
     }
 
-    /// A feedback client for one repository of the connection, with a credential minted for
-    /// it (GitHub: an installation token for that repository, pull requests and checks write).
+    /// A feedback client for the control plane's own calls on one repository of the connection
+    /// (see [`SourceProvider::feedback_client`]: GitHub reuses the installation's cached token).
     pub async fn feedback(
         &self,
         connection: ConnectionId,
         repo: &RepoLocator,
     ) -> Result<Arc<dyn FeedbackClient>> {
         let source = self.source(connection).await?;
-        let credential = source
-            .mint_credential(repo, CredentialScope::PullRequestScan)
-            .await?;
-        feedback_client(source.provider(), &self.options, &credential).map(Arc::from)
+        source.feedback_client(repo).await.map(Arc::from)
     }
+}
+
+/// The client options of one connection: the registry's, at the connection's API root when it
+/// has one of its own.
+fn connection_options(
+    stored: &StoredConnection,
+    options: &crate::github::api::ClientOptions,
+) -> crate::github::api::ClientOptions {
+    let mut options = options.clone();
+    if !stored.base_url.is_empty() {
+        options.api_url = stored.base_url.clone();
+    }
+    options
 }
 
 /// Builds the provider of a connection from its stored credentials.
@@ -118,10 +128,7 @@ pub fn connect(
                             "the connection's stored credentials are not a GitHub App's",
                         )
                     })?;
-            let mut options = options.clone();
-            if !stored.base_url.is_empty() {
-                options.api_url = stored.base_url.clone();
-            }
+            let options = connection_options(stored, options);
             Ok(Arc::new(crate::github::api::GitHubApp::new(
                 &creds, &options,
             )?))

@@ -1,7 +1,10 @@
 //! The worker's side of the worker protocol: HTTP calls to the control plane, each carrying the
 //! per-scan token. The token and the clone credential never reach a log or an error message.
 
-use picket_core::protocol::{CloneCredential, ScanFailure, ScanResults, ScanSpec, WorkerProgress};
+use picket_core::protocol::{
+    CloneCredential, FeedbackBegin, FeedbackDone, FeedbackStart, ScanFailure, ScanResults,
+    ScanSpec, WorkerProgress,
+};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
 
@@ -158,6 +161,34 @@ impl ApiClient {
         self.send(
             "the failure report",
             self.http.post(self.url("/failure")).json(failure),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Begins the PR feedback (fenced by the lease); `None` when the scan takes none (404).
+    pub async fn begin_feedback(
+        &self,
+        begin: &FeedbackBegin,
+    ) -> Result<Option<FeedbackStart>, ClientError> {
+        match self
+            .send(
+                "the feedback start",
+                self.http.post(self.url("/feedback/begin")).json(begin),
+            )
+            .await
+        {
+            Ok(resp) => Self::json("the feedback start", resp).await.map(Some),
+            Err(ClientError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reports the PR feedback's comments as posted.
+    pub async fn feedback_done(&self, done: &FeedbackDone) -> Result<(), ClientError> {
+        self.send(
+            "the feedback report",
+            self.http.post(self.url("/feedback/done")).json(done),
         )
         .await
         .map(drop)

@@ -5,11 +5,13 @@
 //! (Code and Secrets rules from the pack in `rules/`), [`identity`] (anchors and fingerprints)
 //! and, for diff scans, the comparison with the merge base and the diff's commentable lines
 //! ([`diff_lines`]); [`secrets`] keeps secret values from
-//! ever leaving the worker.
+//! ever leaving the worker. A pull request scan then posts its [`feedback`] (inline comments,
+//! resolved threads, the summary) with the credential minted for it.
 
 pub mod client;
 pub mod clone;
 pub mod diff_lines;
+pub mod feedback;
 pub mod identity;
 pub mod run;
 pub mod scan;

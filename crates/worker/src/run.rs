@@ -2,6 +2,7 @@
 
 use crate::client::{ApiClient, ClientError};
 use crate::clone::Credentials;
+use crate::feedback;
 use crate::scan::{self, WorkerConfig};
 use picket_core::protocol::{ScanFailure, WorkerProgress};
 use secrecy::SecretString;
@@ -24,14 +25,21 @@ pub async fn run(
     let client = ApiClient::new(api_url, token)?;
     let spec = client.spec().await?;
     tracing::info!(scan = %spec.scan_id, attempt = spec.attempt, kind = %spec.kind, repo = %spec.full_name, "scan started");
+    // Running from here: the credential is minted by the provider (it may take a while), and
+    // the scan may be cancelled meanwhile like any running scan.
+    client.progress(WorkerProgress::Running).await?;
     let credentials = client.credential().await?.map(|c| Credentials {
         username: c.username,
         token: SecretString::from(c.token),
     });
-    client.progress(WorkerProgress::Running).await?;
-    match scan::run(&spec, credentials.as_ref(), cfg).await {
-        Ok(results) => {
+    match scan::run_for_feedback(&spec, credentials.as_ref(), cfg).await {
+        Ok((results, diff_lines)) => {
             client.progress(WorkerProgress::Reporting).await?;
+            if spec.pr_number.is_some() {
+                let input = feedback::input_of(&spec, &results, diff_lines);
+                let outcome = feedback::post(&client, &spec, credentials.as_ref(), input).await?;
+                tracing::info!(scan = %spec.scan_id, ?outcome, "PR feedback");
+            }
             let n = results.findings.len();
             client.results(&results).await?;
             tracing::info!(scan = %spec.scan_id, findings = n, "results uploaded");

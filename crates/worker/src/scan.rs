@@ -30,6 +30,7 @@ use crate::identity::{identify, Files};
 use crate::rulepack::{self, PackError};
 use crate::secrets;
 use crate::semgrep::{self, EngineFinding, EngineRun, PackFile, Root, SemgrepConfig};
+use picket_core::feedback::DiffLines;
 use picket_core::protocol::{
     InlineSuppression, ReportedFinding, RulePackSpec, RulePackUse, ScanResults, ScanSpec,
     ScanTrail, SkipKind, SkippedFile, Step,
@@ -140,11 +141,24 @@ pub async fn run(
     credentials: Option<&Credentials>,
     cfg: &WorkerConfig,
 ) -> Result<ScanResults, Failed> {
+    run_for_feedback(spec, credentials, cfg)
+        .await
+        .map(|(results, _)| results)
+}
+
+/// [`run`], and for a pull request's diff scan the lines of the PR's diff that can carry an
+/// inline comment (see [`crate::diff_lines`]); `None` for other scans, or when git could not
+/// tell them (the feedback then lists every finding in its summary).
+pub async fn run_for_feedback(
+    spec: &ScanSpec,
+    credentials: Option<&Credentials>,
+    cfg: &WorkerConfig,
+) -> Result<(ScanResults, Option<DiffLines>), Failed> {
     let mut trail = Trail::default();
     match attempt(spec, credentials, cfg, &mut trail).await {
-        Ok(mut results) => {
+        Ok((mut results, diff_lines)) => {
             results.trail = trail.into_trail();
-            Ok(results)
+            Ok((results, diff_lines))
         }
         Err(error) => Err(Failed {
             error,
@@ -159,7 +173,7 @@ async fn attempt(
     credentials: Option<&Credentials>,
     cfg: &WorkerConfig,
     trail: &mut Trail,
-) -> Result<ScanResults, ScanError> {
+) -> Result<(ScanResults, Option<DiffLines>), ScanError> {
     let target = target_of(spec)?;
     // The org's packs go in a directory of their own, outside the checkout, gone with the scan.
     let packs_dir = tempfile::Builder::new().prefix("picket-rules-").tempdir()?;
@@ -185,8 +199,21 @@ async fn attempt(
         )
         .await?;
     match spec.kind {
-        ScanKind::Full => full(spec, &checkout, cfg, trail).await,
-        ScanKind::Diff => diff(spec, &checkout, cfg, trail).await,
+        ScanKind::Full => Ok((full(spec, &checkout, cfg, trail).await?, None)),
+        ScanKind::Diff => {
+            let results = diff(spec, &checkout, cfg, trail).await?;
+            let lines = match spec.pr_number {
+                Some(_) => match checkout.diff_lines() {
+                    Ok(lines) => Some(lines),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the PR diff's lines could not be read; feedback goes in the summary");
+                        None
+                    }
+                },
+                None => None,
+            };
+            Ok((results, lines))
+        }
     }
 }
 

@@ -52,7 +52,8 @@ pub struct Finding {
     pub status: FindingStatus,
     /// Why it is ignored (status `ignored`).
     pub triage_reason: Option<String>,
-    /// Who last triaged it (`api:<token id>`), and when.
+    /// Who last triaged it (`api:<token id>`, or `reply:github:<login>` for a reply on a pull
+    /// request), and when.
     pub triaged_by: Option<String>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub triaged_at: Option<OffsetDateTime>,

@@ -15,7 +15,8 @@
 //! 5. in one transaction: the delivery is logged (a delivery id already logged is a redelivery,
 //!    answered 200 `duplicate`, nothing else done) and acted on: a pull request's head queues its
 //!    diff scan (superseding the PR's older scans), an installation's events add, disable or
-//!    enable projects, a reply is logged for triage, a ping is answered `pong`.
+//!    enable projects, a triage reply is recorded for the control plane's triage loop, a ping is
+//!    answered `pong`.
 //!
 //! Picket's own faults (the database unreachable, a pool timeout, a serialization failure) are
 //! 503 `webhook_unavailable`, never 4xx or 500: the transaction rolled back, so the provider's
@@ -34,11 +35,14 @@ use axum::Json;
 use picket_core::{ConnectionId, Provider, ScanId};
 use picket_db::connections::{self, WebhookTarget};
 use picket_db::projects::{self, AddRefused, DisabledReason, NewProject};
-use picket_db::webhooks::{self, NewDelivery, PullRequestHead, PullRequestOutcome, Scope};
+use picket_db::triage::{self, NewRequest, QueueOutcome};
+use picket_db::webhooks::{
+    self, DeliveryRow, NewDelivery, PullRequestHead, PullRequestOutcome, Scope,
+};
 use picket_db::DbError;
 use picket_vcs::event::{
-    Delivery, InstallationAction, InstallationEvent, InstallationRepositoriesEvent, ReplyEvent,
-    RepoRef, WebhookEvent,
+    CommentKind, Delivery, InstallationAction, InstallationEvent, InstallationRepositoriesEvent,
+    ReplyEvent, RepoRef, WebhookEvent,
 };
 use picket_vcs::github::{self, AppCredentials};
 use picket_vcs::webhook::{ParseError, SignatureError};
@@ -81,8 +85,9 @@ pub struct DeliveryAccepted {
     /// A stable code: `scan_queued`, `duplicate` (this delivery id was already received),
     /// `duplicate_head` (this head already has its scan), `project_unknown`, `project_disabled`,
     /// `diff_scans_disabled`, `projects_added`, `projects_disabled`, `projects_enabled`,
-    /// `installation_recorded`, `reply_received`, `pong`, or why the delivery was ignored
-    /// (`event_not_handled`, `action_not_handled`, `not_a_pull_request`, ...).
+    /// `installation_recorded`, `triage_queued` (a triage reply recorded), `duplicate_reply`,
+    /// `pong`, or why the delivery was ignored (`event_not_handled`, `action_not_handled`,
+    /// `not_a_pull_request`, `not_a_command`, `not_a_thread_reply`, `reply_from_bot`, ...).
     pub outcome: &'static str,
     /// The scan queued (`scan_queued`) or already there (`duplicate_head`).
     pub scan_id: Option<Uuid>,
@@ -104,12 +109,12 @@ impl DeliveryAccepted {
         }
     }
 
-    /// 202 when the delivery changed something (a scan queued, projects changed, a reply kept
-    /// for triage), 200 when there was nothing to do.
+    /// 202 when the delivery changed something (a scan queued, projects changed, a triage reply
+    /// recorded), 200 when there was nothing to do.
     fn status(&self) -> StatusCode {
         match self.outcome {
             "scan_queued" | "projects_added" | "projects_disabled" | "projects_enabled"
-            | "reply_received" => StatusCode::ACCEPTED,
+            | "triage_queued" => StatusCode::ACCEPTED,
             _ => StatusCode::OK,
         }
     }
@@ -163,8 +168,8 @@ fn no_webhook() -> ApiError {
     request_body(content = serde_json::Value, content_type = "application/json",
         description = "The event's payload as GitHub sends it (or a form whose `payload` field holds it), at most 25 MiB"),
     responses(
-        (status = 200, description = "Nothing to do: `duplicate`, `duplicate_head`, `pong`, `project_unknown`, `project_disabled`, an ignored event, ...", body = DeliveryAccepted),
-        (status = 202, description = "Acted on: `scan_queued`, `projects_added`, `projects_disabled`, `projects_enabled`, `reply_received`", body = DeliveryAccepted),
+        (status = 200, description = "Nothing to do: `duplicate`, `duplicate_head`, `duplicate_reply`, `pong`, `project_unknown`, `project_disabled`, `not_a_command`, an ignored event, ...", body = DeliveryAccepted),
+        (status = 202, description = "Acted on: `scan_queued`, `projects_added`, `projects_disabled`, `projects_enabled`, `triage_queued`", body = DeliveryAccepted),
         (status = 400, description = "`header_missing`, `header_invalid`, `body_not_json`, `payload_invalid`: the delivery could not be read (it is logged); `invalid_path`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`signature_missing`, `signature_sha1_only`, `signature_malformed`, `signature_mismatch`: nothing was written", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`not_found`: no GitHub connection with a webhook secret has this id", body = Problem, content_type = "application/problem+json"),
@@ -302,7 +307,7 @@ async fn act_in_transaction(
         return Ok(DeliveryAccepted::outcome("duplicate"));
     };
     let actor = format!("webhook:{}", delivery.id);
-    let accepted = act(&mut tx, target, delivery, &actor).await?;
+    let accepted = act(&mut tx, target, delivery, row, &actor).await?;
     webhooks::set_outcome(
         &mut *tx,
         row,
@@ -318,6 +323,7 @@ async fn act(
     conn: &mut PgConnection,
     target: &WebhookTarget,
     delivery: &Delivery,
+    row: DeliveryRow,
     actor: &str,
 ) -> Result<DeliveryAccepted, DbError> {
     Ok(match &delivery.payload {
@@ -359,21 +365,62 @@ async fn act(
         WebhookEvent::InstallationRepositories(ev) => {
             installation_repositories(conn, target, ev, actor).await?
         }
-        WebhookEvent::Reply(reply) => on_reply(conn, target, reply).await?,
+        WebhookEvent::Reply(reply) => on_reply(conn, target, reply, row).await?,
         WebhookEvent::Ping => DeliveryAccepted::outcome("pong"),
         WebhookEvent::Ignored(why) => DeliveryAccepted::outcome(why.reason),
     })
 }
 
-/// A reply to one of Picket's comments, kept in the delivery log (`reply_received`, with its
-/// body while retained). Triage commands are read from here by the triage step (another item of
-/// the PR feedback work); this hook is where it plugs in, inside the delivery's transaction.
+/// A comment on a pull request: a triage command replying in one of Picket's review threads is
+/// recorded for the control plane's triage loop (`triage_queued`), which checks it with the
+/// provider (the comment replied to is Picket's finding comment; the author may write to the
+/// repository), triages the finding and answers in the thread. Nothing here calls the provider.
+/// Not acted on: a bot's comment (Picket's own answers come back as events too:
+/// `reply_from_bot`), a comment that is no command (`not_a_command`, picket-core
+/// `triage::parse_command`), a command outside a review thread (the PR's conversation, or a
+/// thread's first comment: `not_a_thread_reply`), a repository that is no enabled project
+/// (`project_unknown`, `project_disabled`), and a reply already recorded (`duplicate_reply`).
 async fn on_reply(
-    _conn: &mut PgConnection,
-    _target: &WebhookTarget,
-    _reply: &ReplyEvent,
+    conn: &mut PgConnection,
+    target: &WebhookTarget,
+    reply: &ReplyEvent,
+    row: DeliveryRow,
 ) -> Result<DeliveryAccepted, DbError> {
-    Ok(DeliveryAccepted::outcome("reply_received"))
+    if reply.author_is_bot {
+        return Ok(DeliveryAccepted::outcome("reply_from_bot"));
+    }
+    let Some(command) = picket_core::triage::parse_command(&reply.body) else {
+        return Ok(DeliveryAccepted::outcome("not_a_command"));
+    };
+    let (CommentKind::ReviewThread, Some(parent)) = (reply.kind, reply.in_reply_to.as_deref())
+    else {
+        return Ok(DeliveryAccepted::outcome("not_a_thread_reply"));
+    };
+    let Ok(number) = i32::try_from(reply.number) else {
+        return Ok(DeliveryAccepted::outcome("project_unknown"));
+    };
+    let new = NewRequest {
+        connection_id: target.id,
+        repo_id: &reply.repository.id,
+        repo_full_name: &reply.repository.full_name,
+        installation_id: reply.installation_id.as_deref(),
+        pr_number: number,
+        comment_id: &reply.comment_id,
+        parent_comment_id: parent,
+        author_login: &reply.author,
+        author_id: &reply.author_id,
+        verb: command.verb,
+        reason: command.reason.as_deref(),
+        delivery_row: Some(row),
+    };
+    Ok(DeliveryAccepted::outcome(
+        match triage::queue(conn, &new).await? {
+            QueueOutcome::Queued(_) => "triage_queued",
+            QueueOutcome::Duplicate => "duplicate_reply",
+            QueueOutcome::ProjectUnknown => "project_unknown",
+            QueueOutcome::ProjectDisabled => "project_disabled",
+        },
+    ))
 }
 
 fn ids(repos: &[RepoRef]) -> Vec<String> {

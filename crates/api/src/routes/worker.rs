@@ -13,6 +13,10 @@
 //!   one transaction; a repeat of the same upload answers the same summary and changes nothing.
 //!   Its body may be up to [`RESULTS_BODY_LIMIT_BYTES`].
 //! - `POST /worker/scan/failure`     the attempt failed: retried once for full scans
+//! - `POST /worker/scan/feedback/begin`  a PR scan's worker, `reporting`, is about to post its
+//!   feedback: hands over what it plans from, learns where to post and whether it is late
+//! - `POST /worker/scan/feedback/done`   its comments are posted; the control plane completes
+//!   the check (docs/architecture.md, "Pull requests")
 
 use crate::error::{ApiError, Problem};
 use crate::extract::{scan_token_refused, ApiJson, ScanToken, Worker};
@@ -21,14 +25,14 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::Json;
 use picket_core::protocol::{
-    CloneCredential, ReportedFinding, ScanFailure, ScanResults, ScanSpec, ScanTrail, Step,
-    WorkerProgress,
+    CloneCredential, FeedbackBegin, FeedbackDone, FeedbackStart, ReportedFinding, ScanFailure,
+    ScanResults, ScanSpec, ScanTrail, Step, WorkerProgress,
 };
-use picket_core::{Fingerprint, Product, ScanState};
-use picket_db::attempts;
+use picket_core::{Fingerprint, Product, ScanKind, ScanState};
 use picket_db::queue::{self, FailOutcome};
 use picket_db::worker::{self, Recorded, ResultsSummary, WORKER_ACTOR};
 use picket_db::DbError;
+use picket_db::{attempts, pr_checks};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -56,6 +60,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(report_progress))
         .routes(routes!(upload_results).layer(DefaultBodyLimit::max(RESULTS_BODY_LIMIT_BYTES)))
         .routes(routes!(report_failure))
+        .routes(routes!(begin_feedback))
+        .routes(routes!(feedback_done))
 }
 
 /// A lost lease is 409 `lease_lost`: the worker must stop without further effects.
@@ -69,7 +75,11 @@ fn db_error(e: DbError) -> ApiError {
     }
 }
 
-/// The scan to run: refs, products, effective policy and the branch's open finding paths.
+/// The scan to run: refs, products, effective policy and the branch's open finding paths. For
+/// a diff scan of a GitHub repository, `merge_base_sha` is the merge base of the head and the
+/// target branch as it is now, asked of GitHub's compare API when the spec is served (the scan's
+/// start, never when it was queued); when GitHub cannot tell within 10 s it is left out and the
+/// worker computes it from its clone.
 #[utoipa::path(get, path = "/api/v1/worker/scan", tag = "worker",
     security(("scan_token" = [])),
     responses(
@@ -81,8 +91,88 @@ async fn scan_spec(
     State(state): State<AppState>,
 ) -> Result<Json<ScanSpec>, ApiError> {
     let mut conn = state.db().pool().acquire().await?;
-    let spec = worker::scan_spec(&mut conn, worker.scan.org_id, worker.scan.scan_id).await?;
+    let mut spec = worker::scan_spec(&mut conn, worker.scan.org_id, worker.scan.scan_id).await?;
+    drop(conn);
+    if spec.kind == ScanKind::Diff && spec.merge_base_sha.is_none() {
+        spec.merge_base_sha = provider_merge_base(&state, &worker, &spec).await;
+    }
     Ok(Json(spec))
+}
+
+/// Longest the spec waits for the provider's merge base before it is served without one.
+const MERGE_BASE_WAIT: Duration = Duration::from_secs(10);
+
+/// The merge base of a GitHub diff scan's head and the tip of its target branch now, from
+/// GitHub's compare API (`merge_base_commit.sha`). `None` for other scans, and when GitHub does
+/// not answer with one (logged with the error's stable code): the worker then computes it from
+/// its clone, which is just as correct, only slower.
+async fn provider_merge_base(state: &AppState, worker: &Worker, spec: &ScanSpec) -> Option<String> {
+    let (Some(head), Some(base_ref)) = (spec.commit_sha.as_deref(), spec.base_ref.as_deref())
+    else {
+        return None;
+    };
+    let providers = state.providers()?;
+    let repo = match worker::repository_of(
+        state.db().pool(),
+        worker.scan.org_id,
+        worker.scan.scan_id,
+    )
+    .await
+    {
+        Ok(repo) => repo,
+        Err(e) => {
+            tracing::warn!(error = %e, "merge base not asked: the scan's repository could not be read");
+            return None;
+        }
+    };
+    if repo.provider != picket_core::Provider::Github
+        || !repo.has_credentials
+        || repo.installation_id.is_none()
+    {
+        return None;
+    }
+    let locator = picket_vcs::provider::RepoLocator {
+        id: repo.provider_repo_id,
+        full_name: repo.full_name,
+        installation_id: repo.installation_id,
+    };
+    let base_ref = base_ref.strip_prefix("refs/heads/").unwrap_or(base_ref);
+    let asked = async {
+        providers
+            .source(repo.connection_id)
+            .await?
+            .merge_base(&locator, base_ref, head)
+            .await
+    };
+    let fallback =
+        "merge base not available from the provider; the worker computes it from its clone";
+    match tokio::time::timeout(MERGE_BASE_WAIT, asked).await {
+        Ok(Ok(sha)) if is_commit_sha(&sha) => {
+            tracing::debug!(merge_base = %sha, base_ref, head, "merge base from the provider's compare API");
+            Some(sha)
+        }
+        Ok(Ok(_)) => {
+            let code = picket_vcs::ErrorCode::BadResponse.as_str();
+            tracing::warn!(
+                code,
+                base_ref,
+                head,
+                "{fallback}: the answer is not a commit sha"
+            );
+            None
+        }
+        // A GitHub connection lending a plain token has no App to ask.
+        Ok(Err(e)) if e.code == picket_vcs::ErrorCode::BadConfig => None,
+        Ok(Err(e)) => {
+            tracing::warn!(code = e.code.as_str(), error = %e, base_ref, head, "{fallback}");
+            None
+        }
+        Err(_) => {
+            let code = picket_vcs::ErrorCode::Unavailable.as_str();
+            tracing::warn!(code, wait = ?MERGE_BASE_WAIT, base_ref, head, "{fallback}: no answer in time");
+            None
+        }
+    }
 }
 
 /// The clone credential of the scan's repository. Never log it.
@@ -103,7 +193,7 @@ async fn scan_credential(
         worker::repository_of(state.db().pool(), worker.scan.org_id, worker.scan.scan_id).await?;
     if repo.provider == picket_core::Provider::Github && repo.has_credentials {
         // A token for this one repository, minted for this scan: clone, and for a PR scan its
-        // feedback (pull requests and checks write), for one hour. The App's key stays here.
+        // comments (pull requests write), for one hour. The App's key stays here.
         // A GitHub connection holding a plain token instead of an App's credentials lends that
         // token, as other providers' connections do.
         let providers = state.providers().ok_or_else(|| {
@@ -151,6 +241,124 @@ async fn scan_credential(
             "the project's connection holds no clone credential",
         )
     })
+}
+
+/// Begin a pull request scan's feedback. The worker, `reporting`, hands over what it plans its
+/// feedback from (`picket_core::feedback::FeedbackInput`: its new findings with their modes and
+/// the diff's commentable lines), so that the control plane can finish the feedback should the
+/// worker not; it learns where to post (the provider, its API root, the repository, the login
+/// Picket's comments carry) and whether its result is late (after the org's fail-open deadline:
+/// comments may be added, the check stays as it is). Fenced: the scan is held under this
+/// attempt's lease for the call, so a scan cancelled or superseded first answers 409
+/// `lease_lost` and its worker posts nothing.
+#[utoipa::path(post, path = "/api/v1/worker/scan/feedback/begin", tag = "worker",
+    security(("scan_token" = [])),
+    request_body = doc::FeedbackBegin,
+    responses(
+        (status = 200, body = doc::FeedbackStart),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`no_pr_check`: the scan takes no PR feedback (not a PR scan, or its provider has none)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`lease_lost`: the scan is not this attempt's `reporting` scan any more", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "the provider refused (`provider_*` codes)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "the provider is unavailable or rate limited, or this API cannot reach providers", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn begin_feedback(
+    worker: Worker,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<FeedbackBegin>,
+) -> Result<Json<FeedbackStart>, ApiError> {
+    worker.check_attempt(body.attempt)?;
+    let no_pr_check = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_pr_check",
+            "this scan takes no pull request feedback",
+        )
+    };
+    let pool = state.db().pool();
+    let repo = worker::repository_of(pool, worker.scan.org_id, worker.scan.scan_id).await?;
+    if repo.pr_number.is_none() || repo.provider != picket_core::Provider::Github {
+        return Err(no_pr_check());
+    }
+    let providers = state.providers().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "providers_unavailable",
+            "this API cannot reach providers (no registry configured)",
+        )
+    })?;
+    // Asked before the transaction: no provider call while the scan is held.
+    let bot_login = providers
+        .source(repo.connection_id)
+        .await?
+        .bot_login()
+        .await?;
+    let mut tx = pool.begin().await?;
+    queue::hold_reporting(&mut tx, &worker.lease)
+        .await
+        .map_err(db_error)?;
+    let context = match pr_checks::begin_feedback(&mut tx, worker.scan.scan_id, &body.input).await {
+        Err(DbError::NotFound) => return Err(no_pr_check()),
+        other => other?,
+    };
+    tx.commit().await?;
+    let previous_commented = context.previous.map(|p| {
+        p.findings
+            .iter()
+            .filter(|f| f.mode.comments())
+            .map(|f| f.fingerprint.clone())
+            .collect()
+    });
+    tracing::debug!(late = context.late, "PR feedback begun");
+    Ok(Json(FeedbackStart {
+        provider: repo.provider,
+        api_url: if repo.base_url.is_empty() {
+            picket_vcs::github::DEFAULT_API_URL.to_owned()
+        } else {
+            repo.base_url
+        },
+        repo_id: repo.provider_repo_id,
+        full_name: repo.full_name,
+        installation_id: repo.installation_id,
+        bot_login,
+        late: context.late,
+        previous_commented,
+    }))
+}
+
+/// The PR feedback's comments are posted: the control plane completes the check from the input
+/// given at `feedback/begin` and posts nothing more. Fenced like `feedback/begin`; repeating it
+/// changes nothing.
+#[utoipa::path(post, path = "/api/v1/worker/scan/feedback/done", tag = "worker",
+    security(("scan_token" = [])),
+    request_body = doc::FeedbackDone,
+    responses(
+        (status = 204, description = "recorded"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`lease_lost`", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn feedback_done(
+    worker: Worker,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<FeedbackDone>,
+) -> Result<StatusCode, ApiError> {
+    worker.check_attempt(body.attempt)?;
+    let outcome = serde_json::json!({
+        "comments_posted": body.comments_posted,
+        "threads_resolved": body.threads_resolved,
+        "summary": body.summary,
+        "api_calls": body.api_calls,
+        "posted_by": "worker",
+    });
+    let mut tx = state.db().pool().begin().await?;
+    queue::hold_reporting(&mut tx, &worker.lease)
+        .await
+        .map_err(db_error)?;
+    pr_checks::comments_done(&mut *tx, worker.scan.scan_id, &outcome).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -638,7 +846,9 @@ pub(crate) mod doc {
         pub base_ref: Option<String>,
         /// Target tip of a diff scan, when known.
         pub base_sha: Option<String>,
-        /// Merge base, when the provider told us.
+        /// Merge base of a diff scan's head and the target branch's tip as it is now, when the
+        /// provider tells it (GitHub's compare API, asked when this spec is served, or given by
+        /// whoever queued the scan); absent: the worker computes it from its clone.
         pub merge_base_sha: Option<String>,
         pub pr_number: Option<i32>,
         #[schema(schema_with = products)]
@@ -805,6 +1015,50 @@ pub(crate) mod doc {
         /// Diff scans: findings at the merge base the head no longer has.
         pub fixed_in_pr: Vec<ReportedFinding>,
         pub trail: ScanTrail,
+    }
+
+    /// What a PR scan's worker plans its feedback from: `attempt`, and `input` (picket-core's
+    /// `FeedbackInput`: `findings` (the new findings with their effective modes), `diff` (the
+    /// PR diff's commentable lines by head path), `fixed_in_pr`, `draft_feedback`,
+    /// `pr_is_draft`, `late`, `previous_commented`, and `existing`, left empty).
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = FeedbackBegin)]
+    pub struct FeedbackBegin {
+        pub attempt: i32,
+        #[schema(value_type = Object)]
+        pub input: serde_json::Value,
+    }
+
+    /// Where and how the worker posts its feedback.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = FeedbackStart)]
+    pub struct FeedbackStart {
+        /// `github`.
+        pub provider: String,
+        /// The provider's API root.
+        pub api_url: String,
+        /// The repository's provider id, `owner/name` and (GitHub) App installation.
+        pub repo_id: String,
+        pub full_name: String,
+        pub installation_id: Option<String>,
+        /// The login Picket's comments carry (GitHub: `<app slug>[bot]`).
+        pub bot_login: String,
+        /// After the fail-open deadline: comments only.
+        pub late: bool,
+        /// The commented new findings (fingerprints) of the PR's previous scan with feedback.
+        pub previous_commented: Option<Vec<String>>,
+    }
+
+    /// What the worker posted.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = FeedbackDone)]
+    pub struct FeedbackDone {
+        pub attempt: i32,
+        pub comments_posted: u32,
+        pub threads_resolved: u32,
+        /// `created`, `updated`, `unchanged` or `none`.
+        pub summary: String,
+        pub api_calls: u64,
     }
 
     /// The worker's report that its attempt failed.

@@ -5,4 +5,5 @@ mod findings;
 mod fixtures;
 mod migrations;
 mod queue;
+mod reconcile;
 mod schedule;

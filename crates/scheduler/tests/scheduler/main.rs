@@ -3,4 +3,5 @@
 
 mod dispatch;
 mod pr_checks;
+mod reconcile;
 mod sandbox;

@@ -243,7 +243,9 @@ async fn the_check_follows_the_scan_and_fails_open_at_the_deadline(pool: PgPool)
 
     // A result that arrives now is late: the worker may comment but must leave the check.
     let mut conn = w.db.pool().acquire().await.unwrap();
-    let start = pr_checks::begin_report(&mut conn, second).await.unwrap();
+    let start = pr_checks::begin_feedback(&mut conn, second, &Default::default())
+        .await
+        .unwrap();
     assert!(start.late);
     assert_eq!(start.check_run_id, Some(failed_open.id.to_string()));
     drop(conn);

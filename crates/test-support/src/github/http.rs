@@ -1906,7 +1906,7 @@ fn issue_comment(st: &mut State, req: &Req, o: &str, r: &str, id: &str) -> Resul
 // ---------------------------------------------------------------------------------------------
 // Review comments, replies, reviews
 
-fn review_comment_json(st: &State, c: &ReviewComment) -> Value {
+pub(super) fn review_comment_json(st: &State, c: &ReviewComment) -> Value {
     let mut out = review_comment_fields(st, c);
     if let Some(to) = c.comment.in_reply_to {
         // GitHub leaves the field out of top-level comments.
@@ -1959,12 +1959,12 @@ fn review_comment_fields(st: &State, c: &ReviewComment) -> Value {
 }
 
 /// One inline comment to create: validated against the registered diff lines.
-struct NewInline {
-    path: String,
-    line: Option<u64>,
-    start_line: Option<u64>,
-    side: String,
-    body: String,
+pub(super) struct NewInline {
+    pub(super) path: String,
+    pub(super) line: Option<u64>,
+    pub(super) start_line: Option<u64>,
+    pub(super) side: String,
+    pub(super) body: String,
 }
 
 /// Parses and checks an inline comment (`path`, `line`, `side`, `start_line`, `body`);
@@ -2043,7 +2043,7 @@ fn thread_node_id(id: u64) -> String {
 }
 
 /// Stores a top-level inline comment, opening its thread; returns its index.
-fn add_inline(
+pub(super) fn add_inline(
     st: &mut State,
     repo_id: u64,
     number: u64,
@@ -2089,7 +2089,7 @@ fn add_inline(
 }
 
 /// Stores a reply to comment `to` (joining its thread); returns its index.
-fn add_reply(
+pub(super) fn add_reply(
     st: &mut State,
     repo_id: u64,
     number: u64,

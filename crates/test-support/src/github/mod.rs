@@ -873,6 +873,54 @@ impl GitHubServer {
         id
     }
 
+    /// Adds a top-level review comment on `line` (RIGHT side) of `path` at the pull request's
+    /// head, written by `author` (as if posted on github.com; `<app slug>[bot]` makes it the
+    /// App's own), opening its thread; returns its id. Diff lines are not checked.
+    pub fn add_review_comment(
+        &self,
+        repo_id: u64,
+        number: u64,
+        author: &str,
+        path: &str,
+        line: u64,
+        body: &str,
+    ) -> u64 {
+        let mut st = self.lock();
+        st.user_id(author);
+        let head = st.repos[&repo_id]
+            .pulls
+            .get(&number)
+            .expect("unknown pull")
+            .pull
+            .head_sha
+            .clone();
+        let inline = http::NewInline {
+            path: path.to_string(),
+            line: Some(line),
+            start_line: None,
+            side: "RIGHT".to_string(),
+            body: body.to_string(),
+        };
+        let index = http::add_inline(&mut st, repo_id, number, inline, &head, None, author);
+        st.review_comments[index].comment.id
+    }
+
+    /// Adds a reply written by `author` in the thread of review comment `to`; returns its id.
+    pub fn add_review_reply(
+        &self,
+        repo_id: u64,
+        number: u64,
+        to: u64,
+        author: &str,
+        body: &str,
+    ) -> u64 {
+        let mut st = self.lock();
+        st.user_id(author);
+        let index = http::add_reply(&mut st, repo_id, number, to, body.to_string(), author)
+            .unwrap_or_else(|_| panic!("no review comment {to} on pull {number}"));
+        st.review_comments[index].comment.id
+    }
+
     /// Review comments of pull request `number`, oldest first, with their thread state.
     pub fn review_comments(&self, repo_id: u64, number: u64) -> Vec<TestReviewComment> {
         let st = self.lock();

@@ -1253,6 +1253,31 @@ async fn webhook_deliveries_are_signed_and_shaped_like_githubs() {
         "issue-comment-created",
         f.server.issue_comment_payload(f.repo_a, comment, "created"),
     ));
+    // A thread opened by the App, and a person's reply in it.
+    let top = f.server.add_review_comment(
+        f.repo_a,
+        7,
+        &format!("{}[bot]", f.app.slug),
+        "src/a.rs",
+        3,
+        "<!-- picket:finding x -->",
+    );
+    let reply = f
+        .server
+        .add_review_reply(f.repo_a, 7, top, "octocat", "/fp only in tests");
+    for id in [top, reply] {
+        hooks.push((
+            "pull-request-review-comment-created",
+            f.server.review_comment_payload(f.repo_a, id, "created"),
+        ));
+    }
+    let reply_payload = &hooks.last().unwrap().1;
+    assert_eq!(reply_payload["comment"]["in_reply_to_id"], json!(top));
+    assert_eq!(reply_payload["sender"]["login"], "octocat");
+    assert_eq!(reply_payload["comment"]["user"]["type"], "User");
+    let top_payload = &hooks[hooks.len() - 2].1;
+    assert_eq!(top_payload["comment"]["user"]["type"], "Bot");
+    assert!(top_payload["comment"].get("in_reply_to_id").is_none());
     for (hook, payload) in &hooks {
         let v = f.server.webhook_violations(hook, payload);
         assert!(v.is_empty(), "{hook}: {v:#?}");

@@ -133,6 +133,35 @@ impl GitHubServer {
         payload
     }
 
+    /// A `pull_request_review_comment` payload (`action`: created, edited, deleted) for a review
+    /// comment of a registered pull request (see [`GitHubServer::add_review_comment`] and
+    /// [`GitHubServer::add_review_reply`]); `sender` is the comment's author.
+    pub fn review_comment_payload(&self, repo_id: u64, comment_id: u64, action: &str) -> Value {
+        let st = self.lock();
+        let c = st
+            .review_comments
+            .iter()
+            .find(|c| c.repo_id == repo_id && c.comment.id == comment_id)
+            .expect("unknown review comment");
+        let repo = &st.repos[&repo_id];
+        let rec = repo.pulls.get(&c.number).expect("unknown pull");
+        let mut comment = http::review_comment_json(&st, c);
+        comment["reactions"] = json!({
+            "url": format!("{}/reactions", comment["url"].as_str().unwrap_or_default()),
+            "total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "hooray": 0, "confused": 0,
+            "heart": 0, "rocket": 0, "eyes": 0,
+        });
+        let sender = comment["user"].clone();
+        json!({
+            "action": action,
+            "comment": comment,
+            "pull_request": http::pull_json(&st, repo, rec, false),
+            "repository": http::webhook_repo_json(&st, repo_id),
+            "installation": {"id": repo.installation_id, "node_id": node_id("MDIzOkludGVncmF0aW9uSW5zdGFsbGF0aW9u", repo.installation_id)},
+            "sender": sender,
+        })
+    }
+
     /// An `issue_comment` payload (`action`: created, edited, deleted) for an issue comment on
     /// a registered pull request (see [`GitHubServer::add_issue_comment`]).
     pub fn issue_comment_payload(&self, repo_id: u64, comment_id: u64, action: &str) -> Value {

@@ -51,7 +51,6 @@ fn scan_permissions() -> BTreeMap<String, String> {
     perms(&[
         ("contents", "read"),
         ("pull_requests", "write"),
-        ("checks", "write"),
         ("metadata", "read"),
     ])
 }
@@ -714,7 +713,25 @@ fn annotation(i: u32) -> Annotation {
 #[tokio::test]
 async fn check_runs_carry_every_annotation_fifty_at_a_time() {
     let w = World::new().await;
-    let feedback = w.feedback().await;
+    // The control plane's client (the installation's cached token): a scan's own token cannot
+    // write checks.
+    let scan_token = w.feedback().await;
+    let refused = scan_token
+        .create_check(
+            &w.repo,
+            "Picket",
+            &"b".repeat(40),
+            &CheckUpdate {
+                status: CheckStatus::Queued,
+                conclusion: None,
+                output: None,
+                details_url: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code, picket_vcs::ErrorCode::Forbidden);
+    let feedback = w.provider.feedback_client(&w.repo).await.unwrap();
     let head = "a".repeat(40);
     let id = feedback
         .create_check(
@@ -731,7 +748,7 @@ async fn check_runs_carry_every_annotation_fifty_at_a_time() {
         .await
         .unwrap();
     let before = w.requests_to("/check-runs").len();
-    assert_eq!(before, 1);
+    assert_eq!(before, 2, "the refused POST and the created one");
     feedback
         .update_check(
             &w.repo,
@@ -806,15 +823,21 @@ async fn check_runs_carry_every_annotation_fifty_at_a_time() {
     );
     assert_eq!(w.server.check_runs(w.repo_id)[1].annotations.len(), 120);
 
-    // Feedback used the scan's token: one repository, the scan's permissions.
-    for r in w.requests_to("/check-runs") {
-        assert_eq!(
-            r.auth,
-            Auth::InstallationToken {
-                installation_id: w.installation,
-                repository_ids: Some(vec![w.repo_id]),
-                permissions: scan_permissions(),
-            }
+    // The refused request carried the scan's token; the others the installation-wide one.
+    let sent = w.requests_to("/check-runs");
+    assert_eq!(
+        sent[0].auth,
+        Auth::InstallationToken {
+            installation_id: w.installation,
+            repository_ids: Some(vec![w.repo_id]),
+            permissions: scan_permissions(),
+        }
+    );
+    for r in &sent[1..] {
+        assert!(
+            matches!(&r.auth, Auth::InstallationToken { installation_id, repository_ids: None, .. } if *installation_id == w.installation),
+            "{:?}",
+            r.auth
         );
     }
     // 1 POST, 3 PATCHes, 1 POST, 2 PATCHes.
@@ -948,6 +971,99 @@ async fn comments_threads_and_replies() {
         .issue_comments(w.repo_id, 7)
         .iter()
         .any(|x| x.id.to_string() == c.id && x.body == "noted"));
+    w.assert_valid();
+}
+
+/// A review comment read back by id, with its author (what triage by reply checks before it
+/// trusts a marker): the App's own, a person's, a deleted one, one of another pull request.
+#[tokio::test]
+async fn a_review_comment_by_id_with_its_author() {
+    let w = World::new().await;
+    w.server.add_pull(
+        w.repo_id,
+        TestPull {
+            number: 8,
+            head_sha: "d".repeat(40),
+            head_ref: "feature/y".into(),
+            base_ref: "main".into(),
+            base_sha: "b".repeat(40),
+            merge_base: "c".repeat(40),
+            draft: false,
+            from_fork: false,
+            title: "Add y".into(),
+            author: "bob".into(),
+        },
+    );
+    let feedback = w.feedback().await;
+    let own = feedback
+        .post_inline_comments(
+            &w.repo,
+            7,
+            &"a".repeat(40),
+            &[InlineComment {
+                path: "src/a.rs".into(),
+                line: 4,
+                body: "<!-- picket:finding f --> own".into(),
+            }],
+        )
+        .await
+        .unwrap()
+        .remove(0);
+    let forged = w.server.add_review_comment(
+        w.repo_id,
+        7,
+        "mallory",
+        "src/a.rs",
+        5,
+        "<!-- picket:finding f --> forged",
+    );
+    let reply = w
+        .server
+        .add_review_reply(w.repo_id, 7, forged, "alice", "/fp nope");
+    let elsewhere =
+        w.server
+            .add_review_comment(w.repo_id, 8, "picket-test[bot]", "src/b.rs", 1, "x");
+
+    let got = feedback
+        .review_comment(&w.repo, 7, &own.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.id, own.id);
+    assert_eq!(got.author, "picket-test[bot]");
+    assert_eq!(got.body, "<!-- picket:finding f --> own");
+    assert_eq!(got.path.as_deref(), Some("src/a.rs"));
+    assert_eq!(got.line, Some(4));
+    let got = feedback
+        .review_comment(&w.repo, 7, &forged.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.author, "mallory");
+    let got = feedback
+        .review_comment(&w.repo, 7, &reply.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (got.author.as_str(), got.body.as_str()),
+        ("alice", "/fp nope")
+    );
+    // Another pull request's comment, and one that does not exist.
+    assert_eq!(
+        feedback
+            .review_comment(&w.repo, 7, &elsewhere.to_string())
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        feedback.review_comment(&w.repo, 7, "999999").await.unwrap(),
+        None
+    );
+    let gets = w.requests_to("/pulls/comments/");
+    assert_eq!(gets.len(), 5);
+    assert!(gets.iter().all(|r| r.method == "GET"));
     w.assert_valid();
 }
 

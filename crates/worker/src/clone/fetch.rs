@@ -207,7 +207,16 @@ impl Fetcher<'_> {
                         Ok(vec![head, merge_base])
                     };
                     match self.first_fetch(given) {
-                        Ok(pins) => return Ok((pins[0].oid, Some(merge_base))),
+                        // Trusted only once the head's own history reaches it.
+                        Ok(pins) => match self.deepen_head_to(&pins, merge_base)? {
+                            true => return Ok((pins[0].oid, Some(merge_base))),
+                            false => tracing::warn!(
+                                %merge_base,
+                                head = %pins[0].oid,
+                                "the given merge base is not an ancestor of the head; \
+                                 computing it from history"
+                            ),
+                        },
                         // The server would not send a commit by SHA (or it is not there):
                         // compute the merge base from history instead.
                         Err(CloneError::Fetch(message)) => tracing::warn!(
@@ -349,6 +358,22 @@ impl Fetcher<'_> {
         Ok(())
     }
 
+    /// Deepens the head alone (`pins[0]`; the given merge base, `pins[1]`, stays at depth 1)
+    /// until its fetched history shows whether `merge_base` is one of its ancestors: a PR k
+    /// commits above its merge base costs about log2(k) + 1 more fetches of the PR's own commits.
+    fn deepen_head_to(&mut self, pins: &[Pin], merge_base: Oid) -> Result<bool, CloneError> {
+        let head = pins[0].oid;
+        for &depth in &DEPTHS[1..] {
+            if let Some(answer) = reaches(self.repo, head, merge_base)? {
+                return Ok(answer);
+            }
+            tracing::debug!(depth, "deepening the head to check the given merge base");
+            self.fetch(&pins[..1], depth)?;
+        }
+        // After the last step the head's history is whole.
+        Ok(reaches(self.repo, head, merge_base)?.unwrap_or(false))
+    }
+
     /// Deepens the head and target fetches until their merge base is settled.
     fn deepen_to_merge_base(&mut self, pins: &[Pin]) -> Result<Oid, CloneError> {
         let (head, base) = (pins[0].oid, pins[1].oid);
@@ -399,6 +424,24 @@ fn settled_merge_base(repo: &Repository, head: Oid, base: Oid) -> Result<Option<
         }
     }
     Ok(Some(candidate))
+}
+
+/// Whether `ancestor` is `head` or one of its ancestors, when the fetched history proves it
+/// either way: `None` while the walk from `head` runs into the shallow boundary without meeting
+/// `ancestor`.
+fn reaches(repo: &Repository, head: Oid, ancestor: Oid) -> Result<Option<bool>, CloneError> {
+    let boundary = shallow_boundary(repo)?;
+    let mut walk = repo.revwalk().map_err(CloneError::git)?;
+    walk.push(head).map_err(CloneError::git)?;
+    let mut cut = false;
+    for oid in walk {
+        let oid = oid.map_err(CloneError::git)?;
+        if oid == ancestor {
+            return Ok(Some(true));
+        }
+        cut |= boundary.contains(&oid);
+    }
+    Ok(if cut { None } else { Some(false) })
 }
 
 /// The commits whose parents were cut off by shallow fetches (`.git/shallow`; libgit2 has no

@@ -16,7 +16,10 @@
 //! 3. Fetch those commits at depth 1. A diff scan without a known merge base then deepens stepwise
 //!    in doubling steps (1 → 2 → 4 → … → 2048 → full history) until `merge_base(head, target)` exists *and* no
 //!    history between the tips and that merge base is cut off by the shallow boundary; only then is
-//!    it the same merge base a full clone would give. Every fetch is re-verified against the pins.
+//!    it the same merge base a full clone would give. A merge base the provider gave is trusted
+//!    only once the head, deepened the same way (alone), reaches it; one that is not an ancestor
+//!    of the head, or that the server will not send, is logged and computed as above instead.
+//!    Every fetch is re-verified against the pins.
 //! 4. Check the head tree out, with filters disabled and symlinks written as plain files.
 //!
 //! [`Checkout::changed_files`] and [`Checkout::materialize_base`] give the diff logic what it needs

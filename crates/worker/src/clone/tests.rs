@@ -370,7 +370,7 @@ async fn diff_scan_uses_the_merge_base_not_the_moved_target_tip() {
 }
 
 #[tokio::test]
-async fn provided_merge_base_is_fetched_alone_at_depth_1() {
+async fn provided_merge_base_is_fetched_with_the_prs_own_commits_only() {
     let f = Fixture::new();
     let mut h = History::default();
     let main = h.linear("main", None, 300);
@@ -389,11 +389,60 @@ async fn provided_merge_base_is_fetched_alone_at_depth_1() {
 
     assert_eq!(checkout.merge_base(), Some(shas[&main[99]].as_str()));
     assert_eq!(checkout.head(), shas[&pr[1]]);
-    assert_eq!(checkout.stats().fetches, 1);
-    assert_eq!(checkout.stats().depth, Some(1));
-    // The head and the merge base; not the target tip, not the history.
-    assert_eq!(commits_in_odb(checkout.path()), 2);
+    // The head and the merge base at depth 1, then the head deepened (2, 4) until it reaches
+    // the merge base: its two commits, the merge base and at most the one below it; not the
+    // target's tip, not the target's history.
+    assert_eq!(checkout.stats().fetches, 3);
+    assert_eq!(checkout.stats().depth, Some(4));
+    let commits = commits_in_odb(checkout.path());
+    assert!((3..=4).contains(&commits), "{commits} commits");
     assert_eq!(checkout.changed_files().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_provided_merge_base_that_is_not_an_ancestor_of_the_head_is_computed_instead() {
+    // The provider names main[15], which the PR (branched at main[9]) does not contain: a scan
+    // against it would report as the PR's whatever main[10..=15] removed.
+    let f = Fixture::new();
+    let mut h = History::default();
+    let main = h.linear("main", None, 20);
+    let pr = h.linear("feature", Some(main[9]), 2);
+    let shas = f.repo("r", true, h);
+
+    let checkout = f
+        .clone(
+            "r",
+            None,
+            &diff("feature", "main", Some(&shas[&main[15]])),
+            &limits(),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(checkout.head(), shas[&pr[1]]);
+    assert_eq!(checkout.merge_base(), Some(shas[&main[9]].as_str()));
+}
+
+#[tokio::test]
+async fn a_provided_merge_base_the_server_does_not_have_is_computed_instead() {
+    let f = Fixture::new();
+    let mut h = History::default();
+    let main = h.linear("main", None, 20);
+    let pr = h.linear("feature", Some(main[9]), 2);
+    let shas = f.repo("r", true, h);
+
+    let checkout = f
+        .clone(
+            "r",
+            None,
+            &diff("feature", "main", Some(&"5".repeat(40))),
+            &limits(),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(checkout.head(), shas[&pr[1]]);
+    assert_eq!(checkout.merge_base(), Some(shas[&main[9]].as_str()));
 }
 
 #[tokio::test]

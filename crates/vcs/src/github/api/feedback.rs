@@ -614,6 +614,46 @@ impl FeedbackClient for GitHubFeedback {
         Ok(outcome.posted)
     }
 
+    /// `GET /repos/{o}/{r}/pulls/comments/{id}`; 404 is `None`, and so is a comment whose
+    /// `pull_request_url` names another pull request.
+    async fn review_comment(
+        &self,
+        repo: &RepoLocator,
+        number: u64,
+        comment_id: &str,
+    ) -> Result<Option<PostedComment>> {
+        #[derive(Deserialize)]
+        struct WithPull {
+            #[serde(flatten)]
+            comment: ReviewCommentJson,
+            pull_request_url: String,
+        }
+        let path = format!(
+            "/repos/{}/pulls/comments/{}",
+            policy::repo_path(&repo.full_name)?,
+            policy::segment(comment_id)
+        );
+        match self
+            .http
+            .json::<WithPull>(&Cred::Own, Method::GET, &path, None)
+            .await
+        {
+            Ok(c) => {
+                let of_pull = c
+                    .pull_request_url
+                    .rsplit('/')
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok());
+                if of_pull != Some(number) {
+                    return Ok(None);
+                }
+                Ok(Some(Self::review_posted(c.comment, &HashMap::new())))
+            }
+            Err(e) if e.code == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// GraphQL `resolveReviewThread`.
     async fn resolve_thread(&self, _repo: &RepoLocator, thread_id: &str) -> Result<()> {
         #[derive(Deserialize)]

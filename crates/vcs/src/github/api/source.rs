@@ -7,8 +7,8 @@ use crate::error::{ErrorCode, VcsError};
 use crate::event::RepositorySelection;
 use crate::github::AppCredentials;
 use crate::provider::{
-    ConnectionCheck, CredentialScope, InstallationInfo, Page, PullRequestState, RepoLocator,
-    Repository, ScopedCredential, SourceProvider,
+    ConnectionCheck, CredentialScope, FeedbackClient, InstallationInfo, Page, PullRequestState,
+    RepoLocator, Repository, ScopedCredential, SourceProvider,
 };
 use crate::Result;
 use async_trait::async_trait;
@@ -25,6 +25,9 @@ use std::fmt;
 use std::sync::Mutex;
 use time::OffsetDateTime;
 
+/// An installation-wide token of the control plane's: a client carrying it, the token, expiry.
+type CachedToken = (octocrab::Octocrab, SecretString, OffsetDateTime);
+
 /// Installation tokens for the control plane's own calls are reused until this long before they
 /// expire.
 const TOKEN_REFRESH_MARGIN: time::Duration = time::Duration::minutes(5);
@@ -36,8 +39,10 @@ pub struct GitHubApp {
     app_id: u64,
     api_url: String,
     http: Http,
-    /// Installation id → (token client, expiry).
-    tokens: Mutex<HashMap<u64, (octocrab::Octocrab, OffsetDateTime)>>,
+    /// Installation id → (token client, the token, expiry).
+    tokens: Mutex<HashMap<u64, CachedToken>>,
+    /// What its clients are built with (the feedback clients of [`SourceProvider::feedback_client`]).
+    options: ClientOptions,
     /// `<slug>[bot]`, once `GET /app` told it.
     bot_login: tokio::sync::OnceCell<String>,
 }
@@ -223,7 +228,6 @@ pub fn scope_permissions(scope: CredentialScope) -> Value {
         CredentialScope::PullRequestScan => json!({
             "contents": "read",
             "pull_requests": "write",
-            "checks": "write",
             "metadata": "read",
         }),
     }
@@ -260,6 +264,7 @@ impl GitHubApp {
             api_url: options.api_url.clone(),
             http: Http::new(options, AuthState::App(auth))?,
             tokens: Mutex::new(HashMap::new()),
+            options: options.clone(),
             bot_login: tokio::sync::OnceCell::new(),
         })
     }
@@ -285,15 +290,21 @@ impl GitHubApp {
     /// The cached installation-wide token of `installation_id`, minted when missing or within 5
     /// minutes of expiry.
     async fn installation(&self, installation_id: u64) -> Result<Cred> {
+        self.installation_token(installation_id)
+            .await
+            .map(|(crab, _, _)| Cred::Token(crab))
+    }
+
+    async fn installation_token(&self, installation_id: u64) -> Result<CachedToken> {
         let now = OffsetDateTime::now_utc();
-        if let Some((crab, expires)) = self
+        if let Some(cached) = self
             .tokens
             .lock()
             .expect("token cache")
             .get(&installation_id)
         {
-            if *expires - TOKEN_REFRESH_MARGIN > now {
-                return Ok(Cred::Token(crab.clone()));
+            if cached.2 - TOKEN_REFRESH_MARGIN > now {
+                return Ok(cached.clone());
             }
         }
         let minted = self.mint(installation_id, None).await?;
@@ -303,11 +314,12 @@ impl GitHubApp {
             None => now + time::Duration::hours(1),
         };
         let crab = self.http.with_token(&minted.token)?;
+        let cached = (crab, minted.token, expires);
         self.tokens
             .lock()
             .expect("token cache")
-            .insert(installation_id, (crab.clone(), expires));
-        Ok(Cred::Token(crab))
+            .insert(installation_id, cached.clone());
+        Ok(cached)
     }
 
     /// A request with the installation's token; a 401 (token revoked early) drops the cached
@@ -655,6 +667,21 @@ impl SourceProvider for GitHubApp {
             Err(e) if matches!(e.code, ErrorCode::NotFound | ErrorCode::Rejected) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// A [`GitHubFeedback`](super::GitHubFeedback) on the installation's cached token: the
+    /// control plane's check moves and comment completions mint nothing per call.
+    async fn feedback_client(&self, repo: &RepoLocator) -> Result<Box<dyn FeedbackClient>> {
+        let (_, token, expires) = self.installation_token(installation_of(repo)?).await?;
+        let credential = ScopedCredential {
+            username: "x-access-token".into(),
+            secret: token,
+            expires_at: Some(expires),
+        };
+        Ok(Box::new(super::GitHubFeedback::new(
+            &credential,
+            &self.options,
+        )?))
     }
 
     /// `<slug>[bot]` from `GET /app` (App JWT), asked once per client.

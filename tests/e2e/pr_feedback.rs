@@ -1,0 +1,713 @@
+//! A pull request from webhook to feedback, every part real but GitHub: a signed `pull_request`
+//! webhook to the API, the scheduler's dispatch loop starting this build's `picket worker` as a
+//! plain process (which clones a real git repository, runs the pinned Semgrep with Picket's
+//! pack, begins its feedback through the API and posts with the installation token minted for
+//! its scan), and the scheduler's PR check loop completing the check. GitHub is
+//! picket-test-support's server, which checks every request against GitHub's OpenAPI
+//! description.
+
+use crate::webhooks::{pull_request, Hook, SECRET};
+use picket_core::ProjectId;
+use picket_db::projects::{self, NewProject};
+use picket_db::Db;
+use picket_scheduler::pr_checks::PrCheckConfig;
+use picket_scheduler::process::ProcessExecutor;
+use picket_scheduler::{SchedulerConfig, WorkerCommand};
+use picket_test_support::github::{
+    Fault, FaultKind, GitHubServer, TestCheckRun, TestPull, TestReviewComment,
+};
+use picket_tests::{id_of, picket_binary, semgrep_binary, TestApp, RULES_DIR};
+use serde_json::json;
+use sqlx::PgPool;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+const BLOCK_RULE: &str = "picket.python.code-injection";
+const COMMENT_RULE: &str = "picket.python.weak-hash";
+/// Left at the default mode, Monitor: stored, never shown on the PR.
+const MONITOR_RULE: &str = "picket.python.command-injection";
+
+/// `app.py` at the PR's first head: a Comment finding on line 6, a Block one on line 10, a
+/// Monitor one on line 14.
+const APP_V1: &str = "import hashlib\nimport os\n\n\ndef digest(data):\n    return hashlib.md5(data).hexdigest()\n\n\ndef run(expr):\n    return eval(expr)\n\n\ndef shell(cmd):\n    os.system(\"ls \" + cmd)\n";
+/// The second head fixes the Block finding (line 10) and keeps the others where they were.
+const APP_V2: &str = "import hashlib\nimport os\n\n\ndef digest(data):\n    return hashlib.md5(data).hexdigest()\n\n\ndef run(expr):\n    return int(expr)\n\n\ndef shell(cmd):\n    os.system(\"ls \" + cmd)\n";
+/// ...and adds two new Block findings, on lines 2 and 6 of another file.
+const MORE: &str =
+    "def load(text):\n    return eval(text)\n\n\ndef load_all(texts):\n    return [eval(t) for t in texts]\n";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()
+        .expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn commit(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
+    for (path, content) in files {
+        std::fs::write(dir.join(path), content).unwrap();
+    }
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", message]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+fn lines(text: &str) -> Vec<u64> {
+    (1..=text.lines().count() as u64).collect()
+}
+
+/// A `pr_checks` row, for failure messages: shown, last error, outcome, feedback begun.
+type CheckRow = (Option<String>, Option<String>, Option<String>, bool);
+
+struct World {
+    app: TestApp,
+    server: GitHubServer,
+    hook: Hook,
+    repo_id: u64,
+    installation: u64,
+    dir: tempfile::TempDir,
+    stop: CancellationToken,
+    scheduler: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl World {
+    async fn new(pool: PgPool) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("app");
+        std::fs::create_dir(&repo).unwrap();
+        git(&repo, &["init", "-q", "-b", "main"]);
+        commit(&repo, &[("README.md", "# app\n")], "base");
+        let clone_url = reqwest::Url::from_file_path(&repo).unwrap().to_string();
+
+        let server = GitHubServer::start().await;
+        let gh_app = server.add_app("picket");
+        let installation = server.add_installation(gh_app.id, "acme");
+        let repo_id = server.add_repo(installation, "acme/app", "main", &clone_url);
+        let app = TestApp::start(pool).await;
+        let conn = app
+            .admin()
+            .post(
+                "/api/v1/connections",
+                json!({
+                    "provider": "github", "name": "acme", "base_url": server.api_url(),
+                    "credentials": {"app_id": gh_app.id, "private_key": gh_app.private_key_pem,
+                                    "webhook_secret": SECRET},
+                }),
+            )
+            .await
+            .expect(201);
+        // A file:// project (its repository is on this machine), added as `picket run` adds
+        // one, and attached to the App's installation as the installation webhook does.
+        let mut tx = app.pool.begin().await.unwrap();
+        let added = projects::add_many(
+            &mut tx,
+            app.org_id,
+            &[NewProject {
+                connection_id: id_of(&conn).parse::<uuid::Uuid>().unwrap().into(),
+                provider_repo_id: repo_id.to_string(),
+                full_name: "acme/app".into(),
+                clone_url,
+                default_branch: "main".into(),
+            }],
+            None,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap()
+        .expect("the project is added");
+        tx.commit().await.unwrap();
+        let project: ProjectId = added[0].project.id;
+        sqlx::query("UPDATE projects SET provider_installation_id = $2 WHERE id = $1")
+            .bind(project.0)
+            .bind(installation.to_string())
+            .execute(&app.pool)
+            .await
+            .unwrap();
+        app.admin()
+            .put(
+                "/api/v1/policies/team",
+                json!({"rules": {BLOCK_RULE: "block", COMMENT_RULE: "comment"}}),
+            )
+            .await
+            .expect(201);
+        let hook = Hook {
+            http: reqwest::Client::new(),
+            url: format!("{}/webhooks/github/{}", app.base, id_of(&conn)),
+            secret: SECRET.to_owned(),
+        };
+        let mut world = World {
+            app,
+            server,
+            hook,
+            repo_id,
+            installation,
+            dir,
+            stop: CancellationToken::new(),
+            scheduler: None,
+        };
+        world.start_scheduler().await;
+        world
+    }
+
+    fn repo(&self) -> std::path::PathBuf {
+        self.dir.path().join("app")
+    }
+
+    /// The scheduler as `picket scheduler` runs it, with this build's worker as plain processes.
+    async fn start_scheduler(&mut self) {
+        let installation = picket_db::installation::id(&self.app.pool).await.unwrap();
+        let semgrep = std::fs::canonicalize(semgrep_binary()).unwrap();
+        let worker = WorkerCommand {
+            program: picket_binary(),
+            args: vec!["worker".into()],
+            env: vec![
+                ("PICKET_API_URL".into(), self.app.base.clone()),
+                ("PICKET_SEMGREP".into(), semgrep.display().to_string()),
+                ("PICKET_RULES_DIR".into(), RULES_DIR.into()),
+                // The repository is a file:// one, as under `picket run`.
+                ("PICKET_ALLOW_LOCAL_REPOS".into(), "true".into()),
+            ],
+        };
+        let mut cfg = SchedulerConfig::new("pr-feedback-e2e");
+        cfg.slots = 2;
+        cfg.poll = Duration::from_millis(100);
+        cfg.providers = Some(Arc::new(picket_vcs::Registry::new(
+            Arc::new(picket_db::connections::CredentialStore::new(
+                self.app.pool.clone(),
+                Arc::new(self.app.cipher()),
+            )),
+            picket_vcs::github::api::ClientOptions::new(picket_vcs::github::DEFAULT_API_URL),
+        )));
+        cfg.pr_checks = PrCheckConfig {
+            idle: Duration::from_millis(100),
+            recheck: Duration::from_millis(300),
+            public_url: Some("https://picket.example".into()),
+        };
+        self.scheduler = Some(tokio::spawn(picket_scheduler::run(
+            Db::from_pool(self.app.pool.clone()),
+            ProcessExecutor::new(installation, worker),
+            cfg,
+            self.stop.clone(),
+        )));
+    }
+
+    /// Points the PR at `head` (its ref, GitHub's record and its diff's lines) and delivers the
+    /// webhook `action`.
+    async fn push(&self, action: &str, delivery: &str, head: &str, files: &[(&str, &str)]) {
+        git(&self.repo(), &["update-ref", "refs/pull/7/head", head]);
+        let base = git(&self.repo(), &["rev-parse", "main"]);
+        let pull = TestPull {
+            number: 7,
+            head_sha: head.into(),
+            head_ref: "feature".into(),
+            base_ref: "main".into(),
+            base_sha: base.clone(),
+            merge_base: base,
+            title: "Add app".into(),
+            author: "alice".into(),
+            ..TestPull::default()
+        };
+        if action == "opened" {
+            self.server.add_pull(self.repo_id, pull);
+        } else {
+            self.server
+                .update_pull(self.repo_id, 7, |p| p.head_sha = head.into());
+        }
+        for (path, text) in files {
+            self.server
+                .set_diff_lines(self.repo_id, 7, path, &lines(text));
+        }
+        let mut payload = pull_request(action, self.repo_id as i64, 7, head);
+        payload["installation"]["id"] = json!(self.installation);
+        payload["pull_request"]["base"]["ref"] = json!("main");
+        payload["pull_request"]["head"]["ref"] = json!("feature");
+        self.hook
+            .deliver("pull_request", delivery, &payload)
+            .await
+            .outcome(202, "scan_queued");
+    }
+
+    /// The completed check of `head`, waiting for it.
+    async fn completed_check(&self, head: &str) -> TestCheckRun {
+        let deadline = Instant::now() + Duration::from_secs(150);
+        loop {
+            let runs: Vec<TestCheckRun> = self
+                .server
+                .check_runs(self.repo_id)
+                .into_iter()
+                .filter(|c| c.head_sha == head)
+                .collect();
+            assert!(runs.len() <= 1, "one check per head: {runs:#?}");
+            if let Some(run) = runs.into_iter().find(|c| c.status == "completed") {
+                return run;
+            }
+            if Instant::now() > deadline {
+                let scans: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT kind::text, state::text, error_code, error_message FROM scans",
+                )
+                .fetch_all(&self.app.pool)
+                .await
+                .unwrap();
+                let checks: Vec<CheckRow> = sqlx::query_as(
+                    "SELECT shown, last_error, feedback_outcome::text, feedback IS NOT NULL
+                         FROM pr_checks",
+                )
+                .fetch_all(&self.app.pool)
+                .await
+                .unwrap();
+                panic!(
+                    "no completed check for {head}\nscans: {scans:#?}\nchecks: {checks:#?}\n\
+                     requests: {:#?}",
+                    self.server
+                        .requests()
+                        .iter()
+                        .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+                        .collect::<Vec<_>>()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Picket's inline comments (not replies), oldest first.
+    fn inline(&self) -> Vec<TestReviewComment> {
+        self.server
+            .review_comments(self.repo_id, 7)
+            .into_iter()
+            .filter(|c| c.in_reply_to.is_none())
+            .collect()
+    }
+
+    async fn stop(mut self) -> GitHubServer {
+        self.stop.cancel();
+        if let Some(s) = self.scheduler.take() {
+            s.await.unwrap();
+        }
+        self.server
+    }
+}
+
+fn rule_of(c: &TestReviewComment) -> &'static str {
+    [BLOCK_RULE, COMMENT_RULE, MONITOR_RULE]
+        .into_iter()
+        .find(|r| c.body.contains(r))
+        .unwrap_or_else(|| panic!("no known rule in {}", c.body))
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_pull_request_gets_inline_comments_a_summary_and_a_check_and_a_push_updates_them(
+    pool: PgPool,
+) {
+    let w = World::new(pool).await;
+    let repo = w.repo();
+    git(&repo, &["checkout", "-q", "-b", "feature"]);
+    let head1 = commit(&repo, &[("app.py", APP_V1)], "add app");
+    w.push("opened", "d-open", &head1, &[("app.py", APP_V1)])
+        .await;
+
+    let check = w.completed_check(&head1).await;
+    // A new Block finding fails the check; its annotations are the Block and Comment findings.
+    assert_eq!(check.conclusion.as_deref(), Some("failure"), "{check:#?}");
+    assert_eq!(check.name, "Picket");
+    let levels: Vec<(&str, u64)> = check
+        .annotations
+        .iter()
+        .map(|a| {
+            (
+                a["annotation_level"].as_str().unwrap(),
+                a["start_line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(levels, [("failure", 10), ("warning", 6)]);
+    // One inline comment per commented finding, on its line, by the App; none for Monitor.
+    let first = w.inline();
+    let placed: Vec<(&str, Option<u64>, &str)> = first
+        .iter()
+        .map(|c| (c.path.as_str(), c.line, rule_of(c)))
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("app.py", Some(10), BLOCK_RULE),
+            ("app.py", Some(6), COMMENT_RULE)
+        ]
+    );
+    assert!(first.iter().all(|c| c.author == "picket[bot]"
+        && c.commit_id == head1
+        && c.body.starts_with("<!-- picket:finding ")));
+    let summaries = w.server.issue_comments(w.repo_id, 7);
+    assert_eq!(summaries.len(), 1, "{summaries:#?}");
+    assert!(summaries[0].body.starts_with("<!-- picket:summary -->"));
+    assert_eq!(summaries[0].author, "picket[bot]");
+    let first_summary = summaries[0].body.clone();
+    // The worker posted the comments; the control plane completed the check.
+    let posted_by: String = sqlx::query_scalar(
+        "SELECT c.feedback_outcome->>'posted_by' FROM pr_checks c JOIN scans s ON s.id = c.scan_id
+         WHERE s.commit_sha = $1",
+    )
+    .bind(&head1)
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(posted_by, "worker");
+
+    // A push fixes the Block finding of app.py and adds one in more.py.
+    let head2 = commit(
+        &repo,
+        &[("app.py", APP_V2), ("more.py", MORE)],
+        "fix run, add load",
+    );
+    w.push(
+        "synchronize",
+        "d-sync",
+        &head2,
+        &[("app.py", APP_V2), ("more.py", MORE)],
+    )
+    .await;
+    let check = w.completed_check(&head2).await;
+    assert_eq!(check.conclusion.as_deref(), Some("failure"), "{check:#?}");
+    let after = w.inline();
+    assert_eq!(
+        after.len(),
+        4,
+        "two comments added, none duplicated: {after:#?}"
+    );
+    let fixed = after.iter().find(|c| c.id == first[0].id).unwrap();
+    assert!(
+        fixed.thread_resolved,
+        "the fixed finding's thread is resolved"
+    );
+    let kept = after.iter().find(|c| c.id == first[1].id).unwrap();
+    assert!(
+        !kept.thread_resolved,
+        "the remaining finding keeps its comment"
+    );
+    let added: Vec<(&str, Option<u64>, &str, &str)> = after[2..]
+        .iter()
+        .map(|c| (c.path.as_str(), c.line, rule_of(c), c.commit_id.as_str()))
+        .collect();
+    assert_eq!(
+        added,
+        [
+            ("more.py", Some(2), BLOCK_RULE, head2.as_str()),
+            ("more.py", Some(6), BLOCK_RULE, head2.as_str())
+        ]
+    );
+    let summaries = w.server.issue_comments(w.repo_id, 7);
+    assert_eq!(summaries.len(), 1, "the summary is edited in place");
+    assert_ne!(summaries[0].body, first_summary);
+    assert!(
+        summaries[0].body.contains("3 new findings"),
+        "{}",
+        summaries[0].body
+    );
+
+    // Redelivering the same push posts nothing new.
+    let before = (
+        w.server.review_comments(w.repo_id, 7).len(),
+        w.server.issue_comments(w.repo_id, 7),
+    );
+    let mut payload = pull_request("synchronize", w.repo_id as i64, 7, &head2);
+    payload["installation"]["id"] = json!(w.installation);
+    w.hook
+        .deliver("pull_request", "d-sync", &payload)
+        .await
+        .outcome(200, "duplicate");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        (
+            w.server.review_comments(w.repo_id, 7).len(),
+            w.server.issue_comments(w.repo_id, 7)
+        ),
+        before
+    );
+
+    // Tokens: one per scan, for that repository alone (the worker's), and one installation-wide
+    // token per control-plane process, cached: the API's (it asks the compare API for a PR
+    // scan's merge base) and the scheduler's (all its check moves).
+    let minted = w.server.minted_tokens();
+    let scoped = minted
+        .iter()
+        .filter(|m| m.repository_ids == Some(vec![w.repo_id]))
+        .count();
+    let scans: i64 = sqlx::query_scalar("SELECT count(*) FROM scans")
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap();
+    assert_eq!(scoped as i64, scans, "{minted:#?}");
+    assert_eq!(minted.len() - scoped, 2, "{minted:#?}");
+
+    let server = w.stop().await;
+    assert!(server.violations().is_empty(), "{:#?}", server.violations());
+}
+
+/// A scan's state and error code, by head commit.
+async fn scan_of(w: &World, head: &str) -> (String, Option<String>) {
+    sqlx::query_as("SELECT state::text, error_code FROM scans WHERE commit_sha = $1")
+        .bind(head)
+        .fetch_one(&w.app.pool)
+        .await
+        .unwrap()
+}
+
+async fn until_scan(w: &World, head: &str, state: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while scan_of(w, head).await.0 != state {
+        assert!(Instant::now() < deadline, "{head} never {state}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every text Picket showed on the PR: comment bodies, the checks' outputs and annotations.
+fn everything_shown(server: &GitHubServer, repo_id: u64) -> String {
+    let mut all = String::new();
+    for c in server.review_comments(repo_id, 7) {
+        all.push_str(&c.body);
+    }
+    for c in server.issue_comments(repo_id, 7) {
+        all.push_str(&c.body);
+    }
+    for run in server.check_runs(repo_id) {
+        all.push_str(&format!("{:?}{:?}", run.output, run.annotations));
+    }
+    all
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn past_the_deadline_the_check_passes_and_the_late_result_only_comments(pool: PgPool) {
+    const KEY: &str = "AKIAR23JLIV2UHUTCQXH";
+    let mut w = World::new(pool).await;
+    // The scans wait: only the PR check loop runs at first.
+    w.stop.cancel();
+    w.scheduler.take().unwrap().await.unwrap();
+    w.stop = CancellationToken::new();
+    w.app
+        .admin()
+        .put(
+            "/api/v1/policies/secrets",
+            json!({"rules": {"picket.secrets.aws-access-key-id": "comment"}}),
+        )
+        .await
+        .expect(201);
+    let repo = w.repo();
+    git(&repo, &["checkout", "-q", "-b", "feature"]);
+    let config = format!("AWS_ACCESS_KEY_ID = \"{KEY}\"\n");
+    let head = commit(
+        &repo,
+        &[("app.py", APP_V1), ("config.py", &config)],
+        "add app",
+    );
+    // A PR from a fork: its head is fetched from the base repository's refs/pull/7/head.
+    w.server.add_pull(
+        w.repo_id,
+        TestPull {
+            number: 7,
+            head_sha: head.clone(),
+            head_ref: "feature".into(),
+            base_ref: "main".into(),
+            from_fork: true,
+            author: "mallory".into(),
+            ..TestPull::default()
+        },
+    );
+    git(&repo, &["update-ref", "refs/pull/7/head", &head]);
+    git(&repo, &["checkout", "-q", "main"]);
+    git(&repo, &["branch", "-D", "feature"]);
+    w.server
+        .set_diff_lines(w.repo_id, 7, "app.py", &lines(APP_V1));
+    w.server
+        .set_diff_lines(w.repo_id, 7, "config.py", &lines(&config));
+    let mut payload = pull_request("opened", w.repo_id as i64, 7, &head);
+    payload["installation"]["id"] = json!(w.installation);
+    payload["pull_request"]["base"]["ref"] = json!("main");
+    payload["pull_request"]["head"]["ref"] = json!("feature");
+    payload["pull_request"]["head"]["repo"]["id"] = json!(999_999);
+    payload["pull_request"]["head"]["repo"]["full_name"] = json!("mallory/app");
+    w.hook
+        .deliver("pull_request", "d-fork", &payload)
+        .await
+        .outcome(202, "scan_queued");
+    // The org's deadline passes before any worker ran: the check passes, saying why.
+    sqlx::query("UPDATE pr_checks SET fail_open_at = now(), next_attempt_at = now()")
+        .execute(&w.app.pool)
+        .await
+        .unwrap();
+    let registry = Arc::new(picket_vcs::Registry::new(
+        Arc::new(picket_db::connections::CredentialStore::new(
+            w.app.pool.clone(),
+            Arc::new(w.app.cipher()),
+        )),
+        picket_vcs::github::api::ClientOptions::new(picket_vcs::github::DEFAULT_API_URL),
+    ));
+    let checks_only = tokio::spawn(picket_scheduler::pr_checks::run(
+        Db::from_pool(w.app.pool.clone()),
+        registry,
+        PrCheckConfig::default(),
+        w.stop.clone(),
+    ));
+    let check = w.completed_check(&head).await;
+    assert_eq!(check.conclusion.as_deref(), Some("success"));
+    assert_eq!(check.output.title.as_deref(), Some("Picket did not finish"));
+    w.stop.cancel();
+    checks_only.await.unwrap();
+    w.stop = CancellationToken::new();
+
+    // The scan runs late: its Block finding is commented, but the check stays green.
+    w.start_scheduler().await;
+    until_scan(&w, &head, "succeeded").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while w.inline().len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no late comments: {:#?}",
+            w.inline()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let runs = w.server.check_runs(w.repo_id);
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (
+            runs[0].conclusion.as_deref(),
+            runs[0].output.title.as_deref()
+        ),
+        (Some("success"), Some("Picket did not finish"))
+    );
+    let mut placed: Vec<(String, Option<u64>)> = w
+        .inline()
+        .iter()
+        .map(|c| (c.path.clone(), c.line))
+        .collect();
+    placed.sort();
+    assert_eq!(
+        placed,
+        [
+            ("app.py".to_owned(), Some(6)),
+            ("app.py".to_owned(), Some(10)),
+            ("config.py".to_owned(), Some(1))
+        ]
+    );
+    // The secret is shown only in its redacted form, anywhere.
+    let shown = everything_shown(&w.server, w.repo_id);
+    assert!(!shown.contains(KEY), "the secret leaked: {shown}");
+    assert!(!shown.contains(&KEY[4..16]), "part of the secret leaked");
+    let secret_comment = w
+        .inline()
+        .into_iter()
+        .find(|c| c.path == "config.py")
+        .unwrap();
+    assert!(
+        secret_comment.body.contains("AKIA"),
+        "{}",
+        secret_comment.body
+    );
+
+    let server = w.stop().await;
+    assert!(server.violations().is_empty(), "{:#?}", server.violations());
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_push_during_a_running_scan_cancels_it_and_it_never_posts(pool: PgPool) {
+    let w = World::new(pool).await;
+    // The project's initial full scan first, so that the next token minted is the PR scan's.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (state,): (String,) =
+            sqlx::query_as("SELECT state::text FROM scans WHERE kind = 'full'")
+                .fetch_one(&w.app.pool)
+                .await
+                .unwrap();
+        if state == "succeeded" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the full scan is {state}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let repo = w.repo();
+    git(&repo, &["checkout", "-q", "-b", "feature"]);
+    let head1 = commit(&repo, &[("app.py", APP_V1)], "add app");
+    // GitHub is slow to mint tokens for a while: the first scan stays running meanwhile.
+    w.server.inject(Fault {
+        path_contains: "/access_tokens".into(),
+        kind: FaultKind::Delay(Duration::from_secs(4)),
+        times: 3,
+    });
+    w.push("opened", "d-1", &head1, &[("app.py", APP_V1)]).await;
+    until_scan(&w, &head1, "running").await;
+    let head2 = commit(&repo, &[("app.py", APP_V2)], "fix");
+    w.push("synchronize", "d-2", &head2, &[("app.py", APP_V2)])
+        .await;
+    assert_eq!(
+        scan_of(&w, &head1).await,
+        ("cancelled".to_owned(), Some("superseded".to_owned()))
+    );
+    let check = w.completed_check(&head2).await;
+    assert_eq!(check.conclusion.as_deref(), Some("success"), "{check:#?}");
+    let old = w.completed_check(&head1).await;
+    assert_eq!(old.conclusion.as_deref(), Some("neutral"));
+    // Give the cancelled scan's worker time to have posted, had it been allowed to.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let comments = w.server.review_comments(w.repo_id, 7);
+    assert_eq!(comments.len(), 1, "{comments:#?}");
+    assert_eq!(
+        comments[0].commit_id, head2,
+        "only the new head is commented"
+    );
+    assert_eq!(rule_of(&comments[0]), COMMENT_RULE);
+    assert_eq!(w.server.issue_comments(w.repo_id, 7).len(), 1);
+
+    let server = w.stop().await;
+    assert!(server.violations().is_empty(), "{:#?}", server.violations());
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn feedback_the_worker_could_not_post_is_posted_by_the_control_plane(pool: PgPool) {
+    let w = World::new(pool).await;
+    let repo = w.repo();
+    git(&repo, &["checkout", "-q", "-b", "feature"]);
+    let head = commit(&repo, &[("app.py", APP_V1)], "add app");
+    // GitHub fails the worker's review three times (the client's two retries included).
+    w.server.inject(Fault {
+        path_contains: "/pulls/7/reviews".into(),
+        kind: FaultKind::ServerError { status: 502 },
+        times: 3,
+    });
+    w.push("opened", "d-1", &head, &[("app.py", APP_V1)]).await;
+    let check = w.completed_check(&head).await;
+    assert_eq!(check.conclusion.as_deref(), Some("failure"));
+    let placed: Vec<(String, Option<u64>)> = w
+        .inline()
+        .iter()
+        .map(|c| (c.path.clone(), c.line))
+        .collect();
+    assert_eq!(
+        placed,
+        [
+            ("app.py".to_owned(), Some(10)),
+            ("app.py".to_owned(), Some(6))
+        ]
+    );
+    assert_eq!(w.server.issue_comments(w.repo_id, 7).len(), 1);
+    let posted_by: String = sqlx::query_scalar(
+        "SELECT feedback_outcome->>'posted_by' FROM pr_checks WHERE feedback_outcome IS NOT NULL",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(posted_by, "control_plane");
+    let server = w.stop().await;
+    assert!(server.violations().is_empty(), "{:#?}", server.violations());
+}
