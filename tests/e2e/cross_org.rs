@@ -30,6 +30,8 @@ enum Expect {
     OwnOrg(u16),
     /// 401 problem `unauthorized`: the worker routes take only a per-scan token.
     Unauthorized,
+    /// This problem: a route that takes no token and addresses nothing of org `a` by id.
+    Problem(u16, &'static str),
 }
 
 struct Probe {
@@ -59,7 +61,15 @@ fn probe(
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn another_org_cannot_reach_any_object(pool: PgPool) {
-    let app = TestApp::start(pool).await;
+    // A public URL, so the App manifest flow can start.
+    let app = TestApp::start_with(
+        pool,
+        picket_api::ApiConfig {
+            public_url: Some("https://picket.example.test".into()),
+            ..Default::default()
+        },
+    )
+    .await;
     let a = app.admin();
     // Org a: a member token, a used and an unused connection, two projects (one with a finished
     // scan, one with a queued scan), a policy.
@@ -263,6 +273,46 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             format!("/api/v1/connections/{conn}/deliveries/a-delivery"),
             None,
             NotFound,
+        ),
+        probe(
+            Method::GET,
+            "/api/v1/connections/{id}/check",
+            format!("/api/v1/connections/{conn}/check"),
+            None,
+            NotFound,
+        ),
+        probe(
+            Method::GET,
+            "/api/v1/connections/{id}/repositories",
+            format!("/api/v1/connections/{conn}/repositories"),
+            None,
+            NotFound,
+        ),
+        probe(
+            Method::POST,
+            "/api/v1/connections/{id}/repositories",
+            format!("/api/v1/connections/{conn}/repositories"),
+            Some(json!({"select": "all"})),
+            NotFound,
+        ),
+        probe(
+            Method::POST,
+            "/api/v1/connections/github/manifest",
+            "/api/v1/connections/github/manifest".into(),
+            Some(json!({"name": "b-app"})),
+            OwnOrg(201),
+        ),
+        // No token is taken here: the manifest's state authenticates the callback, and org b
+        // holds none of org a's (each is 256 random bits, stored hashed).
+        probe(
+            Method::GET,
+            "/api/v1/connections/github/manifest/callback",
+            format!(
+                "/api/v1/connections/github/manifest/callback?code=x&state={}",
+                "0".repeat(64)
+            ),
+            None,
+            Problem(404, "manifest_state_unknown"),
         ),
         // No token is taken here: a delivery is authenticated by its signature under the
         // connection's secret, and org a's connection has none.
@@ -559,6 +609,9 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             Unauthorized => {
                 resp.problem(401, "unauthorized");
             }
+            Problem(status, code) => {
+                resp.problem(status, code);
+            }
         }
         // An id org b sent itself may be echoed back (e.g. "project <id> not found").
         let sent = format!(
@@ -593,8 +646,11 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
         .iter()
         .filter(|p| p.template.starts_with("/api/v1/worker/"))
         .collect();
+    // (Routes that take no token at all, the webhooks and the manifest callback, are left out.)
     for p in table.iter().filter(|p| {
-        !p.template.starts_with("/api/v1/worker/") && !p.template.starts_with("/webhooks/")
+        !p.template.starts_with("/api/v1/worker/")
+            && !p.template.starts_with("/webhooks/")
+            && !matches!(p.expect, Problem(..))
     }) {
         let resp = b_worker
             .send(p.method.clone(), &p.path, p.body.clone())

@@ -16,6 +16,7 @@ mod engine_reach;
 mod findings;
 mod installations;
 mod kubernetes;
+mod onboarding;
 mod ops;
 mod org;
 mod policies;

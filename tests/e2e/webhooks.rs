@@ -48,7 +48,7 @@ fn examples() -> &'static Value {
 }
 
 /// The first example of `event` with `action` (any, when `None`).
-fn example(event: &str, action: Option<&str>) -> Value {
+pub(crate) fn example(event: &str, action: Option<&str>) -> Value {
     examples()
         .as_array()
         .unwrap()
@@ -78,7 +78,7 @@ fn sha(n: u8) -> String {
     format!("{n:02x}").repeat(20)
 }
 
-fn sign(secret: &str, body: &[u8]) -> String {
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))

@@ -73,7 +73,18 @@ pub async fn create(
     cipher: &CredentialCipher,
     new: &NewConnection,
 ) -> Result<ConnectionRecord> {
-    let id = ConnectionId::new();
+    create_with_id(ex, cipher, ConnectionId::new(), new).await
+}
+
+/// [`create`] with an id drawn beforehand (the App manifest flow names the connection in the
+/// App's webhook URL before the connection exists). An id already used is a
+/// [`DbError::Conflict`] on `vcs_connections_pkey`.
+pub async fn create_with_id(
+    ex: impl PgExecutor<'_>,
+    cipher: &CredentialCipher,
+    id: ConnectionId,
+    new: &NewConnection,
+) -> Result<ConnectionRecord> {
     let sealed = new
         .credentials
         .as_ref()
@@ -137,6 +148,17 @@ pub async fn get(
     .await?
     .ok_or(DbError::NotFound)?;
     Ok(row.into())
+}
+
+/// Whether the org has a connection named `name`.
+pub async fn name_in_use(ex: impl PgExecutor<'_>, org: OrgId, name: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM vcs_connections WHERE org_id = $1 AND name = $2) AS "taken!""#,
+        org.0,
+        name
+    )
+    .fetch_one(ex)
+    .await?)
 }
 
 /// The constraint named by [`delete`] when projects still use the connection.

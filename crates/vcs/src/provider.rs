@@ -65,9 +65,14 @@ pub struct ConnectionCheck {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InstallationInfo {
     pub id: String,
+    /// The account (organization or user) it is installed on.
     pub account: String,
     pub repository_selection: Option<crate::event::RepositorySelection>,
     pub suspended: bool,
+    /// Permissions Picket needs that this installation has not granted (GitHub: the account's
+    /// owner has not accepted the App's updated permissions yet), named like
+    /// [`ConnectionCheck::missing_permissions`].
+    pub missing_permissions: Vec<String>,
 }
 
 /// What a minted credential may do.
@@ -123,12 +128,33 @@ pub trait SourceProvider: Send + Sync + fmt::Debug {
     /// The credential's identity, installations and missing permissions.
     async fn check(&self) -> Result<ConnectionCheck>;
 
-    /// The repositories the connection can see, a page at a time (`per_page` 1-100).
+    /// The repositories the connection can see, a page at a time (`per_page` 1-100), from the
+    /// start (`cursor` `None`) or from a [`Page::next`] this provider returned. A cursor it did
+    /// not make is refused before anything is sent: [`ErrorCode::Rejected`](crate::ErrorCode::Rejected)
+    /// without a `status`.
     async fn list_repositories(
         &self,
         cursor: Option<&str>,
         per_page: u32,
     ) -> Result<Page<Repository>>;
+
+    /// Every repository the connection can see: the whole listing, for adding them all at once.
+    /// The default pages through [`list_repositories`](Self::list_repositories) 100 at a time;
+    /// a provider may do it in fewer calls. Repositories come in listing order; one seen twice
+    /// (a listing that moved between pages) is kept once.
+    async fn all_repositories(&self) -> Result<Vec<Repository>> {
+        let mut all: Vec<Repository> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = self.list_repositories(cursor.as_deref(), 100).await?;
+            all.extend(page.items.into_iter().filter(|r| seen.insert(r.id.clone())));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
 
     /// One repository by its provider id, through the given installation.
     async fn repository(&self, repo: &RepoLocator) -> Result<Repository>;

@@ -66,6 +66,12 @@ impl Registry {
         }
     }
 
+    /// How this registry's clients reach providers (TLS trust, timeouts, retries): for calls made
+    /// outside any connection, such as the App manifest conversion.
+    pub fn options(&self) -> &crate::github::api::ClientOptions {
+        &self.options
+    }
+
     /// The connection's provider, as its credentials are now.
     pub async fn source(&self, connection: ConnectionId) -> Result<Arc<dyn SourceProvider>> {
         let stored = self.store.load(connection).await?;

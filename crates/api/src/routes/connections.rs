@@ -77,7 +77,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    fn new(c: ConnectionRecord, state: &AppState) -> Self {
+    pub(crate) fn new(c: ConnectionRecord, state: &AppState) -> Self {
         let webhook_url = (c.provider == Provider::Github).then(|| {
             format!(
                 "{}/webhooks/github/{}",
@@ -250,7 +250,7 @@ fn rsa_private_key(pem: &str) -> bool {
         || rsa::RsaPrivateKey::from_pkcs8_pem(pem).is_ok()
 }
 
-fn sealable(credentials: &AppCredentials) -> Result<SecretString, ApiError> {
+pub(crate) fn sealable(credentials: &AppCredentials) -> Result<SecretString, ApiError> {
     serde_json::to_string(credentials)
         .map(SecretString::from)
         .map_err(|e| ApiError::internal(&e))

@@ -5,6 +5,8 @@
 
 pub(crate) mod connections;
 mod findings;
+mod manifest;
+mod onboarding;
 mod org;
 mod policies;
 mod projects;
@@ -82,6 +84,8 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(org::router())
         .merge(tokens::router())
         .merge(connections::router())
+        .merge(onboarding::router())
+        .merge(manifest::router())
         .merge(projects::router())
         .merge(scans::router())
         .merge(findings::router())
@@ -113,15 +117,20 @@ fn standard_responses(doc: &mut utoipa::openapi::OpenApi) {
             let params = op.parameters.as_deref().unwrap_or_default();
             let mut add = vec![
                 (
-                    "401",
-                    "`unauthorized`: no token, or one that is unknown, revoked, expired or not valid here",
+                    "500",
+                    "`internal`: the server failed; its log has the details",
                 ),
-                ("500", "`internal`: the server failed; its log has the details"),
                 (
                     "503",
                     "`timeout`: the request took too long and was rolled back",
                 ),
             ];
+            if !takes_no_token(op) {
+                add.push((
+                    "401",
+                    "`unauthorized`: no token, or one that is unknown, revoked, expired or not valid here",
+                ));
+            }
             if params.iter().any(|p| p.parameter_in == ParameterIn::Path) {
                 add.push(("400", "`invalid_path`: a path parameter is refused"));
             }
@@ -164,6 +173,16 @@ fn standard_responses(doc: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
+}
+
+/// Whether an operation declares that it takes no token (`security: [{}]`: the webhook routes,
+/// authenticated by a signature, and the App manifest callback, by its state).
+fn takes_no_token(op: &utoipa::openapi::path::Operation) -> bool {
+    op.security.as_ref().is_some_and(|requirements| {
+        requirements.iter().all(|r| {
+            serde_json::to_value(r).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()))
+        })
+    })
 }
 
 /// A problem+json answer.
@@ -278,7 +297,11 @@ mod tests {
                 }
                 operations += 1;
                 let at = format!("{} {path}", method.to_uppercase());
-                let mut expected = vec!["401", "500", "503"];
+                let mut expected = vec!["500", "503"];
+                // An operation that takes no token (the manifest callback) never answers 401.
+                if op["security"] != serde_json::json!([{}]) {
+                    expected.push("401");
+                }
                 for p in op["parameters"].as_array().into_iter().flatten() {
                     let name = format!("{at} parameter {}", p["name"]);
                     unbounded(&doc, &p["schema"], &name, &mut problems);

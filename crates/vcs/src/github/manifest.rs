@@ -87,6 +87,8 @@ pub fn web_url_of(api_url: &str) -> String {
 struct Conversion {
     id: u64,
     slug: Option<String>,
+    name: Option<String>,
+    html_url: Option<String>,
     pem: String,
     webhook_secret: Option<String>,
 }
@@ -95,6 +97,11 @@ struct Conversion {
 #[derive(Debug)]
 pub struct CreatedApp {
     pub slug: Option<String>,
+    /// The App's name on GitHub (the manifest's, or what the admin typed instead).
+    pub name: Option<String>,
+    /// The App's page (`https://github.com/apps/<slug>`; GitHub Enterprise Server:
+    /// `https://<host>/github-apps/<slug>`), where it is installed from (`/installations/new`).
+    pub html_url: Option<String>,
     pub credentials: AppCredentials,
 }
 
@@ -117,6 +124,8 @@ pub async fn convert(code: &str, options: &ClientOptions) -> Result<CreatedApp> 
         })?;
     Ok(CreatedApp {
         slug: answer.slug,
+        name: answer.name,
+        html_url: answer.html_url,
         credentials: AppCredentials {
             app_id: answer.id,
             private_key: SecretString::from(answer.pem),

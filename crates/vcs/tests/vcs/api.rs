@@ -269,6 +269,32 @@ async fn repositories_are_listed_page_by_page_across_installations() {
         .await
         .unwrap_err();
     assert_eq!(bad.code, ErrorCode::Rejected);
+    assert_eq!(bad.status, None, "refused before anything was sent");
+
+    // The whole listing at once: the same repositories, the installations listed once.
+    let before = w.server.requests().len();
+    let mut all: Vec<(String, String)> = w
+        .provider
+        .all_repositories()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.installation_id.unwrap()))
+        .collect();
+    all.sort();
+    assert_eq!(all, expected);
+    let paths: Vec<String> = w.server.requests()[before..]
+        .iter()
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/app/installations",
+            "/installation/repositories",
+            "/installation/repositories"
+        ]
+    );
     w.assert_valid();
 }
 

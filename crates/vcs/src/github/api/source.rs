@@ -72,6 +72,9 @@ struct InstallationJson {
     account: Option<AccountJson>,
     repository_selection: Option<String>,
     suspended_at: Option<String>,
+    /// What the installation granted (may lag behind the App's, until the owner accepts).
+    #[serde(default)]
+    permissions: Map<String, Value>,
 }
 
 #[derive(Deserialize)]
@@ -358,7 +361,8 @@ impl SourceProvider for GitHubApp {
         Provider::Github
     }
 
-    /// `GET /app` (slug, permissions, events) and `GET /app/installations`.
+    /// `GET /app` (slug, permissions, events) and `GET /app/installations` (each installation's
+    /// account, selection, suspension and granted permissions).
     async fn check(&self) -> Result<ConnectionCheck> {
         let app: AppJson = self
             .http
@@ -380,6 +384,7 @@ impl SourceProvider for GitHubApp {
                     _ => None,
                 },
                 suspended: i.suspended_at.is_some(),
+                missing_permissions: policy::missing_permissions(&i.permissions),
             })
             .collect();
         Ok(ConnectionCheck {
@@ -471,6 +476,43 @@ impl SourceProvider for GitHubApp {
                 next: next.map(RepoCursor::encode),
             });
         }
+    }
+
+    /// `GET /app/installations` once, then each active installation's repositories
+    /// (`GET /installation/repositories`, 100 a page, following the `Link` header): half the
+    /// calls of paging through [`list_repositories`](SourceProvider::list_repositories), which
+    /// lists the installations again for every page.
+    async fn all_repositories(&self) -> Result<Vec<Repository>> {
+        let mut all: Vec<Repository> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for installation in self.installations().await? {
+            if installation.suspended_at.is_some() {
+                continue;
+            }
+            let mut page = 1;
+            loop {
+                let reply = self
+                    .send_as(
+                        installation.id,
+                        Method::GET,
+                        &format!("/installation/repositories?per_page=100&page={page}"),
+                    )
+                    .await?;
+                let listed: InstallationReposJson = reply.json()?;
+                all.extend(
+                    listed
+                        .repositories
+                        .into_iter()
+                        .filter(|r| seen.insert(r.id))
+                        .map(|r| repository(r, installation.id)),
+                );
+                match reply.next_page() {
+                    Some(next) if next > page => page = next,
+                    _ => break,
+                }
+            }
+        }
+        Ok(all)
     }
 
     /// `GET /repos/{owner}/{repo}`; when that name is gone (404, or GitHub's 301 for a renamed or

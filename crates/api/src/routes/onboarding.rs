@@ -1,0 +1,667 @@
+//! Onboarding through a connection: check it, list what it can see, add repositories in bulk.
+//!
+//! - `GET /api/v1/connections/{id}/check`: the credential's identity (a GitHub App's slug), its
+//!   installations (account, repository selection, suspended, permissions not granted) and the
+//!   permissions and events Picket needs that the App lacks, by name.
+//! - `GET /api/v1/connections/{id}/repositories`: the repositories the connection's installations
+//!   can see, a page at a time (the provider's opaque cursor), each with its project when it is
+//!   already one.
+//! - `POST /api/v1/connections/{id}/repositories`: adds the chosen repositories (by provider id),
+//!   or all of them, or all of them and every repository an installation gains later (the
+//!   connection's `follow_installations`, which the installation webhooks read).
+//!
+//! Adding lists first, then writes: every repository comes from the provider's listing (the
+//! client sends ids only), the whole listing is read before anything is written
+//! ([`SourceProvider::all_repositories`]: GitHub lists the installations once, then each one's
+//! repositories 100 a page), so a provider error midway writes nothing. Then one transaction: repositories already projects are left as
+//! they are (reported `already_present`; their installation is recorded and a project disabled
+//! because the installation had lost it is enabled again, since the listing shows it can see it
+//! now), the others become projects by the project rules (weekly slot, initial full scan), in
+//! batches of [`ADD_BATCH`] rows per statement.
+//!
+//! Provider errors are problems with picket-vcs's codes: 503 when trying again later may work
+//! (`provider_rate_limited`, `provider_unavailable`, `provider_unreachable`), 502 otherwise.
+
+use crate::constraints::{self, Text};
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery, Caller};
+use crate::routes::not_found_as;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use picket_core::{ConnectionId, OrgId, ProjectId};
+use picket_db::projects::{self, AddRefused, NewProject};
+use picket_db::{connections, webhooks};
+use picket_vcs::event::RepositorySelection;
+use picket_vcs::provider::Repository;
+use picket_vcs::{ErrorCode, SourceProvider};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use time::OffsetDateTime;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+/// Most repository ids one `chosen` request may name (as many as `POST /api/v1/projects` adds).
+pub const MAX_CHOSEN: usize = crate::routes::projects::MAX_PROJECTS_PER_REQUEST;
+/// Projects written per statement when adding (each batch inserts its projects and queues their
+/// initial scans in two statements).
+pub const ADD_BATCH: usize = 1000;
+/// Repositories per page of the listing route when `per_page` is not given (GitHub's default).
+pub const DEFAULT_PER_PAGE: i64 = 30;
+/// Most repositories per page of the listing route (GitHub's largest page).
+pub const MAX_PER_PAGE: i64 = 100;
+
+/// A provider's listing cursor as the API passes it through: opaque, URL-safe.
+pub const PROVIDER_CURSOR: Text = Text {
+    min: 1,
+    max: 200,
+    pattern: "^[A-Za-z0-9._~-]*$",
+    forbidden: &[],
+    reserved: &[],
+    expected: "a `next_cursor` this listing returned (1-200 characters of A-Z a-z 0-9 . _ ~ -)",
+};
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(check_connection))
+        .routes(routes!(list_repositories, add_repositories))
+}
+
+fn providers_unavailable() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "providers_unavailable",
+        "this API cannot reach providers (no registry configured)",
+    )
+}
+
+/// The live provider of one of the org's connections. 404 when the connection is not the org's;
+/// 409 `no_provider_client` when it has nothing to reach a provider with (no credentials, a
+/// provider Picket has no client for yet, or a GitHub connection holding a token instead of an
+/// App's credentials).
+pub(crate) async fn provider_of(
+    state: &AppState,
+    org: OrgId,
+    id: ConnectionId,
+) -> Result<Arc<dyn SourceProvider>, ApiError> {
+    let connection = connections::get(state.db().pool(), org, id)
+        .await
+        .map_err(|e| not_found_as(e, "connection"))?;
+    let no_client = |why: &str| {
+        ApiError::conflict(
+            "no_provider_client",
+            format!("this connection cannot be used to reach its provider: {why}"),
+        )
+    };
+    if !connection.has_credentials {
+        return Err(no_client("it holds no credentials"));
+    }
+    let registry = state.providers().ok_or_else(providers_unavailable)?;
+    registry.source(id).await.map_err(|e| match e.code {
+        ErrorCode::BadConfig => no_client(&e.message),
+        _ => e.into(),
+    })
+}
+
+/// One installation of the connection's App.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckedInstallation {
+    /// The provider's installation id (GitHub App installation id).
+    #[schema(schema_with = constraints::repo_text)]
+    pub id: String,
+    /// The account (organization or user) it is installed on.
+    pub account: String,
+    /// `all`: every repository of the account; `selected`: the ones its owner picked.
+    #[schema(schema_with = selection_schema)]
+    pub repository_selection: Option<&'static str>,
+    /// Suspended installations give no access: their projects are disabled.
+    pub suspended: bool,
+    /// Permissions Picket needs that this installation has not granted yet (its owner has not
+    /// accepted the App's updated permissions), as `name: level`.
+    pub missing_permissions: Vec<String>,
+}
+
+fn selection_schema() -> utoipa::openapi::schema::Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .enum_values(Some([
+            serde_json::json!("all"),
+            serde_json::json!("selected"),
+            serde_json::Value::Null,
+        ]))
+        .build()
+}
+
+/// What a connection is and what it may do.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConnectionCheck {
+    /// Who the credential stands for: a GitHub App's slug.
+    pub identity: String,
+    /// The App's installations, by id.
+    pub installations: Vec<CheckedInstallation>,
+    /// Permissions Picket needs that the App does not request, as `name: level` (GitHub's
+    /// names: `metadata: read`, `contents: read`, `pull_requests: write`, `checks: write`).
+    pub missing_permissions: Vec<String>,
+    /// Webhook events Picket needs that the App does not subscribe to (`pull_request`,
+    /// `issue_comment`, `pull_request_review_comment`).
+    pub missing_events: Vec<String>,
+    /// Nothing is missing, and at least one installation is active with every permission
+    /// granted.
+    pub ready: bool,
+}
+
+/// Check a connection (admin or member): the App's identity, its installations and what it
+/// lacks. Calls the provider (GitHub: `GET /app`, `GET /app/installations`).
+#[utoipa::path(get, path = "/api/v1/connections/{id}/check", tag = "connections",
+    params(ApiPath<ConnectionId>),
+    responses(
+        (status = 200, body = ConnectionCheck),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`no_provider_client`: the connection holds nothing to reach its provider with (no credentials, or not a GitHub App's)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The provider refused or answered wrongly: `provider_unauthorized` (wrong App id or key), `provider_forbidden`, `provider_not_found`, `provider_rejected`, `provider_bad_response`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`provider_rate_limited`, `provider_unavailable`, `provider_unreachable`: try again later; `providers_unavailable`; `timeout`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn check_connection(
+    caller: Caller,
+    ApiPath(id): ApiPath<ConnectionId>,
+    State(state): State<AppState>,
+) -> Result<Json<ConnectionCheck>, ApiError> {
+    let source = provider_of(&state, caller.org_id, id).await?;
+    let check = source.check().await?;
+    let installations: Vec<CheckedInstallation> = check
+        .installations
+        .into_iter()
+        .map(|i| CheckedInstallation {
+            id: i.id,
+            account: i.account,
+            repository_selection: i.repository_selection.map(|s| match s {
+                RepositorySelection::All => "all",
+                RepositorySelection::Selected => "selected",
+            }),
+            suspended: i.suspended,
+            missing_permissions: i.missing_permissions,
+        })
+        .collect();
+    let ready = check.missing_permissions.is_empty()
+        && check.missing_events.is_empty()
+        && installations
+            .iter()
+            .any(|i| !i.suspended && i.missing_permissions.is_empty());
+    Ok(Json(ConnectionCheck {
+        identity: check.identity,
+        installations,
+        missing_permissions: check.missing_permissions,
+        missing_events: check.missing_events,
+        ready,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RepositoryQuery {
+    /// From the previous page's `next_cursor` (opaque: the provider's).
+    #[param(schema_with = cursor_schema)]
+    pub cursor: Option<String>,
+    /// 1-100, default 30.
+    #[param(minimum = 1, maximum = 100)]
+    pub per_page: Option<i64>,
+}
+
+fn cursor_schema() -> utoipa::openapi::schema::Object {
+    PROVIDER_CURSOR.schema()
+}
+
+/// A repository the connection can see.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisibleRepository {
+    /// The provider's id of the repository (stable across renames): what
+    /// `POST /api/v1/connections/{id}/repositories` takes.
+    pub provider_repo_id: String,
+    /// `owner/name`.
+    pub full_name: String,
+    pub clone_url: String,
+    pub default_branch: String,
+    pub private: bool,
+    pub archived: bool,
+    /// The installation (GitHub App installation id) through which the connection sees it.
+    pub installation_id: Option<String>,
+    /// The Picket project of this repository on this connection, when it is already one.
+    pub project_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VisibleRepositoryPage {
+    pub items: Vec<VisibleRepository>,
+    /// Pass as `cursor` to get the next page; absent on the last page. A page may hold fewer
+    /// than `per_page` repositories (GitHub: the last page of one installation) and still have a
+    /// next one.
+    pub next_cursor: Option<String>,
+}
+
+/// A provider error on a call made with the client's cursor: a cursor the provider did not make
+/// is the client's mistake (400 naming `cursor`), anything else the provider's.
+fn listing_error(e: picket_vcs::VcsError, had_cursor: bool) -> ApiError {
+    if had_cursor && e.code == ErrorCode::Rejected && e.status.is_none() {
+        ApiError::invalid_query(
+            "cursor",
+            "not a cursor of this listing (pass a `next_cursor` it returned)",
+        )
+    } else {
+        e.into()
+    }
+}
+
+/// The repositories the connection's installations can see (admin or member), a page at a time,
+/// installation after installation (suspended installations are skipped), each with its project
+/// when it is already one. Calls the provider (GitHub: `GET /app/installations`, then
+/// `GET /installation/repositories` with each installation's token).
+#[utoipa::path(get, path = "/api/v1/connections/{id}/repositories", tag = "connections",
+    params(ApiPath<ConnectionId>, RepositoryQuery),
+    responses(
+        (status = 200, body = VisibleRepositoryPage),
+        (status = 400, description = "`invalid_query`: `cursor` is not one this listing returned, or `per_page` is out of range; `invalid_path`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`no_provider_client`: the connection holds nothing to reach its provider with", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The provider refused or answered wrongly (`provider_unauthorized`, `provider_forbidden`, ...)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`provider_rate_limited`, `provider_unavailable`, `provider_unreachable`: try again later; `providers_unavailable`; `timeout`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_repositories(
+    caller: Caller,
+    ApiPath(id): ApiPath<ConnectionId>,
+    ApiQuery(q): ApiQuery<RepositoryQuery>,
+    State(state): State<AppState>,
+) -> Result<Json<VisibleRepositoryPage>, ApiError> {
+    let per_page = match q.per_page {
+        None => DEFAULT_PER_PAGE,
+        Some(n) if (1..=MAX_PER_PAGE).contains(&n) => n,
+        Some(n) => {
+            return Err(ApiError::invalid_query(
+                "per_page",
+                format!("{n} is out of range 1-{MAX_PER_PAGE}"),
+            ))
+        }
+    };
+    if let Some(cursor) = &q.cursor {
+        PROVIDER_CURSOR.check_query("cursor", cursor)?;
+    }
+    let source = provider_of(&state, caller.org_id, id).await?;
+    let page = source
+        .list_repositories(q.cursor.as_deref(), u32::try_from(per_page).unwrap_or(30))
+        .await
+        .map_err(|e| listing_error(e, q.cursor.is_some()))?;
+    let ids: Vec<String> = page.items.iter().map(|r| r.id.clone()).collect();
+    let known: HashMap<String, ProjectId> = webhooks::known_repos(state.db().pool(), id, &ids)
+        .await?
+        .into_iter()
+        .map(|k| (k.provider_repo_id, k.project_id))
+        .collect();
+    Ok(Json(VisibleRepositoryPage {
+        items: page
+            .items
+            .into_iter()
+            .map(|r| VisibleRepository {
+                project_id: known.get(&r.id).map(|p| p.0),
+                provider_repo_id: r.id,
+                full_name: r.full_name,
+                clone_url: r.clone_url,
+                default_branch: r.default_branch,
+                private: r.private,
+                archived: r.archived,
+                installation_id: r.installation_id,
+            })
+            .collect(),
+        next_cursor: page.next,
+    }))
+}
+
+/// Which repositories to add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// The ones named in `repository_ids`.
+    Chosen,
+    /// Every repository the connection's installations can see now.
+    All,
+    /// Every one now, and every one an installation gains later (sets the connection's
+    /// `follow_installations`).
+    AllAndFuture,
+}
+
+/// What to add: `{"select": "chosen", "repository_ids": [...]}`, `{"select": "all"}` or
+/// `{"select": "all_and_future"}`. Its schema is [`AddRepositories::schema`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddRepositories {
+    pub select: Selection,
+    /// `chosen`: 1-1000 provider ids of repositories the connection can see (repeats count once).
+    #[serde(default)]
+    pub repository_ids: Option<Vec<String>>,
+}
+
+impl utoipa::PartialSchema for AddRepositories {
+    fn schema() -> RefOr<Schema> {
+        use constraints::{closed_object, literal, null_only};
+        let ids = ArrayBuilder::new()
+            .items(constraints::repo_text())
+            .min_items(Some(1))
+            .max_items(Some(MAX_CHOSEN))
+            .description(Some(
+                "Provider ids of repositories the connection can see (`provider_repo_id` of the \
+                 listing); repeats count once.",
+            ))
+            .build();
+        let chosen = closed_object(
+            vec![
+                ("select", literal("chosen")),
+                ("repository_ids", Schema::Array(ids)),
+            ],
+            &["select", "repository_ids"],
+            "Add these repositories, 1-1000 of them.",
+        );
+        let all = closed_object(
+            vec![
+                (
+                    "select",
+                    Schema::Object(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(["all", "all_and_future"]))
+                            .build(),
+                    ),
+                ),
+                ("repository_ids", null_only()),
+            ],
+            &["select"],
+            "`all`: every repository the connection's installations can see now; \
+             `all_and_future`: those, and every repository an installation gains later (sets \
+             the connection's `follow_installations`).",
+        );
+        Schema::OneOf(
+            utoipa::openapi::schema::OneOfBuilder::new()
+                .item(chosen)
+                .item(all)
+                .build(),
+        )
+        .into()
+    }
+}
+
+impl ToSchema for AddRepositories {}
+
+/// A repository of the call, as a project.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnboardedRepository {
+    pub provider_repo_id: String,
+    pub full_name: String,
+    /// The installation (GitHub App installation id) it is reached through.
+    pub installation_id: Option<String>,
+    pub project_id: Uuid,
+    /// The initial full scan queued for it; null for a repository that was already a project.
+    pub initial_scan_id: Option<Uuid>,
+}
+
+/// What a call added.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OnboardingResult {
+    /// New projects, each with its weekly slot and its initial full scan queued.
+    pub added: Vec<OnboardedRepository>,
+    /// Repositories that were already projects of this connection: left as they were, but for
+    /// their installation being recorded.
+    pub already_present: Vec<OnboardedRepository>,
+    /// Projects among `already_present` that were disabled (their installation had lost them)
+    /// and are enabled again, since the installation can see them now.
+    pub enabled_again: Vec<Uuid>,
+    /// The connection's setting after the call: whether repositories an installation gains
+    /// later are added too.
+    pub follow_installations: bool,
+}
+
+/// The chosen ids, checked (422 naming `repository_ids[i]`), in order, repeats dropped.
+fn chosen_ids(body: &AddRepositories) -> Result<Vec<String>, ApiError> {
+    match (body.select, &body.repository_ids) {
+        (Selection::Chosen, None) => Err(ApiError::invalid_body(
+            "repository_ids",
+            "`chosen` needs 1-1000 repository ids",
+        )),
+        (Selection::Chosen, Some(ids)) => {
+            if ids.is_empty() || ids.len() > MAX_CHOSEN {
+                return Err(ApiError::invalid_body(
+                    "repository_ids",
+                    format!("must hold 1-{MAX_CHOSEN} repository ids"),
+                ));
+            }
+            let errors: Vec<FieldError> = ids
+                .iter()
+                .enumerate()
+                .filter_map(|(i, id)| {
+                    constraints::REPO_TEXT
+                        .verdict(id)
+                        .err()
+                        .map(|expected| FieldError {
+                            field: format!("repository_ids[{i}]"),
+                            message: format!("must be {expected}"),
+                        })
+                })
+                .collect();
+            if let Some(first) = errors.first() {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    format!("{}: {}", first.field, first.message),
+                )
+                .with_fields(errors));
+            }
+            let mut seen = HashSet::new();
+            Ok(ids.iter().filter(|id| seen.insert(*id)).cloned().collect())
+        }
+        (_, Some(_)) => Err(ApiError::invalid_body(
+            "repository_ids",
+            "only `chosen` names repositories",
+        )),
+        (_, None) => Ok(Vec::new()),
+    }
+}
+
+/// The project a listed repository becomes.
+fn new_project(connection: ConnectionId, r: &Repository) -> NewProject {
+    NewProject {
+        connection_id: connection,
+        provider_repo_id: r.id.clone(),
+        full_name: r.full_name.clone(),
+        clone_url: r.clone_url.clone(),
+        // An empty repository has no default branch yet: the remote's HEAD, as webhooks do.
+        default_branch: if r.default_branch.is_empty() {
+            "HEAD".to_owned()
+        } else {
+            r.default_branch.clone()
+        },
+    }
+}
+
+/// Add repositories the connection can see (admin): the chosen ones, all of them, or all of them
+/// and every one an installation gains later. Each new one becomes a project with its weekly
+/// slot and its initial full scan; ones already added are reported `already_present`. Reads the
+/// provider's whole listing first, then writes everything in one transaction: a provider error
+/// writes nothing.
+#[utoipa::path(post, path = "/api/v1/connections/{id}/repositories", tag = "connections",
+    params(ApiPath<ConnectionId>),
+    request_body = AddRepositories,
+    responses(
+        (status = 200, description = "Nothing new: every repository was already a project", body = OnboardingResult),
+        (status = 201, description = "Projects added", body = OnboardingResult),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`no_provider_client`: the connection holds nothing to reach its provider with; `project_exists`: another request added one of the repositories meanwhile (nothing was written; send it again)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_body`; `repository_not_visible`: a chosen id is not among the repositories the connection can see (`errors` names each; nothing was written)", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The provider refused or answered wrongly (`provider_unauthorized`, `provider_forbidden`, ...); nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`provider_rate_limited`, `provider_unavailable`, `provider_unreachable`: try again later, nothing was written; `providers_unavailable`; `timeout`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn add_repositories(
+    Admin(caller): Admin,
+    ApiPath(id): ApiPath<ConnectionId>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<AddRepositories>,
+) -> Result<(StatusCode, Json<OnboardingResult>), ApiError> {
+    let chosen = chosen_ids(&body)?;
+    let source = provider_of(&state, caller.org_id, id).await?;
+
+    // 1. The listing, whole, before anything is written.
+    let wanted: Option<HashSet<&str>> =
+        (body.select == Selection::Chosen).then(|| chosen.iter().map(String::as_str).collect());
+    let mut listed = source.all_repositories().await?;
+    if let Some(wanted) = &wanted {
+        listed.retain(|r| wanted.contains(r.id.as_str()));
+        let visible: HashSet<&str> = listed.iter().map(|r| r.id.as_str()).collect();
+        let hidden: Vec<FieldError> = body
+            .repository_ids
+            .iter()
+            .flatten()
+            .enumerate()
+            .filter(|(_, id)| wanted.contains(id.as_str()) && !visible.contains(id.as_str()))
+            .map(|(i, id)| FieldError {
+                field: format!("repository_ids[{i}]"),
+                message: format!(
+                    "repository {id} is not among the repositories the connection can see"
+                ),
+            })
+            .collect();
+        if let Some(first) = hidden.first() {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "repository_not_visible",
+                format!("{}: {}", first.field, first.message),
+            )
+            .with_fields(hidden));
+        }
+        // In the order asked.
+        let order: HashMap<&str, usize> = chosen
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (id.as_str(), i))
+            .collect();
+        listed.sort_by_key(|r| order.get(r.id.as_str()).copied().unwrap_or(usize::MAX));
+    }
+    write(&state, caller, id, body.select, listed).await
+}
+
+/// Writes the listed repositories as projects, in one transaction.
+async fn write(
+    state: &AppState,
+    caller: Caller,
+    id: ConnectionId,
+    select: Selection,
+    listed: Vec<Repository>,
+) -> Result<(StatusCode, Json<OnboardingResult>), ApiError> {
+    let ids: Vec<String> = listed.iter().map(|r| r.id.clone()).collect();
+    let mut tx = state.db().pool().begin().await?;
+    let known: HashMap<String, ProjectId> = webhooks::known_repos(&mut *tx, id, &ids)
+        .await?
+        .into_iter()
+        .map(|k| (k.provider_repo_id, k.project_id))
+        .collect();
+    let new: Vec<NewProject> = listed
+        .iter()
+        .filter(|r| !known.contains_key(&r.id))
+        .map(|r| new_project(id, r))
+        .collect();
+    let now = OffsetDateTime::now_utc();
+    let mut initial: HashMap<String, (ProjectId, Uuid)> = HashMap::with_capacity(new.len());
+    for batch in new.chunks(ADD_BATCH) {
+        match projects::add_many(&mut tx, caller.org_id, batch, Some(caller.token_id), now).await? {
+            Ok(added) => initial.extend(added.into_iter().map(|a| {
+                (
+                    a.project.provider_repo_id,
+                    (a.project.id, a.initial_scan.id.0),
+                )
+            })),
+            // Returning drops `tx`, which rolls back: nothing was written.
+            Err(AddRefused::UnknownConnections(_)) => {
+                return Err(ApiError::not_found("connection"))
+            }
+            Err(AddRefused::AlreadyAdded(existing)) => {
+                let names: Vec<&str> = existing.iter().map(|e| e.full_name.as_str()).collect();
+                return Err(ApiError::conflict(
+                    "project_exists",
+                    format!(
+                        "added meanwhile by another request: {}; nothing was written, send the \
+                         request again",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    // Every repository of the call is reached through the installation the listing named.
+    let mut by_installation: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for r in &listed {
+        if let Some(installation) = r.installation_id.as_deref() {
+            by_installation
+                .entry(installation)
+                .or_default()
+                .push(r.id.clone());
+        }
+    }
+    let mut enabled_again = Vec::new();
+    for (installation, repo_ids) in by_installation {
+        enabled_again.extend(
+            webhooks::attach_installation(&mut *tx, id, installation, &repo_ids)
+                .await?
+                .into_iter()
+                .map(|p| p.0),
+        );
+    }
+    let follow = if select == Selection::AllAndFuture {
+        Some(true)
+    } else {
+        None
+    };
+    let connection = connections::update_settings(&mut *tx, caller.org_id, id, follow)
+        .await
+        .map_err(|e| not_found_as(e, "connection"))?;
+    tx.commit().await?;
+
+    let (mut added, mut already_present) = (Vec::new(), Vec::new());
+    for r in listed {
+        let item = |project_id: ProjectId, initial_scan_id| OnboardedRepository {
+            provider_repo_id: r.id.clone(),
+            full_name: r.full_name.clone(),
+            installation_id: r.installation_id.clone(),
+            project_id: project_id.0,
+            initial_scan_id,
+        };
+        if let Some((project, scan)) = initial.get(&r.id) {
+            added.push(item(*project, Some(*scan)));
+        } else if let Some(project) = known.get(&r.id) {
+            already_present.push(item(*project, None));
+        }
+    }
+    tracing::info!(
+        connection_id = %id,
+        added = added.len(),
+        already_present = already_present.len(),
+        enabled_again = enabled_again.len(),
+        follow_installations = connection.follow_installations,
+        "repositories added through the connection"
+    );
+    let status = if added.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(OnboardingResult {
+            added,
+            already_present,
+            enabled_again,
+            follow_installations: connection.follow_installations,
+        }),
+    ))
+}
