@@ -421,15 +421,17 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             Method::POST,
             "/api/v1/worker/scan/feedback/begin",
             "/api/v1/worker/scan/feedback/begin".into(),
-            Some(json!({"attempt": 1, "input": {}})),
+            Some(json!({"attempt": 1, "input": picket_core::feedback::FeedbackInput::default()})),
             Unauthorized,
         ),
         probe(
             Method::POST,
             "/api/v1/worker/scan/feedback/done",
             "/api/v1/worker/scan/feedback/done".into(),
-            Some(json!({"attempt": 1, "comments_posted": 0, "threads_resolved": 0,
-                        "summary": "none", "api_calls": 0})),
+            Some(
+                json!({"attempt": 1, "comments_posted": 0, "threads_resolved": 0,
+                        "summary": "none", "api_calls": 0}),
+            ),
             Unauthorized,
         ),
         probe(
@@ -668,6 +670,22 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             "/api/v1/worker/scan/progress",
             Some(json!({"state": "running"})),
             200,
+        ),
+        // Org b's scan is a full scan: no PR feedback to begin, and none begun to be done.
+        (
+            Method::POST,
+            "/api/v1/worker/scan/feedback/begin",
+            Some(json!({"attempt": 1, "input": picket_core::feedback::FeedbackInput::default()})),
+            404,
+        ),
+        (
+            Method::POST,
+            "/api/v1/worker/scan/feedback/done",
+            Some(
+                json!({"attempt": 1, "comments_posted": 0, "threads_resolved": 0,
+                        "summary": "none", "api_calls": 0}),
+            ),
+            409,
         ),
         (
             Method::POST,

@@ -189,6 +189,8 @@ impl World {
             )),
             picket_vcs::github::api::ClientOptions::new(picket_vcs::github::DEFAULT_API_URL),
         )));
+        // Every scan here comes from a webhook: no sweep racing it to the same head.
+        cfg.reconcile.every = Duration::ZERO;
         cfg.pr_checks = PrCheckConfig {
             idle: Duration::from_millis(100),
             recheck: Duration::from_millis(300),

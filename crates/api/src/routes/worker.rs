@@ -257,7 +257,7 @@ async fn scan_credential(
     responses(
         (status = 200, body = doc::FeedbackStart),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`no_pr_check`: the scan takes no PR feedback (not a PR scan, or its provider has none)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`no_pr_check`: the scan takes no PR feedback (not a PR scan, its provider has none, or its connection holds no App credentials)", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`lease_lost`: the scan is not this attempt's `reporting` scan any more", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "the provider refused (`provider_*` codes)", body = Problem, content_type = "application/problem+json"),
@@ -288,12 +288,19 @@ async fn begin_feedback(
             "this API cannot reach providers (no registry configured)",
         )
     })?;
-    // Asked before the transaction: no provider call while the scan is held.
-    let bot_login = providers
-        .source(repo.connection_id)
+    if pr_checks::get(pool, worker.scan.org_id, worker.scan.scan_id)
         .await?
-        .bot_login()
-        .await?;
+        .is_none()
+    {
+        return Err(no_pr_check());
+    }
+    // Asked before the transaction: no provider call while the scan is held. A connection
+    // without an App's credentials (a plain token) cannot post feedback: none is taken.
+    let source = match providers.source(repo.connection_id).await {
+        Err(e) if e.code == picket_vcs::ErrorCode::BadConfig => return Err(no_pr_check()),
+        other => other?,
+    };
+    let bot_login = source.bot_login().await?;
     let mut tx = pool.begin().await?;
     queue::hold_reporting(&mut tx, &worker.lease)
         .await
