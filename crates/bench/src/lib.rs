@@ -18,6 +18,7 @@
 mod clone;
 mod dispatch;
 mod scan;
+mod webhooks;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -104,6 +105,24 @@ pub enum Which {
         #[arg(long, default_value_t = 20)]
         scans: u32,
     },
+    /// Webhook ingest under wrk: Picket's `POST /webhooks/github/{connection}` with signed
+    /// `pull_request` deliveries vs a bare axum handler doing one INSERT, same database, same run
+    /// (needs wrk: `make bench-tools`; GitHub's examples: `make github-fixtures`).
+    Webhooks {
+        /// Seconds of each measured wrk run.
+        #[arg(long, default_value_t = 15)]
+        seconds: u32,
+        /// wrk connections, one row per value (comma-separated); the half-rate runs use the
+        /// count of Picket's peak.
+        #[arg(long, value_delimiter = ',', default_values_t = [4, 16, 64])]
+        connections: Vec<u32>,
+        /// Projects (repositories) the deliveries are spread over.
+        #[arg(long, default_value_t = 8)]
+        projects: u32,
+        /// Open PRs per project.
+        #[arg(long, default_value_t = 25)]
+        prs: u32,
+    },
     /// All of the above with their defaults.
     All,
     /// Every benchmark above once, at a size that takes seconds (`make test` runs this so a
@@ -124,6 +143,19 @@ pub const SMOKE: &[(&str, &[&str])] = &[
     ),
     ("clone", &["--commits", "100"]),
     ("dispatch", &["--runs", "2", "--scans", "2"]),
+    (
+        "webhooks",
+        &[
+            "--seconds",
+            "1",
+            "--connections",
+            "4",
+            "--projects",
+            "2",
+            "--prs",
+            "3",
+        ],
+    ),
 ];
 
 /// Each benchmark subcommand of [`Which`] (not `all`, not `smoke`), parsed as the command line
@@ -202,6 +234,12 @@ async fn run_one(url: &str, which: Which) -> anyhow::Result<()> {
             dispatch::latency_bench(runs).await?;
             dispatch::throughput_bench(url, scans).await
         }
+        Which::Webhooks {
+            seconds,
+            connections,
+            projects,
+            prs,
+        } => webhooks::webhooks_bench(url, seconds, &connections, projects, prs).await,
         Which::All | Which::Smoke => bail!("`all` and `smoke` run other benchmarks"),
     }
 }
