@@ -1,5 +1,6 @@
-//! `picket-bench`: measures the queue, bulk scan and the API read path, and prints Markdown
-//! tables for docs/benchmarks.md.
+//! `picket-bench`: measures the queue, bulk scan, the API read path, ingest, clones, scans,
+//! dispatch, webhook ingest and PR feedback, and prints Markdown tables for
+//! docs/benchmarks.md.
 
 use clap::Parser;
 
