@@ -359,7 +359,8 @@ struct World {
 }
 
 fn epoch(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl World {
@@ -414,10 +415,7 @@ impl World {
             status.as_u16() == 202 && body["outcome"] == "scan_queued",
             "the webhook answered {status}: {body}"
         );
-        let scan: uuid::Uuid = body["scan_id"]
-            .as_str()
-            .context("scan_id")?
-            .parse()?;
+        let scan: uuid::Uuid = body["scan_id"].as_str().context("scan_id")?.parse()?;
 
         // Wait for the comments and the completed check.
         loop {
@@ -531,7 +529,10 @@ impl World {
                 .map(|c| ms_i(c.start))
                 .next()
         };
-        if let Some(v) = api.iter().find(|c| c.start >= t0 && c.path.starts_with("/api/v1/worker/")) {
+        if let Some(v) = api
+            .iter()
+            .find(|c| c.start >= t0 && c.path.starts_with("/api/v1/worker/"))
+        {
             at(PHASES[3], ms_i(v.start));
         }
         for (phase, suffix) in [

@@ -275,7 +275,9 @@ struct Files {
 impl Files {
     fn records(&mut self) -> PathBuf {
         self.records += 1;
-        self.dir.path().join(format!("records-{}.txt", self.records))
+        self.dir
+            .path()
+            .join(format!("records-{}.txt", self.records))
     }
 }
 
@@ -332,11 +334,12 @@ async fn bare_insert(State(pool): State<PgPool>, headers: HeaderMap, body: Bytes
     let delivery = headers
         .get("x-github-delivery")
         .and_then(|v| v.to_str().ok());
-    let inserted = sqlx::query("INSERT INTO bench_bare_deliveries (delivery_id, body) VALUES ($1, $2)")
-        .bind(delivery)
-        .bind(body.as_ref())
-        .execute(&pool)
-        .await;
+    let inserted =
+        sqlx::query("INSERT INTO bench_bare_deliveries (delivery_id, body) VALUES ($1, $2)")
+            .bind(delivery)
+            .bind(body.as_ref())
+            .execute(&pool)
+            .await;
     match inserted {
         Ok(_) => StatusCode::ACCEPTED,
         Err(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -359,7 +362,10 @@ async fn start_bare(url: &str) -> anyhow::Result<(String, tokio::task::JoinHandl
     .execute(&pool)
     .await?;
     let router = axum::Router::new()
-        .route("/webhooks/github/{connection}", axum::routing::post(bare_insert))
+        .route(
+            "/webhooks/github/{connection}",
+            axum::routing::post(bare_insert),
+        )
         .with_state(pool);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!(
@@ -439,7 +445,10 @@ async fn check_ledger(db: &Db, label: &str, run: &WrkRun, l: &Ledger) -> anyhow:
     )
     .fetch_one(db.pool())
     .await?;
-    ensure!(crowded == 0, "{label}: {crowded} PRs have more than one queued scan");
+    ensure!(
+        crowded == 0,
+        "{label}: {crowded} PRs have more than one queued scan"
+    );
     Ok(())
 }
 
