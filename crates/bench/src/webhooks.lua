@@ -63,6 +63,8 @@ function init(args)
   end
   assert(#records > 0, "no records for thread " .. id)
   next_record, sent, ok, bad, wrapped = 1, 0, 0, 0, 0
+  -- Answers by status ("202:812,503:3") and the first answer that was not 2xx.
+  statuses, first_bad = {}, ""
   body = {}
   headers = {
     ["Host"] = wrk.headers["Host"],
@@ -115,17 +117,31 @@ function request()
 end
 
 function response(status, headers, body)
-  if status >= 200 and status < 300 then ok = ok + 1 else bad = bad + 1 end
+  statuses[status] = (statuses[status] or 0) + 1
+  if status >= 200 and status < 300 then
+    ok = ok + 1
+  else
+    bad = bad + 1
+    if first_bad == "" then first_bad = status .. " " .. body:gsub("%s+", " ") end
+  end
 end
 
 function done(summary, latency, requests)
   local sent, ok, bad, wrapped = 0, 0, 0, 0
+  local statuses, bad_answer = {}, ""
   for _, t in ipairs(threads) do
     sent = sent + t:get("sent")
     ok = ok + t:get("ok")
     bad = bad + t:get("bad")
     if not t:get("wrap") then wrapped = wrapped + t:get("wrapped") end
+    for code, n in pairs(t:get("statuses")) do
+      statuses[code] = (statuses[code] or 0) + n
+    end
+    if bad_answer == "" then bad_answer = t:get("first_bad") or "" end
   end
+  local list = {}
+  for code, n in pairs(statuses) do list[#list + 1] = code .. ":" .. n end
+  table.sort(list)
   local e = summary.errors
   io.write(string.format(
     "picket-bench requests=%d duration_us=%d sent=%d ok=%d bad=%d wrapped=%d " ..
@@ -134,4 +150,6 @@ function done(summary, latency, requests)
     summary.requests, summary.duration, sent, ok, bad, wrapped,
     latency:percentile(50.0), latency:percentile(90.0), latency:percentile(99.0), latency.max,
     e.connect, e.read, e.write, e.status, e.timeout))
+  io.write("picket-bench-statuses " .. table.concat(list, ",") .. "\n")
+  if bad_answer ~= "" then io.write("picket-bench-first-bad " .. bad_answer .. "\n") end
 end

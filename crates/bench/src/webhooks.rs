@@ -18,7 +18,7 @@
 //! queued a scan, one per distinct head; every PR has exactly one queued scan left (the others
 //! superseded).
 
-use crate::{bench_db, start_api, with_bench_db};
+use crate::{bench_db, empty, start_api, with_bench_db};
 use anyhow::{bail, ensure, Context};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -51,6 +51,8 @@ const FIRST_REPO: u64 = 700_000_001;
 const POOL: u32 = 16;
 /// Seconds of load before each measured run, not measured (pools filled, caches warm).
 const WARM_UP_SECS: u32 = 2;
+/// Time for requests in flight when wrk stopped to land.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Fields of a record line, as the Lua script numbers them (1-based).
 const F_REPO: usize = 3;
@@ -209,6 +211,13 @@ struct WrkRun {
     p99_ms: f64,
     max_ms: f64,
     socket_errors: u64,
+    /// Answers by status, e.g. `202:7812,503:3`.
+    statuses: String,
+    /// The first answer that was not 2xx, status and body.
+    first_bad: Option<String>,
+    /// CPU time per 2xx answer, ms: this process (the server under test) and PostgreSQL.
+    cpu_app_ms: f64,
+    cpu_pg_ms: f64,
 }
 
 impl WrkRun {
@@ -238,6 +247,17 @@ impl WrkRun {
             p90_ms: ms("p90_us")?,
             p99_ms: ms("p99_us")?,
             max_ms: ms("max_us")?,
+            statuses: stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("picket-bench-statuses "))
+                .unwrap_or_default()
+                .to_owned(),
+            first_bad: stdout
+                .lines()
+                .find_map(|l| l.strip_prefix("picket-bench-first-bad "))
+                .map(str::to_owned),
+            cpu_app_ms: 0.0,
+            cpu_pg_ms: 0.0,
             socket_errors: get("connect")? as u64
                 + get("read")? as u64
                 + get("write")? as u64
@@ -249,8 +269,11 @@ impl WrkRun {
     fn check(&self, label: &str, once: bool) -> anyhow::Result<()> {
         ensure!(
             self.bad == 0 && self.socket_errors == 0,
-            "{label}: {} answers were not 2xx and {} socket errors (connect, read, write, timeout)",
+            "{label}: {} answers were not 2xx ({}; the first: {}) and {} socket errors \
+             (connect, read, write, timeout)",
             self.bad,
+            self.statuses,
+            self.first_bad.as_deref().unwrap_or("-"),
             self.socket_errors
         );
         ensure!(self.ok > 0, "{label}: nothing was answered");
@@ -327,6 +350,55 @@ async fn wrk(
         );
     }
     WrkRun::parse(&stdout)
+}
+
+/// CPU seconds (user + system) a process has used, from `/proc/<pid>/stat` (`utime` and
+/// `stime`, in clock ticks of 1/100 s, Linux's `USER_HZ` on every architecture it ships).
+fn cpu_secs(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces) start at `state`, field 3.
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// CPU seconds used so far by this process and by the PostgreSQL processes that serve the
+/// benchmark's database: its backends (the pools of Picket and of the baseline: the one not
+/// under test is idle) and the server's WAL writer, checkpointer and background writer.
+async fn cpu_now(db: &Db) -> anyhow::Result<(f64, f64)> {
+    let pids: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity
+         WHERE (datname = current_database() AND backend_type IN ('client backend', 'autovacuum worker'))
+            OR backend_type IN ('walwriter', 'checkpointer', 'background writer')",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    let pg = pids.iter().map(|p| cpu_secs(&p.to_string())).sum();
+    Ok((cpu_secs("self"), pg))
+}
+
+/// A measured run: a checkpoint first (so that none falls into one runner's run and not the
+/// other's), then wrk, with the CPU both sides used per answer.
+async fn measured(
+    db: &Db,
+    files: &Files,
+    records: &Path,
+    to: Target<'_>,
+    seconds: u32,
+    load: Load,
+    wrap: bool,
+) -> anyhow::Result<WrkRun> {
+    checkpoint(db).await?;
+    let (app0, pg0) = cpu_now(db).await?;
+    let mut run = wrk(files, records, to, seconds, load, wrap).await?;
+    let (app1, pg1) = cpu_now(db).await?;
+    let answers = run.ok.max(1) as f64;
+    run.cpu_app_ms = (app1 - app0) * 1e3 / answers;
+    run.cpu_pg_ms = (pg1 - pg0) * 1e3 / answers;
+    Ok(run)
 }
 
 /// The baseline: one `INSERT` of the body per request, autocommitted.
@@ -515,6 +587,16 @@ pub async fn webhooks_bench(
             .await?
             .error_for_status()
             .context("adding the projects")?;
+        // The projects know their installation, as when the installation's own webhook added
+        // them. Added through `POST /api/v1/projects` they do not, and the first deliveries of
+        // a project then record it: under concurrent deliveries that update deadlocks against
+        // the other deliveries' `FOR SHARE` of the project row (docs/benchmarks.md, "Found while
+        // measuring"), which is not the steady state measured here.
+        sqlx::query("UPDATE projects SET provider_installation_id = $1 WHERE connection_id = $2::uuid")
+            .bind(INSTALLATION.to_string())
+            .bind(conn_id)
+            .execute(db.pool())
+            .await?;
         let picket_url = format!("{api}/webhooks/github/{conn_id}");
         let (bare_url, bare) = start_bare(&url).await?;
 
@@ -550,22 +632,26 @@ pub async fn webhooks_bench(
             let threads = cores.min(c);
             let bare_to = Target { url: &bare_url, threads, connections: c };
             let picket_to = Target { url: &picket_url, threads, connections: c };
+            // Every row starts from the same state: no deliveries, no scans. (A project's scan
+            // history slows Picket's supersede step: docs/benchmarks.md.)
+            empty(&db, "webhook_deliveries, scans, bench_bare_deliveries").await?;
             wrk(&files, &pool, bare_to, WARM_UP_SECS, Load::Peak, true).await?;
-            checkpoint(&db).await?;
-            let bare_run = wrk(&files, &pool, bare_to, seconds, Load::Peak, true).await?;
+            let bare_run = measured(&db, &files, &pool, bare_to, seconds, Load::Peak, true).await?;
             bare_run.check("baseline", false)?;
 
             let warm = files.records();
             traffic.records(enough(bare_run.rps, WARM_UP_SECS), &warm)?;
             wrk(&files, &warm, picket_to, WARM_UP_SECS, Load::Peak, false).await?;
+            // Requests in flight when wrk stopped land before the next count.
+            tokio::time::sleep(SETTLE).await;
             let records = files.records();
             traffic.records(enough(bare_run.rps, seconds), &records)?;
             let mark = last_delivery(&db).await?;
             let before = ledger(&db, i64::MAX).await?;
-            checkpoint(&db).await?;
-            let run = wrk(&files, &records, picket_to, seconds, Load::Peak, false).await?;
+            let run = measured(&db, &files, &records, picket_to, seconds, Load::Peak, false).await?;
             let label = format!("Picket, {c} connections");
             run.check(&label, true)?;
+            tokio::time::sleep(SETTLE).await;
             let after = ledger(&db, mark).await?;
             check_ledger(&db, &label, &run, &after).await?;
             checks.push((label, run.clone(), after, after.superseded - before.superseded));
@@ -580,25 +666,37 @@ pub async fn webhooks_bench(
         let half = peak.rps / 2.0;
         let records = files.records();
         traffic.records(enough(half, seconds), &records)?;
+        empty(&db, "webhook_deliveries, scans").await?;
         let mark = last_delivery(&db).await?;
         let before = ledger(&db, i64::MAX).await?;
-        checkpoint(&db).await?;
         let (picket_to, bare_to) = (
             Target { url: &picket_url, threads: peak_threads, connections: peak_c },
             Target { url: &bare_url, threads: peak_threads, connections: peak_c },
         );
-        let paced = wrk(&files, &records, picket_to, seconds, Load::Paced(half), false).await?;
+        let paced = measured(
+            &db,
+            &files,
+            &records,
+            picket_to,
+            seconds,
+            Load::Paced(half),
+            false,
+        )
+        .await?;
         let label = format!("Picket, paced at {half:.0} requests/s");
         paced.check(&label, true)?;
+        tokio::time::sleep(SETTLE).await;
         let after = ledger(&db, mark).await?;
         check_ledger(&db, &label, &paced, &after).await?;
         checks.push((label, paced.clone(), after, after.superseded - before.superseded));
-        checkpoint(&db).await?;
-        let bare_paced = wrk(&files, &pool, bare_to, seconds, Load::Paced(half), true).await?;
+        let bare_paced =
+            measured(&db, &files, &pool, bare_to, seconds, Load::Paced(half), true).await?;
         bare_paced.check("baseline, paced", false)?;
-        let bare_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM bench_bare_deliveries")
-            .fetch_one(db.pool())
-            .await?;
+        let history: i64 = sqlx::query_scalar(
+            "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM scans GROUP BY project_id) x",
+        )
+        .fetch_one(db.pool())
+        .await?;
 
         let mut out = String::new();
         writeln!(
@@ -606,20 +704,21 @@ pub async fn webhooks_bench(
             "### Webhook ingest: `pull_request` `synchronize` deliveries of {} bytes, {projects} projects × {prs} PRs, wrk {seconds} s per row\n",
             traffic.body_bytes
         )?;
-        writeln!(out, "| connections | bare INSERT (req/s) | p50 | p99 | Picket (req/s) | p50 | p99 | ratio |")?;
-        writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(out, "| connections | runner | requests/s | p50 | p99 | CPU per request: server process | CPU per request: PostgreSQL | ratio |")?;
+        writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---:|")?;
         for (c, _, b, p) in &rows {
-            writeln!(
-                out,
-                "| {c} | {:.0} | {} | {} | {:.0} | {} | {} | {:.2} |",
-                b.rps,
-                ms(b.p50_ms),
-                ms(b.p99_ms),
-                p.rps,
-                ms(p.p50_ms),
-                ms(p.p99_ms),
-                p.rps / b.rps
-            )?;
+            for (name, r) in [("bare INSERT", b), ("Picket", p)] {
+                writeln!(
+                    out,
+                    "| {c} | {name} | {:.0} | {} | {} | {} | {} | {:.2} |",
+                    r.rps,
+                    ms(r.p50_ms),
+                    ms(r.p99_ms),
+                    ms(r.cpu_app_ms),
+                    ms(r.cpu_pg_ms),
+                    r.rps / b.rps
+                )?;
+            }
         }
         let best_bare = rows
             .iter()
@@ -633,17 +732,19 @@ pub async fn webhooks_bench(
             peak.rps / peak_bare.rps
         )?;
         writeln!(out, "#### At half of Picket's peak ({half:.0} requests/s, paced in wrk's Lua, {peak_c} connections)\n")?;
-        writeln!(out, "| runner | achieved req/s | p50 | p90 | p99 | max |")?;
-        writeln!(out, "|---|---:|---:|---:|---:|---:|")?;
+        writeln!(out, "| runner | achieved req/s | p50 | p90 | p99 | max | CPU per request: server process | CPU per request: PostgreSQL |")?;
+        writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|")?;
         for (name, r) in [("bare INSERT", &bare_paced), ("Picket", &paced)] {
             writeln!(
                 out,
-                "| {name} | {:.0} | {} | {} | {} | {} |",
+                "| {name} | {:.0} | {} | {} | {} | {} | {} | {} |",
                 r.rps,
                 ms(r.p50_ms),
                 ms(r.p90_ms),
                 ms(r.p99_ms),
-                ms(r.max_ms)
+                ms(r.max_ms),
+                ms(r.cpu_app_ms),
+                ms(r.cpu_pg_ms)
             )?;
         }
         writeln!(out, "\n#### What Picket did with them\n")?;
@@ -658,7 +759,7 @@ pub async fn webhooks_bench(
         }
         writeln!(
             out,
-            "\nThe baseline wrote {bare_rows} rows (warm-ups included); every answer of every run was 2xx.\n"
+            "\nEvery answer of every run was 2xx. Each row starts on emptied tables; at the end of the last run the busiest project had {history} scans.\n"
         )?;
         println!("{out}");
         server.abort();
