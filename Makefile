@@ -69,17 +69,19 @@ sqlx-check: sqlx-cli
 	SQLX_OFFLINE=false DATABASE_URL=$(SQLX_DATABASE_URL) cargo sqlx prepare --workspace --check -- --all-targets
 
 ## Benchmarks (see docs/benchmarks.md).
-bench: semgrep sandbox-tools bench-tools
+bench: semgrep sandbox-tools bench-tools github-fixtures
 	./.ci/postgres-up
-	@# The dispatch benchmark starts the real worker binary (target/release/picket).
+	@# The dispatch and pr-feedback benchmarks start the real worker binary (target/release/picket);
+	@# webhooks and pr-feedback read GitHub's example payloads and OpenAPI description.
 	cargo build --release -p picket-cli --bin picket
 	DATABASE_URL=$(TEST_DATABASE_URL) cargo run --release -p picket-bench -- all
 
 ## Every benchmark once at a size that takes seconds, debug build, no figure checked (part of
 ## `make test`): a benchmark that no longer runs, or one without a smoke size, fails it.
-bench-smoke: semgrep sandbox-tools bench-tools
+bench-smoke: semgrep sandbox-tools bench-tools github-fixtures
 	./.ci/postgres-up
-	@# The dispatch benchmark starts the real worker binary next to its own (target/debug/picket).
+	@# The dispatch and pr-feedback benchmarks start the real worker binary next to their own
+	@# (target/debug/picket).
 	cargo build -p picket-cli --bin picket
 	DATABASE_URL=$(TEST_DATABASE_URL) cargo run -p picket-bench -- smoke
 

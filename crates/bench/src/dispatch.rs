@@ -131,7 +131,7 @@ pub async fn latency_bench(runs: usize) -> anyhow::Result<()> {
 }
 
 /// `target/<profile>/picket`, next to this benchmark's binary.
-fn picket_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn picket_binary() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let path = exe
         .parent()

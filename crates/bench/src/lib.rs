@@ -11,13 +11,22 @@
 //!   again, against a bare `COPY` of the same rows into a table shaped like `findings` (same
 //!   columns, checks and indexes; `LIKE` copies no foreign keys) and into `findings` itself
 //!   (with its four foreign keys), in the same database, in the same run.
+//! - `webhooks`: `wrk` against `POST /webhooks/github/{connection}` with pre-signed
+//!   `pull_request` `synchronize` deliveries (each its own delivery id and head, so each queues
+//!   a scan and supersedes the PR's last), against a bare axum handler doing one `INSERT` of the
+//!   body, same database, same run; at peak and paced at half of Picket's peak.
+//! - `pr-feedback`: a PR from webhook to feedback with the real API, scheduler and worker and
+//!   GitHub's test server: phases from webhook receipt to the check and the comments, GitHub API
+//!   calls and installation-token mints per PR scan.
 
 // The report is printed to stdout as Markdown: printing is this crate's output.
 #![allow(clippy::print_stdout)]
 
 mod clone;
 mod dispatch;
+mod pr_feedback;
 mod scan;
+mod webhooks;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -104,6 +113,39 @@ pub enum Which {
         #[arg(long, default_value_t = 20)]
         scans: u32,
     },
+    /// Webhook ingest under wrk: Picket's `POST /webhooks/github/{connection}` with signed
+    /// `pull_request` deliveries vs a bare axum handler doing one INSERT, same database, same run
+    /// (needs wrk: `make bench-tools`; GitHub's examples: `make github-fixtures`).
+    Webhooks {
+        /// Seconds of each measured wrk run.
+        #[arg(long, default_value_t = 15)]
+        seconds: u32,
+        /// wrk connections, one row per value (comma-separated); the half-rate runs use the
+        /// count of Picket's peak.
+        #[arg(long, value_delimiter = ',', default_values_t = [4, 16, 64])]
+        connections: Vec<u32>,
+        /// Projects (repositories) the deliveries are spread over.
+        #[arg(long, default_value_t = 8)]
+        projects: u32,
+        /// Open PRs per project.
+        #[arg(long, default_value_t = 25)]
+        prs: u32,
+    },
+    /// A PR from webhook to feedback: phases from webhook receipt to the check in progress and
+    /// to the final comments, and GitHub API calls and token mints per PR scan (GitHub served by
+    /// the test server; needs `cargo build --release -p picket-cli`, `make semgrep` and
+    /// `make github-fixtures`).
+    PrFeedback {
+        /// Pushes to the PR, one scan each; medians are over them.
+        #[arg(long, default_value_t = 5)]
+        pushes: usize,
+        /// Commits of the repository's history.
+        #[arg(long, default_value_t = 400)]
+        commits: usize,
+        /// Python modules in the repository (more than the 20 the PR touches).
+        #[arg(long, default_value_t = 200)]
+        files: usize,
+    },
     /// All of the above with their defaults.
     All,
     /// Every benchmark above once, at a size that takes seconds (`make test` runs this so a
@@ -124,6 +166,23 @@ pub const SMOKE: &[(&str, &[&str])] = &[
     ),
     ("clone", &["--commits", "100"]),
     ("dispatch", &["--runs", "2", "--scans", "2"]),
+    (
+        "pr-feedback",
+        &["--pushes", "2", "--commits", "30", "--files", "24"],
+    ),
+    (
+        "webhooks",
+        &[
+            "--seconds",
+            "1",
+            "--connections",
+            "4",
+            "--projects",
+            "2",
+            "--prs",
+            "3",
+        ],
+    ),
 ];
 
 /// Each benchmark subcommand of [`Which`] (not `all`, not `smoke`), parsed as the command line
@@ -202,6 +261,17 @@ async fn run_one(url: &str, which: Which) -> anyhow::Result<()> {
             dispatch::latency_bench(runs).await?;
             dispatch::throughput_bench(url, scans).await
         }
+        Which::Webhooks {
+            seconds,
+            connections,
+            projects,
+            prs,
+        } => webhooks::webhooks_bench(url, seconds, &connections, projects, prs).await,
+        Which::PrFeedback {
+            pushes,
+            commits,
+            files,
+        } => pr_feedback::pr_feedback_bench(url, pushes, commits, files).await,
         Which::All | Which::Smoke => bail!("`all` and `smoke` run other benchmarks"),
     }
 }
@@ -472,8 +542,20 @@ async fn queue_bench(admin_url: &str, n: u32) -> anyhow::Result<()> {
     .await
 }
 
-/// Starts the API in-process on 127.0.0.1:0 with a fresh admin token.
+/// Starts the API in-process on 127.0.0.1:0 with a fresh admin token of org `bench`.
 async fn start_api(db: &Db) -> anyhow::Result<(String, String, tokio::task::JoinHandle<()>)> {
+    let cipher = CredentialCipher::from_hex(&CredentialCipher::generate_hex())?;
+    start_api_with(db, picket_api::AppState::new(db.clone(), cipher), |r| r).await
+}
+
+/// [`start_api`] with a state of the caller's, and its router passed through `wrap` (a layer
+/// of the benchmark's own around Picket's routes). Returns the base URL, the admin token and
+/// the server's task.
+async fn start_api_with(
+    db: &Db,
+    state: picket_api::AppState,
+    wrap: impl FnOnce(axum::Router) -> axum::Router,
+) -> anyhow::Result<(String, String, tokio::task::JoinHandle<()>)> {
     let org = match picket_db::orgs::get_by_slug(db.pool(), "bench").await {
         Ok(o) => o,
         Err(_) => picket_db::orgs::create(db.pool(), "bench", "Bench").await?,
@@ -481,9 +563,7 @@ async fn start_api(db: &Db) -> anyhow::Result<(String, String, tokio::task::Join
     let (_, token) =
         picket_db::tokens::create(db.pool(), org.id, "bench", picket_core::Role::Admin, None)
             .await?;
-    let cipher = CredentialCipher::from_hex(&CredentialCipher::generate_hex())?;
-    let state = picket_api::AppState::new(db.clone(), cipher);
-    let router = picket_api::router(state, &picket_api::ApiConfig::default());
+    let router = wrap(picket_api::router(state, &picket_api::ApiConfig::default()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let server = tokio::spawn(async move {
