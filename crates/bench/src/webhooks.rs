@@ -541,6 +541,9 @@ fn enough(rate: f64, seconds: u32) -> u64 {
     (rate * f64::from(seconds) * 1.5) as u64 + 500
 }
 
+/// Runs the benchmark on a database of its own on `admin_url`'s server and prints its tables
+/// (Markdown): one wrk run per entry of `connections` for each runner, `seconds` long, then both
+/// paced at half of Picket's peak. Fails when a check of the module docs fails.
 pub async fn webhooks_bench(
     admin_url: &str,
     seconds: u32,
