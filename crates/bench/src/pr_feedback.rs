@@ -602,6 +602,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Runs the benchmark on a database of its own on `admin_url`'s server and prints its tables
+/// (Markdown): `pushes` PR scans of a repository of `commits` commits over `files` modules.
+/// Fails when a push gets no feedback within 5 minutes, a scan fails, or GitHub's OpenAPI
+/// description refuses a request Picket sent.
 pub async fn pr_feedback_bench(
     admin_url: &str,
     pushes: usize,

@@ -49,8 +49,11 @@ const INSTALLATION: u64 = 42_000_001;
 const FIRST_REPO: u64 = 700_000_001;
 /// Picket's default pool size (`DbConfig::new`); the baseline gets the same.
 const POOL: u32 = 16;
-/// Seconds of load before each measured run, not measured (pools filled, caches warm).
+/// Seconds of load before each measured run, not measured (pools filled, caches warm); at
+/// most the run's own length.
 const WARM_UP_SECS: u32 = 2;
+/// Signed deliveries the baseline cycles through (it does not care whether they repeat).
+const BARE_POOL: u64 = 2_000;
 /// Time for requests in flight when wrk stopped to land.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -535,9 +538,12 @@ fn ms(v: f64) -> String {
 
 /// Records for a run expected to answer about `rate` requests/s for `seconds`, with room.
 fn enough(rate: f64, seconds: u32) -> u64 {
-    (rate * f64::from(seconds) * 1.5) as u64 + 1_000
+    (rate * f64::from(seconds) * 1.5) as u64 + 500
 }
 
+/// Runs the benchmark on a database of its own on `admin_url`'s server and prints its tables
+/// (Markdown): one wrk run per entry of `connections` for each runner, `seconds` long, then both
+/// paced at half of Picket's peak. Fails when a check of the module docs fails.
 pub async fn webhooks_bench(
     admin_url: &str,
     seconds: u32,
@@ -622,10 +628,11 @@ pub async fn webhooks_bench(
         };
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
 
-        // The baseline cycles through one set of deliveries (it does not care); Picket gets new
-        // ones every run, as many as it could answer at 1.5 times the baseline's rate.
+        // The baseline cycles through one set of deliveries; Picket gets new ones every run, as
+        // many as it could answer at 1.5 times the baseline's rate.
         let pool = files.records();
-        traffic.records(enough(2_000.0, seconds.min(5)), &pool)?;
+        traffic.records(BARE_POOL, &pool)?;
+        let warm_up = WARM_UP_SECS.min(seconds);
         let mut rows = Vec::new();
         let mut checks = Vec::new();
         for &c in connections {
@@ -635,13 +642,13 @@ pub async fn webhooks_bench(
             // Every row starts from the same state: no deliveries, no scans. (A project's scan
             // history slows Picket's supersede step: docs/benchmarks.md.)
             empty(&db, "webhook_deliveries, scans, bench_bare_deliveries").await?;
-            wrk(&files, &pool, bare_to, WARM_UP_SECS, Load::Peak, true).await?;
+            wrk(&files, &pool, bare_to, warm_up, Load::Peak, true).await?;
             let bare_run = measured(&db, &files, &pool, bare_to, seconds, Load::Peak, true).await?;
             bare_run.check("baseline", false)?;
 
             let warm = files.records();
-            traffic.records(enough(bare_run.rps, WARM_UP_SECS), &warm)?;
-            wrk(&files, &warm, picket_to, WARM_UP_SECS, Load::Peak, false).await?;
+            traffic.records(enough(bare_run.rps, warm_up), &warm)?;
+            wrk(&files, &warm, picket_to, warm_up, Load::Peak, false).await?;
             // Requests in flight when wrk stopped land before the next count.
             tokio::time::sleep(SETTLE).await;
             let records = files.records();
