@@ -128,6 +128,17 @@ impl AppState {
         self.providers.as_deref()
     }
 
+    /// The providers' registry, or 503 `providers_unavailable` when this API has none.
+    pub(crate) fn require_providers(&self) -> Result<&picket_vcs::Registry, error::ApiError> {
+        self.providers().ok_or_else(|| {
+            error::ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "providers_unavailable",
+                "this API cannot reach providers (no registry configured)",
+            )
+        })
+    }
+
     pub(crate) fn webhooks(&self) -> &WebhookSettings {
         &self.webhooks
     }

@@ -174,3 +174,34 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
         },
     );
 }
+
+/// Runs `step` (one unit of a control-plane loop's work; `Ok(false)` when nothing was due) again
+/// and again until `stop`, pausing `idle` whenever nothing was due or the pass failed (logged
+/// as `<what> pass failed`).
+pub(crate) async fn until_stopped<F, Fut>(
+    what: &str,
+    idle: Duration,
+    stop: &CancellationToken,
+    mut step: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, picket_db::DbError>>,
+{
+    loop {
+        let worked = match step().await {
+            Ok(worked) => worked,
+            Err(e) => {
+                tracing::error!(error = %e, "{what} pass failed");
+                false
+            }
+        };
+        if !worked {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(idle) => {}
+            }
+        } else if stop.is_cancelled() {
+            return;
+        }
+    }
+}

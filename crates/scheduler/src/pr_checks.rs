@@ -50,23 +50,7 @@ impl Default for PrCheckConfig {
 
 /// Runs until `stop`.
 pub async fn run(db: Db, providers: Arc<Registry>, cfg: PrCheckConfig, stop: CancellationToken) {
-    loop {
-        let worked = match step(&db, &providers, &cfg).await {
-            Ok(worked) => worked,
-            Err(e) => {
-                tracing::error!(error = %e, "PR check pass failed");
-                false
-            }
-        };
-        if !worked {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(cfg.idle) => {}
-            }
-        } else if stop.is_cancelled() {
-            return;
-        }
-    }
+    crate::until_stopped("PR check", cfg.idle, &stop, || step(&db, &providers, &cfg)).await;
 }
 
 /// Handles one due check, if any. `Ok(false)` when none was due.

@@ -64,23 +64,7 @@ impl Default for TriageConfig {
 
 /// Runs until `stop`.
 pub async fn run(db: Db, providers: Arc<Registry>, cfg: TriageConfig, stop: CancellationToken) {
-    loop {
-        let worked = match step(&db, &providers, &cfg).await {
-            Ok(worked) => worked,
-            Err(e) => {
-                tracing::error!(error = %e, "triage pass failed");
-                false
-            }
-        };
-        if !worked {
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(cfg.idle) => {}
-            }
-        } else if stop.is_cancelled() {
-            return;
-        }
-    }
+    crate::until_stopped("triage", cfg.idle, &stop, || step(&db, &providers, &cfg)).await;
 }
 
 /// Handles one due request, if any. `Ok(false)` when none was due.

@@ -297,14 +297,6 @@ pub struct ManifestCompleted {
     pub install_url: Option<String>,
 }
 
-fn providers_unavailable() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "providers_unavailable",
-        "this API cannot reach providers (no registry configured)",
-    )
-}
-
 /// Where GitHub sends the admin's browser after creating the App (the manifest's
 /// `redirect_url`). No bearer token: the single-use `state` authenticates it. Converts the code
 /// into the App's credentials and stores the connection (sealed; never shown), in one
@@ -328,7 +320,7 @@ async fn manifest_callback(
 ) -> Result<(StatusCode, Json<ManifestCompleted>), ApiError> {
     MANIFEST_CODE.check_query("code", &q.code)?;
     MANIFEST_STATE.check_query("state", &q.state)?;
-    let registry = state.providers().ok_or_else(providers_unavailable)?;
+    let registry = state.require_providers()?;
     let hash = manifests::hash(&q.state);
     let mut tx = state.db().pool().begin().await?;
     let pending = match manifests::lock(&mut tx, &hash).await? {

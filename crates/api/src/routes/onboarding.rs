@@ -73,14 +73,6 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_repositories, add_repositories))
 }
 
-fn providers_unavailable() -> ApiError {
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "providers_unavailable",
-        "this API cannot reach providers (no registry configured)",
-    )
-}
-
 /// The live provider of one of the org's connections. 404 when the connection is not the org's;
 /// 409 `no_provider_client` when it has nothing to reach a provider with (no credentials, a
 /// provider Picket has no client for yet, or a GitHub connection holding a token instead of an
@@ -102,7 +94,7 @@ pub(crate) async fn provider_of(
     if !connection.has_credentials {
         return Err(no_client("it holds no credentials"));
     }
-    let registry = state.providers().ok_or_else(providers_unavailable)?;
+    let registry = state.require_providers()?;
     registry.source(id).await.map_err(|e| match e.code {
         ErrorCode::BadConfig => no_client(&e.message),
         _ => e.into(),

@@ -196,13 +196,7 @@ async fn scan_credential(
         // comments (pull requests write), for one hour. The App's key stays here.
         // A GitHub connection holding a plain token instead of an App's credentials lends that
         // token, as other providers' connections do.
-        let providers = state.providers().ok_or_else(|| {
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "providers_unavailable",
-                "this API cannot reach providers (no registry configured)",
-            )
-        })?;
+        let providers = state.require_providers()?;
         let scope = match repo.pr_number {
             Some(_) => picket_vcs::provider::CredentialScope::PullRequestScan,
             None => picket_vcs::provider::CredentialScope::Clone,
@@ -281,13 +275,7 @@ async fn begin_feedback(
     if repo.pr_number.is_none() || repo.provider != picket_core::Provider::Github {
         return Err(no_pr_check());
     }
-    let providers = state.providers().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "providers_unavailable",
-            "this API cannot reach providers (no registry configured)",
-        )
-    })?;
+    let providers = state.require_providers()?;
     if pr_checks::get(pool, worker.scan.org_id, worker.scan.scan_id)
         .await?
         .is_none()
