@@ -12,6 +12,7 @@ async fn org_settings_read_and_change(pool: PgPool) {
     assert_eq!(org["slug"], "a");
     assert_eq!(org["max_concurrent_scans"], 4);
     assert_eq!(org["pr_scan_timeout_secs"], 600);
+    assert_eq!(org["draft_feedback"], "full");
 
     let changed = admin
         .patch(
@@ -30,6 +31,16 @@ async fn org_settings_read_and_change(pool: PgPool) {
         .expect(200);
     assert_eq!(again["name"], "Acme");
     assert_eq!(again["pr_scan_timeout_secs"], 3600);
+    let quiet = admin
+        .patch("/api/v1/org", json!({"draft_feedback": "check_only"}))
+        .await
+        .expect(200);
+    assert_eq!(quiet["draft_feedback"], "check_only");
+    let again = admin
+        .patch("/api/v1/org", json!({"draft_feedback": "full"}))
+        .await
+        .expect(200);
+    assert_eq!(again["draft_feedback"], "full");
 
     for (body, field) in [
         (json!({"max_concurrent_scans": 0}), "max_concurrent_scans"),
@@ -45,6 +56,8 @@ async fn org_settings_read_and_change(pool: PgPool) {
         (json!({"name": ""}), "name"),
         (json!({"name": "x".repeat(201)}), "name"),
         (json!({"slug": "b"}), "slug"),
+        (json!({"draft_feedback": "quiet"}), "draft_feedback"),
+        (json!({"draft_feedback": true}), "draft_feedback"),
         (
             json!({"max_concurrent_scans": "many"}),
             "max_concurrent_scans",

@@ -207,6 +207,18 @@ impl World {
     /// Points the PR at `head` (its ref, GitHub's record and its diff's lines) and delivers the
     /// webhook `action`.
     async fn push(&self, action: &str, delivery: &str, head: &str, files: &[(&str, &str)]) {
+        self.push_with(action, delivery, head, files, |_| {}).await
+    }
+
+    /// [`World::push`], with the payload edited by `edit` before it is signed.
+    async fn push_with(
+        &self,
+        action: &str,
+        delivery: &str,
+        head: &str,
+        files: &[(&str, &str)],
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) {
         git(&self.repo(), &["update-ref", "refs/pull/7/head", head]);
         let base = git(&self.repo(), &["rev-parse", "main"]);
         let pull = TestPull {
@@ -234,6 +246,7 @@ impl World {
         payload["installation"]["id"] = json!(self.installation);
         payload["pull_request"]["base"]["ref"] = json!("main");
         payload["pull_request"]["head"]["ref"] = json!("feature");
+        edit(&mut payload);
         self.hook
             .deliver("pull_request", delivery, &payload)
             .await
@@ -453,6 +466,90 @@ async fn a_pull_request_gets_inline_comments_a_summary_and_a_check_and_a_push_up
 
     let server = w.stop().await;
     assert!(server.violations().is_empty(), "{:#?}", server.violations());
+}
+
+/// An org that keeps drafts quiet: a draft PR gets its check and no comment; marked ready for
+/// review, the head already scanned gets its comments, posted by the control plane from the
+/// stored result, without a second scan.
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_quiet_draft_gets_its_check_and_its_comments_once_ready_for_review(pool: PgPool) {
+    let w = World::new(pool).await;
+    let org = w
+        .app
+        .admin()
+        .patch("/api/v1/org", json!({"draft_feedback": "check_only"}))
+        .await
+        .expect(200);
+    assert_eq!(org["draft_feedback"], "check_only");
+    let repo = w.repo();
+    git(&repo, &["checkout", "-q", "-b", "feature"]);
+    let head = commit(&repo, &[("app.py", APP_V1)], "add app");
+    w.push_with("opened", "d-draft", &head, &[("app.py", APP_V1)], |p| {
+        p["pull_request"]["draft"] = json!(true);
+    })
+    .await;
+    let check = w.completed_check(&head).await;
+    assert_eq!(check.conclusion.as_deref(), Some("failure"), "{check:#?}");
+    assert_eq!(check.annotations.len(), 2, "{check:#?}");
+    // The feedback is finished, quietly: no inline comment, no summary comment.
+    let quiet: bool = until(|| async {
+        sqlx::query_scalar::<_, bool>(
+            "SELECT quiet_draft FROM pr_checks WHERE comments_done_at IS NOT NULL",
+        )
+        .fetch_optional(&w.app.pool)
+        .await
+        .unwrap()
+    })
+    .await;
+    assert!(quiet, "finished as a quiet draft's");
+    assert!(w.inline().is_empty(), "{:#?}", w.inline());
+    assert!(w.server.issue_comments(w.repo_id, 7).is_empty());
+
+    // Ready for review, same head: nothing is queued, and the comments come.
+    let mut payload = pull_request("ready_for_review", w.repo_id as i64, 7, &head);
+    payload["installation"]["id"] = json!(w.installation);
+    payload["pull_request"]["draft"] = json!(false);
+    w.hook
+        .deliver("pull_request", "d-ready", &payload)
+        .await
+        .outcome(200, "duplicate_head");
+    let comments = until(|| async { Some(w.inline()).filter(|c| c.len() >= 2) }).await;
+    let placed: Vec<(Option<u64>, &str)> = comments.iter().map(|c| (c.line, rule_of(c))).collect();
+    assert_eq!(placed, [(Some(10), BLOCK_RULE), (Some(6), COMMENT_RULE)]);
+    assert!(comments.iter().all(|c| c.commit_id == head));
+    let summaries =
+        until(|| async { Some(w.server.issue_comments(w.repo_id, 7)).filter(|c| !c.is_empty()) })
+            .await;
+    assert_eq!(summaries.len(), 1, "{summaries:#?}");
+    let (scans, posted_by): (i64, Option<String>) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM scans WHERE kind = 'diff'), \
+                (SELECT feedback_outcome->>'posted_by' FROM pr_checks WHERE comments_done_at IS NOT NULL)",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!((scans, posted_by.as_deref()), (1, Some("control_plane")));
+    // Still one check, completed once.
+    assert_eq!(w.server.check_runs(w.repo_id).len(), 1);
+
+    let server = w.stop().await;
+    assert!(server.violations().is_empty(), "{:#?}", server.violations());
+}
+
+/// Waits (up to 60 s) for `probe` to give something.
+async fn until<T, F, Fut>(mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// A scan's state and error code, by head commit.

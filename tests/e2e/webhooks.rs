@@ -526,6 +526,96 @@ async fn a_thousand_copies_of_one_delivery_at_once_queue_one_scan(pool: PgPool) 
     assert_eq!(app.count("webhook_deliveries").await, 1);
 }
 
+/// Deliveries of one PR can arrive late or twice (a redelivery from the App's settings page): a
+/// head whose delivery says the PR was last updated before the update that queued the PR's
+/// newest scan is stale. It is answered `stale_head` with that newer scan, and queues and
+/// supersedes nothing; an update at the same time or later is taken.
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_late_delivery_of_an_older_head_never_supersedes_a_newer_one(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let (conn, hook) = github_connection(&app, "gh", false).await;
+    project(&app, &conn, REPO_ID).await;
+    let push = |head: u8, updated_at: &str| {
+        let mut p = pull_request("synchronize", REPO_ID, 5, &sha(head));
+        p["pull_request"]["updated_at"] = json!(updated_at);
+        p
+    };
+    let newer = hook
+        .deliver("pull_request", "d-new", &push(2, "2026-11-30T10:00:05Z"))
+        .await;
+    newer.outcome(202, "scan_queued");
+    let older = hook
+        .deliver("pull_request", "d-old", &push(1, "2026-11-30T10:00:01Z"))
+        .await;
+    older.outcome(200, "stale_head");
+    assert_eq!(older.scan(), newer.scan());
+    assert_eq!(
+        pr_scans(&app.pool).await,
+        vec![(newer.scan().0, "queued".into(), None, sha(2))]
+    );
+    // The newer head's own delivery again, under another id: its scan.
+    hook.deliver("pull_request", "d-new-2", &push(2, "2026-11-30T10:00:05Z"))
+        .await
+        .outcome(200, "duplicate_head");
+    // Same second, another head: not older, so it is taken and supersedes.
+    let same = hook
+        .deliver("pull_request", "d-same", &push(3, "2026-11-30T10:00:05Z"))
+        .await;
+    same.outcome(202, "scan_queued");
+    assert_eq!(same.body["superseded_scan_ids"], json!([newer.scan().0]));
+    // A force-push back to the first head, later: taken again.
+    let back = hook
+        .deliver("pull_request", "d-back", &push(1, "2026-11-30T10:00:09Z"))
+        .await;
+    back.outcome(202, "scan_queued");
+    let heads: Vec<(String, Option<String>)> = pr_scans(&app.pool)
+        .await
+        .into_iter()
+        .map(|(_, state, code, head)| (format!("{head}:{state}"), code))
+        .collect();
+    assert_eq!(
+        heads,
+        vec![
+            (format!("{}:cancelled", sha(2)), Some("superseded".into())),
+            (format!("{}:cancelled", sha(3)), Some("superseded".into())),
+            (format!("{}:queued", sha(1)), None),
+        ]
+    );
+}
+
+/// A project's first deliveries, for many pull requests at once, each name the installation the
+/// project does not know yet: every one is taken, and the installation is attached once. (Two of
+/// them used to share-lock the project and then both update it: a deadlock, answered 503.)
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_projects_first_deliveries_at_once_are_all_taken(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let (conn, hook) = github_connection(&app, "gh", false).await;
+    let project = project(&app, &conn, REPO_ID).await;
+    assert_eq!(project["provider_installation_id"], Value::Null);
+    const PRS: u64 = 48;
+    let mut set = tokio::task::JoinSet::new();
+    for n in 1..=PRS {
+        let hook = hook.clone();
+        let mut payload = pull_request("opened", REPO_ID, n, &sha(n as u8));
+        payload["installation"]["id"] = json!(INSTALLATION);
+        set.spawn(async move {
+            hook.deliver("pull_request", &format!("first-{n}"), &payload)
+                .await
+        });
+    }
+    while let Some(answer) = set.join_next().await {
+        answer.unwrap().outcome(202, "scan_queued");
+    }
+    assert_eq!(pr_scans(&app.pool).await.len() as u64, PRS);
+    let attached: Option<String> =
+        sqlx::query_scalar("SELECT provider_installation_id FROM projects WHERE id = $1")
+            .bind(Uuid::parse_str(&id_of(&project)).unwrap())
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(attached, Some(INSTALLATION.to_string()));
+}
+
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn installations_add_disable_and_enable_projects(pool: PgPool) {
     let app = TestApp::start(pool).await;

@@ -89,6 +89,7 @@ pub struct AppState {
     rule_engine: Option<Arc<RuleEngine>>,
     local_repos: Arc<local_repos::LocalRepoDirs>,
     webhooks: Arc<WebhookSettings>,
+    webhook_targets: Arc<routes::webhooks::TargetCache>,
     providers: Option<Arc<picket_vcs::Registry>>,
 }
 
@@ -113,6 +114,7 @@ impl AppState {
             rule_engine: None,
             local_repos: Arc::default(),
             webhooks: Arc::default(),
+            webhook_targets: Arc::default(),
             providers: None,
         }
     }
@@ -141,6 +143,10 @@ impl AppState {
 
     pub(crate) fn webhooks(&self) -> &WebhookSettings {
         &self.webhooks
+    }
+
+    pub(crate) fn webhook_targets(&self) -> &routes::webhooks::TargetCache {
+        &self.webhook_targets
     }
 
     /// Accept `file://` projects in these directories (the ones the scheduler lends to its

@@ -33,8 +33,8 @@
 //! 4. *Summary*: otherwise (the file is not in the diff, or no line of the finding is), a row in
 //!    the summary comment's table. A draft PR of an org that keeps drafts quiet
 //!    ([`DraftFeedback::CheckOnly`]) gets no new inline comments: those findings are listed in the
-//!    summary (reason [`SummaryReason::Draft`]) until the PR is ready for review, which triggers
-//!    a new scan.
+//!    summary (reason [`SummaryReason::Draft`]) until the PR is marked ready for review, when
+//!    the control plane plans the same head's feedback again as a non-draft's.
 //!
 //! **Re-runs.** Every inline comment starts with `<!-- picket:finding <fingerprint> -->` and the
 //! summary with `<!-- picket:summary -->`; [`parse_marker`] reads them back (first line only, so
@@ -437,6 +437,13 @@ pub struct RuleGroup {
     pub fingerprints: Vec<Fingerprint>,
 }
 
+impl FeedbackInput {
+    /// A draft PR of an org that keeps drafts quiet: no new comment.
+    pub fn quiet_draft(&self) -> bool {
+        self.pr_is_draft && self.draft_feedback == DraftFeedback::CheckOnly
+    }
+}
+
 /// What to do with the summary comment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "action")]
@@ -576,7 +583,7 @@ pub fn plan_feedback(input: &FeedbackInput) -> FeedbackPlan {
         }
     }
 
-    let quiet = input.pr_is_draft && input.draft_feedback == DraftFeedback::CheckOnly;
+    let quiet = input.quiet_draft();
     let mut placements = BTreeMap::new();
     let mut post = Vec::new();
     let mut keep = Vec::new();

@@ -313,6 +313,10 @@ pub struct FeedbackStart {
     pub late: bool,
     /// The commented new findings of this PR's previous scan, when there was one with feedback.
     pub previous_commented: Option<Vec<Fingerprint>>,
+    /// The PR is a draft (as the control plane last heard), and what the org gives drafts: the
+    /// planner's [`FeedbackInput`](crate::feedback::FeedbackInput) fields of the same names.
+    pub pr_is_draft: bool,
+    pub draft_feedback: crate::feedback::DraftFeedback,
 }
 
 /// What the worker posted (`POST /api/v1/worker/scan/feedback/done`): its comments are on the
@@ -329,4 +333,9 @@ pub struct FeedbackDone {
     pub summary: String,
     /// Provider API calls the worker made for its feedback.
     pub api_calls: u64,
+    /// The comments were planned for a quiet draft (a draft, with
+    /// [`DraftFeedback::CheckOnly`](crate::feedback::DraftFeedback::CheckOnly)): no new comment
+    /// was posted, and the control plane posts them if the PR is marked ready for review.
+    #[serde(default)]
+    pub quiet_draft: bool,
 }

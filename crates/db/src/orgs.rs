@@ -5,6 +5,7 @@
 //! orgs: the API only ever passes the org of the authenticated token.
 
 use crate::{DbError, Result};
+use picket_core::feedback::DraftFeedback;
 use picket_core::OrgId;
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
@@ -24,6 +25,8 @@ pub struct OrgRecord {
     pub pr_scan_timeout_secs: i32,
     /// Whether `nosemgrep` comments suppress findings in the org's scans.
     pub inline_suppression: bool,
+    /// Whether draft PRs get comments (`full`) or only the check (`check_only`).
+    pub draft_feedback: DraftFeedback,
     pub created_at: OffsetDateTime,
 }
 
@@ -34,20 +37,26 @@ struct OrgRow {
     max_concurrent_scans: i32,
     pr_scan_timeout_secs: i32,
     inline_suppression: bool,
+    draft_feedback: String,
     created_at: OffsetDateTime,
 }
 
-impl From<OrgRow> for OrgRecord {
-    fn from(r: OrgRow) -> Self {
-        OrgRecord {
+impl TryFrom<OrgRow> for OrgRecord {
+    type Error = DbError;
+    fn try_from(r: OrgRow) -> Result<Self> {
+        Ok(OrgRecord {
             id: r.id.into(),
             slug: r.slug,
             name: r.name,
             max_concurrent_scans: r.max_concurrent_scans,
             pr_scan_timeout_secs: r.pr_scan_timeout_secs,
             inline_suppression: r.inline_suppression,
+            draft_feedback: r
+                .draft_feedback
+                .parse()
+                .map_err(|e: picket_core::ParseError| DbError::Corrupt(e.to_string()))?,
             created_at: r.created_at,
-        }
+        })
     }
 }
 
@@ -59,7 +68,7 @@ pub async fn create(ex: impl PgExecutor<'_>, slug: &str, name: &str) -> Result<O
         r#"
         INSERT INTO orgs (id, slug, name) VALUES ($1, $2, $3)
         RETURNING id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, inline_suppression,
-               created_at
+               draft_feedback, created_at
         "#,
         OrgId::new().0,
         slug,
@@ -67,7 +76,7 @@ pub async fn create(ex: impl PgExecutor<'_>, slug: &str, name: &str) -> Result<O
     )
     .fetch_one(ex)
     .await?;
-    Ok(row.into())
+    row.try_into()
 }
 
 /// One org by id.
@@ -76,7 +85,7 @@ pub async fn get(ex: impl PgExecutor<'_>, id: OrgId) -> Result<OrgRecord> {
         OrgRow,
         r#"
         SELECT id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, inline_suppression,
-               created_at
+               draft_feedback, created_at
         FROM orgs WHERE id = $1
         "#,
         id.0
@@ -84,7 +93,7 @@ pub async fn get(ex: impl PgExecutor<'_>, id: OrgId) -> Result<OrgRecord> {
     .fetch_optional(ex)
     .await?
     .ok_or(DbError::NotFound)?;
-    Ok(row.into())
+    row.try_into()
 }
 
 /// One org by slug (for the CLI, which names orgs by slug).
@@ -93,7 +102,7 @@ pub async fn get_by_slug(ex: impl PgExecutor<'_>, slug: &str) -> Result<OrgRecor
         OrgRow,
         r#"
         SELECT id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, inline_suppression,
-               created_at
+               draft_feedback, created_at
         FROM orgs WHERE slug = $1
         "#,
         slug
@@ -101,7 +110,7 @@ pub async fn get_by_slug(ex: impl PgExecutor<'_>, slug: &str) -> Result<OrgRecor
     .fetch_optional(ex)
     .await?
     .ok_or(DbError::NotFound)?;
-    Ok(row.into())
+    row.try_into()
 }
 
 /// The settings an admin may change; `None` leaves a field as it is. The table's CHECKs bound
@@ -113,6 +122,7 @@ pub struct OrgUpdate {
     pub max_concurrent_scans: Option<i32>,
     pub pr_scan_timeout_secs: Option<i32>,
     pub inline_suppression: Option<bool>,
+    pub draft_feedback: Option<DraftFeedback>,
 }
 
 /// Applies `changes` to the org and returns it as updated.
@@ -124,19 +134,21 @@ pub async fn update(ex: impl PgExecutor<'_>, id: OrgId, changes: &OrgUpdate) -> 
         SET name = COALESCE($2, name),
             max_concurrent_scans = COALESCE($3, max_concurrent_scans),
             pr_scan_timeout_secs = COALESCE($4, pr_scan_timeout_secs),
-            inline_suppression = COALESCE($5, inline_suppression)
+            inline_suppression = COALESCE($5, inline_suppression),
+            draft_feedback = COALESCE($6, draft_feedback)
         WHERE id = $1
         RETURNING id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, inline_suppression,
-               created_at
+               draft_feedback, created_at
         "#,
         id.0,
         changes.name,
         changes.max_concurrent_scans,
         changes.pr_scan_timeout_secs,
-        changes.inline_suppression
+        changes.inline_suppression,
+        changes.draft_feedback.map(DraftFeedback::as_str),
     )
     .fetch_optional(ex)
     .await?
     .ok_or(DbError::NotFound)?;
-    Ok(row.into())
+    row.try_into()
 }

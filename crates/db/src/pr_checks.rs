@@ -15,11 +15,20 @@
 use crate::types::Pg;
 use crate::{DbError, Result};
 use picket_core::check::CheckPhase;
-use picket_core::feedback::FeedbackInput;
+use picket_core::feedback::{DraftFeedback, FeedbackInput};
 use picket_core::{ConnectionId, OrgId, ProjectId, Provider, ScanId, ScanState};
 use sqlx::{PgConnection, PgExecutor};
 use std::time::Duration;
 use time::OffsetDateTime;
+
+/// The channel that wakes the control plane's check loop: raised when a PR scan changes state
+/// (trigger `pr_scans_notify_state`), when a worker's comments are done ([`comments_done`]) and
+/// when a draft is marked ready for review ([`ready_for_review`]). A new PR scan raises the
+/// queue's channel ([`crate::queue::CHANNEL`]), which the loop also listens to.
+pub const CHANNEL: &str = "picket_pr_check";
+
+/// The channels the check loop listens to.
+pub const WAKE_ON: &[&str] = &[CHANNEL, crate::queue::CHANNEL];
 
 /// Registers the check of a PR scan just queued, when its project's provider takes feedback
 /// (GitHub); its fail-open deadline is the scan's queue time plus the org's
@@ -71,6 +80,9 @@ pub struct OpenCheck {
     pub late: bool,
     /// The feedback's comments are on the PR.
     pub comments_done: bool,
+    /// The PR is a draft (as last known), and what the org gives drafts.
+    pub pr_is_draft: bool,
+    pub draft_feedback: DraftFeedback,
 }
 
 /// Locks one open check, due now, that no one else holds (`FOR UPDATE SKIP LOCKED`), in the
@@ -92,9 +104,11 @@ pub async fn lock_next_due(conn: &mut PgConnection) -> Result<Option<OpenCheck>>
                p.provider_installation_id, s.pr_number AS "pr_number!", s.commit_sha,
                s.state AS "state: Pg<ScanState>", s.error_code, c.check_run_id, c.shown,
                c.fail_open_at <= now() AS "past_deadline!", c.reported_at IS NOT NULL AS "reported!",
-               c.failures, c.feedback, c.late, c.comments_done_at IS NOT NULL AS "comments_done!"
+               c.failures, c.feedback, c.late, c.comments_done_at IS NOT NULL AS "comments_done!",
+               s.pr_draft IS TRUE AS "pr_is_draft!", o.draft_feedback
         FROM due JOIN pr_checks c USING (scan_id)
         JOIN scans s ON s.id = c.scan_id
+        JOIN orgs o ON o.id = s.org_id
         JOIN projects p ON p.id = s.project_id
         JOIN vcs_connections v ON v.id = p.connection_id
         "#
@@ -126,9 +140,16 @@ pub async fn lock_next_due(conn: &mut PgConnection) -> Result<Option<OpenCheck>>
                 .transpose()?,
             late: r.late,
             comments_done: r.comments_done,
+            pr_is_draft: r.pr_is_draft,
+            draft_feedback: parse_draft_feedback(&r.draft_feedback)?,
         })
     })
     .transpose()
+}
+
+fn parse_draft_feedback(s: &str) -> Result<DraftFeedback> {
+    s.parse()
+        .map_err(|e: picket_core::ParseError| DbError::Corrupt(e.to_string()))
 }
 
 fn parse_phase(s: &str) -> Result<CheckPhase> {
@@ -220,6 +241,11 @@ pub struct FeedbackContext {
     /// The input of this PR's previous scan that had feedback (queued before this one), to tell
     /// a finding that came back from one a person resolved.
     pub previous: Option<FeedbackInput>,
+    /// The PR is a draft (as last known), and what the org gives drafts: with
+    /// [`DraftFeedback::CheckOnly`] no new comment is posted now (picket-core `plan_feedback`),
+    /// and the comments follow when the PR is marked ready for review ([`ready_for_review`]).
+    pub pr_is_draft: bool,
+    pub draft_feedback: DraftFeedback,
 }
 
 /// Begins the feedback of a scan whose worker holds its result (the caller has checked the
@@ -236,8 +262,9 @@ pub async fn begin_feedback(
     let row = sqlx::query!(
         r#"
         SELECT c.check_run_id, c.shown, c.fail_open_at <= now() AS "past_deadline!",
-               s.project_id, s.pr_number, s.queued_at
-        FROM pr_checks c JOIN scans s ON s.id = c.scan_id
+               s.project_id, s.pr_number, s.queued_at,
+               s.pr_draft IS TRUE AS "pr_is_draft!", o.draft_feedback
+        FROM pr_checks c JOIN scans s ON s.id = c.scan_id JOIN orgs o ON o.id = s.org_id
         WHERE c.scan_id = $1 FOR UPDATE OF c
         "#,
         scan.0
@@ -252,7 +279,7 @@ pub async fn begin_feedback(
         r#"
         UPDATE pr_checks
         SET feedback = $2, late = $3, reported_at = now(), comments_done_at = NULL,
-            feedback_outcome = NULL, updated_at = now()
+            quiet_draft = false, feedback_outcome = NULL, updated_at = now()
         WHERE scan_id = $1
         "#,
         scan.0,
@@ -283,27 +310,63 @@ pub async fn begin_feedback(
         check_run_id: row.check_run_id,
         late,
         previous,
+        pr_is_draft: row.pr_is_draft,
+        draft_feedback: parse_draft_feedback(&row.draft_feedback)?,
     })
 }
 
 /// Records that the feedback's comments are on the PR (`outcome`: what was posted) and asks the
 /// loop to complete the check now. Changes nothing unless the feedback was begun.
+///
+/// `quiet_draft`: the comments were planned for a quiet draft (no new comment). If the PR was
+/// marked ready for review meanwhile, the feedback stays unfinished and the loop posts the
+/// comments the draft did not get.
 pub async fn comments_done(
     ex: impl PgExecutor<'_>,
     scan: ScanId,
     outcome: &serde_json::Value,
+    quiet_draft: bool,
 ) -> Result<()> {
     sqlx::query!(
         r#"
+        WITH still AS (
+            SELECT $3 AND s.pr_draft IS TRUE AS quiet FROM scans s WHERE s.id = $1
+        )
         UPDATE pr_checks
-        SET comments_done_at = now(), feedback_outcome = $2, updated_at = now(),
+        SET comments_done_at = CASE WHEN $3 AND NOT still.quiet THEN NULL ELSE now() END,
+            quiet_draft = still.quiet, feedback_outcome = $2, updated_at = now(),
             next_attempt_at = now(), failures = 0, last_error = NULL
+        FROM still
         WHERE scan_id = $1 AND feedback IS NOT NULL
+        RETURNING pg_notify('picket_pr_check', '')::text
         "#,
         scan.0,
         outcome,
+        quiet_draft,
     )
-    .execute(ex)
+    .fetch_optional(ex)
+    .await?;
+    Ok(())
+}
+
+/// The PR of `scan` (the scan of its head) was marked ready for review: the scan is no longer a
+/// draft's, and the comments a quiet draft did not get are due (the loop posts them). In the
+/// caller's transaction; a no-op for a scan that was no draft's.
+pub async fn ready_for_review(conn: &mut PgConnection, scan: ScanId) -> Result<()> {
+    sqlx::query!(
+        r#"
+        WITH ready AS (
+            UPDATE scans SET pr_draft = false WHERE id = $1 AND pr_draft RETURNING id
+        )
+        UPDATE pr_checks
+        SET comments_done_at = NULL, quiet_draft = false, next_attempt_at = now(),
+            updated_at = now()
+        WHERE scan_id IN (SELECT id FROM ready) AND quiet_draft
+        RETURNING pg_notify('picket_pr_check', '')::text
+        "#,
+        scan.0,
+    )
+    .fetch_optional(&mut *conn)
     .await?;
     Ok(())
 }

@@ -271,13 +271,21 @@ pub async fn rescue_expired(ex: impl PgExecutor<'_>) -> Result<Rescued> {
 pub struct Waker {
     listener: Option<PgListener>,
     pool: PgPool,
+    channels: &'static [&'static str],
 }
 
 impl Waker {
+    /// A claimer's waker: on [`CHANNEL`] (a scan was queued).
     pub async fn new(pool: &PgPool) -> Waker {
+        Waker::on(pool, &[CHANNEL]).await
+    }
+
+    /// A waker on `channels`.
+    pub async fn on(pool: &PgPool, channels: &'static [&'static str]) -> Waker {
         let mut w = Waker {
             listener: None,
             pool: pool.clone(),
+            channels,
         };
         w.connect().await;
         w
@@ -285,7 +293,7 @@ impl Waker {
 
     async fn connect(&mut self) {
         match PgListener::connect_with(&self.pool).await {
-            Ok(mut l) => match l.listen(CHANNEL).await {
+            Ok(mut l) => match l.listen_all(self.channels.iter().copied()).await {
                 Ok(()) => self.listener = Some(l),
                 Err(e) => tracing::warn!(error = %e, "LISTEN failed; polling only"),
             },

@@ -176,11 +176,12 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
 }
 
 /// Runs `step` (one unit of a control-plane loop's work; `Ok(false)` when nothing was due) again
-/// and again until `stop`, pausing `idle` whenever nothing was due or the pass failed (logged
-/// as `<what> pass failed`).
+/// and again until `stop`, pausing `idle` (or until `waker` hears a notification) whenever
+/// nothing was due or the pass failed (logged as `<what> pass failed`).
 pub(crate) async fn until_stopped<F, Fut>(
     what: &str,
     idle: Duration,
+    mut waker: Option<picket_db::queue::Waker>,
     stop: &CancellationToken,
     mut step: F,
 ) where
@@ -196,9 +197,17 @@ pub(crate) async fn until_stopped<F, Fut>(
             }
         };
         if !worked {
+            let pause = async {
+                match waker.as_mut() {
+                    Some(w) => {
+                        w.wait(idle).await;
+                    }
+                    None => tokio::time::sleep(idle).await,
+                }
+            };
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(idle) => {}
+                _ = pause => {}
             }
         } else if stop.is_cancelled() {
             return;

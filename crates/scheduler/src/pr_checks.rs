@@ -50,7 +50,11 @@ impl Default for PrCheckConfig {
 
 /// Runs until `stop`.
 pub async fn run(db: Db, providers: Arc<Registry>, cfg: PrCheckConfig, stop: CancellationToken) {
-    crate::until_stopped("PR check", cfg.idle, &stop, || step(&db, &providers, &cfg)).await;
+    let waker = picket_db::queue::Waker::on(db.pool(), pr_checks::WAKE_ON).await;
+    crate::until_stopped("PR check", cfg.idle, Some(waker), &stop, || {
+        step(&db, &providers, &cfg)
+    })
+    .await;
 }
 
 /// Handles one due check, if any. `Ok(false)` when none was due.
@@ -156,6 +160,10 @@ async fn finish(
         return Ok(());
     };
     input.late = open.late;
+    // As the PR is now: a draft marked ready for review gets the comments it did not get.
+    input.pr_is_draft = open.pr_is_draft;
+    input.draft_feedback = open.draft_feedback;
+    let quiet_draft = input.quiet_draft();
     let Some(head_sha) = open.head_sha.as_deref() else {
         return Ok(());
     };
@@ -189,6 +197,7 @@ async fn finish(
                 "summary": posted.summary,
                 "api_calls": feedback.api_calls(),
                 "posted_by": "control_plane",
+                "quiet_draft": quiet_draft,
             }));
         }
         let check = if complete_check {
@@ -204,7 +213,7 @@ async fn finish(
     match result {
         Ok((outcome, check)) => {
             if let Some(outcome) = outcome {
-                pr_checks::comments_done(&mut *tx, open.scan_id, &outcome).await?;
+                pr_checks::comments_done(&mut *tx, open.scan_id, &outcome, quiet_draft).await?;
             }
             if let Some(id) = check {
                 pr_checks::record_shown(

@@ -325,6 +325,8 @@ async fn queue_head(
         base_sha: Some(&pr.base_sha)
             .filter(|s| !s.is_empty())
             .map(String::as_str),
+        draft: pr.draft,
+        updated_at: pr.updated_at,
     };
     let mut tx = db.pool().begin().await?;
     let outcome = webhooks::sweep_pull_request(&mut tx, &head, listed_at, ACTOR).await?;
@@ -342,7 +344,9 @@ async fn queue_head(
             );
             Ok(true)
         }
-        SweptHead::Outcome(PullRequestOutcome::DuplicateHead { .. }) => Ok(true),
+        SweptHead::Outcome(
+            PullRequestOutcome::DuplicateHead { .. } | PullRequestOutcome::StaleHead { .. },
+        ) => Ok(true),
         SweptHead::Stale { newer, .. } => {
             tracing::debug!(repository = %project.full_name, number, %newer, "reconcile: the pull request was scanned since the listing");
             Ok(true)

@@ -64,7 +64,10 @@ impl Default for TriageConfig {
 
 /// Runs until `stop`.
 pub async fn run(db: Db, providers: Arc<Registry>, cfg: TriageConfig, stop: CancellationToken) {
-    crate::until_stopped("triage", cfg.idle, &stop, || step(&db, &providers, &cfg)).await;
+    crate::until_stopped("triage", cfg.idle, None, &stop, || {
+        step(&db, &providers, &cfg)
+    })
+    .await;
 }
 
 /// Handles one due request, if any. `Ok(false)` when none was due.

@@ -97,6 +97,10 @@ pub struct PullRequestEvent {
     /// Whether the head lives in another repository (a fork), or its repository is gone.
     pub from_fork: bool,
     pub draft: bool,
+    /// When the provider last updated the PR, as the delivery says (GitHub
+    /// `pull_request.updated_at`): orders deliveries of one PR, which may arrive late or be
+    /// redelivered. `None` when the payload has none.
+    pub updated_at: Option<time::OffsetDateTime>,
     /// The PR's title, for display.
     pub title: String,
     /// The author's login, for display.

@@ -118,6 +118,8 @@ pub struct PullRequestState {
     pub from_fork: bool,
     pub title: String,
     pub author: Option<String>,
+    /// When the provider last updated the PR (GitHub `updated_at`).
+    pub updated_at: Option<time::OffsetDateTime>,
 }
 
 /// What the control plane asks of one connection.

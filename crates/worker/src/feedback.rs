@@ -92,6 +92,8 @@ pub async fn post(
     };
     let mut input = input;
     input.late = start.late;
+    input.pr_is_draft = start.pr_is_draft;
+    input.draft_feedback = start.draft_feedback;
     input.previous_commented = start
         .previous_commented
         .map(|fps| fps.into_iter().collect());
@@ -122,6 +124,7 @@ pub async fn post(
         head_sha,
         bot_login: start.bot_login,
     };
+    let input_quiet = input.quiet_draft();
     let posted = match tokio::time::timeout(
         FEEDBACK_DEADLINE,
         post_comments(&*client, &target, input),
@@ -147,6 +150,7 @@ pub async fn post(
         threads_resolved: posted.threads_resolved,
         summary: posted.summary.to_owned(),
         api_calls: client.api_calls(),
+        quiet_draft: input_quiet,
     })
     .await?;
     Ok(Outcome::Posted {

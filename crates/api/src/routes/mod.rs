@@ -13,7 +13,7 @@ mod projects;
 mod rule_packs;
 mod scans;
 mod tokens;
-mod webhooks;
+pub(crate) mod webhooks;
 mod worker;
 
 use crate::error::{ApiError, FieldError, Problem};

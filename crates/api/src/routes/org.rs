@@ -7,6 +7,7 @@ use crate::extract::{Admin, ApiJson, Caller};
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
+use picket_core::feedback::DraftFeedback;
 use picket_db::orgs::{self, OrgRecord, OrgUpdate};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -30,6 +31,10 @@ pub struct Org {
     pub pr_scan_timeout_secs: i32,
     /// Whether `nosemgrep` comments suppress findings (stored `ignored`, reason `nosemgrep`).
     pub inline_suppression: bool,
+    /// What draft PRs get: `full` (the same feedback as any PR) or `check_only` (the check, and
+    /// no new comment until the PR is marked ready for review).
+    #[schema(schema_with = draft_feedback_schema)]
+    pub draft_feedback: DraftFeedback,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -43,6 +48,7 @@ impl From<OrgRecord> for Org {
             max_concurrent_scans: o.max_concurrent_scans,
             pr_scan_timeout_secs: o.pr_scan_timeout_secs,
             inline_suppression: o.inline_suppression,
+            draft_feedback: o.draft_feedback,
             created_at: o.created_at,
         }
     }
@@ -65,6 +71,16 @@ pub struct UpdateOrg {
     pub pr_scan_timeout_secs: Option<i32>,
     /// `false`: `nosemgrep` comments no longer suppress findings in later scans.
     pub inline_suppression: Option<bool>,
+    /// `full` or `check_only`.
+    #[schema(schema_with = draft_feedback_schema)]
+    pub draft_feedback: Option<String>,
+}
+
+fn draft_feedback_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(DraftFeedback::ALL.map(DraftFeedback::as_str)))
+        .build()
 }
 
 /// The caller's org.
@@ -107,11 +123,20 @@ async fn update_org(
             ));
         }
     }
+    let draft_feedback = body
+        .draft_feedback
+        .as_deref()
+        .map(|v| {
+            v.parse::<DraftFeedback>()
+                .map_err(|_| ApiError::invalid_body("draft_feedback", "must be full or check_only"))
+        })
+        .transpose()?;
     let changes = OrgUpdate {
         name: body.name,
         max_concurrent_scans: body.max_concurrent_scans,
         pr_scan_timeout_secs: body.pr_scan_timeout_secs,
         inline_suppression: body.inline_suppression,
+        draft_feedback,
     };
     let org = orgs::update(state.db().pool(), caller.org_id, &changes).await?;
     tracing::info!("org settings changed");

@@ -45,10 +45,13 @@ use picket_vcs::event::{
     ReplyEvent, RepoRef, WebhookEvent,
 };
 use picket_vcs::github::{self, AppCredentials};
-use picket_vcs::webhook::{ParseError, SignatureError};
+use picket_vcs::webhook::{ParseError, SignatureError, WebhookSecrets};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use sqlx::PgConnection;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
@@ -83,13 +86,15 @@ impl PathParam for WebhookConnection {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryAccepted {
     /// A stable code: `scan_queued`, `duplicate` (this delivery id was already received),
-    /// `duplicate_head` (this head already has its scan), `project_unknown`, `project_disabled`,
+    /// `duplicate_head` (this head already has its scan), `stale_head` (the PR has a scan from a
+    /// later update of it: this delivery came late or was redelivered), `project_unknown`,
+    /// `project_disabled`,
     /// `diff_scans_disabled`, `projects_added`, `projects_disabled`, `projects_enabled`,
     /// `installation_recorded`, `triage_queued` (a triage reply recorded), `duplicate_reply`,
     /// `pong`, or why the delivery was ignored (`event_not_handled`, `action_not_handled`,
     /// `not_a_pull_request`, `not_a_command`, `not_a_thread_reply`, `reply_from_bot`, ...).
     pub outcome: &'static str,
-    /// The scan queued (`scan_queued`) or already there (`duplicate_head`).
+    /// The scan queued (`scan_queued`), already there (`duplicate_head`), or newer (`stale_head`).
     pub scan_id: Option<Uuid>,
     /// Scans cancelled as `superseded` by this delivery's new head.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -168,7 +173,7 @@ fn no_webhook() -> ApiError {
     request_body(content = serde_json::Value, content_type = "application/json",
         description = "The event's payload as GitHub sends it (or a form whose `payload` field holds it), at most 25 MiB"),
     responses(
-        (status = 200, description = "Nothing to do: `duplicate`, `duplicate_head`, `duplicate_reply`, `pong`, `project_unknown`, `project_disabled`, `not_a_command`, an ignored event, ...", body = DeliveryAccepted),
+        (status = 200, description = "Nothing to do: `duplicate`, `duplicate_head`, `stale_head`, `duplicate_reply`, `pong`, `project_unknown`, `project_disabled`, `not_a_command`, an ignored event, ...", body = DeliveryAccepted),
         (status = 202, description = "Acted on: `scan_queued`, `projects_added`, `projects_disabled`, `projects_enabled`, `triage_queued`", body = DeliveryAccepted),
         (status = 400, description = "`header_missing`, `header_invalid`, `body_not_json`, `payload_invalid`: the delivery could not be read (it is logged); `invalid_path`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "`signature_missing`, `signature_sha1_only`, `signature_malformed`, `signature_mismatch`: nothing was written", body = Problem, content_type = "application/problem+json"),
@@ -202,30 +207,30 @@ async fn receive(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<DeliveryAccepted, Refusal> {
     let body = body.map_err(|r| ("body_refused", body_refused(&r)))?;
-    let target =
-        match connections::webhook_target(state.db().pool(), state.cipher(), connection).await {
-            Ok(t) => t,
-            Err(DbError::NotFound) => return Err(("connection_unknown", no_webhook())),
-            Err(e) => return Err(("unavailable", unavailable(&e))),
-        };
-    let credentials = app_credentials(&target).ok_or(("connection_unknown", no_webhook()))?;
     let now = OffsetDateTime::now_utc();
-    github::webhook::verify(headers, &body, &credentials.webhook_secrets(), now).map_err(
-        |e: SignatureError| {
-            tracing::warn!(connection_id = %connection, code = e.code(), "webhook signature refused");
-            (
-                e.code(),
-                ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()),
-            )
-        },
-    )?;
+    let cache = state.webhook_targets();
+    let mut opened = cache.get(state, connection, false).await?;
+    let mut verified = github::webhook::verify(headers, &body, &opened.target.secrets, now);
+    if verified == Err(SignatureError::Mismatch) && opened.cached {
+        // The secret may have been changed since it was cached: read it again.
+        opened = cache.get(state, connection, true).await?;
+        verified = github::webhook::verify(headers, &body, &opened.target.secrets, now);
+    }
+    verified.map_err(|e: SignatureError| {
+        tracing::warn!(connection_id = %connection, code = e.code(), "webhook signature refused");
+        (
+            e.code(),
+            ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string()),
+        )
+    })?;
+    let target = &opened.target.target;
     let delivery = match github::webhook::parse(headers, &body) {
         Ok(d) => d,
-        Err(e) => return Err(unreadable(state, &target, headers, &body, e).await),
+        Err(e) => return Err(unreadable(state, target, headers, &body, e).await),
     };
     let span = tracing::Span::current();
     span.record("org_id", tracing::field::display(target.org_id));
-    match act_in_transaction(state, &target, &delivery, &body).await {
+    match act_in_transaction(state, target, &delivery, &body).await {
         Ok(accepted) => {
             tracing::info!(
                 connection_id = %connection,
@@ -237,6 +242,94 @@ async fn receive(
             Ok(accepted)
         }
         Err(e) => Err(("unavailable", unavailable(&e))),
+    }
+}
+
+/// How long an opened connection is used without reading it again, for deliveries signed with
+/// its current secret. A delivery that does not verify under a cached secret reads the
+/// connection again at once, so a changed secret is never refused; other changes (the
+/// connection deleted, `follow_installations` switched) are seen within this time.
+pub const TARGET_TTL: Duration = Duration::from_secs(5);
+
+/// The connections deliveries were received for, opened (looked up and decrypted), for
+/// [`TARGET_TTL`]: without it, every delivery read and decrypted its connection. Only
+/// connections that exist and hold a GitHub App's credentials are kept.
+#[derive(Debug, Default)]
+pub(crate) struct TargetCache {
+    entries: std::sync::Mutex<HashMap<ConnectionId, (Instant, Arc<OpenedTarget>)>>,
+}
+
+/// A connection as the webhook route uses it.
+#[derive(Debug)]
+pub(crate) struct OpenedTarget {
+    target: WebhookTarget,
+    secrets: WebhookSecrets,
+}
+
+/// What [`TargetCache::get`] gives: the target, and whether it came from the cache.
+struct Opened {
+    target: Arc<OpenedTarget>,
+    cached: bool,
+}
+
+impl TargetCache {
+    /// The connection, from the cache unless `reload` or stale. 404 for an unknown connection
+    /// or one without a GitHub App's credentials, 503 when the database fails.
+    async fn get(
+        &self,
+        state: &AppState,
+        connection: ConnectionId,
+        reload: bool,
+    ) -> Result<Opened, Refusal> {
+        if !reload {
+            let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, target)) = entries.get(&connection) {
+                if at.elapsed() < TARGET_TTL {
+                    return Ok(Opened {
+                        target: Arc::clone(target),
+                        cached: true,
+                    });
+                }
+            }
+        }
+        let target = match connections::webhook_target(
+            state.db().pool(),
+            state.cipher(),
+            connection,
+        )
+        .await
+        {
+            Ok(t) => t,
+            Err(DbError::NotFound) => {
+                self.forget(connection);
+                return Err(("connection_unknown", no_webhook()));
+            }
+            Err(e) => return Err(("unavailable", unavailable(&e))),
+        };
+        let Some(credentials) = app_credentials(&target) else {
+            self.forget(connection);
+            return Err(("connection_unknown", no_webhook()));
+        };
+        let opened = Arc::new(OpenedTarget {
+            target,
+            secrets: credentials.webhook_secrets(),
+        });
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        // Stale entries of other connections go when anything is written: the map stays as
+        // small as the set of connections receiving deliveries.
+        entries.retain(|_, (at, _)| at.elapsed() < TARGET_TTL);
+        entries.insert(connection, (Instant::now(), Arc::clone(&opened)));
+        Ok(Opened {
+            target: opened,
+            cached: false,
+        })
+    }
+
+    fn forget(&self, connection: ConnectionId) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&connection);
     }
 }
 
@@ -339,6 +432,8 @@ async fn act(
                 head_sha: &pr.head_sha,
                 base_ref: &pr.base_ref,
                 base_sha: Some(pr.base_sha.as_str()).filter(|s| !s.is_empty()),
+                draft: pr.draft,
+                updated_at: pr.updated_at,
             };
             match webhooks::queue_pull_request(conn, &head, actor).await? {
                 PullRequestOutcome::ProjectUnknown => DeliveryAccepted::outcome("project_unknown"),
@@ -351,6 +446,10 @@ async fn act(
                 PullRequestOutcome::DuplicateHead { scan, .. } => DeliveryAccepted {
                     scan_id: Some(scan.0),
                     ..DeliveryAccepted::outcome("duplicate_head")
+                },
+                PullRequestOutcome::StaleHead { newer, .. } => DeliveryAccepted {
+                    scan_id: Some(newer.0),
+                    ..DeliveryAccepted::outcome("stale_head")
                 },
                 PullRequestOutcome::Queued {
                     scan, superseded, ..

@@ -319,6 +319,8 @@ async fn begin_feedback(
         bot_login,
         late: context.late,
         previous_commented,
+        pr_is_draft: context.pr_is_draft,
+        draft_feedback: context.draft_feedback,
     }))
 }
 
@@ -346,12 +348,13 @@ async fn feedback_done(
         "summary": body.summary,
         "api_calls": body.api_calls,
         "posted_by": "worker",
+        "quiet_draft": body.quiet_draft,
     });
     let mut tx = state.db().pool().begin().await?;
     queue::hold_reporting(&mut tx, &worker.lease)
         .await
         .map_err(db_error)?;
-    pr_checks::comments_done(&mut *tx, worker.scan.scan_id, &outcome).await?;
+    pr_checks::comments_done(&mut *tx, worker.scan.scan_id, &outcome, body.quiet_draft).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -1042,6 +1045,10 @@ pub(crate) mod doc {
         pub late: bool,
         /// The commented new findings (fingerprints) of the PR's previous scan with feedback.
         pub previous_commented: Option<Vec<String>>,
+        /// The PR is a draft (as last heard).
+        pub pr_is_draft: bool,
+        /// What the org gives drafts: `full` or `check_only` (no new comment).
+        pub draft_feedback: String,
     }
 
     /// What the worker posted.
@@ -1054,6 +1061,8 @@ pub(crate) mod doc {
         /// `created`, `updated`, `unchanged` or `none`.
         pub summary: String,
         pub api_calls: u64,
+        /// The comments were planned for a quiet draft: no new comment (default `false`).
+        pub quiet_draft: bool,
     }
 
     /// The worker's report that its attempt failed.
@@ -1202,6 +1211,8 @@ mod tests {
             bot_login: "picket[bot]".into(),
             late: false,
             previous_commented: Some(vec![]),
+            pr_is_draft: true,
+            draft_feedback: picket_core::feedback::DraftFeedback::CheckOnly,
         };
         let done = FeedbackDone::default();
         let cases: [(&str, Value); 16] = [

@@ -21,6 +21,8 @@ fn head(connection: ConnectionId, sha: &str) -> PullRequestHead<'_> {
         head_sha: sha,
         base_ref: "main",
         base_sha: None,
+        draft: false,
+        updated_at: None,
     }
 }
 

@@ -142,6 +142,8 @@ impl World {
                 head_sha: head,
                 base_ref: "main",
                 base_sha: None,
+                draft: false,
+                updated_at: None,
             },
             "test",
         )

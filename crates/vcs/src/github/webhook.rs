@@ -318,6 +318,8 @@ struct PullRequest {
     number: u64,
     title: String,
     draft: bool,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    updated_at: Option<time::OffsetDateTime>,
     user: Option<Login>,
     head: Head,
     base: Base,
@@ -377,6 +379,7 @@ fn pull_request(json: &Value) -> Result<WebhookEvent, ParseError> {
         base_sha: commit_sha(pr.base.sha, "pull_request.base.sha")?,
         from_fork,
         draft: pr.draft,
+        updated_at: pr.updated_at,
         title: pr.title,
         author: pr.user.map(|u| u.login),
     }))

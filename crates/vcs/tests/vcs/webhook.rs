@@ -280,6 +280,13 @@ fn expected(event: &str, p: &Value) -> WebhookEvent {
                     .pointer("/pull_request/draft")
                     .and_then(Value::as_bool)
                     .expect("pull_request.draft"),
+                updated_at: Some(
+                    time::OffsetDateTime::parse(
+                        &text(p, "/pull_request/updated_at"),
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .expect("pull_request.updated_at"),
+                ),
                 title: text(p, "/pull_request/title"),
                 author: opt_text(p, "/pull_request/user/login"),
             })

@@ -128,6 +128,8 @@ struct PullJson {
     user: Option<UserJson>,
     head: RefJson,
     base: RefJson,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    updated_at: Option<OffsetDateTime>,
 }
 
 #[derive(Deserialize)]
@@ -184,6 +186,7 @@ fn pull_state(json: PullJson) -> PullRequestState {
         from_fork,
         title: json.title,
         author: json.user.map(|u| u.login),
+        updated_at: json.updated_at,
     }
 }
 
