@@ -20,10 +20,13 @@ ALTER TABLE pr_checks
     ADD COLUMN quiet_draft boolean NOT NULL DEFAULT false;
 
 -- Wake the control plane's check loop when a PR scan changes state (running: the check goes in
--- progress; an end: it completes), instead of waiting for its next poll.
+-- progress; an end: it completes), instead of waiting for its next look. The payload is the
+-- scan's id: the loop itself makes that check due (picket-db `pr_checks::due_now`), so no
+-- transaction that moves a scan ever waits on a check's row, which the loop holds while it
+-- calls the provider.
 CREATE FUNCTION pr_scans_notify_state() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('picket_pr_check', '');
+    PERFORM pg_notify('picket_pr_check', NEW.id::text);
     RETURN NULL;
 END $$;
 CREATE TRIGGER pr_scans_notify_state AFTER UPDATE OF state ON scans

@@ -22,9 +22,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 /// The channel that wakes the control plane's check loop: raised when a PR scan changes state
-/// (trigger `pr_scans_notify_state`), when a worker's comments are done ([`comments_done`]) and
-/// when a draft is marked ready for review ([`ready_for_review`]). A new PR scan raises the
-/// queue's channel ([`crate::queue::CHANNEL`]), which the loop also listens to.
+/// (trigger `pr_scans_notify_state`, the payload the scan's id: see [`due_now`]), when a
+/// worker's comments are done ([`comments_done`]) and when a draft is marked ready for review
+/// ([`ready_for_review`]). A new PR scan raises the queue's channel ([`crate::queue::CHANNEL`]),
+/// which the loop also listens to.
 pub const CHANNEL: &str = "picket_pr_check";
 
 /// The channels the check loop listens to.
@@ -191,6 +192,29 @@ pub async fn record_shown(
     Ok(())
 }
 
+/// Makes the checks of `scans` due now (their scans moved: a check may have to follow). Checks
+/// already due, completed, or held by another loop's transaction are left as they are (`SKIP
+/// LOCKED`: that loop is looking at them already).
+pub async fn due_now(ex: impl PgExecutor<'_>, scans: &[ScanId]) -> Result<()> {
+    let ids: Vec<uuid::Uuid> = scans.iter().map(|s| s.0).collect();
+    sqlx::query!(
+        r#"
+        WITH due AS (
+            SELECT scan_id FROM pr_checks
+            WHERE scan_id = ANY($1) AND next_attempt_at > now()
+              AND (shown IS NULL OR shown IN ('queued', 'in_progress')
+                   OR (feedback IS NOT NULL AND comments_done_at IS NULL))
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE pr_checks c SET next_attempt_at = now() FROM due WHERE c.scan_id = due.scan_id
+        "#,
+        &ids,
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
 /// Puts the next look at the check off by `after` (nothing to do now).
 pub async fn defer(ex: impl PgExecutor<'_>, scan: ScanId, after: Duration) -> Result<()> {
     sqlx::query!(
@@ -338,7 +362,7 @@ pub async fn comments_done(
             next_attempt_at = now(), failures = 0, last_error = NULL
         FROM still
         WHERE scan_id = $1 AND feedback IS NOT NULL
-        RETURNING pg_notify('picket_pr_check', '')::text
+        RETURNING pg_notify('picket_pr_check', scan_id::text)::text
         "#,
         scan.0,
         outcome,
@@ -362,7 +386,7 @@ pub async fn ready_for_review(conn: &mut PgConnection, scan: ScanId) -> Result<(
         SET comments_done_at = NULL, quiet_draft = false, next_attempt_at = now(),
             updated_at = now()
         WHERE scan_id IN (SELECT id FROM ready) AND quiet_draft
-        RETURNING pg_notify('picket_pr_check', '')::text
+        RETURNING pg_notify('picket_pr_check', scan_id::text)::text
         "#,
         scan.0,
     )

@@ -272,6 +272,8 @@ pub struct Waker {
     listener: Option<PgListener>,
     pool: PgPool,
     channels: &'static [&'static str],
+    /// The payload of the notification [`Waker::wait`] woke on.
+    last: Option<String>,
 }
 
 impl Waker {
@@ -286,6 +288,7 @@ impl Waker {
             listener: None,
             pool: pool.clone(),
             channels,
+            last: None,
         };
         w.connect().await;
         w
@@ -301,6 +304,29 @@ impl Waker {
         }
     }
 
+    /// Waits for a notification or `poll`, whichever comes first; then takes every notification
+    /// already received. Returns their payloads (empty when none came).
+    pub async fn wait_payloads(&mut self, poll: Duration) -> Vec<String> {
+        let mut payloads = Vec::new();
+        if self.wait(poll).await {
+            if let Some(first) = self.last.take() {
+                payloads.push(first);
+            }
+            payloads.extend(self.take_buffered());
+        }
+        payloads
+    }
+
+    /// The payloads of notifications received and not yet taken, without waiting.
+    pub fn take_buffered(&mut self) -> Vec<String> {
+        let Some(listener) = self.listener.as_mut() else {
+            return Vec::new();
+        };
+        std::iter::from_fn(|| listener.next_buffered())
+            .map(|n| n.payload().to_owned())
+            .collect()
+    }
+
     /// Waits for a notification or `poll`, whichever comes first. Returns true when woken by a
     /// notification.
     pub async fn wait(&mut self, poll: Duration) -> bool {
@@ -312,7 +338,10 @@ impl Waker {
             return false;
         };
         match tokio::time::timeout(poll, listener.try_recv()).await {
-            Ok(Ok(Some(_))) => true,
+            Ok(Ok(Some(n))) => {
+                self.last = Some(n.payload().to_owned());
+                true
+            }
             Ok(Ok(None)) | Err(_) => false,
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "listener failed; reconnecting on next wait");

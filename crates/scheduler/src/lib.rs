@@ -176,15 +176,16 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
 }
 
 /// Runs `step` (one unit of a control-plane loop's work; `Ok(false)` when nothing was due) again
-/// and again until `stop`, pausing `idle` (or until `waker` hears a notification) whenever
-/// nothing was due or the pass failed (logged as `<what> pass failed`).
-pub(crate) async fn until_stopped<F, Fut>(
+/// and again until `stop`, pausing whenever nothing was due or the pass failed (logged as
+/// `<what> pass failed`): `pause` returns when the loop should look again.
+pub(crate) async fn until_stopped<F, Fut, P, PFut>(
     what: &str,
-    idle: Duration,
-    mut waker: Option<picket_db::queue::Waker>,
     stop: &CancellationToken,
     mut step: F,
+    mut pause: P,
 ) where
+    P: FnMut() -> PFut,
+    PFut: std::future::Future<Output = ()>,
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<bool, picket_db::DbError>>,
 {
@@ -197,17 +198,9 @@ pub(crate) async fn until_stopped<F, Fut>(
             }
         };
         if !worked {
-            let pause = async {
-                match waker.as_mut() {
-                    Some(w) => {
-                        w.wait(idle).await;
-                    }
-                    None => tokio::time::sleep(idle).await,
-                }
-            };
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = pause => {}
+                _ = pause() => {}
             }
         } else if stop.is_cancelled() {
             return;

@@ -13,7 +13,7 @@
 
 use picket_core::check::{self, CheckPhase};
 use picket_core::feedback::plan_feedback;
-use picket_core::ScanState;
+use picket_core::{ScanId, ScanState};
 use picket_db::{pr_checks, Db, DbError};
 use picket_vcs::feedback::{self, post_comments, PullRequestTarget};
 use picket_vcs::provider::{
@@ -50,10 +50,36 @@ impl Default for PrCheckConfig {
 
 /// Runs until `stop`.
 pub async fn run(db: Db, providers: Arc<Registry>, cfg: PrCheckConfig, stop: CancellationToken) {
-    let waker = picket_db::queue::Waker::on(db.pool(), pr_checks::WAKE_ON).await;
-    crate::until_stopped("PR check", cfg.idle, Some(waker), &stop, || {
-        step(&db, &providers, &cfg)
-    })
+    // Woken by notifications, not only by the clock: a new PR scan, and a PR scan that moved
+    // (its id the payload: its check is made due now, as it may have to follow).
+    let waker =
+        tokio::sync::Mutex::new(picket_db::queue::Waker::on(db.pool(), pr_checks::WAKE_ON).await);
+    let moved = |payloads: Vec<String>| {
+        let scans: Vec<ScanId> = payloads.iter().filter_map(|p| p.parse().ok()).collect();
+        let db = &db;
+        async move {
+            if scans.is_empty() {
+                return;
+            }
+            if let Err(e) = pr_checks::due_now(db.pool(), &scans).await {
+                tracing::warn!(error = %e, "PR checks not made due; they are looked at later");
+            }
+        }
+    };
+    crate::until_stopped(
+        "PR check",
+        &stop,
+        || async {
+            // Moves heard while busy count too.
+            let heard = waker.lock().await.take_buffered();
+            moved(heard).await;
+            step(&db, &providers, &cfg).await
+        },
+        || async {
+            let heard = waker.lock().await.wait_payloads(cfg.idle).await;
+            moved(heard).await;
+        },
+    )
     .await;
 }
 

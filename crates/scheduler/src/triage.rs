@@ -64,9 +64,12 @@ impl Default for TriageConfig {
 
 /// Runs until `stop`.
 pub async fn run(db: Db, providers: Arc<Registry>, cfg: TriageConfig, stop: CancellationToken) {
-    crate::until_stopped("triage", cfg.idle, None, &stop, || {
-        step(&db, &providers, &cfg)
-    })
+    crate::until_stopped(
+        "triage",
+        &stop,
+        || step(&db, &providers, &cfg),
+        || tokio::time::sleep(cfg.idle),
+    )
     .await;
 }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 struct World {
     server: GitHubServer,
     db: Db,
-    registry: Registry,
+    registry: Arc<Registry>,
     connection: picket_core::ConnectionId,
     repo_id: u64,
     installation: u64,
@@ -83,10 +83,10 @@ async fn world(pool: PgPool) -> World {
     .execute(&pool)
     .await
     .unwrap();
-    let registry = Registry::new(
+    let registry = Arc::new(Registry::new(
         Arc::new(CredentialStore::new(pool.clone(), cipher)),
         ClientOptions::new(server.api_url()),
-    );
+    ));
     let cfg = PrCheckConfig {
         idle: Duration::from_millis(10),
         recheck: Duration::from_millis(300),
@@ -295,6 +295,72 @@ async fn a_provider_fault_is_recorded_and_retried(pool: PgPool) {
         .unwrap();
     w.drain().await;
     assert_eq!(w.check_of(HEAD_1).status, "queued");
+    assert!(
+        w.server.violations().is_empty(),
+        "{:#?}",
+        w.server.violations()
+    );
+}
+
+/// The running loop follows a scan at once, woken by PostgreSQL's notifications, not by its
+/// clock: with an idle poll and a recheck of a minute each, the check is created when the scan
+/// is queued, goes in progress when it runs, and turns neutral when a push supersedes it.
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn the_running_loop_is_woken_by_the_scans_moves(pool: PgPool) {
+    let mut w = world(pool).await;
+    w.cfg.idle = Duration::from_secs(60);
+    w.cfg.recheck = Duration::from_secs(60);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let loop_task = tokio::spawn(picket_scheduler::pr_checks::run(
+        w.db.clone(),
+        Arc::clone(&w.registry),
+        w.cfg.clone(),
+        stop.clone(),
+    ));
+    // The loop looks once at start, finds nothing, and waits its minute.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = |w: &World, head: &str| {
+        w.server
+            .check_runs(w.repo_id)
+            .into_iter()
+            .find(|c| c.head_sha == head)
+            .map(|c| (c.status, c.conclusion))
+    };
+    let until =
+        |what: &'static str, want: (&'static str, Option<&'static str>), head: &'static str| {
+            let w = &w;
+            async move {
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                loop {
+                    let now = status(w, head);
+                    if now.as_ref().map(|(s, c)| (s.as_str(), c.as_deref())) == Some(want) {
+                        return;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "{what}: {now:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+    w.push(HEAD_1).await;
+    until("created when queued", ("queued", None), HEAD_1).await;
+    let claimed = queue::claim(w.db.pool(), "test", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    queue::advance(w.db.pool(), &claimed.lease, ScanState::Running, None)
+        .await
+        .unwrap();
+    until("in progress when running", ("in_progress", None), HEAD_1).await;
+    w.push(HEAD_2).await;
+    until(
+        "neutral when superseded",
+        ("completed", Some("neutral")),
+        HEAD_1,
+    )
+    .await;
+    until("the new head's, queued", ("queued", None), HEAD_2).await;
+    stop.cancel();
+    loop_task.await.unwrap();
     assert!(
         w.server.violations().is_empty(),
         "{:#?}",
