@@ -526,6 +526,40 @@ async fn a_thousand_copies_of_one_delivery_at_once_queue_one_scan(pool: PgPool) 
     assert_eq!(app.count("webhook_deliveries").await, 1);
 }
 
+/// A connection is kept open for a few seconds between deliveries; a deleted one is refused at
+/// once all the same: deleted through this API (which forgets it), or by another API process
+/// (the delivery's log row then finds no connection).
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_deleted_connection_is_refused_at_once(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let ping = example("ping", None);
+    let (conn, hook) = github_connection(&app, "gh", false).await;
+    hook.deliver("ping", "p-1", &ping)
+        .await
+        .outcome(200, "pong");
+    app.admin()
+        .delete(&format!("/api/v1/connections/{}", id_of(&conn)))
+        .await
+        .expect(204);
+    hook.deliver("ping", "p-2", &ping)
+        .await
+        .problem(404, "not_found");
+
+    let (other, hook) = github_connection(&app, "other", false).await;
+    hook.deliver("ping", "p-3", &ping)
+        .await
+        .outcome(200, "pong");
+    sqlx::query("DELETE FROM vcs_connections WHERE id = $1")
+        .bind(Uuid::parse_str(&id_of(&other)).unwrap())
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    hook.deliver("ping", "p-4", &ping)
+        .await
+        .problem(404, "not_found");
+    assert_eq!(app.count("webhook_deliveries").await, 0);
+}
+
 /// Deliveries of one PR can arrive late or twice (a redelivery from the App's settings page): a
 /// head whose delivery says the PR was last updated before the update that queued the PR's
 /// newest scan is stale. It is answered `stale_head` with that newer scan, and queues and

@@ -352,6 +352,7 @@ async fn update_connection(
     )
     .await
     .map_err(|e| not_found_as(e, "connection"))?;
+    state.webhook_targets().forget(id);
     tracing::info!(connection_id = %id, follow_installations = c.follow_installations, "connection settings changed");
     Ok(Json(Connection::new(c, &state)))
 }
@@ -445,6 +446,7 @@ async fn rotate_webhook_secret(
     )
     .await?;
     tx.commit().await?;
+    state.webhook_targets().forget(id);
     tracing::info!(connection_id = %id, previous_valid_until = %until, "webhook secret rotated");
     Ok(Json(RotatedWebhookSecret {
         webhook_secret: new,
@@ -672,6 +674,7 @@ async fn delete_connection(
     connections::delete(state.db().pool(), caller.org_id, id)
         .await
         .map_err(|e| not_found_as(e, "connection"))?;
+    state.webhook_targets().forget(id);
     tracing::info!(connection_id = %id, "connection deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -241,9 +241,17 @@ async fn receive(
             );
             Ok(accepted)
         }
+        // Deleted since it was kept (by another API process): as unknown.
+        Err(DbError::Invalid { constraint }) if constraint == CONNECTION_FOREIGN_KEY => {
+            cache.forget(connection);
+            Err(("connection_unknown", no_webhook()))
+        }
         Err(e) => Err(("unavailable", unavailable(&e))),
     }
 }
+
+/// The delivery log's foreign key to its connection.
+const CONNECTION_FOREIGN_KEY: &str = "webhook_deliveries_connection_id_fkey";
 
 /// How long an opened connection is used without reading it again, for deliveries signed with
 /// its current secret. A delivery that does not verify under a cached secret reads the
@@ -325,7 +333,9 @@ impl TargetCache {
         })
     }
 
-    fn forget(&self, connection: ConnectionId) {
+    /// Drops what is kept of `connection` (changed or deleted through this process's API; other
+    /// API processes see the change within [`TARGET_TTL`]).
+    pub(crate) fn forget(&self, connection: ConnectionId) {
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
