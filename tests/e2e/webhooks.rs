@@ -6,6 +6,7 @@ use hmac::{Hmac, Mac};
 use picket_api::ApiConfig;
 use picket_core::{ScanId, ScanState};
 use picket_db::{queue, DbError};
+use picket_test_support::github::GitHubServer;
 use picket_tests::{id_of, TestApp};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -198,6 +199,66 @@ async fn project(app: &TestApp, conn: &Value, repo_id: i64) -> Value {
         .await
         .expect(201)["projects"][0]
         .clone()
+}
+
+/// A GitHub App on the GitHub test server, installed on `acme`, with repository `acme/app` as a
+/// project of Picket's connection for it (added through the API).
+struct AppWorld {
+    server: GitHubServer,
+    app: TestApp,
+    hook: Hook,
+    installation: u64,
+    repo_id: u64,
+}
+
+impl AppWorld {
+    /// `others`: more repositories the installation sees (not projects).
+    async fn start(pool: PgPool, others: &[&str]) -> AppWorld {
+        let server = GitHubServer::start().await;
+        let gh_app = server.add_app("picket");
+        let installation = server.add_installation(gh_app.id, "acme");
+        let clone_url = |name: &str| format!("https://github.invalid/{name}.git");
+        let repo_id = server.add_repo(installation, "acme/app", "main", &clone_url("acme/app"));
+        for name in others {
+            server.add_repo(installation, name, "main", &clone_url(name));
+        }
+        let app = TestApp::start(pool).await;
+        let conn = app
+            .admin()
+            .post(
+                "/api/v1/connections",
+                json!({
+                    "provider": "github", "name": "acme", "base_url": server.api_url(),
+                    "credentials": {"app_id": gh_app.id, "private_key": gh_app.private_key_pem,
+                                    "webhook_secret": SECRET},
+                }),
+            )
+            .await
+            .expect(201);
+        let hook = Hook {
+            http: reqwest::Client::new(),
+            url: format!("{}/webhooks/github/{}", app.base, id_of(&conn)),
+            secret: SECRET.to_owned(),
+        };
+        app.admin()
+            .post(
+                "/api/v1/projects",
+                json!({"projects": [{
+                    "connection_id": id_of(&conn), "provider_repo_id": repo_id.to_string(),
+                    "full_name": "acme/app", "clone_url": clone_url("acme/app"),
+                    "default_branch": "main",
+                }]}),
+            )
+            .await
+            .expect(201);
+        AppWorld {
+            server,
+            app,
+            hook,
+            installation,
+            repo_id,
+        }
+    }
 }
 
 async fn pr_scans(pool: &PgPool) -> Vec<(Uuid, String, Option<String>, String)> {
@@ -1046,51 +1107,13 @@ async fn bodies_are_pruned_after_their_retention_and_the_log_stays(pool: PgPool)
 /// the webhook named; a full scan's token may only read. The App's key never leaves the API.
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn a_github_scan_clones_with_a_token_minted_for_it_alone(pool: PgPool) {
-    use picket_test_support::github::GitHubServer;
-    let server = GitHubServer::start().await;
-    let gh_app = server.add_app("picket");
-    let installation = server.add_installation(gh_app.id, "acme");
-    let repo_id = server.add_repo(
+    let AppWorld {
+        server,
+        app,
+        hook,
         installation,
-        "acme/app",
-        "main",
-        "https://github.invalid/acme/app.git",
-    );
-    let _other_repo = server.add_repo(
-        installation,
-        "acme/other",
-        "main",
-        "https://github.invalid/acme/other.git",
-    );
-    let app = TestApp::start(pool).await;
-    let conn = app
-        .admin()
-        .post(
-            "/api/v1/connections",
-            json!({
-                "provider": "github", "name": "acme", "base_url": server.api_url(),
-                "credentials": {"app_id": gh_app.id, "private_key": gh_app.private_key_pem,
-                                "webhook_secret": SECRET},
-            }),
-        )
-        .await
-        .expect(201);
-    let hook = Hook {
-        http: reqwest::Client::new(),
-        url: format!("{}/webhooks/github/{}", app.base, id_of(&conn)),
-        secret: SECRET.to_owned(),
-    };
-    app.admin()
-        .post(
-            "/api/v1/projects",
-            json!({"projects": [{
-                "connection_id": id_of(&conn), "provider_repo_id": repo_id.to_string(),
-                "full_name": "acme/app", "clone_url": "https://github.invalid/acme/app.git",
-                "default_branch": "main",
-            }]}),
-        )
-        .await
-        .expect(201);
+        repo_id,
+    } = AppWorld::start(pool, &["acme/other"]).await;
     // The project's initial full scan goes first: its token may only read.
     let mut payload = pull_request("opened", repo_id as i64, 7, &sha(7));
     payload["installation"]["id"] = json!(installation);
@@ -1145,45 +1168,14 @@ async fn a_github_scan_clones_with_a_token_minted_for_it_alone(pool: PgPool) {
 /// and the fallback is logged with the error's code.
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn a_pr_scans_spec_carries_the_merge_base_from_githubs_compare_api(pool: PgPool) {
-    use picket_test_support::github::{Auth, Fault, FaultKind, GitHubServer, TestPull};
-    let server = GitHubServer::start().await;
-    let gh_app = server.add_app("picket");
-    let installation = server.add_installation(gh_app.id, "acme");
-    let repo_id = server.add_repo(
+    use picket_test_support::github::{Auth, Fault, FaultKind, TestPull};
+    let AppWorld {
+        server,
+        app,
+        hook,
         installation,
-        "acme/app",
-        "main",
-        "https://github.invalid/acme/app.git",
-    );
-    let app = TestApp::start(pool).await;
-    let conn = app
-        .admin()
-        .post(
-            "/api/v1/connections",
-            json!({
-                "provider": "github", "name": "acme", "base_url": server.api_url(),
-                "credentials": {"app_id": gh_app.id, "private_key": gh_app.private_key_pem,
-                                "webhook_secret": SECRET},
-            }),
-        )
-        .await
-        .expect(201);
-    let hook = Hook {
-        http: reqwest::Client::new(),
-        url: format!("{}/webhooks/github/{}", app.base, id_of(&conn)),
-        secret: SECRET.to_owned(),
-    };
-    app.admin()
-        .post(
-            "/api/v1/projects",
-            json!({"projects": [{
-                "connection_id": id_of(&conn), "provider_repo_id": repo_id.to_string(),
-                "full_name": "acme/app", "clone_url": "https://github.invalid/acme/app.git",
-                "default_branch": "main",
-            }]}),
-        )
-        .await
-        .expect(201);
+        repo_id,
+    } = AppWorld::start(pool, &[]).await;
     let mut payload = pull_request("opened", repo_id as i64, 7, &sha(7));
     payload["installation"]["id"] = json!(installation);
     let base_ref = payload["pull_request"]["base"]["ref"]

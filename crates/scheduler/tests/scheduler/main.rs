@@ -2,6 +2,7 @@
 //! plain-process workers, and the local sandbox for real (root).
 
 mod dispatch;
+mod github;
 mod pr_checks;
 mod reconcile;
 mod sandbox;

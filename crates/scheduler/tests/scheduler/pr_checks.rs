@@ -3,18 +3,14 @@
 //! `success` with a note at the fail-open deadline, and never touched again after that. Every
 //! request is checked against GitHub's OpenAPI description.
 
+use crate::github::{app_connection, AppConnection};
 use picket_core::check::CheckPhase;
-use picket_core::{OrgId, Provider, ScanId, ScanState};
-use picket_db::connections::{self, CredentialStore, NewConnection};
-use picket_db::crypto::CredentialCipher;
+use picket_core::{ScanId, ScanState};
 use picket_db::webhooks::{self, PullRequestHead, PullRequestOutcome};
 use picket_db::{pr_checks, queue, Db};
 use picket_scheduler::pr_checks::{step, PrCheckConfig};
 use picket_test_support::github::{GitHubServer, TestCheckRun};
-use picket_vcs::github::api::ClientOptions;
-use picket_vcs::github::AppCredentials;
 use picket_vcs::Registry;
-use secrecy::SecretString;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,8 +26,13 @@ struct World {
 }
 
 async fn world(pool: PgPool) -> World {
-    let server = GitHubServer::start().await;
-    let app = server.add_app("picket");
+    let AppConnection {
+        server,
+        app,
+        org,
+        connection,
+        registry,
+    } = app_connection(&pool).await;
     let installation = server.add_installation(app.id, "acme");
     let repo_id = server.add_repo(
         installation,
@@ -39,37 +40,6 @@ async fn world(pool: PgPool) -> World {
         "main",
         "http://127.0.0.1:1/acme/app.git",
     );
-    let org = OrgId::new();
-    sqlx::query("INSERT INTO orgs (id, slug, name) VALUES ($1, 'acme', 'Acme')")
-        .bind(org.0)
-        .execute(&pool)
-        .await
-        .unwrap();
-    let cipher = Arc::new(CredentialCipher::from_hex(&CredentialCipher::generate_hex()).unwrap());
-    let credentials = AppCredentials {
-        app_id: app.id,
-        private_key: SecretString::from(app.private_key_pem.clone()),
-        webhook_secret: SecretString::from(app.webhook_secret.clone()),
-        previous_webhook_secret: None,
-        previous_valid_until: None,
-    };
-    let connection = connections::create(
-        &pool,
-        &cipher,
-        &NewConnection {
-            org_id: org,
-            provider: Provider::Github,
-            name: "acme".into(),
-            base_url: server.api_url(),
-            credentials: Some(SecretString::from(
-                serde_json::to_string(&credentials).unwrap(),
-            )),
-            follow_installations: false,
-        },
-    )
-    .await
-    .unwrap()
-    .id;
     sqlx::query(
         "INSERT INTO projects (id, org_id, connection_id, provider_repo_id, full_name, clone_url,
                                default_branch, weekly_weekday, weekly_time, provider_installation_id)
@@ -83,10 +53,6 @@ async fn world(pool: PgPool) -> World {
     .execute(&pool)
     .await
     .unwrap();
-    let registry = Arc::new(Registry::new(
-        Arc::new(CredentialStore::new(pool.clone(), cipher)),
-        ClientOptions::new(server.api_url()),
-    ));
     let cfg = PrCheckConfig {
         idle: Duration::from_millis(10),
         recheck: Duration::from_millis(300),

@@ -5,17 +5,13 @@
 //! their own installation's part. The API calls it counts are the requests the server recorded,
 //! and every request is checked against GitHub's OpenAPI description.
 
-use picket_core::{ConnectionId, OrgId, Provider, ScanId};
-use picket_db::connections::{self, CredentialStore, NewConnection};
-use picket_db::crypto::CredentialCipher;
+use crate::github::{app_connection, AppConnection};
+use picket_core::{ConnectionId, OrgId, ScanId};
 use picket_db::webhooks::{self, PullRequestHead, PullRequestOutcome};
 use picket_db::Db;
 use picket_scheduler::reconcile::{sweep, ReconcileConfig, SweepReport};
 use picket_test_support::github::{GitHubServer, TestApp, TestPull};
-use picket_vcs::github::api::ClientOptions;
-use picket_vcs::github::AppCredentials;
 use picket_vcs::Registry;
-use secrecy::SecretString;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,43 +32,13 @@ struct Repo {
 }
 
 async fn world(pool: PgPool) -> World {
-    let server = GitHubServer::start().await;
-    let app = server.add_app("picket");
-    let org = OrgId::new();
-    sqlx::query("INSERT INTO orgs (id, slug, name) VALUES ($1, 'acme', 'Acme')")
-        .bind(org.0)
-        .execute(&pool)
-        .await
-        .unwrap();
-    let cipher = Arc::new(CredentialCipher::from_hex(&CredentialCipher::generate_hex()).unwrap());
-    let credentials = AppCredentials {
-        app_id: app.id,
-        private_key: SecretString::from(app.private_key_pem.clone()),
-        webhook_secret: SecretString::from(app.webhook_secret.clone()),
-        previous_webhook_secret: None,
-        previous_valid_until: None,
-    };
-    let connection = connections::create(
-        &pool,
-        &cipher,
-        &NewConnection {
-            org_id: org,
-            provider: Provider::Github,
-            name: "acme".into(),
-            base_url: server.api_url(),
-            credentials: Some(SecretString::from(
-                serde_json::to_string(&credentials).unwrap(),
-            )),
-            follow_installations: false,
-        },
-    )
-    .await
-    .unwrap()
-    .id;
-    let registry = Arc::new(Registry::new(
-        Arc::new(CredentialStore::new(pool.clone(), cipher.clone())),
-        ClientOptions::new(server.api_url()),
-    ));
+    let AppConnection {
+        server,
+        app,
+        org,
+        connection,
+        registry,
+    } = app_connection(&pool).await;
     World {
         server,
         app,
