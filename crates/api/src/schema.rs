@@ -2,6 +2,7 @@
 //! picket-db's roles and providers). Each lists exactly the strings the type serializes to, taken
 //! from the type's own `ALL` list, so the document cannot disagree with the wire format.
 
+use picket_core::feedback::DraftFeedback;
 use picket_core::Provider;
 use picket_core::Role;
 use picket_core::{FindingStatus, Product, RuleMode, ScanKind, ScanState, ScanTrigger, Severity};
@@ -61,6 +62,14 @@ pub fn finding_status() -> Object {
 
 pub fn finding_status_opt() -> Object {
     strings(FindingStatus::ALL.map(FindingStatus::as_str), true)
+}
+
+pub fn draft_feedback() -> Object {
+    strings(DraftFeedback::ALL.map(DraftFeedback::as_str), false)
+}
+
+pub fn draft_feedback_opt() -> Object {
+    strings(DraftFeedback::ALL.map(DraftFeedback::as_str), true)
 }
 
 pub fn role() -> Object {

@@ -33,7 +33,7 @@ pub struct Org {
     pub inline_suppression: bool,
     /// What draft PRs get: `full` (the same feedback as any PR) or `check_only` (the check, and
     /// no new comment until the PR is marked ready for review).
-    #[schema(schema_with = draft_feedback_schema)]
+    #[schema(schema_with = crate::schema::draft_feedback)]
     pub draft_feedback: DraftFeedback,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -72,15 +72,8 @@ pub struct UpdateOrg {
     /// `false`: `nosemgrep` comments no longer suppress findings in later scans.
     pub inline_suppression: Option<bool>,
     /// `full` or `check_only`.
-    #[schema(schema_with = draft_feedback_schema)]
+    #[schema(schema_with = crate::schema::draft_feedback_opt)]
     pub draft_feedback: Option<String>,
-}
-
-fn draft_feedback_schema() -> utoipa::openapi::schema::Object {
-    utoipa::openapi::schema::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(DraftFeedback::ALL.map(DraftFeedback::as_str)))
-        .build()
 }
 
 /// The caller's org.

@@ -1048,6 +1048,7 @@ pub(crate) mod doc {
         /// The PR is a draft (as last heard).
         pub pr_is_draft: bool,
         /// What the org gives drafts: `full` or `check_only` (no new comment).
+        #[schema(schema_with = crate::schema::draft_feedback)]
         pub draft_feedback: String,
     }
 
