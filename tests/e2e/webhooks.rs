@@ -97,6 +97,8 @@ pub(crate) struct Hook {
 pub(crate) struct Answer {
     status: u16,
     body: Value,
+    /// The `WWW-Authenticate` header, if any.
+    challenge: Option<String>,
 }
 
 impl Answer {
@@ -119,6 +121,8 @@ impl Answer {
             "{}",
             self.body
         );
+        // Deliveries are signed, not bearer-authenticated: no refusal is a bearer challenge.
+        assert_eq!(self.challenge, None, "{}", self.body);
     }
 
     fn scan(&self) -> ScanId {
@@ -137,10 +141,15 @@ impl Hook {
         }
         let resp = req.body(body).send().await.expect("deliver");
         let status = resp.status().as_u16();
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned());
         let text = resp.text().await.unwrap();
         Answer {
             status,
             body: serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            challenge,
         }
     }
 

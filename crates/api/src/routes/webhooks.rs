@@ -192,7 +192,14 @@ async fn receive_github(
             let status = accepted.status();
             (accepted.outcome, (status, Json(accepted)).into_response())
         }
-        Err((outcome, e)) => (outcome, e.into_response()),
+        Err((outcome, e)) => {
+            let mut response = e.into_response();
+            // A refused signature is no bearer challenge: this route takes no token.
+            response
+                .headers_mut()
+                .remove(axum::http::header::WWW_AUTHENTICATE);
+            (outcome, response)
+        }
     };
     state.metrics().webhook_delivery("github", outcome);
     response
