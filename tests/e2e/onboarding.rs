@@ -17,17 +17,8 @@ const PUBLIC_URL: &str = "https://picket.example.test";
 /// A connection to the App `gh` on the test server; returns its id.
 async fn connect(app: &TestApp, server: &GitHubServer, gh: &GitHubApp, name: &str) -> String {
     let conn = app
-        .admin()
-        .post(
-            "/api/v1/connections",
-            json!({
-                "provider": "github", "name": name, "base_url": server.api_url(),
-                "credentials": {"app_id": gh.id, "private_key": gh.private_key_pem,
-                                "webhook_secret": gh.webhook_secret},
-            }),
-        )
-        .await
-        .expect(201);
+        .github_connection(name, server, gh, &gh.webhook_secret)
+        .await;
     id_of(&conn)
 }
 

@@ -96,17 +96,8 @@ impl World {
         let repo_id = server.add_repo(installation, "acme/app", "main", &clone_url);
         let app = TestApp::start(pool).await;
         let conn = app
-            .admin()
-            .post(
-                "/api/v1/connections",
-                json!({
-                    "provider": "github", "name": "acme", "base_url": server.api_url(),
-                    "credentials": {"app_id": gh_app.id, "private_key": gh_app.private_key_pem,
-                                    "webhook_secret": SECRET},
-                }),
-            )
-            .await
-            .expect(201);
+            .github_connection("acme", &server, &gh_app, SECRET)
+            .await;
         // A file:// project (its repository is on this machine), added as `picket run` adds
         // one, and attached to the App's installation as the installation webhook does.
         let mut tx = app.pool.begin().await.unwrap();

@@ -148,17 +148,8 @@ impl World {
         );
         let app = TestApp::start(pool).await;
         let conn = app
-            .admin()
-            .post(
-                "/api/v1/connections",
-                json!({
-                    "provider": "github", "name": "acme", "base_url": server.api_url(),
-                    "credentials": {"app_id": gh_app.id, "private_key": gh_app.private_key_pem,
-                                    "webhook_secret": gh_app.webhook_secret},
-                }),
-            )
-            .await
-            .expect(201);
+            .github_connection("acme", &server, &gh_app, &gh_app.webhook_secret)
+            .await;
         let project = app
             .admin()
             .post(

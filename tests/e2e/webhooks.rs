@@ -233,17 +233,8 @@ impl AppWorld {
         }
         let app = TestApp::start(pool).await;
         let conn = app
-            .admin()
-            .post(
-                "/api/v1/connections",
-                json!({
-                    "provider": "github", "name": "acme", "base_url": server.api_url(),
-                    "credentials": {"app_id": gh_app.id, "private_key": gh_app.private_key_pem,
-                                    "webhook_secret": SECRET},
-                }),
-            )
-            .await
-            .expect(201);
+            .github_connection("acme", &server, &gh_app, SECRET)
+            .await;
         let hook = Hook {
             http: reqwest::Client::new(),
             url: format!("{}/webhooks/github/{}", app.base, id_of(&conn)),

@@ -261,6 +261,28 @@ impl TestApp {
         String::from_utf8_lossy(&bytes).into_owned()
     }
 
+    /// A GitHub connection `name` for the test server's App `gh`, whose webhook secret is
+    /// `webhook_secret`, created by the admin; the API's answer (201).
+    pub async fn github_connection(
+        &self,
+        name: &str,
+        server: &picket_test_support::github::GitHubServer,
+        gh: &picket_test_support::github::TestApp,
+        webhook_secret: &str,
+    ) -> Value {
+        self.admin()
+            .post(
+                "/api/v1/connections",
+                json!({
+                    "provider": "github", "name": name, "base_url": server.api_url(),
+                    "credentials": {"app_id": gh.id, "private_key": gh.private_key_pem,
+                                    "webhook_secret": webhook_secret},
+                }),
+            )
+            .await
+            .expect(201)
+    }
+
     /// Row count of a table, to prove a refused request wrote nothing.
     pub async fn count(&self, table: &str) -> i64 {
         sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table}"))

@@ -51,6 +51,8 @@ pub struct ApiError {
     code: &'static str,
     detail: String,
     errors: Vec<FieldError>,
+    /// Answer with a bearer challenge (`WWW-Authenticate`): a refused token ([`Self::unauthorized`]).
+    bearer_challenge: bool,
 }
 
 impl ApiError {
@@ -60,6 +62,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             errors: Vec::new(),
+            bearer_challenge: false,
         }
     }
 
@@ -93,8 +96,12 @@ impl ApiError {
         )
     }
 
+    /// 401 for a missing or refused bearer token, with the bearer challenge.
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+        ApiError {
+            bearer_challenge: true,
+            ..Self::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
+        }
     }
 
     pub fn forbidden() -> Self {
@@ -181,7 +188,7 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, body).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.bearer_challenge {
             headers.insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(r#"Bearer realm="picket""#),

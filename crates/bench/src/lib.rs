@@ -572,6 +572,32 @@ async fn start_api_with(
     Ok((base, token.expose_secret().to_owned(), server))
 }
 
+/// Creates, through the API at `api` (as `token`'s admin), a GitHub connection `name` for the
+/// test server's App `app`; returns its id.
+async fn github_connection(
+    api: &str,
+    token: &str,
+    name: &str,
+    github: &picket_test_support::github::GitHubServer,
+    app: &picket_test_support::github::TestApp,
+) -> anyhow::Result<uuid::Uuid> {
+    let conn: serde_json::Value = reqwest::Client::new()
+        .post(format!("{api}/api/v1/connections"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({
+            "provider": "github", "name": name, "base_url": github.api_url(),
+            "credentials": {"app_id": app.id, "private_key": app.private_key_pem,
+                            "webhook_secret": app.webhook_secret},
+        }))
+        .send()
+        .await?
+        .error_for_status()
+        .context("creating the GitHub connection")?
+        .json()
+        .await?;
+    Ok(conn["id"].as_str().context("connection id")?.parse()?)
+}
+
 /// Inserts `n` projects of the bench org directly (no initial scans) and returns their ids.
 async fn many_projects(db: &Db, n: u32) -> anyhow::Result<Vec<uuid::Uuid>> {
     let (org, _) = org_and_project(db).await?;

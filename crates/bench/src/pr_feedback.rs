@@ -24,7 +24,7 @@
 //! sent.
 
 use crate::dispatch::picket_binary;
-use crate::{bench_db, start_api_with, with_bench_db};
+use crate::{bench_db, github_connection, start_api_with, with_bench_db};
 use anyhow::{bail, ensure, Context};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -647,21 +647,7 @@ pub async fn pr_feedback_bench(
         })
         .await?;
         let http = reqwest::Client::new();
-        let conn: Value = http
-            .post(format!("{base}/api/v1/connections"))
-            .bearer_auth(&token)
-            .json(&json!({
-                "provider": "github", "name": "acme", "base_url": github.api_url(),
-                "credentials": {"app_id": app.id, "private_key": app.private_key_pem,
-                                "webhook_secret": app.webhook_secret},
-            }))
-            .send()
-            .await?
-            .error_for_status()
-            .context("creating the GitHub connection")?
-            .json()
-            .await?;
-        let conn_id: uuid::Uuid = conn["id"].as_str().context("connection id")?.parse()?;
+        let conn_id = github_connection(&base, &token, "acme", &github, &app).await?;
         let org = picket_db::orgs::get_by_slug(db.pool(), "bench").await?;
         // A file:// project (its repository is on this machine), added as `picket run` adds one
         // and attached to the App's installation as the installation webhook does.

@@ -18,7 +18,7 @@
 //! queued a scan, one per distinct head; every PR has exactly one queued scan left (the others
 //! superseded).
 
-use crate::{bench_db, empty, start_api, with_bench_db};
+use crate::{bench_db, empty, github_connection, start_api, with_bench_db};
 use anyhow::{bail, ensure, Context};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -560,21 +560,7 @@ pub async fn webhooks_bench(
         let github = GitHubServer::start().await;
         let app = github.add_app("picket-bench");
         let http = reqwest::Client::new();
-        let conn: Value = http
-            .post(format!("{api}/api/v1/connections"))
-            .bearer_auth(&token)
-            .json(&json!({
-                "provider": "github", "name": "bench", "base_url": github.api_url(),
-                "credentials": {"app_id": app.id, "private_key": app.private_key_pem,
-                                "webhook_secret": app.webhook_secret},
-            }))
-            .send()
-            .await?
-            .error_for_status()
-            .context("creating the GitHub connection")?
-            .json()
-            .await?;
-        let conn_id = conn["id"].as_str().context("connection id")?;
+        let conn_id = github_connection(&api, &token, "bench", &github, &app).await?;
         let repos: Vec<Value> = (0..projects)
             .map(|i| {
                 let id = FIRST_REPO + u64::from(i);
@@ -594,10 +580,8 @@ pub async fn webhooks_bench(
             .error_for_status()
             .context("adding the projects")?;
         // The projects know their installation, as when the installation's own webhook added
-        // them. Added through `POST /api/v1/projects` they do not, and the first deliveries of
-        // a project then record it: under concurrent deliveries that update deadlocks against
-        // the other deliveries' `FOR SHARE` of the project row (docs/benchmarks.md, "Found while
-        // measuring"), which is not the steady state measured here.
+        // them. Added through `POST /api/v1/projects` they do not, and the first delivery of
+        // a project then records it, once: not the steady state measured here.
         sqlx::query("UPDATE projects SET provider_installation_id = $1 WHERE connection_id = $2::uuid")
             .bind(INSTALLATION.to_string())
             .bind(conn_id)

@@ -192,14 +192,7 @@ async fn receive_github(
             let status = accepted.status();
             (accepted.outcome, (status, Json(accepted)).into_response())
         }
-        Err((outcome, e)) => {
-            let mut response = e.into_response();
-            // A refused signature is no bearer challenge: this route takes no token.
-            response
-                .headers_mut()
-                .remove(axum::http::header::WWW_AUTHENTICATE);
-            (outcome, response)
-        }
+        Err((outcome, e)) => (outcome, e.into_response()),
     };
     state.metrics().webhook_delivery("github", outcome);
     response

@@ -1,9 +1,10 @@
 //! What the GitHub-facing loops' tests share: a GitHub App on the test server, and an org of a
 //! fresh database with a connection holding the App's credentials.
 
-use picket_core::{ConnectionId, OrgId, Provider};
+use picket_core::{ConnectionId, OrgId, Provider, ScanId};
 use picket_db::connections::{self, CredentialStore, NewConnection};
 use picket_db::crypto::CredentialCipher;
+use picket_db::webhooks::{self, PullRequestHead, PullRequestOutcome};
 use picket_test_support::github::{GitHubServer, TestApp};
 use picket_vcs::github::api::ClientOptions;
 use picket_vcs::github::AppCredentials;
@@ -66,5 +67,41 @@ pub async fn app_connection(pool: &PgPool) -> AppConnection {
         org,
         connection,
         registry,
+    }
+}
+
+/// Queues the diff scan of PR `number`'s head `head` of repository `repo_id`, as a webhook about
+/// it would (a non-draft PR on `main`); the scan queued.
+pub async fn queue_head(
+    pool: &PgPool,
+    connection: ConnectionId,
+    repo_id: u64,
+    installation: u64,
+    number: i32,
+    head: &str,
+) -> ScanId {
+    let mut tx = pool.begin().await.unwrap();
+    let (repo_id, installation) = (repo_id.to_string(), installation.to_string());
+    let outcome = webhooks::queue_pull_request(
+        &mut tx,
+        &PullRequestHead {
+            connection_id: connection,
+            repo_id: &repo_id,
+            installation_id: Some(&installation),
+            number,
+            head_sha: head,
+            base_ref: "main",
+            base_sha: None,
+            draft: false,
+            updated_at: None,
+        },
+        "test",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    match outcome {
+        PullRequestOutcome::Queued { scan, .. } => scan,
+        other => panic!("{other:?}"),
     }
 }

@@ -3,10 +3,9 @@
 //! `success` with a note at the fail-open deadline, and never touched again after that. Every
 //! request is checked against GitHub's OpenAPI description.
 
-use crate::github::{app_connection, AppConnection};
+use crate::github::{app_connection, queue_head, AppConnection};
 use picket_core::check::CheckPhase;
 use picket_core::{ScanId, ScanState};
-use picket_db::webhooks::{self, PullRequestHead, PullRequestOutcome};
 use picket_db::{pr_checks, queue, Db};
 use picket_scheduler::pr_checks::{step, PrCheckConfig};
 use picket_test_support::github::{GitHubServer, TestCheckRun};
@@ -71,31 +70,15 @@ async fn world(pool: PgPool) -> World {
 
 impl World {
     async fn push(&self, head: &str) -> ScanId {
-        let mut tx = self.db.pool().begin().await.unwrap();
-        let installation = self.installation.to_string();
-        let repo = self.repo_id.to_string();
-        let outcome = webhooks::queue_pull_request(
-            &mut tx,
-            &PullRequestHead {
-                connection_id: self.connection,
-                repo_id: &repo,
-                installation_id: Some(&installation),
-                number: 7,
-                head_sha: head,
-                base_ref: "main",
-                base_sha: None,
-                draft: false,
-                updated_at: None,
-            },
-            "test",
+        queue_head(
+            self.db.pool(),
+            self.connection,
+            self.repo_id,
+            self.installation,
+            7,
+            head,
         )
         .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        match outcome {
-            PullRequestOutcome::Queued { scan, .. } => scan,
-            other => panic!("{other:?}"),
-        }
     }
 
     /// Runs the loop until nothing is due.

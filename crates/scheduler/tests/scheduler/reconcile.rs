@@ -5,9 +5,8 @@
 //! their own installation's part. The API calls it counts are the requests the server recorded,
 //! and every request is checked against GitHub's OpenAPI description.
 
-use crate::github::{app_connection, AppConnection};
+use crate::github::{app_connection, queue_head, AppConnection};
 use picket_core::{ConnectionId, OrgId, ScanId};
-use picket_db::webhooks::{self, PullRequestHead, PullRequestOutcome};
 use picket_db::Db;
 use picket_scheduler::reconcile::{sweep, ReconcileConfig, SweepReport};
 use picket_test_support::github::{GitHubServer, TestApp, TestPull};
@@ -96,30 +95,15 @@ impl World {
 
     /// What a webhook about this head would have queued.
     async fn webhook(&self, repo: &Repo, number: i32, head: &str) -> ScanId {
-        let mut tx = self.db.pool().begin().await.unwrap();
-        let (repo_id, installation) = (repo.id.to_string(), repo.installation.to_string());
-        let outcome = webhooks::queue_pull_request(
-            &mut tx,
-            &PullRequestHead {
-                connection_id: self.connection,
-                repo_id: &repo_id,
-                installation_id: Some(&installation),
-                number,
-                head_sha: head,
-                base_ref: "main",
-                base_sha: None,
-                draft: false,
-                updated_at: None,
-            },
-            "test",
+        queue_head(
+            self.db.pool(),
+            self.connection,
+            repo.id,
+            repo.installation,
+            number,
+            head,
         )
         .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        match outcome {
-            PullRequestOutcome::Queued { scan, .. } => scan,
-            other => panic!("{other:?}"),
-        }
     }
 
     async fn sweep(&self, budget: u64) -> SweepReport {
