@@ -5,7 +5,7 @@
 use hmac::{Hmac, Mac};
 use picket_api::ApiConfig;
 use picket_core::{ScanId, ScanState};
-use picket_db::{queue, DbError};
+use picket_db::{pr_checks, queue, DbError};
 use picket_test_support::github::GitHubServer;
 use picket_tests::{id_of, TestApp};
 use serde_json::{json, Value};
@@ -375,16 +375,54 @@ async fn signatures_are_checked_over_the_raw_bytes_before_anything(pool: PgPool)
     assert!(!app.logs().contains(SECRET), "the secret was logged");
 }
 
+/// A listener on the wake-up channels of the claimers and the check loop.
+struct Wakes(sqlx::postgres::PgListener);
+
+impl Wakes {
+    async fn listen(pool: &PgPool) -> Wakes {
+        let mut l = sqlx::postgres::PgListener::connect_with(pool)
+            .await
+            .unwrap();
+        l.listen_all([queue::CHANNEL, pr_checks::CHANNEL])
+            .await
+            .unwrap();
+        Wakes(l)
+    }
+
+    async fn next(&mut self) -> (String, String) {
+        let n = tokio::time::timeout(Duration::from_secs(10), self.0.recv())
+            .await
+            .expect("a wake-up within 10 s")
+            .unwrap();
+        (n.channel().to_owned(), n.payload().to_owned())
+    }
+
+    /// Nothing was raised before now: notifications arrive in commit order, so a marker sent
+    /// now comes next exactly when nothing committed earlier raised one.
+    async fn nothing_more(&mut self, pool: &PgPool) {
+        sqlx::query("SELECT pg_notify($1, 'marker')")
+            .bind(queue::CHANNEL)
+            .execute(pool)
+            .await
+            .unwrap();
+        assert_eq!(self.next().await, (queue::CHANNEL.into(), "marker".into()));
+    }
+}
+
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn a_pull_request_head_is_scanned_once_and_a_new_head_supersedes_the_old(pool: PgPool) {
     let app = TestApp::start(pool).await;
     let (conn, hook) = github_connection(&app, "gh", false).await;
     let project = project(&app, &conn, REPO_ID).await;
     let conn_id = id_of(&conn);
+    let mut wakes = Wakes::listen(&app.pool).await;
 
     let opened = pull_request("opened", REPO_ID, 2, &sha(1));
     let first = hook.deliver("pull_request", "d-1", &opened).await;
     first.outcome(202, "scan_queued");
+    // The claimers are woken, after the commit (picket-db `wake`).
+    assert_eq!(wakes.next().await, (queue::CHANNEL.into(), String::new()));
+    wakes.nothing_more(&app.pool).await;
     let scan = app
         .admin()
         .get(&format!("/api/v1/scans/{}", first.scan().0))
@@ -415,6 +453,7 @@ async fn a_pull_request_head_is_scanned_once_and_a_new_head_supersedes_the_old(p
     again.outcome(200, "duplicate_head");
     assert_eq!(again.scan(), first.scan());
     assert_eq!(pr_scans(&app.pool).await.len(), 1);
+    wakes.nothing_more(&app.pool).await;
 
     // A new head: the queued scan is superseded.
     let second = hook
@@ -426,6 +465,13 @@ async fn a_pull_request_head_is_scanned_once_and_a_new_head_supersedes_the_old(p
         .await;
     second.outcome(202, "scan_queued");
     assert_eq!(second.body["superseded_scan_ids"], json!([first.scan().0]));
+    // The claimers, and the check loop for the superseded scan's check.
+    assert_eq!(wakes.next().await, (queue::CHANNEL.into(), String::new()));
+    assert_eq!(
+        wakes.next().await,
+        (pr_checks::CHANNEL.into(), first.scan().to_string())
+    );
+    wakes.nothing_more(&app.pool).await;
     let scans = pr_scans(&app.pool).await;
     assert_eq!(
         scans,

@@ -3,8 +3,9 @@
 //! `synchronize` deliveries: the signature checked over the raw body, then one transaction that
 //! logs the delivery, queues the head's diff scan, supersedes the PR's older scan and registers
 //! its check. The baseline, in the same run against the same database server with a pool of the
-//! same size, is a bare axum handler doing one `INSERT` of the body (one commit per request),
-//! driven by the same wrk settings and the same requests.
+//! same size, is a bare axum handler doing one `INSERT` of the body (one commit per request, into
+//! a column compressed as the delivery log's is: lz4), driven by the same wrk settings and the
+//! same requests.
 //!
 //! Traffic: every delivery has its own `X-GitHub-Delivery` id and its own head SHA, spread
 //! round-robin over `projects × prs` pull requests, so each one queues a real scan and
@@ -432,7 +433,7 @@ async fn start_bare(url: &str) -> anyhow::Result<(String, tokio::task::JoinHandl
         "CREATE TABLE bench_bare_deliveries (
              id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
              delivery_id text,
-             body bytea NOT NULL)",
+             body bytea COMPRESSION lz4 NOT NULL)",
     )
     .execute(&pool)
     .await?;

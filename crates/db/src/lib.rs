@@ -5,7 +5,7 @@
 //! [`MIGRATOR`] embeds the top-level `migrations/` directory. Queries are compile-checked against
 //! the schema (`query!`), with the offline data committed under `.sqlx/`.
 //!
-//! Module map: [`installation`] (this installation's identity), [`queue`] (claim, lease, fenced transitions, rescue, wake-ups), [`schedule`] (weekly
+//! Module map: [`installation`] (this installation's identity), [`queue`] (claim, lease, fenced transitions, rescue, listening for wake-ups), [`wake`] (when wake-ups are sent), [`schedule`] (weekly
 //! scans), [`crypto`] (credentials at rest), [`worker`] (the worker protocol: per-scan tokens,
 //! spec, clone credential, results), [`webhooks`] (the delivery log and what deliveries change),
 //! [`reconcile`] (the reconcile sweep's turns), [`triage`] (triage requests from pull-request
@@ -29,6 +29,7 @@ pub mod schedule;
 pub mod tokens;
 pub mod triage;
 pub mod types;
+pub mod wake;
 pub mod webhooks;
 pub mod worker;
 

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 /// (trigger `pr_scans_notify_state`, the payload the scan's id: see [`due_now`]), when a
 /// worker's comments are done ([`comments_done`]) and when a draft is marked ready for review
 /// ([`ready_for_review`]). A new PR scan raises the queue's channel ([`crate::queue::CHANNEL`]),
-/// which the loop also listens to.
+/// which the loop also listens to. When each is sent: [`crate::wake`].
 pub const CHANNEL: &str = "picket_pr_check";
 
 /// The channels the check loop listens to.
@@ -33,16 +33,16 @@ pub const WAKE_ON: &[&str] = &[CHANNEL, crate::queue::CHANNEL];
 
 /// Registers the check of a PR scan just queued, when its project's provider takes feedback
 /// (GitHub); its fail-open deadline is the scan's queue time plus the org's
-/// `pr_scan_timeout_secs`. Registering twice, or a scan without a PR, is a no-op.
+/// `pr_scan_timeout_secs` (both decided by the SQL function `pr_check_fail_open_at`, which the
+/// webhook route's queueing uses too). Registering twice, or a scan without a PR, is a no-op.
 pub async fn want(ex: impl PgExecutor<'_>, scan: ScanId) -> Result<()> {
     sqlx::query!(
         r#"
         INSERT INTO pr_checks (scan_id, org_id, fail_open_at)
-        SELECT s.id, s.org_id, s.queued_at + make_interval(secs => o.pr_scan_timeout_secs)
-        FROM scans s JOIN orgs o ON o.id = s.org_id
-        JOIN projects p ON p.id = s.project_id
-        JOIN vcs_connections v ON v.id = p.connection_id
-        WHERE s.id = $1 AND s.kind = 'diff' AND s.pr_number IS NOT NULL AND v.provider = 'github'
+        SELECT s.id, s.org_id, f.at
+        FROM scans s JOIN projects p ON p.id = s.project_id,
+             LATERAL pr_check_fail_open_at(s.org_id, p.connection_id, s.queued_at) AS f(at)
+        WHERE s.id = $1 AND s.kind = 'diff' AND s.pr_number IS NOT NULL AND f.at IS NOT NULL
         ON CONFLICT (scan_id) DO NOTHING
         "#,
         scan.0
@@ -362,7 +362,7 @@ pub async fn comments_done(
             next_attempt_at = now(), failures = 0, last_error = NULL
         FROM still
         WHERE scan_id = $1 AND feedback IS NOT NULL
-        RETURNING pg_notify('picket_pr_check', scan_id::text)::text
+        RETURNING picket_wake('picket_pr_check', scan_id::text)::text
         "#,
         scan.0,
         outcome,
@@ -375,9 +375,10 @@ pub async fn comments_done(
 
 /// The PR of `scan` (the scan of its head) was marked ready for review: the scan is no longer a
 /// draft's, and the comments a quiet draft did not get are due (the loop posts them). In the
-/// caller's transaction; a no-op for a scan that was no draft's.
-pub async fn ready_for_review(conn: &mut PgConnection, scan: ScanId) -> Result<()> {
-    sqlx::query!(
+/// caller's transaction; a no-op for a scan that was no draft's. `true` when held-back comments
+/// became due (the check loop is woken: [`crate::wake`]).
+pub async fn ready_for_review(conn: &mut PgConnection, scan: ScanId) -> Result<bool> {
+    let reopened = sqlx::query!(
         r#"
         WITH ready AS (
             UPDATE scans SET pr_draft = false WHERE id = $1 AND pr_draft RETURNING id
@@ -386,13 +387,13 @@ pub async fn ready_for_review(conn: &mut PgConnection, scan: ScanId) -> Result<(
         SET comments_done_at = NULL, quiet_draft = false, next_attempt_at = now(),
             updated_at = now()
         WHERE scan_id IN (SELECT id FROM ready) AND quiet_draft
-        RETURNING pg_notify('picket_pr_check', scan_id::text)::text
+        RETURNING picket_wake('picket_pr_check', scan_id::text)::text
         "#,
         scan.0,
     )
     .fetch_optional(&mut *conn)
     .await?;
-    Ok(())
+    Ok(reopened.is_some())
 }
 
 /// The check of a scan, for the scan's detail and for tests.

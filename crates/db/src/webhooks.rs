@@ -19,6 +19,7 @@
 //! Deliveries' bodies are kept for troubleshooting until [`prune_bodies`] clears them.
 
 use crate::projects::DisabledReason;
+use crate::wake::WakeUps;
 use crate::{DbError, Result};
 use picket_core::{ConnectionId, OrgId, ProjectId, ScanId, ScanKind, ScanState, ScanTrigger};
 use sqlx::{PgConnection, PgExecutor};
@@ -121,8 +122,13 @@ pub enum PullRequestOutcome {
     ProjectDisabled(ProjectId),
     /// The project's diff scans are switched off.
     DiffScansDisabled(ProjectId),
-    /// This head already has its scan.
-    DuplicateHead { project: ProjectId, scan: ScanId },
+    /// This head already has its scan. `ready_for_review`: the delivery marked the PR ready for
+    /// review, and the comments held back from its draft are due.
+    DuplicateHead {
+        project: ProjectId,
+        scan: ScanId,
+        ready_for_review: bool,
+    },
     /// The PR has a scan queued from a later update of it (`newer`): this delivery arrived late
     /// or was redelivered, and its head must not supersede a newer one. Nothing queued.
     StaleHead { project: ProjectId, newer: ScanId },
@@ -132,6 +138,29 @@ pub enum PullRequestOutcome {
         scan: ScanId,
         superseded: Vec<ScanId>,
     },
+}
+
+impl PullRequestOutcome {
+    /// What the transaction that produced this outcome owes once committed, if it called
+    /// [`crate::wake::after_commit`]: the new scan is claimable, the superseded scans' checks
+    /// and a draft's held-back comments are due.
+    pub fn wake_ups(&self) -> WakeUps {
+        match self {
+            PullRequestOutcome::Queued { superseded, .. } => WakeUps {
+                scan_queued: true,
+                pr_checks: superseded.clone(),
+            },
+            PullRequestOutcome::DuplicateHead {
+                scan,
+                ready_for_review: true,
+                ..
+            } => WakeUps {
+                scan_queued: false,
+                pr_checks: vec![*scan],
+            },
+            _ => WakeUps::default(),
+        }
+    }
 }
 
 /// The error code (and `scan_events` detail) of a scan cancelled because its PR moved on.
@@ -239,13 +268,14 @@ async fn queue_head(
     // - the head's scan is inserted unless the head has one (`scans_pr_head_once`) or the PR has
     //   a newer scan: one queued from a later update of the PR, or (a sweep) queued at or after
     //   the listing was asked for, whose transaction has committed since it held the same lock;
-    // - if it was, its check is registered (GitHub connections: `pr_checks::want`'s row), and
-    //   the PR's other active diff scans are cancelled as superseded, one `scan_events` row
-    //   each; a leased one loses its lease (token cleared), so its holder's next fenced update
-    //   fails. The statement's snapshot predates the new row, so it is not among them. The
-    //   active states are named literally, as the partial index `scans_pr_active` names them:
-    //   with a parameter the planner cannot use the index and reads the project's whole history
-    //   (37 ms against 0.07 ms at 100,000 scans). `active_states_are_the_index_s` checks both.
+    // - if it was, its check is registered as `pr_checks::want` does (SQL function
+    //   `pr_check_fail_open_at`), and the PR's other active diff scans are cancelled as
+    //   superseded, one `scan_events` row each; a leased one loses its lease (token cleared),
+    //   so its holder's next fenced update fails. The statement's snapshot predates the new
+    //   row, so it is not among them. The active states are named literally, as the partial
+    //   index `scans_pr_active` names them: with a parameter the planner cannot use the index
+    //   and reads the project's whole history (37 ms against 0.07 ms at 100,000 scans).
+    //   `active_states_are_the_index_s` checks both.
     let queued = sqlx::query!(
         r#"
         WITH ins AS (
@@ -266,9 +296,9 @@ async fn queue_head(
             RETURNING id, org_id, queued_at
         ), check_wanted AS (
             INSERT INTO pr_checks (scan_id, org_id, fail_open_at)
-            SELECT ins.id, ins.org_id, ins.queued_at + make_interval(secs => o.pr_scan_timeout_secs)
-            FROM ins JOIN orgs o ON o.id = ins.org_id
-            JOIN vcs_connections v ON v.id = $15 AND v.provider = 'github'
+            SELECT ins.id, ins.org_id, f.at
+            FROM ins, LATERAL pr_check_fail_open_at(ins.org_id, $15, ins.queued_at) AS f(at)
+            WHERE f.at IS NOT NULL
         ), cur AS (
             SELECT id, state FROM scans
             WHERE project_id = $3 AND pr_number = $11 AND kind = 'diff'
@@ -355,12 +385,12 @@ async fn not_queued(
             newer: scan,
         });
     }
-    if !pr.draft {
-        crate::pr_checks::ready_for_review(&mut *conn, scan).await?;
-    }
+    let ready_for_review =
+        !pr.draft && crate::pr_checks::ready_for_review(&mut *conn, scan).await?;
     Ok(SweptHead::Outcome(PullRequestOutcome::DuplicateHead {
         project,
         scan,
+        ready_for_review,
     }))
 }
 

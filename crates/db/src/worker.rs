@@ -224,25 +224,24 @@ pub fn clone_username(provider: Provider) -> &'static str {
     }
 }
 
-/// The clone credential of the scan's repository, decrypted from its project's connection:
-/// `None` when the connection stores no credentials or none usable for cloning (an object
-/// without a `token`, such as a GitHub App's key, whose installation tokens are minted through
-/// the provider). [`DbError::NotFound`] when the scan is not the org's.
+/// The clone credential a connection lends its scans, decrypted: `None` when the connection
+/// stores no credentials or none usable for cloning (an object without a `token`, such as a
+/// GitHub App's key, whose installation tokens are minted through the provider).
+/// [`DbError::NotFound`] when the connection is not the org's. The scan's connection is
+/// [`repository_of`]'s.
 pub async fn clone_credential(
     ex: impl PgExecutor<'_>,
     cipher: &CredentialCipher,
     org: OrgId,
-    scan: ScanId,
+    connection: ConnectionId,
 ) -> Result<Option<CloneCredential>> {
     let row = sqlx::query!(
         r#"
-        SELECT c.id, c.provider AS "provider: Pg<Provider>", c.credentials
-        FROM scans s
-        JOIN projects p ON p.id = s.project_id
-        JOIN vcs_connections c ON c.id = p.connection_id
-        WHERE s.id = $1 AND s.org_id = $2
+        SELECT id, provider AS "provider: Pg<Provider>", credentials
+        FROM vcs_connections
+        WHERE id = $1 AND org_id = $2
         "#,
-        scan.0,
+        connection.0,
         org.0
     )
     .fetch_optional(ex)

@@ -36,13 +36,14 @@ use picket_core::{ConnectionId, Provider, ScanId};
 use picket_db::connections::{self, WebhookTarget};
 use picket_db::projects::{self, AddRefused, DisabledReason, NewProject};
 use picket_db::triage::{self, NewRequest, QueueOutcome};
+use picket_db::wake::{self, WakeUps};
 use picket_db::webhooks::{
     self, DeliveryRow, NewDelivery, PullRequestHead, PullRequestOutcome, Scope,
 };
 use picket_db::DbError;
 use picket_vcs::event::{
     CommentKind, Delivery, InstallationAction, InstallationEvent, InstallationRepositoriesEvent,
-    ReplyEvent, RepoRef, WebhookEvent,
+    PullRequestEvent, ReplyEvent, RepoRef, WebhookEvent,
 };
 use picket_vcs::github::{self, AppCredentials};
 use picket_vcs::webhook::{ParseError, SignatureError, WebhookSecrets};
@@ -410,7 +411,7 @@ async fn act_in_transaction(
         return Ok(DeliveryAccepted::outcome("duplicate"));
     };
     let actor = format!("webhook:{}", delivery.id);
-    let accepted = act(&mut tx, target, delivery, row, &actor).await?;
+    let (accepted, wake) = act(&mut tx, target, delivery, row, &actor).await?;
     webhooks::set_outcome(
         &mut *tx,
         row,
@@ -419,57 +420,24 @@ async fn act_in_transaction(
     )
     .await?;
     tx.commit().await?;
+    // Committed: a failure to wake only delays the loops, which also poll.
+    if let Err(e) = wake::send(state.db().pool(), &wake).await {
+        tracing::warn!(error = %e, "webhook delivery: wake-ups not sent; the loops' polling takes over");
+    }
     Ok(accepted)
 }
 
+/// Acts on a logged delivery in its transaction; the wake-ups it owes once committed
+/// (picket-db `wake`).
 async fn act(
     conn: &mut PgConnection,
     target: &WebhookTarget,
     delivery: &Delivery,
     row: DeliveryRow,
     actor: &str,
-) -> Result<DeliveryAccepted, DbError> {
-    Ok(match &delivery.payload {
-        WebhookEvent::PullRequest(pr) => {
-            let Ok(number) = i32::try_from(pr.number) else {
-                return Ok(DeliveryAccepted::outcome("project_unknown"));
-            };
-            let head = PullRequestHead {
-                connection_id: target.id,
-                repo_id: &pr.repository.id,
-                installation_id: pr.installation_id.as_deref(),
-                number,
-                head_sha: &pr.head_sha,
-                base_ref: &pr.base_ref,
-                base_sha: Some(pr.base_sha.as_str()).filter(|s| !s.is_empty()),
-                draft: pr.draft,
-                updated_at: pr.updated_at,
-            };
-            match webhooks::queue_pull_request(conn, &head, actor).await? {
-                PullRequestOutcome::ProjectUnknown => DeliveryAccepted::outcome("project_unknown"),
-                PullRequestOutcome::ProjectDisabled(_) => {
-                    DeliveryAccepted::outcome("project_disabled")
-                }
-                PullRequestOutcome::DiffScansDisabled(_) => {
-                    DeliveryAccepted::outcome("diff_scans_disabled")
-                }
-                PullRequestOutcome::DuplicateHead { scan, .. } => DeliveryAccepted {
-                    scan_id: Some(scan.0),
-                    ..DeliveryAccepted::outcome("duplicate_head")
-                },
-                PullRequestOutcome::StaleHead { newer, .. } => DeliveryAccepted {
-                    scan_id: Some(newer.0),
-                    ..DeliveryAccepted::outcome("stale_head")
-                },
-                PullRequestOutcome::Queued {
-                    scan, superseded, ..
-                } => DeliveryAccepted {
-                    scan_id: Some(scan.0),
-                    superseded_scan_ids: superseded.into_iter().map(|s| s.0).collect(),
-                    ..DeliveryAccepted::outcome("scan_queued")
-                },
-            }
-        }
+) -> Result<(DeliveryAccepted, WakeUps), DbError> {
+    let accepted = match &delivery.payload {
+        WebhookEvent::PullRequest(pr) => return pull_request(conn, target, pr, actor).await,
         WebhookEvent::Installation(ev) => installation(conn, target, ev, actor).await?,
         WebhookEvent::InstallationRepositories(ev) => {
             installation_repositories(conn, target, ev, actor).await?
@@ -477,7 +445,62 @@ async fn act(
         WebhookEvent::Reply(reply) => on_reply(conn, target, reply, row).await?,
         WebhookEvent::Ping => DeliveryAccepted::outcome("pong"),
         WebhookEvent::Ignored(why) => DeliveryAccepted::outcome(why.reason),
-    })
+    };
+    Ok((accepted, WakeUps::default()))
+}
+
+/// A pull request's new head: its scan queued, the PR's older scans superseded. The wake-ups
+/// are left to after the commit: this is the route's busiest path, and a NOTIFY inside the
+/// transaction would make concurrent deliveries commit one at a time (picket-db `wake`).
+async fn pull_request(
+    conn: &mut PgConnection,
+    target: &WebhookTarget,
+    pr: &PullRequestEvent,
+    actor: &str,
+) -> Result<(DeliveryAccepted, WakeUps), DbError> {
+    let Ok(number) = i32::try_from(pr.number) else {
+        return Ok((
+            DeliveryAccepted::outcome("project_unknown"),
+            WakeUps::default(),
+        ));
+    };
+    let head = PullRequestHead {
+        connection_id: target.id,
+        repo_id: &pr.repository.id,
+        installation_id: pr.installation_id.as_deref(),
+        number,
+        head_sha: &pr.head_sha,
+        base_ref: &pr.base_ref,
+        base_sha: Some(pr.base_sha.as_str()).filter(|s| !s.is_empty()),
+        draft: pr.draft,
+        updated_at: pr.updated_at,
+    };
+    wake::after_commit(conn).await?;
+    let outcome = webhooks::queue_pull_request(conn, &head, actor).await?;
+    let wake = outcome.wake_ups();
+    let accepted = match outcome {
+        PullRequestOutcome::ProjectUnknown => DeliveryAccepted::outcome("project_unknown"),
+        PullRequestOutcome::ProjectDisabled(_) => DeliveryAccepted::outcome("project_disabled"),
+        PullRequestOutcome::DiffScansDisabled(_) => {
+            DeliveryAccepted::outcome("diff_scans_disabled")
+        }
+        PullRequestOutcome::DuplicateHead { scan, .. } => DeliveryAccepted {
+            scan_id: Some(scan.0),
+            ..DeliveryAccepted::outcome("duplicate_head")
+        },
+        PullRequestOutcome::StaleHead { newer, .. } => DeliveryAccepted {
+            scan_id: Some(newer.0),
+            ..DeliveryAccepted::outcome("stale_head")
+        },
+        PullRequestOutcome::Queued {
+            scan, superseded, ..
+        } => DeliveryAccepted {
+            scan_id: Some(scan.0),
+            superseded_scan_ids: superseded.into_iter().map(|s| s.0).collect(),
+            ..DeliveryAccepted::outcome("scan_queued")
+        },
+    };
+    Ok((accepted, wake))
 }
 
 /// A comment on a pull request: a triage command replying in one of Picket's review threads is

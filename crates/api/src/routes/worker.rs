@@ -224,7 +224,7 @@ async fn scan_credential(
         state.db().pool(),
         state.cipher(),
         worker.scan.org_id,
-        worker.scan.scan_id,
+        repo.connection_id,
     )
     .await?
     .map(Json)

@@ -7,3 +7,4 @@ mod migrations;
 mod queue;
 mod reconcile;
 mod schedule;
+mod wake;

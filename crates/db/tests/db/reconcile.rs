@@ -9,10 +9,10 @@ use picket_db::webhooks::{self, PullRequestHead, PullRequestOutcome, SweptHead};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-const HEAD_1: &str = "1111111111111111111111111111111111111111";
-const HEAD_2: &str = "2222222222222222222222222222222222222222";
+pub(crate) const HEAD_1: &str = "1111111111111111111111111111111111111111";
+pub(crate) const HEAD_2: &str = "2222222222222222222222222222222222222222";
 
-fn head(connection: ConnectionId, sha: &str) -> PullRequestHead<'_> {
+pub(crate) fn head(connection: ConnectionId, sha: &str) -> PullRequestHead<'_> {
     PullRequestHead {
         connection_id: connection,
         repo_id: "repo-1",
@@ -26,7 +26,7 @@ fn head(connection: ConnectionId, sha: &str) -> PullRequestHead<'_> {
     }
 }
 
-async fn connection_of(pool: &PgPool) -> ConnectionId {
+pub(crate) async fn connection_of(pool: &PgPool) -> ConnectionId {
     let org = fixtures::org(pool, "acme", 4).await;
     let project = fixtures::project(pool, org).await;
     let id: Uuid = sqlx::query_scalar("SELECT connection_id FROM projects WHERE id = $1")

@@ -463,6 +463,19 @@ async fn the_loop_sweeps_at_its_interval_counts_and_stops(pool: PgPool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // A sweep's counts are recorded when it ends, a moment after its last scan is queued; a
+    // stop before then drops that sweep's report (the API-call bound below allows for it).
+    while !metrics
+        .encode()
+        .contains("picket_scheduler_reconcile_scans_queued_total 2")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sweep that queued the new head was never counted:\n{}",
+            metrics.encode()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), looping)
         .await
@@ -471,7 +484,7 @@ async fn the_loop_sweeps_at_its_interval_counts_and_stops(pool: PgPool) {
     let text = metrics.encode();
     assert!(
         text.contains("picket_scheduler_reconcile_scans_queued_total 2"),
-        "{text}"
+        "a sweep started after the new head was queued it again: {text}"
     );
     let calls: u64 = text
         .lines()
