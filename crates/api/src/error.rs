@@ -257,7 +257,8 @@ impl From<sqlx::Error> for ApiError {
 
 /// A provider call that failed on the provider's side: 503 when trying again later may work
 /// (rate limited, unavailable, unreachable), else 502; the code is picket-vcs's stable one and
-/// the detail the provider's message (never a credential).
+/// the detail the provider's message (never a credential). Logged too, in the request's span
+/// (method, path, request id), so the operator sees the cause the client was given.
 impl From<picket_vcs::VcsError> for ApiError {
     fn from(e: picket_vcs::VcsError) -> Self {
         let status = if e.code.is_transient() {
@@ -265,6 +266,7 @@ impl From<picket_vcs::VcsError> for ApiError {
         } else {
             StatusCode::BAD_GATEWAY
         };
+        tracing::warn!(code = e.code.as_str(), error = %e, status = status.as_u16(), "provider call failed");
         ApiError::new(status, e.code.as_str(), e.to_string())
     }
 }

@@ -7,22 +7,20 @@
 //! commits and hold it until the commit is flushed, so notifying transactions commit one at a
 //! time (2,455 INSERT commits/s fell to 714 with a NOTIFY in each, and were 1,999 with the
 //! NOTIFY sent after the commit: pgbench, 16 clients, migration `20261201030000`). The webhook
-//! route takes bursts, so its transaction calls [`after_commit`]: nothing is raised inside it,
-//! and the route sends its outcome's [`WakeUps`] with [`send`] once it has committed. A wake-up
-//! lost in between (the process died) only delays: every listener also polls.
+//! route takes bursts, so it begins a pull request's transaction with [`BEGIN_AFTER_COMMIT`]:
+//! nothing is raised inside it, and the route sends its outcome's [`WakeUps`] with [`send`]
+//! once it has committed. A wake-up lost in between (the process died) only delays: every
+//! listener also polls.
 
 use crate::Result;
 use picket_core::ScanId;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::PgExecutor;
 
-/// Silences this transaction's wake-ups (until it ends): the caller sends them with [`send`]
-/// after committing. Outside a transaction it would silence the session: never call it there.
-pub async fn after_commit(conn: &mut PgConnection) -> Result<()> {
-    sqlx::query!("SELECT set_config('picket.wake', 'after_commit', true) AS \"set!\"")
-        .fetch_one(conn)
-        .await?;
-    Ok(())
-}
+/// The statement that begins a transaction whose wake-ups wait for its commit (pass it to
+/// sqlx's `begin_with`): one round trip, as a plain `BEGIN` is. The caller sends what the
+/// transaction owes with [`send`] once it has committed, best on the same connection (no second
+/// checkout from the pool).
+pub const BEGIN_AFTER_COMMIT: &str = "BEGIN; SET LOCAL picket.wake = 'after_commit'";
 
 /// The wake-ups a committed change owes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

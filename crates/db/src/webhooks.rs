@@ -141,9 +141,9 @@ pub enum PullRequestOutcome {
 }
 
 impl PullRequestOutcome {
-    /// What the transaction that produced this outcome owes once committed, if it called
-    /// [`crate::wake::after_commit`]: the new scan is claimable, the superseded scans' checks
-    /// and a draft's held-back comments are due.
+    /// What the transaction that produced this outcome owes once committed, if it began with
+    /// [`crate::wake::BEGIN_AFTER_COMMIT`]: the new scan is claimable, the superseded scans'
+    /// checks and a draft's held-back comments are due.
     pub fn wake_ups(&self) -> WakeUps {
         match self {
             PullRequestOutcome::Queued { superseded, .. } => WakeUps {

@@ -49,7 +49,7 @@ use picket_vcs::github::{self, AppCredentials};
 use picket_vcs::webhook::{ParseError, SignatureError, WebhookSecrets};
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -395,7 +395,12 @@ async fn act_in_transaction(
     delivery: &Delivery,
     body: &[u8],
 ) -> Result<DeliveryAccepted, DbError> {
-    let mut tx = state.db().pool().begin().await?;
+    let mut conn = state.db().pool().acquire().await?;
+    let mut tx = if defers_wake_ups(&delivery.payload) {
+        conn.begin_with(wake::BEGIN_AFTER_COMMIT).await?
+    } else {
+        conn.begin().await?
+    };
     let new = NewDelivery {
         org_id: target.org_id,
         connection_id: target.id,
@@ -421,14 +426,21 @@ async fn act_in_transaction(
     .await?;
     tx.commit().await?;
     // Committed: a failure to wake only delays the loops, which also poll.
-    if let Err(e) = wake::send(state.db().pool(), &wake).await {
+    if let Err(e) = wake::send(&mut *conn, &wake).await {
         tracing::warn!(error = %e, "webhook delivery: wake-ups not sent; the loops' polling takes over");
     }
     Ok(accepted)
 }
 
-/// Acts on a logged delivery in its transaction; the wake-ups it owes once committed
-/// (picket-db `wake`).
+/// Whether a delivery's transaction leaves its wake-ups to after its commit (picket-db `wake`):
+/// a pull request's, the route's busiest path, where a NOTIFY inside the transaction would make
+/// concurrent deliveries commit one at a time. [`act`] returns what such a transaction owes.
+fn defers_wake_ups(event: &WebhookEvent) -> bool {
+    matches!(event, WebhookEvent::PullRequest(_))
+}
+
+/// Acts on a logged delivery in its transaction; the wake-ups it owes once committed when
+/// [`defers_wake_ups`], else none (its triggers raised them).
 async fn act(
     conn: &mut PgConnection,
     target: &WebhookTarget,
@@ -449,9 +461,8 @@ async fn act(
     Ok((accepted, WakeUps::default()))
 }
 
-/// A pull request's new head: its scan queued, the PR's older scans superseded. The wake-ups
-/// are left to after the commit: this is the route's busiest path, and a NOTIFY inside the
-/// transaction would make concurrent deliveries commit one at a time (picket-db `wake`).
+/// A pull request's new head: its scan queued, the PR's older scans superseded, in a
+/// transaction that leaves its wake-ups to after the commit ([`defers_wake_ups`]).
 async fn pull_request(
     conn: &mut PgConnection,
     target: &WebhookTarget,
@@ -475,7 +486,6 @@ async fn pull_request(
         draft: pr.draft,
         updated_at: pr.updated_at,
     };
-    wake::after_commit(conn).await?;
     let outcome = webhooks::queue_pull_request(conn, &head, actor).await?;
     let wake = outcome.wake_ups();
     let accepted = match outcome {

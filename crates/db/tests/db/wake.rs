@@ -1,5 +1,5 @@
 //! Wake-ups: the triggers raise them when a transaction that queues or moves a scan commits,
-//! unless the transaction left them to its code (`wake::after_commit`), which then sends what
+//! unless the transaction left them to its code (`wake::BEGIN_AFTER_COMMIT`), which then sends what
 //! the outcome owes.
 
 use crate::reconcile::{connection_of, head, HEAD_1, HEAD_2};
@@ -56,8 +56,7 @@ async fn a_transaction_that_defers_its_wake_ups_raises_none_until_they_are_sent(
     nothing_before_marker(&pool, &mut listener).await;
 
     // Deferred: the new head is queued and supersedes the first, and nothing is raised...
-    let mut tx = pool.begin().await.unwrap();
-    wake::after_commit(&mut tx).await.unwrap();
+    let mut tx = pool.begin_with(wake::BEGIN_AFTER_COMMIT).await.unwrap();
     let second = webhooks::queue_pull_request(&mut tx, &head(connection, HEAD_2), "test")
         .await
         .unwrap();
@@ -88,8 +87,9 @@ async fn a_transaction_that_defers_its_wake_ups_raises_none_until_they_are_sent(
 
     // The setting ends with its transaction: the pooled connection notifies again.
     let mut conn = pool.acquire().await.unwrap();
-    let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
-    wake::after_commit(&mut tx).await.unwrap();
+    let tx = sqlx::Connection::begin_with(&mut *conn, wake::BEGIN_AFTER_COMMIT)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     sqlx::query("UPDATE scans SET state = 'cancelled', finished_at = now() WHERE state = 'queued'")
         .execute(&mut *conn)
