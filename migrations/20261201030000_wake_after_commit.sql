@@ -28,9 +28,14 @@ BEGIN
 END $$;
 
 -- The deliveries' bodies: lz4 compresses a 20 KB JSON payload several times faster than the
--- default pglz (PostgreSQL 14+, built with lz4 as Debian's and the official images are). Rows
--- already stored keep their compression.
-ALTER TABLE webhook_deliveries ALTER COLUMN body SET COMPRESSION lz4;
+-- default pglz (PostgreSQL 14+ built with lz4, as Debian's and the official images are; a
+-- server built without it keeps pglz). Rows already stored keep their compression.
+DO $$
+BEGIN
+    ALTER TABLE webhook_deliveries ALTER COLUMN body SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    RAISE NOTICE 'lz4 is not built into this server; webhook bodies stay pglz';
+END $$;
 
 -- Which PR scans get a check and when it fails open, in one place: picket-db
 -- `pr_checks::want` (a scan queued through the API) and the webhook route's queueing statement

@@ -33,15 +33,9 @@ pub struct WakeUps {
 }
 
 impl WakeUps {
+    /// Nothing to send.
     pub fn is_empty(&self) -> bool {
         !self.scan_queued && self.pr_checks.is_empty()
-    }
-
-    /// Both sets of wake-ups.
-    pub fn and(mut self, other: WakeUps) -> WakeUps {
-        self.scan_queued |= other.scan_queued;
-        self.pr_checks.extend(other.pr_checks);
-        self
     }
 }
 
