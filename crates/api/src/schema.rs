@@ -80,6 +80,10 @@ pub fn provider() -> Object {
     strings(Provider::ALL.map(Provider::as_str), false)
 }
 
+pub fn provider_opt() -> Object {
+    strings(Provider::ALL.map(Provider::as_str), true)
+}
+
 /// A map from rule id to mode.
 pub fn rule_modes() -> Object {
     ObjectBuilder::new()

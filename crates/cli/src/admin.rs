@@ -118,6 +118,27 @@ pub const DEFAULT_ORG: &str = "default";
 /// On first start, creates the `default` org and an admin token, saves the token to
 /// `token_file` (mode 0600, so the operator can find it again) and returns it. Later starts
 /// return `None`.
+/// How long the sign-in link `picket run` prints stays usable.
+pub const SIGN_IN_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+/// A one-time sign-in code for the admin token saved in `token_file`, or `None` when that file
+/// is gone or its token no longer works (the UI then takes a token at its sign-in page).
+pub async fn sign_in_link(db: &Db, token_file: &Path) -> anyhow::Result<Option<SecretString>> {
+    let Ok(token) = std::fs::read_to_string(token_file) else {
+        return Ok(None);
+    };
+    let Some(record) = tokens::authenticate(db.pool(), &tokens::hash(token.trim()))
+        .await
+        .context("looking up the admin token")?
+    else {
+        return Ok(None);
+    };
+    let code = picket_db::sessions::create_sign_in_link(db.pool(), record.id, SIGN_IN_LINK_TTL)
+        .await
+        .context("making a sign-in link")?;
+    Ok(Some(code))
+}
+
 pub async fn bootstrap(db: &Db, token_file: &Path) -> anyhow::Result<Option<SecretString>> {
     use std::os::unix::fs::OpenOptionsExt;
     match orgs::get_by_slug(db.pool(), DEFAULT_ORG).await {

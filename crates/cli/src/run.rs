@@ -87,7 +87,15 @@ async fn run_platform(
 
     let listener = bind(args.listen).await?;
     let addr = listener.local_addr()?;
-    announce(addr, local, first_token.as_ref(), &token_file, scans_run)?;
+    let sign_in = admin::sign_in_link(&db, &token_file).await?;
+    announce(
+        addr,
+        local,
+        first_token.as_ref(),
+        &token_file,
+        sign_in.as_ref(),
+        scans_run,
+    )?;
 
     let place = Placement {
         api: worker_addr(addr),
@@ -120,6 +128,7 @@ async fn run_platform(
             Duration::from_secs(600),
         ));
     }
+    let web_origin = web_origin(args.api.public_url.as_deref())?;
     // Single-machine use: webhooks reach this address unless told otherwise.
     let mut tuning = args.api.clone();
     tuning.public_url.get_or_insert_with(|| api_url(addr));
@@ -130,6 +139,7 @@ async fn run_platform(
         providers,
         &tuning,
         local_repos,
+        web_origin,
         stop.clone(),
     )
     .await;
@@ -244,6 +254,7 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<()> {
     let listener = bind(args.listen).await?;
     tracing::info!(addr = %listener.local_addr()?, "API listening");
     let local_repos = args.api.local_repos.resolve([])?;
+    let web_origin = web_origin(args.api.public_url.as_deref())?;
     serve(
         listener,
         db,
@@ -251,9 +262,22 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<()> {
         providers,
         &args.api,
         local_repos,
+        web_origin,
         stop,
     )
     .await
+}
+
+/// The web UI's origin (`scheme://host[:port]`) from `PICKET_PUBLIC_URL`, when set: the UI's
+/// forms must come from it.
+fn web_origin(public_url: Option<&str>) -> anyhow::Result<Option<String>> {
+    public_url
+        .map(|u| {
+            url::Url::parse(u)
+                .map(|u| u.origin().ascii_serialization())
+                .with_context(|| format!("PICKET_PUBLIC_URL {u:?} is not a URL"))
+        })
+        .transpose()
 }
 
 pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<()> {
@@ -270,6 +294,7 @@ async fn serve(
     providers: Arc<picket_vcs::Registry>,
     tuning: &ApiTuning,
     local_repos: picket_api::local_repos::LocalRepoDirs,
+    web_origin: Option<String>,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     let cfg = picket_api::ApiConfig {
@@ -282,7 +307,12 @@ async fn serve(
         .with_rule_engine(tuning.engine.config())
         .with_local_repo_dirs(local_repos)
         .with_providers(providers);
-    let router = picket_api::router(state, &cfg);
+    let api = picket_api::router(state.clone(), &cfg);
+    let web = picket_web::WebConfig {
+        public_origin: web_origin,
+        ..Default::default()
+    };
+    let router = picket_web::router(api, state.db().clone(), web);
     picket_api::serve(listener, router, async move { stop.cancelled().await })
         .await
         .context("serving the API")
@@ -374,10 +404,24 @@ fn announce(
     local: Option<&LocalPg>,
     first_token: Option<&SecretString>,
     token_file: &Path,
+    sign_in: Option<&SecretString>,
     scans_run: &str,
 ) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "Picket is running.")?;
+    match sign_in {
+        Some(code) => writeln!(
+            out,
+            "  Web UI:   http://{}/sign-in/link?code={}   (one-time sign-in link, valid 15 min)",
+            worker_addr(addr),
+            code.expose_secret()
+        )?,
+        None => writeln!(
+            out,
+            "  Web UI:   http://{}/   (sign in with an API token)",
+            worker_addr(addr)
+        )?,
+    }
     writeln!(
         out,
         "  API:      http://{addr}/api/v1   (OpenAPI at /api/v1/openapi.json)"

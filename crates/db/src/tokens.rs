@@ -81,9 +81,15 @@ pub fn looks_like_token(s: &str) -> bool {
 }
 
 fn generate() -> SecretString {
+    random_secret(TOKEN_PREFIX)
+}
+
+/// `prefix` + [`TOKEN_RANDOM_LEN`] base62 characters from the OS RNG (256 bits): the shape of
+/// every secret Picket mints (API tokens, web sessions, sign-in links).
+pub(crate) fn random_secret(prefix: &str) -> SecretString {
     let mut rng = rand::rngs::OsRng;
-    let mut token = String::with_capacity(TOKEN_PREFIX.len() + TOKEN_RANDOM_LEN);
-    token.push_str(TOKEN_PREFIX);
+    let mut token = String::with_capacity(prefix.len() + TOKEN_RANDOM_LEN);
+    token.push_str(prefix);
     for _ in 0..TOKEN_RANDOM_LEN {
         // gen_range is unbiased (rejection sampling), so each character is uniform over 62.
         token.push(char::from(BASE62[rng.gen_range(0..BASE62.len())]));

@@ -17,10 +17,11 @@ use axum::http::StatusCode;
 use axum::Json;
 use picket_core::protocol::ScanTrail;
 use picket_core::{
-    FindingStatus, Product, ProjectId, ScanId, ScanKind, ScanState, ScanTrigger, Severity,
+    FindingStatus, Product, ProjectId, Provider, ScanId, ScanKind, ScanState, ScanTrigger, Severity,
 };
 use picket_db::attempts::{self, AttemptRecord};
 use picket_db::findings::{self, ScanFindingChange, ScanFindingCursor, ScanFindingRecord};
+use picket_db::overview::{self, ProjectMatch};
 use picket_db::scans::{self, CancelOutcome, Enqueued, NewScan, ScanEvent, ScanRecord};
 use picket_db::{pr_checks, projects, DbError};
 use serde::{Deserialize, Serialize};
@@ -168,15 +169,94 @@ impl From<Enqueued> for BulkScanItem {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BulkScanResult {
     pub scans: Vec<BulkScanItem>,
+    /// With `matching`: projects the filter matched that got no scan because their full scans
+    /// are off or the project is disabled. With `project_ids`: always 0 (such a project refuses
+    /// the whole request instead).
+    pub skipped: i64,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+/// Which projects to scan: `project_ids`, or every project `matching` a filter, resolved on the
+/// server in the request's transaction (the web UI's "all N matching").
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BulkScan {
-    /// 1-10,000 of the org's projects; repeats count once.
-    #[schema(min_items = 1, max_items = 10000)]
-    pub project_ids: Vec<Uuid>,
+    pub project_ids: Option<Vec<Uuid>>,
+    pub matching: Option<ProjectMatching>,
 }
+
+/// A filter over the org's projects, as the Projects page applies it; absent or `null` fields
+/// do not filter.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectMatching {
+    /// `true`: projects Picket scans (enabled, full or diff scans on); `false`: the rest.
+    pub scanning: Option<bool>,
+    /// Case-insensitive substring of the full name.
+    #[schema(schema_with = constraints::filter_opt)]
+    pub name: Option<String>,
+    #[schema(schema_with = crate::schema::provider_opt)]
+    pub provider: Option<Provider>,
+    /// The state of the project's latest full or latest pull-request scan.
+    #[schema(schema_with = crate::schema::scan_state_opt)]
+    pub last_scan_state: Option<ScanState>,
+    /// Whether the default branch has open findings.
+    pub has_findings: Option<bool>,
+}
+
+impl ProjectMatching {
+    /// The filter as picket-db applies it, after checking its text.
+    pub(crate) fn to_match(&self, field: &str) -> Result<ProjectMatch, ApiError> {
+        if let Some(name) = &self.name {
+            constraints::FILTER.check(&format!("{field}.name"), name)?;
+        }
+        Ok(ProjectMatch {
+            scanning: self.scanning,
+            name: self.name.clone().filter(|n| !n.is_empty()),
+            provider: self.provider,
+            last_scan_state: self.last_scan_state,
+            has_findings: self.has_findings,
+        })
+    }
+}
+
+impl utoipa::PartialSchema for BulkScan {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use constraints::closed_object;
+        use utoipa::openapi::schema::{ArrayBuilder, Schema};
+        let ids = ArrayBuilder::new()
+            .items(
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                        utoipa::openapi::KnownFormat::Uuid,
+                    ))),
+            )
+            .min_items(Some(1))
+            .max_items(Some(MAX_BULK_SCAN))
+            .build();
+        let by_id = closed_object(
+            vec![("project_ids", Schema::Array(ids))],
+            &["project_ids"],
+            "1-10,000 of the org's projects; repeats count once. A project with full scans off \
+             refuses the whole request (409).",
+        );
+        let matching = closed_object(
+            vec![("matching", ProjectMatching::schema().into())],
+            &["matching"],
+            "Every project matching the filter whose full scans are on and which is not \
+             disabled (the others are counted in `skipped`); at most 10,000.",
+        );
+        Schema::OneOf(
+            utoipa::openapi::schema::OneOfBuilder::new()
+                .item(by_id)
+                .item(matching)
+                .build(),
+        )
+        .into()
+    }
+}
+
+impl ToSchema for BulkScan {}
 
 /// One entry of a scan's audit trail.
 #[derive(Debug, Serialize, ToSchema)]
@@ -378,21 +458,27 @@ async fn bulk_scan(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<BulkScan>,
 ) -> Result<Json<BulkScanResult>, ApiError> {
-    if body.project_ids.is_empty() || body.project_ids.len() > MAX_BULK_SCAN {
+    let project_ids = match (body.project_ids, body.matching) {
+        (Some(ids), None) => ids,
+        (None, Some(matching)) => return bulk_scan_matching(caller, &state, &matching).await,
+        _ => {
+            return Err(ApiError::invalid_body(
+                "",
+                "give exactly one of project_ids and matching",
+            ))
+        }
+    };
+    if project_ids.is_empty() || project_ids.len() > MAX_BULK_SCAN {
         return Err(ApiError::invalid_body(
             "project_ids",
             format!("must hold 1-{MAX_BULK_SCAN} project ids"),
         ));
     }
-    let ids: Vec<ProjectId> = body.project_ids.iter().copied().map(ProjectId).collect();
+    let ids: Vec<ProjectId> = project_ids.iter().copied().map(ProjectId).collect();
     let mut tx = state.db().pool().begin().await?;
     let switches = projects::scan_switches(&mut *tx, caller.org_id, &ids).await?;
     let found: HashSet<Uuid> = switches.iter().map(|s| s.id.0).collect();
-    let missing = listed(
-        &body.project_ids,
-        |id| !found.contains(id),
-        "project not found",
-    );
+    let missing = listed(&project_ids, |id| !found.contains(id), "project not found");
     if !missing.is_empty() {
         return Err(ApiError::not_found("project").with_fields(missing));
     }
@@ -403,7 +489,7 @@ async fn bulk_scan(
         .collect();
     if !disabled.is_empty() {
         let fields = listed(
-            &body.project_ids,
+            &project_ids,
             |id| disabled.contains(id),
             "full scans are disabled",
         );
@@ -433,6 +519,56 @@ async fn bulk_scan(
     tracing::info!(projects = queued.len(), created, "bulk scan queued");
     Ok(Json(BulkScanResult {
         scans: queued.into_iter().map(Into::into).collect(),
+        skipped: 0,
+    }))
+}
+
+/// Queues a full scan of every project `matching` selects (full scans on, not disabled), in one
+/// transaction with the selection, so the set is the one the filter matches at that moment.
+async fn bulk_scan_matching(
+    caller: Caller,
+    state: &AppState,
+    matching: &ProjectMatching,
+) -> Result<Json<BulkScanResult>, ApiError> {
+    let filter = matching.to_match("matching")?;
+    let mut tx = state.db().pool().begin().await?;
+    let (ids, skipped) = overview::matching_projects(&mut *tx, caller.org_id, &filter).await?;
+    if ids.len() > MAX_BULK_SCAN {
+        return Err(ApiError::invalid_body(
+            "matching",
+            format!(
+                "matches {} projects; a bulk scan takes at most {MAX_BULK_SCAN}: narrow the filter",
+                ids.len()
+            ),
+        ));
+    }
+    let queued = if ids.is_empty() {
+        Vec::new()
+    } else {
+        scans::enqueue_bulk(
+            &mut tx,
+            caller.org_id,
+            &ids,
+            ScanTrigger::Bulk,
+            Some(caller.token_id),
+        )
+        .await?
+        .map_err(|unknown| {
+            ApiError::not_found("project").with_fields(unknown.0.iter().map(|id| FieldError {
+                field: "matching".to_owned(),
+                message: format!("project {id} not found"),
+            }))
+        })?
+    };
+    tx.commit().await?;
+    tracing::info!(
+        projects = queued.len(),
+        skipped,
+        "bulk scan of matching projects queued"
+    );
+    Ok(Json(BulkScanResult {
+        scans: queued.into_iter().map(Into::into).collect(),
+        skipped,
     }))
 }
 
