@@ -28,5 +28,6 @@ mod sarif;
 mod scans;
 mod tokens;
 mod triage;
+mod web;
 mod webhooks;
 mod worker;

@@ -163,7 +163,11 @@ impl TestApp {
         let state = AppState::new(db, cipher)
             .with_rule_engine(engine)
             .with_providers(Arc::new(providers));
-        let router = picket_api::router(state, &cfg);
+        let router = picket_web::router(
+            picket_api::router(state, &cfg),
+            Db::from_pool(pool.clone()),
+            picket_web::WebConfig::default(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");

@@ -1,0 +1,533 @@
+//! The web UI over real HTTP, without a browser (the browser's own test is `browser`): sessions
+//! and sign-in, CSRF on every state-changing page route, authorization through the REST API,
+//! bulk scan of "all matching", live rows over server-sent events, and the vendored assets.
+
+use picket_core::TokenId;
+use picket_tests::{id_of, TestApp};
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::StatusCode;
+use serde_json::json;
+use sqlx::PgPool;
+use std::time::Duration;
+
+/// A browser-like client: its own cookie, no redirects followed, the CSRF token of its last page.
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: Option<String>,
+    set_cookie: Option<String>,
+    body: String,
+}
+
+impl Page {
+    /// The CSRF token the page's forms carry.
+    fn csrf(&self) -> String {
+        let at = self
+            .body
+            .find("name=\"_csrf\" value=\"")
+            .expect("a form with a CSRF token");
+        let rest = &self.body[at + "name=\"_csrf\" value=\"".len()..];
+        rest[..rest.find('"').unwrap()].to_owned()
+    }
+}
+
+impl Browser {
+    fn new(app: &TestApp) -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: app.base.clone(),
+            cookie: None,
+        }
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let req = match &self.cookie {
+            Some(c) => req.header(COOKIE, c),
+            None => req,
+        };
+        let resp = req.send().await.expect("request");
+        let set_cookie = resp
+            .headers()
+            .get(SET_COOKIE)
+            .map(|v| v.to_str().unwrap().to_owned());
+        if let Some(sc) = &set_cookie {
+            let pair = sc.split(';').next().unwrap();
+            self.cookie = (!pair.ends_with('=')).then(|| pair.to_owned());
+        }
+        Page {
+            status: resp.status(),
+            location: resp
+                .headers()
+                .get(LOCATION)
+                .map(|v| v.to_str().unwrap().to_owned()),
+            set_cookie,
+            body: resp.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let req = self.http.get(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    /// A form post from this origin's page (the browser sends `Sec-Fetch-Site: same-origin`).
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let req = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("sec-fetch-site", "same-origin")
+            .form(form);
+        self.send(req).await
+    }
+
+    async fn sign_in(&mut self, token: &str) -> Page {
+        let page = self
+            .post("/sign-in", &[("token", token), ("next", "/projects")])
+            .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        page
+    }
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_token_opens_a_session_that_sign_out_ends(pool: PgPool) {
+    let app = TestApp::start(pool.clone()).await;
+    let admin = app.admin();
+    let conn = id_of(&admin.connection("git").provider("git").create().await);
+    admin.projects(&conn).repo("team/web").add().await;
+    let mut b = Browser::new(&app);
+
+    let page = b.get("/projects?q=web").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/sign-in?next=%2Fprojects%3Fq%3Dweb")
+    );
+
+    let refused = b
+        .post(
+            "/sign-in",
+            &[("token", "pkt_0000000000000000000000000000000000000000000")],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.body.contains("unknown, revoked or expired"));
+    assert!(b.cookie.is_none());
+
+    let signed = b.sign_in(admin.token().unwrap()).await;
+    assert_eq!(signed.location.as_deref(), Some("/projects"));
+    let cookie = signed.set_cookie.unwrap();
+    assert!(
+        cookie.starts_with("__Host-picket_session=pkw_")
+            && cookie.contains("; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=43200"),
+        "{cookie}"
+    );
+    assert_eq!(app.count("web_sessions").await, 1);
+    // Only the id's hash is stored.
+    let id = b.cookie.clone().unwrap();
+    let id = id.split_once('=').unwrap().1;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM web_sessions WHERE id_sha256 = $1")
+        .bind(picket_db::sessions::hash(id).to_vec())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+
+    let page = b.get("/projects").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("team/web"));
+    assert!(page.body.contains("Signed in as <strong>bootstrap</strong> (admin)"));
+    let csrf = page.csrf();
+
+    let out = b.post("/sign-out", &[("_csrf", &csrf)]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert!(out.set_cookie.unwrap().contains("Max-Age=0"));
+    assert_eq!(app.count("web_sessions").await, 0);
+    // The old cookie no longer opens pages.
+    b.cookie = Some(format!("__Host-picket_session={id}"));
+    let page = b.get("/projects").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert!(page.location.unwrap().contains("ended=1"));
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn revoking_a_token_ends_the_sessions_opened_with_it(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    let created = admin
+        .post("/api/v1/tokens", json!({"name": "alice", "role": "member"}))
+        .await
+        .expect(201);
+    let mut b = Browser::new(&app);
+    b.sign_in(created["token"].as_str().unwrap()).await;
+    assert_eq!(b.get("/projects").await.status, StatusCode::OK);
+
+    admin
+        .delete(&format!("/api/v1/tokens/{}", id_of(&created)))
+        .await
+        .expect(204);
+    let page = b.get("/projects").await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let to = page.location.unwrap();
+    assert!(to.starts_with("/sign-in?") && to.contains("ended=1"), "{to}");
+    let sign_in = b.get(&to).await;
+    assert!(sign_in.body.contains("Your session has ended"));
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_sign_in_link_opens_one_session_once(pool: PgPool) {
+    let app = TestApp::start(pool.clone()).await;
+    let token_id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM api_tokens WHERE name = 'bootstrap'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let code = picket_db::sessions::create_sign_in_link(
+        &pool,
+        TokenId(token_id),
+        Duration::from_secs(900),
+    )
+    .await
+    .unwrap();
+    let code = secrecy::ExposeSecret::expose_secret(&code).to_owned();
+    let mut b = Browser::new(&app);
+    // Opening the link changes nothing: a preview or prefetch cannot use it up.
+    let page = b.get(&format!("/sign-in/link?code={code}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(b.cookie.is_none());
+    let used = b.post("/sign-in/link", &[("code", &code)]).await;
+    assert_eq!(used.status, StatusCode::SEE_OTHER);
+    assert!(b.cookie.is_some());
+    assert_eq!(b.get("/projects").await.status, StatusCode::OK);
+
+    let mut other = Browser::new(&app);
+    let again = other.post("/sign-in/link", &[("code", &code)]).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+    assert!(again.body.contains("not valid"));
+    assert!(other.cookie.is_none());
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn every_state_changing_page_refuses_a_foreign_origin_or_a_missing_token(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    let conn = id_of(&admin.connection("git").provider("git").create().await);
+    let added = admin.projects(&conn).repo("team/web").add().await;
+    let project = id_of(&added[0]);
+    let scan = added[0]["last_scan"]["id"].as_str().unwrap().to_owned();
+    let mut b = Browser::new(&app);
+    b.sign_in(admin.token().unwrap()).await;
+    let csrf = b.get("/projects").await.csrf();
+    let before = app.counts().await;
+
+    let routes = [
+        "/projects/scan".to_owned(),
+        "/projects".to_owned(),
+        format!("/projects/{project}/settings"),
+        format!("/scans/{scan}/cancel"),
+        format!("/scans/{scan}/retry"),
+        "/sign-out".to_owned(),
+    ];
+    let form = |csrf: Option<&str>| {
+        let mut f = vec![
+            ("project".to_owned(), project.clone()),
+            ("connection_id".to_owned(), conn.clone()),
+            ("full_name".to_owned(), "team/other".to_owned()),
+            ("clone_url".to_owned(), "https://git.example/other.git".to_owned()),
+        ];
+        if let Some(c) = csrf {
+            f.push(("_csrf".to_owned(), c.to_owned()));
+        }
+        f
+    };
+    for route in &routes {
+        let url = format!("{}{route}", app.base);
+        let cookie = b.cookie.clone().unwrap();
+        // The session's cookie, from this origin, without the token.
+        let resp = b
+            .http
+            .post(&url)
+            .header(COOKIE, &cookie)
+            .header("sec-fetch-site", "same-origin")
+            .form(&form(None))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{route} without token");
+        // A wrong token.
+        let resp = b
+            .http
+            .post(&url)
+            .header(COOKIE, &cookie)
+            .header("x-csrf-token", "not-the-token")
+            .form(&form(None))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{route} wrong token");
+        // The token, from another site: by fetch metadata, and by Origin alone.
+        let resp = b
+            .http
+            .post(&url)
+            .header(COOKIE, &cookie)
+            .header("sec-fetch-site", "cross-site")
+            .form(&form(Some(&csrf)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{route} cross-site");
+        let resp = b
+            .http
+            .post(&url)
+            .header(COOKIE, &cookie)
+            .header("origin", "http://evil.test")
+            .form(&form(Some(&csrf)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{route} foreign origin");
+    }
+    assert_eq!(app.counts().await, before, "a refused request changed nothing");
+    // The header works as well as the field (htmx sends it).
+    let resp = b
+        .http
+        .post(format!("{}/projects/scan", app.base))
+        .header(COOKIE, b.cookie.clone().unwrap())
+        .header("x-csrf-token", &csrf)
+        .header("origin", app.base.as_str())
+        .form(&[("project", project.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_members_session_is_refused_what_the_api_refuses_a_member(pool: PgPool) {
+    let app = TestApp::start(pool.clone()).await;
+    let admin = app.admin();
+    let conn = id_of(&admin.connection("git").provider("git").create().await);
+    let added = admin.projects(&conn).repo("team/web").add().await;
+    let project = id_of(&added[0]);
+    let member = app.member().await;
+    let mut b = Browser::new(&app);
+    b.sign_in(member.token().unwrap()).await;
+    let csrf = b.get("/projects").await.csrf();
+
+    // Changing settings is an admin's: the API's 403 is the page's.
+    let page = b
+        .post(
+            &format!("/projects/{project}/settings"),
+            &[("_csrf", &csrf), ("diff_scans", "on")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.body.contains("may not change project settings"));
+    let full: bool = sqlx::query_scalar("SELECT full_scans_enabled FROM projects")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(full, "unchanged");
+    let page = b
+        .post(
+            "/projects",
+            &[
+                ("_csrf", &csrf),
+                ("connection_id", &conn),
+                ("full_name", "team/new"),
+                ("clone_url", "https://git.example/new.git"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.count("projects").await, 1);
+
+    // Scanning is anyone's, as on the API.
+    let page = b
+        .post("/projects/scan", &[("_csrf", &csrf), ("project", &project)])
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn scanning_all_matching_acts_on_the_servers_query(pool: PgPool) {
+    let app = TestApp::start(pool.clone()).await;
+    let admin = app.admin();
+    let conn = id_of(&admin.connection("git").provider("git").create().await);
+    let added = admin
+        .projects(&conn)
+        .repo("team/web-a")
+        .repo("team/web-b")
+        .repo("team/web-off")
+        .repo("team/api")
+        .add()
+        .await;
+    // Let the initial scans end, so that a bulk scan queues new ones.
+    sqlx::query("UPDATE scans SET state = 'cancelled', finished_at = now()")
+        .execute(&pool)
+        .await
+        .unwrap();
+    admin
+        .patch(
+            &format!("/api/v1/projects/{}", id_of(&added[2])),
+            json!({"diff_scans_enabled": true, "full_scans_enabled": false}),
+        )
+        .await
+        .expect(200);
+    let mut b = Browser::new(&app);
+    b.sign_in(admin.token().unwrap()).await;
+    let page = b.get("/projects?q=web").await;
+    assert!(page.body.contains("All 3 matching"), "the page counts the query");
+    let csrf = page.csrf();
+
+    // No id is posted: the server resolves the filter.
+    let done = b
+        .post(
+            "/projects/scan",
+            &[
+                ("_csrf", &csrf),
+                ("all", "1"),
+                ("tab", "scanning"),
+                ("q", "web"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        done.location.as_deref(),
+        Some("/projects?q=web&queued=2&skipped=1")
+    );
+    let queued: Vec<String> = sqlx::query_scalar(
+        "SELECT p.full_name FROM scans s JOIN projects p ON p.id = s.project_id \
+         WHERE s.state = 'queued' ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(queued, ["team/web-a", "team/web-b"]);
+    let page = b.get(done.location.as_deref().unwrap()).await;
+    assert!(page
+        .body
+        .contains("Queued 2 full scans. 1 matching project was skipped"));
+
+    // Nothing selected: said plainly, nothing queued.
+    let none = b.post("/projects/scan", &[("_csrf", &csrf)]).await;
+    assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(none.body.contains("Select at least one project"));
+
+    // The API takes the same filter.
+    let res = admin
+        .post("/api/v1/scans", json!({"matching": {"name": "API"}}))
+        .await
+        .expect(200);
+    assert_eq!(res["scans"].as_array().unwrap().len(), 1);
+    assert_eq!(res["skipped"], 0);
+    admin
+        .post(
+            "/api/v1/scans",
+            json!({"matching": {}, "project_ids": [id_of(&added[0])]}),
+        )
+        .await
+        .problem(422, "invalid_body");
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_live_row_follows_its_scan_without_a_reload(pool: PgPool) {
+    let app = TestApp::start(pool.clone()).await;
+    let admin = app.admin();
+    let conn = id_of(&admin.connection("git").provider("git").create().await);
+    let added = admin.projects(&conn).repo("team/web").add().await;
+    let project = id_of(&added[0]);
+    let scan = added[0]["last_scan"]["id"].as_str().unwrap().to_owned();
+    let mut b = Browser::new(&app);
+    b.sign_in(admin.token().unwrap()).await;
+    let page = b.get("/projects").await;
+    assert!(page
+        .body
+        .contains(&format!("sse-connect=\"/events/projects?ids={project}\"")));
+
+    let mut stream = b
+        .http
+        .get(format!("{}/events/projects?ids={project}", app.base))
+        .header(COOKIE, b.cookie.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    // Give the stream its first look, then move the scan as a scheduler would.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    admin
+        .post(&format!("/api/v1/scans/{scan}/cancel"), json!({}))
+        .await
+        .expect(200);
+    let mut seen = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !seen.contains("state cancelled") {
+        let chunk = tokio::time::timeout_at(deadline, stream.chunk())
+            .await
+            .expect("a live update within 10 s")
+            .unwrap()
+            .expect("the stream stays open");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains(&format!("event: project-{project}")), "{seen}");
+    assert!(seen.contains(&format!("<tr id=\"project-{project}\"")));
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn pages_load_the_vendored_htmx_with_its_integrity_and_a_favicon(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let mut b = Browser::new(&app);
+    let page = b.get("/sign-in").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let npm = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("browser/node_modules/htmx.org/dist/htmx.min.js");
+    let npm = std::fs::read(&npm).unwrap_or_else(|_| {
+        panic!(
+            "{} is missing: run `make browser-tools` (`make test` does)",
+            npm.display()
+        )
+    });
+    let served = b.http.get(format!("{}/static/htmx-2.0.11.min.js", app.base)).send().await.unwrap();
+    assert_eq!(served.status(), StatusCode::OK);
+    assert!(served.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    let served = served.bytes().await.unwrap();
+    assert_eq!(served.as_ref(), npm.as_slice(), "the vendored htmx is npm's 2.0.11");
+    use base64::Engine;
+    use sha2::Digest;
+    let sri = format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(&npm))
+    );
+    assert!(
+        page.body
+            .contains(&format!("src=\"/static/htmx-2.0.11.min.js\" integrity=\"{sri}\"")),
+        "the page loads htmx with its integrity hash"
+    );
+    let favicon = b.http.get(format!("{}/favicon.ico", app.base)).send().await.unwrap();
+    assert_eq!(favicon.status(), StatusCode::OK);
+    let csp = b
+        .http
+        .get(format!("{}/sign-in", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(csp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("script-src 'self'"));
+}
