@@ -144,7 +144,9 @@ async fn a_token_opens_a_session_that_sign_out_ends(pool: PgPool) {
     let page = b.get("/projects").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("team/web"));
-    assert!(page.body.contains("Signed in as <strong>bootstrap</strong> (admin)"));
+    assert!(page
+        .body
+        .contains("Signed in as <strong>bootstrap</strong> (admin)"));
     let csrf = page.csrf();
 
     let out = b.post("/sign-out", &[("_csrf", &csrf)]).await;
@@ -177,7 +179,10 @@ async fn revoking_a_token_ends_the_sessions_opened_with_it(pool: PgPool) {
     let page = b.get("/projects").await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     let to = page.location.unwrap();
-    assert!(to.starts_with("/sign-in?") && to.contains("ended=1"), "{to}");
+    assert!(
+        to.starts_with("/sign-in?") && to.contains("ended=1"),
+        "{to}"
+    );
     let sign_in = b.get(&to).await;
     assert!(sign_in.body.contains("Your session has ended"));
 }
@@ -241,7 +246,10 @@ async fn every_state_changing_page_refuses_a_foreign_origin_or_a_missing_token(p
             ("project".to_owned(), project.clone()),
             ("connection_id".to_owned(), conn.clone()),
             ("full_name".to_owned(), "team/other".to_owned()),
-            ("clone_url".to_owned(), "https://git.example/other.git".to_owned()),
+            (
+                "clone_url".to_owned(),
+                "https://git.example/other.git".to_owned(),
+            ),
         ];
         if let Some(c) = csrf {
             f.push(("_csrf".to_owned(), c.to_owned()));
@@ -261,7 +269,11 @@ async fn every_state_changing_page_refuses_a_foreign_origin_or_a_missing_token(p
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{route} without token");
+        assert_eq!(
+            resp.status(),
+            StatusCode::FORBIDDEN,
+            "{route} without token"
+        );
         // A wrong token.
         let resp = b
             .http
@@ -293,9 +305,17 @@ async fn every_state_changing_page_refuses_a_foreign_origin_or_a_missing_token(p
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{route} foreign origin");
+        assert_eq!(
+            resp.status(),
+            StatusCode::FORBIDDEN,
+            "{route} foreign origin"
+        );
     }
-    assert_eq!(app.counts().await, before, "a refused request changed nothing");
+    assert_eq!(
+        app.counts().await,
+        before,
+        "a refused request changed nothing"
+    );
     // The header works as well as the field (htmx sends it).
     let resp = b
         .http
@@ -385,7 +405,10 @@ async fn scanning_all_matching_acts_on_the_servers_query(pool: PgPool) {
     let mut b = Browser::new(&app);
     b.sign_in(admin.token().unwrap()).await;
     let page = b.get("/projects?q=web").await;
-    assert!(page.body.contains("All 3 matching"), "the page counts the query");
+    assert!(
+        page.body.contains("All 3 matching"),
+        "the page counts the query"
+    );
     let csrf = page.csrf();
 
     // No id is posted: the server resolves the filter.
@@ -481,7 +504,10 @@ async fn a_live_row_follows_its_scan_without_a_reload(pool: PgPool) {
             .expect("the stream stays open");
         seen.push_str(&String::from_utf8_lossy(&chunk));
     }
-    assert!(seen.contains(&format!("event: project-{project}")), "{seen}");
+    assert!(
+        seen.contains(&format!("event: project-{project}")),
+        "{seen}"
+    );
     assert!(seen.contains(&format!("<tr id=\"project-{project}\"")));
 }
 
@@ -499,14 +525,23 @@ async fn pages_load_the_vendored_htmx_with_its_integrity_and_a_favicon(pool: PgP
             npm.display()
         )
     });
-    let served = b.http.get(format!("{}/static/htmx-2.0.11.min.js", app.base)).send().await.unwrap();
+    let served = b
+        .http
+        .get(format!("{}/static/htmx-2.0.11.min.js", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(served.status(), StatusCode::OK);
     assert!(served.headers()["cache-control"]
         .to_str()
         .unwrap()
         .contains("immutable"));
     let served = served.bytes().await.unwrap();
-    assert_eq!(served.as_ref(), npm.as_slice(), "the vendored htmx is npm's 2.0.11");
+    assert_eq!(
+        served.as_ref(),
+        npm.as_slice(),
+        "the vendored htmx is npm's 2.0.11"
+    );
     use base64::Engine;
     use sha2::Digest;
     let sri = format!(
@@ -514,11 +549,17 @@ async fn pages_load_the_vendored_htmx_with_its_integrity_and_a_favicon(pool: PgP
         base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(&npm))
     );
     assert!(
-        page.body
-            .contains(&format!("src=\"/static/htmx-2.0.11.min.js\" integrity=\"{sri}\"")),
+        page.body.contains(&format!(
+            "src=\"/static/htmx-2.0.11.min.js\" integrity=\"{sri}\""
+        )),
         "the page loads htmx with its integrity hash"
     );
-    let favicon = b.http.get(format!("{}/favicon.ico", app.base)).send().await.unwrap();
+    let favicon = b
+        .http
+        .get(format!("{}/favicon.ico", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(favicon.status(), StatusCode::OK);
     let csp = b
         .http

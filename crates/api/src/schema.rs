@@ -3,6 +3,7 @@
 //! from the type's own `ALL` list, so the document cannot disagree with the wire format.
 
 use picket_core::feedback::DraftFeedback;
+use picket_core::triage::IgnoreReason;
 use picket_core::Provider;
 use picket_core::Role;
 use picket_core::{FindingStatus, Product, RuleMode, ScanKind, ScanState, ScanTrigger, Severity};
@@ -78,6 +79,14 @@ pub fn role() -> Object {
 
 pub fn provider() -> Object {
     strings(Provider::ALL.map(Provider::as_str), false)
+}
+
+pub fn ignore_reason() -> Object {
+    strings(IgnoreReason::ALL.map(IgnoreReason::as_str), false)
+}
+
+pub fn ignore_reason_opt() -> Object {
+    strings(IgnoreReason::ALL.map(IgnoreReason::as_str), true)
 }
 
 pub fn provider_opt() -> Object {

@@ -88,6 +88,75 @@ impl Verb {
 
 str_enum!(Verb, "triage command", "fp | ar | other | open");
 
+/// Why an ignored finding is ignored: the fixed list a person picks from (the web UI, the API's
+/// `ignore_reason`); the free-text comment goes beside it. Stored as [`IgnoreReason::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IgnoreReason {
+    FalsePositive,
+    AcceptableRisk,
+    UsedInTests,
+    Mitigated,
+    Duplicate,
+    NoTime,
+    Other,
+}
+
+impl IgnoreReason {
+    pub const ALL: [IgnoreReason; 7] = [
+        IgnoreReason::FalsePositive,
+        IgnoreReason::AcceptableRisk,
+        IgnoreReason::UsedInTests,
+        IgnoreReason::Mitigated,
+        IgnoreReason::Duplicate,
+        IgnoreReason::NoTime,
+        IgnoreReason::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IgnoreReason::FalsePositive => "false_positive",
+            IgnoreReason::AcceptableRisk => "acceptable_risk",
+            IgnoreReason::UsedInTests => "used_in_tests",
+            IgnoreReason::Mitigated => "mitigated",
+            IgnoreReason::Duplicate => "duplicate",
+            IgnoreReason::NoTime => "no_time",
+            IgnoreReason::Other => "other",
+        }
+    }
+
+    /// For a person: `false positive`, `used in tests`, `no time to fix`, ...
+    pub fn label(self) -> &'static str {
+        match self {
+            IgnoreReason::FalsePositive => "false positive",
+            IgnoreReason::AcceptableRisk => "acceptable risk",
+            IgnoreReason::UsedInTests => "used in tests",
+            IgnoreReason::Mitigated => "mitigated",
+            IgnoreReason::Duplicate => "duplicate",
+            IgnoreReason::NoTime => "no time to fix",
+            IgnoreReason::Other => "other",
+        }
+    }
+}
+
+str_enum!(
+    IgnoreReason,
+    "ignore reason",
+    "false_positive | acceptable_risk | used_in_tests | mitigated | duplicate | no_time | other"
+);
+
+impl Verb {
+    /// The ignore reason a PR reply's command gives; `None` for `/open`.
+    pub fn ignore_reason(self) -> Option<IgnoreReason> {
+        match self {
+            Verb::FalsePositive => Some(IgnoreReason::FalsePositive),
+            Verb::AcceptableRisk => Some(IgnoreReason::AcceptableRisk),
+            Verb::Other => Some(IgnoreReason::Other),
+            Verb::Open => None,
+        }
+    }
+}
+
 /// A command as written: its verb and the reason text after it (normalized, `None` when there
 /// is none), not yet checked.
 #[derive(Debug, Clone, PartialEq, Eq)]

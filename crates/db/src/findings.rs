@@ -21,6 +21,7 @@
 use crate::types::Pg;
 use crate::{DbError, Result};
 use picket_core::protocol::ReportedFinding;
+use picket_core::triage::IgnoreReason;
 use picket_core::{
     FindingId, FindingStatus, OrgId, Product, ProjectId, RuleId, ScanId, ScanKind, Severity,
 };
@@ -44,6 +45,9 @@ pub struct FindingRecord {
     pub message: String,
     pub fingerprint: String,
     pub status: FindingStatus,
+    /// Why it is ignored, when it was ignored with a reason from the list.
+    pub ignore_reason: Option<IgnoreReason>,
+    /// The triage comment (free text; `nosemgrep` for an inline suppression).
     pub triage_reason: Option<String>,
     /// Who last triaged it (`api:<token id>`, or `reply:github:<login>` for a reply on a pull
     /// request), and when.
@@ -70,6 +74,7 @@ struct FindingRow {
     message: String,
     fingerprint: String,
     status: Pg<FindingStatus>,
+    ignore_reason: Option<String>,
     triage_reason: Option<String>,
     triaged_by: Option<String>,
     triaged_at: Option<OffsetDateTime>,
@@ -95,6 +100,7 @@ impl From<FindingRow> for FindingRecord {
             message: r.message,
             fingerprint: r.fingerprint,
             status: r.status.0,
+            ignore_reason: r.ignore_reason.and_then(|s| s.parse().ok()),
             triage_reason: r.triage_reason,
             triaged_by: r.triaged_by,
             triaged_at: r.triaged_at,
@@ -458,16 +464,32 @@ async fn record_fixed_in_pr(
 /// What a person decides about a finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Triage {
-    /// Not a problem (false positive, accepted risk, ...), with the reason.
-    Ignore { reason: String },
+    /// Not a problem: why, from the list, and a free-text comment (at least one of them).
+    Ignore {
+        reason: Option<IgnoreReason>,
+        comment: Option<String>,
+    },
     /// Lift an ignore: the finding is `open` until a scan says otherwise. Changes nothing on a
     /// finding that is not ignored.
     Reopen,
 }
 
+impl Triage {
+    /// The arguments of SQL `apply_triage` after the ids: ignore?, reason, comment.
+    pub(crate) fn sql_arguments(&self) -> (bool, Option<&'static str>, Option<&str>) {
+        match self {
+            Triage::Ignore { reason, comment } => {
+                (true, reason.map(IgnoreReason::as_str), comment.as_deref())
+            }
+            Triage::Reopen => (false, None, None),
+        }
+    }
+}
+
 /// Applies a triage decision to the finding `id` of the org and to every other row of its
-/// fingerprint in the same project (other branches, PR head refs), recording `actor` and the
-/// time. Returns the finding as updated; [`DbError::NotFound`] when it is not the org's.
+/// fingerprint in the same project (other branches, PR head refs), recording `actor`, the time
+/// and a `finding_triage_events` row per row changed. Returns the finding as updated;
+/// [`DbError::NotFound`] when it is not the org's.
 pub async fn triage(
     conn: &mut PgConnection,
     org: OrgId,
@@ -475,31 +497,76 @@ pub async fn triage(
     decision: &Triage,
     actor: &str,
 ) -> Result<FindingRecord> {
-    let (ignore, reason) = match decision {
-        Triage::Ignore { reason } => (true, Some(reason.as_str())),
-        Triage::Reopen => (false, None),
-    };
-    sqlx::query!(
-        r#"
-        WITH target AS (
-            SELECT project_id, fingerprint FROM findings WHERE id = $1 AND org_id = $2
-        )
-        UPDATE findings f
-        SET status = CASE WHEN $3 THEN 'ignored' ELSE 'open' END::finding_status,
-            triage_reason = $4, triaged_by = $5, triaged_at = now(), updated_at = now()
-        FROM target t
-        WHERE f.project_id = t.project_id AND f.fingerprint = t.fingerprint
-          AND ($3 OR f.status = 'ignored')
-        "#,
-        id.0,
+    triage_many(&mut *conn, org, &[id], decision, actor).await?;
+    get(&mut *conn, org, id).await
+}
+
+/// [`triage`] on each of `ids` of the org (ids of other orgs, or unknown, change nothing).
+/// Returns how many finding rows changed.
+pub async fn triage_many(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+    ids: &[FindingId],
+    decision: &Triage,
+    actor: &str,
+) -> Result<i64> {
+    let ids: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+    let (ignore, reason, comment) = decision.sql_arguments();
+    let changed = sqlx::query_scalar!(
+        r#"SELECT apply_triage($1, $2, $3, $4, $5, $6) AS "changed!""#,
         org.0,
+        &ids,
         ignore,
         reason,
+        comment,
         actor
     )
-    .execute(&mut *conn)
+    .fetch_one(ex)
     .await?;
-    get(&mut *conn, org, id).await
+    Ok(changed)
+}
+
+/// One change of a finding's triage, as [`history`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TriageEvent {
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub from_status: FindingStatus,
+    pub to_status: FindingStatus,
+    pub ignore_reason: Option<IgnoreReason>,
+    pub comment: Option<String>,
+}
+
+/// Every triage change of the org's finding `id`, oldest first.
+pub async fn history(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+    id: FindingId,
+) -> Result<Vec<TriageEvent>> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT at, actor, from_status AS "from_status: Pg<FindingStatus>",
+               to_status AS "to_status: Pg<FindingStatus>", ignore_reason, comment
+        FROM finding_triage_events
+        WHERE finding_id = $1 AND org_id = $2
+        ORDER BY id
+        "#,
+        id.0,
+        org.0
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| TriageEvent {
+            at: r.at,
+            actor: r.actor,
+            from_status: r.from_status.0,
+            to_status: r.to_status.0,
+            ignore_reason: r.ignore_reason.and_then(|s| s.parse().ok()),
+            comment: r.comment,
+        })
+        .collect())
 }
 
 /// A finding of the org's project with this fingerprint (triage applies to all of them at once:
@@ -516,7 +583,8 @@ pub async fn by_fingerprint(
         r#"
         SELECT id, project_id, git_ref, product AS "product: Pg<Product>", rule_id, path,
                start_line, end_line, severity AS "severity: Pg<Severity>", message, fingerprint,
-               status AS "status: Pg<FindingStatus>", triage_reason, triaged_by, triaged_at,
+               status AS "status: Pg<FindingStatus>", ignore_reason, triage_reason, triaged_by,
+               triaged_at,
                secret_redacted, first_seen_scan_id, last_seen_scan_id, created_at, updated_at
         FROM findings
         WHERE org_id = $1 AND project_id = $2 AND fingerprint = $3
@@ -573,7 +641,8 @@ pub async fn get(ex: impl PgExecutor<'_>, org: OrgId, id: FindingId) -> Result<F
         r#"
         SELECT id, project_id, git_ref, product AS "product: Pg<Product>", rule_id, path,
                start_line, end_line, severity AS "severity: Pg<Severity>", message, fingerprint,
-               status AS "status: Pg<FindingStatus>", triage_reason, triaged_by, triaged_at,
+               status AS "status: Pg<FindingStatus>", ignore_reason, triage_reason, triaged_by,
+               triaged_at,
                secret_redacted, first_seen_scan_id, last_seen_scan_id, created_at, updated_at
         FROM findings WHERE id = $1 AND org_id = $2
         "#,
@@ -631,7 +700,8 @@ pub async fn list(
         r#"
         SELECT id, project_id, git_ref, product AS "product: Pg<Product>", rule_id, path,
                start_line, end_line, severity AS "severity: Pg<Severity>", message, fingerprint,
-               status AS "status: Pg<FindingStatus>", triage_reason, triaged_by, triaged_at,
+               status AS "status: Pg<FindingStatus>", ignore_reason, triage_reason, triaged_by,
+               triaged_at,
                secret_redacted, first_seen_scan_id, last_seen_scan_id, created_at, updated_at
         FROM findings
         WHERE org_id = $1 AND project_id = $2

@@ -4,9 +4,13 @@
 //! `project_overview`): the page lists them, and a bulk scan "of all matching"
 //! ([`matching_projects`]) acts on exactly that set, resolved on the server.
 
+use crate::findings::Triage;
 use crate::types::Pg;
 use crate::Result;
-use picket_core::{OrgId, ProjectId, Provider, ScanId, ScanState, Severity};
+use picket_core::triage::IgnoreReason;
+use picket_core::{
+    FindingId, FindingStatus, OrgId, Product, ProjectId, Provider, ScanId, ScanState, Severity,
+};
 use sqlx::PgExecutor;
 use time::{OffsetDateTime, Time};
 
@@ -346,3 +350,220 @@ pub async fn matching_projects(
 /// The channel a scan queued or moved is announced on (SQL `scans_notify_changed_*`); the
 /// payload is the scan's org id. Listen with [`crate::queue::Waker::on`].
 pub const SCAN_CHANGED_CHANNEL: &str = "picket_scan_changed";
+
+/// Which findings a Findings-page filter matches (SQL `finding_matches`). `None` fields do not
+/// filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FindingMatch {
+    pub status: Option<FindingStatus>,
+    /// This severity or worse.
+    pub min_severity: Option<Severity>,
+    pub product: Option<Product>,
+    pub rule_id: Option<String>,
+    pub project: Option<ProjectId>,
+    /// Paths starting with this.
+    pub path_prefix: Option<String>,
+    /// `Some(true)`: on the project's default branch; `Some(false)`: on other refs.
+    pub on_default_branch: Option<bool>,
+    /// First seen at or after this.
+    pub since: Option<OffsetDateTime>,
+    pub ignore_reason: Option<IgnoreReason>,
+}
+
+/// A row of the Findings page (and of its CSV export).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingRow {
+    pub id: FindingId,
+    pub project_id: ProjectId,
+    pub project_name: String,
+    pub git_ref: String,
+    pub on_default_branch: bool,
+    pub product: Product,
+    pub rule_id: String,
+    pub path: String,
+    pub start_line: i32,
+    pub severity: Severity,
+    pub message: String,
+    pub status: FindingStatus,
+    pub ignore_reason: Option<IgnoreReason>,
+    pub triage_reason: Option<String>,
+    pub created_at: OffsetDateTime,
+}
+
+/// A page of the org's findings matching `filter`, most severe first, then newest.
+pub async fn findings(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+    filter: &FindingMatch,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<FindingRow>> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT f.id AS "id!", f.project_id AS "project_id!", p.full_name,
+               f.git_ref AS "git_ref!", (f.git_ref = p.default_branch) AS "on_default!",
+               f.product AS "product!: Pg<Product>", f.rule_id AS "rule_id!", f.path AS "path!",
+               f.start_line AS "start_line!", f.severity AS "severity!: Pg<Severity>",
+               f.message AS "message!", f.status AS "status!: Pg<FindingStatus>",
+               f.ignore_reason, f.triage_reason, f.created_at AS "created_at!"
+        FROM finding_matches($1, $2::text::finding_status, $3::text::severity,
+                             $4::text::product, $5, $6, $7, $8, $9, $10) f
+        JOIN projects p ON p.id = f.project_id
+        ORDER BY f.severity DESC, f.created_at DESC, f.id
+        OFFSET $11 LIMIT $12
+        "#,
+        org.0,
+        filter.status.map(FindingStatus::as_str),
+        filter.min_severity.map(Severity::as_str),
+        filter.product.map(Product::as_str),
+        filter.rule_id.as_deref(),
+        filter.project.map(|p| p.0),
+        filter.path_prefix.as_deref(),
+        filter.on_default_branch,
+        filter.since,
+        filter.ignore_reason.map(IgnoreReason::as_str),
+        offset,
+        limit
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| FindingRow {
+            id: r.id.into(),
+            project_id: r.project_id.into(),
+            project_name: r.full_name,
+            git_ref: r.git_ref,
+            on_default_branch: r.on_default,
+            product: r.product.0,
+            rule_id: r.rule_id,
+            path: r.path,
+            start_line: r.start_line,
+            severity: r.severity.0,
+            message: r.message,
+            status: r.status.0,
+            ignore_reason: r.ignore_reason.and_then(|s| s.parse().ok()),
+            triage_reason: r.triage_reason,
+            created_at: r.created_at,
+        })
+        .collect())
+}
+
+/// How many of the org's findings match `filter`.
+pub async fn count_findings(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+    filter: &FindingMatch,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar!(
+        r#"
+        SELECT count(*) AS "n!"
+        FROM finding_matches($1, $2::text::finding_status, $3::text::severity,
+                             $4::text::product, $5, $6, $7, $8, $9, $10)
+        "#,
+        org.0,
+        filter.status.map(FindingStatus::as_str),
+        filter.min_severity.map(Severity::as_str),
+        filter.product.map(Product::as_str),
+        filter.rule_id.as_deref(),
+        filter.project.map(|p| p.0),
+        filter.path_prefix.as_deref(),
+        filter.on_default_branch,
+        filter.since,
+        filter.ignore_reason.map(IgnoreReason::as_str),
+    )
+    .fetch_one(ex)
+    .await?)
+}
+
+/// One rule's share of the matching findings (the Findings page grouped by rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleGroup {
+    pub rule_id: String,
+    /// The most severe of its findings.
+    pub severity: Severity,
+    pub product: Product,
+    pub findings: i64,
+    pub projects: i64,
+}
+
+/// The matching findings grouped by rule: most severe, then most findings, first.
+pub async fn findings_by_rule(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+    filter: &FindingMatch,
+    limit: i64,
+) -> Result<Vec<RuleGroup>> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT f.rule_id AS "rule_id!", max(f.severity) AS "severity!: Pg<Severity>",
+               min(f.product) AS "product!: Pg<Product>", count(*) AS "findings!",
+               count(DISTINCT f.project_id) AS "projects!"
+        FROM finding_matches($1, $2::text::finding_status, $3::text::severity,
+                             $4::text::product, $5, $6, $7, $8, $9, $10) f
+        GROUP BY f.rule_id
+        ORDER BY 2 DESC, 4 DESC, 1
+        LIMIT $11
+        "#,
+        org.0,
+        filter.status.map(FindingStatus::as_str),
+        filter.min_severity.map(Severity::as_str),
+        filter.product.map(Product::as_str),
+        filter.rule_id.as_deref(),
+        filter.project.map(|p| p.0),
+        filter.path_prefix.as_deref(),
+        filter.on_default_branch,
+        filter.since,
+        filter.ignore_reason.map(IgnoreReason::as_str),
+        limit
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| RuleGroup {
+            rule_id: r.rule_id,
+            severity: r.severity.0,
+            product: r.product.0,
+            findings: r.findings,
+            projects: r.projects,
+        })
+        .collect())
+}
+
+/// A triage decision on every finding of the org `filter` matches (and, as for one finding,
+/// every row of their fingerprints): one statement, so the set is the one the filter matches at
+/// that moment. Returns how many finding rows changed.
+pub async fn triage_matching(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+    filter: &FindingMatch,
+    decision: &Triage,
+    actor: &str,
+) -> Result<i64> {
+    let (ignore, reason, comment) = decision.sql_arguments();
+    Ok(sqlx::query_scalar!(
+        r#"
+        SELECT apply_triage($1, ARRAY(
+                   SELECT id FROM finding_matches($1, $2::text::finding_status,
+                       $3::text::severity, $4::text::product, $5, $6, $7, $8, $9, $10)),
+               $11, $12, $13, $14) AS "changed!"
+        "#,
+        org.0,
+        filter.status.map(FindingStatus::as_str),
+        filter.min_severity.map(Severity::as_str),
+        filter.product.map(Product::as_str),
+        filter.rule_id.as_deref(),
+        filter.project.map(|p| p.0),
+        filter.path_prefix.as_deref(),
+        filter.on_default_branch,
+        filter.since,
+        filter.ignore_reason.map(IgnoreReason::as_str),
+        ignore,
+        reason,
+        comment,
+        actor
+    )
+    .fetch_one(ex)
+    .await?)
+}

@@ -121,8 +121,9 @@ pub async fn step(db: &Db, providers: &Registry, cfg: &TriageConfig) -> Result<b
                 Err(answer) => answer,
                 Ok((decision, actor)) => {
                     let triage = match &decision {
-                        Decision::Ignore { .. } => Triage::Ignore {
-                            reason: decision.stored_reason().unwrap_or_default(),
+                        Decision::Ignore { verb, .. } => Triage::Ignore {
+                            reason: verb.ignore_reason(),
+                            comment: decision.stored_reason(),
                         },
                         Decision::Reopen => Triage::Reopen,
                     };

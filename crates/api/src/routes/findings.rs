@@ -14,8 +14,10 @@ use crate::routes::not_found_as;
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
+use picket_core::triage::IgnoreReason;
 use picket_core::{FindingId, FindingStatus, Product, ProjectId, Severity};
 use picket_db::findings::{self, FindingCursor, FindingFilter, FindingRecord, Triage};
+use picket_db::overview::{self, FindingMatch};
 use picket_db::projects;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -30,6 +32,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_findings))
         .routes(routes!(triage_finding))
+        .routes(routes!(bulk_triage))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -50,7 +53,10 @@ pub struct Finding {
     pub fingerprint: String,
     #[schema(schema_with = crate::schema::finding_status)]
     pub status: FindingStatus,
-    /// Why it is ignored (status `ignored`).
+    /// Why it is ignored, from the list; null when open or ignored with words only.
+    #[schema(schema_with = crate::schema::ignore_reason_opt)]
+    pub ignore_reason: Option<IgnoreReason>,
+    /// Why it is ignored, in words (status `ignored`; `nosemgrep` for an inline suppression).
     pub triage_reason: Option<String>,
     /// Who last triaged it (`api:<token id>`, or `reply:github:<login>` for a reply on a pull
     /// request), and when.
@@ -82,6 +88,7 @@ impl From<FindingRecord> for Finding {
             message: f.message,
             fingerprint: f.fingerprint,
             status: f.status,
+            ignore_reason: f.ignore_reason,
             triage_reason: f.triage_reason,
             triaged_by: f.triaged_by,
             triaged_at: f.triaged_at,
@@ -183,24 +190,39 @@ async fn list_findings(
     }))
 }
 
-/// A triage decision: `ignored` with a `reason`, or `open` (lifts an ignore) without one.
+/// A triage decision: `ignored` with an `ignore_reason` from the list and/or a free-text
+/// `reason` (the comment), or `open` (lifts an ignore) with neither.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TriageRequest {
     pub status: TriageStatus,
+    pub ignore_reason: Option<IgnoreReason>,
     pub reason: Option<String>,
 }
 
 impl utoipa::PartialSchema for TriageRequest {
     fn schema() -> RefOr<Schema> {
         use constraints::{closed_object, literal, null_only, REASON};
-        let ignored = closed_object(
+        let with_reason = closed_object(
+            vec![
+                ("status", literal("ignored")),
+                (
+                    "ignore_reason",
+                    Schema::Object(crate::schema::ignore_reason()),
+                ),
+                ("reason", Schema::Object(REASON.nullable_schema())),
+            ],
+            &["status", "ignore_reason"],
+            "Ignore the finding for a reason from the list, with an optional comment \
+             (`reason`, 1-1000 characters).",
+        );
+        let with_text = closed_object(
             vec![
                 ("status", literal("ignored")),
                 ("reason", Schema::Object(REASON.schema())),
             ],
             &["status", "reason"],
-            "Ignore the finding, saying why (1-1000 characters).",
+            "Ignore the finding, saying why in words (1-1000 characters).",
         );
         let open = closed_object(
             vec![("status", literal("open")), ("reason", null_only())],
@@ -209,7 +231,8 @@ impl utoipa::PartialSchema for TriageRequest {
         );
         Schema::OneOf(
             utoipa::openapi::schema::OneOfBuilder::new()
-                .item(ignored)
+                .item(with_reason)
+                .item(with_text)
                 .item(open)
                 .build(),
         )
@@ -218,6 +241,38 @@ impl utoipa::PartialSchema for TriageRequest {
 }
 
 impl ToSchema for TriageRequest {}
+
+impl TriageRequest {
+    /// The decision, after checking the body's combination of fields (422 naming the field).
+    fn decision(self, at: &str) -> Result<Triage, ApiError> {
+        let field = |f: &str| {
+            if at.is_empty() {
+                f.to_owned()
+            } else {
+                format!("{at}.{f}")
+            }
+        };
+        if let Some(r) = &self.reason {
+            constraints::REASON.check(&field("reason"), r)?;
+        }
+        match (self.status, self.ignore_reason, self.reason) {
+            (TriageStatus::Ignored, None, None) => Err(ApiError::invalid_body(
+                field("reason"),
+                "an ignored finding needs a reason: ignore_reason, reason, or both",
+            )),
+            (TriageStatus::Ignored, reason, comment) => Ok(Triage::Ignore { reason, comment }),
+            (TriageStatus::Open, None, None) => Ok(Triage::Reopen),
+            (TriageStatus::Open, Some(_), _) => Err(ApiError::invalid_body(
+                field("ignore_reason"),
+                "only an ignored finding carries a reason",
+            )),
+            (TriageStatus::Open, None, Some(_)) => Err(ApiError::invalid_body(
+                field("reason"),
+                "only an ignored finding carries a reason",
+            )),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -228,7 +283,8 @@ pub enum TriageStatus {
 
 /// Triage a finding (admin or member): `ignored` with a reason, or `open` to lift an ignore. The
 /// decision applies to the finding's fingerprint on every branch of the project and sticks across
-/// later scans. `open` on a finding that is not ignored changes nothing.
+/// later scans. `open` on a finding that is not ignored changes nothing. Every change is kept in
+/// the finding's triage history.
 #[utoipa::path(post, path = "/api/v1/findings/{id}/triage", tag = "findings",
     params(ApiPath<FindingId>),
     request_body = TriageRequest,
@@ -242,25 +298,7 @@ async fn triage_finding(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<TriageRequest>,
 ) -> Result<Json<Finding>, ApiError> {
-    let decision = match (body.status, body.reason) {
-        (TriageStatus::Ignored, Some(reason)) => {
-            constraints::REASON.check("reason", &reason)?;
-            Triage::Ignore { reason }
-        }
-        (TriageStatus::Ignored, None) => {
-            return Err(ApiError::invalid_body(
-                "reason",
-                "an ignored finding needs a reason",
-            ))
-        }
-        (TriageStatus::Open, None) => Triage::Reopen,
-        (TriageStatus::Open, Some(_)) => {
-            return Err(ApiError::invalid_body(
-                "reason",
-                "only an ignored finding carries a reason",
-            ))
-        }
-    };
+    let decision = body.decision("")?;
     let mut tx = state.db().pool().begin().await?;
     let finding = findings::triage(&mut tx, caller.org_id, id, &decision, &caller.actor())
         .await
@@ -268,4 +306,163 @@ async fn triage_finding(
     tx.commit().await?;
     tracing::info!(finding_id = %id, status = %finding.status, "finding triaged");
     Ok(Json(finding.into()))
+}
+
+/// Most findings one bulk triage names by id.
+pub const MAX_BULK_TRIAGE: usize = 10_000;
+
+/// Which findings a bulk triage acts on: `ids`, or every finding `matching` a filter, resolved
+/// on the server in the request's transaction (the web UI's "all matching").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkTriageTarget {
+    pub ids: Option<Vec<Uuid>>,
+    pub matching: Option<FindingMatching>,
+}
+
+impl utoipa::PartialSchema for BulkTriageTarget {
+    fn schema() -> RefOr<Schema> {
+        use constraints::closed_object;
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        let ids = ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(Type::String).format(Some(
+                utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid),
+            )))
+            .min_items(Some(1))
+            .max_items(Some(MAX_BULK_TRIAGE))
+            .build();
+        let by_id = closed_object(
+            vec![("ids", Schema::Array(ids))],
+            &["ids"],
+            "1-10,000 of the org's findings (unknown ids change nothing).",
+        );
+        let matching = closed_object(
+            vec![("matching", FindingMatching::schema().into())],
+            &["matching"],
+            "Every finding of the org matching the filter.",
+        );
+        Schema::OneOf(
+            utoipa::openapi::schema::OneOfBuilder::new()
+                .item(by_id)
+                .item(matching)
+                .build(),
+        )
+        .into()
+    }
+}
+
+impl ToSchema for BulkTriageTarget {}
+
+/// A filter over the org's findings, as the Findings page applies it; absent or `null` fields
+/// do not filter.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FindingMatching {
+    #[schema(schema_with = crate::schema::finding_status_opt)]
+    pub status: Option<FindingStatus>,
+    /// This severity or worse.
+    #[schema(schema_with = crate::schema::severity_opt)]
+    pub severity: Option<Severity>,
+    #[schema(schema_with = crate::schema::product_opt)]
+    pub product: Option<Product>,
+    #[schema(schema_with = constraints::filter_opt)]
+    pub rule_id: Option<String>,
+    pub project_id: Option<Uuid>,
+    /// Paths starting with this.
+    #[schema(schema_with = constraints::filter_opt)]
+    pub path: Option<String>,
+    /// `true`: findings on their project's default branch; `false`: on other refs (pull
+    /// requests' heads, other branches).
+    pub on_default_branch: Option<bool>,
+    /// First seen at or after this moment (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    #[schema(schema_with = crate::schema::ignore_reason_opt)]
+    pub ignore_reason: Option<IgnoreReason>,
+}
+
+impl FindingMatching {
+    pub(crate) fn to_match(&self, at: &str) -> Result<FindingMatch, ApiError> {
+        for (f, v) in [("rule_id", &self.rule_id), ("path", &self.path)] {
+            if let Some(v) = v {
+                constraints::FILTER.check(&format!("{at}.{f}"), v)?;
+            }
+        }
+        Ok(FindingMatch {
+            status: self.status,
+            min_severity: self.severity,
+            product: self.product,
+            rule_id: self.rule_id.clone().filter(|r| !r.is_empty()),
+            project: self.project_id.map(ProjectId),
+            path_prefix: self.path.clone().filter(|p| !p.is_empty()),
+            on_default_branch: self.on_default_branch,
+            since: self.since,
+            ignore_reason: self.ignore_reason,
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BulkTriage {
+    pub findings: BulkTriageTarget,
+    pub decision: TriageRequest,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BulkTriageResult {
+    /// Finding rows changed (a decision covers a finding's fingerprint on every ref of its
+    /// project, so this may exceed the findings named).
+    pub changed: i64,
+}
+
+/// Triage many findings at once (admin or member), by id or by filter, in one transaction: the
+/// same decision and rules as triaging each one.
+#[utoipa::path(post, path = "/api/v1/findings/triage", tag = "findings",
+    request_body = BulkTriage,
+    responses((status = 200, body = BulkTriageResult)))]
+async fn bulk_triage(
+    caller: Caller,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<BulkTriage>,
+) -> Result<Json<BulkTriageResult>, ApiError> {
+    let decision = body.decision.decision("decision")?;
+    let changed = match (body.findings.ids, body.findings.matching) {
+        (Some(ids), None) => {
+            if ids.is_empty() || ids.len() > MAX_BULK_TRIAGE {
+                return Err(ApiError::invalid_body(
+                    "findings.ids",
+                    format!("must hold 1-{MAX_BULK_TRIAGE} finding ids"),
+                ));
+            }
+            let ids: Vec<FindingId> = ids.into_iter().map(FindingId).collect();
+            findings::triage_many(
+                state.db().pool(),
+                caller.org_id,
+                &ids,
+                &decision,
+                &caller.actor(),
+            )
+            .await?
+        }
+        (None, Some(matching)) => {
+            let filter = matching.to_match("findings.matching")?;
+            overview::triage_matching(
+                state.db().pool(),
+                caller.org_id,
+                &filter,
+                &decision,
+                &caller.actor(),
+            )
+            .await?
+        }
+        _ => {
+            return Err(ApiError::invalid_body(
+                "findings",
+                "give exactly one of ids and matching",
+            ))
+        }
+    };
+    tracing::info!(changed, "findings triaged in bulk");
+    Ok(Json(BulkTriageResult { changed }))
 }

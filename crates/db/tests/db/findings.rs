@@ -287,7 +287,8 @@ async fn triage_sticks_across_scans_and_branches(pool: PgPool) {
         org,
         main_id,
         &Triage::Ignore {
-            reason: "test fixture".into(),
+            reason: None,
+            comment: Some("test fixture".into()),
         },
         "api:someone",
     )
@@ -738,7 +739,8 @@ async fn a_nosemgrep_comment_ignores_a_finding_for_as_long_as_it_is_there(pool: 
         org,
         b_id,
         &Triage::Ignore {
-            reason: "test helper".into(),
+            reason: None,
+            comment: Some("test helper".into()),
         },
         "api:someone",
     )

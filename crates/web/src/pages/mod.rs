@@ -1,6 +1,7 @@
 //! One module per page. Each page is an askama template (`templates/`) over a view struct built
 //! here; [`render`] answers it with the headers every page carries.
 
+pub mod findings;
 pub mod project;
 pub mod projects;
 pub mod scan;
