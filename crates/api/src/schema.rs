@@ -117,6 +117,27 @@ pub fn rule_modes_input() -> Object {
     o
 }
 
+/// Changes to a rule map: rule id → mode, or `null` to take the rule out; at most
+/// [`crate::routes::MAX_POLICY_RULES`] rules.
+pub fn rule_mode_changes() -> Object {
+    let mut o = ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .additional_properties(Some(utoipa::openapi::Schema::Object(strings(
+            RuleMode::ALL.map(RuleMode::as_str),
+            true,
+        ))))
+        .description(Some(
+            "rule id → mode (monitor < comment < block), or null to remove",
+        ))
+        .build();
+    o.max_properties = Some(crate::routes::MAX_POLICY_RULES);
+    o.extensions = Some(crate::constraints::keywords([(
+        "propertyNames",
+        serde_json::to_value(crate::constraints::RULE_ID.schema()).unwrap_or_default(),
+    )]));
+    o
+}
+
 /// Provider credentials as sent: a token string, an object of a few fields, or `null`.
 /// Write-only. The same shape the connections route checks.
 pub fn credentials() -> Object {

@@ -310,6 +310,7 @@ async fn serve(
     let api = picket_api::router(state.clone(), &cfg);
     let web = picket_web::WebConfig {
         public_origin: web_origin,
+        rules_dir: Some(tuning.engine.config().rules_dir),
         ..Default::default()
     };
     let router = picket_web::router(api, state.db().clone(), web);

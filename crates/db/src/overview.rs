@@ -567,3 +567,21 @@ pub async fn triage_matching(
     .fetch_one(ex)
     .await?)
 }
+
+/// Open findings of the org by rule (the Policies page's counts), in any order.
+pub async fn open_findings_by_rule(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+) -> Result<Vec<(String, i64)>> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT rule_id, count(*) AS "n!" FROM findings
+        WHERE org_id = $1 AND status = 'open'
+        GROUP BY rule_id
+        "#,
+        org.0
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.rule_id, r.n)).collect())
+}

@@ -144,6 +144,60 @@ pub async fn put(
     Ok((stored, policy.created))
 }
 
+/// Changes some rules of the policy `name` (creating it when absent), in the caller's
+/// transaction: a rule mapped to a mode gets that mode, a rule mapped to `None` leaves the
+/// policy; rules not named keep theirs. Returns the policy as stored and whether it was created.
+pub async fn patch(
+    conn: &mut PgConnection,
+    org: OrgId,
+    name: &str,
+    changes: &BTreeMap<RuleId, Option<RuleMode>>,
+) -> Result<(PolicyRecord, bool)> {
+    let policy = sqlx::query!(
+        r#"
+        INSERT INTO policies (id, org_id, name) VALUES ($1, $2, $3)
+        ON CONFLICT (org_id, name) DO UPDATE SET updated_at = now()
+        RETURNING id, (xmax = 0) AS "created!"
+        "#,
+        PolicyId::new().0,
+        org.0,
+        name
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let removed: Vec<&str> = changes
+        .iter()
+        .filter(|(_, m)| m.is_none())
+        .map(|(r, _)| r.as_str())
+        .collect();
+    sqlx::query!(
+        "DELETE FROM policy_rules WHERE policy_id = $1 AND rule_id = ANY($2)",
+        policy.id,
+        &removed as &[&str]
+    )
+    .execute(&mut *conn)
+    .await?;
+    let (rule_ids, modes): (Vec<&str>, Vec<&str>) = changes
+        .iter()
+        .filter_map(|(r, m)| m.map(|m| (r.as_str(), m.as_str())))
+        .unzip();
+    sqlx::query!(
+        r#"
+        INSERT INTO policy_rules (policy_id, rule_id, mode)
+        SELECT $1, n.rule_id, n.mode::rule_mode
+        FROM unnest($2::text[], $3::text[]) AS n(rule_id, mode)
+        ON CONFLICT (policy_id, rule_id) DO UPDATE SET mode = EXCLUDED.mode
+        "#,
+        policy.id,
+        &rule_ids as &[&str],
+        &modes as &[&str]
+    )
+    .execute(&mut *conn)
+    .await?;
+    let stored = get(&mut *conn, org, name).await?;
+    Ok((stored, policy.created))
+}
+
 /// Deletes a policy of the org with its rules.
 pub async fn delete(ex: impl PgExecutor<'_>, org: OrgId, name: &str) -> Result<()> {
     let deleted = sqlx::query!(

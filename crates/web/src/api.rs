@@ -101,7 +101,9 @@ impl Api {
             .map_err(|e| Refusal::unreadable(status.as_u16(), &e.to_string()))?
             .to_bytes();
         if status.is_success() {
-            serde_json::from_slice(&bytes)
+            // 204 No Content reads as `null`.
+            let bytes: &[u8] = if bytes.is_empty() { b"null" } else { &bytes };
+            serde_json::from_slice(bytes)
                 .map_err(|e| Refusal::unreadable(status.as_u16(), &e.to_string()))
         } else {
             Err(serde_json::from_slice(&bytes)

@@ -37,6 +37,9 @@ pub struct WebConfig {
     /// The server's public origin (`scheme://host[:port]`, from `PICKET_PUBLIC_URL`): state-changing
     /// requests must come from it. `None`: from the origin the request's `Host` names.
     pub public_origin: Option<String>,
+    /// Picket's own rule pack (the worker's rules directory), listed on the Policies page. `None`:
+    /// the page lists the org's packs only.
+    pub rules_dir: Option<std::path::PathBuf>,
     /// How often a live page re-reads its rows when no notification came (a notification lost to
     /// a pull request's after-commit transaction, or to a dropped listener). Default 5 s.
     pub live_fallback: Duration,
@@ -47,6 +50,7 @@ impl Default for WebConfig {
         WebConfig {
             session_lifetime: Duration::from_secs(12 * 3600),
             public_origin: None,
+            rules_dir: None,
             live_fallback: Duration::from_secs(5),
         }
     }
@@ -99,6 +103,15 @@ pub fn router(api: Router, db: Db, cfg: WebConfig) -> Router {
         .route("/findings/triage", post(pages::findings::triage))
         .route("/findings/{id}", get(pages::findings::finding))
         .route("/findings/{id}/triage", post(pages::findings::triage_one))
+        .route("/policies", get(pages::policies::page))
+        .route("/policies/modes", post(pages::policies::set_modes))
+        .route("/settings", get(pages::settings::page))
+        .route("/settings/org", post(pages::settings::save_org))
+        .route("/settings/tokens", post(pages::settings::create_token))
+        .route(
+            "/settings/tokens/{id}/revoke",
+            post(pages::settings::revoke_token),
+        )
         .route("/scans/{id}", get(pages::scan::page))
         .route("/scans/{id}/cancel", post(pages::scan::cancel))
         .route("/scans/{id}/retry", post(pages::scan::retry))

@@ -29,7 +29,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_policies))
         .routes(routes!(effective_policy))
-        .routes(routes!(get_policy, put_policy, delete_policy))
+        .routes(routes!(get_policy, put_policy, patch_policy, delete_policy))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -147,6 +147,56 @@ async fn put_policy(
     let (policy, created) = policies::put(&mut tx, caller.org_id, &name, &body.rules).await?;
     tx.commit().await?;
     tracing::info!(policy = %name, rules = policy.rules.len(), created, "policy stored");
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(policy.into())))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchPolicy {
+    /// Rules to change (at most 10,000): a mode sets the rule's mode in this policy, `null`
+    /// takes the rule out of it; rules not named keep theirs.
+    #[schema(schema_with = crate::schema::rule_mode_changes)]
+    pub rules: BTreeMap<RuleId, Option<RuleMode>>,
+}
+
+/// Change some rules of a policy, creating it when absent (admin): one transaction, so
+/// concurrent changes to different rules do not undo each other. 201 when created, 200 when
+/// changed.
+#[utoipa::path(patch, path = "/api/v1/policies/{name}", tag = "policies",
+    params(ApiPath<PolicyName>),
+    request_body = PatchPolicy,
+    responses(
+        (status = 201, body = Policy),
+        (status = 200, body = Policy),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn patch_policy(
+    Admin(caller): Admin,
+    ApiPath(PolicyName(name)): ApiPath<PolicyName>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<PatchPolicy>,
+) -> Result<(StatusCode, Json<Policy>), ApiError> {
+    if body.rules.len() > MAX_RULES {
+        return Err(ApiError::invalid_body(
+            "rules",
+            format!("at most {MAX_RULES} rules per request"),
+        ));
+    }
+    let mut tx = state.db().pool().begin().await?;
+    let (policy, created) = policies::patch(&mut tx, caller.org_id, &name, &body.rules).await?;
+    if policy.rules.len() > MAX_RULES {
+        return Err(ApiError::invalid_body(
+            "rules",
+            format!("the policy would hold more than {MAX_RULES} rules"),
+        ));
+    }
+    tx.commit().await?;
+    tracing::info!(policy = %name, changed = body.rules.len(), created, "policy changed");
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -2,9 +2,11 @@
 //! here; [`render`] answers it with the headers every page carries.
 
 pub mod findings;
+pub mod policies;
 pub mod project;
 pub mod projects;
 pub mod scan;
+pub mod settings;
 pub mod sign_in;
 
 use crate::assets;

@@ -1,0 +1,328 @@
+//! The Policies page: every rule of Picket's pack and of the org's packs, with its effective mode
+//! (the strongest any policy gives it; Monitor when none names it), the mode the `default`
+//! policy gives it, its open findings, filters (mode, severity, language, pack) and a bulk mode
+//! change, sent as one `PATCH /api/v1/policies/default`.
+
+use super::{render, Layout};
+use crate::api::Refusal;
+use crate::pages::projects::Choice;
+use crate::session::Session;
+use crate::WebState;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use picket_core::policy::effective_modes;
+use picket_core::RuleMode;
+use picket_db::{overview, policies, rule_packs, DbError};
+use picket_engine::rulepack::{dir_rule_docs, rule_docs, RuleDoc};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The policy this page edits.
+pub const UI_POLICY: &str = "default";
+/// The name Picket's own pack goes by on the page.
+const PICKET_PACK: &str = "picket";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PoliciesQuery {
+    pub mode: Option<String>,
+    pub severity: Option<String>,
+    pub language: Option<String>,
+    pub pack: Option<String>,
+    pub q: Option<String>,
+    /// Set after a change: how many rules changed.
+    pub changed: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleView {
+    pub id: String,
+    pub pack: String,
+    pub languages: String,
+    pub severity: String,
+    pub message: String,
+    pub mode: &'static str,
+    /// The mode the `default` policy gives it, if any.
+    pub here: Option<&'static str>,
+    /// Another policy gives it a stronger mode than `default` does.
+    pub stronger_elsewhere: bool,
+    pub open: i64,
+}
+
+#[derive(Template)]
+#[template(path = "policies.html")]
+struct PoliciesPage {
+    layout: Layout,
+    csrf: String,
+    rules: Vec<RuleView>,
+    total: usize,
+    modes: Vec<Choice>,
+    severities: Vec<(String, bool)>,
+    languages: Vec<(String, bool)>,
+    packs: Vec<(String, bool)>,
+    q: String,
+    hidden: Vec<(&'static str, String)>,
+    notice: Option<String>,
+    error: Option<String>,
+    other_policies: Vec<String>,
+}
+
+/// Every rule the org's scans run: Picket's pack, then the org's packs, each with its pack.
+async fn all_rules(state: &WebState, session: &Session) -> Result<Vec<(String, RuleDoc)>, DbError> {
+    let mut out = Vec::new();
+    if let Some(dir) = state.cfg.rules_dir.clone() {
+        match tokio::task::spawn_blocking(move || dir_rule_docs(&dir)).await {
+            Ok(Ok(docs)) => out.extend(docs.into_iter().map(|d| (PICKET_PACK.to_owned(), d))),
+            Ok(Err(e)) => tracing::warn!(error = %e, "reading Picket's rule pack"),
+            Err(e) => tracing::warn!(error = %e, "reading Picket's rule pack"),
+        }
+    }
+    let pool = state.db().pool();
+    for pack in rule_packs::list(pool, session.caller.org_id).await? {
+        match rule_packs::get(pool, session.caller.org_id, &pack.name).await {
+            Ok((_, content)) => out.extend(
+                rule_docs(&content)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|d| (pack.name.clone(), d)),
+            ),
+            Err(DbError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+fn options(values: BTreeSet<String>, current: Option<&str>) -> Vec<(String, bool)> {
+    values
+        .into_iter()
+        .map(|v| {
+            let selected = Some(v.as_str()) == current;
+            (v, selected)
+        })
+        .collect()
+}
+
+async fn show(
+    state: &WebState,
+    session: &Session,
+    q: &PoliciesQuery,
+    status: StatusCode,
+    error: Option<String>,
+) -> Response {
+    let pool = state.db().pool();
+    let org = session.caller.org_id;
+    let rules = match all_rules(state, session).await {
+        Ok(r) => r,
+        Err(e) => return super::db_unavailable(&e, session),
+    };
+    let all_policies = match policies::list(pool, org).await {
+        Ok(p) => p,
+        Err(e) => return super::db_unavailable(&e, session),
+    };
+    let open: HashMap<String, i64> = match overview::open_findings_by_rule(pool, org).await {
+        Ok(o) => o.into_iter().collect(),
+        Err(e) => return super::db_unavailable(&e, session),
+    };
+    let effective = effective_modes(all_policies.iter().map(|p| &p.rules));
+    let here: BTreeMap<_, _> = all_policies
+        .iter()
+        .find(|p| p.name == UI_POLICY)
+        .map(|p| p.rules.clone())
+        .unwrap_or_default();
+    let mode_filter: Option<RuleMode> = q.mode.as_deref().and_then(|m| m.parse().ok());
+    let text = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+    let (sev, lang, pack, needle) = (
+        text(&q.severity),
+        text(&q.language),
+        text(&q.pack),
+        text(&q.q),
+    );
+    let severities = options(
+        rules.iter().map(|(_, d)| d.severity.clone()).collect(),
+        sev.as_deref(),
+    );
+    let languages = options(
+        rules
+            .iter()
+            .flat_map(|(_, d)| d.languages.clone())
+            .collect(),
+        lang.as_deref(),
+    );
+    let packs = options(
+        rules.iter().map(|(p, _)| p.clone()).collect(),
+        pack.as_deref(),
+    );
+    let total = rules.len();
+    let views: Vec<RuleView> = rules
+        .into_iter()
+        .filter_map(|(pack_name, d)| {
+            let id: picket_core::RuleId = d.id.parse().ok()?;
+            let mode = effective.get(&id).copied().unwrap_or_default();
+            let here_mode = here.get(&id).copied();
+            let keep = mode_filter.is_none_or(|m| m == mode)
+                && sev.as_deref().is_none_or(|s| s == d.severity)
+                && lang
+                    .as_deref()
+                    .is_none_or(|l| d.languages.iter().any(|x| x == l))
+                && pack.as_deref().is_none_or(|p| p == pack_name)
+                && needle
+                    .as_deref()
+                    .is_none_or(|n| d.id.to_lowercase().contains(&n.to_lowercase()));
+            keep.then(|| RuleView {
+                open: open.get(&d.id).copied().unwrap_or(0),
+                id: d.id,
+                pack: pack_name,
+                languages: d.languages.join(", "),
+                severity: d.severity,
+                message: d.message.chars().take(200).collect(),
+                mode: mode.as_str(),
+                here: here_mode.map(RuleMode::as_str),
+                stronger_elsewhere: here_mode.unwrap_or_default() < mode,
+            })
+        })
+        .collect();
+    let mut hidden = Vec::new();
+    for (k, v) in [
+        ("mode", &q.mode),
+        ("severity", &q.severity),
+        ("language", &q.language),
+        ("pack", &q.pack),
+        ("q", &q.q),
+    ] {
+        if let Some(v) = text(v) {
+            hidden.push((k, v));
+        }
+    }
+    render(
+        status,
+        &PoliciesPage {
+            layout: Layout::new("Policies", "policies", Some(session)),
+            csrf: session.csrf.clone(),
+            total,
+            modes: RuleMode::ALL
+                .iter()
+                .map(|m| Choice {
+                    value: m.as_str(),
+                    label: m.as_str(),
+                    selected: mode_filter == Some(*m),
+                })
+                .collect(),
+            severities,
+            languages,
+            packs,
+            q: needle.unwrap_or_default(),
+            hidden,
+            rules: views,
+            notice: q.changed.map(|n| {
+                format!(
+                    "Mode changed for {n} rule{}.",
+                    if n == 1 { "" } else { "s" }
+                )
+            }),
+            error,
+            other_policies: all_policies
+                .into_iter()
+                .map(|p| p.name)
+                .filter(|n| n != UI_POLICY)
+                .collect(),
+        },
+    )
+}
+
+/// `GET /policies`.
+pub async fn page(
+    State(state): State<WebState>,
+    session: Session,
+    Query(q): Query<PoliciesQuery>,
+) -> Response {
+    show(&state, &session, &q, StatusCode::OK, None).await
+}
+
+/// `POST /policies/modes`: the selected rules (`rule`, repeated) get `mode` in the `default`
+/// policy (`inherit` takes them out of it).
+pub async fn set_modes(State(state): State<WebState>, session: Session, body: Bytes) -> Response {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let q = PoliciesQuery {
+        mode: get("f_mode"),
+        severity: get("severity"),
+        language: get("language"),
+        pack: get("pack"),
+        q: get("q"),
+        changed: None,
+    };
+    let rules: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "rule")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let mode = match get("mode").as_deref() {
+        Some("inherit") => serde_json::Value::Null,
+        Some(m) if m.parse::<RuleMode>().is_ok() => serde_json::Value::from(m),
+        _ => {
+            return show(
+                &state,
+                &session,
+                &q,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("Choose a mode.".to_owned()),
+            )
+            .await
+        }
+    };
+    if rules.is_empty() {
+        return show(
+            &state,
+            &session,
+            &q,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("Select at least one rule.".to_owned()),
+        )
+        .await;
+    }
+    let changes: serde_json::Map<String, serde_json::Value> =
+        rules.iter().map(|r| (r.clone(), mode.clone())).collect();
+    let answer: Result<serde_json::Value, Refusal> = state
+        .api
+        .call(
+            session.caller,
+            Method::PATCH,
+            &format!("/api/v1/policies/{UI_POLICY}"),
+            Some(serde_json::json!({ "rules": changes })),
+        )
+        .await;
+    match answer {
+        Ok(_) => {
+            let mut pairs: Vec<(&str, String)> = Vec::new();
+            for (k, v) in [
+                ("mode", &q.mode),
+                ("severity", &q.severity),
+                ("language", &q.language),
+                ("pack", &q.pack),
+                ("q", &q.q),
+            ] {
+                if let Some(v) = v.clone().filter(|v| !v.is_empty()) {
+                    pairs.push((k, v));
+                }
+            }
+            pairs.push(("changed", rules.len().to_string()));
+            Redirect::to(&format!(
+                "/policies?{}",
+                serde_urlencoded::to_string(&pairs).unwrap_or_default()
+            ))
+            .into_response()
+        }
+        Err(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let message = if r.code == "forbidden" {
+                "Your token's role may not change rule modes; ask an admin.".to_owned()
+            } else {
+                r.message()
+            };
+            show(&state, &session, &q, status, Some(message)).await
+        }
+    }
+}
