@@ -22,6 +22,13 @@ SARIF_MULTITOOL_VERSION := 5.7.0
 # GitHub's webhook examples and REST OpenAPI description (npm), pinned in tests/github/.
 OCTOKIT_WEBHOOKS_EXAMPLES_VERSION := 7.6.1
 OCTOKIT_OPENAPI_VERSION := 23.0.2
+# The web UI's browser test (tests/browser/): playwright-core drives Debian's Chromium, axe-core
+# checks accessibility; htmx and its SSE extension are vendored in crates/web/assets at these
+# versions (the test compares the bytes).
+PLAYWRIGHT_CORE_VERSION := 1.64.1
+AXE_CORE_VERSION := 4.14.1
+HTMX_VERSION := 2.0.11
+HTMX_SSE_VERSION := 2.2.4
 # Policy checks of deploy/ and the scan Pod (PyPI `checkov`), in .venv-tools/ of its own.
 CHECKOV_VERSION := 3.2.500
 
@@ -38,7 +45,7 @@ run: semgrep sandbox-tools
 ## Run the whole test suite: the rule pack's tests, then every crate's, against the machine's
 ## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks), then every
 ## benchmark once at a small size.
-test: rules-test k8s-tools checkov sandbox-tools bench-tools schemathesis sarif-tools github-fixtures
+test: rules-test k8s-tools checkov sandbox-tools bench-tools schemathesis sarif-tools github-fixtures browser-tools
 	./.ci/postgres-up
 	@# The scheduler's end-to-end tests start the real worker binary (target/debug/picket).
 	cargo build -p picket-cli --bin picket
@@ -103,7 +110,7 @@ rules-test: semgrep
 	.venv/bin/semgrep scan --experimental --metrics=off --disable-version-check --quiet \
 	  --config crates/worker/rules crates/worker/rules > /dev/null
 
-.PHONY: k8s-tools checkov deploy-render sandbox-tools bench-tools schemathesis sarif-tools github-fixtures
+.PHONY: k8s-tools checkov deploy-render sandbox-tools bench-tools schemathesis sarif-tools github-fixtures browser-tools
 
 ## Install GitHub's machine-readable ground truth (npm `@octokit/webhooks-examples`: real webhook
 ## payloads; `@octokit/openapi`: the REST description, 385 MB unpacked, so installed, never
@@ -113,6 +120,20 @@ github-fixtures:
 	@grep -q '"version": "$(OCTOKIT_WEBHOOKS_EXAMPLES_VERSION)"' tests/github/node_modules/@octokit/webhooks-examples/package.json 2>/dev/null \
 	  && grep -q '"version": "$(OCTOKIT_OPENAPI_VERSION)"' tests/github/node_modules/@octokit/openapi/package.json 2>/dev/null \
 	  || (cd tests/github && npm ci --no-audit --no-fund --loglevel=error)
+
+## The web UI's browser test (tests/e2e/browser.rs): Debian's Chromium (installed with apt-get
+## when missing) and, pinned by tests/browser/package-lock.json, playwright-core, axe-core and
+## the npm copies of the vendored htmx files, under tests/browser/node_modules (skipped when that
+## lockfile's versions are there).
+browser-tools:
+	@command -v chromium >/dev/null \
+	  || { apt-get install -y -qq chromium >/dev/null \
+	       || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; }
+	@grep -q '"version": "$(PLAYWRIGHT_CORE_VERSION)"' tests/browser/node_modules/playwright-core/package.json 2>/dev/null \
+	  && grep -q '"version": "$(AXE_CORE_VERSION)"' tests/browser/node_modules/axe-core/package.json 2>/dev/null \
+	  && grep -q '"version": "$(HTMX_VERSION)"' tests/browser/node_modules/htmx.org/package.json 2>/dev/null \
+	  && grep -q '"version": "$(HTMX_SSE_VERSION)"' tests/browser/node_modules/htmx-ext-sse/package.json 2>/dev/null \
+	  || (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 ## Install the official SARIF validator (npm `@microsoft/sarif-multitool`, pinned by
 ## tests/sarif/package-lock.json) under tests/sarif/node_modules (skipped when that version is

@@ -7,6 +7,7 @@
 
 mod auth;
 mod bad_input;
+mod browser;
 mod ca_bundle;
 mod connections;
 mod contract;

@@ -67,10 +67,17 @@ fn run(cmd: &mut Command) {
 pub struct Server {
     child: Child,
     data: PathBuf,
+    /// The one-time sign-in link `picket run` printed.
+    pub sign_in_link: Option<String>,
 }
 
 impl Server {
     pub fn start(ns: &Netns, data: &Path) -> (Server, String) {
+        Server::start_with(ns, data, &[])
+    }
+
+    /// [`Server::start`] with more environment for `picket run`.
+    pub fn start_with(ns: &Netns, data: &Path, env: &[(&str, &str)]) -> (Server, String) {
         let mut child = ns
             .exec(picket_binary())
             .arg("run")
@@ -84,14 +91,16 @@ impl Server {
             // The demo project gives the fuzzer a scan, findings and a project to work on.
             .env("PICKET_DEMO", "true")
             .env("PICKET_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("starting picket run");
         let stdout = child.stdout.take().expect("stdout");
-        let server = Server {
+        let mut server = Server {
             child,
             data: data.to_path_buf(),
+            sign_in_link: None,
         };
         // Wait for the demo scan's findings: the platform is up and has data.
         let deadline = Instant::now() + Duration::from_secs(180);
@@ -108,6 +117,12 @@ impl Server {
                 .any(|l| l.starts_with("Demo scan of") && l.contains("succeeded")),
             "picket run did not come up with its demo scan: {seen:#?}"
         );
+        server.sign_in_link = seen.iter().find_map(|l| {
+            let at = l.find("http://")?;
+            let link = l[at..].split_whitespace().next()?;
+            link.contains("/sign-in/link?code=")
+                .then(|| link.to_owned())
+        });
         let token = std::fs::read_to_string(data.join("admin-token"))
             .expect("the admin token file")
             .trim()

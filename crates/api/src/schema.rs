@@ -89,6 +89,17 @@ pub fn ignore_reason_opt() -> Object {
     strings(IgnoreReason::ALL.map(IgnoreReason::as_str), true)
 }
 
+/// An RFC 3339 moment, or `null`.
+pub fn date_time_opt() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::DateTime,
+        )))
+        .max_length(Some(64))
+        .build()
+}
+
 pub fn provider_opt() -> Object {
     strings(Provider::ALL.map(Provider::as_str), true)
 }

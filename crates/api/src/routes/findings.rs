@@ -376,6 +376,7 @@ pub struct FindingMatching {
     pub on_default_branch: Option<bool>,
     /// First seen at or after this moment (RFC 3339).
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(schema_with = crate::schema::date_time_opt)]
     pub since: Option<OffsetDateTime>,
     #[schema(schema_with = crate::schema::ignore_reason_opt)]
     pub ignore_reason: Option<IgnoreReason>,
