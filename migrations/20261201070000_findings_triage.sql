@@ -8,6 +8,11 @@ ALTER TABLE findings ADD COLUMN ignore_reason text CHECK (ignore_reason IN (
     'false_positive', 'acceptable_risk', 'used_in_tests', 'mitigated', 'duplicate', 'no_time', 'other'
 ));
 
+-- An ignored finding says why: from the list, in words, or both.
+ALTER TABLE findings DROP CONSTRAINT findings_triage_reason;
+ALTER TABLE findings ADD CONSTRAINT findings_triage_reason
+    CHECK (status <> 'ignored' OR triage_reason IS NOT NULL OR ignore_reason IS NOT NULL) NOT VALID;
+
 -- Every triage change of a finding, with who and when (append-only, like scan_events).
 CREATE TABLE finding_triage_events (
     id            bigint GENERATED ALWAYS AS IDENTITY,

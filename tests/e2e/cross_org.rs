@@ -382,6 +382,16 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             Some(json!({"status": "ignored", "reason": "not ours"})),
             NotFound,
         ),
+        // Another org's finding ids change nothing (the data check below holds org a's
+        // findings unchanged), nor does a filter matching everything of the caller's org.
+        probe(
+            Method::POST,
+            "/api/v1/findings/triage",
+            "/api/v1/findings/triage".into(),
+            Some(json!({"findings": {"ids": [finding_id]},
+                        "decision": {"status": "ignored", "ignore_reason": "false_positive"}})),
+            OwnOrg(200),
+        ),
         probe(
             Method::GET,
             "/api/v1/worker/scan",
@@ -513,6 +523,14 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             Some(json!({"rules": {"b.rule": "monitor"}})),
             OwnOrg(201),
         ),
+        // Changes org b's own policy of that name.
+        probe(
+            Method::PATCH,
+            "/api/v1/policies/{name}",
+            "/api/v1/policies/a-policy".into(),
+            Some(json!({"rules": {"b.rule": "block"}})),
+            OwnOrg(200),
+        ),
         probe(
             Method::GET,
             "/api/v1/rule-packs",
@@ -631,6 +649,16 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             );
         }
     }
+
+    // Org b's bulk triage of org a's finding id changed nothing of org a's.
+    let (status, history): (String, i64) = sqlx::query_as(
+        "SELECT status::text, (SELECT count(*) FROM finding_triage_events) FROM findings WHERE id = $1",
+    )
+    .bind(finding_id)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), history), ("open", 0));
 
     // Org b's per-scan token: no route outside the worker routes opens to it.
     let no_trace = |resp: &picket_tests::Resp| {

@@ -296,3 +296,186 @@ async fn ingest_upserts_by_fingerprint(pool: PgPool) {
     assert!(matches!(err, DbError::Invalid { .. }), "{err:?}");
     assert_eq!(app.count("findings").await, 2);
 }
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn bulk_triage_by_ids_or_filter_keeps_a_history_and_survives_a_new_scan(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    let (_, project) = admin.seed_project("acme/api").await;
+    let pid = ProjectId(id_of(&project).parse().unwrap());
+    let scan = ScanId(
+        project["last_scan"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap(),
+    );
+    use Product::*;
+    use Severity::*;
+    let main = vec![
+        finding("py.sqli", "src/db.py", 10, Critical, Code),
+        finding("py.sqli", "tests/db_test.py", 20, High, Code),
+        finding("py.sqli", "tests/api_test.py", 30, High, Code),
+        finding("py.eval", "src/x.py", 5, Medium, Code),
+    ];
+    ingest(&app, app.org_id, pid, scan, "main", &main)
+        .await
+        .unwrap();
+    // The same finding on a pull request's head: one decision covers both rows.
+    ingest(
+        &app,
+        app.org_id,
+        pid,
+        another_scan(&app, pid).await,
+        "refs/pull/3/head",
+        &main[1..2],
+    )
+    .await
+    .unwrap();
+
+    // By filter: every open py.sqli under tests/.
+    let res = admin
+        .post(
+            "/api/v1/findings/triage",
+            serde_json::json!({
+                "findings": {"matching": {"status": "open", "rule_id": "py.sqli", "path": "tests/"}},
+                "decision": {"status": "ignored", "ignore_reason": "used_in_tests"},
+            }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(res["changed"], 3, "two findings, one of them on two refs");
+    let ignored: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT path, git_ref, triage_reason FROM findings \
+         WHERE status = 'ignored' AND ignore_reason = 'used_in_tests' ORDER BY 1, 2",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        ignored
+            .iter()
+            .map(|r| (r.0.as_str(), r.1.as_str()))
+            .collect::<Vec<_>>(),
+        [
+            ("tests/api_test.py", "main"),
+            ("tests/db_test.py", "main"),
+            ("tests/db_test.py", "refs/pull/3/head")
+        ]
+    );
+    assert!(
+        ignored.iter().all(|r| r.2.is_none()),
+        "no comment was given"
+    );
+
+    // By id, with a comment; an unknown id changes nothing.
+    let db_py: Uuid = sqlx::query_scalar("SELECT id FROM findings WHERE path = 'src/db.py'")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    let res = admin
+        .post(
+            "/api/v1/findings/triage",
+            serde_json::json!({
+                "findings": {"ids": [db_py, Uuid::now_v7()]},
+                "decision": {"status": "ignored", "ignore_reason": "mitigated", "reason": "WAF rule 12"},
+            }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(res["changed"], 1);
+    let one = admin
+        .post(
+            &format!("/api/v1/findings/{db_py}/triage"),
+            serde_json::json!({"status": "open"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (one["status"].as_str(), &one["ignore_reason"]),
+        (Some("open"), &Value::Null)
+    );
+    let history: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT from_status::text, to_status::text, ignore_reason, comment \
+         FROM finding_triage_events WHERE finding_id = $1 ORDER BY id",
+    )
+    .bind(db_py)
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        history,
+        [
+            (
+                "open".into(),
+                "ignored".into(),
+                Some("mitigated".into()),
+                Some("WAF rule 12".into())
+            ),
+            ("ignored".into(), "open".into(), None, None),
+        ]
+    );
+
+    // Refusals: an ignore without any reason, a reopen with one, both targets, no target.
+    for (body, field) in [
+        (
+            serde_json::json!({"findings": {"ids": [db_py]}, "decision": {"status": "ignored"}}),
+            "decision.reason",
+        ),
+        (
+            serde_json::json!({"findings": {"ids": [db_py]}, "decision": {"status": "open", "ignore_reason": "no_time"}}),
+            "decision.ignore_reason",
+        ),
+        (
+            serde_json::json!({"findings": {"ids": [db_py], "matching": {}}, "decision": {"status": "open"}}),
+            "findings",
+        ),
+        (
+            serde_json::json!({"findings": {}, "decision": {"status": "open"}}),
+            "findings",
+        ),
+        (
+            serde_json::json!({"findings": {"ids": []}, "decision": {"status": "open"}}),
+            "findings.ids",
+        ),
+    ] {
+        let resp = admin.post("/api/v1/findings/triage", body).await;
+        resp.problem(422, "invalid_body");
+        assert_eq!(resp.error_fields(), [field]);
+    }
+
+    // A new full scan that reports them again leaves the ignored ones ignored.
+    ingest(
+        &app,
+        app.org_id,
+        pid,
+        another_scan(&app, pid).await,
+        "main",
+        &main,
+    )
+    .await
+    .unwrap();
+    let still: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM findings WHERE status = 'ignored' AND ignore_reason = 'used_in_tests'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(still, 3);
+}
+
+/// A finished full scan of `project`, to report findings under.
+async fn another_scan(app: &TestApp, project: ProjectId) -> ScanId {
+    let id: Uuid = sqlx::query_scalar(
+        "INSERT INTO scans (id, org_id, project_id, kind, trigger, priority, state, git_ref, \
+                            finished_at) \
+         VALUES (gen_random_uuid(), $1, $2, 'full', 'manual', 1, 'succeeded', 'main', now()) \
+         RETURNING id",
+    )
+    .bind(app.org_id.0)
+    .bind(project.0)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    ScanId(id)
+}

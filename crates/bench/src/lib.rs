@@ -26,6 +26,7 @@ mod clone;
 mod dispatch;
 mod pr_feedback;
 mod scan;
+mod web;
 mod webhooks;
 
 use anyhow::{bail, Context};
@@ -146,6 +147,17 @@ pub enum Which {
         #[arg(long, default_value_t = 200)]
         files: usize,
     },
+    /// The web UI's pages at size: server-side render times (p50, p95, max) of every page with
+    /// thousands of projects and a hundred thousand findings.
+    Web {
+        #[arg(long, default_value_t = 5_000)]
+        projects: u32,
+        #[arg(long, default_value_t = 100_000)]
+        findings: u32,
+        /// Sequential requests per page (after 3 warm-ups).
+        #[arg(long, default_value_t = 60)]
+        requests: usize,
+    },
     /// All of the above with their defaults.
     All,
     /// Every benchmark above once, at a size that takes seconds (`make test` runs this so a
@@ -169,6 +181,10 @@ pub const SMOKE: &[(&str, &[&str])] = &[
     (
         "pr-feedback",
         &["--pushes", "2", "--commits", "30", "--files", "24"],
+    ),
+    (
+        "web",
+        &["--projects", "60", "--findings", "600", "--requests", "2"],
     ),
     (
         "webhooks",
@@ -272,6 +288,11 @@ async fn run_one(url: &str, which: Which) -> anyhow::Result<()> {
             commits,
             files,
         } => pr_feedback::pr_feedback_bench(url, pushes, commits, files).await,
+        Which::Web {
+            projects,
+            findings,
+            requests,
+        } => web::web_bench(url, projects, findings, requests).await,
         Which::All | Which::Smoke => bail!("`all` and `smoke` run other benchmarks"),
     }
 }

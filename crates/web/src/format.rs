@@ -20,8 +20,8 @@ pub fn when(at: OffsetDateTime, now: OffsetDateTime) -> When {
     let (future, secs) = (secs < 0, secs.unsigned_abs());
     let amount = match secs {
         0..=44 => None,
-        45..=5399 => Some(plural(secs.div_ceil(60).max(1), "min", "min")),
-        5400..=129_599 => Some(plural((secs + 1800) / 3600, "hour", "hours")),
+        45..=2699 => Some(plural(((secs + 30) / 60).max(1), "min", "min")),
+        2700..=129_599 => Some(plural(((secs + 1800) / 3600).max(1), "hour", "hours")),
         _ => Some(plural((secs + 43_200) / 86_400, "day", "days")),
     };
     let relative = match (amount, future) {
