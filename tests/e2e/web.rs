@@ -572,3 +572,155 @@ async fn pages_load_the_vendored_htmx_with_its_integrity_and_a_favicon(pool: PgP
         .unwrap()
         .contains("script-src 'self'"));
 }
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_connections_repositories_are_added_from_its_page(pool: PgPool) {
+    use picket_test_support::github::GitHubServer;
+    let server = GitHubServer::start().await;
+    let gh = server.add_app("picket-web");
+    let acme = server.add_installation(gh.id, "acme");
+    let mut ids = Vec::new();
+    for name in ["acme/api", "acme/web", "acme/docs"] {
+        ids.push(server.add_repo(
+            acme,
+            name,
+            "main",
+            &format!("https://github.invalid/{name}.git"),
+        ));
+    }
+    let app = TestApp::start(pool.clone()).await;
+    let mut b = Browser::new(&app);
+    b.sign_in(app.admin().token().unwrap()).await;
+    let page = b.get("/connections").await;
+    assert!(page.body.contains("No connection yet."));
+    let csrf = page.csrf();
+
+    // An App by its credentials, from the form.
+    let added = b
+        .post(
+            "/connections",
+            &[
+                ("_csrf", &csrf),
+                ("kind", "github"),
+                ("name", "acme"),
+                ("app_id", &gh.id.to_string()),
+                ("private_key", &gh.private_key_pem),
+                ("webhook_secret", &gh.webhook_secret),
+                ("base_url", &server.api_url()),
+            ],
+        )
+        .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+    let at = added.location.unwrap();
+    let page = b.get(&at).await;
+    assert!(page.body.contains("Connection added."));
+    for name in ["acme/api", "acme/web", "acme/docs"] {
+        assert!(page.body.contains(name), "{name} listed");
+    }
+    let checked = b
+        .get(&format!("{}&check=1", at.replace("?created=1", "?x=1")))
+        .await;
+    assert!(checked
+        .body
+        .contains("Signed in to GitHub as <code>picket-web</code>"));
+    assert!(checked.body.contains("Installed on: acme"));
+
+    // Two chosen ones; then all adds only the third.
+    let conn = at
+        .trim_start_matches("/connections/")
+        .split('?')
+        .next()
+        .unwrap()
+        .to_owned();
+    let path = format!("/connections/{conn}/repositories");
+    let (api, web) = (ids[0].to_string(), ids[1].to_string());
+    let done = b
+        .post(
+            &path,
+            &[
+                ("_csrf", &csrf),
+                ("select", "chosen"),
+                ("repository", &api),
+                ("repository", &web),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(done
+        .location
+        .as_deref()
+        .unwrap()
+        .ends_with("?added=2&already=0"));
+    let page = b.get(done.location.as_deref().unwrap()).await;
+    assert!(page.body.contains("Added 2 repositories as projects"));
+    let done = b.post(&path, &[("_csrf", &csrf), ("select", "all")]).await;
+    assert!(done
+        .location
+        .as_deref()
+        .unwrap()
+        .ends_with("?added=1&already=2"));
+    assert_eq!(app.count("projects").await, 3);
+    // Nothing chosen: said, nothing added.
+    let none = b
+        .post(&path, &[("_csrf", &csrf), ("select", "chosen")])
+        .await;
+    assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(none.body.contains("Select at least one repository"));
+
+    // In use: it cannot go.
+    let refused = b
+        .post(&format!("/connections/{conn}/delete"), &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    assert!(refused.body.contains("Projects use this connection"));
+    let v = server.violations();
+    assert!(v.is_empty(), "requests GitHub would refuse: {v:#?}");
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn the_manifest_page_may_post_to_github_and_nowhere_else(pool: PgPool) {
+    let app = TestApp::start_with(
+        pool,
+        picket_api::ApiConfig {
+            public_url: Some("https://picket.example.test".into()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut b = Browser::new(&app);
+    b.sign_in(app.admin().token().unwrap()).await;
+    let csrf = b.get("/connections").await.csrf();
+    let resp = b
+        .http
+        .post(format!("{}/connections", app.base))
+        .header(COOKIE, b.cookie.clone().unwrap())
+        .header("sec-fetch-site", "same-origin")
+        .form(&[
+            ("_csrf", csrf.as_str()),
+            ("kind", "github_manifest"),
+            ("organization", "acme"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let csp = resp.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.ends_with("form-action 'self' https://github.com"),
+        "{csp}"
+    );
+    let body = resp.text().await.unwrap();
+    assert!(
+        body.contains("action=\"https://github.com/organizations/acme/settings/apps/new?state=")
+    );
+    assert!(
+        body.contains("name=\"manifest\" value=\"{"),
+        "the manifest, escaped, in the form"
+    );
+    // Every other page keeps its forms at home.
+    let other = b.get("/connections").await;
+    assert!(other.body.contains("Create the GitHub App"));
+}

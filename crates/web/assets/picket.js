@@ -3,8 +3,9 @@
 (function () {
   "use strict";
   function update(form) {
-    var boxes = form.querySelectorAll("input[name=project]");
-    var checked = form.querySelectorAll("input[name=project]:checked").length;
+    var sel = "input[name=project], input[name=finding], input[name=rule], input[name=repository]";
+    var boxes = form.querySelectorAll(sel);
+    var checked = [].filter.call(boxes, function (b) { return b.checked; }).length;
     var all = form.querySelector("input[name=all]");
     var count = form.querySelector("[data-selected-count]");
     if (count) {
@@ -22,9 +23,9 @@
     var form = t.form;
     if (!form || !form.hasAttribute("data-selection")) return;
     if (t.hasAttribute("data-select-page")) {
-      form.querySelectorAll("input[name=project]").forEach(function (b) { b.checked = t.checked; });
+      form.querySelectorAll("input[name=project], input[name=finding], input[name=rule], input[name=repository]").forEach(function (b) { b.checked = t.checked; });
     }
-    if (t.name === "project" && !t.checked) {
+    if (t.name !== "all" && !t.hasAttribute("data-select-page") && !t.checked) {
       var all = form.querySelector("input[name=all]");
       if (all) all.checked = false;
     }

@@ -98,6 +98,16 @@ pub fn router(api: Router, db: Db, cfg: WebConfig) -> Router {
         .route("/projects/scan", post(pages::projects::scan))
         .route("/projects/{id}", get(pages::project::page))
         .route("/projects/{id}/settings", post(pages::project::settings))
+        .route(
+            "/connections",
+            get(pages::connections::list).post(pages::connections::add),
+        )
+        .route("/connections/{id}", get(pages::connections::page))
+        .route(
+            "/connections/{id}/repositories",
+            post(pages::connections::add_repositories),
+        )
+        .route("/connections/{id}/delete", post(pages::connections::delete))
         .route("/findings", get(pages::findings::page))
         .route("/findings.csv", get(pages::findings::csv))
         .route("/findings/triage", post(pages::findings::triage))

@@ -55,8 +55,10 @@ pub struct FindingsQuery {
     pub reason: Option<String>,
     /// `rule` to group by rule.
     pub group: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient")]
     pub page: Option<i64>,
     /// Set after a bulk triage: finding rows changed.
+    #[serde(default, deserialize_with = "super::lenient")]
     pub triaged: Option<i64>,
 }
 

@@ -1,6 +1,7 @@
 //! One module per page. Each page is an askama template (`templates/`) over a view struct built
 //! here; [`render`] answers it with the headers every page carries.
 
+pub mod connections;
 pub mod findings;
 pub mod policies;
 pub mod project;
@@ -62,13 +63,24 @@ impl Layout {
     }
 }
 
-/// The Content-Security-Policy of every page: only this origin's scripts, styles and
-/// connections; no framing.
+/// The Content-Security-Policy of every page but its `form-action`: only this origin's scripts,
+/// styles and connections; no framing.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
-                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+                   connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-/// `template` as an HTML response with `status`.
+/// `template` as an HTML response with `status`; its forms post to this origin only.
 pub fn render(status: StatusCode, template: &impl Template) -> Response {
+    render_with_csp(status, template, "form-action 'self'")
+}
+
+/// [`render`] with another `form-action` directive (the manifest page posts to GitHub).
+pub fn render_with_csp(
+    status: StatusCode,
+    template: &impl Template,
+    form_action: &str,
+) -> Response {
+    let csp = HeaderValue::from_str(&format!("{CSP}; {form_action}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
     match template.render() {
         Ok(html) => (
             status,
@@ -77,10 +89,7 @@ pub fn render(status: StatusCode, template: &impl Template) -> Response {
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("text/html; charset=utf-8"),
                 ),
-                (
-                    header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static(CSP),
-                ),
+                (header::CONTENT_SECURITY_POLICY, csp),
                 (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
                 (
                     header::REFERRER_POLICY,
@@ -146,4 +155,15 @@ pub fn db_unavailable(e: &picket_db::DbError, session: &Session) -> Response {
 /// `/`: the Projects page.
 pub async fn home() -> Redirect {
     Redirect::to("/projects")
+}
+
+/// A query or form number that is ignored (read as absent) when it does not parse, so a mangled
+/// URL shows the page instead of a bare error.
+pub fn lenient<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+{
+    let raw: Option<String> = serde::Deserialize::deserialize(d)?;
+    Ok(raw.and_then(|r| r.trim().parse().ok()))
 }

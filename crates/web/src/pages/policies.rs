@@ -33,6 +33,7 @@ pub struct PoliciesQuery {
     pub pack: Option<String>,
     pub q: Option<String>,
     /// Set after a change: how many rules changed.
+    #[serde(default, deserialize_with = "super::lenient")]
     pub changed: Option<usize>,
 }
 

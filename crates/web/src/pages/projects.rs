@@ -37,9 +37,12 @@ pub struct ProjectsQuery {
     /// `yes` or `no`.
     pub findings: Option<String>,
     pub sort: Option<String>,
+    #[serde(default, deserialize_with = "super::lenient")]
     pub page: Option<i64>,
     /// Set after a bulk scan: how many scans it queued, and how many matching projects it skipped.
+    #[serde(default, deserialize_with = "super::lenient")]
     pub queued: Option<i64>,
+    #[serde(default, deserialize_with = "super::lenient")]
     pub skipped: Option<i64>,
     /// Set after a project was added.
     pub added: Option<String>,

@@ -158,7 +158,9 @@ pub async fn page(
 
 #[derive(Debug, Deserialize)]
 pub struct OrgForm {
+    #[serde(default)]
     max_concurrent_scans: String,
+    #[serde(default)]
     pr_timeout_minutes: String,
 }
 
@@ -208,7 +210,9 @@ async fn fail(state: &WebState, session: &Session, r: Refusal) -> Response {
 
 #[derive(Deserialize)]
 pub struct TokenForm {
+    #[serde(default)]
     name: String,
+    #[serde(default)]
     role: String,
 }
 

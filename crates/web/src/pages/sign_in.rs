@@ -46,6 +46,7 @@ pub async fn form(Query(q): Query<SignInQuery>) -> Response {
 
 #[derive(Deserialize)]
 pub struct TokenForm {
+    #[serde(default)]
     token: String,
     next: Option<String>,
 }
