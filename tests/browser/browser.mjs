@@ -173,6 +173,12 @@ await step("open a scan and see its steps and timeline", async () => {
   await page.getByRole("cell", { name: "engine", exact: true }).waitFor();
   await page.getByRole("heading", { name: "Timeline" }).waitFor();
   await checkPage(page, "scan");
+  await page.getByRole("link", { name: "Logs" }).click();
+  await page.waitForURL(/\/scans\/[0-9a-f-]+\/logs$/);
+  await page.getByText(/clone: done in \d+ ms/).waitFor();
+  await page.getByText(/engine: done in \d+ ms; .*findings: \d+/).waitFor();
+  await checkPage(page, "scan-logs");
+  await page.goBack();
   await page.getByRole("link", { name: repos[0].name }).click();
   await page.waitForURL(/\/projects\/[0-9a-f-]+$/);
   await checkPage(page, "project");
@@ -248,6 +254,15 @@ await step("export the filtered findings as CSV", async () => {
   expect(records === shown, `the CSV holds ${records} findings, the page said ${shown}`);
   await page.goto(`${base}/findings?status=any&group=rule`);
   await checkPage(page, "findings-by-rule");
+});
+
+await step("connections", async () => {
+  await page.goto(`${base}/connections`);
+  await page.getByRole("link", { name: "demo" }).waitFor();
+  await checkPage(page, "connections");
+  await page.getByRole("link", { name: "demo" }).click();
+  await page.waitForURL(/\/connections\/[0-9a-f-]+$/);
+  await checkPage(page, "connection");
 });
 
 await step("revoke a token and see its session refused", async () => {

@@ -429,6 +429,15 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
         ),
         probe(
             Method::POST,
+            "/api/v1/worker/scan/logs",
+            "/api/v1/worker/scan/logs".into(),
+            Some(
+                json!({"attempt": 1, "lines": [{"at": "2026-12-01T00:00:00Z", "level": "info", "message": "x"}]}),
+            ),
+            Unauthorized,
+        ),
+        probe(
+            Method::POST,
             "/api/v1/worker/scan/feedback/begin",
             "/api/v1/worker/scan/feedback/begin".into(),
             Some(json!({"attempt": 1, "input": picket_core::feedback::FeedbackInput::default()})),
@@ -462,6 +471,13 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             Method::GET,
             "/api/v1/scans/{id}/findings",
             format!("/api/v1/scans/{finished_scan}/findings"),
+            None,
+            NotFound,
+        ),
+        probe(
+            Method::GET,
+            "/api/v1/scans/{id}/logs",
+            format!("/api/v1/scans/{finished_scan}/logs"),
             None,
             NotFound,
         ),
@@ -714,6 +730,14 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
                         "summary": "none", "api_calls": 0}),
             ),
             409,
+        ),
+        (
+            Method::POST,
+            "/api/v1/worker/scan/logs",
+            Some(
+                json!({"attempt": 1, "lines": [{"at": "2026-12-01T00:00:00Z", "level": "info", "message": "b's line"}]}),
+            ),
+            200,
         ),
         (
             Method::POST,

@@ -1001,3 +1001,106 @@ async fn a_failed_attempt_records_the_step_it_failed_in(pool: PgPool) {
     assert_eq!(attempt["failed_step"], "clone");
     assert_eq!(attempt["trail"]["steps"][0]["millis"], 812);
 }
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_workers_log_lines_are_kept_bounded_and_read_back_in_order(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    admin.seed_project("acme/api").await;
+    let (claimed, worker) = claim(&app).await;
+    let scan = claimed.scan.id;
+    const LOGS: &str = "/api/v1/worker/scan/logs";
+    let line = |i: usize| json!({"at": "2026-12-01T10:00:00Z", "level": "info", "message": format!("line {i}")});
+
+    let res = worker
+        .post(
+            LOGS,
+            json!({"attempt": 1, "lines": (0..3).map(line).collect::<Vec<_>>()}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (res["stored"].as_i64(), res["dropped"].as_i64()),
+        (Some(3), Some(0))
+    );
+    // Refused: another attempt, no lines, too many, an empty or overlong line, a bad level.
+    worker
+        .post(LOGS, json!({"attempt": 2, "lines": [line(9)]}))
+        .await
+        .problem(401, "unauthorized");
+    for (body, field) in [
+        (json!({"attempt": 1, "lines": []}), "lines"),
+        (
+            json!({"attempt": 1, "lines": (0..501).map(line).collect::<Vec<_>>()}),
+            "lines",
+        ),
+        (
+            json!({"attempt": 1, "lines": [{"at": "2026-12-01T10:00:00Z", "level": "info", "message": ""}]}),
+            "lines[0].message",
+        ),
+        (
+            json!({"attempt": 1, "lines": [{"at": "2026-12-01T10:00:00Z", "level": "info", "message": "x".repeat(2001)}]}),
+            "lines[0].message",
+        ),
+    ] {
+        let resp = worker.post(LOGS, body).await;
+        resp.problem(422, "invalid_body");
+        assert_eq!(resp.error_fields(), [field]);
+    }
+    worker
+        .post(LOGS, json!({"attempt": 1, "lines": [{"at": "2026-12-01T10:00:00Z", "level": "loud", "message": "x"}]}))
+        .await
+        .problem(422, "invalid_body");
+
+    // The cap: past 10,000 lines a scan counts and keeps no more.
+    for start in (3..10_100).step_by(500) {
+        let lines: Vec<Value> = (start..(start + 500).min(10_100)).map(line).collect();
+        worker
+            .post(LOGS, json!({"attempt": 1, "lines": lines}))
+            .await
+            .expect(200);
+    }
+    let page = admin
+        .get(&format!("/api/v1/scans/{scan}/logs?limit=1000"))
+        .await
+        .expect(200);
+    assert_eq!(page["dropped"], 100);
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1000);
+    assert_eq!(items[0]["message"], "line 0");
+    assert_eq!(items[999]["message"], "line 999");
+    let last = items[999]["seq"].as_i64().unwrap();
+    let next = admin
+        .get(&format!("/api/v1/scans/{scan}/logs?after={last}&limit=1"))
+        .await
+        .expect(200);
+    assert_eq!(next["items"][0]["message"], "line 1000");
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM scan_log_lines")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(total, 10_000);
+
+    // Another org sees none of it; a bad query is refused.
+    let other = app.org("b").await;
+    other
+        .admin
+        .get(&format!("/api/v1/scans/{scan}/logs"))
+        .await
+        .problem(404, "not_found");
+    admin
+        .get(&format!("/api/v1/scans/{scan}/logs?limit=0"))
+        .await
+        .problem(400, "invalid_query");
+
+    // Pruned once the scan has ended longer ago than the retention.
+    sqlx::query("UPDATE scans SET state = 'cancelled', lease_token = NULL, lease_owner = NULL, lease_expires_at = NULL, slot = NULL, finished_at = now() - interval '2 days' WHERE id = $1")
+        .bind(scan.0)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let pruned = picket_db::scan_logs::prune(&app.pool, std::time::Duration::from_secs(86_400))
+        .await
+        .unwrap();
+    assert_eq!(pruned, 10_000);
+}

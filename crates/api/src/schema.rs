@@ -89,6 +89,24 @@ pub fn ignore_reason_opt() -> Object {
     strings(IgnoreReason::ALL.map(IgnoreReason::as_str), true)
 }
 
+/// An RFC 3339 moment.
+pub fn date_time() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::DateTime,
+        )))
+        .max_length(Some(64))
+        .build()
+}
+
+pub fn log_level() -> Object {
+    strings(
+        picket_core::protocol::LogLevel::ALL.map(picket_core::protocol::LogLevel::as_str),
+        false,
+    )
+}
+
 /// An RFC 3339 moment, or `null`.
 pub fn date_time_opt() -> Object {
     ObjectBuilder::new()

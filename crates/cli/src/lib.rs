@@ -223,8 +223,11 @@ pub fn parse() -> Cli {
     cli
 }
 
-/// Runs one parsed command line.
-pub async fn execute(cli: Cli) -> anyhow::Result<()> {
+/// Runs one parsed command line. `scan_log`: the worker's scan log, from [`telemetry::init`].
+pub async fn execute(
+    cli: Cli,
+    scan_log: Option<picket_worker::scanlog::ScanLog>,
+) -> anyhow::Result<()> {
     // Local workers log like the command that starts them.
     let worker_log = cli.log.worker_env(&cli.command);
     match cli.command {
@@ -233,6 +236,6 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Scheduler(args) => run::scheduler(args, worker_log).await,
         Command::Migrate(args) => run::migrate(args).await,
         Command::Admin(args) => admin::execute(args).await,
-        Command::Worker(args) => worker::execute(args).await,
+        Command::Worker(args) => worker::execute(args, scan_log).await,
     }
 }

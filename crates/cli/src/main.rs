@@ -6,7 +6,7 @@ fn main() -> ExitCode {
     // Before the runtime's threads exist: parsing reads secrets from files and then removes
     // them from the environment.
     let cli = picket_cli::parse();
-    picket_cli::telemetry::init(&cli.log, &cli.command);
+    let scan_log = picket_cli::telemetry::init(&cli.log, &cli.command);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -17,7 +17,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(picket_cli::execute(cli)) {
+    match runtime.block_on(picket_cli::execute(cli, scan_log)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // `{:#}` prints the whole context chain on one line: what failed and why.

@@ -92,6 +92,10 @@ pub struct SchedulerArgs {
     /// with s, m, h or d. Default 7d.
     #[arg(long, env = "PICKET_WEBHOOK_BODY_RETENTION", default_value = "7d", value_parser = crate::parse_duration)]
     pub webhook_body_retention: Duration,
+    /// How long each scan's worker log (the Scan page's Logs tab) is kept after the scan ends:
+    /// seconds, or a number with s, m, h or d. Default 30d. A scan keeps at most 10,000 lines.
+    #[arg(long, env = "PICKET_SCAN_LOG_RETENTION", default_value = "30d", value_parser = crate::parse_duration)]
+    pub scan_log_retention: Duration,
     /// How often the reconcile sweep lists the open pull requests of enabled GitHub projects
     /// and queues a scan of every head never scanned (GitHub never retries a webhook): seconds,
     /// or a number with s, m, h or d; 0 turns it off. Needs PICKET_SECRET_KEY. Default 5m.
@@ -141,6 +145,7 @@ impl SchedulerArgs {
         cfg.rescue_every = Duration::from_secs(self.rescue_interval_secs.max(1));
         cfg.reap_every = Duration::from_secs(self.reap_interval_secs.max(1));
         cfg.webhook_body_retention = self.webhook_body_retention;
+        cfg.scan_log_retention = self.scan_log_retention;
         cfg.reconcile.every = self.reconcile_interval;
         cfg.reconcile.budget = self.reconcile_budget;
         cfg

@@ -63,25 +63,52 @@ impl LogArgs {
 }
 
 /// Installs the global subscriber. An invalid filter falls back to "info" with a warning rather
-/// than refusing to start. Text lines are coloured only on a terminal.
-pub fn init(args: &LogArgs, command: &crate::Command) {
+/// than refusing to start. Text lines are coloured only on a terminal. For `picket worker`, also
+/// the scan log's layer (its own filter: Picket's events at `info` and up), and returns its
+/// other end for the worker to ship.
+pub fn init(args: &LogArgs, command: &crate::Command) -> Option<picket_worker::scanlog::ScanLog> {
     use std::io::IsTerminal;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let wanted = args.filter(command);
     let (filter, bad) = match EnvFilter::try_new(&wanted) {
         Ok(f) => (f, None),
         Err(e) => (EnvFilter::new("info"), Some(e)),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let (layer, log) = match command {
+        crate::Command::Worker(_) => {
+            let (layer, log) = picket_worker::scanlog::channel();
+            (Some(layer), Some(log))
+        }
+        _ => (None, None),
+    };
+    // Each layer has its own filter: the terminal's filter applies to the terminal only, and
+    // the scan log takes Picket's events at `info` and up whatever it is.
+    use tracing_subscriber::Layer;
+    let scan_log = layer.map(|l| l.with_filter(tracing_subscriber::filter::LevelFilter::INFO));
+    let registry = tracing_subscriber::registry().with(scan_log);
     match args.log_format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_target(false)
+        LogFormat::Text => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_target(false)
+                    .with_filter(filter),
+            )
             .init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .init(),
     }
     if let Some(e) = bad {
         tracing::warn!(filter = %wanted, error = %e, "invalid PICKET_LOG; using \"info\"");
     }
+    log
 }

@@ -100,7 +100,10 @@ impl EngineArgs {
 /// Runs the attempt. On SIGTERM or Ctrl-C the scan is abandoned: dropping it drops the checkout,
 /// whose temporary directory is deleted, before the process exits (the executor then records the
 /// outcome from the lease).
-pub async fn execute(args: WorkerArgs) -> anyhow::Result<()> {
+pub async fn execute(
+    args: WorkerArgs,
+    scan_log: Option<picket_worker::scanlog::ScanLog>,
+) -> anyhow::Result<()> {
     // The token has left the environment (`crate::parse`), but the environment this process
     // started with stays readable in /proc/<pid>/environ, and its memory holds the token: a
     // process that is not dumpable has those owned by root, out of reach of the engine, which
@@ -116,7 +119,7 @@ pub async fn execute(args: WorkerArgs) -> anyhow::Result<()> {
         None => None,
     };
     let cfg = args.engine.config();
-    let scan = picket_worker::run::run(&args.api_url, args.scan_token, &cfg);
+    let scan = picket_worker::run::run(&args.api_url, args.scan_token, &cfg, scan_log);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         outcome = scan => Ok(outcome?),

@@ -261,6 +261,60 @@ pub struct ScanFailure {
     pub trail: ScanTrail,
 }
 
+/// Most characters of one log line a worker sends; longer lines are cut.
+pub const MAX_LOG_LINE_CHARS: usize = 2_000;
+/// Most lines in one [`LogBatch`].
+pub const MAX_LOG_BATCH: usize = 500;
+
+/// How much a log line matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub const ALL: [LogLevel; 4] = [
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// One line of a worker's log, as the scan's Logs tab shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogLine {
+    /// The worker's clock.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
+    pub level: LogLevel,
+    /// 1 to [`MAX_LOG_LINE_CHARS`] characters: the event's message and fields.
+    pub message: String,
+}
+
+/// Log lines a worker sends while it runs (`POST /api/v1/worker/scan/logs`), oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogBatch {
+    pub attempt: i32,
+    /// 1 to [`MAX_LOG_BATCH`] lines.
+    pub lines: Vec<LogLine>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 //! scans), [`crypto`] (credentials at rest), [`worker`] (the worker protocol: per-scan tokens,
 //! spec, clone credential, results), [`webhooks`] (the delivery log and what deliveries change),
 //! [`reconcile`] (the reconcile sweep's turns), [`triage`] (triage requests from pull-request
-//! replies), [`manifests`] (states of GitHub's App manifest flow), [`sessions`] (the web UI's sessions and sign-in links), [`overview`] (the web UI's page queries), and one module per table family for the API.
+//! replies), [`manifests`] (states of GitHub's App manifest flow), [`sessions`] (the web UI's sessions and sign-in links), [`scan_logs`] (each scan's worker log), [`overview`] (the web UI's page queries), and one module per table family for the API.
 
 pub mod attempts;
 pub mod connections;
@@ -25,6 +25,7 @@ pub mod projects;
 pub mod queue;
 pub mod reconcile;
 pub mod rule_packs;
+pub mod scan_logs;
 pub mod scans;
 pub mod schedule;
 pub mod sessions;

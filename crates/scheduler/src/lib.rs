@@ -58,6 +58,8 @@ pub struct SchedulerConfig {
     /// How long webhook deliveries' bodies are kept in the delivery log before they are pruned
     /// (the log's other columns stay). Default 7 days.
     pub webhook_body_retention: Duration,
+    /// How long a scan's worker log is kept after the scan ends. Default 30 days.
+    pub scan_log_retention: Duration,
     /// Where the dispatch loop and the reaper count what they do.
     pub metrics: Arc<metrics::SchedulerMetrics>,
     /// Providers' clients by connection, for the control plane's side of PR feedback (the
@@ -86,6 +88,7 @@ impl SchedulerConfig {
             reap_every: Duration::from_secs(60),
             retry_backoff: Duration::from_secs(30),
             webhook_body_retention: Duration::from_secs(7 * 24 * 3600),
+            scan_log_retention: Duration::from_secs(30 * 24 * 3600),
             metrics: Arc::default(),
             providers: None,
             pr_checks: pr_checks::PrCheckConfig::default(),
@@ -132,6 +135,7 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
         periodic::weekly_schedule(&db, cfg.schedule_every, &stop),
         periodic::rescue(&db, cfg.rescue_every, &stop),
         periodic::prune_webhook_bodies(&db, cfg.webhook_body_retention, &stop),
+        periodic::prune_scan_logs(&db, cfg.scan_log_retention, &stop),
         periodic::every(cfg.reap_every, &stop, || async {
             let reaped = reaper::reap(&db, &*executor, cfg.max_env_age()).await;
             cfg.metrics.reaped(reaped.destroyed);

@@ -39,6 +39,22 @@ pub async fn prune_webhook_bodies(db: &Db, retention: Duration, stop: &Cancellat
     .await
 }
 
+/// Deletes the worker logs of scans that ended more than `retention` ago, once an hour (or
+/// every `retention`, when shorter).
+pub async fn prune_scan_logs(db: &Db, retention: Duration, stop: &CancellationToken) {
+    let period = retention
+        .min(Duration::from_secs(3600))
+        .max(Duration::from_secs(1));
+    every(period, stop, || async {
+        match picket_db::scan_logs::prune(db.pool(), retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "scan log lines pruned"),
+            Err(e) => tracing::error!(error = %e, "scan log pruning pass failed"),
+        }
+    })
+    .await
+}
+
 /// Requeues (or fails) scans whose lease expired, every `period`.
 pub async fn rescue(db: &Db, period: Duration, stop: &CancellationToken) {
     every(period, stop, || async {

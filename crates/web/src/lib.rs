@@ -123,10 +123,12 @@ pub fn router(api: Router, db: Db, cfg: WebConfig) -> Router {
             post(pages::settings::revoke_token),
         )
         .route("/scans/{id}", get(pages::scan::page))
+        .route("/scans/{id}/logs", get(pages::scan::logs))
         .route("/scans/{id}/cancel", post(pages::scan::cancel))
         .route("/scans/{id}/retry", post(pages::scan::retry))
         .route("/events/projects", get(pages::projects::events))
         .route("/events/scans/{id}", get(pages::scan::events))
+        .route("/events/scans/{id}/logs", get(pages::scan::log_events))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::guard,

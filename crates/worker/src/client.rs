@@ -157,6 +157,13 @@ impl ApiClient {
         .map(drop)
     }
 
+    /// Sends log lines to the scan's log.
+    pub async fn logs(&self, batch: &picket_core::protocol::LogBatch) -> Result<(), ClientError> {
+        self.send("log lines", self.http.post(self.url("/logs")).json(batch))
+            .await
+            .map(drop)
+    }
+
     pub async fn failure(&self, failure: &ScanFailure) -> Result<(), ClientError> {
         self.send(
             "the failure report",

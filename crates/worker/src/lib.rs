@@ -15,6 +15,7 @@ pub mod feedback;
 pub mod identity;
 pub mod run;
 pub mod scan;
+pub mod scanlog;
 pub mod secrets;
 pub mod tls;
 pub use picket_engine::{rulepack, semgrep};

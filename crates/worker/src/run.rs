@@ -16,14 +16,17 @@ pub enum WorkerError {
     ScanFailed { code: &'static str, message: String },
 }
 
-/// Runs the attempt the token belongs to, from spec to results.
+/// Runs the attempt the token belongs to, from spec to results. With `log`, the worker's own log
+/// lines go to the scan's log while it runs (sent before the results, which end the scan).
 pub async fn run(
     api_url: &str,
     token: SecretString,
     cfg: &WorkerConfig,
+    log: Option<crate::scanlog::ScanLog>,
 ) -> Result<(), WorkerError> {
     let client = ApiClient::new(api_url, token)?;
     let spec = client.spec().await?;
+    let shipper = log.map(|l| l.ship(client.clone(), spec.attempt));
     tracing::info!(scan = %spec.scan_id, attempt = spec.attempt, kind = %spec.kind, repo = %spec.full_name, "scan started");
     // Running from here: the credential is minted by the provider (it may take a while), and
     // the scan may be cancelled meanwhile like any running scan.
@@ -41,6 +44,10 @@ pub async fn run(
                 tracing::info!(scan = %spec.scan_id, ?outcome, "PR feedback");
             }
             let n = results.findings.len();
+            tracing::info!(findings = n, "uploading the results");
+            if let Some(s) = shipper {
+                s.finish().await;
+            }
             client.results(&results).await?;
             tracing::info!(scan = %spec.scan_id, findings = n, "results uploaded");
             Ok(())
@@ -54,6 +61,10 @@ pub async fn run(
                 step: failed.step,
                 trail: failed.trail,
             };
+            tracing::error!(code = e.code(), error = %e, "the scan failed");
+            if let Some(s) = shipper {
+                s.finish().await;
+            }
             client.failure(&failure).await?;
             Err(WorkerError::ScanFailed {
                 code: e.code(),

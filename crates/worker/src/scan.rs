@@ -107,6 +107,7 @@ impl Trail {
     {
         let started_at = time::OffsetDateTime::now_utc();
         let started = Instant::now();
+        tracing::info!("{step}: started");
         let out = f.await;
         let millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let figures: BTreeMap<String, u64> = match &out {
@@ -119,7 +120,18 @@ impl Trail {
                 BTreeMap::new()
             }
         };
-        tracing::debug!(step, millis, ?figures, ok = out.is_ok(), "step finished");
+        let counted = figures
+            .iter()
+            .map(|(k, v)| format!("{}: {v}", k.replace('_', " ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match &out {
+            Ok(_) => tracing::info!(
+                "{step}: done in {millis} ms{}{counted}",
+                if counted.is_empty() { "" } else { "; " }
+            ),
+            Err(_) => tracing::warn!("{step}: failed after {millis} ms"),
+        }
         self.trail.steps.push(Step {
             step: step.to_owned(),
             started_at,

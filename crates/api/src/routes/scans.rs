@@ -43,6 +43,7 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(project_scans, scan_project))
         .routes(routes!(get_scan))
         .routes(routes!(scan_findings))
+        .routes(routes!(scan_logs))
         .routes(routes!(scan_sarif))
         .routes(routes!(cancel_scan))
         .routes(routes!(retry_scan))
@@ -612,6 +613,83 @@ async fn project_scans(
     Ok(Json(ScanPage {
         items: rows.into_iter().map(Into::into).collect(),
         next_cursor,
+    }))
+}
+
+/// One line of a scan's worker log.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanLogLine {
+    /// Increasing within the scan: pass the last one seen as `after`.
+    pub seq: i64,
+    pub attempt: i32,
+    /// The worker's clock.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    #[schema(schema_with = crate::schema::log_level)]
+    pub level: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScanLogPage {
+    pub items: Vec<ScanLogLine>,
+    /// Lines the worker sent past the scan's cap (10,000 lines), not kept.
+    pub dropped: i64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// Lines after this `seq` (default 0: from the start).
+    #[param(minimum = 0)]
+    pub after: Option<i64>,
+    /// 1-1000, default 500.
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// A scan's worker log, oldest first: what its worker said while it ran (kept for the log
+/// retention after the scan ends; at most 10,000 lines a scan).
+#[utoipa::path(get, path = "/api/v1/scans/{id}/logs", tag = "scans",
+    params(ApiPath<ScanId>, LogQuery),
+    responses(
+        (status = 200, body = ScanLogPage),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn scan_logs(
+    caller: Caller,
+    ApiPath(id): ApiPath<ScanId>,
+    ApiQuery(q): ApiQuery<LogQuery>,
+    State(state): State<AppState>,
+) -> Result<Json<ScanLogPage>, ApiError> {
+    let after = q.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::invalid_query("after", "must be 0 or more"));
+    }
+    let limit = match q.limit {
+        None => 500,
+        Some(n @ 1..=1000) => n,
+        Some(_) => return Err(ApiError::invalid_query("limit", "must be 1-1000")),
+    };
+    let pool = state.db().pool();
+    scans::get(pool, caller.org_id, id)
+        .await
+        .map_err(|e| not_found_as(e, "scan"))?;
+    let lines = picket_db::scan_logs::list(pool, caller.org_id, id, after, limit).await?;
+    let dropped = picket_db::scan_logs::dropped(pool, caller.org_id, id).await?;
+    Ok(Json(ScanLogPage {
+        items: lines
+            .into_iter()
+            .map(|l| ScanLogLine {
+                seq: l.seq,
+                attempt: l.attempt,
+                at: l.at,
+                level: l.level.as_str(),
+                message: l.message,
+            })
+            .collect(),
+        dropped,
     }))
 }
 

@@ -60,8 +60,63 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(report_progress))
         .routes(routes!(upload_results).layer(DefaultBodyLimit::max(RESULTS_BODY_LIMIT_BYTES)))
         .routes(routes!(report_failure))
+        .routes(routes!(append_logs))
         .routes(routes!(begin_feedback))
         .routes(routes!(feedback_done))
+}
+
+/// What [`append_logs`] kept.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogsAppended {
+    pub stored: i64,
+    /// Lines past the scan's cap (10,000 lines), counted and not kept.
+    pub dropped: i64,
+}
+
+/// Append lines to the scan's log (its Logs tab): 1-500 lines, each 1-2,000 characters, of the
+/// current attempt. Past 10,000 lines a scan keeps counting but stores no more.
+#[utoipa::path(post, path = "/api/v1/worker/scan/logs", tag = "worker",
+    security(("scan_token" = [])),
+    request_body = doc::LogBatch,
+    responses(
+        (status = 200, body = LogsAppended),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn append_logs(
+    worker: Worker,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<picket_core::protocol::LogBatch>,
+) -> Result<Json<LogsAppended>, ApiError> {
+    use picket_core::protocol::{MAX_LOG_BATCH, MAX_LOG_LINE_CHARS};
+    worker.check_attempt(body.attempt)?;
+    if body.lines.is_empty() || body.lines.len() > MAX_LOG_BATCH {
+        return Err(ApiError::invalid_body(
+            "lines",
+            format!("must hold 1-{MAX_LOG_BATCH} lines"),
+        ));
+    }
+    for (i, line) in body.lines.iter().enumerate() {
+        let n = line.message.chars().count();
+        if n == 0 || n > MAX_LOG_LINE_CHARS || line.message.contains('\0') {
+            return Err(ApiError::invalid_body(
+                format!("lines[{i}].message"),
+                format!("must be 1-{MAX_LOG_LINE_CHARS} characters without NUL"),
+            ));
+        }
+    }
+    let done = picket_db::scan_logs::append(
+        state.db().pool(),
+        worker.scan.org_id,
+        worker.scan.scan_id,
+        body.attempt,
+        &body.lines,
+    )
+    .await?;
+    Ok(Json(LogsAppended {
+        stored: done.stored,
+        dropped: done.dropped,
+    }))
 }
 
 /// A lost lease is 409 `lease_lost`: the worker must stop without further effects.
@@ -1064,6 +1119,29 @@ pub(crate) mod doc {
         pub api_calls: u64,
         /// The comments were planned for a quiet draft: no new comment (default `false`).
         pub quiet_draft: bool,
+    }
+
+    /// Log lines a worker sends while it runs, oldest first.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = LogBatch)]
+    pub struct LogBatch {
+        pub attempt: i32,
+        #[schema(min_items = 1, max_items = 500)]
+        pub lines: Vec<LogLine>,
+    }
+
+    /// One log line.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = LogLine)]
+    pub struct LogLine {
+        /// The worker's clock, RFC 3339.
+        #[schema(schema_with = crate::schema::date_time)]
+        pub at: String,
+        #[schema(schema_with = crate::schema::log_level)]
+        pub level: String,
+        /// 1-2,000 characters.
+        #[schema(min_length = 1, max_length = 2000)]
+        pub message: String,
     }
 
     /// The worker's report that its attempt failed.

@@ -10,7 +10,7 @@ use crate::pages::projects::async_stream;
 use crate::session::Session;
 use crate::WebState;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -19,6 +19,7 @@ use picket_core::{ScanId, ScanKind, ScanState};
 use picket_db::attempts;
 use picket_db::findings::{self, ScanFindingChange};
 use picket_db::{projects, scans, DbError};
+use serde::Deserialize;
 use std::convert::Infallible;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -414,6 +415,163 @@ pub async fn events(
                 }
                 return;
             }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Most lines the Logs tab shows (a scan keeps at most 10,000).
+const LOG_LINES_SHOWN: i64 = 10_000;
+
+#[derive(Debug, Clone)]
+pub struct LogLineView {
+    pub seq: i64,
+    pub time: String,
+    pub iso: String,
+    pub level: &'static str,
+    pub attempt: i32,
+    pub message: String,
+}
+
+fn log_view(l: &picket_db::scan_logs::StoredLine) -> LogLineView {
+    let utc = l.at.to_offset(time::UtcOffset::UTC);
+    LogLineView {
+        seq: l.seq,
+        time: format!("{:02}:{:02}:{:02}", utc.hour(), utc.minute(), utc.second()),
+        iso: utc
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        level: l.level.as_str(),
+        attempt: l.attempt,
+        message: l.message.clone(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "scan_logs.html")]
+struct LogsPage {
+    layout: Layout,
+    id: String,
+    project_id: String,
+    project_name: String,
+    kind: &'static str,
+    state: &'static str,
+    state_label: &'static str,
+    active: bool,
+    lines: Vec<LogLineView>,
+    last_seq: i64,
+    dropped: i64,
+    retention_note: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "scan_log_lines.html")]
+struct LogLinesFragment<'a> {
+    lines: &'a [LogLineView],
+}
+
+/// `GET /scans/{id}/logs`: the Logs tab; while the scan runs, new lines arrive over SSE.
+pub async fn logs(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Response {
+    let Some(id) = parse_id(&id) else {
+        return not_found(&session);
+    };
+    let pool = state.db().pool();
+    let org = session.caller.org_id;
+    let s = match scans::get(pool, org, id).await {
+        Ok(s) => s,
+        Err(DbError::NotFound) => return not_found(&session),
+        Err(e) => return super::db_unavailable(&e, &session),
+    };
+    let project = match projects::get(pool, org, s.project_id).await {
+        Ok(p) => p,
+        Err(DbError::NotFound) => return not_found(&session),
+        Err(e) => return super::db_unavailable(&e, &session),
+    };
+    let (lines, dropped) = match (
+        picket_db::scan_logs::list(pool, org, id, 0, LOG_LINES_SHOWN).await,
+        picket_db::scan_logs::dropped(pool, org, id).await,
+    ) {
+        (Ok(l), Ok(d)) => (l, d),
+        (Err(e), _) | (_, Err(e)) => return super::db_unavailable(&e, &session),
+    };
+    let lines: Vec<LogLineView> = lines.iter().map(log_view).collect();
+    render(
+        StatusCode::OK,
+        &LogsPage {
+            layout: Layout::new(format!("Logs of a scan of {}", project.full_name), "projects", Some(&session)),
+            id: id.to_string(),
+            project_id: project.id.to_string(),
+            project_name: project.full_name,
+            kind: match s.kind {
+                ScanKind::Full => "Full scan",
+                ScanKind::Diff => "Diff-aware scan",
+            },
+            state: s.state.as_str(),
+            state_label: format::state_label(s.state),
+            active: s.state.is_active(),
+            last_seq: lines.last().map_or(0, |l| l.seq),
+            lines,
+            dropped,
+            retention_note: "Logs are kept for a while after the scan ends (PICKET_SCAN_LOG_RETENTION, 30 days by default).",
+        },
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogEventsQuery {
+    #[serde(default, deserialize_with = "super::lenient")]
+    after: Option<i64>,
+}
+
+/// `GET /events/scans/{id}/logs?after=N`: event `lines` with the `<li>`s of new lines, every
+/// second while the scan runs; ends a moment after it ended.
+pub async fn log_events(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+    Query(q): Query<LogEventsQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let id = parse_id(&id);
+    let org = session.caller.org_id;
+    let stream = async_stream(move |tx| async move {
+        let Some(id) = id else { return };
+        let mut after = q.after.unwrap_or(0).max(0);
+        let mut ended_passes = 0;
+        loop {
+            let pool = state.db().pool();
+            let Ok(lines) = picket_db::scan_logs::list(pool, org, id, after, 500).await else {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            };
+            if let Some(last) = lines.last() {
+                after = last.seq;
+                let views: Vec<LogLineView> = lines.iter().map(log_view).collect();
+                if let Ok(html) = (LogLinesFragment { lines: &views }).render() {
+                    let event = Event::default().event("lines").data(html.replace('\n', ""));
+                    if tx.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            match scans::get(pool, org, id).await {
+                Ok(s) if !s.state.is_active() => {
+                    ended_passes += 1;
+                    if ended_passes > 2 {
+                        let _ = tx
+                            .send(Ok(Event::default().event("ended").data("ended")))
+                            .await;
+                        return;
+                    }
+                }
+                Err(DbError::NotFound) => return,
+                _ => {}
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
