@@ -182,6 +182,14 @@ await step("open a scan and see its steps and timeline", async () => {
   await page.getByRole("link", { name: repos[0].name }).click();
   await page.waitForURL(/\/projects\/[0-9a-f-]+$/);
   await checkPage(page, "project");
+  await page.getByLabel("Kind").selectOption("full");
+  await page.getByRole("button", { name: "Apply" }).click();
+  await page.waitForURL(/kind=full/);
+  await page.getByRole("link", { name: "Remove this project…" }).click();
+  await page.getByRole("alertdialog").waitFor();
+  await checkPage(page, "project-remove-asking");
+  await page.getByRole("link", { name: "Keep it" }).click();
+  await page.waitForURL(/\/projects\/[0-9a-f-]+$/);
 });
 
 let demoRule = "picket.python.sql-injection";

@@ -355,6 +355,13 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             NotFound,
         ),
         probe(
+            Method::DELETE,
+            "/api/v1/projects/{id}",
+            format!("/api/v1/projects/{p1}"),
+            None,
+            NotFound,
+        ),
+        probe(
             Method::GET,
             "/api/v1/projects/{id}/scans",
             format!("/api/v1/projects/{p1}/scans"),

@@ -724,3 +724,92 @@ async fn the_manifest_page_may_post_to_github_and_nowhere_else(pool: PgPool) {
     let other = b.get("/connections").await;
     assert!(other.body.contains("Create the GitHub App"));
 }
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_project_is_renamed_its_history_filtered_and_it_is_removed_after_asking(pool: PgPool) {
+    let app = TestApp::start(pool.clone()).await;
+    let admin = app.admin();
+    let conn = id_of(&admin.connection("git").provider("git").create().await);
+    let added = admin
+        .projects(&conn)
+        .repo("team/web")
+        .repo("team/api")
+        .add()
+        .await;
+    let project = id_of(&added[0]);
+    let initial = added[0]["last_scan"]["id"].as_str().unwrap().to_owned();
+    admin
+        .post(&format!("/api/v1/scans/{initial}/cancel"), json!({}))
+        .await
+        .expect(200);
+    admin
+        .post("/api/v1/scans", json!({"project_ids": [project]}))
+        .await
+        .expect(200);
+    let mut b = Browser::new(&app);
+    b.sign_in(admin.token().unwrap()).await;
+    let csrf = b.get("/projects").await.csrf();
+
+    // The history, filtered by state through the page and the API alike.
+    let page = b.get(&format!("/projects/{project}?state=cancelled")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(&format!("/scans/{initial}")));
+    assert_eq!(page.body.matches("<td><a href=\"/scans/").count(), 1);
+    let api = admin
+        .get(&format!(
+            "/api/v1/projects/{project}/scans?state=queued&kind=full"
+        ))
+        .await
+        .expect(200);
+    assert_eq!(api["items"].as_array().unwrap().len(), 1);
+    assert_eq!(api["items"][0]["trigger"], "bulk");
+
+    // Rename.
+    let saved = b
+        .post(
+            &format!("/projects/{project}/settings"),
+            &[
+                ("_csrf", &csrf),
+                ("full_name", "team/website"),
+                ("full_scans", "on"),
+                ("diff_scans", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER);
+    let name: String = sqlx::query_scalar("SELECT full_name FROM projects WHERE id = $1::uuid")
+        .bind(&project)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(name, "team/website");
+
+    // Removing asks first; a member may not; an admin may.
+    let ask = b.get(&format!("/projects/{project}/remove")).await;
+    assert!(ask.body.contains("Remove team/website?") && ask.body.contains("2 scans"));
+    assert_eq!(app.count("projects").await, 2, "asking removes nothing");
+    let member = app.member().await;
+    let mut m = Browser::new(&app);
+    m.sign_in(member.token().unwrap()).await;
+    let mcsrf = m.get("/projects").await.csrf();
+    let refused = m
+        .post(&format!("/projects/{project}/remove"), &[("_csrf", &mcsrf)])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.body.contains("may not remove projects"));
+    let gone = b
+        .post(&format!("/projects/{project}/remove"), &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(gone.location.as_deref(), Some("/projects?removed=1"));
+    assert_eq!(app.count("projects").await, 1);
+    let scans: i64 = sqlx::query_scalar("SELECT count(*) FROM scans WHERE project_id = $1::uuid")
+        .bind(&project)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(scans, 0);
+    assert_eq!(
+        b.get(&format!("/projects/{project}")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}

@@ -105,7 +105,7 @@ fn copy_dir(src: &Path, dest: &Path) -> std::io::Result<()> {
 pub async fn report_when_done(db: Db, org: OrgId, project: ProjectId, within: Duration) {
     let started = std::time::Instant::now();
     let scan = loop {
-        match scans::list_for_project(db.pool(), org, project, None, 1).await {
+        match scans::list_for_project(db.pool(), org, project, &Default::default(), None, 1).await {
             Ok(list) => match list.into_iter().next() {
                 Some(s) if s.state.is_terminal() => break s,
                 _ => {}

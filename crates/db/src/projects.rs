@@ -462,6 +462,8 @@ pub async fn list(
 /// What to change of a project; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProjectUpdate {
+    /// A new display name (`owner/name`, 1-300 characters).
+    pub full_name: Option<String>,
     pub full_scans_enabled: Option<bool>,
     pub diff_scans_enabled: Option<bool>,
     /// Replaces the project's path ignores (at most 100; the caller checks each pattern).
@@ -482,7 +484,8 @@ pub async fn update(
             UPDATE projects
             SET full_scans_enabled = COALESCE($3, full_scans_enabled),
                 diff_scans_enabled = COALESCE($4, diff_scans_enabled),
-                path_ignores = COALESCE($5, path_ignores)
+                path_ignores = COALESCE($5, path_ignores),
+                full_name = COALESCE($6, full_name)
             WHERE id = $1 AND org_id = $2
             RETURNING *
         )
@@ -504,12 +507,31 @@ pub async fn update(
         org.0,
         changes.full_scans_enabled,
         changes.diff_scans_enabled,
-        changes.path_ignores.as_deref()
+        changes.path_ignores.as_deref(),
+        changes.full_name.as_deref()
     )
     .fetch_optional(ex)
     .await?
     .ok_or(DbError::NotFound)?;
     row.try_into()
+}
+
+/// Removes the org's project with its scans, findings and logs (their rows go with it). An
+/// active scan loses its row, so its scheduler's next heartbeat finds the lease gone and stops
+/// the environment. [`DbError::NotFound`] when it is not the org's.
+pub async fn delete(ex: impl PgExecutor<'_>, org: OrgId, id: ProjectId) -> Result<()> {
+    let deleted = sqlx::query!(
+        "DELETE FROM projects WHERE id = $1 AND org_id = $2",
+        id.0,
+        org.0
+    )
+    .execute(ex)
+    .await?
+    .rows_affected();
+    if deleted == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
 }
 
 /// A project's scan switches, for deciding whether a requested scan may be queued. A disabled

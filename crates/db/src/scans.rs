@@ -296,12 +296,22 @@ pub async fn get(ex: impl PgExecutor<'_>, org: OrgId, id: ScanId) -> Result<Scan
     Ok(row.into())
 }
 
+/// Filters of [`list_for_project`]; `None` does not filter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanFilter {
+    pub kind: Option<ScanKind>,
+    pub state: Option<ScanState>,
+    /// Queued at or after this.
+    pub since: Option<OffsetDateTime>,
+}
+
 /// A page of a project's scan history, newest first. `before` is the cursor: the last scan of the
 /// previous page.
 pub async fn list_for_project(
     ex: impl PgExecutor<'_>,
     org: OrgId,
     project: ProjectId,
+    filter: &ScanFilter,
     before: Option<ScanId>,
     limit: i64,
 ) -> Result<Vec<ScanRecord>> {
@@ -318,13 +328,19 @@ pub async fn list_for_project(
         WHERE s.org_id = $1 AND s.project_id = $2
           AND ($3::uuid IS NULL OR (s.queued_at, s.id) <
                (SELECT c.queued_at, c.id FROM scans c WHERE c.id = $3 AND c.org_id = $1))
+          AND ($5::text IS NULL OR s.kind = $5::text::scan_kind)
+          AND ($6::text IS NULL OR s.state = $6::text::scan_state)
+          AND ($7::timestamptz IS NULL OR s.queued_at >= $7)
         ORDER BY s.queued_at DESC, s.id DESC
         LIMIT $4
         "#,
         org.0,
         project.0,
         before.map(|s| s.0),
-        limit
+        limit,
+        filter.kind.map(ScanKind::as_str),
+        filter.state.map(ScanState::as_str),
+        filter.since
     )
     .fetch_all(ex)
     .await?;

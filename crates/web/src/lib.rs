@@ -99,6 +99,10 @@ pub fn router(api: Router, db: Db, cfg: WebConfig) -> Router {
         .route("/projects/{id}", get(pages::project::page))
         .route("/projects/{id}/settings", post(pages::project::settings))
         .route(
+            "/projects/{id}/remove",
+            get(pages::project::confirm_remove).post(pages::project::remove),
+        )
+        .route(
             "/connections",
             get(pages::connections::list).post(pages::connections::add),
         )

@@ -33,7 +33,7 @@ pub const MAX_PROJECTS_PER_REQUEST: usize = 1000;
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_projects, add_projects))
-        .routes(routes!(get_project, update_project))
+        .routes(routes!(get_project, update_project, delete_project))
 }
 
 /// When a project's weekly full scan runs, in UTC.
@@ -194,6 +194,9 @@ pub struct AddProjects {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
+    /// A new name to show (`owner/name`, 1-300 characters); the repository stays the same.
+    #[schema(schema_with = constraints::repo_text_opt)]
+    pub full_name: Option<String>,
     pub full_scans_enabled: Option<bool>,
     pub diff_scans_enabled: Option<bool>,
     /// Replaces the path ignores: at most 100 gitignore patterns (no comments, no
@@ -517,7 +520,11 @@ async fn update_project(
     if let Some(patterns) = &body.path_ignores {
         check_path_ignores(patterns)?;
     }
+    if let Some(name) = &body.full_name {
+        constraints::REPO_TEXT.check("full_name", name)?;
+    }
     let changes = ProjectUpdate {
+        full_name: body.full_name,
         full_scans_enabled: body.full_scans_enabled,
         diff_scans_enabled: body.diff_scans_enabled,
         path_ignores: body.path_ignores,
@@ -527,4 +534,25 @@ async fn update_project(
         .map_err(|e| not_found_as(e, "project"))?;
     tracing::info!(project_id = %id, ?changes, "project settings changed");
     Ok(Json(p.into()))
+}
+
+/// Remove a project (admin): its scans, findings and logs go with it; an active scan of it stops.
+/// The repository itself is untouched, and adding it again starts afresh.
+#[utoipa::path(delete, path = "/api/v1/projects/{id}", tag = "projects",
+    params(ApiPath<ProjectId>),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_project(
+    Admin(caller): Admin,
+    ApiPath(id): ApiPath<ProjectId>,
+    State(state): State<AppState>,
+) -> Result<StatusCode, ApiError> {
+    projects::delete(state.db().pool(), caller.org_id, id)
+        .await
+        .map_err(|e| not_found_as(e, "project"))?;
+    tracing::info!(project_id = %id, "project removed");
+    Ok(StatusCode::NO_CONTENT)
 }

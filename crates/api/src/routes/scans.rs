@@ -434,18 +434,6 @@ pub struct ScanPage {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct PageQuery {
-    /// From the previous page's `next_cursor`.
-    #[param(schema_with = ScanPosition::schema)]
-    pub cursor: Option<String>,
-    /// 1-500, default 50.
-    #[param(minimum = 1, maximum = 500)]
-    pub limit: Option<i64>,
-}
-
 /// Queue a full scan of each named project's default branch, in one transaction.
 #[utoipa::path(post, path = "/api/v1/scans", tag = "scans",
     request_body = BulkScan,
@@ -586,9 +574,31 @@ fn listed(ids: &[Uuid], pick: impl Fn(&Uuid) -> bool, message: &str) -> Vec<Fiel
         .collect()
 }
 
-/// A project's scans, newest first.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ScanHistoryQuery {
+    /// Only scans of this kind.
+    #[param(schema_with = crate::schema::scan_kind)]
+    pub kind: Option<ScanKind>,
+    /// Only scans in this state.
+    #[param(schema_with = crate::schema::scan_state)]
+    pub state: Option<ScanState>,
+    /// Only scans queued at or after this moment (RFC 3339).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(schema_with = crate::schema::date_time)]
+    pub since: Option<OffsetDateTime>,
+    /// From the previous page's `next_cursor`.
+    #[param(schema_with = ScanPosition::schema)]
+    pub cursor: Option<String>,
+    /// 1-500, default 50.
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<i64>,
+}
+
+/// A project's scans, newest first, by kind, state and time.
 #[utoipa::path(get, path = "/api/v1/projects/{id}/scans", tag = "scans",
-    params(ApiPath<ProjectId>, PageQuery),
+    params(ApiPath<ProjectId>, ScanHistoryQuery),
     responses(
         (status = 200, body = ScanPage),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -596,7 +606,7 @@ fn listed(ids: &[Uuid], pick: impl Fn(&Uuid) -> bool, message: &str) -> Vec<Fiel
 async fn project_scans(
     caller: Caller,
     ApiPath(id): ApiPath<ProjectId>,
-    ApiQuery(q): ApiQuery<PageQuery>,
+    ApiQuery(q): ApiQuery<ScanHistoryQuery>,
     State(state): State<AppState>,
 ) -> Result<Json<ScanPage>, ApiError> {
     let limit = pagination::limit(q.limit)?;
@@ -608,7 +618,12 @@ async fn project_scans(
     if !projects::exists(pool, caller.org_id, id).await? {
         return Err(ApiError::not_found("project"));
     }
-    let rows = scans::list_for_project(pool, caller.org_id, id, before, limit + 1).await?;
+    let filter = scans::ScanFilter {
+        kind: q.kind,
+        state: q.state,
+        since: q.since,
+    };
+    let rows = scans::list_for_project(pool, caller.org_id, id, &filter, before, limit + 1).await?;
     let (rows, next_cursor) = pagination::page(rows, limit, |s| ScanPosition(s.id.0));
     Ok(Json(ScanPage {
         items: rows.into_iter().map(Into::into).collect(),

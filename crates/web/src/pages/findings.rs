@@ -675,6 +675,12 @@ struct FindingPage {
     first_seen: When,
     first_seen_pr: Option<i32>,
     last_seen_scan: String,
+    /// The matched line at the provider, for the commit last scanned (GitHub projects).
+    source_link: Option<String>,
+    /// The rule's own words: its pack, message and metadata (CWE, confidence, ...).
+    rule_pack: Option<String>,
+    rule_message: Option<String>,
+    rule_metadata: Vec<(String, String)>,
     history: Vec<HistoryView>,
     ignore_reasons: Vec<Choice>,
     error: Option<String>,
@@ -713,6 +719,19 @@ async fn show_finding(
         Err(DbError::NotFound) => None,
         Err(e) => return super::db_unavailable(&e, session),
     };
+    let last = match scans::get(pool, org, f.last_seen_scan_id).await {
+        Ok(s) => Some(s),
+        Err(DbError::NotFound) => None,
+        Err(e) => return super::db_unavailable(&e, session),
+    };
+    let source_link = last
+        .as_ref()
+        .and_then(|s| s.commit_sha.as_deref())
+        .and_then(|sha| blob_url(&project.clone_url, sha, &f.path, f.start_line, f.end_line));
+    let rule = match crate::pages::policies::all_rules(state, session).await {
+        Ok(rules) => rules.into_iter().find(|(_, d)| d.id == f.rule_id),
+        Err(e) => return super::db_unavailable(&e, session),
+    };
     let history = match findings::history(pool, org, id).await {
         Ok(h) => h,
         Err(e) => return super::db_unavailable(&e, session),
@@ -749,6 +768,13 @@ async fn show_finding(
             first_seen: format::when(f.created_at, now),
             first_seen_pr: first.and_then(|s| s.pr_number),
             last_seen_scan: f.last_seen_scan_id.to_string(),
+            source_link,
+            rule_pack: rule.as_ref().map(|(p, _)| p.clone()),
+            rule_message: rule.as_ref().map(|(_, d)| d.message.clone()),
+            rule_metadata: rule
+                .as_ref()
+                .map(|(_, d)| metadata_rows(&d.metadata))
+                .unwrap_or_default(),
             history: history
                 .iter()
                 .map(|h| HistoryView {
@@ -835,9 +861,101 @@ pub async fn triage_one(
     }
 }
 
+/// The rule metadata a reader wants first (`cwe`, `owasp`, `confidence`, `likelihood`, `impact`,
+/// `category`, `references`), as (key, text) rows; lists joined with commas.
+fn metadata_rows(metadata: &serde_json::Value) -> Vec<(String, String)> {
+    const KEYS: [&str; 7] = [
+        "cwe",
+        "owasp",
+        "confidence",
+        "likelihood",
+        "impact",
+        "category",
+        "references",
+    ];
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    };
+    KEYS.iter()
+        .filter_map(|k| metadata.get(*k).map(|v| ((*k).to_owned(), text(v))))
+        .filter(|(_, v)| !v.is_empty())
+        .collect()
+}
+
+/// The provider's page of the matched lines at `commit`, when the clone URL is a GitHub
+/// repository's (`https://<host>/<owner>/<repo>(.git)`: github.com, or an Enterprise Server's
+/// host, which serves the same `/blob/` paths).
+fn blob_url(clone_url: &str, commit: &str, path: &str, start: i32, end: i32) -> Option<String> {
+    let rest = clone_url.strip_prefix("https://")?;
+    let (host, repo) = rest.split_once('/')?;
+    let repo = repo.trim_end_matches('/').trim_end_matches(".git");
+    if host.is_empty()
+        || repo.split('/').count() != 2
+        || !commit.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return None;
+    }
+    let path: String = path
+        .split('/')
+        .map(|seg| {
+            percent_encoding::utf8_percent_encode(seg, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    let lines = if end > start {
+        format!("#L{start}-L{end}")
+    } else {
+        format!("#L{start}")
+    };
+    Some(format!("https://{host}/{repo}/blob/{commit}/{path}{lines}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_github_clone_url_links_to_the_lines_at_the_commit() {
+        assert_eq!(
+            blob_url(
+                "https://github.com/acme/api.git",
+                "abc123",
+                "src/a b.py",
+                3,
+                5
+            )
+            .as_deref(),
+            Some("https://github.com/acme/api/blob/abc123/src/a%20b.py#L3-L5")
+        );
+        assert_eq!(
+            blob_url("https://github.com/acme/api", "abc123", "x.py", 7, 7).as_deref(),
+            Some("https://github.com/acme/api/blob/abc123/x.py#L7")
+        );
+        assert_eq!(blob_url("file:///tmp/repo", "abc", "x.py", 1, 1), None);
+        assert_eq!(
+            blob_url("https://github.com/acme/api.git", "main; rm", "x", 1, 1),
+            None
+        );
+    }
+
+    #[test]
+    fn metadata_shows_the_keys_a_reader_wants() {
+        let m = serde_json::json!({"cwe": ["CWE-89: SQL Injection"], "confidence": "HIGH", "x": 1});
+        assert_eq!(
+            metadata_rows(&m),
+            [
+                ("cwe".to_owned(), "CWE-89: SQL Injection".to_owned()),
+                ("confidence".to_owned(), "HIGH".to_owned())
+            ]
+        );
+    }
 
     #[test]
     fn the_listing_defaults_to_open_and_round_trips() {

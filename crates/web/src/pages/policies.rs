@@ -71,7 +71,10 @@ struct PoliciesPage {
 }
 
 /// Every rule the org's scans run: Picket's pack, then the org's packs, each with its pack.
-async fn all_rules(state: &WebState, session: &Session) -> Result<Vec<(String, RuleDoc)>, DbError> {
+pub async fn all_rules(
+    state: &WebState,
+    session: &Session,
+) -> Result<Vec<(String, RuleDoc)>, DbError> {
     let mut out = Vec::new();
     if let Some(dir) = state.cfg.rules_dir.clone() {
         match tokio::task::spawn_blocking(move || dir_rule_docs(&dir)).await {

@@ -4,7 +4,7 @@
 use super::{render, Layout};
 use crate::api::Refusal;
 use crate::format::{self, When};
-use crate::pages::projects::{row_view, RowView};
+use crate::pages::projects::{row_view, Choice, RowView};
 use crate::session::Session;
 use crate::WebState;
 use askama::Template;
@@ -42,26 +42,71 @@ struct ProjectPage {
     clone_url: String,
     history: Vec<HistoryRow>,
     older_href: Option<String>,
+    kinds: Vec<Choice>,
+    states: Vec<Choice>,
+    windows: Vec<Choice>,
+    filtered: bool,
     notice: Option<String>,
     error: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 pub struct HistoryQuery {
     /// The last scan of the previous page.
     before: Option<String>,
     saved: Option<String>,
+    /// `full` or `diff`.
+    kind: Option<String>,
+    state: Option<String>,
+    /// `24h`, `7d`, `30d`.
+    since: Option<String>,
+}
+
+/// The history's time windows.
+const WINDOWS: [(&str, &str, i64); 3] = [
+    ("24h", "last 24 hours", 1),
+    ("7d", "last 7 days", 7),
+    ("30d", "last 30 days", 30),
+];
+
+impl HistoryQuery {
+    fn filter(&self, now: OffsetDateTime) -> scans::ScanFilter {
+        scans::ScanFilter {
+            kind: self.kind.as_deref().and_then(|k| k.parse().ok()),
+            state: self.state.as_deref().and_then(|k| k.parse().ok()),
+            since: WINDOWS
+                .iter()
+                .find(|(k, _, _)| Some(*k) == self.since.as_deref())
+                .map(|(_, _, days)| now - time::Duration::days(*days)),
+        }
+    }
+
+    /// The filter's query string (no cursor).
+    fn query(&self) -> String {
+        let mut p: Vec<(&str, &str)> = Vec::new();
+        for (k, v) in [
+            ("kind", &self.kind),
+            ("state", &self.state),
+            ("since", &self.since),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                p.push((k, v));
+            }
+        }
+        serde_urlencoded::to_string(&p).unwrap_or_default()
+    }
 }
 
 async fn show(
     state: &WebState,
     session: &Session,
     id: ProjectId,
-    before: Option<ScanId>,
+    q: &HistoryQuery,
     status: StatusCode,
     notice: Option<String>,
     error: Option<String>,
 ) -> Response {
+    let before: Option<ScanId> = q.before.as_deref().and_then(|b| b.parse().ok());
     let pool = state.db().pool();
     let org = session.caller.org_id;
     let row = match overview::project_rows(pool, org, &[id]).await {
@@ -69,11 +114,13 @@ async fn show(
         Ok(_) => return not_found(session),
         Err(e) => return super::db_unavailable(&e, session),
     };
-    let history = match scans::list_for_project(pool, org, id, before, HISTORY_PAGE + 1).await {
-        Ok(h) => h,
-        Err(DbError::NotFound) => return not_found(session),
-        Err(e) => return super::db_unavailable(&e, session),
-    };
+    let filter = q.filter(OffsetDateTime::now_utc());
+    let history =
+        match scans::list_for_project(pool, org, id, &filter, before, HISTORY_PAGE + 1).await {
+            Ok(h) => h,
+            Err(DbError::NotFound) => return not_found(session),
+            Err(e) => return super::db_unavailable(&e, session),
+        };
     let now = OffsetDateTime::now_utc();
     let more = history.len() as i64 > HISTORY_PAGE;
     let history: Vec<HistoryRow> = history
@@ -92,13 +139,44 @@ async fn show(
             error_code: s.error_code.clone(),
         })
         .collect();
+    let filters = q.query();
     let older_href = more
         .then(|| {
-            history
-                .last()
-                .map(|h| format!("/projects/{id}?before={}", h.id))
+            history.last().map(|h| {
+                let mut href = format!("/projects/{id}?before={}", h.id);
+                if !filters.is_empty() {
+                    href.push('&');
+                    href.push_str(&filters);
+                }
+                href
+            })
         })
         .flatten();
+    let kinds = [("full", "full"), ("diff", "diff (pull request)")]
+        .iter()
+        .map(|(v, l)| Choice {
+            value: v,
+            label: l,
+            selected: q.kind.as_deref() == Some(*v),
+        })
+        .collect();
+    let states = picket_core::ScanState::ALL
+        .iter()
+        .map(|s| Choice {
+            value: s.as_str(),
+            label: format::state_label(*s),
+            selected: q.state.as_deref() == Some(s.as_str()),
+        })
+        .collect();
+    let windows = WINDOWS
+        .iter()
+        .map(|(v, l, _)| Choice {
+            value: v,
+            label: l,
+            selected: q.since.as_deref() == Some(*v),
+        })
+        .collect();
+    let filtered = !filters.is_empty();
     render(
         status,
         &ProjectPage {
@@ -108,6 +186,10 @@ async fn show(
             row: row_view(&row, now),
             history,
             older_href,
+            kinds,
+            states,
+            windows,
+            filtered,
             notice,
             error,
         },
@@ -133,15 +215,16 @@ pub async fn page(
     let Ok(id) = id.parse::<ProjectId>() else {
         return not_found(&session);
     };
-    let before = q.before.as_deref().and_then(|b| b.parse().ok());
-    let notice = q.saved.map(|_| "Settings saved.".to_owned());
-    show(&state, &session, id, before, StatusCode::OK, notice, None).await
+    let notice = q.saved.as_ref().map(|_| "Settings saved.".to_owned());
+    show(&state, &session, id, &q, StatusCode::OK, notice, None).await
 }
 
 #[derive(Debug, Deserialize)]
 pub struct SettingsForm {
     full_scans: Option<String>,
     diff_scans: Option<String>,
+    /// A new name (empty: unchanged).
+    full_name: Option<String>,
 }
 
 /// `POST /projects/{id}/settings`: the scan switches (an unchecked box is absent from the form).
@@ -154,10 +237,18 @@ pub async fn settings(
     let Ok(id) = id.parse::<ProjectId>() else {
         return not_found(&session);
     };
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "full_scans_enabled": form.full_scans.is_some(),
         "diff_scans_enabled": form.diff_scans.is_some(),
     });
+    if let Some(name) = form
+        .full_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        body["full_name"] = name.into();
+    }
     let answer: Result<serde_json::Value, Refusal> = state
         .api
         .call(
@@ -176,7 +267,111 @@ pub async fn settings(
             } else {
                 r.message()
             };
-            show(&state, &session, id, None, status, None, Some(message)).await
+            show(
+                &state,
+                &session,
+                id,
+                &HistoryQuery::default(),
+                status,
+                None,
+                Some(message),
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "project_remove.html")]
+struct RemovePage {
+    layout: Layout,
+    csrf: String,
+    id: String,
+    name: String,
+    scans: usize,
+}
+
+/// `GET /projects/{id}/remove`: asks before removing.
+pub async fn confirm_remove(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = id.parse::<ProjectId>() else {
+        return not_found(&session);
+    };
+    let pool = state.db().pool();
+    let row = match overview::project_rows(pool, session.caller.org_id, &[id]).await {
+        Ok(mut rows) if !rows.is_empty() => rows.remove(0),
+        Ok(_) => return not_found(&session),
+        Err(e) => return super::db_unavailable(&e, &session),
+    };
+    let scans = match scans::list_for_project(
+        pool,
+        session.caller.org_id,
+        id,
+        &Default::default(),
+        None,
+        1000,
+    )
+    .await
+    {
+        Ok(s) => s.len(),
+        Err(e) => return super::db_unavailable(&e, &session),
+    };
+    render(
+        StatusCode::OK,
+        &RemovePage {
+            layout: Layout::new(
+                format!("Remove {}", row.full_name),
+                "projects",
+                Some(&session),
+            ),
+            csrf: session.csrf.clone(),
+            id: id.to_string(),
+            name: row.full_name,
+            scans,
+        },
+    )
+}
+
+/// `POST /projects/{id}/remove`.
+pub async fn remove(
+    State(state): State<WebState>,
+    session: Session,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = id.parse::<ProjectId>() else {
+        return not_found(&session);
+    };
+    match state
+        .api
+        .call::<serde_json::Value>(
+            session.caller,
+            Method::DELETE,
+            &format!("/api/v1/projects/{id}"),
+            None,
+        )
+        .await
+    {
+        Ok(_) => Redirect::to("/projects?removed=1").into_response(),
+        Err(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let message = if r.code == "forbidden" {
+                "Your token's role may not remove projects; ask an admin.".to_owned()
+            } else {
+                r.message()
+            };
+            show(
+                &state,
+                &session,
+                id,
+                &HistoryQuery::default(),
+                status,
+                None,
+                Some(message),
+            )
+            .await
         }
     }
 }

@@ -46,6 +46,8 @@ pub struct ProjectsQuery {
     pub skipped: Option<i64>,
     /// Set after a project was added.
     pub added: Option<String>,
+    /// Set after a project was removed.
+    pub removed: Option<String>,
 }
 
 /// The query's filter, sort and page, checked: unknown values are ignored (shown unfiltered).
@@ -363,10 +365,11 @@ async fn show(
                 ),
             }
         )),
-        _ => q
-            .added
-            .as_ref()
-            .map(|_| "Project added; its first full scan is queued.".to_owned()),
+        _ => match (&q.added, &q.removed) {
+            (Some(_), _) => Some("Project added; its first full scan is queued.".to_owned()),
+            (_, Some(_)) => Some("Project removed, with its scans and findings.".to_owned()),
+            _ => None,
+        },
     };
     let rows: Vec<RowView> = page.rows.iter().map(|r| row_view(r, now)).collect();
     let ids = page
