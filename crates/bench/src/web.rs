@@ -31,7 +31,13 @@ pub async fn web_bench(
         seed(&db, findings).await?;
         let seed_secs = seeded.elapsed().as_secs_f64();
         let (base, cookie, server) = start(&db).await?;
-        let project = ids[0];
+        // The Project page of the project holding the most findings: the heaviest one.
+        let project: uuid::Uuid = sqlx::query_scalar(
+            "SELECT project_id FROM findings GROUP BY 1 ORDER BY count(*) DESC LIMIT 1",
+        )
+        .fetch_one(db.pool())
+        .await?;
+        anyhow::ensure!(ids.contains(&project) || !ids.is_empty(), "no project");
         let scan: uuid::Uuid = sqlx::query_scalar(
             "SELECT id FROM scans WHERE project_id = $1 AND kind = 'full' ORDER BY queued_at DESC LIMIT 1",
         )
@@ -162,11 +168,14 @@ async fn seed(db: &picket_db::Db, findings: u32) -> anyhow::Result<()> {
                     (SELECT s.id FROM scans s WHERE s.project_id = p.id AND s.kind = 'full'
                      ORDER BY s.queued_at DESC LIMIT 1) AS scan
              FROM projects p
-         ), n AS (SELECT count(*) AS n FROM ranked)
+         ), picks AS (
+             SELECT i, 1 + floor(power(random(), 3) * (SELECT count(*) FROM ranked))::bigint AS k
+             FROM generate_series(1, $1) i
+         )
          INSERT INTO findings (id, org_id, project_id, git_ref, product, rule_id, path,
                                start_line, end_line, severity, message, fingerprint,
                                first_seen_scan_id, last_seen_scan_id, status, ignore_reason,
-                               triage_reason, created_at)
+                               triage_reason, created_at, secret_redacted, secret_hash)
          SELECT gen_random_uuid(), r.org_id, r.id,
                 CASE WHEN i % 10 = 3 THEN 'refs/pull/' || (i % 7 + 1) || '/head' ELSE 'main' END,
                 CASE WHEN i % 25 = 0 THEN 'secrets' ELSE 'code' END::product,
@@ -178,9 +187,10 @@ async fn seed(db: &picket_db::Db, findings: u32) -> anyhow::Result<()> {
                 CASE WHEN i % 10 = 7 THEN 'ignored' ELSE 'open' END::finding_status,
                 CASE WHEN i % 10 = 7 THEN 'used_in_tests' END,
                 CASE WHEN i % 10 = 7 THEN 'fixture' END,
-                now() - make_interval(hours => i % 2000)
-         FROM generate_series(1, $1) i, n
-         JOIN ranked r ON r.k = 1 + floor(power(random(), 3) * n.n)::bigint",
+                now() - make_interval(hours => (i % 2000)::int),
+                CASE WHEN i % 25 = 0 THEN 'AKIA' || '…' || (i % 100) END,
+                CASE WHEN i % 25 = 0 THEN sha256(('s' || i)::bytea) END
+         FROM picks JOIN ranked r ON r.k = picks.k",
     )
     .bind(findings as i64)
     .execute(pool)
