@@ -204,6 +204,8 @@ await step("change a rule to Block", async () => {
   expect(mode === "block", `the rule shows mode ${mode}`);
   await page.goto(`${base}/policies?mode=block`);
   await page.getByText(demoRule).waitFor();
+  await page.goto(`${base}/policies/packs`);
+  await checkPage(page, "rule-packs-empty");
 });
 
 await step("triage a finding with a reason; it stays ignored after a new full scan", async () => {

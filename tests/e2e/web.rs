@@ -813,3 +813,67 @@ async fn a_project_is_renamed_its_history_filtered_and_it_is_removed_after_askin
         StatusCode::NOT_FOUND
     );
 }
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn rule_packs_are_uploaded_checked_by_the_engine_viewed_and_deleted(pool: PgPool) {
+    const PACK: &str = "rules:\n- id: acme.no-eval\n  languages: [python]\n  severity: ERROR\n  message: eval runs arbitrary code\n  pattern: eval(...)\n";
+    let app = TestApp::start(pool).await;
+    let mut b = Browser::new(&app);
+    b.sign_in(app.admin().token().unwrap()).await;
+    let page = b.get("/policies/packs").await;
+    assert!(page.body.contains("No rule pack yet."));
+    let csrf = page.csrf();
+
+    // The engine refuses a pattern that does not parse: its message is shown, the text kept.
+    let broken = PACK.replace("eval(...)", "eval(");
+    let refused = b
+        .post(
+            "/policies/packs",
+            &[("_csrf", &csrf), ("name", "acme"), ("content", &broken)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        refused.body.contains("The engine refused the pack"),
+        "{}",
+        refused.body
+    );
+    assert!(
+        refused.body.contains("pattern: eval(\n"),
+        "the text is kept to fix"
+    );
+    assert_eq!(app.count("rule_packs").await, 0);
+
+    let saved = b
+        .post(
+            "/policies/packs",
+            &[("_csrf", &csrf), ("name", "acme"), ("content", PACK)],
+        )
+        .await;
+    assert_eq!(
+        saved.location.as_deref(),
+        Some("/policies/packs?saved=acme")
+    );
+    let view = b.get("/policies/packs/acme").await;
+    assert!(view.body.contains("acme.no-eval") && view.body.contains("eval runs arbitrary code"));
+    // Its rule shows on the Policies page, in its pack.
+    let policies = b.get("/policies?pack=acme").await;
+    assert!(policies.body.contains("<code>acme.no-eval</code>"));
+
+    // A member may look, not change.
+    let mut m = Browser::new(&app);
+    m.sign_in(app.member().await.token().unwrap()).await;
+    let mcsrf = m.get("/policies/packs").await.csrf();
+    let refused = m
+        .post("/policies/packs/acme/delete", &[("_csrf", &mcsrf)])
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let gone = b
+        .post("/policies/packs/acme/delete", &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(
+        gone.location.as_deref(),
+        Some("/policies/packs?deleted=acme")
+    );
+    assert_eq!(app.count("rule_packs").await, 0);
+}

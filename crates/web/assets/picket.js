@@ -46,6 +46,14 @@
     keep = {};
     document.querySelectorAll("form[data-selection]").forEach(update);
   });
+  // A file input with data-fills copies the chosen file's text into that textarea.
+  document.addEventListener("change", function (e) {
+    var t = e.target;
+    if (!(t instanceof HTMLInputElement) || t.type !== "file" || !t.dataset.fills) return;
+    var box = document.getElementById(t.dataset.fills);
+    if (!box || !t.files || !t.files[0]) return;
+    t.files[0].text().then(function (text) { box.value = text; });
+  });
   document.addEventListener("htmx:afterSettle", function () {
     document.querySelectorAll("form[data-selection]").forEach(update);
   });

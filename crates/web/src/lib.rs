@@ -119,6 +119,15 @@ pub fn router(api: Router, db: Db, cfg: WebConfig) -> Router {
         .route("/findings/{id}/triage", post(pages::findings::triage_one))
         .route("/policies", get(pages::policies::page))
         .route("/policies/modes", post(pages::policies::set_modes))
+        .route(
+            "/policies/packs",
+            get(pages::policies::packs).post(pages::policies::upload_pack),
+        )
+        .route("/policies/packs/{name}", get(pages::policies::pack))
+        .route(
+            "/policies/packs/{name}/delete",
+            post(pages::policies::delete_pack),
+        )
         .route("/settings", get(pages::settings::page))
         .route("/settings/org", post(pages::settings::save_org))
         .route("/settings/tokens", post(pages::settings::create_token))

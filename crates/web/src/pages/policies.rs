@@ -330,3 +330,263 @@ pub async fn set_modes(State(state): State<WebState>, session: Session, body: By
         }
     }
 }
+
+#[derive(Debug, Deserialize)]
+struct PackList {
+    rule_packs: Vec<Pack>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Pack {
+    pub name: String,
+    pub rules: Vec<String>,
+    pub languages: Vec<String>,
+    pub size_bytes: i64,
+}
+
+#[derive(Template)]
+#[template(path = "rule_packs.html")]
+struct PacksPage {
+    layout: Layout,
+    csrf: String,
+    admin: bool,
+    packs: Vec<Pack>,
+    name: String,
+    content: String,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PacksQuery {
+    saved: Option<String>,
+    deleted: Option<String>,
+}
+
+async fn show_packs(
+    state: &WebState,
+    session: &Session,
+    status: StatusCode,
+    form: (String, String),
+    notice: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let list: PackList = match state
+        .api
+        .call(session.caller, Method::GET, "/api/v1/rule-packs", None)
+        .await
+    {
+        Ok(l) => l,
+        Err(r) => {
+            return super::error_page(
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY),
+                "Rule packs could not be read",
+                &r.message(),
+                Some(session),
+            )
+        }
+    };
+    render(
+        status,
+        &PacksPage {
+            layout: Layout::new("Rule packs", "policies", Some(session)),
+            csrf: session.csrf.clone(),
+            admin: session.is_admin(),
+            packs: list.rule_packs,
+            name: form.0,
+            content: form.1,
+            notice,
+            error,
+        },
+    )
+}
+
+/// `GET /policies/packs`: the org's rule packs, and the upload form.
+pub async fn packs(
+    State(state): State<WebState>,
+    session: Session,
+    Query(q): Query<PacksQuery>,
+) -> Response {
+    let notice = match (q.saved, q.deleted) {
+        (Some(n), _) => Some(format!("Rule pack {n} saved: the next scans load it.")),
+        (_, Some(n)) => Some(format!("Rule pack {n} deleted.")),
+        _ => None,
+    };
+    show_packs(
+        &state,
+        &session,
+        StatusCode::OK,
+        Default::default(),
+        notice,
+        None,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct PackForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    content: String,
+}
+
+impl std::fmt::Debug for PackForm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackForm")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// `POST /policies/packs`: uploads (creates or replaces) a pack; the engine checks it first and
+/// its message is shown on refusal.
+pub async fn upload_pack(
+    State(state): State<WebState>,
+    session: Session,
+    axum::Form(form): axum::Form<PackForm>,
+) -> Response {
+    let name = form.name.trim().to_owned();
+    let valid_name = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !valid_name {
+        return show_packs(
+            &state,
+            &session,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            (name, form.content),
+            None,
+            Some("A pack's name is letters, digits, '-', '_' and '.'.".to_owned()),
+        )
+        .await;
+    }
+    let answer = state
+        .api
+        .call::<serde_json::Value>(
+            session.caller,
+            Method::PUT,
+            &format!("/api/v1/rule-packs/{name}"),
+            Some(serde_json::json!({ "content": form.content })),
+        )
+        .await;
+    match answer {
+        Ok(_) => Redirect::to(&format!(
+            "/policies/packs?saved={}",
+            percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
+        ))
+        .into_response(),
+        Err(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let message = match r.code.as_str() {
+                "forbidden" => {
+                    "Your token's role may not change rule packs; ask an admin.".to_owned()
+                }
+                "invalid_rule_pack" => format!("The engine refused the pack: {}", r.message()),
+                _ => r.message(),
+            };
+            show_packs(
+                &state,
+                &session,
+                status,
+                (name, form.content),
+                None,
+                Some(message),
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PackWithContent {
+    name: String,
+    content: String,
+    rules: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "rule_pack.html")]
+struct PackPage {
+    layout: Layout,
+    csrf: String,
+    admin: bool,
+    name: String,
+    content: String,
+    rules: Vec<String>,
+}
+
+/// `GET /policies/packs/{name}`: a pack's rules and YAML.
+pub async fn pack(
+    State(state): State<WebState>,
+    session: Session,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let path = format!(
+        "/api/v1/rule-packs/{}",
+        percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
+    );
+    match state
+        .api
+        .call::<PackWithContent>(session.caller, Method::GET, &path, None)
+        .await
+    {
+        Ok(p) => render(
+            StatusCode::OK,
+            &PackPage {
+                layout: Layout::new(format!("Rule pack {}", p.name), "policies", Some(&session)),
+                csrf: session.csrf.clone(),
+                admin: session.is_admin(),
+                name: p.name,
+                content: p.content,
+                rules: p.rules,
+            },
+        ),
+        Err(r) => super::error_page(
+            StatusCode::from_u16(r.status).unwrap_or(StatusCode::NOT_FOUND),
+            "No such rule pack",
+            &r.message(),
+            Some(&session),
+        ),
+    }
+}
+
+/// `POST /policies/packs/{name}/delete`.
+pub async fn delete_pack(
+    State(state): State<WebState>,
+    session: Session,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let encoded = percent_encoding::utf8_percent_encode(&name, percent_encoding::NON_ALPHANUMERIC)
+        .to_string();
+    match state
+        .api
+        .call::<serde_json::Value>(
+            session.caller,
+            Method::DELETE,
+            &format!("/api/v1/rule-packs/{encoded}"),
+            None,
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/policies/packs?deleted={encoded}")).into_response(),
+        Err(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let message = if r.code == "forbidden" {
+                "Your token's role may not change rule packs; ask an admin.".to_owned()
+            } else {
+                r.message()
+            };
+            show_packs(
+                &state,
+                &session,
+                status,
+                Default::default(),
+                None,
+                Some(message),
+            )
+            .await
+        }
+    }
+}
