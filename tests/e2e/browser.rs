@@ -108,7 +108,7 @@ fn a_user_runs_picket_from_the_browser() {
         String::from_utf8_lossy(&out.stderr)
     );
     drop(server);
-    println!("{report}\nscreenshots: {}", artifacts.display());
+    eprintln!("{report}\nscreenshots: {}", artifacts.display());
     assert!(out.status.success(), "the browser test failed:\n{report}");
     // Every page, at both widths.
     for page in [

@@ -233,7 +233,7 @@ pub async fn execute(
     match cli.command {
         Command::Run(args) => run::run(args, worker_log).await,
         Command::Api(args) => run::api(args).await,
-        Command::Scheduler(args) => run::scheduler(args, worker_log).await,
+        Command::Scheduler(args) => Box::pin(run::scheduler(args, worker_log)).await,
         Command::Migrate(args) => run::migrate(args).await,
         Command::Admin(args) => admin::execute(args).await,
         Command::Worker(args) => worker::execute(args, scan_log).await,

@@ -138,8 +138,10 @@ async fn run_platform(
         cipher,
         providers,
         &tuning,
-        local_repos,
-        web_origin,
+        Sites {
+            local_repos,
+            web_origin,
+        },
         stop.clone(),
     )
     .await;
@@ -261,8 +263,10 @@ pub async fn api(args: ApiArgs) -> anyhow::Result<()> {
         cipher,
         providers,
         &args.api,
-        local_repos,
-        web_origin,
+        Sites {
+            local_repos,
+            web_origin,
+        },
         stop,
     )
     .await
@@ -287,16 +291,26 @@ pub async fn migrate(args: DatabaseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the server's requests may come from and reach: the local repositories `file://`
+/// projects may name, and the web UI's origin (`PICKET_PUBLIC_URL`'s, when set).
+struct Sites {
+    local_repos: picket_api::local_repos::LocalRepoDirs,
+    web_origin: Option<String>,
+}
+
 async fn serve(
     listener: tokio::net::TcpListener,
     db: Db,
     cipher: Arc<CredentialCipher>,
     providers: Arc<picket_vcs::Registry>,
     tuning: &ApiTuning,
-    local_repos: picket_api::local_repos::LocalRepoDirs,
-    web_origin: Option<String>,
+    sites: Sites,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
+    let Sites {
+        local_repos,
+        web_origin,
+    } = sites;
     let cfg = picket_api::ApiConfig {
         body_limit_bytes: tuning.body_limit_bytes,
         public_url: tuning.public_url.clone(),

@@ -74,7 +74,7 @@ pub async fn append(
     .await?;
     Ok(Appended {
         stored: row.stored,
-        dropped: row.dropped.into(),
+        dropped: row.dropped,
     })
 }
 
