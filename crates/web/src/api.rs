@@ -51,6 +51,21 @@ impl Refusal {
         out
     }
 
+    /// The API's status, as the page's.
+    pub fn status(&self) -> axum::http::StatusCode {
+        axum::http::StatusCode::from_u16(self.status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY)
+    }
+
+    /// What the page says: for a refusal of the token's role, that the role may not `action`
+    /// ("change rule modes"); otherwise [`Refusal::message`].
+    pub fn say(&self, action: &str) -> String {
+        if self.code == "forbidden" {
+            format!("Your token's role may not {action}; ask an admin.")
+        } else {
+            self.message()
+        }
+    }
+
     fn unreadable(status: u16, what: &str) -> Refusal {
         Refusal {
             status,

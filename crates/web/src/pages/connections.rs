@@ -110,7 +110,7 @@ async fn show_list(
 
 fn refused_page(session: &Session, r: &Refusal) -> Response {
     super::error_page(
-        StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY),
+        r.status(),
         "The request was refused",
         &r.message(),
         Some(session),
@@ -118,11 +118,7 @@ fn refused_page(session: &Session, r: &Refusal) -> Response {
 }
 
 fn say(r: &Refusal) -> String {
-    if r.code == "forbidden" {
-        "Your token's role may not manage connections; ask an admin.".to_owned()
-    } else {
-        r.message()
-    }
+    r.say("manage connections")
 }
 
 /// `GET /connections`.
@@ -224,7 +220,7 @@ pub async fn add(
                     &format!("form-action 'self' {origin}"),
                 )
             }
-            Err(r) => show_list(&state, &session, status_of(&r), None, Some(say(&r))).await,
+            Err(r) => show_list(&state, &session, r.status(), None, Some(say(&r))).await,
         };
     }
     let body = match form.kind.as_str() {
@@ -273,12 +269,12 @@ pub async fn add(
         .await
     {
         Ok(c) => Redirect::to(&format!("/connections/{}?created=1", c.id)).into_response(),
-        Err(r) => show_list(&state, &session, status_of(&r), None, Some(say(&r))).await,
+        Err(r) => show_list(&state, &session, r.status(), None, Some(say(&r))).await,
     }
 }
 
 fn status_of(r: &Refusal) -> StatusCode {
-    StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST)
+    r.status()
 }
 
 /// `scheme://host[:port]` of a URL, for a CSP source; `'none'`-safe when it does not parse.
@@ -590,7 +586,7 @@ pub async fn add_repositories(
                 &session,
                 id,
                 &ConnectionQuery::default(),
-                status_of(&r),
+                r.status(),
                 Some(say(&r)),
             )
             .await
@@ -624,7 +620,7 @@ pub async fn delete(
             } else {
                 say(&r)
             };
-            show_list(&state, &session, status_of(&r), None, Some(message)).await
+            show_list(&state, &session, r.status(), None, Some(message)).await
         }
     }
 }

@@ -534,7 +534,7 @@ pub async fn triage(State(state): State<WebState>, session: Session, body: Bytes
             Redirect::to(&target).into_response()
         }
         Err(r) => {
-            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let status = r.status();
             show(&state, &session, &form.query, status, Some(r.message())).await
         }
     }
@@ -855,7 +855,7 @@ pub async fn triage_one(
     match answer {
         Ok(_) => Redirect::to(&format!("/findings/{id}")).into_response(),
         Err(r) => {
-            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let status = r.status();
             show_finding(&state, &session, id, status, Some(r.message())).await
         }
     }

@@ -320,12 +320,8 @@ pub async fn set_modes(State(state): State<WebState>, session: Session, body: By
             .into_response()
         }
         Err(r) => {
-            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let message = if r.code == "forbidden" {
-                "Your token's role may not change rule modes; ask an admin.".to_owned()
-            } else {
-                r.message()
-            };
+            let status = r.status();
+            let message = r.say("change rule modes");
             show(&state, &session, &q, status, Some(message)).await
         }
     }
@@ -379,7 +375,7 @@ async fn show_packs(
         Ok(l) => l,
         Err(r) => {
             return super::error_page(
-                StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY),
+                r.status(),
                 "Rule packs could not be read",
                 &r.message(),
                 Some(session),
@@ -478,7 +474,7 @@ pub async fn upload_pack(
         ))
         .into_response(),
         Err(r) => {
-            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let status = r.status();
             let message = match r.code.as_str() {
                 "forbidden" => {
                     "Your token's role may not change rule packs; ask an admin.".to_owned()
@@ -544,7 +540,7 @@ pub async fn pack(
             },
         ),
         Err(r) => super::error_page(
-            StatusCode::from_u16(r.status).unwrap_or(StatusCode::NOT_FOUND),
+            r.status(),
             "No such rule pack",
             &r.message(),
             Some(&session),
@@ -572,12 +568,8 @@ pub async fn delete_pack(
     {
         Ok(_) => Redirect::to(&format!("/policies/packs?deleted={encoded}")).into_response(),
         Err(r) => {
-            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let message = if r.code == "forbidden" {
-                "Your token's role may not change rule packs; ask an admin.".to_owned()
-            } else {
-                r.message()
-            };
+            let status = r.status();
+            let message = r.say("change rule packs");
             show_packs(
                 &state,
                 &session,

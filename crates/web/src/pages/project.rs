@@ -261,12 +261,8 @@ pub async fn settings(
     match answer {
         Ok(_) => Redirect::to(&format!("/projects/{id}?saved=1")).into_response(),
         Err(r) => {
-            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let message = if r.code == "forbidden" {
-                "Your token's role may not change project settings; ask an admin.".to_owned()
-            } else {
-                r.message()
-            };
+            let status = r.status();
+            let message = r.say("change project settings");
             show(
                 &state,
                 &session,
@@ -356,12 +352,8 @@ pub async fn remove(
     {
         Ok(_) => Redirect::to("/projects?removed=1").into_response(),
         Err(r) => {
-            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let message = if r.code == "forbidden" {
-                "Your token's role may not remove projects; ask an admin.".to_owned()
-            } else {
-                r.message()
-            };
+            let status = r.status();
+            let message = r.say("remove projects");
             show(
                 &state,
                 &session,

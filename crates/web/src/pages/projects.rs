@@ -534,7 +534,7 @@ async fn refused(
     r: Refusal,
     form: AddForm,
 ) -> Response {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let status = r.status();
     let message = match r.code.as_str() {
         "forbidden" => "Your token's role may not do this; ask an admin.".to_owned(),
         _ => r.message(),

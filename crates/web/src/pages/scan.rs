@@ -334,7 +334,7 @@ async fn act(state: &WebState, session: &Session, raw: &str, verb: &str) -> Resp
             _ => Redirect::to(&format!("/scans/{id}")).into_response(),
         },
         Err(r) => {
-            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
+            let status = r.status();
             show(state, session, id, status, Some(r.message())).await
         }
     }

@@ -135,7 +135,7 @@ async fn show(
 
 fn refused_page(session: &Session, r: &Refusal) -> Response {
     super::error_page(
-        StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY),
+        r.status(),
         "Settings could not be read",
         &r.message(),
         Some(session),
@@ -199,12 +199,8 @@ pub async fn save_org(
 }
 
 async fn fail(state: &WebState, session: &Session, r: Refusal) -> Response {
-    let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST);
-    let message = if r.code == "forbidden" {
-        "Your token's role may not change settings or tokens; ask an admin.".to_owned()
-    } else {
-        r.message()
-    };
+    let status = r.status();
+    let message = r.say("change settings or tokens");
     show(state, session, status, None, None, Some(message)).await
 }
 
