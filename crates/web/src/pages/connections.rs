@@ -273,10 +273,6 @@ pub async fn add(
     }
 }
 
-fn status_of(r: &Refusal) -> StatusCode {
-    r.status()
-}
-
 /// `scheme://host[:port]` of a URL, for a CSP source; `'none'`-safe when it does not parse.
 fn url_origin(url: &str) -> String {
     match url.split_once("://") {
