@@ -657,7 +657,7 @@ pub struct ScanLogPage {
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
     /// Lines after this `seq` (default 0: from the start).
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9007199254740991_i64)]
     pub after: Option<i64>,
     /// 1-1000, default 500.
     #[param(minimum = 1, maximum = 1000)]
@@ -679,8 +679,11 @@ async fn scan_logs(
     State(state): State<AppState>,
 ) -> Result<Json<ScanLogPage>, ApiError> {
     let after = q.after.unwrap_or(0);
-    if after < 0 {
-        return Err(ApiError::invalid_query("after", "must be 0 or more"));
+    if !(0..=9_007_199_254_740_991).contains(&after) {
+        return Err(ApiError::invalid_query(
+            "after",
+            "must be 0 to 9007199254740991",
+        ));
     }
     let limit = match q.limit {
         None => 500,
