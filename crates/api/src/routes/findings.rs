@@ -219,13 +219,18 @@ impl utoipa::PartialSchema for TriageRequest {
         let with_text = closed_object(
             vec![
                 ("status", literal("ignored")),
+                ("ignore_reason", null_only()),
                 ("reason", Schema::Object(REASON.schema())),
             ],
             &["status", "reason"],
             "Ignore the finding, saying why in words (1-1000 characters).",
         );
         let open = closed_object(
-            vec![("status", literal("open")), ("reason", null_only())],
+            vec![
+                ("status", literal("open")),
+                ("ignore_reason", null_only()),
+                ("reason", null_only()),
+            ],
             &["status"],
             "Lift an ignore; no reason.",
         );
