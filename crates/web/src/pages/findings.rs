@@ -888,6 +888,19 @@ fn metadata_rows(metadata: &serde_json::Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What a URL path segment must escape (RFC 3986: controls, space, and `"#%<>?\`{}`).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
 /// The provider's page of the matched lines at `commit`, when the clone URL is a GitHub
 /// repository's (`https://<host>/<owner>/<repo>(.git)`: github.com, or an Enterprise Server's
 /// host, which serves the same `/blob/` paths).
@@ -903,10 +916,7 @@ fn blob_url(clone_url: &str, commit: &str, path: &str, start: i32, end: i32) -> 
     }
     let path: String = path
         .split('/')
-        .map(|seg| {
-            percent_encoding::utf8_percent_encode(seg, percent_encoding::NON_ALPHANUMERIC)
-                .to_string()
-        })
+        .map(|seg| percent_encoding::utf8_percent_encode(seg, PATH_SEGMENT).to_string())
         .collect::<Vec<_>>()
         .join("/");
     let lines = if end > start {
