@@ -63,6 +63,9 @@ pub struct WebState {
     api: api::Api,
     cfg: Arc<WebConfig>,
     feed: feed::Feed,
+    /// Picket's own rule pack as read from `cfg.rules_dir`, once (it does not change while the
+    /// server runs).
+    picket_rules: Arc<tokio::sync::OnceCell<Vec<picket_engine::rulepack::RuleDoc>>>,
 }
 
 impl WebState {
@@ -79,6 +82,7 @@ pub fn router(api: Router, db: Db, cfg: WebConfig) -> Router {
         db,
         api: api::Api::new(api.clone()),
         cfg: Arc::new(cfg),
+        picket_rules: Arc::default(),
     };
     let pages = Router::new()
         .route("/", get(pages::home))

@@ -728,8 +728,8 @@ async fn show_finding(
         .as_ref()
         .and_then(|s| s.commit_sha.as_deref())
         .and_then(|sha| blob_url(&project.clone_url, sha, &f.path, f.start_line, f.end_line));
-    let rule = match crate::pages::policies::all_rules(state, session).await {
-        Ok(rules) => rules.into_iter().find(|(_, d)| d.id == f.rule_id),
+    let rule = match crate::pages::policies::rule(state, session, &f.rule_id).await {
+        Ok(rule) => rule,
         Err(e) => return super::db_unavailable(&e, session),
     };
     let history = match findings::history(pool, org, id).await {

@@ -167,3 +167,15 @@ where
     let raw: Option<String> = serde::Deserialize::deserialize(d)?;
     Ok(raw.and_then(|r| r.trim().parse().ok()))
 }
+
+/// A stream fed by `produce` through a small channel: the producer ends when the client goes.
+pub fn async_stream<T, F, Fut>(produce: F) -> impl futures::Stream<Item = T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(produce(tx));
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}

@@ -70,33 +70,87 @@ struct PoliciesPage {
     other_policies: Vec<String>,
 }
 
+/// Picket's own pack, read once per process; empty without a rules directory. A failed read is
+/// logged and tried again next time.
+async fn picket_rules(state: &WebState) -> &[RuleDoc] {
+    let Some(dir) = state.cfg.rules_dir.clone() else {
+        return &[];
+    };
+    let read = state
+        .picket_rules
+        .get_or_try_init(|| async move {
+            match tokio::task::spawn_blocking(move || dir_rule_docs(&dir)).await {
+                Ok(Ok(docs)) => Ok(docs),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+        .await;
+    match read {
+        Ok(docs) => docs,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading Picket's rule pack");
+            &[]
+        }
+    }
+}
+
 /// Every rule the org's scans run: Picket's pack, then the org's packs, each with its pack.
 pub async fn all_rules(
     state: &WebState,
     session: &Session,
 ) -> Result<Vec<(String, RuleDoc)>, DbError> {
-    let mut out = Vec::new();
-    if let Some(dir) = state.cfg.rules_dir.clone() {
-        match tokio::task::spawn_blocking(move || dir_rule_docs(&dir)).await {
-            Ok(Ok(docs)) => out.extend(docs.into_iter().map(|d| (PICKET_PACK.to_owned(), d))),
-            Ok(Err(e)) => tracing::warn!(error = %e, "reading Picket's rule pack"),
-            Err(e) => tracing::warn!(error = %e, "reading Picket's rule pack"),
-        }
-    }
+    let mut out: Vec<(String, RuleDoc)> = picket_rules(state)
+        .await
+        .iter()
+        .map(|d| (PICKET_PACK.to_owned(), d.clone()))
+        .collect();
     let pool = state.db().pool();
     for pack in rule_packs::list(pool, session.caller.org_id).await? {
-        match rule_packs::get(pool, session.caller.org_id, &pack.name).await {
-            Ok((_, content)) => out.extend(
-                rule_docs(&content)
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|d| (pack.name.clone(), d)),
-            ),
-            Err(DbError::NotFound) => {}
-            Err(e) => return Err(e),
-        }
+        out.extend(pack_rules(state, session, &pack.name).await?);
     }
     Ok(out)
+}
+
+/// One rule's pack and documentation: Picket's pack first, else the one org pack that holds it
+/// (the pack list names each pack's rules, so only that pack is read).
+pub async fn rule(
+    state: &WebState,
+    session: &Session,
+    id: &str,
+) -> Result<Option<(String, RuleDoc)>, DbError> {
+    if let Some(d) = picket_rules(state).await.iter().find(|d| d.id == id) {
+        return Ok(Some((PICKET_PACK.to_owned(), d.clone())));
+    }
+    let pool = state.db().pool();
+    let packs = rule_packs::list(pool, session.caller.org_id).await?;
+    let Some(pack) = packs
+        .iter()
+        .find(|p| p.rules.iter().any(|r| r.as_str() == id))
+    else {
+        return Ok(None);
+    };
+    Ok(pack_rules(state, session, &pack.name)
+        .await?
+        .into_iter()
+        .find(|(_, d)| d.id == id))
+}
+
+/// The documented rules of the org's pack `name` (none when it was deleted meanwhile).
+async fn pack_rules(
+    state: &WebState,
+    session: &Session,
+    name: &str,
+) -> Result<Vec<(String, RuleDoc)>, DbError> {
+    match rule_packs::get(state.db().pool(), session.caller.org_id, name).await {
+        Ok((_, content)) => Ok(rule_docs(&content)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| (name.to_owned(), d))
+            .collect()),
+        Err(DbError::NotFound) => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
 }
 
 fn options(values: BTreeSet<String>, current: Option<&str>) -> Vec<(String, bool)> {

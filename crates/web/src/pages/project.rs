@@ -196,6 +196,27 @@ async fn show(
     )
 }
 
+/// The project's page again, saying why the API refused `action`.
+async fn refused(
+    state: &WebState,
+    session: &Session,
+    id: ProjectId,
+    r: &Refusal,
+    action: &str,
+) -> Response {
+    let q = HistoryQuery::default();
+    show(
+        state,
+        session,
+        id,
+        &q,
+        r.status(),
+        None,
+        Some(r.say(action)),
+    )
+    .await
+}
+
 fn not_found(session: &Session) -> Response {
     super::error_page(
         StatusCode::NOT_FOUND,
@@ -260,20 +281,7 @@ pub async fn settings(
         .await;
     match answer {
         Ok(_) => Redirect::to(&format!("/projects/{id}?saved=1")).into_response(),
-        Err(r) => {
-            let status = r.status();
-            let message = r.say("change project settings");
-            show(
-                &state,
-                &session,
-                id,
-                &HistoryQuery::default(),
-                status,
-                None,
-                Some(message),
-            )
-            .await
-        }
+        Err(r) => refused(&state, &session, id, &r, "change project settings").await,
     }
 }
 
@@ -351,19 +359,6 @@ pub async fn remove(
         .await
     {
         Ok(_) => Redirect::to("/projects?removed=1").into_response(),
-        Err(r) => {
-            let status = r.status();
-            let message = r.say("remove projects");
-            show(
-                &state,
-                &session,
-                id,
-                &HistoryQuery::default(),
-                status,
-                None,
-                Some(message),
-            )
-            .await
-        }
+        Err(r) => refused(&state, &session, id, &r, "remove projects").await,
     }
 }

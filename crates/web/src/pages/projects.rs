@@ -615,7 +615,7 @@ pub async fn events(
         .collect();
     let org = session.caller.org_id;
     let mut ticks = state.feed.subscribe();
-    let stream = async_stream(move |tx| async move {
+    let stream = super::async_stream(move |tx| async move {
         let mut shown: std::collections::HashMap<ProjectId, String> = Default::default();
         let mut first = true;
         loop {
@@ -657,18 +657,6 @@ pub async fn events(
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
-}
-
-/// A stream fed by `produce` through a small channel: the producer ends when the client goes.
-pub fn async_stream<T, F, Fut>(produce: F) -> impl Stream<Item = T>
-where
-    T: Send + 'static,
-    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(produce(tx));
-    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 //! found (new / no longer present for diff scans), and cancel / retry through the API. While the
 //! scan is active, its live part updates over server-sent events.
 
+use super::async_stream;
 use super::{render, Layout};
 use crate::api::Refusal;
 use crate::format::{self, When};
-use crate::pages::projects::async_stream;
 use crate::session::Session;
 use crate::WebState;
 use askama::Template;
