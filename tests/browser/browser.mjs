@@ -214,6 +214,13 @@ await step("triage a finding with a reason; it stays ignored after a new full sc
   await page.locator("tbody tr").first().getByRole("link", { name: demoRule }).click();
   await page.waitForURL(/\/findings\/[0-9a-f-]+$/);
   const findingUrl = page.url();
+  // The matched lines the worker sent, numbered from the finding's first line.
+  const where = await page.locator("dl.facts dd", { hasText: /lines? \d+/ }).first().textContent();
+  const first = where.match(/lines? (\d+)/)[1];
+  const code = page.getByLabel(/^Matched lines of /);
+  await code.waitFor();
+  expect((await code.locator(".ln").first().textContent()) === first, `matched lines start at line ${first}`);
+  expect((await code.textContent()).trim().length > first.length, "matched lines hold code");
   await page.getByLabel("Reason (to ignore)").selectOption("used_in_tests");
   await page.getByLabel("Comment (optional)").fill("fixture of the test suite");
   await page.getByRole("button", { name: "Save triage" }).click();

@@ -297,6 +297,13 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
         ),
         probe(
             Method::POST,
+            "/api/v1/connections/{id}/repositories/refresh",
+            format!("/api/v1/connections/{conn}/repositories/refresh"),
+            None,
+            NotFound,
+        ),
+        probe(
+            Method::POST,
             "/api/v1/connections/github/manifest",
             "/api/v1/connections/github/manifest".into(),
             Some(json!({"name": "b-app"})),
@@ -379,6 +386,13 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             Method::GET,
             "/api/v1/projects/{id}/findings",
             format!("/api/v1/projects/{p1}/findings"),
+            None,
+            NotFound,
+        ),
+        probe(
+            Method::GET,
+            "/api/v1/findings/{id}",
+            format!("/api/v1/findings/{finding_id}"),
             None,
             NotFound,
         ),

@@ -33,6 +33,7 @@ fn finding(
             sha256: "ab".repeat(32),
         }),
         suppressed: None,
+        matched_lines: Vec::new(),
     }
 }
 

@@ -904,3 +904,92 @@ async fn the_manifest_flow_needs_a_public_url(pool: PgPool) {
         .problem(409, "public_url_missing");
     assert_eq!(app.count("github_manifest_states").await, 0);
 }
+
+/// The inventory's repositories, as (provider id, full name), sorted.
+async fn inventory(app: &TestApp, conn: &str) -> Vec<(String, String)> {
+    sqlx::query_as::<_, (String, String)>(
+        "SELECT provider_repo_id, full_name FROM connection_repositories
+         WHERE connection_id = $1 ORDER BY provider_repo_id",
+    )
+    .bind(conn.parse::<uuid::Uuid>().unwrap())
+    .fetch_all(&app.pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn what_a_connection_sees_is_kept_and_follows_the_provider(pool: PgPool) {
+    let server = GitHubServer::start().await;
+    let gh = server.add_app("picket-inventory");
+    let acme = server.add_installation(gh.id, "acme");
+    let ids = repos(&server, acme, "acme", "svc", 3);
+    let app = TestApp::start(pool).await;
+    let conn = connect(&app, &server, &gh, "acme").await;
+    let refresh = format!("/api/v1/connections/{conn}/repositories/refresh");
+    assert!(inventory(&app, &conn).await.is_empty());
+
+    // A member may list it; the answer counts what is not a project yet.
+    let member = app.member().await;
+    let listed = member.post(&refresh, json!(null)).await.expect(200);
+    assert_eq!(
+        (listed["listed"].clone(), listed["not_added"].clone()),
+        (json!(3), json!(3))
+    );
+    let expected: Vec<(String, String)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.to_string(), format!("acme/svc-{i:03}")))
+        .collect();
+    let mut sorted = expected.clone();
+    sorted.sort();
+    assert_eq!(inventory(&app, &conn).await, sorted);
+    app.admin()
+        .post(
+            &format!("/api/v1/connections/{conn}/repositories"),
+            json!({"select": "chosen", "repository_ids": [ids[0].to_string()]}),
+        )
+        .await
+        .expect(201);
+    let listed = member.post(&refresh, json!(null)).await.expect(200);
+    assert_eq!(listed["not_added"], 2);
+
+    // GitHub says an installation lost one: it leaves the inventory at once.
+    let mut removed = example("installation_repositories", Some("removed"));
+    removed["installation"]["id"] = json!(acme);
+    removed["repository_selection"] = json!("selected");
+    removed["repositories_added"] = json!([]);
+    removed["repositories_removed"] = json!([{"id": ids[2], "node_id": "R_y", "name": "svc-002",
+        "full_name": "acme/svc-002", "private": true}]);
+    let body = serde_json::to_vec(&removed).unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/webhooks/github/{conn}", app.base))
+        .header("content-type", "application/json")
+        .header("x-github-event", "installation_repositories")
+        .header("x-github-delivery", "inventory-1")
+        .header("x-hub-signature-256", sign(&gh.webhook_secret, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 202);
+    let left: Vec<String> = inventory(&app, &conn)
+        .await
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert!(!left.contains(&ids[2].to_string()), "{left:?}");
+    assert_eq!(left.len(), 2);
+
+    // A provider error leaves the inventory as it was.
+    let before = inventory(&app, &conn).await;
+    server.rename_repo(ids[1], "acme/renamed");
+    server.inject(Fault {
+        path_contains: "/installation/repositories".into(),
+        kind: FaultKind::ServerError { status: 502 },
+        times: 100,
+    });
+    let resp = member.post(&refresh, json!(null)).await;
+    assert!(resp.status == 502 || resp.status == 503, "{}", resp.text);
+    assert_eq!(inventory(&app, &conn).await, before);
+    no_violations(&server);
+}

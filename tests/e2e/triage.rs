@@ -54,6 +54,7 @@ fn finding(fp: &Fingerprint) -> ReportedFinding {
         new_in_pr: true,
         secret: None,
         suppressed: None,
+        matched_lines: Vec::new(),
     }
 }
 

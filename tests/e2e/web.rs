@@ -236,6 +236,8 @@ async fn every_state_changing_page_refuses_a_foreign_origin_or_a_missing_token(p
     let routes = [
         "/projects/scan".to_owned(),
         "/projects".to_owned(),
+        "/projects/repositories/add".to_owned(),
+        "/projects/repositories/refresh".to_owned(),
         format!("/projects/{project}/settings"),
         format!("/scans/{scan}/cancel"),
         format!("/scans/{scan}/retry"),
@@ -673,6 +675,113 @@ async fn a_connections_repositories_are_added_from_its_page(pool: PgPool) {
         .await;
     assert_eq!(refused.status, StatusCode::CONFLICT);
     assert!(refused.body.contains("Projects use this connection"));
+    let v = server.violations();
+    assert!(v.is_empty(), "requests GitHub would refuse: {v:#?}");
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn the_not_scanning_tab_lists_what_connections_see_and_adds_it(pool: PgPool) {
+    use picket_test_support::github::GitHubServer;
+    let server = GitHubServer::start().await;
+    let gh = server.add_app("picket-inventory");
+    let acme = server.add_installation(gh.id, "acme");
+    let ids: Vec<u64> = ["acme/api", "acme/web", "acme/docs"]
+        .iter()
+        .map(|name| {
+            server.add_repo(
+                acme,
+                name,
+                "main",
+                &format!("https://github.invalid/{name}.git"),
+            )
+        })
+        .collect();
+    let app = TestApp::start(pool.clone()).await;
+    let conn = id_of(
+        &app.github_connection("acme", &server, &gh, &gh.webhook_secret)
+            .await,
+    );
+    let mut b = Browser::new(&app);
+    b.sign_in(app.admin().token().unwrap()).await;
+    let tab = "/projects?tab=not_scanning";
+    let page = b.get(tab).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("</a> not listed in full yet"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("acme/api"));
+    let csrf = page.csrf();
+
+    // Listed now: the three, by name, each on its connection.
+    let done = b
+        .post("/projects/repositories/refresh", &[("_csrf", &csrf)])
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let page = b.get(done.location.as_deref().unwrap()).await;
+    assert!(page.body.contains("they see 3."), "{}", page.body);
+    for (id, name) in ids.iter().zip(["acme/api", "acme/web", "acme/docs"]) {
+        assert!(page.body.contains(name), "{name} listed");
+        assert!(page.body.contains(&format!("value=\"{conn}:{id}\"")));
+    }
+    // The search narrows it, on the server.
+    let page = b.get(&format!("{tab}&q=WEB")).await;
+    assert!(page.body.contains("acme/web") && !page.body.contains("acme/docs"));
+
+    // Two added from the tab: projects with their first scans, gone from the list.
+    let (api, docs) = (format!("{conn}:{}", ids[0]), format!("{conn}:{}", ids[2]));
+    let done = b
+        .post(
+            "/projects/repositories/add",
+            &[
+                ("_csrf", &csrf),
+                ("repository", &api),
+                ("repository", &docs),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert_eq!(app.count("projects").await, 2);
+    let page = b.get(done.location.as_deref().unwrap()).await;
+    assert!(page.body.contains("Added 2 repositories as projects"));
+    assert!(page.body.contains("acme/web"));
+    assert!(!page.body.contains(&api) && !page.body.contains(&docs));
+    // Nothing selected, or a malformed value: said, nothing added.
+    for form in [
+        vec![("_csrf", csrf.as_str())],
+        vec![("_csrf", csrf.as_str()), ("repository", "x:1")],
+    ] {
+        let none = b.post("/projects/repositories/add", &form).await;
+        assert_eq!(none.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(none.body.contains("Select at least one repository"));
+    }
+
+    // A rename at the provider shows after the next listing.
+    server.rename_repo(ids[1], "acme/website");
+    b.post("/projects/repositories/refresh", &[("_csrf", &csrf)])
+        .await;
+    let page = b.get(tab).await;
+    assert!(page.body.contains("acme/website"), "{}", page.body);
+
+    // A member may list again, not add.
+    let mut m = Browser::new(&app);
+    let member = app.member().await;
+    m.sign_in(member.token().unwrap()).await;
+    let mcsrf = m.get(tab).await.csrf();
+    let web = format!("{conn}:{}", ids[1]);
+    let refused = m
+        .post(
+            "/projects/repositories/add",
+            &[("_csrf", &mcsrf), ("repository", &web)],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(app.count("projects").await, 2);
+    let listed = m
+        .post("/projects/repositories/refresh", &[("_csrf", &mcsrf)])
+        .await;
+    assert_eq!(listed.status, StatusCode::SEE_OTHER);
     let v = server.violations();
     assert!(v.is_empty(), "requests GitHub would refuse: {v:#?}");
 }

@@ -124,7 +124,7 @@ async fn a_worker_runs_full_scans_over_http(pool: PgPool) {
             "merge_base_sha": null, "pr_number": null, "products": ["code", "secrets"],
             "policy": {"r.eval": "comment", "r.sqli": "block"}, "open_finding_paths": [],
             "rule_packs": [{"name": "acme", "sha256": stored["sha256"], "content": pack}],
-            "path_ignores": [], "inline_suppression": true,
+            "path_ignores": [], "inline_suppression": true, "store_matched_lines": true,
         })
     );
     let credential = worker.get(CREDENTIAL).await.expect(200);
@@ -1000,6 +1000,123 @@ async fn a_failed_attempt_records_the_step_it_failed_in(pool: PgPool) {
     let attempt = &detail["attempts"][0];
     assert_eq!(attempt["failed_step"], "clone");
     assert_eq!(attempt["trail"]["steps"][0]["millis"], 812);
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn matched_lines_are_stored_for_code_findings_until_the_org_turns_them_off(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    let (_, project) = admin.seed_project("acme/api").await;
+    let pid = id_of(&project);
+    let (_, worker) = claim(&app).await;
+    assert_eq!(
+        worker.get(SPEC).await.expect(200)["store_matched_lines"],
+        true
+    );
+    worker
+        .post(PROGRESS, json!({"state": "running"}))
+        .await
+        .expect(200);
+    let lines = json!(["    cursor.execute(", "        q)"]);
+    let mut code = finding("r.sqli", "src/db.py", "cursor.execute(q)");
+    code["matched_lines"] = lines.clone();
+
+    // Refused: lines on a secrets finding, too many lines, a line with a break or too long.
+    let mut secret = json!({
+        "product": "secrets", "rule_id": "secrets.aws-key", "path": "conf.py", "start_line": 1,
+        "end_line": 1, "severity": "critical", "message": "an AWS access key is committed",
+        "fingerprint": fingerprint("secrets.aws-key", "conf.py", "key = ..."), "new_in_pr": false,
+        "secret": {"redacted": "AKIA…0123", "sha256": "ab".repeat(32)},
+        "matched_lines": ["key = 'AKIA…'"],
+    });
+    let bad_lines = [
+        json!(["a", "b", "c", "d", "e", "f"]),
+        json!(["a\nb"]),
+        json!(["x".repeat(401)]),
+    ];
+    let resp = worker
+        .post(
+            RESULTS,
+            results(1, vec![code.clone(), secret.clone()], &["r.sqli"], &[]),
+        )
+        .await;
+    resp.problem(422, "invalid_body");
+    assert_eq!(resp.error_fields(), ["findings[1].matched_lines"]);
+    for bad in bad_lines {
+        let mut f = code.clone();
+        f["matched_lines"] = bad;
+        worker
+            .post(RESULTS, results(1, vec![f], &["r.sqli"], &[]))
+            .await
+            .problem(422, "invalid_body");
+    }
+    secret.as_object_mut().unwrap().remove("matched_lines");
+    worker
+        .post(
+            RESULTS,
+            results(1, vec![code.clone(), secret], &["r.sqli"], &[]),
+        )
+        .await
+        .expect(200);
+    let stored = admin
+        .get(&format!("/api/v1/projects/{pid}/findings"))
+        .await
+        .expect(200);
+    let by_product = |product: &str| {
+        stored["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["product"] == product)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_product("code")["matched_lines"], lines);
+    assert_eq!(by_product("secrets")["matched_lines"], json!([]));
+
+    // Turned off: the stored lines go at once, the next spec says so, and lines a worker sends
+    // anyway (served before the change) are not stored.
+    let org = admin
+        .patch("/api/v1/org", json!({"store_matched_lines": false}))
+        .await
+        .expect(200);
+    assert_eq!(org["store_matched_lines"], false);
+    let finding_path = format!(
+        "/api/v1/findings/{}",
+        by_product("code")["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        admin.get(&finding_path).await.expect(200)["matched_lines"],
+        json!([])
+    );
+    admin
+        .post("/api/v1/scans", json!({"project_ids": [pid]}))
+        .await
+        .expect(200);
+    let (_, worker) = claim(&app).await;
+    assert_eq!(
+        worker.get(SPEC).await.expect(200)["store_matched_lines"],
+        false
+    );
+    worker
+        .post(PROGRESS, json!({"state": "running"}))
+        .await
+        .expect(200);
+    worker
+        .post(RESULTS, results(1, vec![code], &["r.sqli"], &[]))
+        .await
+        .expect(200);
+    assert_eq!(
+        admin.get(&finding_path).await.expect(200)["matched_lines"],
+        json!([])
+    );
+    assert!(!stored_text(&app).await.contains("cursor.execute("));
+    // A member may not change it.
+    app.member()
+        .await
+        .patch("/api/v1/org", json!({"store_matched_lines": true}))
+        .await
+        .problem(403, "forbidden");
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]

@@ -781,6 +781,7 @@ fn synthetic_findings(n: usize) -> Vec<ReportedFinding> {
                     sha256: format!("{:064x}", i),
                 }),
                 suppressed: None,
+                matched_lines: Vec::new(),
             }
         })
         .collect()

@@ -165,6 +165,7 @@ fn spec(repo: &Path, kind: ScanKind) -> ScanSpec {
         products: vec![picket_core::Product::Code, picket_core::Product::Secrets],
         path_ignores: Vec::new(),
         inline_suppression: true,
+        store_matched_lines: true,
         policy: Default::default(),
         open_finding_paths: vec![],
         rule_packs: vec![],

@@ -105,6 +105,11 @@ pub struct SchedulerArgs {
     /// sweep resumes with the projects a spent budget left. Default 100.
     #[arg(long, env = "PICKET_RECONCILE_BUDGET", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
     pub reconcile_budget: u64,
+    /// How old a connection's list of repositories (the Projects page's "Not scanning" tab) may
+    /// grow before the scheduler reads it again from the provider: seconds, or a number with s,
+    /// m, h or d; 0 turns the refresh off. Default 6h.
+    #[arg(long, env = "PICKET_INVENTORY_REFRESH", default_value = "6h", value_parser = crate::parse_duration)]
+    pub inventory_refresh: Duration,
 }
 
 impl SchedulerArgs {
@@ -148,6 +153,7 @@ impl SchedulerArgs {
         cfg.scan_log_retention = self.scan_log_retention;
         cfg.reconcile.every = self.reconcile_interval;
         cfg.reconcile.budget = self.reconcile_budget;
+        cfg.inventory.every = self.inventory_refresh;
         cfg
     }
 }

@@ -56,6 +56,10 @@ pub struct ScanSpec {
     /// commented finding is reported like any other.
     #[serde(default = "default_true")]
     pub inline_suppression: bool,
+    /// Whether the org stores the matched lines of Code findings (its setting; default on). Off,
+    /// the worker sends none, so the code never leaves the scan's environment.
+    #[serde(default = "default_true")]
+    pub store_matched_lines: bool,
 }
 
 fn default_true() -> bool {
@@ -118,7 +122,18 @@ pub struct ReportedFinding {
     /// `nosemgrep`, so it stays visible.
     #[serde(default)]
     pub suppressed: Option<InlineSuppression>,
+    /// Code findings only, and only when the org stores them ([`ScanSpec::store_matched_lines`]):
+    /// the matched source lines from `start_line` on, at most [`MAX_MATCHED_LINES`] of them, each
+    /// at most [`MAX_MATCHED_LINE_CHARS`] characters (longer ones cut, ending in `…`), without
+    /// line terminators or NUL. Empty when not sent. Never for Secrets or Supply Chain findings.
+    #[serde(default)]
+    pub matched_lines: Vec<String>,
 }
+
+/// Most matched lines a finding carries ([`ReportedFinding::matched_lines`]).
+pub const MAX_MATCHED_LINES: usize = 5;
+/// Most characters of one matched line; longer lines are cut and end in `…`.
+pub const MAX_MATCHED_LINE_CHARS: usize = 400;
 
 /// A `nosemgrep` comment that covers a finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,6 +55,10 @@ pub struct FindingRecord {
     pub triaged_at: Option<OffsetDateTime>,
     /// Secrets findings: the secret's redacted form.
     pub secret_redacted: Option<String>,
+    /// Code findings: the matched lines from `start_line` on (at most
+    /// [`picket_core::protocol::MAX_MATCHED_LINES`]), when the worker sent them and the org
+    /// stores them; empty otherwise.
+    pub matched_lines: Vec<String>,
     pub first_seen_scan_id: ScanId,
     pub last_seen_scan_id: ScanId,
     pub created_at: OffsetDateTime,
@@ -79,6 +83,7 @@ struct FindingRow {
     triaged_by: Option<String>,
     triaged_at: Option<OffsetDateTime>,
     secret_redacted: Option<String>,
+    matched_lines: Option<String>,
     first_seen_scan_id: Uuid,
     last_seen_scan_id: Uuid,
     created_at: OffsetDateTime,
@@ -105,6 +110,10 @@ impl From<FindingRow> for FindingRecord {
             triaged_by: r.triaged_by,
             triaged_at: r.triaged_at,
             secret_redacted: r.secret_redacted,
+            matched_lines: r
+                .matched_lines
+                .map(|l| l.split('\n').map(str::to_owned).collect())
+                .unwrap_or_default(),
             first_seen_scan_id: r.first_seen_scan_id.into(),
             last_seen_scan_id: r.last_seen_scan_id.into(),
             created_at: r.created_at,
@@ -249,6 +258,8 @@ struct Columns<'a> {
     redacted: Vec<&'a str>,
     hashes: Vec<Vec<u8>>,
     suppressed: Vec<bool>,
+    // Matched lines joined by '\n'; empty for none.
+    lines: Vec<String>,
 }
 
 impl<'a> Columns<'a> {
@@ -281,6 +292,7 @@ impl<'a> Columns<'a> {
             redacted: Vec::with_capacity(n),
             hashes: Vec::with_capacity(n),
             suppressed: Vec::with_capacity(n),
+            lines: Vec::with_capacity(n),
         };
         for f in findings {
             c.ids.push(FindingId::new().0);
@@ -293,6 +305,7 @@ impl<'a> Columns<'a> {
             c.messages.push(f.message.as_str());
             c.fingerprints.push(f.fingerprint.as_str());
             c.suppressed.push(f.suppressed.is_some());
+            c.lines.push(f.matched_lines.join("\n"));
             match &f.secret {
                 Some(s) => {
                     c.redacted.push(s.redacted.as_str());
@@ -331,9 +344,12 @@ async fn upsert(
         WITH n AS (
             SELECT * FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::int4[],
                                  $10::int4[], $11::text[], $12::text[], $13::text[], $14::text[],
-                                 $15::bytea[], $16::bool[])
+                                 $15::bytea[], $16::bool[], $18::text[])
                 AS n(id, product, rule_id, path, start_line, end_line, severity, message,
-                     fingerprint, redacted, hash, suppressed)
+                     fingerprint, redacted, hash, suppressed, lines)
+        ), org AS (
+            -- The org may have turned storing matched lines off after the worker was served.
+            SELECT store_matched_lines AS keep_lines FROM orgs WHERE id = $1
         ), ignored AS (
             -- The project's fingerprints a person ignored, on any branch: a fingerprint new to
             -- this branch inherits that triage (a nosemgrep comment's does not travel).
@@ -346,7 +362,8 @@ async fn upsert(
             INSERT INTO findings (id, org_id, project_id, git_ref, product, rule_id, path,
                                   start_line, end_line, severity, message, fingerprint,
                                   first_seen_scan_id, last_seen_scan_id, status, triage_reason,
-                                  triaged_by, triaged_at, secret_redacted, secret_hash)
+                                  triaged_by, triaged_at, secret_redacted, secret_hash,
+                                  matched_lines)
             SELECT n.id, $1, $2, $4, n.product::product, n.rule_id, n.path, n.start_line,
                    n.end_line, n.severity::severity, n.message, n.fingerprint, $3, $3,
                    CASE WHEN i.fingerprint IS NOT NULL OR n.suppressed THEN 'ignored'
@@ -357,8 +374,9 @@ async fn upsert(
                         WHEN n.suppressed THEN 'nosemgrep' END,
                    CASE WHEN i.fingerprint IS NOT NULL THEN i.triaged_at
                         WHEN n.suppressed THEN now() END,
-                   NULLIF(n.redacted, ''), NULLIF(n.hash, ''::bytea)
-            FROM n LEFT JOIN ignored i ON i.fingerprint = n.fingerprint
+                   NULLIF(n.redacted, ''), NULLIF(n.hash, ''::bytea),
+                   CASE WHEN org.keep_lines THEN NULLIF(n.lines, '') END
+            FROM n CROSS JOIN org LEFT JOIN ignored i ON i.fingerprint = n.fingerprint
             ON CONFLICT (project_id, git_ref, fingerprint) DO UPDATE
             SET last_seen_scan_id = EXCLUDED.last_seen_scan_id,
                 start_line = EXCLUDED.start_line,
@@ -367,6 +385,7 @@ async fn upsert(
                 message = EXCLUDED.message,
                 secret_redacted = EXCLUDED.secret_redacted,
                 secret_hash = EXCLUDED.secret_hash,
+                matched_lines = EXCLUDED.matched_lines,
                 -- A person's triage sticks to the fingerprint; otherwise the scan decides (open,
                 -- or ignored by a nosemgrep comment).
                 status = CASE WHEN findings.status = 'ignored'
@@ -415,6 +434,7 @@ async fn upsert(
         &c.hashes,
         &c.suppressed,
         change,
+        &c.lines,
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -585,7 +605,8 @@ pub async fn by_fingerprint(
                start_line, end_line, severity AS "severity: Pg<Severity>", message, fingerprint,
                status AS "status: Pg<FindingStatus>", ignore_reason, triage_reason, triaged_by,
                triaged_at,
-               secret_redacted, first_seen_scan_id, last_seen_scan_id, created_at, updated_at
+               secret_redacted, matched_lines, first_seen_scan_id, last_seen_scan_id, created_at,
+               updated_at
         FROM findings
         WHERE org_id = $1 AND project_id = $2 AND fingerprint = $3
         ORDER BY status = 'ignored' DESC, updated_at DESC, id DESC
@@ -643,7 +664,8 @@ pub async fn get(ex: impl PgExecutor<'_>, org: OrgId, id: FindingId) -> Result<F
                start_line, end_line, severity AS "severity: Pg<Severity>", message, fingerprint,
                status AS "status: Pg<FindingStatus>", ignore_reason, triage_reason, triaged_by,
                triaged_at,
-               secret_redacted, first_seen_scan_id, last_seen_scan_id, created_at, updated_at
+               secret_redacted, matched_lines, first_seen_scan_id, last_seen_scan_id, created_at,
+               updated_at
         FROM findings WHERE id = $1 AND org_id = $2
         "#,
         id.0,
@@ -702,7 +724,8 @@ pub async fn list(
                start_line, end_line, severity AS "severity: Pg<Severity>", message, fingerprint,
                status AS "status: Pg<FindingStatus>", ignore_reason, triage_reason, triaged_by,
                triaged_at,
-               secret_redacted, first_seen_scan_id, last_seen_scan_id, created_at, updated_at
+               secret_redacted, matched_lines, first_seen_scan_id, last_seen_scan_id, created_at,
+               updated_at
         FROM findings
         WHERE org_id = $1 AND project_id = $2
           AND ($3::text IS NULL OR status = $3::text::finding_status)

@@ -25,6 +25,8 @@ pub struct OrgRecord {
     pub pr_scan_timeout_secs: i32,
     /// Whether `nosemgrep` comments suppress findings in the org's scans.
     pub inline_suppression: bool,
+    /// Whether the matched lines of Code findings are stored (and sent by workers).
+    pub store_matched_lines: bool,
     /// Whether draft PRs get comments (`full`) or only the check (`check_only`).
     pub draft_feedback: DraftFeedback,
     pub created_at: OffsetDateTime,
@@ -37,6 +39,7 @@ struct OrgRow {
     max_concurrent_scans: i32,
     pr_scan_timeout_secs: i32,
     inline_suppression: bool,
+    store_matched_lines: bool,
     draft_feedback: String,
     created_at: OffsetDateTime,
 }
@@ -51,6 +54,7 @@ impl TryFrom<OrgRow> for OrgRecord {
             max_concurrent_scans: r.max_concurrent_scans,
             pr_scan_timeout_secs: r.pr_scan_timeout_secs,
             inline_suppression: r.inline_suppression,
+            store_matched_lines: r.store_matched_lines,
             draft_feedback: r
                 .draft_feedback
                 .parse()
@@ -68,7 +72,7 @@ pub async fn create(ex: impl PgExecutor<'_>, slug: &str, name: &str) -> Result<O
         r#"
         INSERT INTO orgs (id, slug, name) VALUES ($1, $2, $3)
         RETURNING id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, inline_suppression,
-               draft_feedback, created_at
+               store_matched_lines, draft_feedback, created_at
         "#,
         OrgId::new().0,
         slug,
@@ -85,7 +89,7 @@ pub async fn get(ex: impl PgExecutor<'_>, id: OrgId) -> Result<OrgRecord> {
         OrgRow,
         r#"
         SELECT id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, inline_suppression,
-               draft_feedback, created_at
+               store_matched_lines, draft_feedback, created_at
         FROM orgs WHERE id = $1
         "#,
         id.0
@@ -102,7 +106,7 @@ pub async fn get_by_slug(ex: impl PgExecutor<'_>, slug: &str) -> Result<OrgRecor
         OrgRow,
         r#"
         SELECT id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, inline_suppression,
-               draft_feedback, created_at
+               store_matched_lines, draft_feedback, created_at
         FROM orgs WHERE slug = $1
         "#,
         slug
@@ -122,23 +126,30 @@ pub struct OrgUpdate {
     pub max_concurrent_scans: Option<i32>,
     pub pr_scan_timeout_secs: Option<i32>,
     pub inline_suppression: Option<bool>,
+    /// Turning it off also clears the matched lines already stored for the org's findings.
+    pub store_matched_lines: Option<bool>,
     pub draft_feedback: Option<DraftFeedback>,
 }
 
-/// Applies `changes` to the org and returns it as updated.
+/// Applies `changes` to the org and returns it as updated, in one statement.
 pub async fn update(ex: impl PgExecutor<'_>, id: OrgId, changes: &OrgUpdate) -> Result<OrgRecord> {
     let row = sqlx::query_as!(
         OrgRow,
         r#"
+        WITH cleared AS (
+            UPDATE findings SET matched_lines = NULL
+            WHERE org_id = $1 AND $7::bool IS FALSE AND matched_lines IS NOT NULL
+        )
         UPDATE orgs
         SET name = COALESCE($2, name),
             max_concurrent_scans = COALESCE($3, max_concurrent_scans),
             pr_scan_timeout_secs = COALESCE($4, pr_scan_timeout_secs),
             inline_suppression = COALESCE($5, inline_suppression),
-            draft_feedback = COALESCE($6, draft_feedback)
+            draft_feedback = COALESCE($6, draft_feedback),
+            store_matched_lines = COALESCE($7, store_matched_lines)
         WHERE id = $1
         RETURNING id, slug, name, max_concurrent_scans, pr_scan_timeout_secs, inline_suppression,
-               draft_feedback, created_at
+               store_matched_lines, draft_feedback, created_at
         "#,
         id.0,
         changes.name,
@@ -146,6 +157,7 @@ pub async fn update(ex: impl PgExecutor<'_>, id: OrgId, changes: &OrgUpdate) -> 
         changes.pr_scan_timeout_secs,
         changes.inline_suppression,
         changes.draft_feedback.map(DraftFeedback::as_str),
+        changes.store_matched_lines,
     )
     .fetch_optional(ex)
     .await?

@@ -136,7 +136,8 @@ pub async fn scan_spec(conn: &mut PgConnection, org: OrgId, scan: ScanId) -> Res
         r#"
         SELECT s.id, s.attempt, s.project_id, s.kind AS "kind: Pg<ScanKind>", s.git_ref,
                s.commit_sha, s.base_ref, s.base_sha, s.merge_base_sha, s.pr_number,
-               p.full_name, p.clone_url, p.default_branch, p.path_ignores, o.inline_suppression
+               p.full_name, p.clone_url, p.default_branch, p.path_ignores, o.inline_suppression,
+               o.store_matched_lines
         FROM scans s JOIN projects p ON p.id = s.project_id JOIN orgs o ON o.id = s.org_id
         WHERE s.id = $1 AND s.org_id = $2
         "#,
@@ -195,6 +196,7 @@ pub async fn scan_spec(conn: &mut PgConnection, org: OrgId, scan: ScanId) -> Res
             .collect(),
         path_ignores: row.path_ignores,
         inline_suppression: row.inline_suppression,
+        store_matched_lines: row.store_matched_lines,
     })
 }
 

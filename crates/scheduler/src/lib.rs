@@ -12,10 +12,12 @@
 //! which deletes every environment carrying Picket's marks that nothing uses any more, on start
 //! and periodically. With providers' clients configured, it also runs the control plane's side
 //! of pull requests: the [`pr_checks`] loop, the [`reconcile`] sweep (open pull requests whose
-//! webhook never came) and the [`triage`] loop (triage by PR reply).
+//! webhook never came), the [`triage`] loop (triage by PR reply) and the [`inventory`] refresh
+//! (what each connection can see, for the Projects page's "Not scanning" tab).
 
 pub mod dispatch;
 pub mod executor;
+pub mod inventory;
 pub mod kube;
 pub mod metrics;
 pub mod periodic;
@@ -72,6 +74,9 @@ pub struct SchedulerConfig {
     pub reconcile: reconcile::ReconcileConfig,
     /// How the triage-by-reply loop runs ([`triage`]; it runs when `providers` is set).
     pub triage: triage::TriageConfig,
+    /// How the connections' repository inventories are refreshed ([`inventory`]; with
+    /// `providers` only).
+    pub inventory: inventory::InventoryConfig,
 }
 
 impl SchedulerConfig {
@@ -94,6 +99,7 @@ impl SchedulerConfig {
             pr_checks: pr_checks::PrCheckConfig::default(),
             reconcile: reconcile::ReconcileConfig::default(),
             triage: triage::TriageConfig::default(),
+            inventory: inventory::InventoryConfig::default(),
         }
     }
 
@@ -159,6 +165,17 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
                     Arc::clone(providers),
                     cfg.reconcile.clone(),
                     Arc::clone(&cfg.metrics),
+                    stop.clone(),
+                ))
+                .await;
+            }
+        },
+        async {
+            if let Some(providers) = &cfg.providers {
+                Box::pin(inventory::run(
+                    db.clone(),
+                    Arc::clone(providers),
+                    cfg.inventory.clone(),
                     stop.clone(),
                 ))
                 .await;

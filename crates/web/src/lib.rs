@@ -100,6 +100,11 @@ pub fn router(api: Router, db: Db, cfg: WebConfig) -> Router {
             get(pages::projects::page).post(pages::projects::add),
         )
         .route("/projects/scan", post(pages::projects::scan))
+        .route("/projects/repositories/add", post(pages::not_added::add))
+        .route(
+            "/projects/repositories/refresh",
+            post(pages::not_added::refresh),
+        )
         .route("/projects/{id}", get(pages::project::page))
         .route("/projects/{id}/settings", post(pages::project::settings))
         .route(

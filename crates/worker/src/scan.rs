@@ -33,7 +33,7 @@ use crate::semgrep::{self, EngineFinding, EngineRun, PackFile, Root, SemgrepConf
 use picket_core::feedback::DiffLines;
 use picket_core::protocol::{
     InlineSuppression, ReportedFinding, RulePackSpec, RulePackUse, ScanResults, ScanSpec,
-    ScanTrail, SkipKind, SkippedFile, Step,
+    ScanTrail, SkipKind, SkippedFile, Step, MAX_MATCHED_LINES, MAX_MATCHED_LINE_CHARS,
 };
 use picket_core::{Fingerprint, Product, ScanKind};
 use picket_engine::nosem;
@@ -355,7 +355,7 @@ async fn full(
         .iter()
         .zip(fps)
         .zip(suppressed)
-        .map(|((f, fp), s)| report(f, fp, false, s, root, &mut files))
+        .map(|((f, fp), s)| report(f, fp, false, s, root, &mut files, spec.store_matched_lines))
         .collect();
     let scanned: HashSet<&str> = selection.scanned.iter().map(String::as_str).collect();
     // A path no longer scanned (deleted, or ignored now): its open findings are `removed`.
@@ -633,7 +633,10 @@ async fn diff(
         .zip(head_fps.iter())
         .zip(head_suppressed)
         .filter(|((_, fp), _)| !at_base.contains(fp))
-        .map(|((f, fp), s)| report(f, fp.clone(), true, s, checkout.path(), &mut files))
+        .map(|((f, fp), s)| {
+            let lines = spec.store_matched_lines;
+            report(f, fp.clone(), true, s, checkout.path(), &mut files, lines)
+        })
         .collect();
     let fixed_in_pr = base
         .iter()
@@ -641,7 +644,8 @@ async fn diff(
         .zip(base_suppressed)
         .filter(|((_, fp), _)| !at_head_fps.contains(fp))
         .map(|((f, fp), s)| {
-            let mut r = report(f, fp.clone(), false, s, base_dir.path(), &mut files);
+            // Not stored as findings of a branch: no lines.
+            let mut r = report(f, fp.clone(), false, s, base_dir.path(), &mut files, false);
             r.path = base_name(f);
             r
         })
@@ -667,7 +671,8 @@ async fn diff(
 }
 
 /// The finding as it leaves the worker. For secrets, the value is replaced by a redacted form
-/// and a hash, and scrubbed from the message.
+/// and a hash, and scrubbed from the message. With `with_lines`, a Code finding carries its
+/// matched lines (never a Secrets finding).
 fn report(
     f: &EngineFinding,
     fingerprint: Fingerprint,
@@ -675,6 +680,7 @@ fn report(
     suppressed: Option<InlineSuppression>,
     root: &Path,
     files: &mut Files,
+    with_lines: bool,
 ) -> ReportedFinding {
     let mut message = f.message.clone();
     let secret = (f.product == Product::Secrets).then(|| {
@@ -699,5 +705,34 @@ fn report(
         new_in_pr,
         secret,
         suppressed,
+        matched_lines: if with_lines && f.product == Product::Code {
+            matched_lines(files.read(&root.join(&f.path)), f.start_line, f.end_line)
+        } else {
+            Vec::new()
+        },
     }
+}
+
+/// Lines `start..=end` (1-based) of `content`, at most [`MAX_MATCHED_LINES`] of them, each cut
+/// to [`MAX_MATCHED_LINE_CHARS`] characters (ending in `…` when cut), without line terminators;
+/// invalid UTF-8 and NUL become U+FFFD. Empty when `start` is past the end of the file.
+pub fn matched_lines(content: &[u8], start: u32, end: u32) -> Vec<String> {
+    let skip = (start.max(1) - 1) as usize;
+    let take = (end.saturating_sub(start) as usize + 1).min(MAX_MATCHED_LINES);
+    content
+        .split(|&b| b == b'\n')
+        .skip(skip)
+        .take(take)
+        .map(|line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            let text = String::from_utf8_lossy(line).replace('\0', "\u{fffd}");
+            if text.chars().count() <= MAX_MATCHED_LINE_CHARS {
+                text
+            } else {
+                let mut cut: String = text.chars().take(MAX_MATCHED_LINE_CHARS - 1).collect();
+                cut.push('…');
+                cut
+            }
+        })
+        .collect()
 }

@@ -31,6 +31,7 @@ use uuid::Uuid;
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_findings))
+        .routes(routes!(get_finding))
         .routes(routes!(triage_finding))
         .routes(routes!(bulk_triage))
 }
@@ -65,6 +66,10 @@ pub struct Finding {
     pub triaged_at: Option<OffsetDateTime>,
     /// Secrets findings: the secret's redacted form. The value is never stored.
     pub secret_redacted: Option<String>,
+    /// Code findings: the matched source lines from `start_line` on, at most 5, each at most 400
+    /// characters (a cut line ends in `…`), as of the latest scan that saw it. Empty when not
+    /// stored: never for Secrets, nor when the org turned `store_matched_lines` off.
+    pub matched_lines: Vec<String>,
     /// The scan that first reported it on this branch, and the latest that did.
     pub first_seen_scan_id: Uuid,
     pub last_seen_scan_id: Uuid,
@@ -93,6 +98,7 @@ impl From<FindingRecord> for Finding {
             triaged_by: f.triaged_by,
             triaged_at: f.triaged_at,
             secret_redacted: f.secret_redacted,
+            matched_lines: f.matched_lines,
             first_seen_scan_id: f.first_seen_scan_id.0,
             last_seen_scan_id: f.last_seen_scan_id.0,
             created_at: f.created_at,
@@ -277,6 +283,24 @@ impl TriageRequest {
             )),
         }
     }
+}
+
+/// One finding of the org (admin or member), with its matched lines when they are stored.
+#[utoipa::path(get, path = "/api/v1/findings/{id}", tag = "findings",
+    params(ApiPath<FindingId>),
+    responses(
+        (status = 200, body = Finding),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_finding(
+    caller: Caller,
+    ApiPath(id): ApiPath<FindingId>,
+    State(state): State<AppState>,
+) -> Result<Json<Finding>, ApiError> {
+    let finding = findings::get(state.db().pool(), caller.org_id, id)
+        .await
+        .map_err(|e| not_found_as(e, "finding"))?;
+    Ok(Json(finding.into()))
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

@@ -32,7 +32,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use picket_core::{ConnectionId, OrgId, ProjectId};
 use picket_db::projects::{self, AddRefused, NewProject};
-use picket_db::{connections, webhooks};
+use picket_db::{connections, inventory, webhooks};
 use picket_vcs::event::RepositorySelection;
 use picket_vcs::provider::Repository;
 use picket_vcs::{ErrorCode, SourceProvider};
@@ -71,6 +71,23 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(check_connection))
         .routes(routes!(list_repositories, add_repositories))
+        .routes(routes!(refresh_repositories))
+}
+
+/// Stores a whole listing as the connection's inventory (what the Projects page's "Not
+/// scanning" tab lists).
+async fn store_listing(
+    state: &AppState,
+    org: OrgId,
+    id: ConnectionId,
+    listed: &[Repository],
+) -> Result<(), ApiError> {
+    let mut tx = state.db().pool().begin().await?;
+    inventory::replace(&mut tx, org, id, listed)
+        .await
+        .map_err(|e| not_found_as(e, "connection"))?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// The live provider of one of the org's connections. 404 when the connection is not the org's;
@@ -289,6 +306,7 @@ async fn list_repositories(
         .await
         .map_err(|e| listing_error(e, q.cursor.is_some()))?;
     let ids: Vec<String> = page.items.iter().map(|r| r.id.clone()).collect();
+    inventory::record_seen(state.db().pool(), caller.org_id, id, &page.items).await?;
     let known: HashMap<String, ProjectId> = webhooks::known_repos(state.db().pool(), id, &ids)
         .await?
         .into_iter()
@@ -310,6 +328,49 @@ async fn list_repositories(
             })
             .collect(),
         next_cursor: page.next,
+    }))
+}
+
+/// What a refresh of the connection's inventory read.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RepositoryInventory {
+    /// Repositories the connection can see now.
+    pub listed: u64,
+    /// Of those, the ones that are not projects of this connection.
+    pub not_added: u64,
+    /// When the listing was read (RFC 3339).
+    #[serde(with = "time::serde::rfc3339")]
+    pub listed_at: OffsetDateTime,
+}
+
+/// Read the connection's whole listing now and keep it as its inventory (admin or member): what
+/// the Projects page's "Not scanning" tab lists as repositories not added yet. Picket also keeps
+/// it when repositories are added and refreshes it periodically (the scheduler's
+/// `PICKET_INVENTORY_REFRESH`). Calls the provider (GitHub: `GET /app/installations`, then
+/// `GET /installation/repositories`, 100 a page, with each installation's token).
+#[utoipa::path(post, path = "/api/v1/connections/{id}/repositories/refresh", tag = "connections",
+    params(ApiPath<ConnectionId>),
+    responses(
+        (status = 200, body = RepositoryInventory),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`no_provider_client`: the connection holds nothing to reach its provider with", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The provider refused or answered wrongly (`provider_unauthorized`, `provider_forbidden`, ...); the inventory is left as it was", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`provider_rate_limited`, `provider_unavailable`, `provider_unreachable`: try again later, the inventory is left as it was; `providers_unavailable`; `timeout`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn refresh_repositories(
+    caller: Caller,
+    ApiPath(id): ApiPath<ConnectionId>,
+    State(state): State<AppState>,
+) -> Result<Json<RepositoryInventory>, ApiError> {
+    let source = provider_of(&state, caller.org_id, id).await?;
+    let listed = source.all_repositories().await?;
+    store_listing(&state, caller.org_id, id, &listed).await?;
+    let ids: Vec<String> = listed.iter().map(|r| r.id.clone()).collect();
+    let known = webhooks::known_repos(state.db().pool(), id, &ids).await?;
+    Ok(Json(RepositoryInventory {
+        listed: listed.len() as u64,
+        not_added: (listed.len() - known.len().min(listed.len())) as u64,
+        listed_at: OffsetDateTime::now_utc(),
     }))
 }
 
@@ -508,6 +569,7 @@ async fn add_repositories(
     let wanted: Option<HashSet<&str>> =
         (body.select == Selection::Chosen).then(|| chosen.iter().map(String::as_str).collect());
     let mut listed = source.all_repositories().await?;
+    store_listing(&state, caller.org_id, id, &listed).await?;
     if let Some(wanted) = &wanted {
         listed.retain(|r| wanted.contains(r.id.as_str()));
         let visible: HashSet<&str> = listed.iter().map(|r| r.id.as_str()).collect();

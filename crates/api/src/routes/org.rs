@@ -31,6 +31,9 @@ pub struct Org {
     pub pr_scan_timeout_secs: i32,
     /// Whether `nosemgrep` comments suppress findings (stored `ignored`, reason `nosemgrep`).
     pub inline_suppression: bool,
+    /// Whether the matched lines of Code findings (at most 5) are sent by workers and stored,
+    /// for the Finding page. Secrets findings never carry theirs.
+    pub store_matched_lines: bool,
     /// What draft PRs get: `full` (the same feedback as any PR) or `check_only` (the check, and
     /// no new comment until the PR is marked ready for review).
     #[schema(schema_with = crate::schema::draft_feedback)]
@@ -48,6 +51,7 @@ impl From<OrgRecord> for Org {
             max_concurrent_scans: o.max_concurrent_scans,
             pr_scan_timeout_secs: o.pr_scan_timeout_secs,
             inline_suppression: o.inline_suppression,
+            store_matched_lines: o.store_matched_lines,
             draft_feedback: o.draft_feedback,
             created_at: o.created_at,
         }
@@ -71,6 +75,8 @@ pub struct UpdateOrg {
     pub pr_scan_timeout_secs: Option<i32>,
     /// `false`: `nosemgrep` comments no longer suppress findings in later scans.
     pub inline_suppression: Option<bool>,
+    /// `false`: workers stop sending matched lines and the ones already stored are deleted.
+    pub store_matched_lines: Option<bool>,
     /// `full` or `check_only`.
     #[schema(schema_with = crate::schema::draft_feedback_opt)]
     pub draft_feedback: Option<String>,
@@ -129,6 +135,7 @@ async fn update_org(
         max_concurrent_scans: body.max_concurrent_scans,
         pr_scan_timeout_secs: body.pr_scan_timeout_secs,
         inline_suppression: body.inline_suppression,
+        store_matched_lines: body.store_matched_lines,
         draft_feedback,
     };
     let org = orgs::update(state.db().pool(), caller.org_id, &changes).await?;

@@ -40,12 +40,13 @@ use picket_db::wake::{self, WakeUps};
 use picket_db::webhooks::{
     self, DeliveryRow, NewDelivery, PullRequestHead, PullRequestOutcome, Scope,
 };
-use picket_db::DbError;
+use picket_db::{inventory, DbError};
 use picket_vcs::event::{
     CommentKind, Delivery, InstallationAction, InstallationEvent, InstallationRepositoriesEvent,
     PullRequestEvent, ReplyEvent, RepoRef, WebhookEvent,
 };
 use picket_vcs::github::{self, AppCredentials};
+use picket_vcs::provider::Repository;
 use picket_vcs::webhook::{ParseError, SignatureError, WebhookSecrets};
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -622,10 +623,32 @@ async fn installation_repositories(
 ) -> Result<DeliveryAccepted, DbError> {
     let mut accepted = DeliveryAccepted::outcome("installation_recorded");
     if !ev.added.is_empty() {
+        // The connection's inventory (the Projects page's "Not scanning" tab) sees them now.
+        let seen: Vec<Repository> = ev
+            .added
+            .iter()
+            .map(|r| Repository {
+                id: r.id.clone(),
+                full_name: r.full_name.clone(),
+                clone_url: r
+                    .clone_url
+                    .clone()
+                    .unwrap_or_else(|| clone_url(&target.base_url, &r.full_name)),
+                default_branch: r
+                    .default_branch
+                    .clone()
+                    .unwrap_or_else(|| "HEAD".to_owned()),
+                private: r.private.unwrap_or(true),
+                archived: false,
+                installation_id: Some(ev.installation_id.clone()),
+            })
+            .collect();
+        inventory::record_seen(&mut *conn, target.org_id, target.id, &seen).await?;
         accepted = gained(conn, target, &ev.installation_id, &ev.added).await?;
     }
     if !ev.removed.is_empty() {
         let removed = ids(&ev.removed);
+        inventory::forget(&mut *conn, target.id, &removed).await?;
         let scope = Scope {
             connection: target.id,
             installation: None,

@@ -764,6 +764,38 @@ fn validate_finding(list: &str, i: usize, f: &ReportedFinding) -> Result<(), Api
             crate::routes::check_len(&field(&format!("suppressed.rules[{j}]")), r, 1, 200)?;
         }
     }
+    check_matched_lines(&field("matched_lines"), f)
+}
+
+/// Matched lines: Code findings only, at most [`MAX_MATCHED_LINES`] of them, each at most
+/// [`MAX_MATCHED_LINE_CHARS`] characters without line breaks or NUL.
+fn check_matched_lines(field: &str, f: &ReportedFinding) -> Result<(), ApiError> {
+    use picket_core::protocol::{MAX_MATCHED_LINES, MAX_MATCHED_LINE_CHARS};
+    if f.matched_lines.is_empty() {
+        return Ok(());
+    }
+    if f.product != Product::Code {
+        return Err(ApiError::invalid_body(
+            field,
+            "only Code findings carry matched lines",
+        ));
+    }
+    if f.matched_lines.len() > MAX_MATCHED_LINES {
+        return Err(ApiError::invalid_body(
+            field,
+            format!("must hold at most {MAX_MATCHED_LINES} lines"),
+        ));
+    }
+    for (j, line) in f.matched_lines.iter().enumerate() {
+        if line.chars().count() > MAX_MATCHED_LINE_CHARS || line.contains(['\n', '\r', '\0']) {
+            return Err(ApiError::invalid_body(
+                format!("{field}[{j}]"),
+                format!(
+                    "must be at most {MAX_MATCHED_LINE_CHARS} characters without line breaks or NUL"
+                ),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -918,6 +950,8 @@ pub(crate) mod doc {
         pub path_ignores: Vec<String>,
         /// Whether `nosemgrep` comments suppress findings (the org's setting).
         pub inline_suppression: bool,
+        /// Whether to send the matched lines of Code findings (the org's setting).
+        pub store_matched_lines: bool,
     }
 
     /// One of the org's rule packs (YAML Semgrep rules, validated when uploaded).
@@ -972,6 +1006,11 @@ pub(crate) mod doc {
         pub secret: Option<RedactedSecret>,
         /// Set when a `nosemgrep` comment covers the finding.
         pub suppressed: Option<InlineSuppression>,
+        /// Code findings only, when the spec's `store_matched_lines` is on: the matched lines from
+        /// `start_line` on, at most 5, each 0-400 characters without line breaks or NUL. Absent
+        /// or empty when not sent; refused on any other product.
+        #[schema(max_items = 5)]
+        pub matched_lines: Option<Vec<String>>,
     }
 
     /// A `nosemgrep` comment that covers a finding.
@@ -1211,6 +1250,7 @@ mod tests {
             }],
             path_ignores: vec!["docs/".into()],
             inline_suppression: true,
+            store_matched_lines: true,
         };
         let finding = ReportedFinding {
             product: Product::Secrets,
@@ -1230,6 +1270,7 @@ mod tests {
                 line: 1,
                 rules: vec![],
             }),
+            matched_lines: Vec::new(),
         };
         let trail = ScanTrail {
             steps: vec![Step {

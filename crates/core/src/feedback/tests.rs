@@ -482,6 +482,7 @@ fn reported_secret(message: &str, new_in_pr: bool) -> ReportedFinding {
             sha256: "0".repeat(64),
         }),
         suppressed: None,
+        matched_lines: Vec::new(),
     }
 }
 

@@ -38,6 +38,7 @@ fn found(rule_id: &str, path: &str, anchor: &str) -> ReportedFinding {
         new_in_pr: false,
         secret: None,
         suppressed: None,
+        matched_lines: Vec::new(),
     }
 }
 

@@ -50,7 +50,10 @@ pub struct ConnectionView {
 
 fn view(c: Connection, now: OffsetDateTime) -> ConnectionView {
     ConnectionView {
-        lists_repositories: c.provider == "github" && c.has_credentials,
+        lists_repositories: c
+            .provider
+            .parse()
+            .is_ok_and(|p| super::not_added::lists_repositories(p, c.has_credentials)),
         id: c.id,
         provider: c.provider,
         name: c.name,

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use picket_core::triage::IgnoreReason;
 use picket_core::{FindingId, FindingStatus, Product, ProjectId, Severity};
 use picket_db::overview::{self, FindingMatch, FindingRow};
-use picket_db::{findings, projects, scans, DbError};
+use picket_db::{findings, orgs, projects, scans, DbError};
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
@@ -681,6 +681,12 @@ struct FindingPage {
     rule_pack: Option<String>,
     rule_message: Option<String>,
     rule_metadata: Vec<(String, String)>,
+    /// The matched lines with their numbers, as the latest scan saw them.
+    code: Vec<(i32, String)>,
+    /// Lines of the match past those stored.
+    code_more: i32,
+    /// Why no lines are shown, when none are.
+    code_absent: &'static str,
     history: Vec<HistoryView>,
     ignore_reasons: Vec<Choice>,
     error: Option<String>,
@@ -736,6 +742,21 @@ async fn show_finding(
         Ok(h) => h,
         Err(e) => return super::db_unavailable(&e, session),
     };
+    let stores_lines = match orgs::get(pool, org).await {
+        Ok(o) => o.store_matched_lines,
+        Err(e) => return super::db_unavailable(&e, session),
+    };
+    let code: Vec<(i32, String)> = (f.start_line..)
+        .zip(f.matched_lines.iter().cloned())
+        .collect();
+    let code_absent = match (f.product, stores_lines) {
+        (Product::Secrets, _) => "Secrets findings never keep their lines.",
+        (Product::SupplyChain, _) => "Supply Chain findings point at a lockfile entry.",
+        (Product::Code, false) => "This org does not store matched lines (Settings).",
+        (Product::Code, true) => {
+            "No lines are stored for this finding yet: the next scan that sees it sends them."
+        }
+    };
     let now = OffsetDateTime::now_utc();
     render(
         status,
@@ -775,6 +796,9 @@ async fn show_finding(
                 .as_ref()
                 .map(|(_, d)| metadata_rows(&d.metadata))
                 .unwrap_or_default(),
+            code_more: (f.end_line - f.start_line + 1 - code.len() as i32).max(0),
+            code,
+            code_absent,
             history: history
                 .iter()
                 .map(|h| HistoryView {

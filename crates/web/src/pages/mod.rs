@@ -3,6 +3,7 @@
 
 pub mod connections;
 pub mod findings;
+pub mod not_added;
 pub mod policies;
 pub mod project;
 pub mod projects;

@@ -2,6 +2,7 @@
 //! filters, sort and pages; select rows or "all N matching" and Scan (one full scan each through
 //! `POST /api/v1/scans`); rows update live while their scans run.
 
+use super::not_added::{self, NotAdded};
 use super::{render, Layout};
 use crate::api::Refusal;
 use crate::format::{self, When};
@@ -17,6 +18,7 @@ use futures::Stream;
 use picket_core::schedule::WeeklySlot;
 use picket_core::{ProjectId, Provider, ScanState};
 use picket_db::connections;
+use picket_db::inventory::UnaddedMatch;
 use picket_db::overview::{self, ProjectMatch, ProjectRow, ProjectSort, ScanBrief};
 use serde::Deserialize;
 use std::convert::Infallible;
@@ -48,6 +50,15 @@ pub struct ProjectsQuery {
     pub added: Option<String>,
     /// Set after a project was removed.
     pub removed: Option<String>,
+    /// Page of the "Not scanning" tab's repositories not added.
+    #[serde(default, deserialize_with = "super::lenient")]
+    pub rpage: Option<i64>,
+    /// Set after repositories were added from the "Not scanning" tab: how many.
+    #[serde(default, deserialize_with = "super::lenient")]
+    pub repos_added: Option<i64>,
+    /// Set after the connections' repositories were listed again: how many they see.
+    #[serde(default, deserialize_with = "super::lenient")]
+    pub refreshed: Option<i64>,
 }
 
 /// The query's filter, sort and page, checked: unknown values are ignored (shown unfiltered).
@@ -241,6 +252,8 @@ struct ProjectsPage {
     filtered: bool,
     git_connections: Vec<GitConnection>,
     add_form: AddForm,
+    /// The "Not scanning" tab's repositories not added.
+    not_added: Option<NotAdded>,
 }
 
 /// The add-a-repository form's values (kept when it is refused).
@@ -296,7 +309,7 @@ fn hidden_fields(listing: &Listing) -> Vec<(&'static str, String)> {
     out
 }
 
-async fn show(
+pub(crate) async fn show(
     state: &WebState,
     session: &Session,
     q: &ProjectsQuery,
@@ -365,11 +378,33 @@ async fn show(
                 ),
             }
         )),
-        _ => match (&q.added, &q.removed) {
-            (Some(_), _) => Some("Project added; its first full scan is queued.".to_owned()),
-            (_, Some(_)) => Some("Project removed, with its scans and findings.".to_owned()),
+        _ => match (&q.added, &q.removed, q.repos_added, q.refreshed) {
+            (Some(_), ..) => Some("Project added; its first full scan is queued.".to_owned()),
+            (_, Some(_), ..) => Some("Project removed, with its scans and findings.".to_owned()),
+            (_, _, Some(n), _) => Some(format!(
+                "Added {n} repositor{} as projects; their first full scans are queued.",
+                if n == 1 { "y" } else { "ies" }
+            )),
+            (.., Some(n)) => Some(format!(
+                "Listed the connections' repositories again: they see {n}."
+            )),
             _ => None,
         },
+    };
+    let not_added = if listing.filter.scanning == Some(false) {
+        let rpage = q.rpage.unwrap_or(1).clamp(1, 100_000);
+        let base = listing.query(true);
+        let filter = UnaddedMatch {
+            name: listing.filter.name.clone(),
+            provider: listing.filter.provider,
+        };
+        let href = |p: i64| format!("/projects?{base}&rpage={p}#not-added-heading");
+        match not_added::read(pool, session.caller.org_id, &conns, filter, rpage, href).await {
+            Ok(n) => Some(n),
+            Err(e) => return super::db_unavailable(&e, session),
+        }
+    } else {
+        None
     };
     let rows: Vec<RowView> = page.rows.iter().map(|r| row_view(r, now)).collect();
     let ids = page
@@ -434,6 +469,7 @@ async fn show(
                 })
                 .collect(),
             add_form,
+            not_added,
         },
     )
 }

@@ -19,6 +19,8 @@ struct Org {
     name: String,
     max_concurrent_scans: i32,
     pr_scan_timeout_secs: i32,
+    inline_suppression: bool,
+    store_matched_lines: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +62,8 @@ struct SettingsPage {
     org_name: String,
     max_concurrent_scans: i32,
     pr_timeout_minutes: i32,
+    inline_suppression: bool,
+    store_matched_lines: bool,
     admin: bool,
     tokens: Vec<TokenView>,
     /// A token just created: shown once, here.
@@ -124,6 +128,8 @@ async fn show(
             org_name: org.name,
             max_concurrent_scans: org.max_concurrent_scans,
             pr_timeout_minutes: org.pr_scan_timeout_secs / 60,
+            inline_suppression: org.inline_suppression,
+            store_matched_lines: org.store_matched_lines,
             admin: session.is_admin(),
             tokens,
             created,
@@ -162,6 +168,11 @@ pub struct OrgForm {
     max_concurrent_scans: String,
     #[serde(default)]
     pr_timeout_minutes: String,
+    // Checkboxes: a browser sends a checked box only, so absent is off.
+    #[serde(default)]
+    inline_suppression: Option<String>,
+    #[serde(default)]
+    store_matched_lines: Option<String>,
 }
 
 /// `POST /settings/org`.
@@ -187,6 +198,8 @@ pub async fn save_org(
     let body = serde_json::json!({
         "max_concurrent_scans": max,
         "pr_scan_timeout_secs": minutes.saturating_mul(60),
+        "inline_suppression": form.inline_suppression.is_some(),
+        "store_matched_lines": form.store_matched_lines.is_some(),
     });
     match state
         .api

@@ -1,8 +1,8 @@
 //! Full scans on fixture repositories.
 
 use crate::support::{self, Repo};
-use picket_core::protocol::{RulePackSpec, ScanSpec};
-use picket_core::ScanKind;
+use picket_core::protocol::{RulePackSpec, ScanSpec, MAX_MATCHED_LINE_CHARS};
+use picket_core::{Product, ScanKind};
 use picket_worker::scan;
 
 pub fn full_spec(repo: &Repo, open_finding_paths: Vec<String>) -> ScanSpec {
@@ -142,4 +142,67 @@ async fn a_pack_that_does_not_match_its_hash_is_refused() {
         .unwrap_err();
     assert_eq!(err.error.code(), "bad_rule_pack");
     assert!(err.to_string().contains("\"acme\""), "{err}");
+}
+
+const SECRETS_PACK: &str = "rules:
+- id: acme.aws-key
+  languages: [python]
+  severity: ERROR
+  message: AWS access key
+  metadata: {product: secrets}
+  pattern-regex: AKIA[0-9A-Z]{16}
+";
+
+#[tokio::test]
+async fn code_findings_carry_their_matched_lines_and_secrets_findings_never_do() {
+    let repo = Repo::new();
+    let long = format!("    eval(x + \"{}\")\n", "a".repeat(500));
+    let app = format!(
+        "def f(x):\n    eval(\n        x,\n        1,\n        2,\n        3,\n        4,\n    )\n{long}KEY = \"AKIAQWERTYCANARY0123\"\n"
+    );
+    repo.write("app.py", &app);
+    repo.commit("base");
+    let mut spec = full_spec(&repo, vec![]);
+    spec.products = vec![Product::Code, Product::Secrets];
+    spec.rule_packs = vec![pack("acme", SECRETS_PACK)];
+    let results = scan::run(&spec, None, &support::config(true))
+        .await
+        .unwrap();
+    let by_line = |line: u32| {
+        results
+            .findings
+            .iter()
+            .find(|f| f.start_line == line)
+            .unwrap_or_else(|| panic!("no finding on line {line}: {:?}", results.findings))
+    };
+    // Seven matched lines: the first five are sent.
+    let multi = by_line(2);
+    assert_eq!(multi.end_line, 8);
+    assert_eq!(
+        multi.matched_lines,
+        [
+            "    eval(",
+            "        x,",
+            "        1,",
+            "        2,",
+            "        3,"
+        ]
+    );
+    // A long line is cut to the limit and says so.
+    let cut = &by_line(9).matched_lines;
+    assert_eq!(cut.len(), 1);
+    assert_eq!(cut[0].chars().count(), MAX_MATCHED_LINE_CHARS);
+    assert!(cut[0].starts_with("    eval(x + \"aaa") && cut[0].ends_with('…'));
+    let secret = by_line(10);
+    assert_eq!(secret.product, Product::Secrets);
+    assert!(secret.matched_lines.is_empty(), "{secret:?}");
+    assert!(!serde_json::to_string(&results).unwrap().contains("CANARY"));
+
+    // The org turned storing them off: nothing is sent.
+    spec.store_matched_lines = false;
+    let results = scan::run(&spec, None, &support::config(true))
+        .await
+        .unwrap();
+    assert_eq!(results.findings.len(), 3);
+    assert!(results.findings.iter().all(|f| f.matched_lines.is_empty()));
 }

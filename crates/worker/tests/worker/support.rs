@@ -128,5 +128,6 @@ pub fn diff_spec(repo: &Repo, head_ref: &str, base_ref: &str) -> ScanSpec {
         rule_packs: vec![],
         path_ignores: vec![],
         inline_suppression: true,
+        store_matched_lines: true,
     }
 }
