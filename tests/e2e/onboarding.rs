@@ -49,6 +49,27 @@ fn no_violations(server: &GitHubServer) {
     assert!(v.is_empty(), "requests GitHub would refuse: {v:#?}");
 }
 
+/// Delivers a signed `installation_repositories` event to the connection's webhook.
+async fn deliver_installation_repositories(
+    app: &TestApp,
+    conn: &str,
+    gh: &GitHubApp,
+    delivery: &str,
+    event: &Value,
+) -> reqwest::Response {
+    let body = serde_json::to_vec(event).unwrap();
+    reqwest::Client::new()
+        .post(format!("{}/webhooks/github/{conn}", app.base))
+        .header("content-type", "application/json")
+        .header("x-github-event", "installation_repositories")
+        .header("x-github-delivery", delivery)
+        .header("x-hub-signature-256", sign(&gh.webhook_secret, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Row count of `table` matching `filter` (an SQL condition).
 async fn count(app: &TestApp, table: &str, filter: &str) -> i64 {
     sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {table} WHERE {filter}"))
@@ -580,17 +601,7 @@ async fn all_and_future_adds_what_an_installation_gains_later(pool: PgPool) {
     added["repositories_added"] = json!([{"id": new_repo, "node_id": "R_x", "name": "fresh",
         "full_name": "acme/fresh", "private": true}]);
     added["repositories_removed"] = json!([]);
-    let body = serde_json::to_vec(&added).unwrap();
-    let resp = reqwest::Client::new()
-        .post(format!("{}/webhooks/github/{conn}", app.base))
-        .header("content-type", "application/json")
-        .header("x-github-event", "installation_repositories")
-        .header("x-github-delivery", "onboarding-1")
-        .header("x-hub-signature-256", sign(&gh.webhook_secret, &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = deliver_installation_repositories(&app, &conn, &gh, "onboarding-1", &added).await;
     assert_eq!(resp.status().as_u16(), 202);
     let answer: Value = resp.json().await.unwrap();
     assert_eq!(answer["outcome"], "projects_added", "{answer}");
@@ -960,17 +971,7 @@ async fn what_a_connection_sees_is_kept_and_follows_the_provider(pool: PgPool) {
     removed["repositories_added"] = json!([]);
     removed["repositories_removed"] = json!([{"id": ids[2], "node_id": "R_y", "name": "svc-002",
         "full_name": "acme/svc-002", "private": true}]);
-    let body = serde_json::to_vec(&removed).unwrap();
-    let resp = reqwest::Client::new()
-        .post(format!("{}/webhooks/github/{conn}", app.base))
-        .header("content-type", "application/json")
-        .header("x-github-event", "installation_repositories")
-        .header("x-github-delivery", "inventory-1")
-        .header("x-hub-signature-256", sign(&gh.webhook_secret, &body))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let resp = deliver_installation_repositories(&app, &conn, &gh, "inventory-1", &removed).await;
     assert_eq!(resp.status().as_u16(), 202);
     let left: Vec<String> = inventory(&app, &conn)
         .await

@@ -623,27 +623,6 @@ async fn installation_repositories(
 ) -> Result<DeliveryAccepted, DbError> {
     let mut accepted = DeliveryAccepted::outcome("installation_recorded");
     if !ev.added.is_empty() {
-        // The connection's inventory (the Projects page's "Not scanning" tab) sees them now.
-        let seen: Vec<Repository> = ev
-            .added
-            .iter()
-            .map(|r| Repository {
-                id: r.id.clone(),
-                full_name: r.full_name.clone(),
-                clone_url: r
-                    .clone_url
-                    .clone()
-                    .unwrap_or_else(|| clone_url(&target.base_url, &r.full_name)),
-                default_branch: r
-                    .default_branch
-                    .clone()
-                    .unwrap_or_else(|| "HEAD".to_owned()),
-                private: r.private.unwrap_or(true),
-                archived: false,
-                installation_id: Some(ev.installation_id.clone()),
-            })
-            .collect();
-        inventory::record_seen(&mut *conn, target.org_id, target.id, &seen).await?;
         accepted = gained(conn, target, &ev.installation_id, &ev.added).await?;
     }
     if !ev.removed.is_empty() {
@@ -664,9 +643,10 @@ async fn installation_repositories(
     Ok(accepted)
 }
 
-/// Repositories an installation can now see: those already projects are attached to the
-/// installation and enabled again; the others become projects with their initial scans when the
-/// connection follows installations.
+/// Repositories an installation can now see: they join the connection's inventory (the Projects
+/// page's "Not scanning" tab); those already projects are attached to the installation and
+/// enabled again; the others become projects with their initial scans when the connection
+/// follows installations.
 async fn gained(
     conn: &mut PgConnection,
     target: &WebhookTarget,
@@ -674,11 +654,31 @@ async fn gained(
     repos: &[RepoRef],
 ) -> Result<DeliveryAccepted, DbError> {
     let repo_ids = ids(repos);
+    let listed: Vec<Repository> = repos
+        .iter()
+        .map(|r| Repository {
+            id: r.id.clone(),
+            full_name: r.full_name.clone(),
+            clone_url: r
+                .clone_url
+                .clone()
+                .unwrap_or_else(|| clone_url(&target.base_url, &r.full_name)),
+            // Installation payloads do not name it: the remote's HEAD is the default branch.
+            default_branch: r
+                .default_branch
+                .clone()
+                .unwrap_or_else(|| "HEAD".to_owned()),
+            private: r.private.unwrap_or(true),
+            archived: false,
+            installation_id: Some(installation.to_owned()),
+        })
+        .collect();
+    inventory::record_seen(&mut *conn, target.org_id, target.id, &listed).await?;
     let mut added = Vec::new();
     if target.follow_installations && !repos.is_empty() {
         let known = webhooks::known_repos(&mut *conn, target.id, &repo_ids).await?;
         let mut seen = std::collections::HashSet::new();
-        let new: Vec<NewProject> = repos
+        let new: Vec<NewProject> = listed
             .iter()
             .filter(|r| !known.iter().any(|k| k.provider_repo_id == r.id))
             .filter(|r| seen.insert(r.id.clone()))
@@ -686,15 +686,8 @@ async fn gained(
                 connection_id: target.id,
                 provider_repo_id: r.id.clone(),
                 full_name: r.full_name.clone(),
-                clone_url: r
-                    .clone_url
-                    .clone()
-                    .unwrap_or_else(|| clone_url(&target.base_url, &r.full_name)),
-                // Installation payloads do not name it: the remote's HEAD is the default branch.
-                default_branch: r
-                    .default_branch
-                    .clone()
-                    .unwrap_or_else(|| "HEAD".to_owned()),
+                clone_url: r.clone_url.clone(),
+                default_branch: r.default_branch.clone(),
             })
             .collect();
         match projects::add_many(
