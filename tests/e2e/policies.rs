@@ -125,3 +125,43 @@ async fn policy_input_is_checked(pool: PgPool) {
         "block"
     );
 }
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_patch_changes_only_the_rules_it_names_of_a_policy_that_exists(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let admin = app.admin();
+    // No such policy: 404, and none is created (a mistyped name must not add modes).
+    admin
+        .patch(
+            "/api/v1/policies/defualt",
+            json!({"rules": {"r.one": "block"}}),
+        )
+        .await
+        .problem(404, "not_found");
+    assert_eq!(app.count("policies").await, 0);
+    admin
+        .put(
+            "/api/v1/policies/default",
+            json!({"rules": {"r.one": "comment", "r.two": "block"}}),
+        )
+        .await
+        .expect(201);
+    let changed = admin
+        .patch(
+            "/api/v1/policies/default",
+            json!({"rules": {"r.one": "block", "r.two": null, "r.three": "monitor"}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        changed["rules"],
+        json!({"r.one": "block", "r.three": "monitor"})
+    );
+    // Deleted, it is gone for a patch too.
+    admin.delete("/api/v1/policies/default").await.expect(204);
+    admin
+        .patch("/api/v1/policies/default", json!({"rules": {}}))
+        .await
+        .problem(404, "not_found");
+    assert_eq!(app.count("policies").await, 0);
+}

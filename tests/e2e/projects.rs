@@ -319,6 +319,47 @@ async fn patch_validates_and_404s(pool: PgPool) {
         admin.get(&path).await.expect(200),
         admin.patch(&path, json!({})).await.expect(200)
     );
+    // The weekly slot: a weekday by name and a UTC time, HH:MM or HH:MM:SS.
+    for (bad, field) in [
+        (
+            json!({"weekday": "mon", "time": "09:00"}),
+            "weekly_scan.weekday",
+        ),
+        (
+            json!({"weekday": "monday", "time": "24:00"}),
+            "weekly_scan.time",
+        ),
+        (
+            json!({"weekday": "monday", "time": "9:00"}),
+            "weekly_scan.time",
+        ),
+        (
+            json!({"weekday": "monday", "time": "09:00:60"}),
+            "weekly_scan.time",
+        ),
+    ] {
+        let resp = admin.patch(&path, json!({ "weekly_scan": bad })).await;
+        resp.problem(422, "invalid_body");
+        assert_eq!(resp.error_fields(), [field], "{bad}");
+    }
+    let resp = admin
+        .patch(
+            &path,
+            json!({"weekly_scan": {"weekday": "monday", "time": "09:00", "tz": "x"}}),
+        )
+        .await;
+    resp.problem(422, "invalid_body");
+    let moved = admin
+        .patch(
+            &path,
+            json!({"weekly_scan": {"weekday": "sunday", "time": "23:59:30"}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        moved["weekly_scan"],
+        json!({"weekday": "sunday", "time": "23:59:30"})
+    );
     admin
         .patch(
             &format!("/api/v1/projects/{}", Uuid::new_v4()),

@@ -893,6 +893,53 @@ async fn a_project_is_renamed_its_history_filtered_and_it_is_removed_after_askin
         .unwrap();
     assert_eq!(name, "team/website");
 
+    // The weekly slot moves and the path ignores are set from the same form; a bad time is
+    // refused with the API's words and changes nothing.
+    let saved = b
+        .post(
+            &format!("/projects/{project}/settings"),
+            &[
+                ("_csrf", &csrf),
+                ("full_scans", "on"),
+                ("weekly_weekday", "thursday"),
+                ("weekly_time", "07:45"),
+                ("path_ignores", "docs/\r\n\r\n  vendor/**  \r\n"),
+            ],
+        )
+        .await;
+    assert_eq!(saved.status, StatusCode::SEE_OTHER, "{}", saved.body);
+    let stored = admin
+        .get(&format!("/api/v1/projects/{project}"))
+        .await
+        .expect(200);
+    assert_eq!(
+        stored["weekly_scan"],
+        json!({"weekday": "thursday", "time": "07:45:00"})
+    );
+    assert_eq!(stored["path_ignores"], json!(["docs/", "vendor/**"]));
+    assert_eq!(stored["diff_scans_enabled"], false);
+    let page = b.get(&format!("/projects/{project}")).await;
+    assert!(page.body.contains("<option value=\"thursday\" selected>"));
+    assert!(page.body.contains("value=\"07:45:00\""));
+    let bad = b
+        .post(
+            &format!("/projects/{project}/settings"),
+            &[
+                ("_csrf", &csrf),
+                ("full_scans", "on"),
+                ("weekly_weekday", "thursday"),
+                ("weekly_time", "25:00"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.body.contains("HH:MM"), "{}", bad.body);
+    let stored = admin
+        .get(&format!("/api/v1/projects/{project}"))
+        .await
+        .expect(200);
+    assert_eq!(stored["weekly_scan"]["time"], "07:45:00");
+
     // Removing asks first; a member may not; an admin may.
     let ask = b.get(&format!("/projects/{project}/remove")).await;
     assert!(ask.body.contains("Remove team/website?") && ask.body.contains("2 scans"));

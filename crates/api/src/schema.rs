@@ -202,17 +202,17 @@ pub fn credentials() -> Object {
         .build()
 }
 
+/// Weekdays as the API names them, Monday first (index = the stored weekday).
+pub const WEEKDAYS: [&str; 7] = [
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+];
+
 pub fn weekday() -> Object {
-    strings(
-        [
-            "monday",
-            "tuesday",
-            "wednesday",
-            "thursday",
-            "friday",
-            "saturday",
-            "sunday",
-        ],
-        false,
-    )
+    strings(WEEKDAYS, false)
 }

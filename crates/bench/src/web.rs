@@ -5,7 +5,8 @@
 //! The database gets `projects` projects, each with a history of full and pull-request scans
 //! (10 each, the newest full scan succeeded), and `findings` findings spread unevenly over them
 //! (a few projects hold most: project k gets a share falling with k), a tenth ignored, a tenth on
-//! pull-request heads, six severities of rules from 60 rules. The web UI and the API run in this
+//! pull-request heads, six severities of rules from 60 rules; Code findings keep 3 matched
+//! lines. The connection sees every project's repository and as many more it does not scan. The web UI and the API run in this
 //! process on loopback; each page is requested `requests` times one after the other, with a
 //! signed-in session, after 3 warm-up requests; every answer must be 200.
 
@@ -56,6 +57,7 @@ pub async fn web_bench(
             ("Projects, by latest scan", "/projects?sort=last_scan".into()),
             ("Projects, last page", format!("/projects?page={last_page}")),
             ("Projects, search + filter", "/projects?q=repo-1&findings=yes&state=succeeded".into()),
+            ("Projects, Not scanning", "/projects?tab=not_scanning".into()),
             ("Project", format!("/projects/{project}")),
             ("Scan", format!("/scans/{scan}")),
             ("Findings (open)", "/findings".into()),
@@ -175,7 +177,8 @@ async fn seed(db: &picket_db::Db, findings: u32) -> anyhow::Result<()> {
          INSERT INTO findings (id, org_id, project_id, git_ref, product, rule_id, path,
                                start_line, end_line, severity, message, fingerprint,
                                first_seen_scan_id, last_seen_scan_id, status, ignore_reason,
-                               triage_reason, created_at, secret_redacted, secret_hash)
+                               triage_reason, created_at, secret_redacted, secret_hash,
+                               matched_lines)
          SELECT gen_random_uuid(), r.org_id, r.id,
                 CASE WHEN i % 10 = 3 THEN 'refs/pull/' || (i % 7 + 1) || '/head' ELSE 'main' END,
                 CASE WHEN i % 25 = 0 THEN 'secrets' ELSE 'code' END::product,
@@ -189,13 +192,44 @@ async fn seed(db: &picket_db::Db, findings: u32) -> anyhow::Result<()> {
                 CASE WHEN i % 10 = 7 THEN 'fixture' END,
                 now() - make_interval(hours => (i % 2000)::int),
                 CASE WHEN i % 25 = 0 THEN 'AKIA' || '…' || (i % 100) END,
-                CASE WHEN i % 25 = 0 THEN sha256(('s' || i)::bytea) END
+                CASE WHEN i % 25 = 0 THEN sha256(('s' || i)::bytea) END,
+                CASE WHEN i % 25 <> 0 THEN
+                    '    value = request.args.get(key)' || chr(10) ||
+                    '    cursor.execute(QUERY_PREFIX + value)' || chr(10) ||
+                    '    return cursor.fetchall()' END
          FROM picks JOIN ranked r ON r.k = picks.k",
     )
     .bind(findings as i64)
     .execute(pool)
     .await
     .context("seeding findings")?;
+    // What the connection sees: every project's repository, and as many it does not scan (the
+    // Projects page's "Not scanning" tab), a third public, one in fifty archived.
+    sqlx::query(
+        "INSERT INTO connection_repositories (connection_id, org_id, provider_repo_id, full_name,
+                                              clone_url, default_branch, private, archived)
+         SELECT connection_id, org_id, provider_repo_id, full_name, clone_url, default_branch,
+                true, false
+         FROM projects",
+    )
+    .execute(pool)
+    .await
+    .context("seeding the inventory")?;
+    sqlx::query(
+        "INSERT INTO connection_repositories (connection_id, org_id, provider_repo_id, full_name,
+                                              clone_url, default_branch, private, archived)
+         SELECT c.id, c.org_id, 'unadded-' || i, 'bench/unadded-' || lpad(i::text, 5, '0'),
+                'https://git.invalid/bench/unadded-' || i || '.git', 'main', i % 3 <> 0,
+                i % 50 = 0
+         FROM (SELECT id, org_id FROM vcs_connections ORDER BY id LIMIT 1) c,
+              generate_series(1, (SELECT count(*) FROM projects)) i",
+    )
+    .execute(pool)
+    .await
+    .context("seeding repositories not added")?;
+    sqlx::query("UPDATE vcs_connections SET repositories_listed_at = now()")
+        .execute(pool)
+        .await?;
     sqlx::query("ANALYZE").execute(pool).await?;
     Ok(())
 }

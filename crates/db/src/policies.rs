@@ -144,27 +144,24 @@ pub async fn put(
     Ok((stored, policy.created))
 }
 
-/// Changes some rules of the policy `name` (creating it when absent), in the caller's
-/// transaction: a rule mapped to a mode gets that mode, a rule mapped to `None` leaves the
-/// policy; rules not named keep theirs. Returns the policy as stored and whether it was created.
+/// Changes some rules of the org's policy `name`, in the caller's transaction: a rule mapped to a
+/// mode gets that mode, a rule mapped to `None` leaves the policy; rules not named keep theirs.
+/// Returns the policy as stored; [`DbError::NotFound`] when the org has no such policy (nothing
+/// is written).
 pub async fn patch(
     conn: &mut PgConnection,
     org: OrgId,
     name: &str,
     changes: &BTreeMap<RuleId, Option<RuleMode>>,
-) -> Result<(PolicyRecord, bool)> {
-    let policy = sqlx::query!(
-        r#"
-        INSERT INTO policies (id, org_id, name) VALUES ($1, $2, $3)
-        ON CONFLICT (org_id, name) DO UPDATE SET updated_at = now()
-        RETURNING id, (xmax = 0) AS "created!"
-        "#,
-        PolicyId::new().0,
+) -> Result<PolicyRecord> {
+    let policy_id = sqlx::query_scalar!(
+        "UPDATE policies SET updated_at = now() WHERE org_id = $1 AND name = $2 RETURNING id",
         org.0,
         name
     )
-    .fetch_one(&mut *conn)
-    .await?;
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(DbError::NotFound)?;
     let removed: Vec<&str> = changes
         .iter()
         .filter(|(_, m)| m.is_none())
@@ -172,7 +169,7 @@ pub async fn patch(
         .collect();
     sqlx::query!(
         "DELETE FROM policy_rules WHERE policy_id = $1 AND rule_id = ANY($2)",
-        policy.id,
+        policy_id,
         &removed as &[&str]
     )
     .execute(&mut *conn)
@@ -188,14 +185,14 @@ pub async fn patch(
         FROM unnest($2::text[], $3::text[]) AS n(rule_id, mode)
         ON CONFLICT (policy_id, rule_id) DO UPDATE SET mode = EXCLUDED.mode
         "#,
-        policy.id,
+        policy_id,
         &rule_ids as &[&str],
         &modes as &[&str]
     )
     .execute(&mut *conn)
     .await?;
     let stored = get(&mut *conn, org, name).await?;
-    Ok((stored, policy.created))
+    Ok(stored)
 }
 
 /// Deletes a policy of the org with its rules.

@@ -468,9 +468,13 @@ pub struct ProjectUpdate {
     pub diff_scans_enabled: Option<bool>,
     /// Replaces the project's path ignores (at most 100; the caller checks each pattern).
     pub path_ignores: Option<Vec<String>>,
+    /// Moves the weekly full scan. A slot that changes records when (`weekly_slot_set_at`): its
+    /// occurrences before that are not due.
+    pub weekly_slot: Option<WeeklySlot>,
 }
 
-/// Changes a project's scan switches or path ignores and returns it as updated.
+/// Changes a project's name, scan switches, path ignores or weekly slot and returns it as
+/// updated.
 pub async fn update(
     ex: impl PgExecutor<'_>,
     org: OrgId,
@@ -485,7 +489,13 @@ pub async fn update(
             SET full_scans_enabled = COALESCE($3, full_scans_enabled),
                 diff_scans_enabled = COALESCE($4, diff_scans_enabled),
                 path_ignores = COALESCE($5, path_ignores),
-                full_name = COALESCE($6, full_name)
+                full_name = COALESCE($6, full_name),
+                weekly_weekday = COALESCE($7, weekly_weekday),
+                weekly_time = COALESCE($8, weekly_time),
+                weekly_slot_set_at = CASE
+                    WHEN $7::smallint IS NOT NULL
+                         AND ($7, $8::time) IS DISTINCT FROM (weekly_weekday, weekly_time)
+                    THEN now() ELSE weekly_slot_set_at END
             WHERE id = $1 AND org_id = $2
             RETURNING *
         )
@@ -508,7 +518,9 @@ pub async fn update(
         changes.full_scans_enabled,
         changes.diff_scans_enabled,
         changes.path_ignores.as_deref(),
-        changes.full_name.as_deref()
+        changes.full_name.as_deref(),
+        changes.weekly_slot.map(WeeklySlot::weekday_index),
+        changes.weekly_slot.map(|s| s.time),
     )
     .fetch_optional(ex)
     .await?

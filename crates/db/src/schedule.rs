@@ -6,6 +6,9 @@
 //! restart or a tick that runs twice never queue the same week twice: the second insert conflicts
 //! and does nothing.
 //!
+//! A slot's occurrences before it was set (the project added, or an admin moving the slot) are not
+//! due: moving a slot earlier in the week waits for its next occurrence.
+//!
 //! The slot arithmetic in SQL mirrors `picket_core::WeeklySlot::latest_at_or_before`; a test
 //! checks the two agree. A week is skipped when a full scan of the project is already in flight or
 //! succeeded after the slot instant: that scan is this week's scan.
@@ -20,7 +23,9 @@ pub async fn enqueue_due_weekly(ex: impl PgExecutor<'_>, now: OffsetDateTime) ->
     let done = sqlx::query!(
         r#"
         WITH slot AS (
-            SELECT p.id, p.org_id, p.default_branch, p.created_at,
+            -- Occurrences before the slot was set (the project added, or the slot moved) are not due.
+            SELECT p.id, p.org_id, p.default_branch,
+                   COALESCE(p.weekly_slot_set_at, p.created_at) AS created_at,
                    (date_trunc('week', $1::timestamptz AT TIME ZONE 'UTC')
                     + p.weekly_weekday * interval '1 day' + p.weekly_time) AT TIME ZONE 'UTC' AS at
             FROM projects p

@@ -164,23 +164,23 @@ pub struct PatchPolicy {
     pub rules: BTreeMap<RuleId, Option<RuleMode>>,
 }
 
-/// Change some rules of a policy, creating it when absent (admin): one transaction, so
-/// concurrent changes to different rules do not undo each other. 201 when created, 200 when
-/// changed.
+/// Change some rules of an existing policy (admin), in one transaction, so concurrent changes to
+/// different rules do not undo each other. A policy that does not exist is 404 and is not
+/// created (`PUT` creates one): a mistyped name must not add a policy whose modes would apply.
 #[utoipa::path(patch, path = "/api/v1/policies/{name}", tag = "policies",
     params(ApiPath<PolicyName>),
     request_body = PatchPolicy,
     responses(
-        (status = 201, body = Policy),
         (status = 200, body = Policy),
         (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: the org has no policy of that name", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn patch_policy(
     Admin(caller): Admin,
     ApiPath(PolicyName(name)): ApiPath<PolicyName>,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PatchPolicy>,
-) -> Result<(StatusCode, Json<Policy>), ApiError> {
+) -> Result<Json<Policy>, ApiError> {
     if body.rules.len() > MAX_RULES {
         return Err(ApiError::invalid_body(
             "rules",
@@ -188,7 +188,9 @@ async fn patch_policy(
         ));
     }
     let mut tx = state.db().pool().begin().await?;
-    let (policy, created) = policies::patch(&mut tx, caller.org_id, &name, &body.rules).await?;
+    let policy = policies::patch(&mut tx, caller.org_id, &name, &body.rules)
+        .await
+        .map_err(|e| not_found_as(e, "policy"))?;
     if policy.rules.len() > MAX_RULES {
         return Err(ApiError::invalid_body(
             "rules",
@@ -196,13 +198,8 @@ async fn patch_policy(
         ));
     }
     tx.commit().await?;
-    tracing::info!(policy = %name, changed = body.rules.len(), created, "policy changed");
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(policy.into())))
+    tracing::info!(policy = %name, changed = body.rules.len(), "policy changed");
+    Ok(Json(policy.into()))
 }
 
 /// Delete a policy (admin).

@@ -203,6 +203,58 @@ pub struct UpdateProject {
     /// `:include`), each 1-500 characters.
     #[schema(schema_with = path_ignores_schema)]
     pub path_ignores: Option<Vec<String>>,
+    /// Moves the weekly full scan. Its occurrences before the move are not due: moving it earlier
+    /// in the week does not start a scan at once.
+    pub weekly_scan: Option<WeeklyScanChange>,
+}
+
+/// A new weekly slot, UTC.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WeeklyScanChange {
+    #[schema(schema_with = crate::schema::weekday)]
+    pub weekday: String,
+    /// `HH:MM` or `HH:MM:SS`, UTC.
+    #[schema(schema_with = weekly_time_schema)]
+    pub time: String,
+}
+
+/// A weekly slot's time of day as a request sends it.
+pub const WEEKLY_TIME: constraints::Text = constraints::Text {
+    min: 5,
+    max: 8,
+    pattern: "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$",
+    forbidden: &[],
+    reserved: &[],
+    expected: "a UTC time of day, `HH:MM` or `HH:MM:SS`",
+};
+
+fn weekly_time_schema() -> utoipa::openapi::schema::Object {
+    WEEKLY_TIME.schema()
+}
+
+impl WeeklyScanChange {
+    /// The slot, or 422 naming `weekly_scan.weekday` / `weekly_scan.time`.
+    fn slot(&self) -> Result<WeeklySlot, ApiError> {
+        let day = crate::schema::WEEKDAYS
+            .iter()
+            .position(|d| *d == self.weekday)
+            .ok_or_else(|| {
+                ApiError::invalid_body("weekly_scan.weekday", "must be monday ... sunday")
+            })?;
+        WEEKLY_TIME.check("weekly_scan.time", &self.time)?;
+        let mut parts = self.time.split(':').map(|p| p.parse::<u8>().unwrap_or(0));
+        let (h, m, s) = (
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+            parts.next().unwrap_or(0),
+        );
+        let time = time::Time::from_hms(h, m, s)
+            .map_err(|_| ApiError::invalid_body("weekly_scan.time", WEEKLY_TIME.expected))?;
+        WeeklySlot::from_parts(day as i16, time).ok_or_else(|| {
+            ApiError::invalid_body("weekly_scan.weekday", "must be monday ... sunday")
+        })
+    }
 }
 
 /// Most path ignores one project holds (the table's check).
@@ -502,7 +554,8 @@ async fn get_project(
     Ok(Json(p.into()))
 }
 
-/// Turn a project's full or diff-aware scans on or off, or set its path ignores (admin).
+/// Rename a project, turn its full or diff-aware scans on or off, set its path ignores or move
+/// its weekly full scan (admin).
 #[utoipa::path(patch, path = "/api/v1/projects/{id}", tag = "projects",
     params(ApiPath<ProjectId>),
     request_body = UpdateProject,
@@ -523,11 +576,17 @@ async fn update_project(
     if let Some(name) = &body.full_name {
         constraints::REPO_TEXT.check("full_name", name)?;
     }
+    let weekly_slot = body
+        .weekly_scan
+        .as_ref()
+        .map(WeeklyScanChange::slot)
+        .transpose()?;
     let changes = ProjectUpdate {
         full_name: body.full_name,
         full_scans_enabled: body.full_scans_enabled,
         diff_scans_enabled: body.diff_scans_enabled,
         path_ignores: body.path_ignores,
+        weekly_slot,
     };
     let p = projects::update(state.db().pool(), caller.org_id, id, &changes)
         .await

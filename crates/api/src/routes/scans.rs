@@ -488,27 +488,47 @@ async fn bulk_scan(
         )
         .with_fields(fields));
     }
-    let queued = scans::enqueue_bulk(
-        &mut tx,
-        caller.org_id,
-        &ids,
-        ScanTrigger::Bulk,
-        Some(caller.token_id),
-    )
-    .await?
-    // Only if a project was deleted between the check above and the insert.
-    .map_err(|unknown| {
-        ApiError::not_found("project").with_fields(unknown.0.iter().map(|id| FieldError {
-            field: "project_ids".to_owned(),
-            message: format!("project {id} not found"),
-        }))
-    })?;
+    queue_bulk(tx, caller, &ids, "project_ids", 0).await
+}
+
+/// Queues a bulk full scan of `ids` in `tx` and commits it. A project deleted since it was
+/// selected (checked or matched in `tx`) is 404, naming `field`; nothing is queued then.
+async fn queue_bulk(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    caller: Caller,
+    ids: &[ProjectId],
+    field: &str,
+    skipped: i64,
+) -> Result<Json<BulkScanResult>, ApiError> {
+    let queued = if ids.is_empty() {
+        Vec::new()
+    } else {
+        scans::enqueue_bulk(
+            &mut tx,
+            caller.org_id,
+            ids,
+            ScanTrigger::Bulk,
+            Some(caller.token_id),
+        )
+        .await?
+        .map_err(|unknown| {
+            ApiError::not_found("project").with_fields(unknown.0.iter().map(|id| FieldError {
+                field: field.to_owned(),
+                message: format!("project {id} not found"),
+            }))
+        })?
+    };
     tx.commit().await?;
     let created = queued.iter().filter(|q| q.created).count();
-    tracing::info!(projects = queued.len(), created, "bulk scan queued");
+    tracing::info!(
+        projects = queued.len(),
+        created,
+        skipped,
+        "bulk scan queued"
+    );
     Ok(Json(BulkScanResult {
         scans: queued.into_iter().map(Into::into).collect(),
-        skipped: 0,
+        skipped,
     }))
 }
 
@@ -531,34 +551,7 @@ async fn bulk_scan_matching(
             ),
         ));
     }
-    let queued = if ids.is_empty() {
-        Vec::new()
-    } else {
-        scans::enqueue_bulk(
-            &mut tx,
-            caller.org_id,
-            &ids,
-            ScanTrigger::Bulk,
-            Some(caller.token_id),
-        )
-        .await?
-        .map_err(|unknown| {
-            ApiError::not_found("project").with_fields(unknown.0.iter().map(|id| FieldError {
-                field: "matching".to_owned(),
-                message: format!("project {id} not found"),
-            }))
-        })?
-    };
-    tx.commit().await?;
-    tracing::info!(
-        projects = queued.len(),
-        skipped,
-        "bulk scan of matching projects queued"
-    );
-    Ok(Json(BulkScanResult {
-        scans: queued.into_iter().map(Into::into).collect(),
-        skipped,
-    }))
+    queue_bulk(tx, caller, &ids, "matching", skipped).await
 }
 
 /// `project_ids[i]` entries of the ids matching `pick`, each named once.

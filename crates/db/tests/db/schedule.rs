@@ -230,3 +230,41 @@ async fn disabled_full_scans_get_no_weekly_scan(pool: PgPool) {
         0
     );
 }
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_moved_slot_waits_for_its_next_occurrence(pool: PgPool) {
+    use picket_db::projects::{self, ProjectUpdate};
+    let org = fixtures::org(&pool, "o", 4).await;
+    // The database's clock stamps the move, so this test runs on the real clock.
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+    let later = WeeklySlot::of(now + time::Duration::hours(3));
+    let id = fixtures::projects(
+        &pool,
+        org,
+        1,
+        later.weekday_index(),
+        later.time,
+        now - time::Duration::days(2),
+    )
+    .await[0];
+    assert_eq!(schedule::enqueue_due_weekly(&pool, now).await.unwrap(), 0);
+    // Moved to an hour ago: that occurrence came before the move, so nothing starts now.
+    let earlier = WeeklySlot::of(now - time::Duration::hours(1));
+    let moved = projects::update(
+        &pool,
+        org,
+        id,
+        &ProjectUpdate {
+            weekly_slot: Some(earlier),
+            ..ProjectUpdate::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(moved.weekly_slot, earlier);
+    assert_eq!(schedule::enqueue_due_weekly(&pool, now).await.unwrap(), 0);
+    // Its next occurrence is due.
+    let next = earlier.next_after(now);
+    assert_eq!(schedule::enqueue_due_weekly(&pool, next).await.unwrap(), 1);
+    assert_eq!(weekly_slots(&pool).await, vec![next]);
+}

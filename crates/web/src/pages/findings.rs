@@ -16,9 +16,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use picket_core::triage::IgnoreReason;
-use picket_core::{FindingId, FindingStatus, Product, ProjectId, Severity};
+use picket_core::{FindingId, FindingStatus, Product, ProjectId, Provider, Severity};
 use picket_db::overview::{self, FindingMatch, FindingRow};
-use picket_db::{findings, orgs, projects, scans, DbError};
+use picket_db::{connections, findings, orgs, projects, scans, DbError};
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
 
@@ -674,6 +674,8 @@ struct FindingPage {
     first_seen_scan: String,
     first_seen: When,
     first_seen_pr: Option<i32>,
+    /// The commit the first scan saw (12 characters), with its page at the provider when known.
+    first_seen_commit: Option<(String, Option<String>)>,
     last_seen_scan: String,
     /// The matched line at the provider, for the commit last scanned (GitHub projects).
     source_link: Option<String>,
@@ -730,10 +732,27 @@ async fn show_finding(
         Err(DbError::NotFound) => None,
         Err(e) => return super::db_unavailable(&e, session),
     };
+    let provider = match connections::get(pool, org, project.connection_id).await {
+        Ok(c) => c.provider,
+        Err(DbError::NotFound) => return finding_not_found(session),
+        Err(e) => return super::db_unavailable(&e, session),
+    };
+    // Links only where the provider's page paths are known (GitHub's `/blob/` and `/commit/`).
+    let on_github = provider == Provider::Github;
     let source_link = last
         .as_ref()
         .and_then(|s| s.commit_sha.as_deref())
+        .filter(|_| on_github)
         .and_then(|sha| blob_url(&project.clone_url, sha, &f.path, f.start_line, f.end_line));
+    let first_seen_commit = first
+        .as_ref()
+        .and_then(|s| s.commit_sha.as_deref())
+        .map(|sha| {
+            let link = on_github
+                .then(|| commit_url(&project.clone_url, sha))
+                .flatten();
+            (sha.chars().take(12).collect::<String>(), link)
+        });
     let rule = match crate::pages::policies::rule(state, session, &f.rule_id).await {
         Ok(rule) => rule,
         Err(e) => return super::db_unavailable(&e, session),
@@ -788,6 +807,7 @@ async fn show_finding(
             first_seen_scan: f.first_seen_scan_id.to_string(),
             first_seen: format::when(f.created_at, now),
             first_seen_pr: first.and_then(|s| s.pr_number),
+            first_seen_commit,
             last_seen_scan: f.last_seen_scan_id.to_string(),
             source_link,
             rule_pack: rule.as_ref().map(|(p, _)| p.clone()),
@@ -925,17 +945,30 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'{')
     .add(b'}');
 
+/// `https://<host>/<owner>/<repo>` of a GitHub clone URL (github.com, or an Enterprise
+/// Server's host), when it is one.
+fn github_repo_url(clone_url: &str) -> Option<String> {
+    let rest = clone_url.strip_prefix("https://")?;
+    let (host, repo) = rest.split_once('/')?;
+    let repo = repo.trim_end_matches('/').trim_end_matches(".git");
+    (!host.is_empty() && repo.split('/').count() == 2).then(|| format!("https://{host}/{repo}"))
+}
+
+/// GitHub's page of `commit` (hex) in the repository of `clone_url`.
+fn commit_url(clone_url: &str, commit: &str) -> Option<String> {
+    let repo = github_repo_url(clone_url)?;
+    commit
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit())
+        .then(|| format!("{repo}/commit/{commit}"))
+}
+
 /// The provider's page of the matched lines at `commit`, when the clone URL is a GitHub
 /// repository's (`https://<host>/<owner>/<repo>(.git)`: github.com, or an Enterprise Server's
 /// host, which serves the same `/blob/` paths).
 fn blob_url(clone_url: &str, commit: &str, path: &str, start: i32, end: i32) -> Option<String> {
-    let rest = clone_url.strip_prefix("https://")?;
-    let (host, repo) = rest.split_once('/')?;
-    let repo = repo.trim_end_matches('/').trim_end_matches(".git");
-    if host.is_empty()
-        || repo.split('/').count() != 2
-        || !commit.bytes().all(|b| b.is_ascii_hexdigit())
-    {
+    let repo = github_repo_url(clone_url)?;
+    if !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let path: String = path
@@ -948,7 +981,7 @@ fn blob_url(clone_url: &str, commit: &str, path: &str, start: i32, end: i32) -> 
     } else {
         format!("#L{start}")
     };
-    Some(format!("https://{host}/{repo}/blob/{commit}/{path}{lines}"))
+    Some(format!("{repo}/blob/{commit}/{path}{lines}"))
 }
 
 #[cfg(test)]
@@ -977,6 +1010,16 @@ mod tests {
             blob_url("https://github.com/acme/api.git", "main; rm", "x", 1, 1),
             None
         );
+    }
+
+    #[test]
+    fn a_github_clone_url_links_to_a_commit() {
+        assert_eq!(
+            commit_url("https://github.com/acme/api.git", "abc123").as_deref(),
+            Some("https://github.com/acme/api/commit/abc123")
+        );
+        assert_eq!(commit_url("https://github.com/acme", "abc123"), None);
+        assert_eq!(commit_url("https://github.com/acme/api", "abc/../x"), None);
     }
 
     #[test]

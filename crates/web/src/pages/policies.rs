@@ -343,15 +343,31 @@ pub async fn set_modes(State(state): State<WebState>, session: Session, body: By
     }
     let changes: serde_json::Map<String, serde_json::Value> =
         rules.iter().map(|r| (r.clone(), mode.clone())).collect();
-    let answer: Result<serde_json::Value, Refusal> = state
+    let path = format!("/api/v1/policies/{UI_POLICY}");
+    let mut answer: Result<serde_json::Value, Refusal> = state
         .api
         .call(
             session.caller,
             Method::PATCH,
-            &format!("/api/v1/policies/{UI_POLICY}"),
+            &path,
             Some(serde_json::json!({ "rules": changes })),
         )
         .await;
+    // The org has no `default` policy yet: it is created holding these rules (taking rules out
+    // of a policy that does not exist changes nothing).
+    if answer.as_ref().is_err_and(|r| r.code == "not_found") {
+        let set: serde_json::Map<String, serde_json::Value> =
+            changes.into_iter().filter(|(_, m)| !m.is_null()).collect();
+        answer = state
+            .api
+            .call(
+                session.caller,
+                Method::PUT,
+                &path,
+                Some(serde_json::json!({ "rules": set })),
+            )
+            .await;
+    }
     match answer {
         Ok(_) => {
             let mut pairs: Vec<(&str, String)> = Vec::new();

@@ -1,4 +1,5 @@
-//! The Project page: the project's settings (scan switches, through `PATCH /api/v1/projects/{id}`),
+//! The Project page: the project's settings (name, scan switches, weekly slot, path ignores,
+//! through `PATCH /api/v1/projects/{id}`),
 //! its open findings on the default branch, and its scan history, newest first.
 
 use super::{render, Layout};
@@ -12,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use picket_core::{ProjectId, ScanId};
-use picket_db::{overview, scans, DbError};
+use picket_db::{overview, projects, scans, DbError};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -40,6 +41,11 @@ struct ProjectPage {
     csrf: String,
     row: RowView,
     clone_url: String,
+    /// The weekly slot as the settings form shows it: weekday choices and `HH:MM:SS` (UTC).
+    weekdays: Vec<Choice>,
+    weekly_time: String,
+    /// The project's path ignores, one a line.
+    path_ignores: String,
     history: Vec<HistoryRow>,
     older_href: Option<String>,
     kinds: Vec<Choice>,
@@ -114,6 +120,22 @@ async fn show(
         Ok(_) => return not_found(session),
         Err(e) => return super::db_unavailable(&e, session),
     };
+    let project = match projects::get(pool, org, id).await {
+        Ok(p) => p,
+        Err(DbError::NotFound) => return not_found(session),
+        Err(e) => return super::db_unavailable(&e, session),
+    };
+    let weekdays = WEEKDAYS
+        .iter()
+        .enumerate()
+        .map(|(i, (value, label))| Choice {
+            value,
+            label,
+            selected: i as i16 == project.weekly_slot.weekday_index(),
+        })
+        .collect();
+    let t = project.weekly_slot.time;
+    let weekly_time = format!("{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second());
     let filter = q.filter(OffsetDateTime::now_utc());
     let history =
         match scans::list_for_project(pool, org, id, &filter, before, HISTORY_PAGE + 1).await {
@@ -184,6 +206,9 @@ async fn show(
             csrf: session.csrf.clone(),
             clone_url: row.clone_url.clone(),
             row: row_view(&row, now),
+            weekdays,
+            weekly_time,
+            path_ignores: project.path_ignores.join("\n"),
             history,
             older_href,
             kinds,
@@ -240,12 +265,28 @@ pub async fn page(
     show(&state, &session, id, &q, StatusCode::OK, notice, None).await
 }
 
+/// The weekly slot's days, as the API names them, Monday first (the stored index).
+const WEEKDAYS: [(&str, &str); 7] = [
+    ("monday", "Monday"),
+    ("tuesday", "Tuesday"),
+    ("wednesday", "Wednesday"),
+    ("thursday", "Thursday"),
+    ("friday", "Friday"),
+    ("saturday", "Saturday"),
+    ("sunday", "Sunday"),
+];
+
 #[derive(Debug, Deserialize)]
 pub struct SettingsForm {
     full_scans: Option<String>,
     diff_scans: Option<String>,
     /// A new name (empty: unchanged).
     full_name: Option<String>,
+    /// The weekly slot (both, or neither: unchanged).
+    weekly_weekday: Option<String>,
+    weekly_time: Option<String>,
+    /// Gitignore patterns, one a line (blank lines dropped); absent: unchanged.
+    path_ignores: Option<String>,
 }
 
 /// `POST /projects/{id}/settings`: the scan switches (an unchecked box is absent from the form).
@@ -269,6 +310,17 @@ pub async fn settings(
         .filter(|n| !n.is_empty())
     {
         body["full_name"] = name.into();
+    }
+    if let (Some(day), Some(time)) = (&form.weekly_weekday, &form.weekly_time) {
+        body["weekly_scan"] = serde_json::json!({ "weekday": day, "time": time.trim() });
+    }
+    if let Some(text) = &form.path_ignores {
+        let patterns: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        body["path_ignores"] = patterns.into();
     }
     let answer: Result<serde_json::Value, Refusal> = state
         .api
