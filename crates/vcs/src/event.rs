@@ -93,6 +93,7 @@ pub struct PullRequestEvent {
     pub base_ref: String,
     /// The target branch's tip as the provider last saw it. Not the merge base, and not the
     /// baseline a scan compares against (the merge base is computed when the scan runs).
+    /// Empty when the delivery does not carry it (GitLab's merge request events).
     pub base_sha: String,
     /// Whether the head lives in another repository (a fork), or its repository is gone.
     pub from_fork: bool,

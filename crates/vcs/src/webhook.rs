@@ -2,6 +2,8 @@
 //! rotation, and why a delivery was refused.
 
 use secrecy::SecretString;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 use time::OffsetDateTime;
 
 /// The webhook secrets a connection accepts. After a rotation the previous secret stays valid
@@ -65,4 +67,51 @@ pub struct ParseError {
     pub code: &'static str,
     /// What was wrong, naming the header or JSON path; never payload text.
     pub message: String,
+}
+
+/// A header's value, trimmed: `header_missing` when absent, `header_invalid` when empty or not
+/// visible ASCII (`display` names it in the message).
+pub(crate) fn header_text(
+    headers: &http::HeaderMap,
+    name: &'static str,
+    display: &'static str,
+) -> Result<String, ParseError> {
+    let value = headers.get(name).ok_or_else(|| ParseError {
+        code: "header_missing",
+        message: format!("the `{display}` header is missing"),
+    })?;
+    match value.to_str() {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
+        _ => Err(ParseError {
+            code: "header_invalid",
+            message: format!("the `{display}` header is empty or not visible ASCII"),
+        }),
+    }
+}
+
+/// Deserializes `T` from `value`, naming the JSON path of whatever does not fit.
+pub(crate) fn decode<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner().to_string();
+        // serde's "missing field `x`" names one of our own fields; any other message may quote
+        // the payload ("invalid type: string \"...\""), so it is not kept.
+        let missing = inner
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'))
+            .filter(|field| {
+                field
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            });
+        let message = match (missing, path.as_str()) {
+            (Some(field), ".") => format!("`{field}` is missing"),
+            (Some(field), _) => format!("`{path}.{field}` is missing"),
+            (None, _) => format!("`{path}` does not have the documented type"),
+        };
+        ParseError {
+            code: "payload_invalid",
+            message,
+        }
+    })
 }

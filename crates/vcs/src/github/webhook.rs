@@ -23,10 +23,10 @@ use crate::event::{
     InstallationRepositoriesEvent, PullRequestAction, PullRequestEvent, ReplyEvent, RepoRef,
     RepositorySelection, WebhookEvent,
 };
-use crate::webhook::{ParseError, SignatureError, WebhookSecrets};
+use crate::webhook::{decode, header_text, ParseError, SignatureError, WebhookSecrets};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::Sha256;
@@ -163,24 +163,6 @@ fn ignored(reason: &'static str) -> WebhookEvent {
     WebhookEvent::Ignored(Ignored { reason })
 }
 
-fn header_text(
-    headers: &http::HeaderMap,
-    name: &'static str,
-    display: &'static str,
-) -> Result<String, ParseError> {
-    let value = headers.get(name).ok_or_else(|| ParseError {
-        code: "header_missing",
-        message: format!("the `{display}` header is missing"),
-    })?;
-    match value.to_str() {
-        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_owned()),
-        _ => Err(ParseError {
-            code: "header_invalid",
-            message: format!("the `{display}` header is empty or not visible ASCII"),
-        }),
-    }
-}
-
 fn body_json(headers: &http::HeaderMap, body: &[u8]) -> Result<Value, ParseError> {
     let form = headers
         .get(http::header::CONTENT_TYPE)
@@ -212,33 +194,6 @@ fn body_json(headers: &http::HeaderMap, body: &[u8]) -> Result<Value, ParseError
     } else {
         serde_json::from_slice(body).map_err(|e| not_json(e, "the body"))
     }
-}
-
-/// Deserializes `T` from `value`, naming the JSON path of whatever does not fit.
-fn decode<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.inner().to_string();
-        // serde's "missing field `x`" names one of our own fields; any other message may quote
-        // the payload ("invalid type: string \"...\""), so it is not kept.
-        let missing = inner
-            .strip_prefix("missing field `")
-            .and_then(|rest| rest.strip_suffix('`'))
-            .filter(|field| {
-                field
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            });
-        let message = match (missing, path.as_str()) {
-            (Some(field), ".") => format!("`{field}` is missing"),
-            (Some(field), _) => format!("`{path}.{field}` is missing"),
-            (None, _) => format!("`{path}` does not have the documented type"),
-        };
-        ParseError {
-            code: "payload_invalid",
-            message,
-        }
-    })
 }
 
 /// A full commit SHA (40 or 64 hex digits), as GitHub sends them.
