@@ -115,3 +115,16 @@ pub(crate) fn decode<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError
         }
     })
 }
+
+/// A full commit SHA (40 or 64 hex digits), lowercased; `payload_invalid` naming `path` for
+/// anything else (an abbreviated hash included).
+pub(crate) fn commit_sha(sha: String, path: &str) -> Result<String, ParseError> {
+    if matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(sha.to_ascii_lowercase())
+    } else {
+        Err(ParseError {
+            code: "payload_invalid",
+            message: format!("`{path}` is not a full commit SHA"),
+        })
+    }
+}

@@ -23,7 +23,7 @@ use crate::event::{
     InstallationRepositoriesEvent, PullRequestAction, PullRequestEvent, ReplyEvent, RepoRef,
     RepositorySelection, WebhookEvent,
 };
-use crate::webhook::{decode, header_text, ParseError, SignatureError, WebhookSecrets};
+use crate::webhook::{commit_sha, decode, header_text, ParseError, SignatureError, WebhookSecrets};
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde::de::IgnoredAny;
@@ -193,18 +193,6 @@ fn body_json(headers: &http::HeaderMap, body: &[u8]) -> Result<Value, ParseError
         serde_json::from_str(&payload).map_err(|e| not_json(e, "the form's `payload` field"))
     } else {
         serde_json::from_slice(body).map_err(|e| not_json(e, "the body"))
-    }
-}
-
-/// A full commit SHA (40 or 64 hex digits), as GitHub sends them.
-fn commit_sha(sha: String, path: &str) -> Result<String, ParseError> {
-    if matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(sha)
-    } else {
-        Err(ParseError {
-            code: "payload_invalid",
-            message: format!("`{path}` is not a full commit SHA"),
-        })
     }
 }
 

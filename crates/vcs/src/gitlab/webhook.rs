@@ -25,7 +25,7 @@ use crate::event::{
     CommentKind, Delivery, Ignored, PullRequestAction, PullRequestEvent, ReplyEvent, RepoRef,
     WebhookEvent,
 };
-use crate::webhook::{decode, header_text, ParseError, SignatureError, WebhookSecrets};
+use crate::webhook::{commit_sha, decode, header_text, ParseError, SignatureError, WebhookSecrets};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::Value;
@@ -329,18 +329,6 @@ fn merge_request(json: &Value) -> Result<WebhookEvent, ParseError> {
         title: mr.title,
         author: None,
     }))
-}
-
-/// A full commit SHA (40 or 64 hex digits).
-fn commit_sha(sha: String, path: &str) -> Result<String, ParseError> {
-    if matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(sha.to_ascii_lowercase())
-    } else {
-        Err(ParseError {
-            code: "payload_invalid",
-            message: format!("`{path}` is not a full commit SHA"),
-        })
-    }
 }
 
 /// GitLab's timestamps: RFC 3339 (`2013-12-03T17:23:34Z`, `…34.558Z`), or, in older payloads,
