@@ -42,11 +42,15 @@ pub struct FieldRefusal {
 }
 
 impl Refusal {
-    /// The detail and each refused field, for a person.
+    /// The detail and each refused field the detail does not already name, for a person.
     pub fn message(&self) -> String {
         let mut out = self.detail.clone();
         for e in &self.errors {
-            out.push_str(&format!("; {}: {}", e.field, e.message));
+            let said = format!("{}: {}", e.field, e.message);
+            if !self.detail.contains(&said) {
+                out.push_str("; ");
+                out.push_str(&said);
+            }
         }
         out
     }
@@ -124,5 +128,42 @@ impl Api {
             Err(serde_json::from_slice(&bytes)
                 .unwrap_or_else(|e| Refusal::unreadable(status.as_u16(), &e.to_string())))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(detail: &str, errors: &[(&str, &str)]) -> Refusal {
+        Refusal {
+            status: 422,
+            code: "invalid_body".to_owned(),
+            detail: detail.to_owned(),
+            errors: errors
+                .iter()
+                .map(|(f, m)| FieldRefusal {
+                    field: (*f).to_owned(),
+                    message: (*m).to_owned(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_field_the_detail_already_names_is_said_once() {
+        let r = refusal(
+            "weekly_scan.time: must be a UTC time of day",
+            &[("weekly_scan.time", "must be a UTC time of day")],
+        );
+        assert_eq!(r.message(), "weekly_scan.time: must be a UTC time of day");
+        let r = refusal(
+            "2 fields are refused",
+            &[("a", "must be 1-3"), ("b", "must be set")],
+        );
+        assert_eq!(
+            r.message(),
+            "2 fields are refused; a: must be 1-3; b: must be set"
+        );
     }
 }
