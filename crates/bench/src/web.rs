@@ -210,14 +210,8 @@ async fn seed(db: &picket_db::Db, findings: u32) -> anyhow::Result<()> {
                                               clone_url, default_branch, private, archived)
          SELECT connection_id, org_id, provider_repo_id, full_name, clone_url, default_branch,
                 true, false
-         FROM projects",
-    )
-    .execute(pool)
-    .await
-    .context("seeding the inventory")?;
-    sqlx::query(
-        "INSERT INTO connection_repositories (connection_id, org_id, provider_repo_id, full_name,
-                                              clone_url, default_branch, private, archived)
+         FROM projects
+         UNION ALL
          SELECT c.id, c.org_id, 'unadded-' || i, 'bench/unadded-' || lpad(i::text, 5, '0'),
                 'https://git.invalid/bench/unadded-' || i || '.git', 'main', i % 3 <> 0,
                 i % 50 = 0
@@ -226,7 +220,7 @@ async fn seed(db: &picket_db::Db, findings: u32) -> anyhow::Result<()> {
     )
     .execute(pool)
     .await
-    .context("seeding repositories not added")?;
+    .context("seeding the inventory")?;
     sqlx::query("UPDATE vcs_connections SET repositories_listed_at = now()")
         .execute(pool)
         .await?;

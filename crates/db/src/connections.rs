@@ -26,6 +26,9 @@ pub struct ConnectionRecord {
     /// Add every repository an installation gains as a project, automatically (webhooks).
     pub follow_installations: bool,
     pub created_at: OffsetDateTime,
+    /// When its whole list of repositories was last stored (`picket_db::inventory`); `None`:
+    /// never.
+    pub repositories_listed_at: Option<OffsetDateTime>,
 }
 
 struct ConnectionRow {
@@ -37,6 +40,7 @@ struct ConnectionRow {
     has_credentials: bool,
     follow_installations: bool,
     created_at: OffsetDateTime,
+    repositories_listed_at: Option<OffsetDateTime>,
 }
 
 impl From<ConnectionRow> for ConnectionRecord {
@@ -50,6 +54,7 @@ impl From<ConnectionRow> for ConnectionRecord {
             has_credentials: r.has_credentials,
             follow_installations: r.follow_installations,
             created_at: r.created_at,
+            repositories_listed_at: r.repositories_listed_at,
         }
     }
 }
@@ -96,7 +101,8 @@ pub async fn create_with_id(
                                      follow_installations)
         VALUES ($1, $2, $3::text::vcs_provider, $4, $5, $6, $7)
         RETURNING id, org_id, provider AS "provider: Pg<Provider>", name, base_url,
-                  credentials IS NOT NULL AS "has_credentials!", follow_installations, created_at
+                  credentials IS NOT NULL AS "has_credentials!", follow_installations, created_at,
+               repositories_listed_at
         "#,
         id.0,
         new.org_id.0,
@@ -117,7 +123,8 @@ pub async fn list(ex: impl PgExecutor<'_>, org: OrgId) -> Result<Vec<ConnectionR
         ConnectionRow,
         r#"
         SELECT id, org_id, provider AS "provider: Pg<Provider>", name, base_url,
-               credentials IS NOT NULL AS "has_credentials!", follow_installations, created_at
+               credentials IS NOT NULL AS "has_credentials!", follow_installations, created_at,
+               repositories_listed_at
         FROM vcs_connections WHERE org_id = $1
         ORDER BY name, id
         "#,
@@ -138,7 +145,8 @@ pub async fn get(
         ConnectionRow,
         r#"
         SELECT id, org_id, provider AS "provider: Pg<Provider>", name, base_url,
-               credentials IS NOT NULL AS "has_credentials!", follow_installations, created_at
+               credentials IS NOT NULL AS "has_credentials!", follow_installations, created_at,
+               repositories_listed_at
         FROM vcs_connections WHERE id = $1 AND org_id = $2
         "#,
         id.0,
@@ -213,7 +221,8 @@ pub async fn update_settings(
         SET follow_installations = COALESCE($3, follow_installations)
         WHERE id = $1 AND org_id = $2
         RETURNING id, org_id, provider AS "provider: Pg<Provider>", name, base_url,
-                  credentials IS NOT NULL AS "has_credentials!", follow_installations, created_at
+                  credentials IS NOT NULL AS "has_credentials!", follow_installations, created_at,
+               repositories_listed_at
         "#,
         id.0,
         org.0,

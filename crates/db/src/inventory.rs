@@ -233,30 +233,9 @@ pub async fn unadded(
     })
 }
 
-/// When each of the org's connections' whole listing was last stored (`None`: never), by
-/// connection name.
-pub async fn listed_at(
-    ex: impl PgExecutor<'_>,
-    org: OrgId,
-) -> Result<Vec<(ConnectionId, Option<OffsetDateTime>)>> {
-    let rows = sqlx::query!(
-        r#"
-        SELECT id, repositories_listed_at FROM vcs_connections WHERE org_id = $1
-        ORDER BY name, id
-        "#,
-        org.0
-    )
-    .fetch_all(ex)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.id.into(), r.repositories_listed_at))
-        .collect())
-}
-
 /// Connections whose whole listing is older than `age` (or was never read), oldest first, at
 /// most `limit`: what the scheduler's periodic refresh reads next. Only connections holding
-/// credentials (the others cannot be listed).
+/// credentials, and not plain git (the others cannot be listed).
 pub async fn stale(
     ex: impl PgExecutor<'_>,
     age: std::time::Duration,
@@ -266,7 +245,7 @@ pub async fn stale(
     let rows = sqlx::query!(
         r#"
         SELECT org_id, id FROM vcs_connections
-        WHERE credentials IS NOT NULL
+        WHERE credentials IS NOT NULL AND provider <> 'git'
           AND (repositories_listed_at IS NULL
                OR repositories_listed_at < now() - make_interval(secs => $1))
         ORDER BY repositories_listed_at NULLS FIRST, id

@@ -138,7 +138,9 @@ pub async fn update(ex: impl PgExecutor<'_>, id: OrgId, changes: &OrgUpdate) -> 
         r#"
         WITH cleared AS (
             UPDATE findings SET matched_lines = NULL
+            -- Only when the setting turns off: while it is off, no lines are stored.
             WHERE org_id = $1 AND $7::bool IS FALSE AND matched_lines IS NOT NULL
+              AND EXISTS (SELECT 1 FROM orgs WHERE id = $1 AND store_matched_lines)
         )
         UPDATE orgs
         SET name = COALESCE($2, name),

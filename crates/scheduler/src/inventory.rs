@@ -4,10 +4,10 @@
 //! Every [`CHECK_EVERY`], the connections whose whole listing is older than
 //! [`InventoryConfig::every`] (or was never read), oldest first and at most [`PER_PASS`] of them,
 //! are listed through their provider ([`SourceProvider::all_repositories`]: GitHub lists the
-//! installations, then each one's repositories 100 a page) and their inventory replaced. A
-//! connection Picket cannot list (plain git, a token instead of an App) or whose listing fails is
-//! logged with the error's stable code and left alone for one whole `every`, so a broken
-//! connection costs one attempt per period.
+//! installations, then each one's repositories 100 a page) and their inventory replaced. Plain
+//! git connections are never listed. A connection Picket cannot list (a GitHub token instead of
+//! an App) or whose listing fails is logged with the error's stable code and left alone for one
+//! whole `every`, so a broken connection costs one attempt per period.
 
 use picket_core::ConnectionId;
 use picket_db::{inventory, Db, DbError};

@@ -13,7 +13,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use picket_core::{ConnectionId, OrgId, Provider};
+use picket_core::{OrgId, Provider};
 use picket_db::connections::ConnectionRecord;
 use picket_db::inventory::{self, UnaddedMatch};
 use picket_db::DbError;
@@ -72,8 +72,6 @@ pub async fn read(
 ) -> Result<NotAdded, DbError> {
     let now = OffsetDateTime::now_utc();
     let found = inventory::unadded(pool, org, &filter, (page - 1) * PAGE_SIZE, PAGE_SIZE).await?;
-    let listed_at: BTreeMap<ConnectionId, Option<OffsetDateTime>> =
-        inventory::listed_at(pool, org).await?.into_iter().collect();
     let pages = ((found.total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     Ok(NotAdded {
         rows: found
@@ -101,11 +99,7 @@ pub async fn read(
             .map(|c| ListingView {
                 id: c.id.to_string(),
                 name: c.name.clone(),
-                listed: listed_at
-                    .get(&c.id)
-                    .copied()
-                    .flatten()
-                    .map(|at| format::when(at, now)),
+                listed: c.repositories_listed_at.map(|at| format::when(at, now)),
             })
             .collect(),
     })
