@@ -1,6 +1,7 @@
 //! The reconcile sweep's turns (picket-scheduler `reconcile`).
 //!
-//! GitHub never retries a webhook delivery, so the scheduler periodically lists the open pull
+//! GitHub never retries a webhook delivery (and GitLab drops them while a hook is disabled), so
+//! the scheduler periodically lists the open pull
 //! requests of the projects below and queues, through [`webhooks::sweep_pull_request`], a scan
 //! for every head never scanned. Each project has a turn, `projects.reconciled_at`: [`projects`]
 //! lists them oldest turn first, a sweep [`take_turn`]s a project right before listing its pull
@@ -24,26 +25,28 @@ pub struct SweepProject {
     /// The provider's id of the repository.
     pub provider_repo_id: String,
     pub full_name: String,
-    /// The GitHub App installation the repository is reached through.
-    pub installation_id: String,
+    /// The GitHub App installation the repository is reached through; `None` for providers
+    /// without installations (GitLab).
+    pub installation_id: Option<String>,
     /// The project's last turn; `None`: never swept.
     pub reconciled_at: Option<OffsetDateTime>,
 }
 
 /// Every project the sweep covers, oldest turn first (never swept first): enabled (not disabled
 /// by an uninstalled or suspended installation, nor a removed repository), with diff-aware scans
-/// on, on a GitHub connection that holds credentials, and reached through a known installation
+/// on, on a GitHub connection that holds credentials and reached through a known installation
 /// (a project added by hand before any webhook named its installation has none yet: it is not
-/// swept until one does).
+/// swept until one does), or on a GitLab connection that holds a token.
 pub async fn projects(ex: impl PgExecutor<'_>) -> Result<Vec<SweepProject>> {
     let rows = sqlx::query!(
         r#"
         SELECT p.id, p.connection_id, p.provider_repo_id, p.full_name,
-               p.provider_installation_id AS "installation_id!", p.reconciled_at
+               p.provider_installation_id AS installation_id, p.reconciled_at
         FROM projects p JOIN vcs_connections c ON c.id = p.connection_id
         WHERE p.disabled_reason IS NULL AND p.diff_scans_enabled
-          AND p.provider_installation_id IS NOT NULL
-          AND c.provider = 'github' AND c.credentials IS NOT NULL
+          AND c.credentials IS NOT NULL
+          AND ((c.provider = 'github' AND p.provider_installation_id IS NOT NULL)
+               OR c.provider = 'gitlab')
         ORDER BY p.reconciled_at NULLS FIRST, p.id
         "#
     )

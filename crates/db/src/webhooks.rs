@@ -97,6 +97,9 @@ pub struct PullRequestHead<'a> {
     pub repo_id: &'a str,
     pub installation_id: Option<&'a str>,
     pub number: i32,
+    /// The ref the head is fetched by (`refs/pull/<n>/head` on GitHub,
+    /// `refs/merge-requests/<iid>/head` on GitLab: picket-vcs `pull_request_ref`).
+    pub git_ref: &'a str,
     /// The head commit, 40 (or 64) hex digits.
     pub head_sha: &'a str,
     /// The target branch's name.
@@ -168,7 +171,7 @@ pub const SUPERSEDED: &str = "superseded";
 /// The error code of a scan cancelled because its project was disabled.
 pub const PROJECT_DISABLED: &str = "project_disabled";
 
-/// Queues the diff scan of a pull request's head (`git_ref` = `refs/pull/<n>/head`, `commit_sha`
+/// Queues the diff scan of a pull request's head (`git_ref` = the provider's ref of it, `commit_sha`
 /// = head, `base_ref` = the target branch), in the caller's transaction, and cancels the PR's
 /// other active diff scans as superseded (audited as `actor`). See the module documentation.
 pub async fn queue_pull_request(
@@ -325,7 +328,7 @@ async fn queue_head(
         trigger.as_str(),
         trigger.priority(),
         ScanKind::Diff.max_attempts(),
-        format!("refs/pull/{}/head", pr.number),
+        pr.git_ref,
         pr.head_sha,
         pr.base_ref,
         pr.base_sha,

@@ -138,7 +138,7 @@ pub async fn sweep(
             providers,
             cfg,
             connection,
-            &installation,
+            installation.as_deref(),
             &projects,
             &mut report,
         )
@@ -161,12 +161,13 @@ pub async fn sweep(
     Ok(report)
 }
 
+/// How projects are reached: their connection and, on GitHub, the installation.
+type Reach = (ConnectionId, Option<String>);
+
 /// The projects grouped by installation, each group in the order given (oldest turn first), the
 /// groups in the order of their oldest turn.
-fn by_installation(
-    projects: Vec<SweepProject>,
-) -> Vec<((ConnectionId, String), Vec<SweepProject>)> {
-    let mut groups: Vec<((ConnectionId, String), Vec<SweepProject>)> = Vec::new();
+fn by_installation(projects: Vec<SweepProject>) -> Vec<(Reach, Vec<SweepProject>)> {
+    let mut groups: Vec<(Reach, Vec<SweepProject>)> = Vec::new();
     for p in projects {
         let key = (p.connection_id, p.installation_id.clone());
         match groups.iter_mut().find(|(k, _)| *k == key) {
@@ -188,7 +189,7 @@ async fn sweep_installation(
     providers: &Registry,
     cfg: &ReconcileConfig,
     connection: ConnectionId,
-    installation: &str,
+    installation: Option<&str>,
     projects: &[SweepProject],
     report: &mut SweepReport,
 ) -> Result<(), DbError> {
@@ -199,7 +200,7 @@ async fn sweep_installation(
             if e.code == picket_vcs::ErrorCode::BadConfig {
                 tracing::debug!(%connection, code = e.code.as_str(), "reconcile: connection skipped");
             } else {
-                tracing::warn!(%connection, installation, code = e.code.as_str(), error = %e, "reconcile: connection unusable");
+                tracing::warn!(%connection, installation = installation.unwrap_or_default(), code = e.code.as_str(), error = %e, "reconcile: connection unusable");
             }
             *report.errors.entry(e.code.as_str()).or_default() += 1;
             report.projects_left += projects.len();
@@ -225,7 +226,7 @@ async fn sweep_installation(
         let locator = RepoLocator {
             id: project.provider_repo_id.clone(),
             full_name: project.full_name.clone(),
-            installation_id: Some(installation.to_owned()),
+            installation_id: installation.map(str::to_owned),
         };
         let mut cursor: Option<String> = None;
         loop {
@@ -233,7 +234,7 @@ async fn sweep_installation(
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(
-                        %connection, installation, repository = %project.full_name,
+                        %connection, installation = installation.unwrap_or_default(), repository = %project.full_name,
                         code = e.code.as_str(), error = %e,
                         "reconcile: listing open pull requests failed; next installation"
                     );
@@ -247,7 +248,18 @@ async fn sweep_installation(
             let mut disabled = false;
             for pr in &page.items {
                 report.pull_requests += 1;
-                if !queue_head(db, connection, installation, project, pr, turn, report).await? {
+                if !queue_head(
+                    db,
+                    &*source,
+                    connection,
+                    installation,
+                    project,
+                    pr,
+                    turn,
+                    report,
+                )
+                .await?
+                {
                     disabled = true;
                     break;
                 }
@@ -284,13 +296,13 @@ async fn sweep_installation(
         Some(Stop::Budget) => {
             report.budgets_exhausted += 1;
             tracing::info!(
-                %connection, installation, api_calls = calls, budget = cfg.budget,
+                %connection, installation = installation.unwrap_or_default(), api_calls = calls, budget = cfg.budget,
                 projects_left = projects.len() - done,
                 "reconcile: installation's budget spent; the next sweep resumes with the projects left"
             );
         }
         Some(Stop::Error) | None => tracing::debug!(
-            %connection, installation, api_calls = calls, projects = projects.len(),
+            %connection, installation = installation.unwrap_or_default(), api_calls = calls, projects = projects.len(),
             "reconcile: installation swept"
         ),
     }
@@ -299,10 +311,12 @@ async fn sweep_installation(
 
 /// Queues one open pull request's head unless it was scanned. `Ok(false)` when the project turned
 /// out disabled (or its PR scans off) meanwhile.
+#[allow(clippy::too_many_arguments)]
 async fn queue_head(
     db: &Db,
+    source: &dyn SourceProvider,
     connection: ConnectionId,
-    installation: &str,
+    installation: Option<&str>,
     project: &SweepProject,
     pr: &PullRequestState,
     listed_at: time::OffsetDateTime,
@@ -315,11 +329,14 @@ async fn queue_head(
     if !pr.open {
         return Ok(true);
     }
+    let git_ref =
+        picket_vcs::provider::pull_request_ref(source.provider(), pr.number, &pr.head_ref);
     let head = PullRequestHead {
         connection_id: connection,
         repo_id: &project.provider_repo_id,
-        installation_id: Some(installation),
+        installation_id: installation,
         number,
+        git_ref: &git_ref,
         head_sha: &pr.head_sha,
         base_ref: &pr.base_ref,
         base_sha: Some(&pr.base_sha)

@@ -82,7 +82,7 @@ pub async fn post_comments(
     for t in &planned.resolve {
         // A conversation comment has no thread: nothing to resolve.
         if let Some(thread) = &t.thread_id {
-            client.resolve_thread(repo, thread).await?;
+            client.resolve_thread(repo, target.number, thread).await?;
             resolved += 1;
         }
     }

@@ -10,6 +10,7 @@
 //! Every call honours the provider's rate limits and maps its errors to the stable
 //! [`ErrorCode`]s of [`VcsError`]; nothing here logs or returns a credential.
 
+pub mod client;
 pub mod error;
 pub mod event;
 pub mod feedback;
@@ -17,6 +18,7 @@ pub mod github;
 pub mod gitlab;
 pub mod provider;
 pub mod registry;
+pub(crate) mod rest;
 pub mod webhook;
 
 pub use error::{ErrorCode, VcsError};

@@ -122,6 +122,20 @@ pub struct PullRequestState {
     pub updated_at: Option<time::OffsetDateTime>,
 }
 
+/// The ref a pull request's head is fetched by from the base repository: `refs/pull/<n>/head`
+/// (GitHub), `refs/merge-requests/<iid>/head` (GitLab, "Merge requests" docs: "Check out merge
+/// requests locally through the head ref"), `refs/pull/<id>/merge` (Azure DevOps: the only ref it
+/// keeps; the head is its second parent, so fetching it brings the head), and the source branch
+/// (`refs/heads/<branch>`, Bitbucket Cloud, which keeps no pull request refs).
+pub fn pull_request_ref(provider: Provider, number: u64, head_ref: &str) -> String {
+    match provider {
+        Provider::Gitlab => format!("refs/merge-requests/{number}/head"),
+        Provider::AzureDevops => format!("refs/pull/{number}/merge"),
+        Provider::Bitbucket => format!("refs/heads/{head_ref}"),
+        _ => format!("refs/pull/{number}/head"),
+    }
+}
+
 /// What the control plane asks of one connection.
 #[async_trait]
 pub trait SourceProvider: Send + Sync + fmt::Debug {
@@ -349,8 +363,9 @@ pub trait FeedbackClient: Send + Sync + fmt::Debug {
         comment_id: &str,
     ) -> Result<Option<PostedComment>>;
 
-    /// Marks a review thread resolved.
-    async fn resolve_thread(&self, repo: &RepoLocator, thread_id: &str) -> Result<()>;
+    /// Marks a review thread of pull request `number` resolved (`thread_id`:
+    /// [`PostedComment::thread_id`]).
+    async fn resolve_thread(&self, repo: &RepoLocator, number: u64, thread_id: &str) -> Result<()>;
 
     /// Answers in the thread of review comment `comment_id` (or on the conversation for a
     /// conversation comment).

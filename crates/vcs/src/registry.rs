@@ -50,15 +50,12 @@ type Live = (Vec<u8>, Arc<dyn SourceProvider>);
 #[derive(Debug)]
 pub struct Registry {
     store: Arc<dyn CredentialStore>,
-    options: crate::github::api::ClientOptions,
+    options: crate::client::ClientOptions,
     live: Mutex<HashMap<ConnectionId, Live>>,
 }
 
 impl Registry {
-    pub fn new(
-        store: Arc<dyn CredentialStore>,
-        options: crate::github::api::ClientOptions,
-    ) -> Registry {
+    pub fn new(store: Arc<dyn CredentialStore>, options: crate::client::ClientOptions) -> Registry {
         Registry {
             store,
             options,
@@ -68,7 +65,7 @@ impl Registry {
 
     /// How this registry's clients reach providers (TLS trust, timeouts, retries): for calls made
     /// outside any connection, such as the App manifest conversion.
-    pub fn options(&self) -> &crate::github::api::ClientOptions {
+    pub fn options(&self) -> &crate::client::ClientOptions {
         &self.options
     }
 
@@ -100,38 +97,58 @@ impl Registry {
     }
 }
 
-/// The client options of one connection: the registry's, at the connection's API root when it
-/// has one of its own.
+/// The client options of one connection: the registry's, at the connection's API root (its own
+/// base URL, else the provider's public service).
 fn connection_options(
     stored: &StoredConnection,
-    options: &crate::github::api::ClientOptions,
-) -> crate::github::api::ClientOptions {
+    options: &crate::client::ClientOptions,
+) -> crate::client::ClientOptions {
     let mut options = options.clone();
-    if !stored.base_url.is_empty() {
-        options.api_url = stored.base_url.clone();
+    if !stored.base_url.is_empty() || stored.provider != Provider::Github {
+        options.api_url = api_url(stored.provider, &stored.base_url);
     }
     options
+}
+
+/// A connection's API root: its own base URL, else its provider's public service
+/// (`https://api.github.com`, `https://gitlab.com/api/v4`).
+pub fn api_url(provider: Provider, base_url: &str) -> String {
+    match (base_url.is_empty(), provider) {
+        (false, _) => base_url.to_owned(),
+        (true, Provider::Gitlab) => crate::gitlab::DEFAULT_API_URL.to_owned(),
+        (true, _) => crate::github::DEFAULT_API_URL.to_owned(),
+    }
+}
+
+/// The stored credentials as `T`, or [`ErrorCode::BadConfig`] naming the provider.
+fn credentials<T: serde::de::DeserializeOwned>(stored: &StoredConnection) -> Result<T> {
+    serde_json::from_str(secrecy::ExposeSecret::expose_secret(&stored.credentials)).map_err(|_| {
+        VcsError::new(
+            ErrorCode::BadConfig,
+            format!(
+                "the connection's stored credentials are not a {} connection's",
+                stored.provider.as_str()
+            ),
+        )
+    })
 }
 
 /// Builds the provider of a connection from its stored credentials.
 pub fn connect(
     stored: &StoredConnection,
-    options: &crate::github::api::ClientOptions,
+    options: &crate::client::ClientOptions,
 ) -> Result<Arc<dyn SourceProvider>> {
+    let options = connection_options(stored, options);
     match stored.provider {
         Provider::Github => {
-            let creds: crate::github::AppCredentials =
-                serde_json::from_str(secrecy::ExposeSecret::expose_secret(&stored.credentials))
-                    .map_err(|_| {
-                        VcsError::new(
-                            ErrorCode::BadConfig,
-                            "the connection's stored credentials are not a GitHub App's",
-                        )
-                    })?;
-            let options = connection_options(stored, options);
+            let creds: crate::github::AppCredentials = credentials(stored)?;
             Ok(Arc::new(crate::github::api::GitHubApp::new(
                 &creds, &options,
             )?))
+        }
+        Provider::Gitlab => {
+            let creds: crate::gitlab::GitLabCredentials = credentials(stored)?;
+            Ok(Arc::new(crate::gitlab::api::GitLab::new(&creds, &options)?))
         }
         other => Err(VcsError::new(
             ErrorCode::BadConfig,
@@ -144,16 +161,36 @@ pub fn connect(
 /// with this too).
 pub fn feedback_client(
     provider: Provider,
-    options: &crate::github::api::ClientOptions,
+    options: &crate::client::ClientOptions,
     credential: &crate::provider::ScopedCredential,
 ) -> Result<Box<dyn FeedbackClient>> {
     match provider {
         Provider::Github => Ok(Box::new(crate::github::api::GitHubFeedback::new(
             credential, options,
         )?)),
+        Provider::Gitlab => Ok(Box::new(crate::gitlab::api::GitLabFeedback::new(
+            credential, options,
+        )?)),
         other => Err(VcsError::new(
             ErrorCode::BadConfig,
             format!("{} connections have no feedback client yet", other.as_str()),
         )),
+    }
+}
+
+/// Serializes a secret in the clear: for credentials on their way to being sealed (picket-db
+/// encrypts them at rest), never for output.
+pub(crate) fn expose<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(secrecy::ExposeSecret::expose_secret(s))
+}
+
+/// [`expose`] for an optional secret.
+pub(crate) fn expose_opt<S: serde::Serializer>(
+    s: &Option<SecretString>,
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    match s {
+        Some(s) => ser.serialize_some(secrecy::ExposeSecret::expose_secret(s)),
+        None => ser.serialize_none(),
     }
 }

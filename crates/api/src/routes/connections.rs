@@ -26,6 +26,7 @@ use picket_core::Provider;
 use picket_db::connections::{self, ConnectionRecord, NewConnection};
 use picket_db::webhooks::{self, DeliveryRecord};
 use picket_vcs::github::AppCredentials;
+use picket_vcs::gitlab::{self, GitLabCredentials};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -69,8 +70,9 @@ pub struct Connection {
     pub has_credentials: bool,
     /// Add every repository an installation gains as a project, with its initial scan.
     pub follow_installations: bool,
-    /// Where the provider delivers this connection's webhooks (GitHub connections): under the
-    /// server's public URL (`PICKET_PUBLIC_URL`), or a path alone when none is configured.
+    /// Where the provider delivers this connection's webhooks (GitHub and GitLab connections):
+    /// under the server's public URL (`PICKET_PUBLIC_URL`), or a path alone when none is
+    /// configured.
     pub webhook_url: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -78,10 +80,11 @@ pub struct Connection {
 
 impl Connection {
     pub(crate) fn new(c: ConnectionRecord, state: &AppState) -> Self {
-        let webhook_url = (c.provider == Provider::Github).then(|| {
+        let webhook_url = matches!(c.provider, Provider::Github | Provider::Gitlab).then(|| {
             format!(
-                "{}/webhooks/github/{}",
+                "{}/webhooks/{}/{}",
                 state.webhooks().public_url.as_deref().unwrap_or_default(),
+                c.provider.as_str(),
                 c.id
             )
         });
@@ -168,12 +171,17 @@ pub struct CreateConnection {
     /// 1-200 characters, unique in the org.
     #[schema(schema_with = constraints::name)]
     pub name: String,
-    /// `https://` or `http://` URL of the provider's API, for self-hosted instances.
+    /// `https://` or `http://` URL of the provider's API, for self-hosted instances (GitLab: the
+    /// instance's address, to which `/api/v4` is added when missing).
     #[serde(default)]
     #[schema(schema_with = constraints::base_url)]
     pub base_url: String,
     /// A GitHub connection's: `{app_id, private_key, webhook_secret}` (the App's id, a positive
     /// integer; its RSA private key, PEM; its webhook secret, 16-256 characters) and nothing else.
+    /// A GitLab connection's: `{token, webhook_secret, group}`: an access token with the `api`
+    /// and `read_repository` scopes (8-1024 visible characters); the hook's secret token or a
+    /// signing token (`whsec_...`), 16-256 characters; optionally the group whose projects
+    /// (subgroups included) are listed, by full path or id (else the token's memberships).
     #[serde(default)]
     #[schema(schema_with = crate::schema::credentials)]
     pub credentials: Option<Credentials>,
@@ -250,7 +258,109 @@ fn rsa_private_key(pem: &str) -> bool {
         || rsa::RsaPrivateKey::from_pkcs8_pem(pem).is_ok()
 }
 
-pub(crate) fn sealable(credentials: &AppCredentials) -> Result<SecretString, ApiError> {
+/// A GitLab connection's credentials as a request sends them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GitlabInput {
+    token: serde_json::Value,
+    webhook_secret: serde_json::Value,
+    #[serde(default)]
+    group: Option<serde_json::Value>,
+}
+
+/// Checks a GitLab connection's credentials (422 naming `credentials.<field>`) and returns them
+/// as stored. The messages never quote a value.
+fn gitlab_token(value: serde_json::Value) -> Result<GitLabCredentials, ApiError> {
+    let input: GitlabInput = serde_json::from_value(value).map_err(|_| {
+        ApiError::invalid_body(
+            "credentials",
+            "a GitLab connection's credentials are an object of token, webhook_secret and \
+             optionally group",
+        )
+    })?;
+    let token = match input.token {
+        serde_json::Value::String(t)
+            if (8..=1024).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            SecretString::from(t)
+        }
+        _ => {
+            return Err(ApiError::invalid_body(
+                "credentials.token",
+                "must be a GitLab access token: 8-1024 visible ASCII characters",
+            ))
+        }
+    };
+    let webhook_secret = match input.webhook_secret {
+        serde_json::Value::String(s) => {
+            constraints::WEBHOOK_SECRET.check("credentials.webhook_secret", &s)?;
+            if s.starts_with(gitlab::webhook::SIGNING_SECRET_PREFIX)
+                && !gitlab::webhook::signing_token_ok(&s)
+            {
+                return Err(ApiError::invalid_body(
+                    "credentials.webhook_secret",
+                    "starts with `whsec_` but is not a signing token (`whsec_` and base64)",
+                ));
+            }
+            SecretString::from(s)
+        }
+        _ => {
+            return Err(ApiError::invalid_body(
+                "credentials.webhook_secret",
+                format!("must be {}", constraints::WEBHOOK_SECRET.expected),
+            ))
+        }
+    };
+    let group = match input.group {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(g)) if gitlab_group_ok(&g) => {
+            Some(g.trim_matches('/').to_owned())
+        }
+        Some(serde_json::Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => {
+            Some(n.to_string())
+        }
+        Some(_) => {
+            return Err(ApiError::invalid_body(
+                "credentials.group",
+                "must be a group's full path (`acme/platform`, 1-255 characters of letters, \
+                 digits, `_`, `-`, `.` and `/`) or its numeric id",
+            ))
+        }
+    };
+    Ok(GitLabCredentials {
+        token,
+        webhook_secret,
+        previous_webhook_secret: None,
+        previous_valid_until: None,
+        group,
+    })
+}
+
+/// A GitLab group's full path: 1-255 characters of letters, digits, `_`, `-`, `.` and `/`,
+/// without empty segments.
+fn gitlab_group_ok(group: &str) -> bool {
+    let g = group.trim_matches('/');
+    (1..=255).contains(&g.len())
+        && g.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        })
+}
+
+/// A GitLab connection's API root: empty stays empty (gitlab.com); an instance's web address
+/// (`https://gitlab.example.com`) gets GitLab's `/api/v4`.
+fn gitlab_api_url(base_url: &str) -> String {
+    let base = base_url.trim_end_matches('/');
+    if base.is_empty() || base.ends_with("/api/v4") {
+        base.to_owned()
+    } else {
+        format!("{base}/api/v4")
+    }
+}
+
+pub(crate) fn sealable(credentials: &impl Serialize) -> Result<SecretString, ApiError> {
     serde_json::to_string(credentials)
         .map(SecretString::from)
         .map_err(|e| ApiError::internal(&e))
@@ -288,10 +398,17 @@ async fn create_connection(
 ) -> Result<(StatusCode, Json<Connection>), ApiError> {
     constraints::NAME.check("name", &body.name)?;
     constraints::BASE_URL.check("base_url", &body.base_url)?;
+    let base_url = match body.provider {
+        Provider::Gitlab => gitlab_api_url(&body.base_url),
+        _ => body.base_url,
+    };
     let credentials = match body.credentials {
         None => None,
         Some(Credentials(value)) if body.provider == Provider::Github => {
             Some(sealable(&github_app(value)?)?)
+        }
+        Some(Credentials(value)) if body.provider == Provider::Gitlab => {
+            Some(sealable(&gitlab_token(value)?)?)
         }
         Some(Credentials(value)) => {
             let text = serde_json::to_string(&value).map_err(|e| ApiError::internal(&e))?;
@@ -302,7 +419,7 @@ async fn create_connection(
         org_id: caller.org_id,
         provider: body.provider,
         name: body.name,
-        base_url: body.base_url,
+        base_url,
         credentials,
         follow_installations: body.follow_installations,
     };
@@ -384,7 +501,7 @@ impl std::fmt::Debug for RotatedWebhookSecret {
     }
 }
 
-/// Rotate a GitHub connection's webhook secret (admin): the new one (given, or drawn by the
+/// Rotate a GitHub or GitLab connection's webhook secret (admin): the new one (given, or drawn by the
 /// server) is returned once; the previous one stays valid for the configured overlap (default
 /// 24 h), so deliveries signed before the provider learns the new one still pass.
 #[utoipa::path(post, path = "/api/v1/connections/{id}/webhook-secret/rotate", tag = "connections",
@@ -394,7 +511,7 @@ impl std::fmt::Debug for RotatedWebhookSecret {
         (status = 200, body = RotatedWebhookSecret),
         (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`no_webhook_secret`: not a GitHub connection with an App's credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`no_webhook_secret`: not a GitHub connection with an App's credentials, nor a GitLab connection with a token", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn rotate_webhook_secret(
     Admin(caller): Admin,
@@ -422,29 +539,31 @@ async fn rotate_webhook_secret(
     let refused = || {
         ApiError::conflict(
             "no_webhook_secret",
-            "only a GitHub connection holding a GitHub App's credentials has a webhook secret",
+            "only a GitHub connection holding a GitHub App's credentials, or a GitLab connection \
+             holding a token, has a webhook secret",
         )
     };
-    if provider != Provider::Github {
-        return Err(refused());
-    }
-    let mut credentials: AppCredentials = stored
-        .as_ref()
-        .and_then(|text| serde_json::from_str(text.expose_secret()).ok())
-        .ok_or_else(refused)?;
     let now = OffsetDateTime::now_utc();
     let overlap = time::Duration::try_from(state.webhooks().secret_overlap)
         .map_err(|e| ApiError::internal(&e))?;
-    credentials.rotate_webhook_secret(SecretString::from(new.clone()), now, overlap);
-    let until = credentials.previous_valid_until.unwrap_or(now);
-    connections::replace_credentials(
-        &mut *tx,
-        state.cipher(),
-        caller.org_id,
-        id,
-        &sealable(&credentials)?,
-    )
-    .await?;
+    let new_secret = SecretString::from(new.clone());
+    let stored = stored.ok_or_else(refused)?;
+    let (sealed, until) = match provider {
+        Provider::Github => {
+            let mut c: AppCredentials =
+                serde_json::from_str(stored.expose_secret()).map_err(|_| refused())?;
+            c.rotate_webhook_secret(new_secret, now, overlap);
+            (sealable(&c)?, c.previous_valid_until.unwrap_or(now))
+        }
+        Provider::Gitlab => {
+            let mut c: GitLabCredentials =
+                serde_json::from_str(stored.expose_secret()).map_err(|_| refused())?;
+            c.rotate_webhook_secret(new_secret, now, overlap);
+            (sealable(&c)?, c.previous_valid_until.unwrap_or(now))
+        }
+        _ => return Err(refused()),
+    };
+    connections::replace_credentials(&mut *tx, state.cipher(), caller.org_id, id, &sealed).await?;
     tx.commit().await?;
     state.webhook_targets().forget(id);
     tracing::info!(connection_id = %id, previous_valid_until = %until, "webhook secret rotated");

@@ -1,17 +1,20 @@
-//! `POST /webhooks/github/{connection}`: GitHub App deliveries.
+//! `POST /webhooks/github/{connection}` (GitHub App deliveries) and
+//! `POST /webhooks/gitlab/{connection}` (GitLab project and group hooks).
 //!
-//! No bearer token: a delivery is authenticated by its `X-Hub-Signature-256` over the raw body,
-//! under the connection's webhook secret (or, during a rotation's overlap, the previous one).
-//! In order:
+//! No bearer token: a delivery is authenticated by the provider's scheme (GitHub:
+//! `X-Hub-Signature-256` over the raw body; GitLab: the hook's secret token, or a Standard
+//! Webhooks signature) under the connection's webhook secret (or, during a rotation's overlap,
+//! the previous one). In order:
 //!
 //! 1. the body is read whole (at most [`WEBHOOK_BODY_LIMIT_BYTES`], GitHub's payload cap; more is
 //!    413 `body_too_large`);
 //! 2. the connection is looked up and its credentials opened: an unknown connection, one of
-//!    another provider or one without a GitHub App's credentials is 404;
+//!    another provider or one without its provider's credentials is 404;
 //! 3. the signature is verified over the bytes as received, before anything parses them; a
 //!    refusal is 401 with the [`SignatureError`] code and writes nothing;
-//! 4. the delivery is parsed: an unreadable one is 400 with the [`ParseError`] code, logged in the
-//!    delivery log;
+//! 4. the delivery is parsed: an unreadable one is logged in the delivery log and answered 400
+//!    with the [`ParseError`] code (GitLab: 200 with that code, since GitLab disables a hook
+//!    after 4 failed deliveries and an authentic delivery must never count as one);
 //! 5. in one transaction: the delivery is logged (a delivery id already logged is a redelivery,
 //!    answered 200 `duplicate`, nothing else done) and acted on: a pull request's head queues its
 //!    diff scan (superseding the PR's older scans), an installation's events add, disable or
@@ -46,6 +49,7 @@ use picket_vcs::event::{
     PullRequestEvent, ReplyEvent, RepoRef, WebhookEvent,
 };
 use picket_vcs::github::{self, AppCredentials};
+use picket_vcs::gitlab;
 use picket_vcs::provider::Repository;
 use picket_vcs::webhook::{ParseError, SignatureError, WebhookSecrets};
 use secrecy::ExposeSecret;
@@ -67,6 +71,85 @@ pub const WEBHOOK_BODY_LIMIT_BYTES: usize = 25 * 1024 * 1024;
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(receive_github).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT_BYTES)))
+        .routes(routes!(receive_gitlab).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT_BYTES)))
+}
+
+/// The provider a webhook route receives for, and how it differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Github,
+    Gitlab,
+}
+
+impl Source {
+    fn provider(self) -> Provider {
+        match self {
+            Source::Github => Provider::Github,
+            Source::Gitlab => Provider::Gitlab,
+        }
+    }
+
+    fn verify(
+        self,
+        headers: &HeaderMap,
+        body: &[u8],
+        secrets: &WebhookSecrets,
+        now: OffsetDateTime,
+    ) -> Result<(), SignatureError> {
+        match self {
+            Source::Github => github::webhook::verify(headers, body, secrets, now),
+            Source::Gitlab => gitlab::webhook::verify(headers, body, secrets, now),
+        }
+    }
+
+    fn parse(self, headers: &HeaderMap, body: &[u8]) -> Result<Delivery, ParseError> {
+        match self {
+            Source::Github => github::webhook::parse(headers, body),
+            Source::Gitlab => gitlab::webhook::parse(headers, body),
+        }
+    }
+
+    /// The delivery id's and event name's headers, for logging a delivery that could not be
+    /// read.
+    fn id_and_event_headers(self) -> (&'static str, &'static str) {
+        match self {
+            Source::Github => (
+                github::webhook::DELIVERY_HEADER,
+                github::webhook::EVENT_HEADER,
+            ),
+            Source::Gitlab => (
+                gitlab::webhook::IDEMPOTENCY_HEADER,
+                gitlab::webhook::EVENT_HEADER,
+            ),
+        }
+    }
+
+    /// Whether an authentic delivery that cannot be read is still answered 2xx: GitLab disables
+    /// a hook after 4 consecutive failures, any 4xx included (GitLab 17.11+), and a payload it
+    /// keeps sending would otherwise cut off every later delivery.
+    fn accepts_unreadable(self) -> bool {
+        matches!(self, Source::Gitlab)
+    }
+
+    /// The webhook secrets of a connection's stored credentials, when it is this provider's and
+    /// has them.
+    fn secrets(self, target: &WebhookTarget) -> Option<WebhookSecrets> {
+        if target.provider != self.provider() {
+            return None;
+        }
+        let text = target.credentials.as_ref()?;
+        // The error would quote nothing but its position; it is not logged either way.
+        match self {
+            Source::Github => serde_json::from_str::<AppCredentials>(text.expose_secret())
+                .ok()
+                .map(|c| c.webhook_secrets()),
+            Source::Gitlab => {
+                serde_json::from_str::<gitlab::GitLabCredentials>(text.expose_secret())
+                    .ok()
+                    .map(|c| c.webhook_secrets())
+            }
+        }
+    }
 }
 
 /// The connection named in a webhook route.
@@ -153,11 +236,17 @@ fn body_refused(rejection: &BytesRejection) -> ApiError {
     }
 }
 
-fn no_webhook() -> ApiError {
+fn no_webhook(source: Source) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no GitHub connection with a webhook secret has this id",
+        format!(
+            "no {} connection with a webhook secret has this id",
+            match source {
+                Source::Github => "GitHub",
+                Source::Gitlab => "GitLab",
+            }
+        ),
     )
 }
 
@@ -189,14 +278,63 @@ async fn receive_github(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (outcome, response) = match receive(&state, connection, &headers, body).await {
+    answer(&state, Source::Github, connection, &headers, body).await
+}
+
+/// Receive a GitLab webhook delivery (a project or group hook). Authenticated by the hook's
+/// secret token (`X-Gitlab-Token`, compared in constant time) or, when the connection's secret is
+/// a signing token (`whsec_...`), by the Standard Webhooks signature (`webhook-id`,
+/// `webhook-timestamp`, `webhook-signature`). Needs `X-Gitlab-Event` and a delivery id
+/// (`Idempotency-Key`, else `webhook-id`, else `X-Gitlab-Event-UUID`). An authentic delivery is
+/// never answered 4xx (GitLab disables a hook after 4 failures): one that cannot be read is
+/// logged and answered 200 with the reason. At most 25 MiB.
+#[utoipa::path(post, path = "/webhooks/gitlab/{connection}", tag = "webhooks",
+    security(()),
+    params(
+        ApiPath<WebhookConnection>,
+        ("X-Gitlab-Token" = Option<String>, Header, description = "The hook's secret token (connections without a signing token)"),
+        ("X-Gitlab-Event" = String, Header, description = "The event name (`Merge Request Hook`, `Note Hook`, ...)"),
+        ("Idempotency-Key" = Option<String>, Header, description = "The delivery's id, the same on a retry (GitLab 17.4+)"),
+        ("webhook-signature" = Option<String>, Header, description = "Standard Webhooks signature (`v1,<base64>`), with `webhook-id` and `webhook-timestamp`, for a signing token"),
+    ),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "The event's payload as GitLab sends it, at most 25 MiB"),
+    responses(
+        (status = 200, description = "Nothing to do, or the delivery could not be read (`header_missing`, `header_invalid`, `body_not_json`, `payload_invalid`; logged): `duplicate`, `duplicate_head`, `stale_head`, `duplicate_reply`, `project_unknown`, `project_disabled`, `not_a_command`, `metadata_only`, an ignored event, ...", body = DeliveryAccepted),
+        (status = 202, description = "Acted on: `scan_queued`, `triage_queued`", body = DeliveryAccepted),
+        (status = 400, description = "`invalid_path`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`signature_missing`, `signature_malformed`, `signature_mismatch`: the token or signature is absent or wrong; nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no GitLab connection with a webhook secret has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: over 25 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`webhook_unavailable`: Picket cannot take it now and kept nothing; deliver it again. `timeout`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn receive_gitlab(
+    State(state): State<AppState>,
+    ApiPath(WebhookConnection(connection)): ApiPath<WebhookConnection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(&state, Source::Gitlab, connection, &headers, body).await
+}
+
+/// Receives a delivery and answers it, counting the outcome by provider.
+async fn answer(
+    state: &AppState,
+    source: Source,
+    connection: ConnectionId,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let (outcome, response) = match receive(state, source, connection, headers, body).await {
         Ok(accepted) => {
             let status = accepted.status();
             (accepted.outcome, (status, Json(accepted)).into_response())
         }
         Err((outcome, e)) => (outcome, e.into_response()),
     };
-    state.metrics().webhook_delivery("github", outcome);
+    state
+        .metrics()
+        .webhook_delivery(source.provider().as_str(), outcome);
     response
 }
 
@@ -204,6 +342,7 @@ type Refusal = (&'static str, ApiError);
 
 async fn receive(
     state: &AppState,
+    source: Source,
     connection: ConnectionId,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -211,12 +350,12 @@ async fn receive(
     let body = body.map_err(|r| ("body_refused", body_refused(&r)))?;
     let now = OffsetDateTime::now_utc();
     let cache = state.webhook_targets();
-    let mut opened = cache.get(state, connection, false).await?;
-    let mut verified = github::webhook::verify(headers, &body, &opened.target.secrets, now);
+    let mut opened = cache.get(state, source, connection, false).await?;
+    let mut verified = source.verify(headers, &body, &opened.target.secrets, now);
     if verified == Err(SignatureError::Mismatch) && opened.cached {
         // The secret may have been changed since it was cached: read it again.
-        opened = cache.get(state, connection, true).await?;
-        verified = github::webhook::verify(headers, &body, &opened.target.secrets, now);
+        opened = cache.get(state, source, connection, true).await?;
+        verified = source.verify(headers, &body, &opened.target.secrets, now);
     }
     verified.map_err(|e: SignatureError| {
         tracing::warn!(connection_id = %connection, code = e.code(), "webhook signature refused");
@@ -226,9 +365,9 @@ async fn receive(
         )
     })?;
     let target = &opened.target.target;
-    let delivery = match github::webhook::parse(headers, &body) {
+    let delivery = match source.parse(headers, &body) {
         Ok(d) => d,
-        Err(e) => return Err(unreadable(state, target, headers, &body, e).await),
+        Err(e) => return unreadable(state, source, target, headers, &body, e).await,
     };
     let span = tracing::Span::current();
     span.record("org_id", tracing::field::display(target.org_id));
@@ -246,7 +385,7 @@ async fn receive(
         // Deleted since it was kept (by another API process): as unknown.
         Err(DbError::Invalid { constraint }) if constraint == CONNECTION_FOREIGN_KEY => {
             cache.forget(connection);
-            Err(("connection_unknown", no_webhook()))
+            Err(("connection_unknown", no_webhook(source)))
         }
         Err(e) => Err(("unavailable", unavailable(&e))),
     }
@@ -263,7 +402,7 @@ pub const TARGET_TTL: Duration = Duration::from_secs(5);
 
 /// The connections deliveries were received for, opened (looked up and decrypted), for
 /// [`TARGET_TTL`]: without it, every delivery read and decrypted its connection. Only
-/// connections that exist and hold a GitHub App's credentials are kept.
+/// connections that exist and hold their provider's credentials are kept.
 #[derive(Debug, Default)]
 pub(crate) struct TargetCache {
     entries: std::sync::Mutex<HashMap<ConnectionId, (Instant, Arc<OpenedTarget>)>>,
@@ -283,17 +422,22 @@ struct Opened {
 }
 
 impl TargetCache {
-    /// The connection, from the cache unless `reload` or stale. 404 for an unknown connection
-    /// or one without a GitHub App's credentials, 503 when the database fails.
+    /// The connection, from the cache unless `reload` or stale. 404 for an unknown connection,
+    /// one of another provider or one without its provider's credentials, 503 when the database
+    /// fails.
     async fn get(
         &self,
         state: &AppState,
+        source: Source,
         connection: ConnectionId,
         reload: bool,
     ) -> Result<Opened, Refusal> {
         if !reload {
             let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((at, target)) = entries.get(&connection) {
+                if target.target.provider != source.provider() {
+                    return Err(("connection_unknown", no_webhook(source)));
+                }
                 if at.elapsed() < TARGET_TTL {
                     return Ok(Opened {
                         target: Arc::clone(target),
@@ -312,18 +456,15 @@ impl TargetCache {
             Ok(t) => t,
             Err(DbError::NotFound) => {
                 self.forget(connection);
-                return Err(("connection_unknown", no_webhook()));
+                return Err(("connection_unknown", no_webhook(source)));
             }
             Err(e) => return Err(("unavailable", unavailable(&e))),
         };
-        let Some(credentials) = app_credentials(&target) else {
+        let Some(secrets) = source.secrets(&target) else {
             self.forget(connection);
-            return Err(("connection_unknown", no_webhook()));
+            return Err(("connection_unknown", no_webhook(source)));
         };
-        let opened = Arc::new(OpenedTarget {
-            target,
-            secrets: credentials.webhook_secrets(),
-        });
+        let opened = Arc::new(OpenedTarget { target, secrets });
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         // Stale entries of other connections go when anything is written: the map stays as
         // small as the set of connections receiving deliveries.
@@ -345,16 +486,6 @@ impl TargetCache {
     }
 }
 
-/// The connection's GitHub App credentials, when it is a GitHub connection that has them.
-fn app_credentials(target: &WebhookTarget) -> Option<AppCredentials> {
-    if target.provider != Provider::Github {
-        return None;
-    }
-    let text = target.credentials.as_ref()?;
-    // The error would quote nothing but its position; it is not logged either way.
-    serde_json::from_str(text.expose_secret()).ok()
-}
-
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get(name)
@@ -363,30 +494,36 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty() && v.len() <= 100 && !v.chars().any(char::is_control))
 }
 
-/// Logs a verified delivery that could not be read and refuses it (400 with the parse code).
+/// Logs a verified delivery that could not be read and refuses it (400 with the parse code), or,
+/// for a provider that [`Source::accepts_unreadable`], answers it 200 with the parse code.
 async fn unreadable(
     state: &AppState,
+    source: Source,
     target: &WebhookTarget,
     headers: &HeaderMap,
     body: &[u8],
     e: ParseError,
-) -> Refusal {
+) -> Result<DeliveryAccepted, Refusal> {
+    let (id_header, event_header) = source.id_and_event_headers();
     let new = NewDelivery {
         org_id: target.org_id,
         connection_id: target.id,
-        delivery_id: header(headers, github::webhook::DELIVERY_HEADER),
-        event: header(headers, github::webhook::EVENT_HEADER),
+        delivery_id: header(headers, id_header),
+        event: header(headers, event_header),
         action: None,
         body,
     };
     if let Err(db) = webhooks::record(state.db().pool(), &new, e.code).await {
-        return ("unavailable", unavailable(&db));
+        return Err(("unavailable", unavailable(&db)));
     }
-    tracing::warn!(connection_id = %target.id, code = e.code, "webhook delivery unreadable");
-    (
+    tracing::warn!(connection_id = %target.id, code = e.code, message = %e.message, "webhook delivery unreadable");
+    if source.accepts_unreadable() {
+        return Ok(DeliveryAccepted::outcome(e.code));
+    }
+    Err((
         e.code,
         ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message),
-    )
+    ))
 }
 
 /// Logs the delivery and acts on it, in one transaction.
@@ -476,11 +613,13 @@ async fn pull_request(
             WakeUps::default(),
         ));
     };
+    let git_ref = picket_vcs::provider::pull_request_ref(target.provider, pr.number, &pr.head_ref);
     let head = PullRequestHead {
         connection_id: target.id,
         repo_id: &pr.repository.id,
         installation_id: pr.installation_id.as_deref(),
         number,
+        git_ref: &git_ref,
         head_sha: &pr.head_sha,
         base_ref: &pr.base_ref,
         base_sha: Some(pr.base_sha.as_str()).filter(|s| !s.is_empty()),

@@ -180,10 +180,14 @@ async fn provider_merge_base(state: &AppState, worker: &Worker, spec: &ScanSpec)
             return None;
         }
     };
-    if repo.provider != picket_core::Provider::Github
-        || !repo.has_credentials
-        || repo.installation_id.is_none()
-    {
+    // GitHub answers through the installation the repository is reached by; GitLab through
+    // the connection's token.
+    let askable = match repo.provider {
+        picket_core::Provider::Github => repo.installation_id.is_some(),
+        picket_core::Provider::Gitlab => true,
+        _ => false,
+    };
+    if !repo.has_credentials || !askable {
         return None;
     }
     let locator = picket_vcs::provider::RepoLocator {
@@ -246,7 +250,11 @@ async fn scan_credential(
 ) -> Result<Json<CloneCredential>, ApiError> {
     let repo =
         worker::repository_of(state.db().pool(), worker.scan.org_id, worker.scan.scan_id).await?;
-    if repo.provider == picket_core::Provider::Github && repo.has_credentials {
+    if matches!(
+        repo.provider,
+        picket_core::Provider::Github | picket_core::Provider::Gitlab
+    ) && repo.has_credentials
+    {
         // A token for this one repository, minted for this scan: clone, and for a PR scan its
         // comments (pull requests write), for one hour. The App's key stays here.
         // A GitHub connection holding a plain token instead of an App's credentials lends that
@@ -327,7 +335,12 @@ async fn begin_feedback(
     };
     let pool = state.db().pool();
     let repo = worker::repository_of(pool, worker.scan.org_id, worker.scan.scan_id).await?;
-    if repo.pr_number.is_none() || repo.provider != picket_core::Provider::Github {
+    if repo.pr_number.is_none()
+        || !matches!(
+            repo.provider,
+            picket_core::Provider::Github | picket_core::Provider::Gitlab
+        )
+    {
         return Err(no_pr_check());
     }
     let providers = state.require_providers()?;
@@ -363,11 +376,7 @@ async fn begin_feedback(
     tracing::debug!(late = context.late, "PR feedback begun");
     Ok(Json(FeedbackStart {
         provider: repo.provider,
-        api_url: if repo.base_url.is_empty() {
-            picket_vcs::github::DEFAULT_API_URL.to_owned()
-        } else {
-            repo.base_url
-        },
+        api_url: picket_vcs::registry::api_url(repo.provider, &repo.base_url),
         repo_id: repo.provider_repo_id,
         full_name: repo.full_name,
         installation_id: repo.installation_id,

@@ -18,6 +18,7 @@ pub(crate) fn head(connection: ConnectionId, sha: &str) -> PullRequestHead<'_> {
         repo_id: "repo-1",
         installation_id: Some("42"),
         number: 7,
+        git_ref: "refs/pull/7/head",
         head_sha: sha,
         base_ref: "main",
         base_sha: None,

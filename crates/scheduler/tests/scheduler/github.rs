@@ -89,6 +89,7 @@ pub async fn queue_head(
             repo_id: &repo_id,
             installation_id: Some(&installation),
             number,
+            git_ref: &format!("refs/pull/{number}/head"),
             head_sha: head,
             base_ref: "main",
             base_sha: None,

@@ -13,7 +13,7 @@ pub mod manifest;
 pub mod webhook;
 
 use crate::webhook::{PreviousSecret, WebhookSecrets};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use time::OffsetDateTime;
@@ -29,15 +29,15 @@ pub struct AppCredentials {
     /// The App's id (GitHub: "App ID", a number).
     pub app_id: u64,
     /// The App's private key, PEM (`-----BEGIN RSA PRIVATE KEY-----` as GitHub issues it).
-    #[serde(serialize_with = "expose")]
+    #[serde(serialize_with = "crate::registry::expose")]
     pub private_key: SecretString,
     /// The App's webhook secret.
-    #[serde(serialize_with = "expose")]
+    #[serde(serialize_with = "crate::registry::expose")]
     pub webhook_secret: SecretString,
     /// The secret before the last rotation, accepted until `previous_valid_until`.
     #[serde(
         default,
-        serialize_with = "expose_opt",
+        serialize_with = "crate::registry::expose_opt",
         skip_serializing_if = "Option::is_none"
     )]
     pub previous_webhook_secret: Option<SecretString>,
@@ -85,16 +85,5 @@ impl fmt::Debug for AppCredentials {
             .field("webhook_secret", &"[redacted]")
             .field("previous_valid_until", &self.previous_valid_until)
             .finish()
-    }
-}
-
-fn expose<S: serde::Serializer>(s: &SecretString, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(s.expose_secret())
-}
-
-fn expose_opt<S: serde::Serializer>(s: &Option<SecretString>, ser: S) -> Result<S::Ok, S::Error> {
-    match s {
-        Some(s) => ser.serialize_some(s.expose_secret()),
-        None => ser.serialize_none(),
     }
 }

@@ -49,6 +49,12 @@ pub const SIGNATURE_TOLERANCE_SECS: i64 = 5 * 60;
 /// The prefix of a Standard Webhooks signing secret.
 pub const SIGNING_SECRET_PREFIX: &str = "whsec_";
 
+/// Whether `secret` is a usable signing token: `whsec_` followed by a base64 key (GitLab shows
+/// it this way; <https://www.standardwebhooks.com/>).
+pub fn signing_token_ok(secret: &str) -> bool {
+    secret.starts_with(SIGNING_SECRET_PREFIX) && standardwebhooks::Webhook::new(secret).is_ok()
+}
+
 /// Authenticates a delivery under each secret `secrets` accepts at `now` (the current one, and
 /// the previous one during its rotation overlap).
 ///

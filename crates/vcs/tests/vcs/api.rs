@@ -933,7 +933,7 @@ async fn comments_threads_and_replies() {
 
     // Resolve one thread.
     let thread = posted[1].thread_id.clone().unwrap();
-    feedback.resolve_thread(&w.repo, &thread).await.unwrap();
+    feedback.resolve_thread(&w.repo, 7, &thread).await.unwrap();
     let stored = w.server.review_comments(w.repo_id, 7);
     assert!(
         stored

@@ -655,7 +655,12 @@ impl FeedbackClient for GitHubFeedback {
     }
 
     /// GraphQL `resolveReviewThread`.
-    async fn resolve_thread(&self, _repo: &RepoLocator, thread_id: &str) -> Result<()> {
+    async fn resolve_thread(
+        &self,
+        _repo: &RepoLocator,
+        _number: u64,
+        thread_id: &str,
+    ) -> Result<()> {
         #[derive(Deserialize)]
         #[serde(rename_all = "camelCase")]
         struct Resolved {

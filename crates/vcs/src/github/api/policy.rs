@@ -18,20 +18,7 @@ pub const ANNOTATIONS_PER_REQUEST: usize = 50;
 /// `output.summary` and `output.text` limit, in characters.
 pub const MAX_OUTPUT_CHARS: usize = 65_535;
 
-/// How a retry loop is tuned. Tests shrink the durations to milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// The longest a single call may spend waiting for rate limits (summed over its retries);
-    /// a wait that would pass it fails the call with [`ErrorCode::RateLimited`].
-    pub max_wait: Duration,
-    /// First wait on a secondary limit without `retry-after` (GitHub: "at least one minute"),
-    /// doubled on each further one.
-    pub secondary_backoff: Duration,
-    /// First wait after a 5xx, doubled on the next.
-    pub server_error_backoff: Duration,
-    /// How many times a 5xx is retried before the call fails with [`ErrorCode::Unavailable`].
-    pub server_error_retries: u32,
-}
+pub use crate::client::RetryPolicy;
 
 /// What the retry loop knows so far about one call.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

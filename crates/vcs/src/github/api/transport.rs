@@ -145,29 +145,6 @@ fn bad_config(message: impl Into<String>) -> VcsError {
     VcsError::new(ErrorCode::BadConfig, message)
 }
 
-/// The TLS trust: the platform's roots (as `rustls-native-certs` finds them) plus `extra`.
-fn tls_config(
-    extra: &[rustls::pki_types::CertificateDer<'static>],
-) -> Result<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for cert in native.certs {
-        // A platform certificate rustls cannot read is skipped, as browsers do.
-        let _ = roots.add(cert);
-    }
-    for cert in extra {
-        roots
-            .add(cert.clone())
-            .map_err(|e| bad_config(format!("an extra CA certificate is unusable: {e}")))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad_config(format!("TLS configuration: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
-}
-
 impl Http {
     /// A client for `options.api_url`, authenticating with `auth`.
     pub fn new(options: &ClientOptions, auth: AuthState) -> Result<Http> {
@@ -189,7 +166,7 @@ impl Http {
         http.enforce_http(false);
         http.set_connect_timeout(Some(options.connect_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(&options.extra_roots)?)
+            .with_tls_config(crate::client::tls_config(&options.extra_roots)?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
