@@ -3,8 +3,9 @@
 //! Each provider's parser turns a verified delivery into one [`WebhookEvent`]; the receiving route
 //! acts on these alone. Ids are the provider's own, as text (GitHub's numeric ids, GitLab's
 //! project ids, Bitbucket's UUIDs and Azure's GUIDs all fit). Commit SHAs are full 40- (or 64-)
-//! hex-digit object names: a provider that sends abbreviated ones (Bitbucket) resolves them before
-//! an event is built.
+//! hex-digit object names for every provider but one: Bitbucket Cloud's webhooks carry abbreviated
+//! hashes (12 hex digits), which its parser passes on as they are (lowercased; no I/O there) and
+//! its receiver resolves to the full SHA through the API before anything is queued.
 
 use serde::Serialize;
 
@@ -85,7 +86,10 @@ pub struct PullRequestEvent {
     pub installation_id: Option<String>,
     /// The PR's number (GitHub, Bitbucket, Azure) or iid (GitLab).
     pub number: u64,
-    /// The PR's head commit.
+    /// The PR's head commit, lowercase hex: the full SHA for every provider except Bitbucket
+    /// Cloud, whose parser passes on the webhook's abbreviation (7 to 64 hex digits; 12 as
+    /// Bitbucket sends it) and whose receiver resolves it through the API before queueing
+    /// ([`crate::webhook::is_full_sha`] tells them apart).
     pub head_sha: String,
     /// The head branch's name (in the fork, for a fork PR).
     pub head_ref: String,
@@ -93,7 +97,8 @@ pub struct PullRequestEvent {
     pub base_ref: String,
     /// The target branch's tip as the provider last saw it. Not the merge base, and not the
     /// baseline a scan compares against (the merge base is computed when the scan runs).
-    /// Empty when the delivery does not carry it (GitLab's merge request events).
+    /// Empty when the delivery does not carry it (GitLab's merge request events); abbreviated,
+    /// like `head_sha`, from Bitbucket Cloud.
     pub base_sha: String,
     /// Whether the head lives in another repository (a fork), or its repository is gone.
     pub from_fork: bool,

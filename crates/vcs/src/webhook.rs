@@ -1,9 +1,13 @@
 //! What every provider's webhook receiver shares: the secrets a connection accepts, with
-//! rotation, and why a delivery was refused.
+//! rotation, and why a delivery was refused; and what several providers' modules share: the
+//! `sha256=` HMAC signature check (GitHub, Bitbucket Cloud), header and payload reading, commit
+//! hashes.
 
-use secrecy::SecretString;
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sha2::Sha256;
 use time::OffsetDateTime;
 
 /// The webhook secrets a connection accepts. After a rotation the previous secret stays valid
@@ -116,10 +120,16 @@ pub(crate) fn decode<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError
     })
 }
 
+/// Whether `sha` is a full commit object name: 40 (SHA-1) or 64 (SHA-256) hex digits, of either
+/// case. An abbreviated hash (Bitbucket's webhooks send 12 digits) is not.
+pub fn is_full_sha(sha: &str) -> bool {
+    matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// A full commit SHA (40 or 64 hex digits), lowercased; `payload_invalid` naming `path` for
 /// anything else (an abbreviated hash included).
 pub(crate) fn commit_sha(sha: String, path: &str) -> Result<String, ParseError> {
-    if matches!(sha.len(), 40 | 64) && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if is_full_sha(&sha) {
         Ok(sha.to_ascii_lowercase())
     } else {
         Err(ParseError {
@@ -127,4 +137,78 @@ pub(crate) fn commit_sha(sha: String, path: &str) -> Result<String, ParseError> 
             message: format!("`{path}` is not a full commit SHA"),
         })
     }
+}
+
+/// A commit hash that may be abbreviated: 7 to 64 hex digits, lowercased (Bitbucket's webhooks,
+/// whose receiver resolves it to the full SHA through the API); `payload_invalid` naming `path`
+/// for anything else.
+pub(crate) fn commit_hash(sha: String, path: &str) -> Result<String, ParseError> {
+    if (7..=64).contains(&sha.len()) && sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(sha.to_ascii_lowercase())
+    } else {
+        Err(ParseError {
+            code: "payload_invalid",
+            message: format!("`{path}` is not a commit hash (7 to 64 hex digits)"),
+        })
+    }
+}
+
+/// The one value of header `name`: `Ok(None)` when absent, [`SignatureError::Malformed`] when
+/// repeated (which of two signatures to believe is not the receiver's choice to make).
+pub(crate) fn single_header<'a>(
+    headers: &'a http::HeaderMap,
+    name: &str,
+) -> Result<Option<&'a http::HeaderValue>, SignatureError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(SignatureError::Malformed);
+    }
+    Ok(Some(value))
+}
+
+/// Checks one `sha256=<64 hex digits>` signature header value against the HMAC-SHA256 of the raw
+/// `body` keyed with each secret `secrets` accepts at `now` (GitHub's `X-Hub-Signature-256`,
+/// Bitbucket Cloud's `X-Hub-Signature`).
+///
+/// Blanks around the value are ignored; the `sha256=` prefix and the hex digits may be of either
+/// case (providers send lowercase; case carries no meaning in hex). The MAC comparison runs in
+/// constant time.
+///
+/// # Errors
+///
+/// [`SignatureError::Malformed`] when the value is not `sha256=` and 64 hex digits,
+/// [`SignatureError::Mismatch`] when no accepted secret produces it.
+pub(crate) fn verify_hmac_sha256(
+    value: &[u8],
+    body: &[u8],
+    secrets: &WebhookSecrets,
+    now: OffsetDateTime,
+) -> Result<(), SignatureError> {
+    let expected = decode_sha256_signature(value).ok_or(SignatureError::Malformed)?;
+    for secret in secrets.accepted_at(now) {
+        // HMAC takes keys of any length: this never fails, but a failure must not panic.
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()) else {
+            continue;
+        };
+        mac.update(body);
+        if mac.verify_slice(&expected).is_ok() {
+            return Ok(());
+        }
+    }
+    Err(SignatureError::Mismatch)
+}
+
+/// `sha256=<64 hex>` (prefix of either case, surrounding blanks allowed) to the 32-byte MAC.
+fn decode_sha256_signature(value: &[u8]) -> Option<[u8; 32]> {
+    let value = value.trim_ascii();
+    let (scheme, digits) = value.split_at_checked(7)?;
+    if !scheme.eq_ignore_ascii_case(b"sha256=") || digits.len() != 64 {
+        return None;
+    }
+    let mut mac = [0u8; 32];
+    hex::decode_to_slice(digits, &mut mac).ok()?;
+    Some(mac)
 }

@@ -23,13 +23,13 @@ use crate::event::{
     InstallationRepositoriesEvent, PullRequestAction, PullRequestEvent, ReplyEvent, RepoRef,
     RepositorySelection, WebhookEvent,
 };
-use crate::webhook::{commit_sha, decode, header_text, ParseError, SignatureError, WebhookSecrets};
-use hmac::{Hmac, Mac};
-use secrecy::ExposeSecret;
+use crate::webhook::{
+    commit_sha, decode, header_text, single_header, verify_hmac_sha256, ParseError, SignatureError,
+    WebhookSecrets,
+};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::Sha256;
 use time::OffsetDateTime;
 
 /// `X-Hub-Signature-256`: `sha256=<64 hex digits>`, HMAC-SHA256 of the raw body.
@@ -63,41 +63,14 @@ pub fn verify(
     secrets: &WebhookSecrets,
     now: OffsetDateTime,
 ) -> Result<(), SignatureError> {
-    let mut values = headers.get_all(SIGNATURE_256_HEADER).iter();
-    let Some(value) = values.next() else {
+    let Some(value) = single_header(headers, SIGNATURE_256_HEADER)? else {
         return Err(if headers.contains_key(SIGNATURE_SHA1_HEADER) {
             SignatureError::Sha1Only
         } else {
             SignatureError::Missing
         });
     };
-    if values.next().is_some() {
-        return Err(SignatureError::Malformed);
-    }
-    let expected = decode_signature(value.as_bytes()).ok_or(SignatureError::Malformed)?;
-    for secret in secrets.accepted_at(now) {
-        // HMAC takes keys of any length: this never fails, but a failure must not panic.
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes()) else {
-            continue;
-        };
-        mac.update(body);
-        if mac.verify_slice(&expected).is_ok() {
-            return Ok(());
-        }
-    }
-    Err(SignatureError::Mismatch)
-}
-
-/// `sha256=<64 hex>` (prefix of either case, surrounding blanks allowed) to the 32-byte MAC.
-fn decode_signature(value: &[u8]) -> Option<[u8; 32]> {
-    let value = value.trim_ascii();
-    let (scheme, digits) = value.split_at_checked(7)?;
-    if !scheme.eq_ignore_ascii_case(b"sha256=") || digits.len() != 64 {
-        return None;
-    }
-    let mut mac = [0u8; 32];
-    hex::decode_to_slice(digits, &mut mac).ok()?;
-    Some(mac)
+    verify_hmac_sha256(value.as_bytes(), body, secrets, now)
 }
 
 /// Reads a delivery (whose signature [`verify`] accepted) into a [`Delivery`].
