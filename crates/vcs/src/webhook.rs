@@ -98,15 +98,17 @@ pub(crate) fn decode<T: DeserializeOwned>(value: &Value) -> Result<T, ParseError
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.inner().to_string();
-        // serde's "missing field `x`" names one of our own fields; any other message may quote
-        // the payload ("invalid type: string \"...\""), so it is not kept.
+        // serde's "missing field `x`" names one of our own fields (snake_case, or camelCase for
+        // Azure DevOps); any other message may quote the payload ("invalid type: string
+        // \"...\""), so it is not kept.
         let missing = inner
             .strip_prefix("missing field `")
             .and_then(|rest| rest.strip_suffix('`'))
             .filter(|field| {
-                field
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                !field.is_empty()
+                    && field
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
             });
         let message = match (missing, path.as_str()) {
             (Some(field), ".") => format!("`{field}` is missing"),
