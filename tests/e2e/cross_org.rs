@@ -331,6 +331,20 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             NotFound,
         ),
         probe(
+            Method::POST,
+            "/webhooks/gitlab/{connection}",
+            format!("/webhooks/gitlab/{conn}"),
+            Some(json!({"object_kind": "merge_request"})),
+            NotFound,
+        ),
+        probe(
+            Method::POST,
+            "/api/v1/connections/{id}/webhooks",
+            format!("/api/v1/connections/{conn}/webhooks"),
+            None,
+            NotFound,
+        ),
+        probe(
             Method::GET,
             "/api/v1/projects",
             "/api/v1/projects".into(),

@@ -468,6 +468,30 @@ pub async fn known_repos(
         .collect())
 }
 
+/// A connection's enabled projects' repositories, for hooks set per repository: `(provider id,
+/// full name, installation)`, ordered by full name.
+pub async fn hooked_repos(
+    ex: impl PgExecutor<'_>,
+    org: OrgId,
+    connection: ConnectionId,
+) -> Result<Vec<(String, String, Option<String>)>> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT provider_repo_id, full_name, provider_installation_id FROM projects
+        WHERE org_id = $1 AND connection_id = $2 AND disabled_reason IS NULL
+        ORDER BY full_name
+        "#,
+        org.0,
+        connection.0
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.provider_repo_id, r.full_name, r.provider_installation_id))
+        .collect())
+}
+
 /// Records that these repositories of `connection` are reached through `installation` and
 /// enables their projects again, whatever disabled them (the installation can see them now).
 /// Returns the projects re-enabled.

@@ -213,6 +213,26 @@ pub trait SourceProvider: Send + Sync + fmt::Debug {
     /// `<app slug>[bot]`, from `GET /app`, asked once and then kept).
     async fn bot_login(&self) -> Result<String>;
 
+    /// Makes the provider deliver the events Picket acts on to `url`, authenticated by `secret`
+    /// (the connection's webhook secret): on the connection's group, or on each of `repos`,
+    /// creating hooks or updating Picket's own in place, so calling it again is safe. Returns
+    /// the hooks' ids.
+    ///
+    /// The default refuses with [`ErrorCode::BadConfig`](crate::ErrorCode::BadConfig): a GitHub
+    /// App's webhook is set on the App itself (the manifest flow sets it).
+    async fn ensure_webhooks(
+        &self,
+        url: &str,
+        secret: &SecretString,
+        repos: &[RepoLocator],
+    ) -> Result<Vec<String>> {
+        let _ = (url, secret, repos);
+        Err(VcsError::new(
+            crate::ErrorCode::BadConfig,
+            "this provider's webhooks are not set per connection (a GitHub App's are set on the App)",
+        ))
+    }
+
     /// How many API calls this connection has made since it was built (the reconcile sweep's and
     /// a PR scan's budgets count them).
     fn api_calls(&self) -> u64;

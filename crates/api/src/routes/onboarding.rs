@@ -6,6 +6,8 @@
 //! - `GET /api/v1/connections/{id}/repositories`: the repositories the connection's installations
 //!   can see, a page at a time (the provider's opaque cursor), each with its project when it is
 //!   already one.
+//! - `POST /api/v1/connections/{id}/webhooks`: makes the provider deliver to Picket (GitLab: a
+//!   hook on the connection's group, or on each of its projects), with the connection's secret.
 //! - `POST /api/v1/connections/{id}/repositories`: adds the chosen repositories (by provider id),
 //!   or all of them, or all of them and every repository an installation gains later (the
 //!   connection's `follow_installations`, which the installation webhooks read).
@@ -70,6 +72,7 @@ pub const PROVIDER_CURSOR: Text = Text {
 pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(check_connection))
+        .routes(routes!(install_webhooks))
         .routes(routes!(list_repositories, add_repositories))
         .routes(routes!(refresh_repositories))
 }
@@ -116,6 +119,94 @@ pub(crate) async fn provider_of(
         ErrorCode::BadConfig => no_client(&e.message),
         _ => e.into(),
     })
+}
+
+/// The hooks a connection's provider now delivers to Picket through.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InstalledWebhooks {
+    /// Where they deliver (the connection's `webhook_url`).
+    pub webhook_url: String,
+    /// The provider's ids of the hooks created or updated.
+    pub hook_ids: Vec<String>,
+}
+
+/// Make the provider deliver this connection's webhooks to Picket (admin): GitLab gets a hook
+/// on the connection's group (subgroups' projects included), or on each of its enabled
+/// projects, for merge request and note events, with the connection's webhook secret as the
+/// hook's secret token. A hook Picket made before is updated in place, so calling again (after
+/// adding projects, or rotating the secret) is safe. Needs `PICKET_PUBLIC_URL`.
+#[utoipa::path(post, path = "/api/v1/connections/{id}/webhooks", tag = "connections",
+    params(ApiPath<ConnectionId>),
+    responses(
+        (status = 200, body = InstalledWebhooks),
+        (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`no_public_url`: the server has no `PICKET_PUBLIC_URL` for providers to deliver to; `no_provider_client`: the connection holds nothing to reach its provider with; `webhooks_not_per_connection`: the provider's webhooks are not set per connection (a GitHub App's are set on the App), or the secret is a signing token the provider's API cannot set", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The provider refused: `provider_unauthorized`, `provider_forbidden` (the token may not manage hooks), `provider_not_found`, `provider_rejected`, `provider_bad_response`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`provider_rate_limited`, `provider_unavailable`, `provider_unreachable`: try again later; `providers_unavailable`; `timeout`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn install_webhooks(
+    Admin(caller): Admin,
+    ApiPath(id): ApiPath<ConnectionId>,
+    State(state): State<AppState>,
+) -> Result<Json<InstalledWebhooks>, ApiError> {
+    let source = provider_of(&state, caller.org_id, id).await?;
+    let Some(public) = state.webhooks().public_url.clone() else {
+        return Err(ApiError::conflict(
+            "no_public_url",
+            "the server has no public URL (PICKET_PUBLIC_URL) for the provider to deliver to",
+        ));
+    };
+    let target = connections::webhook_target(state.db().pool(), state.cipher(), id).await?;
+    if target.org_id != caller.org_id {
+        return Err(not_found_as(picket_db::DbError::NotFound, "connection"));
+    }
+    let not_per_connection = |why: String| ApiError::conflict("webhooks_not_per_connection", why);
+    let secret =
+        match (target.provider, target.credentials.as_ref()) {
+            (picket_core::Provider::Gitlab, Some(text)) => {
+                serde_json::from_str::<picket_vcs::gitlab::GitLabCredentials>(
+                    secrecy::ExposeSecret::expose_secret(text),
+                )
+                .map_err(|_| not_per_connection("the connection holds no webhook secret".into()))?
+                .webhook_secret
+            }
+            _ => return Err(not_per_connection(
+                "this provider's webhooks are not set per connection (a GitHub App's are set on \
+                 the App)"
+                    .into(),
+            )),
+        };
+    let repos: Vec<picket_vcs::provider::RepoLocator> =
+        webhooks::hooked_repos(state.db().pool(), caller.org_id, id)
+            .await?
+            .into_iter()
+            .map(
+                |(id, full_name, installation_id)| picket_vcs::provider::RepoLocator {
+                    id,
+                    full_name,
+                    installation_id,
+                },
+            )
+            .collect();
+    let url = format!(
+        "{}/webhooks/{}/{}",
+        public.trim_end_matches('/'),
+        target.provider.as_str(),
+        id
+    );
+    let hook_ids = source
+        .ensure_webhooks(&url, &secret, &repos)
+        .await
+        .map_err(|e| match e.code {
+            ErrorCode::BadConfig => not_per_connection(e.message),
+            _ => e.into(),
+        })?;
+    tracing::info!(connection_id = %id, hooks = hook_ids.len(), "webhooks installed");
+    Ok(Json(InstalledWebhooks {
+        webhook_url: url,
+        hook_ids,
+    }))
 }
 
 /// One installation of the connection's App.

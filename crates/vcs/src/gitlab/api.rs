@@ -319,15 +319,24 @@ impl GitLab {
     /// hook already there for `url` is updated in place (`PUT .../hooks/:hook_id`), so calling
     /// this again is safe. Returns the hooks' ids.
     ///
-    /// A signing token (`whsec_...`) cannot be set through the API on the GitLab versions this
-    /// was written against: the hook is created with it as its plain token, and an admin who
-    /// wants signed deliveries adds the signing token in GitLab's UI.
+    /// A signing token (`whsec_...`) is not among the hook attributes GitLab's API documents
+    /// ("Project webhooks": `token` only): a connection holding one is refused with
+    /// [`ErrorCode::BadConfig`] and its admin sets the hook's signing token in GitLab's UI.
     pub async fn ensure_hooks(
         &self,
         url: &str,
         secret: &SecretString,
         projects: &[RepoLocator],
     ) -> Result<Vec<String>> {
+        if secrecy::ExposeSecret::expose_secret(secret)
+            .starts_with(crate::gitlab::webhook::SIGNING_SECRET_PREFIX)
+        {
+            return Err(VcsError::new(
+                ErrorCode::BadConfig,
+                "the connection's webhook secret is a signing token, which GitLab's API cannot \
+                 set: add the hook's signing token in GitLab's webhook settings",
+            ));
+        }
         let targets: Vec<String> = match &self.group {
             Some(group) => vec![format!("/groups/{}", segment(group))],
             None => projects
@@ -580,6 +589,16 @@ impl SourceProvider for GitLab {
     /// its bot user.
     async fn bot_login(&self) -> Result<String> {
         self.username().await
+    }
+
+    /// [`GitLab::ensure_hooks`].
+    async fn ensure_webhooks(
+        &self,
+        url: &str,
+        secret: &SecretString,
+        repos: &[RepoLocator],
+    ) -> Result<Vec<String>> {
+        self.ensure_hooks(url, secret, repos).await
     }
 
     fn api_calls(&self) -> u64 {

@@ -1,5 +1,5 @@
 //! The Connections pages: the org's provider connections; adding one (plain git; a GitHub App
-//! by its credentials, or in one click through GitHub's App manifest flow); testing one; a
+//! by its credentials, or in one click through GitHub's App manifest flow; GitLab by a token); testing one; a
 //! connection's repositories, added as projects in bulk (the chosen ones, all, or all and every
 //! future one). Every action goes through `/api/v1/connections...`.
 
@@ -44,16 +44,18 @@ pub struct ConnectionView {
     pub follow_installations: bool,
     pub webhook_url: Option<String>,
     pub created: When,
-    /// Whether Picket can list its repositories (a GitHub App's).
+    /// Whether Picket can list its repositories (a GitHub App's, a GitLab token's).
     pub lists_repositories: bool,
+    /// The provider's name as people write it (`GitLab`).
+    pub provider_label: &'static str,
 }
 
 fn view(c: Connection, now: OffsetDateTime) -> ConnectionView {
+    let provider: Option<picket_core::Provider> = c.provider.parse().ok();
     ConnectionView {
-        lists_repositories: c
-            .provider
-            .parse()
-            .is_ok_and(|p| super::not_added::lists_repositories(p, c.has_credentials)),
+        lists_repositories: provider
+            .is_some_and(|p| super::not_added::lists_repositories(p, c.has_credentials)),
+        provider_label: provider.map_or("the provider", super::projects::provider_label),
         id: c.id,
         provider: c.provider,
         name: c.name,
@@ -155,6 +157,10 @@ pub struct AddForm {
     webhook_secret: String,
     #[serde(default)]
     organization: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    group: String,
 }
 
 impl std::fmt::Debug for AddForm {
@@ -247,6 +253,19 @@ pub async fn add(
                     "app_id": app_id,
                     "private_key": form.private_key.trim(),
                     "webhook_secret": form.webhook_secret.trim(),
+                },
+            })
+        }
+        "gitlab" => {
+            let group = form.group.trim();
+            serde_json::json!({
+                "provider": "gitlab",
+                "name": name,
+                "base_url": base_url,
+                "credentials": {
+                    "token": form.token.trim(),
+                    "webhook_secret": form.webhook_secret.trim(),
+                    "group": (!group.is_empty()).then_some(group),
                 },
             })
         }

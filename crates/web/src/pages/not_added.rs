@@ -21,9 +21,9 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-/// Whether Picket can list a connection's repositories (a GitHub App's credentials).
+/// Whether Picket can list a connection's repositories (a GitHub App's credentials, a GitLab token).
 pub fn lists_repositories(provider: Provider, has_credentials: bool) -> bool {
-    provider == Provider::Github && has_credentials
+    matches!(provider, Provider::Github | Provider::Gitlab) && has_credentials
 }
 
 /// One repository not added.
