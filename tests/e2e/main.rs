@@ -15,6 +15,7 @@ mod cross_org;
 mod deploy;
 mod engine_reach;
 mod findings;
+mod gitlab;
 mod installations;
 mod kubernetes;
 mod onboarding;

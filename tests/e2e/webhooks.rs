@@ -114,7 +114,7 @@ impl Answer {
     }
 
     #[track_caller]
-    fn problem(&self, status: u16, code: &str) {
+    pub(crate) fn problem(&self, status: u16, code: &str) {
         assert_eq!(
             (self.status, self.body["code"].as_str()),
             (status, Some(code)),
@@ -125,13 +125,13 @@ impl Answer {
         assert_eq!(self.challenge, None, "{}", self.body);
     }
 
-    fn scan(&self) -> ScanId {
+    pub(crate) fn scan(&self) -> ScanId {
         ScanId(self.body["scan_id"].as_str().unwrap().parse().unwrap())
     }
 }
 
 impl Hook {
-    async fn raw(&self, headers: &[(&str, String)], body: Vec<u8>) -> Answer {
+    pub(crate) async fn raw(&self, headers: &[(&str, String)], body: Vec<u8>) -> Answer {
         let mut req = self
             .http
             .post(&self.url)

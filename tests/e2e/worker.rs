@@ -86,7 +86,7 @@ async fn a_worker_runs_full_scans_over_http(pool: PgPool) {
         &admin
             .connection("gl")
             .provider("gitlab")
-            .credentials(json!(CLONE_TOKEN))
+            .credentials(json!({"token": CLONE_TOKEN, "webhook_secret": "gitlab-hook-secret-0123"}))
             .create()
             .await,
     );
