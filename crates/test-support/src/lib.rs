@@ -12,6 +12,9 @@
 //! [`github::GitHubServer`] stands in for GitHub's REST and GraphQL APIs (a GitHub App's view:
 //! App JWTs, installation tokens, repositories, pull requests, checks, comments, reviews), with
 //! fault injection and a validator of the requests it saw against GitHub's OpenAPI description.
+//! [`gitlab::GitLabServer`] does the same for GitLab's REST API (v4) as an access token sees it
+//! (projects, webhooks, merge requests, discussions, notes, statuses), checking requests against
+//! the endpoints `@gitbeaker/core` calls.
 //!
 //! Used by picket-worker's tests (a dev-dependency) and picket-bench's clone benchmark; the
 //! `picket` binary never links it.
@@ -20,6 +23,7 @@
 #![recursion_limit = "256"]
 
 pub mod github;
+pub mod gitlab;
 mod history;
 mod server;
 mod tls;
