@@ -281,9 +281,12 @@ fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
         .and_then(|v| v.trim().parse::<u64>().ok())
 }
 
-/// How long to wait after the `limited`-th (from 0) 429 of one call: `Retry-After` seconds; else
-/// until `RateLimit-Reset` / `X-RateLimit-Reset` (Unix seconds, one more for rounding); else
-/// [`RetryPolicy::secondary_backoff`] doubled per earlier 429.
+/// How long to wait after the `limited`-th (from 0) 429 of one call: `Retry-After` seconds; else,
+/// when the headers show the quota spent (`RateLimit-Remaining` / `X-RateLimit-Remaining` 0 or
+/// absent), until `RateLimit-Reset` / `X-RateLimit-Reset` (Unix seconds, one more for rounding);
+/// else [`RetryPolicy::secondary_backoff`] doubled per earlier 429. A 429 with quota left is
+/// another limit than the headers' (GitLab's note creation limit): their reset says nothing of
+/// it.
 pub(crate) fn rate_limit_wait(
     headers: &HeaderMap,
     now_epoch: u64,
@@ -293,9 +296,11 @@ pub(crate) fn rate_limit_wait(
     if let Some(secs) = header_u64(headers, "retry-after") {
         return Duration::from_secs(secs);
     }
-    if let Some(reset) =
-        header_u64(headers, "ratelimit-reset").or_else(|| header_u64(headers, "x-ratelimit-reset"))
-    {
+    let remaining = header_u64(headers, "ratelimit-remaining")
+        .or_else(|| header_u64(headers, "x-ratelimit-remaining"));
+    let reset =
+        header_u64(headers, "ratelimit-reset").or_else(|| header_u64(headers, "x-ratelimit-reset"));
+    if let (Some(reset), Some(0) | None) = (reset, remaining) {
         if reset > now_epoch {
             return Duration::from_secs(reset - now_epoch + 1);
         }
@@ -361,6 +366,17 @@ mod tests {
         assert_eq!(
             rate_limit_wait(&h, 2000, &policy(), 0),
             Duration::from_secs(60)
+        );
+        // Quota left: another limit answered, the reset is not its own.
+        h.insert("ratelimit-remaining", HeaderValue::from_static("1999"));
+        assert_eq!(
+            rate_limit_wait(&h, 1000, &policy(), 0),
+            Duration::from_secs(60)
+        );
+        h.insert("ratelimit-remaining", HeaderValue::from_static("0"));
+        assert_eq!(
+            rate_limit_wait(&h, 1000, &policy(), 0),
+            Duration::from_secs(11)
         );
         h.insert("retry-after", HeaderValue::from_static("3"));
         assert_eq!(
