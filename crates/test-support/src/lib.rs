@@ -13,12 +13,18 @@
 //! App JWTs, installation tokens, repositories, pull requests, checks, comments, reviews), with
 //! fault injection and a validator of the requests it saw against GitHub's OpenAPI description.
 //!
+//! [`azure::AzureServer`] stands in for Azure DevOps Services' REST API (one organization and
+//! project: connection data, Git repositories, pull requests with iterations, threads, commit
+//! statuses, pushes, service-hook subscriptions), with fault injection and a validator of the
+//! requests it saw against the route table of Azure's own REST clients.
+//!
 //! Used by picket-worker's tests (a dev-dependency) and picket-bench's clone benchmark; the
 //! `picket` binary never links it.
 
 // The GitHub test server builds GitHub's large JSON objects with `serde_json::json!`.
 #![recursion_limit = "256"]
 
+pub mod azure;
 pub mod github;
 mod history;
 mod server;
