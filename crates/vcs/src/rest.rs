@@ -34,7 +34,10 @@ pub(crate) enum Auth {
     Bearer(SecretString),
     /// `Authorization: Basic base64(user:password)` (Azure DevOps personal access tokens: any
     /// user name, the token as the password).
-    Basic { user: String, password: SecretString },
+    Basic {
+        user: String,
+        password: SecretString,
+    },
 }
 
 /// One answer.

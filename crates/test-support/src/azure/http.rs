@@ -574,7 +574,10 @@ fn pull_json(st: &mut State, repo_id: &str, n: u64) -> Value {
 }
 
 fn list_pulls(st: &mut State, req: &Req, repo_id: &str) -> Answer {
-    let wanted = req.q("searchCriteria.status").unwrap_or("active").to_string();
+    let wanted = req
+        .q("searchCriteria.status")
+        .unwrap_or("active")
+        .to_string();
     if !["active", "abandoned", "completed", "all", "notSet"]
         .iter()
         .any(|s| s.eq_ignore_ascii_case(&wanted))
@@ -624,7 +627,7 @@ fn pull_request(
     rest: &[&str],
     method: Method,
 ) -> Answer {
-    let seg = |i: usize| req.segs[6 + i].clone();
+    let seg = |i: usize| req.segs[7 + i].clone();
     match (rest, method) {
         ([], Method::GET) => ok(pull_json(st, repo_id, n)),
         (["iterations"], Method::GET) => {
@@ -714,9 +717,7 @@ fn pull_request(
             }
             thread_request(st, req, repo_id, n, t, rest, m)
         }
-        ([] | ["iterations"] | ["iterations", _, "changes"] | ["threads"], _) => {
-            Err(not_allowed())
-        }
+        ([] | ["iterations"] | ["iterations", _, "changes"] | ["threads"], _) => Err(not_allowed()),
         _ => Err(err(404, "NotFoundException", "Page not found.")),
     }
 }
@@ -732,7 +733,8 @@ fn thread_not_found() -> ApiError {
 fn comment_json(st: &mut State, repo_id: &str, n: u64, t: u64, c: &TestComment) -> Value {
     let base = st.base_url.clone();
     let author = identity_ref(st, &c.author);
-    let thread_url = format!("{base}/_apis/git/repositories/{repo_id}/pullRequests/{n}/threads/{t}");
+    let thread_url =
+        format!("{base}/_apis/git/repositories/{repo_id}/pullRequests/{n}/threads/{t}");
     json!({
         "id": c.id,
         "parentCommentId": c.parent_comment_id,
@@ -873,7 +875,12 @@ fn create_thread(st: &mut State, req: &Req, repo_id: &str, n: u64) -> Answer {
                 .as_str()
                 .filter(|p| p.starts_with('/'))
                 .ok_or_else(|| bad_request("threadContext.filePath must start with /"))?;
-            for side in ["rightFileStart", "rightFileEnd", "leftFileStart", "leftFileEnd"] {
+            for side in [
+                "rightFileStart",
+                "rightFileEnd",
+                "leftFileStart",
+                "leftFileEnd",
+            ] {
                 if let Some(p) = c.get(side).filter(|p| !p.is_null()) {
                     position(p, side)?;
                 }
@@ -892,7 +899,8 @@ fn create_thread(st: &mut State, req: &Req, repo_id: &str, n: u64) -> Answer {
             let second = c["iterationContext"]["secondComparingIteration"].as_u64();
             let first = c["iterationContext"]["firstComparingIteration"].as_u64();
             let pull = &st.repos[repo_id].pulls[&n];
-            let known = |i: Option<u64>| i.is_some_and(|i| pull.iterations.iter().any(|it| it.id == i));
+            let known =
+                |i: Option<u64>| i.is_some_and(|i| pull.iterations.iter().any(|it| it.id == i));
             if !known(first) || !known(second) {
                 return Err(bad_request(
                     "pullRequestThreadContext.iterationContext names an iteration the pull request does not have",
@@ -1163,7 +1171,8 @@ fn subscription_json(st: &mut State, s: &Subscription) -> Value {
 }
 
 fn list_subscriptions(st: &mut State, req: &Req) -> Answer {
-    let filter = |name: &str, value: &str| req.q(name).is_none_or(|q| q.eq_ignore_ascii_case(value));
+    let filter =
+        |name: &str, value: &str| req.q(name).is_none_or(|q| q.eq_ignore_ascii_case(value));
     let matching: Vec<usize> = st
         .subscriptions
         .iter()
@@ -1184,17 +1193,24 @@ fn list_subscriptions(st: &mut State, req: &Req) -> Answer {
     list(items)
 }
 
-fn string_map(v: &Value, name: &str) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
+fn string_map(
+    v: &Value,
+    name: &str,
+) -> Result<std::collections::BTreeMap<String, String>, ApiError> {
     match v {
         Value::Null => Ok(Default::default()),
         Value::Object(map) => map
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
-                other => Err(bad_request(format!("{name}.{k} must be a string, not {other}"))),
+                other => Err(bad_request(format!(
+                    "{name}.{k} must be a string, not {other}"
+                ))),
             })
             .collect(),
-        other => Err(bad_request(format!("{name} must be an object, not {other}"))),
+        other => Err(bad_request(format!(
+            "{name} must be an object, not {other}"
+        ))),
     }
 }
 

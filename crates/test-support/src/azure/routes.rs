@@ -288,8 +288,10 @@ fn check(table: &[Route], organization: &str, r: &RecordedRequest) -> Vec<String
         out.push("no route of the table matches the path".to_string());
         return out;
     }
-    let with_method: Vec<&(&Route, Vec<String>)> =
-        matched.iter().filter(|(m, _)| m.method == r.method).collect();
+    let with_method: Vec<&(&Route, Vec<String>)> = matched
+        .iter()
+        .filter(|(m, _)| m.method == r.method)
+        .collect();
     if with_method.is_empty() {
         let methods: BTreeSet<&str> = matched.iter().map(|(m, _)| m.method.as_str()).collect();
         out.push(format!(
@@ -336,9 +338,10 @@ fn check(table: &[Route], organization: &str, r: &RecordedRequest) -> Vec<String
     };
     for (k, _) in query.iter().filter(|(k, _)| k != "api-version") {
         let known = routes.iter().any(|(m, omitted)| {
-            m.query.iter().any(|q| {
-                k == q || (k.starts_with(q.as_str()) && k[q.len()..].starts_with('.'))
-            }) || omitted.contains(k)
+            m.query
+                .iter()
+                .any(|q| k == q || (k.starts_with(q.as_str()) && k[q.len()..].starts_with('.')))
+                || omitted.contains(k)
         });
         if !known {
             out.push(format!(

@@ -514,4 +514,3 @@ async fn subscriptions_hide_the_password_they_were_given() {
     assert_eq!(listed["count"], 0);
     assert_eq!(f.server.violations(), Vec::<String>::new());
 }
-

@@ -990,12 +990,16 @@ impl SourceProvider for Azure {
                 vec![("otherCommitId", head_sha.to_owned())],
             )
             .await?;
-        bases.into_iter().next().map(|c| c.commit_id).ok_or_else(|| {
-            VcsError::new(
-                ErrorCode::NotFound,
-                "Azure DevOps: the commits have no merge base",
-            )
-        })
+        bases
+            .into_iter()
+            .next()
+            .map(|c| c.commit_id)
+            .ok_or_else(|| {
+                VcsError::new(
+                    ErrorCode::NotFound,
+                    "Azure DevOps: the commits have no merge base",
+                )
+            })
     }
 
     /// `GET .../pullRequests/{id}`. The head is `lastMergeSourceCommit` (empty while Azure
@@ -1131,7 +1135,10 @@ impl AzureFeedback {
     }
 
     fn threads_path(repo: &RepoLocator, number: u64) -> Result<String> {
-        Ok(format!("{}/pullRequests/{number}/threads", repo_path(repo)?))
+        Ok(format!(
+            "{}/pullRequests/{number}/threads",
+            repo_path(repo)?
+        ))
     }
 
     /// `POST .../commits/{sha}/statuses`: Azure keeps every status and shows the newest per
@@ -1276,9 +1283,7 @@ impl FeedbackClient for AzureFeedback {
         let (sha, name) = check_id
             .split_once(':')
             .filter(|(sha, name)| is_sha(sha) && !name.is_empty())
-            .ok_or_else(|| {
-                bad_config("not an Azure DevOps commit status id (`<sha>:<name>`)")
-            })?;
+            .ok_or_else(|| bad_config("not an Azure DevOps commit status id (`<sha>:<name>`)"))?;
         self.set_status(repo, sha, name, update).await
     }
 
@@ -1374,7 +1379,9 @@ impl FeedbackClient for AzureFeedback {
             .comments
             .iter()
             .min_by_key(|c| c.id)
-            .ok_or_else(|| bad_response("Azure DevOps answered a new thread without its comment"))?;
+            .ok_or_else(|| {
+                bad_response("Azure DevOps answered a new thread without its comment")
+            })?;
         Ok(posted(&created, first))
     }
 
@@ -1616,7 +1623,12 @@ mod tests {
         for s in ["fixed", "wontFix", "closed", "byDesign"] {
             assert!(thread_resolved(Some(&json!(s))), "{s}");
         }
-        for s in [json!("active"), json!("pending"), json!("unknown"), json!(1)] {
+        for s in [
+            json!("active"),
+            json!("pending"),
+            json!("unknown"),
+            json!(1),
+        ] {
             assert!(!thread_resolved(Some(&s)), "{s}");
         }
         assert!(thread_resolved(Some(&json!(4))));

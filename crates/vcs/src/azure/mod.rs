@@ -74,7 +74,10 @@ impl AzureCredentials {
     pub fn webhook_secrets(&self) -> WebhookSecrets {
         WebhookSecrets {
             current: self.webhook_password_hash.clone(),
-            previous: match (&self.previous_webhook_password_hash, self.previous_valid_until) {
+            previous: match (
+                &self.previous_webhook_password_hash,
+                self.previous_valid_until,
+            ) {
                 (Some(hash), Some(valid_until)) => Some(PreviousSecret {
                     secret: hash.clone(),
                     valid_until,
