@@ -1120,7 +1120,7 @@ fn pushes(st: &mut State, req: &Req, repo_id: &str) -> Answer {
         .filter(|p| from.is_none_or(|f| time::OffsetDateTime::from(p.date) >= f))
         .map(|p| (p.id, p.pusher.clone(), p.date))
         .collect();
-    found.sort_by(|a, b| b.2.cmp(&a.2));
+    found.sort_by_key(|p| std::cmp::Reverse(p.2));
     let base = st.base_url.clone();
     let items = found
         .into_iter()

@@ -894,7 +894,7 @@ async fn subscriptions_are_created_once_and_replaced_with_a_new_password() {
         .ensure_subscriptions(
             url,
             &SecretString::from("second".to_owned()),
-            &[w.repo.clone()],
+            std::slice::from_ref(&w.repo),
         )
         .await
         .unwrap();
