@@ -25,6 +25,9 @@ OCTOKIT_OPENAPI_VERSION := 23.0.2
 # GitLab's REST endpoints as a maintained client calls them (npm `@gitbeaker/core`; GitLab
 # publishes no OpenAPI description of v4), pinned in tests/gitlab/.
 GITBEAKER_CORE_VERSION := 43.8.0
+# Azure DevOps's REST route table (npm `azure-devops-extension-api`: method, route template and
+# api-version of every call), pinned in tests/azure/.
+AZURE_DEVOPS_EXTENSION_API_VERSION := 5.276.0
 # The web UI's browser test (tests/browser/): playwright-core drives Debian's Chromium, axe-core
 # checks accessibility; htmx and its SSE extension are vendored in crates/web/assets at these
 # versions (the test compares the bytes).
@@ -48,7 +51,7 @@ run: semgrep sandbox-tools
 ## Run the whole test suite: the rule pack's tests, then every crate's, against the machine's
 ## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks), then every
 ## benchmark once at a small size.
-test: rules-test k8s-tools checkov sandbox-tools bench-tools schemathesis sarif-tools github-fixtures gitlab-fixtures browser-tools
+test: rules-test k8s-tools checkov sandbox-tools bench-tools schemathesis sarif-tools github-fixtures gitlab-fixtures azure-fixtures browser-tools
 	./.ci/postgres-up
 	@# The scheduler's end-to-end tests start the real worker binary (target/debug/picket).
 	cargo build -p picket-cli --bin picket
@@ -113,7 +116,7 @@ rules-test: semgrep
 	.venv/bin/semgrep scan --experimental --metrics=off --disable-version-check --quiet \
 	  --config crates/worker/rules crates/worker/rules > /dev/null
 
-.PHONY: k8s-tools checkov deploy-render sandbox-tools bench-tools schemathesis sarif-tools github-fixtures gitlab-fixtures browser-tools
+.PHONY: k8s-tools checkov deploy-render sandbox-tools bench-tools schemathesis sarif-tools github-fixtures gitlab-fixtures azure-fixtures browser-tools
 
 ## Install GitHub's machine-readable ground truth (npm `@octokit/webhooks-examples`: real webhook
 ## payloads; `@octokit/openapi`: the REST description, 385 MB unpacked, so installed, never
@@ -131,6 +134,14 @@ github-fixtures:
 gitlab-fixtures:
 	@grep -q '"version": "$(GITBEAKER_CORE_VERSION)"' tests/gitlab/node_modules/@gitbeaker/core/package.json 2>/dev/null \
 	  || (cd tests/gitlab && npm ci --no-audit --no-fund --loglevel=error)
+
+## Install Azure DevOps's route table (npm `azure-devops-extension-api`: the static route
+## templates of its REST clients, with method and api-version), pinned by
+## tests/azure/package-lock.json, under tests/azure/node_modules (skipped when that version is
+## there). The Azure DevOps test server checks every request against it.
+azure-fixtures:
+	@grep -q '"version": "$(AZURE_DEVOPS_EXTENSION_API_VERSION)"' tests/azure/node_modules/azure-devops-extension-api/package.json 2>/dev/null \
+	  || (cd tests/azure && npm ci --no-audit --no-fund --loglevel=error)
 
 ## The web UI's browser test (tests/e2e/browser.rs): Debian's Chromium (installed with apt-get
 ## when missing) and, pinned by tests/browser/package-lock.json, playwright-core, axe-core and

@@ -16,12 +16,18 @@
 //! (projects, webhooks, merge requests, discussions, notes, statuses), checking requests against
 //! the endpoints `@gitbeaker/core` calls.
 //!
+//! [`azure::AzureServer`] stands in for Azure DevOps Services' REST API (one organization and
+//! project: connection data, Git repositories, pull requests with iterations, threads, commit
+//! statuses, pushes, service-hook subscriptions), with fault injection and a validator of the
+//! requests it saw against the route table of Azure's own REST clients.
+//!
 //! Used by picket-worker's tests (a dev-dependency) and picket-bench's clone benchmark; the
 //! `picket` binary never links it.
 
 // The GitHub test server builds GitHub's large JSON objects with `serde_json::json!`.
 #![recursion_limit = "256"]
 
+pub mod azure;
 pub mod github;
 pub mod gitlab;
 mod history;

@@ -111,11 +111,14 @@ fn connection_options(
 }
 
 /// A connection's API root: its own base URL, else its provider's public service
-/// (`https://api.github.com`, `https://gitlab.com/api/v4`).
+/// (`https://api.github.com`, `https://gitlab.com/api/v4`). Azure DevOps has no default: its
+/// root names the organization (`https://dev.azure.com/{organization}`), so an Azure DevOps
+/// connection without a base URL has none (empty, which no client accepts).
 pub fn api_url(provider: Provider, base_url: &str) -> String {
     match (base_url.is_empty(), provider) {
         (false, _) => base_url.to_owned(),
         (true, Provider::Gitlab) => crate::gitlab::DEFAULT_API_URL.to_owned(),
+        (true, Provider::AzureDevops) => String::new(),
         (true, _) => crate::github::DEFAULT_API_URL.to_owned(),
     }
 }
@@ -150,6 +153,17 @@ pub fn connect(
             let creds: crate::gitlab::GitLabCredentials = credentials(stored)?;
             Ok(Arc::new(crate::gitlab::api::GitLab::new(&creds, &options)?))
         }
+        Provider::AzureDevops => {
+            if stored.base_url.is_empty() {
+                return Err(VcsError::new(
+                    ErrorCode::BadConfig,
+                    "an Azure DevOps connection needs its organization's URL \
+                     (`https://dev.azure.com/<organization>`) as its base URL",
+                ));
+            }
+            let creds: crate::azure::AzureCredentials = credentials(stored)?;
+            Ok(Arc::new(crate::azure::api::Azure::new(&creds, &options)?))
+        }
         other => Err(VcsError::new(
             ErrorCode::BadConfig,
             format!("{} connections have no provider client yet", other.as_str()),
@@ -169,6 +183,9 @@ pub fn feedback_client(
             credential, options,
         )?)),
         Provider::Gitlab => Ok(Box::new(crate::gitlab::api::GitLabFeedback::new(
+            credential, options,
+        )?)),
+        Provider::AzureDevops => Ok(Box::new(crate::azure::api::AzureFeedback::new(
             credential, options,
         )?)),
         other => Err(VcsError::new(

@@ -32,6 +32,12 @@ pub(crate) use crate::github::api::policy::segment;
 pub(crate) enum Auth {
     /// `Authorization: Bearer <token>` (GitLab, Bitbucket access tokens).
     Bearer(SecretString),
+    /// `Authorization: Basic base64(user:password)` (Azure DevOps personal access tokens: any
+    /// user name, the token as the password).
+    Basic {
+        user: String,
+        password: SecretString,
+    },
 }
 
 /// One answer.
@@ -222,6 +228,9 @@ impl Rest {
         }
         request = match &self.auth {
             Auth::Bearer(token) => request.bearer_auth(token.expose_secret()),
+            Auth::Basic { user, password } => {
+                request.basic_auth(user, Some(password.expose_secret()))
+            }
         };
         request = request.header(http::header::ACCEPT, "application/json");
         if let Some(body) = body {

@@ -1,6 +1,7 @@
 //! picket-vcs integration tests: one binary, a module per area.
 
 mod api;
+mod azure_api;
 mod azure_webhook;
 mod bitbucket_webhook;
 mod gitlab_api;
