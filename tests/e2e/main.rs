@@ -16,6 +16,7 @@ mod deploy;
 mod engine_reach;
 mod findings;
 mod gitlab;
+mod gitlab_feedback;
 mod installations;
 mod kubernetes;
 mod onboarding;

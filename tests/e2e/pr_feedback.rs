@@ -25,21 +25,21 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-const BLOCK_RULE: &str = "picket.python.code-injection";
-const COMMENT_RULE: &str = "picket.python.weak-hash";
+pub(crate) const BLOCK_RULE: &str = "picket.python.code-injection";
+pub(crate) const COMMENT_RULE: &str = "picket.python.weak-hash";
 /// Left at the default mode, Monitor: stored, never shown on the PR.
-const MONITOR_RULE: &str = "picket.python.command-injection";
+pub(crate) const MONITOR_RULE: &str = "picket.python.command-injection";
 
 /// `app.py` at the PR's first head: a Comment finding on line 6, a Block one on line 10, a
 /// Monitor one on line 14.
-const APP_V1: &str = "import hashlib\nimport os\n\n\ndef digest(data):\n    return hashlib.md5(data).hexdigest()\n\n\ndef run(expr):\n    return eval(expr)\n\n\ndef shell(cmd):\n    os.system(\"ls \" + cmd)\n";
+pub(crate) const APP_V1: &str = "import hashlib\nimport os\n\n\ndef digest(data):\n    return hashlib.md5(data).hexdigest()\n\n\ndef run(expr):\n    return eval(expr)\n\n\ndef shell(cmd):\n    os.system(\"ls \" + cmd)\n";
 /// The second head fixes the Block finding (line 10) and keeps the others where they were.
-const APP_V2: &str = "import hashlib\nimport os\n\n\ndef digest(data):\n    return hashlib.md5(data).hexdigest()\n\n\ndef run(expr):\n    return int(expr)\n\n\ndef shell(cmd):\n    os.system(\"ls \" + cmd)\n";
+pub(crate) const APP_V2: &str = "import hashlib\nimport os\n\n\ndef digest(data):\n    return hashlib.md5(data).hexdigest()\n\n\ndef run(expr):\n    return int(expr)\n\n\ndef shell(cmd):\n    os.system(\"ls \" + cmd)\n";
 /// ...and adds two new Block findings, on lines 2 and 6 of another file.
-const MORE: &str =
+pub(crate) const MORE: &str =
     "def load(text):\n    return eval(text)\n\n\ndef load_all(texts):\n    return [eval(t) for t in texts]\n";
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .current_dir(dir)
         .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
@@ -54,7 +54,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn commit(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
+pub(crate) fn commit(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
     for (path, content) in files {
         std::fs::write(dir.join(path), content).unwrap();
     }
@@ -63,7 +63,7 @@ fn commit(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
     git(dir, &["rev-parse", "HEAD"])
 }
 
-fn lines(text: &str) -> Vec<u64> {
+pub(crate) fn lines(text: &str) -> Vec<u64> {
     (1..=text.lines().count() as u64).collect()
 }
 
