@@ -111,11 +111,12 @@ fn connection_options(
 }
 
 /// A connection's API root: its own base URL, else its provider's public service
-/// (`https://api.github.com`, `https://gitlab.com/api/v4`).
+/// (`https://api.github.com`, `https://gitlab.com/api/v4`, `https://api.bitbucket.org/2.0`).
 pub fn api_url(provider: Provider, base_url: &str) -> String {
     match (base_url.is_empty(), provider) {
         (false, _) => base_url.to_owned(),
         (true, Provider::Gitlab) => crate::gitlab::DEFAULT_API_URL.to_owned(),
+        (true, Provider::Bitbucket) => crate::bitbucket::DEFAULT_API_URL.to_owned(),
         (true, _) => crate::github::DEFAULT_API_URL.to_owned(),
     }
 }
@@ -150,6 +151,12 @@ pub fn connect(
             let creds: crate::gitlab::GitLabCredentials = credentials(stored)?;
             Ok(Arc::new(crate::gitlab::api::GitLab::new(&creds, &options)?))
         }
+        Provider::Bitbucket => {
+            let creds: crate::bitbucket::BitbucketCredentials = credentials(stored)?;
+            Ok(Arc::new(crate::bitbucket::api::Bitbucket::new(
+                &creds, &options,
+            )?))
+        }
         other => Err(VcsError::new(
             ErrorCode::BadConfig,
             format!("{} connections have no provider client yet", other.as_str()),
@@ -169,6 +176,9 @@ pub fn feedback_client(
             credential, options,
         )?)),
         Provider::Gitlab => Ok(Box::new(crate::gitlab::api::GitLabFeedback::new(
+            credential, options,
+        )?)),
+        Provider::Bitbucket => Ok(Box::new(crate::bitbucket::api::BitbucketFeedback::new(
             credential, options,
         )?)),
         other => Err(VcsError::new(
