@@ -12,6 +12,9 @@
 //! [`github::GitHubServer`] stands in for GitHub's REST and GraphQL APIs (a GitHub App's view:
 //! App JWTs, installation tokens, repositories, pull requests, checks, comments, reviews), with
 //! fault injection and a validator of the requests it saw against GitHub's OpenAPI description.
+//! [`bitbucket::BitbucketServer`] does the same for Bitbucket Cloud's REST API (a workspace
+//! access token's view: repositories, pull requests, comments, Code Insights reports, build
+//! statuses, hooks, permissions), checking requests against npm `bitbucket`'s route table.
 //!
 //! Used by picket-worker's tests (a dev-dependency) and picket-bench's clone benchmark; the
 //! `picket` binary never links it.
@@ -19,6 +22,7 @@
 // The GitHub test server builds GitHub's large JSON objects with `serde_json::json!`.
 #![recursion_limit = "256"]
 
+pub mod bitbucket;
 pub mod github;
 mod history;
 mod server;
