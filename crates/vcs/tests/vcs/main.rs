@@ -2,6 +2,7 @@
 
 mod api;
 mod azure_webhook;
+mod bitbucket_api;
 mod bitbucket_webhook;
 mod gitlab_webhook;
 mod manifest;
