@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::{
-    CommentRec, FaultKind, Hook, Inner, RecordedRequest, Report, Repo, State, Status, TestComment,
+    CommentRec, FaultKind, Hook, Inner, RecordedRequest, Repo, Report, State, Status, TestComment,
     TestHook,
 };
 
@@ -366,7 +366,11 @@ async fn handle(
 }
 
 /// Refuses a token without `scope` (403, as Bitbucket answers it).
-fn need(req: &Req, scope: &'static str, accepted: &mut Option<&'static str>) -> Result<(), ApiError> {
+fn need(
+    req: &Req,
+    scope: &'static str,
+    accepted: &mut Option<&'static str>,
+) -> Result<(), ApiError> {
     *accepted = Some(scope);
     if implied(&req.cred.scopes).contains(scope) {
         return Ok(());
@@ -409,7 +413,12 @@ fn route(
             let items: Vec<Value> = st
                 .repos
                 .values()
-                .filter(|r| req.cred.repository.as_ref().is_none_or(|only| *only == r.slug))
+                .filter(|r| {
+                    req.cred
+                        .repository
+                        .as_ref()
+                        .is_none_or(|only| *only == r.slug)
+                })
                 .map(|r| repo_json(st, r, &req.cred.name))
                 .collect();
             paged(st, req, items, 100)
@@ -481,9 +490,8 @@ fn repository_route(
         }
         (Method::GET, ["commit", hash]) => {
             need(req, "repository", accepted)?;
-            let full = resolve(&st.repos[slug], hash).ok_or_else(|| {
-                err(404, format!("Commit not found: {hash}"))
-            })?;
+            let full = resolve(&st.repos[slug], hash)
+                .ok_or_else(|| err(404, format!("Commit not found: {hash}")))?;
             ok(commit_json(st, slug, &full))
         }
         (Method::GET, ["merge-base", revspec]) => {
@@ -503,7 +511,11 @@ fn repository_route(
                     return Err(field_err("state", "Invalid state"));
                 }
             }
-            let states = if states.is_empty() { vec!["OPEN"] } else { states };
+            let states = if states.is_empty() {
+                vec!["OPEN"]
+            } else {
+                states
+            };
             let items: Vec<Value> = st.repos[slug]
                 .pulls
                 .values()
@@ -586,7 +598,9 @@ fn repository_route(
             let report = st.repos[slug]
                 .reports
                 .get(&(sha.to_string(), id.to_string()))
-                .ok_or_else(|| insights_err(404, "report-service.report.not-found", "Report not found"))?;
+                .ok_or_else(|| {
+                    insights_err(404, "report-service.report.not-found", "Report not found")
+                })?;
             ok(report_json(report, id))
         }
         (Method::POST, ["commit", sha, "reports", id, "annotations"]) => {
@@ -598,7 +612,9 @@ fn repository_route(
             let report = st.repos[slug]
                 .reports
                 .get(&(sha.to_string(), id.to_string()))
-                .ok_or_else(|| insights_err(404, "report-service.report.not-found", "Report not found"))?;
+                .ok_or_else(|| {
+                    insights_err(404, "report-service.report.not-found", "Report not found")
+                })?;
             let items: Vec<Value> = report
                 .annotations
                 .iter()
@@ -644,7 +660,12 @@ fn paged(st: &State, req: &Req, items: Vec<Value>, max: usize) -> Result<Reply, 
         None => 10,
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=max).contains(&n) => n,
-            _ => return Err(field_err("pagelen", &format!("Invalid pagelen (at most {max})"))),
+            _ => {
+                return Err(field_err(
+                    "pagelen",
+                    &format!("Invalid pagelen (at most {max})"),
+                ))
+            }
         },
     };
     let page = match req.q("page") {
@@ -942,11 +963,9 @@ fn create_comment(st: &mut State, req: &Req, slug: &str, pr: u64) -> Result<Repl
                 .ok_or_else(|| field_err("inline.path", "This field is required."))?;
             let to = match i.get("to") {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    v.as_u64()
-                        .filter(|l| *l >= 1)
-                        .ok_or_else(|| field_err("inline.to", "A positive line number is required."))?,
-                ),
+                Some(v) => Some(v.as_u64().filter(|l| *l >= 1).ok_or_else(|| {
+                    field_err("inline.to", "A positive line number is required.")
+                })?),
             };
             let from = i.get("from").and_then(Value::as_u64);
             if to.is_none() && from.is_none() {
@@ -1051,9 +1070,7 @@ fn apply_hook(hook: &mut TestHook, body: &Value, partial: bool) -> Result<(), Ap
         return Err(err(400, "A JSON object is required."));
     }
     match body.get("url") {
-        Some(Value::String(url))
-            if url.starts_with("https://") || url.starts_with("http://") =>
-        {
+        Some(Value::String(url)) if url.starts_with("https://") || url.starts_with("http://") => {
             hook.url = url.clone()
         }
         None if partial => {}
@@ -1124,7 +1141,11 @@ fn update_hook(st: &mut State, req: &Req, slug: &str, uid: &str) -> Result<Reply
     apply_hook(&mut hook, req.body(), true)?;
     h.hook = hook;
     let repo = &st.repos[slug];
-    let h = repo.hooks.iter().find(|h| h.hook.uuid == uid).expect("hook");
+    let h = repo
+        .hooks
+        .iter()
+        .find(|h| h.hook.uuid == uid)
+        .expect("hook");
     ok(hook_json(st, slug, h))
 }
 
@@ -1191,26 +1212,55 @@ fn known_commit(st: &State, slug: &str, sha: &str) -> Result<(), ApiError> {
     }
 }
 
-fn put_report(st: &mut State, req: &Req, slug: &str, sha: &str, id: &str) -> Result<Reply, ApiError> {
+fn put_report(
+    st: &mut State,
+    req: &Req,
+    slug: &str,
+    sha: &str,
+    id: &str,
+) -> Result<Reply, ApiError> {
     if let Some(status) = st.code_insights_refusal {
-        return Err(err(status, "Code Insights is not available for this repository."));
+        return Err(err(
+            status,
+            "Code Insights is not available for this repository.",
+        ));
     }
     known_commit(st, slug, sha)?;
     let body = req.body();
     if !body.is_object() {
-        return Err(insights_err(400, "report-service.general.bad-request", "A report object is required."));
+        return Err(insights_err(
+            400,
+            "report-service.general.bad-request",
+            "A report object is required.",
+        ));
     }
     insights_field(body, "title", true, Some(450), &[])?;
     insights_field(body, "details", true, Some(2000), &[])?;
-    insights_field(body, "report_type", true, None, &["SECURITY", "COVERAGE", "TEST", "BUG"])?;
-    insights_field(body, "result", false, None, &["PASSED", "FAILED", "PENDING"])?;
+    insights_field(
+        body,
+        "report_type",
+        true,
+        None,
+        &["SECURITY", "COVERAGE", "TEST", "BUG"],
+    )?;
+    insights_field(
+        body,
+        "result",
+        false,
+        None,
+        &["PASSED", "FAILED", "PENDING"],
+    )?;
     insights_field(body, "reporter", false, Some(450), &[])?;
     if let Some(link) = body.get("link") {
         if !link
             .as_str()
             .is_some_and(|l| l.starts_with("https://") || l.starts_with("http://"))
         {
-            return Err(insights_err(400, "report-service.general.bad-request", "The link field must be a URL."));
+            return Err(insights_err(
+                400,
+                "report-service.general.bad-request",
+                "The link field must be a URL.",
+            ));
         }
     }
     let uuid = st.uuid();
@@ -1239,10 +1289,17 @@ fn post_annotations(
     id: &str,
 ) -> Result<Reply, ApiError> {
     if let Some(status) = st.code_insights_refusal {
-        return Err(err(status, "Code Insights is not available for this repository."));
+        return Err(err(
+            status,
+            "Code Insights is not available for this repository.",
+        ));
     }
     let Some(Value::Array(items)) = req.body.as_ref() else {
-        return Err(insights_err(400, "report-service.general.bad-request", "An array of annotations is required."));
+        return Err(insights_err(
+            400,
+            "report-service.general.bad-request",
+            "An array of annotations is required.",
+        ));
     };
     if items.is_empty() || items.len() > 100 {
         return Err(insights_err(
@@ -1254,23 +1311,53 @@ fn post_annotations(
     let mut ids = Vec::with_capacity(items.len());
     for a in items {
         if !a.is_object() {
-            return Err(insights_err(400, "report-service.general.bad-request", "An annotation must be an object."));
+            return Err(insights_err(
+                400,
+                "report-service.general.bad-request",
+                "An annotation must be an object.",
+            ));
         }
         insights_field(a, "external_id", true, Some(450), &[])?;
         insights_field(a, "summary", true, Some(450), &[])?;
         insights_field(a, "details", false, Some(2000), &[])?;
-        insights_field(a, "annotation_type", true, None, &["VULNERABILITY", "CODE_SMELL", "BUG"])?;
-        insights_field(a, "severity", false, None, &["CRITICAL", "HIGH", "MEDIUM", "LOW"])?;
-        insights_field(a, "result", false, None, &["PASSED", "FAILED", "SKIPPED", "IGNORED"])?;
+        insights_field(
+            a,
+            "annotation_type",
+            true,
+            None,
+            &["VULNERABILITY", "CODE_SMELL", "BUG"],
+        )?;
+        insights_field(
+            a,
+            "severity",
+            false,
+            None,
+            &["CRITICAL", "HIGH", "MEDIUM", "LOW"],
+        )?;
+        insights_field(
+            a,
+            "result",
+            false,
+            None,
+            &["PASSED", "FAILED", "SKIPPED", "IGNORED"],
+        )?;
         insights_field(a, "path", false, None, &[])?;
         if let Some(line) = a.get("line") {
             if !line.as_u64().is_some_and(|l| l >= 1) {
-                return Err(insights_err(400, "report-service.general.bad-request", "The line field must be a positive number."));
+                return Err(insights_err(
+                    400,
+                    "report-service.general.bad-request",
+                    "The line field must be a positive number.",
+                ));
             }
         }
         let external = a["external_id"].as_str().expect("checked").to_string();
         if ids.contains(&external) {
-            return Err(insights_err(400, "report-service.annotation.duplicate", format!("The external id {external} appears twice.")));
+            return Err(insights_err(
+                400,
+                "report-service.annotation.duplicate",
+                format!("The external id {external} appears twice."),
+            ));
         }
         ids.push(external);
     }
@@ -1296,7 +1383,11 @@ fn post_annotations(
     }
     let mut out = Vec::with_capacity(items.len());
     for ((external, a), fresh) in ids.into_iter().zip(items).zip(uuids) {
-        match report.annotations.iter_mut().find(|(x, _, _)| *x == external) {
+        match report
+            .annotations
+            .iter_mut()
+            .find(|(x, _, _)| *x == external)
+        {
             Some((_, uuid, body)) => {
                 *body = a.clone();
                 out.push(annotation_json(uuid, a));
@@ -1321,7 +1412,10 @@ fn post_status(st: &mut State, req: &Req, slug: &str, sha: &str) -> Result<Reply
     if key.chars().count() > 40 {
         return Err(field_err(
             "key",
-            &format!("Ensure this value has at most 40 characters (it has {}).", key.chars().count()),
+            &format!(
+                "Ensure this value has at most 40 characters (it has {}).",
+                key.chars().count()
+            ),
         ));
     }
     match body.get("state").and_then(Value::as_str) {
@@ -1371,7 +1465,11 @@ fn permission_filter(q: &str) -> Result<Box<dyn Fn(&str) -> bool>, ApiError> {
         _ => None,
     };
     let invalid = || err(400, format!("Invalid query: {q}"));
-    let rest = q.trim().strip_prefix("permission").ok_or_else(invalid)?.trim_start();
+    let rest = q
+        .trim()
+        .strip_prefix("permission")
+        .ok_or_else(invalid)?
+        .trim_start();
     let (op, value) = ["!=", ">=", "<=", "=", ">", "<"]
         .iter()
         .find_map(|op| rest.strip_prefix(op).map(|v| (*op, v.trim())))

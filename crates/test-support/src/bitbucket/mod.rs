@@ -543,7 +543,10 @@ impl BitbucketServer {
     ) -> u64 {
         let mut st = self.lock();
         st.account(author);
-        assert!(st.repos[slug].pulls.contains_key(&id), "unknown pull request");
+        assert!(
+            st.repos[slug].pulls.contains_key(&id),
+            "unknown pull request"
+        );
         let cid = st.id();
         let now = SystemTime::now();
         st.comments.push(CommentRec {

@@ -262,7 +262,8 @@ impl Parser<'_> {
                 {
                     self.i += 1;
                 }
-                let text = std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
+                let text =
+                    std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
                 serde_json::from_str(text).map_err(|e| format!("number {text:?}: {e}"))
             }
             _ => {
@@ -406,9 +407,10 @@ fn request_violations(ops: &[Op], r: &RecordedRequest) -> Vec<String> {
     }
     let query = parse_query(r.query.as_deref());
     for (name, value) in &query {
-        let declared = op.params.get(name).filter(|_| {
-            name != "_body" && !path_params.iter().any(|(p, _)| p == name)
-        });
+        let declared = op
+            .params
+            .get(name)
+            .filter(|_| name != "_body" && !path_params.iter().any(|(p, _)| p == name));
         match declared {
             Some(def) => {
                 if let Some(e) = check_value(name, def, value) {

@@ -91,9 +91,16 @@ fn the_route_table_is_read_from_the_pinned_package() {
     let (op, _) = routes::find(ops, "GET", "repositories/acme/web/pullrequests/activity").unwrap();
     assert_eq!(op.name, "repositories.listPullRequestActivitiesForRepo");
     // An encoded slash stays in its segment.
-    let (op, params) =
-        routes::find(ops, "GET", "repositories/acme/web/merge-base/feature%2Fx..abc").unwrap();
-    assert_eq!(op.template, "/repositories/{workspace}/{repo_slug}/merge-base/{revspec}");
+    let (op, params) = routes::find(
+        ops,
+        "GET",
+        "repositories/acme/web/merge-base/feature%2Fx..abc",
+    )
+    .unwrap();
+    assert_eq!(
+        op.template,
+        "/repositories/{workspace}/{repo_slug}/merge-base/{revspec}"
+    );
     assert_eq!(params[2].1, "feature/x..abc");
     assert!(routes::find(ops, "PATCH", "repositories/acme/web").is_err());
     assert!(routes::find(ops, "GET", "repositories/acme/web/nothing-here").is_err());
@@ -131,7 +138,12 @@ async fn tokens_and_scopes_are_checked_like_bitbucket() {
 
     let reader = f.server.add_token("Reader", &["repository"]);
     let (status, body, _) = f
-        .call_as(Some(&reader), Method::GET, "/repositories/acme/web/pullrequests/7", None)
+        .call_as(
+            Some(&reader),
+            Method::GET,
+            "/repositories/acme/web/pullrequests/7",
+            None,
+        )
         .await;
     assert_eq!(status, 403);
     assert_eq!(body["error"]["detail"]["required"], json!(["pullrequest"]));
@@ -158,10 +170,15 @@ async fn tokens_and_scopes_are_checked_like_bitbucket() {
 async fn listings_are_paged_with_next_urls() {
     let f = Fixture::new().await;
     for i in 0..24 {
-        f.server
-            .add_repo(&format!("repo-{i:02}"), "main", "https://bitbucket.org/x.git");
+        f.server.add_repo(
+            &format!("repo-{i:02}"),
+            "main",
+            "https://bitbucket.org/x.git",
+        );
     }
-    let (status, page) = f.call(Method::GET, "/repositories/acme?pagelen=10", None).await;
+    let (status, page) = f
+        .call(Method::GET, "/repositories/acme?pagelen=10", None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(page["size"], 25);
     assert_eq!(page["values"].as_array().unwrap().len(), 10);
@@ -175,14 +192,24 @@ async fn listings_are_paged_with_next_urls() {
     assert!(last.get("next").is_none());
     assert!(last["previous"].as_str().unwrap().ends_with("page=2"));
 
-    let (status, _) = f.call(Method::GET, "/repositories/acme?pagelen=101", None).await;
-    assert_eq!(status, 400);
     let (status, _) = f
-        .call(Method::GET, "/repositories/acme/web/pullrequests?pagelen=51", None)
+        .call(Method::GET, "/repositories/acme?pagelen=101", None)
         .await;
     assert_eq!(status, 400);
     let (status, _) = f
-        .call(Method::GET, "/repositories/acme/web/pullrequests?pagelen=50", None)
+        .call(
+            Method::GET,
+            "/repositories/acme/web/pullrequests?pagelen=51",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = f
+        .call(
+            Method::GET,
+            "/repositories/acme/web/pullrequests?pagelen=50",
+            None,
+        )
         .await;
     assert_eq!(status, 200);
     f.assert_valid();
@@ -200,11 +227,19 @@ async fn pull_requests_carry_abbreviated_hashes_that_resolve() {
     assert_eq!(pr["source"]["branch"]["name"], "feature/x");
     assert_eq!(pr["author"]["nickname"], "alice");
     let (_, commit) = f
-        .call(Method::GET, &format!("/repositories/acme/web/commit/{}", &HEAD[..12]), None)
+        .call(
+            Method::GET,
+            &format!("/repositories/acme/web/commit/{}", &HEAD[..12]),
+            None,
+        )
         .await;
     assert_eq!(commit["hash"], HEAD);
     let (status, _) = f
-        .call(Method::GET, "/repositories/acme/web/commit/abcdef123456", None)
+        .call(
+            Method::GET,
+            "/repositories/acme/web/commit/abcdef123456",
+            None,
+        )
         .await;
     assert_eq!(status, 404);
     let (_, base) = f
@@ -216,13 +251,22 @@ async fn pull_requests_carry_abbreviated_hashes_that_resolve() {
         .await;
     assert_eq!(base["hash"], MERGE_BASE);
 
-    f.server.update_pull("web", 7, |p| p.state = "MERGED".into());
+    f.server
+        .update_pull("web", 7, |p| p.state = "MERGED".into());
     let (_, open) = f
-        .call(Method::GET, "/repositories/acme/web/pullrequests?state=OPEN", None)
+        .call(
+            Method::GET,
+            "/repositories/acme/web/pullrequests?state=OPEN",
+            None,
+        )
         .await;
     assert_eq!(open["size"], 0);
     let (_, merged) = f
-        .call(Method::GET, "/repositories/acme/web/pullrequests?state=MERGED", None)
+        .call(
+            Method::GET,
+            "/repositories/acme/web/pullrequests?state=MERGED",
+            None,
+        )
         .await;
     assert_eq!(merged["size"], 1);
     f.assert_valid();
@@ -245,7 +289,9 @@ async fn comments_threads_and_resolution() {
         .call(
             Method::POST,
             comments,
-            Some(json!({"content": {"raw": "finding"}, "inline": {"path": "src/app.py", "to": 10}})),
+            Some(
+                json!({"content": {"raw": "finding"}, "inline": {"path": "src/app.py", "to": 10}}),
+            ),
         )
         .await;
     assert_eq!(status, 201);
@@ -262,7 +308,9 @@ async fn comments_threads_and_resolution() {
     assert_eq!(status, 201);
     assert_eq!(reply["parent"]["id"], id);
     assert_eq!(reply["inline"]["path"], "src/app.py");
-    let (status, _) = f.call(Method::POST, comments, Some(json!({"content": {}}))).await;
+    let (status, _) = f
+        .call(Method::POST, comments, Some(json!({"content": {}})))
+        .await;
     assert_eq!(status, 400);
 
     let resolve = format!("{comments}/{id}/resolve");
@@ -272,7 +320,11 @@ async fn comments_threads_and_resolution() {
     let (status, _) = f.call(Method::POST, &resolve, None).await;
     assert_eq!(status, 409);
     let (status, _) = f
-        .call(Method::POST, &format!("{comments}/{}/resolve", reply["id"]), None)
+        .call(
+            Method::POST,
+            &format!("{comments}/{}/resolve", reply["id"]),
+            None,
+        )
         .await;
     assert_eq!(status, 400);
     let (_, got) = f.call(Method::GET, &format!("{comments}/{id}"), None).await;
@@ -299,7 +351,9 @@ async fn comments_threads_and_resolution() {
     assert_eq!(edited["content"]["raw"], "edited");
 
     f.server.delete_comment(theirs);
-    let (_, list) = f.call(Method::GET, &format!("{comments}?pagelen=100"), None).await;
+    let (_, list) = f
+        .call(Method::GET, &format!("{comments}?pagelen=100"), None)
+        .await;
     let deleted: Vec<bool> = list["values"]
         .as_array()
         .unwrap()
@@ -330,7 +384,11 @@ async fn reports_annotations_and_their_limits() {
         "title": "Picket", "details": "d", "report_type": "SECURITY", "result": "PENDING",
     });
     let (status, _) = f
-        .call(Method::PUT, &report, Some(json!({"title": "Picket", "details": "d"})))
+        .call(
+            Method::PUT,
+            &report,
+            Some(json!({"title": "Picket", "details": "d"})),
+        )
         .await;
     assert_eq!(status, 400);
     let (status, r) = f.call(Method::PUT, &report, Some(body.clone())).await;
@@ -348,7 +406,9 @@ async fn reports_annotations_and_their_limits() {
     assert!(e["message"].as_str().unwrap().contains("100"), "{e}");
     let mut long = annotation(0);
     long["summary"] = json!("x".repeat(451));
-    let (status, e) = f.call(Method::POST, &annotations, Some(json!([long]))).await;
+    let (status, e) = f
+        .call(Method::POST, &annotations, Some(json!([long])))
+        .await;
     assert_eq!(status, 400);
     assert_eq!(
         e["message"],
@@ -378,7 +438,10 @@ async fn reports_annotations_and_their_limits() {
     let (status, e) = f
         .call(
             Method::PUT,
-            &format!("/repositories/acme/web/commit/{}/reports/picket", "9".repeat(40)),
+            &format!(
+                "/repositories/acme/web/commit/{}/reports/picket",
+                "9".repeat(40)
+            ),
             Some(json!({})),
         )
         .await;
@@ -398,9 +461,16 @@ async fn build_statuses_hooks_and_permissions() {
         )
         .await;
     assert_eq!(status, 400);
-    assert!(e["error"]["message"].as_str().unwrap().contains("at most 40"));
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("at most 40"));
     let (status, _) = f
-        .call(Method::POST, &statuses, Some(json!({"key": "picket", "state": "FAILED"})))
+        .call(
+            Method::POST,
+            &statuses,
+            Some(json!({"key": "picket", "state": "FAILED"})),
+        )
         .await;
     assert_eq!(status, 400);
     let (status, s) = f
@@ -416,7 +486,11 @@ async fn build_statuses_hooks_and_permissions() {
 
     let hooks = "/repositories/acme/web/hooks";
     let (status, _) = f
-        .call(Method::POST, hooks, Some(json!({"url": "https://p.test/hook", "events": ["nope"]})))
+        .call(
+            Method::POST,
+            hooks,
+            Some(json!({"url": "https://p.test/hook", "events": ["nope"]})),
+        )
         .await;
     assert_eq!(status, 400);
     let (status, hook) = f
@@ -462,12 +536,18 @@ async fn build_statuses_hooks_and_permissions() {
         .collect();
     assert_eq!(users, ["alice", "carol"]);
     let (_, explicit) = f
-        .call(Method::GET, "/repositories/acme/web/permissions-config/users", None)
+        .call(
+            Method::GET,
+            "/repositories/acme/web/permissions-config/users",
+            None,
+        )
         .await;
     assert_eq!(explicit["size"], 2);
-    let repo_token = f
-        .server
-        .add_repository_token("Repo token", "web", &["pullrequest:write", "repository:admin"]);
+    let repo_token = f.server.add_repository_token(
+        "Repo token",
+        "web",
+        &["pullrequest:write", "repository:admin"],
+    );
     let (status, _, headers) = f
         .call_as(
             Some(&repo_token),
@@ -478,7 +558,8 @@ async fn build_statuses_hooks_and_permissions() {
         .await;
     assert_eq!(status, 403);
     assert_eq!(headers["x-credential-type"], "repo_access_token");
-    f.server.add_repo("other", "main", "https://bitbucket.org/acme/other.git");
+    f.server
+        .add_repo("other", "main", "https://bitbucket.org/acme/other.git");
     let (_, listed, _) = f
         .call_as(Some(&repo_token), Method::GET, "/repositories/acme", None)
         .await;
@@ -520,13 +601,48 @@ async fn faults_are_served_in_order() {
 async fn the_validator_reports_what_the_route_table_does_not_allow() {
     let f = Fixture::new().await;
     let cases: &[(Method, &str, Option<Value>, &str)] = &[
-        (Method::GET, "/repositories/acme/web/nothing-here", None, "no operation"),
-        (Method::PATCH, "/repositories/acme/web", None, "no PATCH operation"),
-        (Method::GET, "/repositories/acme/web/pullrequests/seven", None, "is not a integer"),
-        (Method::GET, "/repositories/acme/web/pullrequests?state=open", None, "is not one of"),
-        (Method::GET, "/repositories/acme/web/pullrequests?per_page=5", None, "not declared"),
-        (Method::POST, "/repositories/acme/web/pullrequests/7/comments", None, "requires a body"),
-        (Method::GET, "/repositories/acme", Some(json!({})), "a body on a read"),
+        (
+            Method::GET,
+            "/repositories/acme/web/nothing-here",
+            None,
+            "no operation",
+        ),
+        (
+            Method::PATCH,
+            "/repositories/acme/web",
+            None,
+            "no PATCH operation",
+        ),
+        (
+            Method::GET,
+            "/repositories/acme/web/pullrequests/seven",
+            None,
+            "is not a integer",
+        ),
+        (
+            Method::GET,
+            "/repositories/acme/web/pullrequests?state=open",
+            None,
+            "is not one of",
+        ),
+        (
+            Method::GET,
+            "/repositories/acme/web/pullrequests?per_page=5",
+            None,
+            "not declared",
+        ),
+        (
+            Method::POST,
+            "/repositories/acme/web/pullrequests/7/comments",
+            None,
+            "requires a body",
+        ),
+        (
+            Method::GET,
+            "/repositories/acme",
+            Some(json!({})),
+            "a body on a read",
+        ),
     ];
     for (method, path, body, expected) in cases {
         let before = f.server.requests().len();
@@ -539,9 +655,13 @@ async fn the_validator_reports_what_the_route_table_does_not_allow() {
         );
     }
     let before = f.server.requests().len();
-    f.call_as(None, Method::GET, "/repositories/acme/web", None).await;
+    f.call_as(None, Method::GET, "/repositories/acme/web", None)
+        .await;
     let violations = routes::violations(&f.server.requests()[before..]);
-    assert!(violations[0].contains("no `Authorization: Bearer`"), "{violations:?}");
+    assert!(
+        violations[0].contains("no `Authorization: Bearer`"),
+        "{violations:?}"
+    );
     // The API root.
     let resp = f
         .http
@@ -553,7 +673,10 @@ async fn the_validator_reports_what_the_route_table_does_not_allow() {
     assert_eq!(resp.status(), 404);
     let violations = f.server.violations();
     assert!(
-        violations.last().unwrap().contains("not under the API root"),
+        violations
+            .last()
+            .unwrap()
+            .contains("not under the API root"),
         "{violations:?}"
     );
 }

@@ -525,7 +525,11 @@ impl Bitbucket {
             Some(c) => self.full_hash(repo_path, &c.hash).await?,
             None => String::new(),
         };
-        let source_repo = pr.source.repository.as_ref().and_then(|r| r.uuid.as_deref());
+        let source_repo = pr
+            .source
+            .repository
+            .as_ref()
+            .and_then(|r| r.uuid.as_deref());
         let destination_repo = pr
             .destination
             .repository
@@ -707,10 +711,7 @@ impl SourceProvider for Bitbucket {
         if !repo.id.is_empty() && !found.uuid.eq_ignore_ascii_case(&repo.id) {
             return Err(VcsError::new(
                 ErrorCode::NotFound,
-                format!(
-                    "Bitbucket: {} is now another repository",
-                    repo.full_name
-                ),
+                format!("Bitbucket: {} is now another repository", repo.full_name),
             ));
         }
         Ok(repository(found))
@@ -751,7 +752,10 @@ impl SourceProvider for Bitbucket {
             .rest
             .json(
                 Method::GET,
-                &format!("{path}/merge-base/{}", segment(&format!("{base_ref}..{head_sha}"))),
+                &format!(
+                    "{path}/merge-base/{}",
+                    segment(&format!("{base_ref}..{head_sha}"))
+                ),
                 &[],
                 None,
             )
@@ -816,7 +820,9 @@ impl SourceProvider for Bitbucket {
             matches!(p.permission.as_deref(), Some("write" | "admin"))
                 && p.user.as_ref().is_some_and(|u| {
                     u.login().eq_ignore_ascii_case(login)
-                        || u.uuid.as_deref().is_some_and(|id| id.eq_ignore_ascii_case(login))
+                        || u.uuid
+                            .as_deref()
+                            .is_some_and(|id| id.eq_ignore_ascii_case(login))
                 })
         }))
     }
@@ -1035,7 +1041,9 @@ impl BitbucketFeedback {
                     message = %e.message,
                     "Bitbucket refused the Code Insights report; setting a build status instead"
                 );
-                return self.set_status(repo, &commit, sha, report, name, update).await;
+                return self
+                    .set_status(repo, &commit, sha, report, name, update)
+                    .await;
             }
             Err(e) => return Err(e),
         }
@@ -1136,7 +1144,8 @@ impl FeedbackClient for BitbucketFeedback {
         update: &CheckUpdate,
     ) -> Result<String> {
         let report = report_id(name);
-        self.set_check(repo, head_sha, &report, name, update).await?;
+        self.set_check(repo, head_sha, &report, name, update)
+            .await?;
         Ok(check_id(head_sha, &report))
     }
 
@@ -1395,7 +1404,10 @@ mod tests {
     #[test]
     fn scopes_imply_others() {
         assert!(missing_scopes("pullrequest:write, webhook").is_empty());
-        assert_eq!(missing_scopes("repository"), ["pullrequest:write", "webhook"]);
+        assert_eq!(
+            missing_scopes("repository"),
+            ["pullrequest:write", "webhook"]
+        );
         assert_eq!(
             missing_scopes("repository:admin, pullrequest"),
             ["pullrequest:write", "webhook"]

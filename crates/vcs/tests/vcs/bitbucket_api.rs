@@ -5,9 +5,7 @@
 //! empty).
 
 use picket_core::Provider;
-use picket_test_support::bitbucket::{
-    BitbucketServer, Fault, FaultKind, TestPull, PICKET_SCOPES,
-};
+use picket_test_support::bitbucket::{BitbucketServer, Fault, FaultKind, TestPull, PICKET_SCOPES};
 use picket_vcs::bitbucket::api::{
     report_id, Bitbucket, BitbucketFeedback, HOOK_EVENTS, MAX_ANNOTATIONS_PER_REPORT,
 };
@@ -91,7 +89,10 @@ impl World {
 
     fn assert_valid(&self) {
         let violations = self.server.violations();
-        assert!(violations.is_empty(), "route table violations: {violations:#?}");
+        assert!(
+            violations.is_empty(),
+            "route table violations: {violations:#?}"
+        );
     }
 
     fn requests_to(&self, method: &str, path_contains: &str) -> usize {
@@ -124,7 +125,10 @@ async fn check_reports_the_identity_and_missing_scopes() {
     let mut creds = credentials(&w.token);
     creds.workspace = "globex".into();
     let elsewhere = Bitbucket::new(&creds, &options(&w.server.api_url())).unwrap();
-    assert_eq!(elsewhere.check().await.unwrap_err().code, ErrorCode::NotFound);
+    assert_eq!(
+        elsewhere.check().await.unwrap_err().code,
+        ErrorCode::NotFound
+    );
     creds.workspace = " ".into();
     assert_eq!(
         Bitbucket::new(&creds, &options(&w.server.api_url()))
@@ -167,7 +171,11 @@ async fn repositories_are_listed_page_by_page() {
     // A cursor this provider did not make is refused before anything is sent.
     let before = w.server.requests().len();
     for bad in ["gl1.2", "r1.0.1", "bb1.0", "bb1.x"] {
-        let e = w.provider.list_repositories(Some(bad), 10).await.unwrap_err();
+        let e = w
+            .provider
+            .list_repositories(Some(bad), 10)
+            .await
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::Rejected, "{bad}");
         assert_eq!(e.status, None);
     }
@@ -228,7 +236,8 @@ async fn pull_requests_with_their_hashes_resolved() {
         pull.draft = id == 9;
         w.server.add_pull("web", pull);
     }
-    w.server.update_pull("web", 10, |p| p.state = "DECLINED".into());
+    w.server
+        .update_pull("web", 10, |p| p.state = "DECLINED".into());
     let first = w.provider.open_pull_requests(&w.repo, None).await.unwrap();
     assert_eq!(first.items.len(), 50);
     assert_eq!(first.next.as_deref(), Some("bb1.2"));
@@ -268,7 +277,10 @@ async fn pull_requests_with_their_hashes_resolved() {
         MERGE_BASE
     );
     assert_eq!(
-        w.provider.resolve_commit(&w.repo, &HEAD[..12]).await.unwrap(),
+        w.provider
+            .resolve_commit(&w.repo, &HEAD[..12])
+            .await
+            .unwrap(),
         HEAD
     );
     assert_eq!(
@@ -295,7 +307,11 @@ async fn pull_requests_with_their_hashes_resolved() {
         ErrorCode::Rejected
     );
     assert_eq!(
-        w.provider.pull_request(&w.repo, 999).await.unwrap_err().code,
+        w.provider
+            .pull_request(&w.repo, 999)
+            .await
+            .unwrap_err()
+            .code,
         ErrorCode::NotFound
     );
     assert_eq!(
@@ -372,7 +388,8 @@ async fn write_access_from_effective_then_explicit_permissions() {
 #[tokio::test]
 async fn hooks_are_created_once_then_updated() {
     let w = World::new().await;
-    w.server.add_repo("api", "main", "https://bitbucket.org/acme/api.git");
+    w.server
+        .add_repo("api", "main", "https://bitbucket.org/acme/api.git");
     let api = RepoLocator {
         id: String::new(),
         full_name: "acme/api".into(),
@@ -460,7 +477,10 @@ async fn the_check_is_a_report_with_annotations_a_hundred_at_a_time() {
     assert_eq!(reports[0].body["result"], "PENDING");
     assert_eq!(reports[0].body["report_type"], "SECURITY");
     assert_eq!(reports[0].body["title"], "Picket");
-    assert_eq!(reports[0].body["link"], "https://picket.example.test/scans/1");
+    assert_eq!(
+        reports[0].body["link"],
+        "https://picket.example.test/scans/1"
+    );
 
     feedback
         .update_check(
@@ -505,7 +525,9 @@ async fn the_check_is_a_report_with_annotations_a_hundred_at_a_time() {
         .await
         .unwrap();
     let report = &w.server.reports("web")[0];
-    let summary = report.annotations.last().unwrap()["summary"].as_str().unwrap();
+    let summary = report.annotations.last().unwrap()["summary"]
+        .as_str()
+        .unwrap();
     assert_eq!(summary.chars().count(), 450);
     assert!(summary.ends_with('…'));
 
@@ -561,7 +583,10 @@ async fn without_code_insights_the_check_is_a_build_status() {
         assert_eq!(statuses.len(), 1);
         assert_eq!(statuses[0].key, "picket-security");
         assert_eq!(statuses[0].body["state"], "INPROGRESS");
-        assert_eq!(statuses[0].body["url"], "https://picket.example.test/scans/1");
+        assert_eq!(
+            statuses[0].body["url"],
+            "https://picket.example.test/scans/1"
+        );
         feedback
             .update_check(
                 &w.repo,
@@ -576,7 +601,10 @@ async fn without_code_insights_the_check_is_a_build_status() {
         assert_eq!(statuses[0].body["description"], "2 new findings");
         let mut cancelled = completed(CheckConclusion::Cancelled, Vec::new());
         cancelled.details_url = None;
-        feedback.update_check(&w.repo, &id, &cancelled).await.unwrap();
+        feedback
+            .update_check(&w.repo, &id, &cancelled)
+            .await
+            .unwrap();
         let status = &w.server.statuses("web")[0];
         assert_eq!(status.body["state"], "STOPPED");
         // Without a details URL, the commit's page.
@@ -609,7 +637,10 @@ async fn comments_threads_and_replies() {
     assert_eq!(edited.id, summary.id);
     assert_eq!(edited.author, "Picket");
     assert_eq!(edited.thread_id, None);
-    assert_eq!(w.server.comments("web", 7)[0].raw, "<!-- picket:summary --> v2");
+    assert_eq!(
+        w.server.comments("web", 7)[0].raw,
+        "<!-- picket:summary --> v2"
+    );
 
     let wanted = vec![
         InlineComment {
@@ -680,14 +711,22 @@ async fn comments_threads_and_replies() {
         .await
         .unwrap();
     let stored = w.server.comments("web", 7);
-    let stored_reply = stored.iter().find(|c| c.id.to_string() == reply.id).unwrap();
+    let stored_reply = stored
+        .iter()
+        .find(|c| c.id.to_string() == reply.id)
+        .unwrap();
     assert_eq!(stored_reply.parent, Some(posted[1].id.parse().unwrap()));
     assert_eq!(reply.thread_id, None, "a reply is not a thread");
 
     // One comment by id: its author and text; none when gone or on another PR.
-    let users = w
-        .server
-        .add_comment("web", 7, "alice", "@Picket ignore", Some(("src/a.py", 4)), None);
+    let users = w.server.add_comment(
+        "web",
+        7,
+        "alice",
+        "@Picket ignore",
+        Some(("src/a.py", 4)),
+        None,
+    );
     let got = feedback
         .review_comment(&w.repo, 7, &users.to_string())
         .await
@@ -788,10 +827,7 @@ async fn a_refused_token_is_unauthorized_and_never_shown() {
     assert_eq!(e.code, ErrorCode::Unauthorized);
     w.server.revoke_token(&w.token);
     let feedback = w.feedback().await;
-    let e = feedback
-        .find_comments(&w.repo, 7, "x")
-        .await
-        .unwrap_err();
+    let e = feedback.find_comments(&w.repo, 7, "x").await.unwrap_err();
     assert_eq!(e.code, ErrorCode::Unauthorized);
     assert!(!e.message.contains(&w.token));
     // A token without the scope: forbidden, with Bitbucket's message.
@@ -856,7 +892,10 @@ async fn the_registry_builds_bitbucket_connections() {
 fn credentials_redact_and_rotate() {
     let mut creds = credentials("tok-123");
     let shown = format!("{creds:?}");
-    assert!(!shown.contains("tok-123") && !shown.contains("hook-secret"), "{shown}");
+    assert!(
+        !shown.contains("tok-123") && !shown.contains("hook-secret"),
+        "{shown}"
+    );
     assert!(shown.contains("acme"));
     let now = time::OffsetDateTime::now_utc();
     creds.rotate_webhook_secret(
