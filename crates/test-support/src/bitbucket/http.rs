@@ -1343,7 +1343,7 @@ fn post_annotations(
         )?;
         insights_field(a, "path", false, None, &[])?;
         if let Some(line) = a.get("line") {
-            if !line.as_u64().is_some_and(|l| l >= 1) {
+            if line.as_u64().is_none_or(|l| l < 1) {
                 return Err(insights_err(
                     400,
                     "report-service.general.bad-request",
@@ -1457,7 +1457,10 @@ fn post_status(st: &mut State, req: &Req, slug: &str, sha: &str) -> Result<Reply
 
 /// `q` of the permission listing: `permission<op>"<level>"` (`=`, `!=`, `>`, `>=`, `<`, `<=`;
 /// levels ordered read < write < admin), as Bitbucket's docs show it.
-fn permission_filter(q: &str) -> Result<Box<dyn Fn(&str) -> bool>, ApiError> {
+/// Whether a permission level passes a filter.
+type PermissionFilter = Box<dyn Fn(&str) -> bool>;
+
+fn permission_filter(q: &str) -> Result<PermissionFilter, ApiError> {
     let rank = |p: &str| match p {
         "read" => Some(1),
         "write" => Some(2),

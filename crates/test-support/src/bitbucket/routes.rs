@@ -48,6 +48,9 @@ pub(super) struct Op {
     template_query: Vec<String>,
 }
 
+/// Path parameter names and values, in template order.
+pub(super) type PathParams = Vec<(String, String)>;
+
 static TABLE: LazyLock<Result<Vec<Op>, String>> = LazyLock::new(load);
 
 /// The operations of the table, or why it could not be read.
@@ -297,13 +300,13 @@ pub(super) fn find<'a>(
     ops: &'a [Op],
     method: &str,
     path: &str,
-) -> Result<(&'a Op, Vec<(String, String)>), String> {
+) -> Result<(&'a Op, PathParams), String> {
     let segs: Vec<String> = path
         .split('/')
         .filter(|s| !s.is_empty())
         .map(percent_decode)
         .collect();
-    let mut best: Option<(&Op, Vec<(String, String)>, usize)> = None;
+    let mut best: Option<(&Op, PathParams, usize)> = None;
     let mut other_methods = BTreeSet::new();
     for op in ops {
         if op.segs.len() != segs.len() {
