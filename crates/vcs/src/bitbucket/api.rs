@@ -869,6 +869,17 @@ pub fn report_id(name: &str) -> String {
     id.trim_end_matches('-').to_owned()
 }
 
+/// The title a report (and a build status's `name`) shows: its id in words (`picket-security` →
+/// `Picket security`), so that an update, which knows only the id, writes the same one.
+fn report_title(report: &str) -> String {
+    let words = report.replace('-', " ");
+    let mut chars = words.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// The check id Picket keeps for a report: `<sha>:<report id>`.
 fn check_id(sha: &str, report: &str) -> String {
     format!("{sha}:{report}")
@@ -1007,9 +1018,9 @@ impl BitbucketFeedback {
         repo: &RepoLocator,
         sha: &str,
         report: &str,
-        name: &str,
         update: &CheckUpdate,
     ) -> Result<()> {
+        let name = report_title(report);
         let path = repo_path(repo)?;
         let commit = format!("{path}/commit/{}", segment(sha));
         let annotations = update
@@ -1019,7 +1030,7 @@ impl BitbucketFeedback {
             .unwrap_or_default();
         let left_out = annotations.len().saturating_sub(MAX_ANNOTATIONS_PER_REPORT);
         let mut body = json!({
-            "title": cut(name, MAX_REPORT_TITLE),
+            "title": cut(&name, MAX_REPORT_TITLE),
             "details": report_details(update, left_out),
             "report_type": "SECURITY",
             "reporter": "Picket",
@@ -1042,7 +1053,7 @@ impl BitbucketFeedback {
                     "Bitbucket refused the Code Insights report; setting a build status instead"
                 );
                 return self
-                    .set_status(repo, &commit, sha, report, name, update)
+                    .set_status(repo, &commit, sha, report, &name, update)
                     .await;
             }
             Err(e) => return Err(e),
@@ -1134,8 +1145,8 @@ fn comment_number(id: &str) -> Result<u64> {
 
 #[async_trait]
 impl FeedbackClient for BitbucketFeedback {
-    /// A Code Insights report ([`report_id`] of `name`) on `head_sha`, or its build status;
-    /// its id is `<sha>:<report id>`.
+    /// A Code Insights report ([`report_id`] of `name`, titled with that id in words) on
+    /// `head_sha`, or its build status; its id is `<sha>:<report id>`.
     async fn create_check(
         &self,
         repo: &RepoLocator,
@@ -1144,8 +1155,7 @@ impl FeedbackClient for BitbucketFeedback {
         update: &CheckUpdate,
     ) -> Result<String> {
         let report = report_id(name);
-        self.set_check(repo, head_sha, &report, name, update)
-            .await?;
+        self.set_check(repo, head_sha, &report, update).await?;
         Ok(check_id(head_sha, &report))
     }
 
@@ -1163,7 +1173,7 @@ impl FeedbackClient for BitbucketFeedback {
                 "not a Bitbucket check id (`<sha>:<report id>`)",
             )
         })?;
-        self.set_check(repo, sha, report, report, update).await
+        self.set_check(repo, sha, report, update).await
     }
 
     /// Every comment of the pull request (`GET .../comments`, all pages) whose body contains
@@ -1399,6 +1409,8 @@ mod tests {
         assert_eq!(report_id("!!!"), "picket");
         let long = report_id(&"x".repeat(100));
         assert!(long.len() <= MAX_STATUS_KEY && long.starts_with("picket-"));
+        assert_eq!(report_title("picket"), "Picket");
+        assert_eq!(report_title("picket-security-scan"), "Picket security scan");
     }
 
     #[test]

@@ -493,6 +493,10 @@ async fn the_check_is_a_report_with_annotations_a_hundred_at_a_time() {
     assert_eq!(w.requests_to("POST", "/annotations"), 3);
     let report = &w.server.reports("web")[0];
     assert_eq!(report.body["result"], "FAILED");
+    assert_eq!(
+        report.body["title"], "Picket",
+        "the update writes the same title"
+    );
     assert_eq!(report.body["details"], "2 new findings\n\n**Blocking**: 1");
     assert_eq!(report.annotations.len(), 250);
     let first = &report.annotations[0];
@@ -598,6 +602,7 @@ async fn without_code_insights_the_check_is_a_build_status() {
         let statuses = w.server.statuses("web");
         assert_eq!(statuses.len(), 1);
         assert_eq!(statuses[0].body["state"], "FAILED");
+        assert_eq!(statuses[0].body["name"], "Picket security");
         assert_eq!(statuses[0].body["description"], "2 new findings");
         let mut cancelled = completed(CheckConclusion::Cancelled, Vec::new());
         cancelled.details_url = None;
