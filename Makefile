@@ -28,6 +28,8 @@ GITBEAKER_CORE_VERSION := 43.8.0
 # Azure DevOps's REST route table (npm `azure-devops-extension-api`: method, route template and
 # api-version of every call), pinned in tests/azure/.
 AZURE_DEVOPS_EXTENSION_API_VERSION := 5.276.0
+# Bitbucket Cloud's REST routes (npm `bitbucket`, its route table), pinned in tests/bitbucket/.
+BITBUCKET_VERSION := 2.12.0
 # The web UI's browser test (tests/browser/): playwright-core drives Debian's Chromium, axe-core
 # checks accessibility; htmx and its SSE extension are vendored in crates/web/assets at these
 # versions (the test compares the bytes).
@@ -51,7 +53,7 @@ run: semgrep sandbox-tools
 ## Run the whole test suite: the rule pack's tests, then every crate's, against the machine's
 ## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks), then every
 ## benchmark once at a small size.
-test: rules-test k8s-tools checkov sandbox-tools bench-tools schemathesis sarif-tools github-fixtures gitlab-fixtures azure-fixtures browser-tools
+test: rules-test k8s-tools checkov sandbox-tools bench-tools schemathesis sarif-tools github-fixtures gitlab-fixtures azure-fixtures bitbucket-fixtures browser-tools
 	./.ci/postgres-up
 	@# The scheduler's end-to-end tests start the real worker binary (target/debug/picket).
 	cargo build -p picket-cli --bin picket
@@ -116,7 +118,7 @@ rules-test: semgrep
 	.venv/bin/semgrep scan --experimental --metrics=off --disable-version-check --quiet \
 	  --config crates/worker/rules crates/worker/rules > /dev/null
 
-.PHONY: k8s-tools checkov deploy-render sandbox-tools bench-tools schemathesis sarif-tools github-fixtures gitlab-fixtures azure-fixtures browser-tools
+.PHONY: k8s-tools checkov deploy-render sandbox-tools bench-tools schemathesis sarif-tools github-fixtures gitlab-fixtures azure-fixtures bitbucket-fixtures browser-tools
 
 ## Install GitHub's machine-readable ground truth (npm `@octokit/webhooks-examples`: real webhook
 ## payloads; `@octokit/openapi`: the REST description, 385 MB unpacked, so installed, never
@@ -142,6 +144,14 @@ gitlab-fixtures:
 azure-fixtures:
 	@grep -q '"version": "$(AZURE_DEVOPS_EXTENSION_API_VERSION)"' tests/azure/node_modules/azure-devops-extension-api/package.json 2>/dev/null \
 	  || (cd tests/azure && npm ci --no-audit --no-fund --loglevel=error)
+
+## Install Bitbucket Cloud's route table (npm `bitbucket`: `lib/index.js` holds the method, URL
+## template, parameters and body of each REST operation), pinned by
+## tests/bitbucket/package-lock.json, under tests/bitbucket/node_modules (skipped when that version
+## is there). The Bitbucket test server checks every request it receives against it.
+bitbucket-fixtures:
+	@grep -q '"version": "$(BITBUCKET_VERSION)"' tests/bitbucket/node_modules/bitbucket/package.json 2>/dev/null \
+	  || (cd tests/bitbucket && npm ci --no-audit --no-fund --loglevel=error)
 
 ## The web UI's browser test (tests/e2e/browser.rs): Debian's Chromium (installed with apt-get
 ## when missing) and, pinned by tests/browser/package-lock.json, playwright-core, axe-core and

@@ -21,6 +21,10 @@
 //! statuses, pushes, service-hook subscriptions), with fault injection and a validator of the
 //! requests it saw against the route table of Azure's own REST clients.
 //!
+//! [`bitbucket::BitbucketServer`] does the same for Bitbucket Cloud's REST API (a workspace
+//! access token's view: repositories, pull requests, comments, Code Insights reports, build
+//! statuses, hooks, permissions), checking requests against npm `bitbucket`'s route table.
+//!
 //! Used by picket-worker's tests (a dev-dependency) and picket-bench's clone benchmark; the
 //! `picket` binary never links it.
 
@@ -28,6 +32,7 @@
 #![recursion_limit = "256"]
 
 pub mod azure;
+pub mod bitbucket;
 pub mod github;
 pub mod gitlab;
 mod history;

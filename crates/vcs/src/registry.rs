@@ -111,14 +111,16 @@ fn connection_options(
 }
 
 /// A connection's API root: its own base URL, else its provider's public service
-/// (`https://api.github.com`, `https://gitlab.com/api/v4`). Azure DevOps has no default: its
-/// root names the organization (`https://dev.azure.com/{organization}`), so an Azure DevOps
-/// connection without a base URL has none (empty, which no client accepts).
+/// (`https://api.github.com`, `https://gitlab.com/api/v4`, `https://api.bitbucket.org/2.0`).
+/// Azure DevOps has no default: its root names the organization
+/// (`https://dev.azure.com/{organization}`), so an Azure DevOps connection without a base URL
+/// has none (empty, which no client accepts).
 pub fn api_url(provider: Provider, base_url: &str) -> String {
     match (base_url.is_empty(), provider) {
         (false, _) => base_url.to_owned(),
         (true, Provider::Gitlab) => crate::gitlab::DEFAULT_API_URL.to_owned(),
         (true, Provider::AzureDevops) => String::new(),
+        (true, Provider::Bitbucket) => crate::bitbucket::DEFAULT_API_URL.to_owned(),
         (true, _) => crate::github::DEFAULT_API_URL.to_owned(),
     }
 }
@@ -164,6 +166,12 @@ pub fn connect(
             let creds: crate::azure::AzureCredentials = credentials(stored)?;
             Ok(Arc::new(crate::azure::api::Azure::new(&creds, &options)?))
         }
+        Provider::Bitbucket => {
+            let creds: crate::bitbucket::BitbucketCredentials = credentials(stored)?;
+            Ok(Arc::new(crate::bitbucket::api::Bitbucket::new(
+                &creds, &options,
+            )?))
+        }
         other => Err(VcsError::new(
             ErrorCode::BadConfig,
             format!("{} connections have no provider client yet", other.as_str()),
@@ -186,6 +194,9 @@ pub fn feedback_client(
             credential, options,
         )?)),
         Provider::AzureDevops => Ok(Box::new(crate::azure::api::AzureFeedback::new(
+            credential, options,
+        )?)),
+        Provider::Bitbucket => Ok(Box::new(crate::bitbucket::api::BitbucketFeedback::new(
             credential, options,
         )?)),
         other => Err(VcsError::new(

@@ -3,6 +3,7 @@
 mod api;
 mod azure_api;
 mod azure_webhook;
+mod bitbucket_api;
 mod bitbucket_webhook;
 mod gitlab_api;
 mod gitlab_webhook;
