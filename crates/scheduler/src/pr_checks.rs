@@ -152,7 +152,13 @@ async fn move_check(
     match &open.check_run_id {
         None => {
             feedback
-                .create_check(repo, CHECK_NAME, head_sha, update)
+                .create_check(
+                    repo,
+                    u64::try_from(open.pr_number).unwrap_or_default(),
+                    CHECK_NAME,
+                    head_sha,
+                    update,
+                )
                 .await
         }
         Some(id) => feedback

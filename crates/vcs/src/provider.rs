@@ -328,10 +328,14 @@ pub struct InlineComment {
 /// What a pull request scan posts.
 #[async_trait]
 pub trait FeedbackClient: Send + Sync + fmt::Debug {
-    /// Creates the check named `name` on `head_sha`; returns its id.
+    /// Creates the check named `name` on `head_sha` of pull request `number`; returns its id.
+    /// GitHub, GitLab and Bitbucket put it on the commit (check run, commit status, Code
+    /// Insights report); Azure DevOps on the pull request (a PR status, which its "require a
+    /// status" branch policy reads).
     async fn create_check(
         &self,
         repo: &RepoLocator,
+        number: u64,
         name: &str,
         head_sha: &str,
         update: &CheckUpdate,

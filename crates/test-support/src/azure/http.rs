@@ -512,7 +512,9 @@ fn git(st: &mut State, req: &Req, l: &[&str]) -> Answer {
             let items = statuses.iter().map(|s| status_json(st, s)).collect();
             list(items)
         }
-        (["commits", _, "statuses"], Method::POST) => create_status(st, req, &repo_id, seg(2)),
+        (["commits", _, "statuses"], Method::POST) => {
+            create_status(st, req, &repo_id, seg(2), None)
+        }
         (["pushes"], Method::GET) => pushes(st, req, &repo_id),
         (["pullrequests"], Method::GET) => list_pulls(st, req, &repo_id),
         (["pullrequests", n, rest @ ..], m) => {
@@ -696,6 +698,20 @@ fn pull_request(
                 v["nextTop"] = json!(top);
             }
             ok(v)
+        }
+        (["statuses"], Method::POST) => {
+            let head = st.repos[repo_id].pulls[&n].pr.head.clone();
+            create_status(st, req, repo_id, head, Some(n))
+        }
+        (["statuses"], Method::GET) => {
+            let statuses: Vec<TestStatus> = st.repos[repo_id]
+                .statuses
+                .iter()
+                .filter(|s| s.pull_request == Some(n))
+                .cloned()
+                .collect();
+            let items = statuses.iter().map(|s| status_json(st, s)).collect();
+            list(items)
         }
         (["threads"], Method::GET) => {
             let ids: Vec<u64> = st.repos[repo_id].pulls[&n]
@@ -1059,7 +1075,13 @@ fn status_json(st: &mut State, s: &TestStatus) -> Value {
     v
 }
 
-fn create_status(st: &mut State, req: &Req, repo_id: &str, commit: String) -> Answer {
+fn create_status(
+    st: &mut State,
+    req: &Req,
+    repo_id: &str,
+    commit: String,
+    pull_request: Option<u64>,
+) -> Answer {
     const STATES: &[&str] = &[
         "notSet",
         "pending",
@@ -1090,6 +1112,7 @@ fn create_status(st: &mut State, req: &Req, repo_id: &str, commit: String) -> An
     let status = TestStatus {
         id,
         commit,
+        pull_request,
         state,
         name,
         genre: body["context"]["genre"].as_str().map(str::to_string),

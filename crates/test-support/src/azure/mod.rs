@@ -93,7 +93,11 @@ pub struct TestComment {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TestStatus {
     pub id: u64,
+    /// The commit it is on (a pull request status: the pull request's head when posted).
     pub commit: String,
+    /// The pull request it was posted on (`POST .../pullRequests/{id}/statuses`); `None` for a
+    /// commit status.
+    pub pull_request: Option<u64>,
     pub state: String,
     pub name: String,
     pub genre: Option<String>,
@@ -654,6 +658,21 @@ impl AzureServer {
                 comments: t.comments.clone(),
             })
             .collect()
+    }
+
+    /// The statuses posted on pull request `id`, oldest first.
+    pub fn pull_request_statuses(&self, repo: &str, id: u64) -> Vec<TestStatus> {
+        self.lock()
+            .repos
+            .get(repo)
+            .map(|r| {
+                r.statuses
+                    .iter()
+                    .filter(|s| s.pull_request == Some(id))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The statuses posted on `commit`, oldest first.

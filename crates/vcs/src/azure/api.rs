@@ -21,7 +21,7 @@
 //! | repository | Git repository of the connection's project (`id`, a GUID; `{project}/{name}`) |
 //! | pull request number | `pullRequestId` |
 //! | head / base | `lastMergeSourceCommit` / `lastMergeTargetCommit` |
-//! | check | commit status on the head (`POST .../commits/{sha}/statuses`, `context {name, genre: "picket"}`) |
+//! | check | pull request status (`POST .../pullRequests/{id}/statuses`, `context {name, genre: "picket"}`) |
 //! | inline comment | thread with a `threadContext` on the right-hand file, anchored to the iteration of the head |
 //! | review thread | that thread (`id`), resolved with `PATCH .../threads/{id} {status: fixed}` |
 //! | conversation comment | thread without `threadContext`, status `closed` |
@@ -58,7 +58,7 @@ const NAME: &str = "Azure DevOps";
 /// The user name sent with the PAT (REST and git over HTTPS; Azure ignores it).
 pub const CLONE_USERNAME: &str = "picket";
 
-/// `context.genre` of the commit statuses Picket posts (`context.name` is the check's name).
+/// `context.genre` of the pull request statuses Picket posts (`context.name` is the check's name).
 pub const STATUS_GENRE: &str = "picket";
 
 /// A status's `description` is kept to this many characters.
@@ -97,8 +97,9 @@ pub mod api_version {
     pub const THREADS: &str = "7.2-preview.1";
     /// `POST`/`PATCH .../threads/{threadId}/comments/{commentId}`.
     pub const COMMENTS: &str = "7.2-preview.1";
-    /// `POST {project}/_apis/git/repositories/{repositoryId}/commits/{commitId}/Statuses`.
-    pub const COMMIT_STATUSES: &str = "7.2-preview.2";
+    /// `POST {project}/_apis/git/repositories/{repositoryId}/pullRequests/{pullRequestId}/statuses/{statusId}`
+    /// (`createPullRequestStatus`).
+    pub const PULL_REQUEST_STATUSES: &str = "7.2-preview.2";
     /// `GET {project}/_apis/git/repositories/{repositoryId}/pushes/{pushId}`.
     pub const PUSHES: &str = "7.2-preview.3";
     /// `GET`/`POST`/`PUT _apis/hooks/Subscriptions/{subscriptionId}`.
@@ -570,9 +571,10 @@ fn parse_comment_id(id: &str) -> Result<(u64, Option<u64>)> {
     })
 }
 
-/// The check id Picket keeps for a commit status: `<sha>:<name>` (a status is named by both).
-fn check_id(sha: &str, name: &str) -> String {
-    format!("{sha}:{name}")
+/// The check id Picket keeps for a pull request status: `<pull request>:<name>` (a status is
+/// named by both; a newer one of the same name and genre replaces it on the pull request).
+fn check_id(number: u64, name: &str) -> String {
+    format!("{number}:{name}")
 }
 
 /// The organization of a base URL: the last path segment of `https://dev.azure.com/{org}`, or
@@ -1146,7 +1148,7 @@ impl AzureFeedback {
     async fn set_status(
         &self,
         repo: &RepoLocator,
-        sha: &str,
+        number: u64,
         name: &str,
         update: &CheckUpdate,
     ) -> Result<()> {
@@ -1173,8 +1175,8 @@ impl AzureFeedback {
         self.api
             .send(
                 Method::POST,
-                &format!("{}/commits/{}/statuses", repo_path(repo)?, segment(sha)),
-                api_version::COMMIT_STATUSES,
+                &format!("{}/pullRequests/{number}/statuses", repo_path(repo)?),
+                api_version::PULL_REQUEST_STATUSES,
                 Vec::new(),
                 Some(&body),
             )
@@ -1257,19 +1259,19 @@ impl AzureFeedback {
 
 #[async_trait]
 impl FeedbackClient for AzureFeedback {
-    /// A commit status named `name` (genre [`STATUS_GENRE`]) on `head_sha`; its id is
-    /// `<sha>:<name>`. A commit status rather than a pull request status because the check is
-    /// made from the head commit alone (`create_check` is not given the pull request), like
-    /// GitHub's check runs and GitLab's commit statuses.
+    /// A pull request status named `name` (genre [`STATUS_GENRE`]) on pull request `number`
+    /// (`POST .../pullRequests/{id}/statuses`): the kind of status Azure's "require a status"
+    /// branch policy reads, so a Block finding can stop the merge. Its id is `<number>:<name>`.
     async fn create_check(
         &self,
         repo: &RepoLocator,
+        number: u64,
         name: &str,
-        head_sha: &str,
+        _head_sha: &str,
         update: &CheckUpdate,
     ) -> Result<String> {
-        self.set_status(repo, head_sha, name, update).await?;
-        Ok(check_id(head_sha, name))
+        self.set_status(repo, number, name, update).await?;
+        Ok(check_id(number, name))
     }
 
     /// Posts the status again (Azure: "to update a status, create a new status with the same
@@ -1280,11 +1282,14 @@ impl FeedbackClient for AzureFeedback {
         check_id: &str,
         update: &CheckUpdate,
     ) -> Result<()> {
-        let (sha, name) = check_id
+        let (number, name) = check_id
             .split_once(':')
-            .filter(|(sha, name)| is_sha(sha) && !name.is_empty())
-            .ok_or_else(|| bad_config("not an Azure DevOps commit status id (`<sha>:<name>`)"))?;
-        self.set_status(repo, sha, name, update).await
+            .and_then(|(n, name)| Some((n.parse::<u64>().ok()?, name)))
+            .filter(|(_, name)| !name.is_empty())
+            .ok_or_else(|| {
+                bad_config("not an Azure DevOps pull request status id (`<pull request>:<name>`)")
+            })?;
+        self.set_status(repo, number, name, update).await
     }
 
     /// Every comment of the pull request's threads (`GET .../threads`) whose content contains

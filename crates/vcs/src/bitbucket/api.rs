@@ -1150,6 +1150,7 @@ impl FeedbackClient for BitbucketFeedback {
     async fn create_check(
         &self,
         repo: &RepoLocator,
+        _number: u64,
         name: &str,
         head_sha: &str,
         update: &CheckUpdate,

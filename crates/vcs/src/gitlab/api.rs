@@ -706,6 +706,7 @@ impl FeedbackClient for GitLabFeedback {
     async fn create_check(
         &self,
         repo: &RepoLocator,
+        _number: u64,
         name: &str,
         head_sha: &str,
         update: &CheckUpdate,

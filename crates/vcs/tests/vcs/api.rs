@@ -719,6 +719,7 @@ async fn check_runs_carry_every_annotation_fifty_at_a_time() {
     let refused = scan_token
         .create_check(
             &w.repo,
+            7,
             "Picket",
             &"b".repeat(40),
             &CheckUpdate {
@@ -736,6 +737,7 @@ async fn check_runs_carry_every_annotation_fifty_at_a_time() {
     let id = feedback
         .create_check(
             &w.repo,
+            7,
             "Picket",
             &head,
             &CheckUpdate {
@@ -800,6 +802,7 @@ async fn check_runs_carry_every_annotation_fifty_at_a_time() {
     feedback
         .create_check(
             &w.repo,
+            7,
             "Picket 2",
             &head,
             &CheckUpdate {

@@ -426,7 +426,7 @@ async fn write_access_is_a_recent_push() {
 }
 
 #[tokio::test]
-async fn checks_are_commit_statuses_on_the_head() {
+async fn checks_are_pull_request_statuses() {
     let w = World::new().await;
     let feedback = w.feedback().await;
     let queued = CheckUpdate {
@@ -436,10 +436,10 @@ async fn checks_are_commit_statuses_on_the_head() {
         details_url: Some("https://picket.example/scans/1".into()),
     };
     let id = feedback
-        .create_check(&w.repo, "Picket", &sha('a'), &queued)
+        .create_check(&w.repo, 7, "Picket", &sha('a'), &queued)
         .await
         .unwrap();
-    assert_eq!(id, format!("{}:Picket", sha('a')));
+    assert_eq!(id, "7:Picket");
     let done = CheckUpdate {
         status: CheckStatus::Completed,
         conclusion: Some(CheckConclusion::Failure),
@@ -458,7 +458,7 @@ async fn checks_are_commit_statuses_on_the_head() {
         ..done.clone()
     };
     feedback.update_check(&w.repo, &id, &neutral).await.unwrap();
-    let statuses = w.server.statuses(&w.repo_id, &sha('a'));
+    let statuses = w.server.pull_request_statuses(&w.repo_id, 7);
     let states: Vec<&str> = statuses.iter().map(|s| s.state.as_str()).collect();
     assert_eq!(states, ["pending", "failed", "notApplicable"]);
     assert!(statuses.iter().all(|s| s.name == "Picket"

@@ -467,7 +467,7 @@ async fn the_check_is_a_report_with_annotations_a_hundred_at_a_time() {
     let w = World::new().await;
     let feedback = w.feedback().await;
     let id = feedback
-        .create_check(&w.repo, "Picket", HEAD, &queued())
+        .create_check(&w.repo, 7, "Picket", HEAD, &queued())
         .await
         .unwrap();
     assert_eq!(id, format!("{HEAD}:picket"));
@@ -554,6 +554,7 @@ async fn past_a_thousand_annotations_the_rest_is_left_out_and_said() {
     let id = feedback
         .create_check(
             &w.repo,
+            7,
             "Picket",
             HEAD,
             &completed(CheckConclusion::Failure, annotations(1050)),
@@ -579,7 +580,7 @@ async fn without_code_insights_the_check_is_a_build_status() {
         w.server.refuse_code_insights(Some(refusal));
         let feedback = w.feedback().await;
         let id = feedback
-            .create_check(&w.repo, "Picket security", HEAD, &queued())
+            .create_check(&w.repo, 7, "Picket security", HEAD, &queued())
             .await
             .unwrap();
         assert_eq!(id, format!("{HEAD}:picket-security"));

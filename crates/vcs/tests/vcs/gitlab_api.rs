@@ -314,6 +314,7 @@ async fn feedback_posts_discussions_a_summary_and_a_commit_status() {
     let id = fb
         .create_check(
             repo,
+            7,
             "Picket",
             &head,
             &update(CheckStatus::Queued, None, "Queued"),

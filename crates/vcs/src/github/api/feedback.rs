@@ -509,6 +509,7 @@ impl FeedbackClient for GitHubFeedback {
     async fn create_check(
         &self,
         repo: &RepoLocator,
+        _number: u64,
         name: &str,
         head_sha: &str,
         update: &CheckUpdate,
