@@ -14,9 +14,8 @@ use sqlx::PgPool;
 const SECRET: &str = "bitbucket-hook-secret-0123456789";
 const WORKSPACE: &str = "acme";
 const SLUG: &str = "web-shop";
-/// The fixtures' repository (its uuid, braces included) and pull request.
+/// The fixtures' repository (its uuid, braces included).
 const REPO_UUID: &str = "{5d7c1e2a-9b3f-4c8e-a1d2-3f4e5a6b7c8d}";
-const PR: u64 = 42;
 /// The fixtures' abbreviated heads, and the full hashes behind them.
 const HEAD_1: &str = "7f3a9c2e41b8";
 const HEAD_2: &str = "e91a6d0c3f27";

@@ -21,13 +21,13 @@
 //!    disables a hook after 4 failed deliveries, and Azure disables a subscription on a 410 and
 //!    drops new events while one is on probation after other failures: an authentic delivery
 //!    must never count as one);
-//! 4b. Bitbucket only: a pull request's head arrives abbreviated (12 hex digits); for a
+//! 5. Bitbucket only: a pull request's head arrives abbreviated (12 hex digits); for a
 //!    repository that is a project, it is resolved to the full SHA through the connection's
 //!    token before anything is written (at most [`RESOLVE_WAIT`]; a failure is 503
 //!    `webhook_unavailable`, which Bitbucket resends). Scans, their checks and the worker's
 //!    checkout all need the full SHA. The abbreviated target tip is dropped (the merge base is
 //!    computed when the scan runs);
-//! 5. in one transaction: the delivery is logged (a delivery id already logged is a redelivery,
+//! 6. in one transaction: the delivery is logged (a delivery id already logged is a redelivery,
 //!    answered 200 `duplicate`, nothing else done) and acted on: a pull request's head queues its
 //!    diff scan (superseding the PR's older scans), an installation's events add, disable or
 //!    enable projects, a triage reply is recorded for the control plane's triage loop, a ping is
@@ -36,7 +36,7 @@
 //! Picket's own faults (the database unreachable, a pool timeout, a serialization failure) are
 //! 503 `webhook_unavailable`, never 4xx or 500: the transaction rolled back, so the provider's
 //! redelivery is taken as new. Nothing here calls the executor, and nothing calls the provider
-//! but step 4b (one request, whose answer the connection's client keeps): a delivery is
+//! but step 5 (one request, whose answer the connection's client keeps): a delivery is
 //! answered within milliseconds, and the scheduler picks the scan up.
 
 use crate::error::{ApiError, Problem};
@@ -703,7 +703,8 @@ async fn resolve_head(
             .full_commit_sha(&locator, &pr.head_sha)
             .await
     };
-    match tokio::time::timeout(RESOLVE_WAIT, asked).await {
+    let resolved = tokio::time::timeout(RESOLVE_WAIT, asked).await;
+    match resolved {
         Ok(Ok(full)) if picket_vcs::webhook::is_full_sha(&full) => {
             pr.head_sha = full;
             Ok(())
