@@ -81,7 +81,7 @@ async fn connection(
         .expect(201);
     let hook = Hook {
         http: reqwest::Client::new(),
-        url: format!("{}{}", app.base, conn["webhook_url"].as_str().unwrap()),
+        url: format!("{}/webhooks/azure_devops/{}", app.base, id_of(&conn)),
         secret: String::new(),
     };
     (conn, hook, password)

@@ -93,7 +93,7 @@ async fn connection(app: &TestApp, server: &BitbucketServer, token: &str) -> (Va
         .expect(201);
     let hook = Hook {
         http: reqwest::Client::new(),
-        url: format!("{}{}", app.base, conn["webhook_url"].as_str().unwrap()),
+        url: format!("{}/webhooks/bitbucket/{}", app.base, id_of(&conn)),
         secret: SECRET.to_owned(),
     };
     (conn, hook)

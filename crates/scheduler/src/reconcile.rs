@@ -326,7 +326,9 @@ async fn queue_head(
         tracing::warn!(repository = %project.full_name, number = pr.number, "reconcile: pull request number out of range");
         return Ok(true);
     };
-    if !pr.open {
+    // Azure DevOps names no head while it computes a pull request's merge: a later sweep (or
+    // the update that follows) queues it.
+    if !pr.open || pr.head_sha.is_empty() {
         return Ok(true);
     }
     let git_ref =
