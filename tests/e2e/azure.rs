@@ -120,10 +120,18 @@ async fn an_azure_connection_is_checked_and_its_password_shown_once(pool: PgPool
     for (base_url, credentials, field) in [
         ("", good.clone(), "base_url"),
         ("https://dev.azure.com", good.clone(), "base_url"),
-        ("https://dev.azure.com/acme/Platform", good.clone(), "base_url"),
+        (
+            "https://dev.azure.com/acme/Platform",
+            good.clone(),
+            "base_url",
+        ),
         ("http://dev.azure.com/acme", good.clone(), "base_url"),
         ("https://dev.azure.com/-acme", good.clone(), "base_url"),
-        ("https://acme.visualstudio.com/Platform", good.clone(), "base_url"),
+        (
+            "https://acme.visualstudio.com/Platform",
+            good.clone(),
+            "base_url",
+        ),
         (
             ORG_URL,
             json!({"pat": "short", "project": PROJECT}),
@@ -144,7 +152,11 @@ async fn an_azure_connection_is_checked_and_its_password_shown_once(pool: PgPool
             json!({"pat": PAT, "project": "_hidden"}),
             "credentials.project",
         ),
-        (ORG_URL, json!({"pat": PAT, "project": ""}), "credentials.project"),
+        (
+            ORG_URL,
+            json!({"pat": PAT, "project": ""}),
+            "credentials.project",
+        ),
         // The password is the server's to draw.
         (
             ORG_URL,
@@ -162,7 +174,9 @@ async fn an_azure_connection_is_checked_and_its_password_shown_once(pool: PgPool
     }
     assert_eq!(app.count("vcs_connections").await, 0);
 
-    let created = create(&format!("{ORG_URL}/"), good.clone()).await.expect(201);
+    let created = create(&format!("{ORG_URL}/"), good.clone())
+        .await
+        .expect(201);
     assert_eq!(created["base_url"], ORG_URL);
     assert_eq!(
         created["webhook_url"],
@@ -193,7 +207,10 @@ async fn an_azure_connection_is_checked_and_its_password_shown_once(pool: PgPool
             .unwrap();
     let opened = app
         .cipher()
-        .open(&sealed, id_of(&created).parse::<uuid::Uuid>().unwrap().as_bytes())
+        .open(
+            &sealed,
+            id_of(&created).parse::<uuid::Uuid>().unwrap().as_bytes(),
+        )
         .unwrap();
     let stored: Value =
         serde_json::from_slice(secrecy::ExposeSecret::expose_secret(&opened)).unwrap();
@@ -229,7 +246,13 @@ async fn pull_request_events_queue_scans_of_the_merge_ref(pool: PgPool) {
     let first = opened.outcome(202, "scan_queued").clone();
     let (git_ref, commit): (String, String) =
         sqlx::query_as("SELECT git_ref, commit_sha FROM scans WHERE id = $1")
-            .bind(first["scan_id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap())
+            .bind(
+                first["scan_id"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<uuid::Uuid>()
+                    .unwrap(),
+            )
             .fetch_one(&app.pool)
             .await
             .unwrap();
@@ -246,8 +269,15 @@ async fn pull_request_events_queue_scans_of_the_merge_ref(pool: PgPool) {
     let mut reviewed = event("pullrequest_updated.json", "e-review", &sha(1), 20);
     reviewed["resource"]["reviewers"] = json!([{"displayName": "Omar", "vote": 10}]);
     let same = hook.azure(&reviewed, Some(&password)).await;
-    assert_eq!(same.outcome(200, "duplicate_head")["scan_id"], first["scan_id"]);
-    assert_eq!(diff_scans(&app).await, 1, "a reviewer change queues nothing");
+    assert_eq!(
+        same.outcome(200, "duplicate_head")["scan_id"],
+        first["scan_id"]
+    );
+    assert_eq!(
+        diff_scans(&app).await,
+        1,
+        "a reviewer change queues nothing"
+    );
     // A push: the first head's scan is superseded.
     let pushed = hook
         .azure(
@@ -292,9 +322,7 @@ async fn pull_request_events_queue_scans_of_the_merge_ref(pool: PgPool) {
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
-async fn a_wrong_password_is_401_and_an_unreadable_authentic_delivery_is_still_200(
-    pool: PgPool,
-) {
+async fn a_wrong_password_is_401_and_an_unreadable_authentic_delivery_is_still_200(pool: PgPool) {
     let app = TestApp::start(pool).await;
     let (conn, hook, password) = connection(&app, ORG_URL, PAT, REPO_ID).await;
     let payload = event("pullrequest_created.json", "u1", &sha(1), 10);
@@ -399,7 +427,10 @@ async fn a_reply_is_queued_for_triage_and_a_rotated_password_overlaps(pool: PgPo
     let rotate = format!("/api/v1/connections/{}/webhook-secret/rotate", id_of(&conn));
     let refused = app
         .admin()
-        .post(&rotate, json!({"webhook_secret": "a-password-of-my-own-choosing-0123"}))
+        .post(
+            &rotate,
+            json!({"webhook_secret": "a-password-of-my-own-choosing-0123"}),
+        )
         .await
         .expect(422);
     assert_eq!(refused["errors"][0]["field"], "webhook_secret", "{refused}");

@@ -57,7 +57,10 @@ impl Hook {
 
 /// A Bitbucket server with the fixtures' repository and its two heads, and a token.
 fn server_with_repo(server: &BitbucketServer) -> String {
-    let token = server.add_token("picket-bot", &["repository", "pullrequest:write", "webhook"]);
+    let token = server.add_token(
+        "picket-bot",
+        &["repository", "pullrequest:write", "webhook"],
+    );
     server.add_repo(SLUG, "main", "https://bitbucket.invalid/acme/web-shop.git");
     for head in [HEAD_1, HEAD_2] {
         server.add_commit(SLUG, &full(head));
@@ -202,7 +205,12 @@ async fn a_bitbucket_connection_is_checked_and_never_shows_its_token(pool: PgPoo
         .await
         .expect(200);
     let listed = app.admin().get("/api/v1/connections").await.expect(200);
-    for text in [created.to_string(), one.to_string(), listed.to_string(), app.logs()] {
+    for text in [
+        created.to_string(),
+        one.to_string(),
+        listed.to_string(),
+        app.logs(),
+    ] {
         assert!(!text.contains(TOKEN) && !text.contains(SECRET), "{text}");
     }
 }
@@ -234,7 +242,10 @@ async fn pull_request_deliveries_queue_scans_of_the_resolved_head(pool: PgPool) 
     let same = hook
         .bitbucket("pullrequest:updated", "r-title", &edited, Some(SECRET))
         .await;
-    assert_eq!(same.outcome(200, "duplicate_head")["scan_id"], first["scan_id"]);
+    assert_eq!(
+        same.outcome(200, "duplicate_head")["scan_id"],
+        first["scan_id"]
+    );
     assert_eq!(diff_scans(&app).await, 1, "a title edit queues nothing");
     // New commits: the first head's scan is superseded.
     let pushed = fixture("pullrequest_updated.json");
@@ -248,9 +259,14 @@ async fn pull_request_deliveries_queue_scans_of_the_resolved_head(pool: PgPool) 
     hook.bitbucket("pullrequest:fulfilled", "r-merged", &pushed, Some(SECRET))
         .await
         .outcome(200, "action_not_handled");
-    hook.bitbucket("repo:push", "r-repo-push", &json!({"push": {}}), Some(SECRET))
-        .await
-        .outcome(200, "event_not_handled");
+    hook.bitbucket(
+        "repo:push",
+        "r-repo-push",
+        &json!({"push": {}}),
+        Some(SECRET),
+    )
+    .await
+    .outcome(200, "event_not_handled");
     let logged: Vec<(String, String)> = sqlx::query_as(
         "SELECT delivery_id, outcome FROM webhook_deliveries ORDER BY received_at, delivery_id",
     )
@@ -428,7 +444,10 @@ async fn a_hook_is_installed_on_each_repository_and_updated_in_place(pool: PgPoo
     let (conn, _hook) = connection(&app, &server, &token).await;
     let path = format!("/api/v1/connections/{}/webhooks", id_of(&conn));
     let installed = app.admin().post(&path, json!({})).await.expect(200);
-    let url = format!("https://picket.example.test/webhooks/bitbucket/{}", id_of(&conn));
+    let url = format!(
+        "https://picket.example.test/webhooks/bitbucket/{}",
+        id_of(&conn)
+    );
     assert_eq!(installed["webhook_url"], url);
     assert_eq!(installed["hook_ids"].as_array().unwrap().len(), 1);
     assert!(installed.get("webhook_password").is_none(), "{installed}");

@@ -446,18 +446,17 @@ fn bitbucket_token(value: serde_json::Value) -> Result<BitbucketCredentials, Api
         }
     };
     let webhook_secret = webhook_secret(input.webhook_secret)?;
-    let workspace = match input.workspace {
-        serde_json::Value::String(w) if bitbucket_workspace_ok(w.trim()) => {
-            w.trim().to_ascii_lowercase()
-        }
-        _ => {
-            return Err(ApiError::invalid_body(
+    let workspace =
+        match input.workspace {
+            serde_json::Value::String(w) if bitbucket_workspace_ok(w.trim()) => {
+                w.trim().to_ascii_lowercase()
+            }
+            _ => return Err(ApiError::invalid_body(
                 "credentials.workspace",
                 "must be the workspace's id as in its URLs (`bitbucket.org/<workspace>`): 1-62 \
                  lowercase letters, digits, `-`, `_` and `.`",
-            ))
-        }
-    };
+            )),
+        };
     Ok(BitbucketCredentials {
         token,
         webhook_secret,
@@ -512,19 +511,18 @@ fn azure_pat(value: serde_json::Value) -> Result<(AzureCredentials, SecretString
              (the server draws the service hooks' password: send none)",
         )
     })?;
-    let pat = match input.pat {
-        serde_json::Value::String(t)
-            if (8..=1024).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic()) =>
-        {
-            SecretString::from(t)
-        }
-        _ => {
-            return Err(ApiError::invalid_body(
+    let pat =
+        match input.pat {
+            serde_json::Value::String(t)
+                if (8..=1024).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                SecretString::from(t)
+            }
+            _ => return Err(ApiError::invalid_body(
                 "credentials.pat",
                 "must be an Azure DevOps personal access token: 8-1024 visible ASCII characters",
-            ))
-        }
-    };
+            )),
+        };
     let project = match input.project {
         serde_json::Value::String(p) if azure_project_ok(p.trim()) => p.trim().to_owned(),
         _ => {
@@ -558,8 +556,24 @@ fn azure_project_ok(project: &str) -> bool {
             c.is_control()
                 || matches!(
                     c,
-                    '\\' | '/' | ':' | '*' | '?' | '"' | '<' | '>' | '|' | ';' | '#' | '$' | '{'
-                        | '}' | ',' | '+' | '=' | '[' | ']'
+                    '\\' | '/'
+                        | ':'
+                        | '*'
+                        | '?'
+                        | '"'
+                        | '<'
+                        | '>'
+                        | '|'
+                        | ';'
+                        | '#'
+                        | '$'
+                        | '{'
+                        | '}'
+                        | ','
+                        | '+'
+                        | '='
+                        | '['
+                        | ']'
                 )
         })
         && !project.starts_with(['_', '.'])
@@ -846,8 +860,8 @@ async fn rotate_webhook_secret(
             )
         }
         _ => {
-            let (sealed, until) = rotated_secret(provider, &stored, new_secret, now, overlap)?
-                .ok_or_else(refused)?;
+            let (sealed, until) =
+                rotated_secret(provider, &stored, new_secret, now, overlap)?.ok_or_else(refused)?;
             (new, sealed, until)
         }
     };

@@ -63,8 +63,8 @@ use picket_vcs::event::{
 };
 use picket_vcs::github::{self, AppCredentials};
 use picket_vcs::provider::{RepoLocator, Repository};
-use picket_vcs::{azure, bitbucket, gitlab};
 use picket_vcs::webhook::{ParseError, SignatureError, WebhookSecrets};
+use picket_vcs::{azure, bitbucket, gitlab};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
@@ -630,7 +630,9 @@ async fn unreadable(
     e: ParseError,
 ) -> Result<DeliveryAccepted, Refusal> {
     let (delivery_id, event) = match source.id_and_event_headers() {
-        Some((id_header, event_header)) => (header(headers, id_header), header(headers, event_header)),
+        Some((id_header, event_header)) => {
+            (header(headers, id_header), header(headers, event_header))
+        }
         None => (None, None),
     };
     let new = NewDelivery {
