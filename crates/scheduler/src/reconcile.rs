@@ -4,7 +4,8 @@
 //! `pull_request` event was lost (Picket down, a 503, a laptop asleep) would never be scanned.
 //! Every [`ReconcileConfig::every`], [`sweep`] lists the open pull requests (drafts included;
 //! closed ones are not listed) of every project that is enabled, has diff-aware scans on and sits
-//! on a GitHub connection, through [`SourceProvider::open_pull_requests`] (paged), and queues a
+//! on a GitHub connection (or a GitLab, Bitbucket Cloud or Azure DevOps one, whose hooks can also
+//! drop events: GitLab and Azure disable or suspend failing ones), through [`SourceProvider::open_pull_requests`] (paged), and queues a
 //! diff-aware scan of each head never scanned through the webhook's own path
 //! ([`webhooks::sweep_pull_request`]: one scan per head whoever comes first, older scans of the
 //! PR superseded, its check wanted), with the trigger `reconcile`.
