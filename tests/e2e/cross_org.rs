@@ -339,6 +339,20 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
         ),
         probe(
             Method::POST,
+            "/webhooks/bitbucket/{connection}",
+            format!("/webhooks/bitbucket/{conn}"),
+            Some(json!({"pullrequest": {}})),
+            NotFound,
+        ),
+        probe(
+            Method::POST,
+            "/webhooks/azure_devops/{connection}",
+            format!("/webhooks/azure_devops/{conn}"),
+            Some(json!({"eventType": "git.pullrequest.created"})),
+            NotFound,
+        ),
+        probe(
+            Method::POST,
             "/api/v1/connections/{id}/webhooks",
             format!("/api/v1/connections/{conn}/webhooks"),
             None,

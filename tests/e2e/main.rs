@@ -6,7 +6,9 @@
 //! deploy/ offline (no database).
 
 mod auth;
+mod azure;
 mod bad_input;
+mod bitbucket;
 mod browser;
 mod ca_bundle;
 mod connections;

@@ -576,6 +576,59 @@ async fn pages_load_the_vendored_htmx_with_its_integrity_and_a_favicon(pool: PgP
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn an_azure_devops_connection_added_from_the_page_shows_its_password_once(pool: PgPool) {
+    const PAT: &str = "azdopat0123456789abcdefghijklmnopqrstuvwxyz0123";
+    let app = TestApp::start(pool).await;
+    let mut b = Browser::new(&app);
+    b.sign_in(app.admin().token().unwrap()).await;
+    let page = b.get("/connections").await;
+    assert!(page.body.contains("Connect Azure DevOps") && page.body.contains("Connect Bitbucket"));
+    let csrf = page.csrf();
+    // A refusal names the field on the list page, and keeps nothing.
+    let refused = b
+        .post(
+            "/connections",
+            &[
+                ("_csrf", &csrf),
+                ("kind", "azure_devops"),
+                ("name", "azure"),
+                ("base_url", "https://example.test"),
+                ("project", "Platform"),
+                ("pat", PAT),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(!refused.body.contains(PAT));
+    let added = b
+        .post(
+            "/connections",
+            &[
+                ("_csrf", &csrf),
+                ("kind", "azure_devops"),
+                ("name", "azure"),
+                ("base_url", "https://dev.azure.com/acme"),
+                ("project", "Platform"),
+                ("pat", PAT),
+            ],
+        )
+        .await;
+    // Not a redirect: the page the redirect lands on could not show the password.
+    assert_eq!(added.status, StatusCode::CREATED, "{}", added.body);
+    assert!(added.body.contains("shown once"));
+    let at = added.body.find("id=\"webhook-password\">").unwrap();
+    let rest = &added.body[at + "id=\"webhook-password\">".len()..];
+    let password = &rest[..rest.find('<').unwrap()];
+    assert_eq!(password.len(), 43, "{}", added.body);
+    assert!(added.body.contains("/webhooks/azure_devops/"));
+    assert!(!added.body.contains(PAT));
+    // Never again.
+    let list = b.get("/connections").await;
+    assert!(list.body.contains("azure") && !list.body.contains(password));
+    assert!(!app.logs().contains(password) && !app.logs().contains(PAT));
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn a_connections_repositories_are_added_from_its_page(pool: PgPool) {
     use picket_test_support::github::GitHubServer;
     let server = GitHubServer::start().await;

@@ -36,7 +36,8 @@ pub struct SweepProject {
 /// by an uninstalled or suspended installation, nor a removed repository), with diff-aware scans
 /// on, on a GitHub connection that holds credentials and reached through a known installation
 /// (a project added by hand before any webhook named its installation has none yet: it is not
-/// swept until one does), or on a GitLab connection that holds a token.
+/// swept until one does), or on a GitLab, Bitbucket Cloud or Azure DevOps connection that holds
+/// a token.
 pub async fn projects(ex: impl PgExecutor<'_>) -> Result<Vec<SweepProject>> {
     let rows = sqlx::query!(
         r#"
@@ -46,7 +47,7 @@ pub async fn projects(ex: impl PgExecutor<'_>) -> Result<Vec<SweepProject>> {
         WHERE p.disabled_reason IS NULL AND p.diff_scans_enabled
           AND c.credentials IS NOT NULL
           AND ((c.provider = 'github' AND p.provider_installation_id IS NOT NULL)
-               OR c.provider = 'gitlab')
+               OR c.provider IN ('gitlab', 'bitbucket', 'azure_devops'))
         ORDER BY p.reconciled_at NULLS FIRST, p.id
         "#
     )

@@ -4,7 +4,8 @@
 //! `pull_request` event was lost (Picket down, a 503, a laptop asleep) would never be scanned.
 //! Every [`ReconcileConfig::every`], [`sweep`] lists the open pull requests (drafts included;
 //! closed ones are not listed) of every project that is enabled, has diff-aware scans on and sits
-//! on a GitHub connection, through [`SourceProvider::open_pull_requests`] (paged), and queues a
+//! on a GitHub connection (or a GitLab, Bitbucket Cloud or Azure DevOps one, whose hooks can also
+//! drop events: GitLab and Azure disable or suspend failing ones), through [`SourceProvider::open_pull_requests`] (paged), and queues a
 //! diff-aware scan of each head never scanned through the webhook's own path
 //! ([`webhooks::sweep_pull_request`]: one scan per head whoever comes first, older scans of the
 //! PR superseded, its check wanted), with the trigger `reconcile`.
@@ -326,7 +327,9 @@ async fn queue_head(
         tracing::warn!(repository = %project.full_name, number = pr.number, "reconcile: pull request number out of range");
         return Ok(true);
     };
-    if !pr.open {
+    // Azure DevOps names no head while it computes a pull request's merge: a later sweep (or
+    // the update that follows) queues it.
+    if !pr.open || pr.head_sha.is_empty() {
         return Ok(true);
     }
     let git_ref =

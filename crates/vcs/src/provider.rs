@@ -233,6 +233,23 @@ pub trait SourceProvider: Send + Sync + fmt::Debug {
         ))
     }
 
+    /// The full SHA of commit `hash` of the repository, for a provider whose webhooks abbreviate
+    /// commit hashes (Bitbucket Cloud sends 12 hex digits). The default answers a full hash
+    /// (40 or 64 hex digits) lowercased, without a call, and refuses an abbreviated one with
+    /// [`ErrorCode::Rejected`](crate::ErrorCode::Rejected): only a provider that sends them
+    /// resolves them.
+    async fn full_commit_sha(&self, repo: &RepoLocator, hash: &str) -> Result<String> {
+        let _ = repo;
+        if crate::webhook::is_full_sha(hash) {
+            Ok(hash.to_ascii_lowercase())
+        } else {
+            Err(VcsError::new(
+                crate::ErrorCode::Rejected,
+                "this provider does not resolve abbreviated commit hashes",
+            ))
+        }
+    }
+
     /// How many API calls this connection has made since it was built (the reconcile sweep's and
     /// a PR scan's budgets count them).
     fn api_calls(&self) -> u64;

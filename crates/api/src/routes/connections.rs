@@ -10,6 +10,13 @@
 //! [`AppCredentials`]. Its webhook secret can be rotated
 //! (`POST /api/v1/connections/{id}/webhook-secret/rotate`): the previous one stays valid for the
 //! configured overlap. Its deliveries are logged (`GET /api/v1/connections/{id}/deliveries`).
+//!
+//! GitLab and Bitbucket Cloud connections hold a token and the hooks' secret, given by the admin
+//! (rotated the same way). An Azure DevOps connection holds a personal access token and a
+//! project; its service hooks authenticate with a Basic authentication password that the server
+//! draws ([`picket_vcs::azure::webhook::generate_password`]): only its hash is stored, and the
+//! password is returned once, in the create response's `webhook_password` (and again, a new
+//! one, on each rotation and webhook installation). It is never logged.
 
 use crate::constraints;
 use crate::error::{ApiError, Problem};
@@ -25,6 +32,8 @@ use picket_core::ConnectionId;
 use picket_core::Provider;
 use picket_db::connections::{self, ConnectionRecord, NewConnection};
 use picket_db::webhooks::{self, DeliveryRecord};
+use picket_vcs::azure::{self, AzureCredentials};
+use picket_vcs::bitbucket::BitbucketCredentials;
 use picket_vcs::github::AppCredentials;
 use picket_vcs::gitlab::{self, GitLabCredentials};
 use secrecy::{ExposeSecret, SecretString};
@@ -70,17 +79,48 @@ pub struct Connection {
     pub has_credentials: bool,
     /// Add every repository an installation gains as a project, with its initial scan.
     pub follow_installations: bool,
-    /// Where the provider delivers this connection's webhooks (GitHub and GitLab connections):
-    /// under the server's public URL (`PICKET_PUBLIC_URL`), or a path alone when none is
-    /// configured.
+    /// Where the provider delivers this connection's webhooks (GitHub, GitLab, Bitbucket and
+    /// Azure DevOps connections): under the server's public URL (`PICKET_PUBLIC_URL`), or a path
+    /// alone when none is configured.
     pub webhook_url: Option<String>,
+    /// The Basic authentication user name the service hooks must send (Azure DevOps
+    /// connections: `picket`).
+    pub webhook_username: Option<&'static str>,
+    /// Azure DevOps connections, in the create response only: the service hooks' Basic
+    /// authentication password, drawn by the server (256 random bits). Shown this once: only its
+    /// hash is stored. Absent from every other response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub webhook_password: Option<ShownOnce>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
 
+/// A secret a response shows once (an Azure DevOps connection's webhook password). Serialized
+/// as its text; `Debug` never shows it.
+pub struct ShownOnce(SecretString);
+
+impl ShownOnce {
+    pub(crate) fn new(secret: SecretString) -> Self {
+        ShownOnce(secret)
+    }
+}
+
+impl Serialize for ShownOnce {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.expose_secret())
+    }
+}
+
+impl std::fmt::Debug for ShownOnce {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 impl Connection {
     pub(crate) fn new(c: ConnectionRecord, state: &AppState) -> Self {
-        let webhook_url = matches!(c.provider, Provider::Github | Provider::Gitlab).then(|| {
+        let webhook_url = (c.provider != Provider::Git).then(|| {
             format!(
                 "{}/webhooks/{}/{}",
                 state.webhooks().public_url.as_deref().unwrap_or_default(),
@@ -96,6 +136,9 @@ impl Connection {
             has_credentials: c.has_credentials,
             follow_installations: c.follow_installations,
             webhook_url,
+            webhook_username: (c.provider == Provider::AzureDevops)
+                .then_some(azure::webhook::USERNAME),
+            webhook_password: None,
             created_at: c.created_at,
         }
     }
@@ -172,7 +215,9 @@ pub struct CreateConnection {
     #[schema(schema_with = constraints::name)]
     pub name: String,
     /// `https://` or `http://` URL of the provider's API, for self-hosted instances (GitLab: the
-    /// instance's address, to which `/api/v4` is added when missing).
+    /// instance's address, to which `/api/v4` is added when missing; Bitbucket: empty for
+    /// Bitbucket Cloud). Azure DevOps: required, the organization's URL,
+    /// `https://dev.azure.com/{organization}` (or `https://{organization}.visualstudio.com`).
     #[serde(default)]
     #[schema(schema_with = constraints::base_url)]
     pub base_url: String,
@@ -182,6 +227,14 @@ pub struct CreateConnection {
     /// and `read_repository` scopes (8-1024 visible characters); the hook's secret token or a
     /// signing token (`whsec_...`), 16-256 characters; optionally the group whose projects
     /// (subgroups included) are listed, by full path or id (else the token's memberships).
+    /// A Bitbucket Cloud connection's: `{token, webhook_secret, workspace}`: an access token
+    /// with the `repository`, `pullrequest:write` and `webhook` scopes (8-4096 visible
+    /// characters); the hooks' secret, 16-256 characters; the workspace's id (its slug in
+    /// Bitbucket's URLs: 1-62 lowercase letters, digits, `-`, `_`, `.`).
+    /// An Azure DevOps connection's: `{pat, project}`: a personal access token with the Code
+    /// (read, status), Pull request threads and Service hooks scopes (8-1024 visible characters)
+    /// and the project (name or id) whose Git repositories are listed. No webhook secret: the
+    /// server draws the service hooks' password and returns it once (`webhook_password`).
     #[serde(default)]
     #[schema(schema_with = crate::schema::credentials)]
     pub credentials: Option<Credentials>,
@@ -360,6 +413,224 @@ fn gitlab_api_url(base_url: &str) -> String {
     }
 }
 
+/// A Bitbucket Cloud connection's credentials as a request sends them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BitbucketInput {
+    token: serde_json::Value,
+    webhook_secret: serde_json::Value,
+    workspace: serde_json::Value,
+}
+
+/// Checks a Bitbucket Cloud connection's credentials (422 naming `credentials.<field>`) and
+/// returns them as stored. The messages never quote a value.
+fn bitbucket_token(value: serde_json::Value) -> Result<BitbucketCredentials, ApiError> {
+    let input: BitbucketInput = serde_json::from_value(value).map_err(|_| {
+        ApiError::invalid_body(
+            "credentials",
+            "a Bitbucket connection's credentials are an object of exactly token, \
+             webhook_secret and workspace",
+        )
+    })?;
+    let token = match input.token {
+        serde_json::Value::String(t)
+            if (8..=4096).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            SecretString::from(t)
+        }
+        _ => {
+            return Err(ApiError::invalid_body(
+                "credentials.token",
+                "must be a Bitbucket access token: 8-4096 visible ASCII characters",
+            ))
+        }
+    };
+    let webhook_secret = webhook_secret(input.webhook_secret)?;
+    let workspace =
+        match input.workspace {
+            serde_json::Value::String(w) if bitbucket_workspace_ok(w.trim()) => {
+                w.trim().to_ascii_lowercase()
+            }
+            _ => return Err(ApiError::invalid_body(
+                "credentials.workspace",
+                "must be the workspace's id as in its URLs (`bitbucket.org/<workspace>`): 1-62 \
+                 lowercase letters, digits, `-`, `_` and `.`",
+            )),
+        };
+    Ok(BitbucketCredentials {
+        token,
+        webhook_secret,
+        previous_webhook_secret: None,
+        previous_valid_until: None,
+        workspace,
+    })
+}
+
+/// A webhook secret as a request sends it: [`constraints::WEBHOOK_SECRET`], naming
+/// `credentials.webhook_secret`.
+fn webhook_secret(value: serde_json::Value) -> Result<SecretString, ApiError> {
+    match value {
+        serde_json::Value::String(s) => {
+            constraints::WEBHOOK_SECRET.check("credentials.webhook_secret", &s)?;
+            Ok(SecretString::from(s))
+        }
+        _ => Err(ApiError::invalid_body(
+            "credentials.webhook_secret",
+            format!("must be {}", constraints::WEBHOOK_SECRET.expected),
+        )),
+    }
+}
+
+/// A Bitbucket workspace id (its slug): 1-62 letters, digits, `-`, `_` and `.` (Bitbucket
+/// Cloud's repository slugs' rule; workspace ids are lowercase, and any case is taken here and
+/// lowercased, as Bitbucket's URLs are not case-sensitive).
+fn bitbucket_workspace_ok(workspace: &str) -> bool {
+    (1..=62).contains(&workspace.len())
+        && workspace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && !matches!(workspace, "." | "..")
+}
+
+/// An Azure DevOps connection's credentials as a request sends them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AzureInput {
+    pat: serde_json::Value,
+    project: serde_json::Value,
+}
+
+/// Checks an Azure DevOps connection's credentials (422 naming `credentials.<field>`) and returns
+/// them as stored, with a new service-hook password's hash, and the password (to show once).
+/// The messages never quote a value.
+fn azure_pat(value: serde_json::Value) -> Result<(AzureCredentials, SecretString), ApiError> {
+    let input: AzureInput = serde_json::from_value(value).map_err(|_| {
+        ApiError::invalid_body(
+            "credentials",
+            "an Azure DevOps connection's credentials are an object of exactly pat and project \
+             (the server draws the service hooks' password: send none)",
+        )
+    })?;
+    let pat =
+        match input.pat {
+            serde_json::Value::String(t)
+                if (8..=1024).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
+                SecretString::from(t)
+            }
+            _ => return Err(ApiError::invalid_body(
+                "credentials.pat",
+                "must be an Azure DevOps personal access token: 8-1024 visible ASCII characters",
+            )),
+        };
+    let project = match input.project {
+        serde_json::Value::String(p) if azure_project_ok(p.trim()) => p.trim().to_owned(),
+        _ => {
+            return Err(ApiError::invalid_body(
+                "credentials.project",
+                "must be an Azure DevOps project's name or id: 1-64 characters, none of \
+                 `\\ / : * ? \" < > | ; # $ { } , + = [ ]` nor control characters, not starting \
+                 with `_` or `.` nor ending with `.`",
+            ))
+        }
+    };
+    let (password, hash) = azure::webhook::generate_password();
+    Ok((
+        AzureCredentials {
+            pat,
+            webhook_password_hash: SecretString::from(hash),
+            previous_webhook_password_hash: None,
+            previous_valid_until: None,
+            project,
+        },
+        password,
+    ))
+}
+
+/// An Azure DevOps project name (Azure DevOps docs, "Naming restrictions": at most 64
+/// characters, none of `\ / : * ? " < > | ; # $ * { } , + = [ ]`, not starting with `_` or `.`,
+/// not ending with `.`), or a project id (a GUID passes the same rule).
+fn azure_project_ok(project: &str) -> bool {
+    (1..=64).contains(&project.chars().count())
+        && !project.chars().any(|c| {
+            c.is_control()
+                || matches!(
+                    c,
+                    '\\' | '/'
+                        | ':'
+                        | '*'
+                        | '?'
+                        | '"'
+                        | '<'
+                        | '>'
+                        | '|'
+                        | ';'
+                        | '#'
+                        | '$'
+                        | '{'
+                        | '}'
+                        | ','
+                        | '+'
+                        | '='
+                        | '['
+                        | ']'
+                )
+        })
+        && !project.starts_with(['_', '.'])
+        && !project.ends_with('.')
+}
+
+/// An Azure DevOps connection's base URL, the organization's: `https://dev.azure.com/{org}`,
+/// `https://{org}.visualstudio.com`, or (a server standing in for Azure DevOps, a proxy)
+/// `http(s)://{host}/{org}`; without a trailing slash. 422 naming `base_url` otherwise, empty
+/// included: Azure DevOps has no default organization.
+fn azure_org_url(base_url: &str) -> Result<String, ApiError> {
+    let refused = || {
+        ApiError::invalid_body(
+            "base_url",
+            "an Azure DevOps connection needs its organization's URL: \
+             `https://dev.azure.com/<organization>` (or `https://<organization>.visualstudio.com`)",
+        )
+    };
+    let base = base_url.trim().trim_end_matches('/');
+    let url = url::Url::parse(base).map_err(|_| refused())?;
+    if !matches!(url.scheme(), "https" | "http")
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(refused());
+    }
+    let host = url.host_str().ok_or_else(refused)?.to_ascii_lowercase();
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|p| !p.is_empty()).collect())
+        .unwrap_or_default();
+    let organization = match host.strip_suffix(".visualstudio.com") {
+        Some(org) if segments.is_empty() && url.scheme() == "https" => org.to_owned(),
+        Some(_) => return Err(refused()),
+        None if host == "dev.azure.com" && url.scheme() != "https" => return Err(refused()),
+        None => match segments.as_slice() {
+            [org] => (*org).to_owned(),
+            _ => return Err(refused()),
+        },
+    };
+    if !azure_organization_ok(&organization) {
+        return Err(refused());
+    }
+    Ok(base.to_owned())
+}
+
+/// An Azure DevOps organization name: 1-50 letters, digits and `-`, starting and ending with a
+/// letter or digit.
+fn azure_organization_ok(org: &str) -> bool {
+    (1..=50).contains(&org.len())
+        && org.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !org.starts_with('-')
+        && !org.ends_with('-')
+}
+
 pub(crate) fn sealable(credentials: &impl Serialize) -> Result<SecretString, ApiError> {
     serde_json::to_string(credentials)
         .map(SecretString::from)
@@ -389,7 +660,7 @@ async fn list_connections(
         (status = 201, body = Connection),
         (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`connection_exists`: the org has a connection of that name", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`invalid_body`, naming the field; for a GitHub connection also `credentials.private_key` when the key is not an RSA private key", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_body`, naming the field; for a GitHub connection also `credentials.private_key` when the key is not an RSA private key; for an Azure DevOps connection `base_url` when it is not an organization's URL", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_connection(
     Admin(caller): Admin,
@@ -400,8 +671,10 @@ async fn create_connection(
     constraints::BASE_URL.check("base_url", &body.base_url)?;
     let base_url = match body.provider {
         Provider::Gitlab => gitlab_api_url(&body.base_url),
+        Provider::AzureDevops => azure_org_url(&body.base_url)?,
         _ => body.base_url,
     };
+    let mut password = None;
     let credentials = match body.credentials {
         None => None,
         Some(Credentials(value)) if body.provider == Provider::Github => {
@@ -409,6 +682,14 @@ async fn create_connection(
         }
         Some(Credentials(value)) if body.provider == Provider::Gitlab => {
             Some(sealable(&gitlab_token(value)?)?)
+        }
+        Some(Credentials(value)) if body.provider == Provider::Bitbucket => {
+            Some(sealable(&bitbucket_token(value)?)?)
+        }
+        Some(Credentials(value)) if body.provider == Provider::AzureDevops => {
+            let (credentials, drawn) = azure_pat(value)?;
+            password = Some(drawn);
+            Some(sealable(&credentials)?)
         }
         Some(Credentials(value)) => {
             let text = serde_json::to_string(&value).map_err(|e| ApiError::internal(&e))?;
@@ -425,7 +706,9 @@ async fn create_connection(
     };
     let created = connections::create(state.db().pool(), state.cipher(), &new).await?;
     tracing::info!(connection_id = %created.id, provider = %created.provider, "connection created");
-    Ok((StatusCode::CREATED, Json(Connection::new(created, &state))))
+    let mut shown = Connection::new(created, &state);
+    shown.webhook_password = password.map(ShownOnce::new);
+    Ok((StatusCode::CREATED, Json(shown)))
 }
 
 /// One connection.
@@ -477,7 +760,8 @@ async fn update_connection(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateWebhookSecret {
-    /// The new secret, 16-256 characters. Absent: the server draws one (256 bits, hex).
+    /// The new secret, 16-256 characters. Absent: the server draws one (256 bits, hex). Refused
+    /// for an Azure DevOps connection, whose service-hook password the server always draws.
     #[serde(default)]
     #[schema(schema_with = constraints::webhook_secret_opt)]
     pub webhook_secret: Option<String>,
@@ -486,7 +770,10 @@ pub struct RotateWebhookSecret {
 /// The new webhook secret, shown this once.
 #[derive(Serialize, ToSchema)]
 pub struct RotatedWebhookSecret {
-    /// Give this to the provider (the App's webhook settings). Never shown again.
+    /// Give this to the provider (the App's webhook settings; GitLab's and Bitbucket's hooks;
+    /// for Azure DevOps, the subscriptions' Basic authentication password, with the user name
+    /// `picket`), or let `POST /api/v1/connections/{id}/webhooks` update the hooks. Never shown
+    /// again.
     pub webhook_secret: String,
     /// Until when deliveries signed with the previous secret are still taken.
     #[serde(with = "time::serde::rfc3339")]
@@ -501,9 +788,12 @@ impl std::fmt::Debug for RotatedWebhookSecret {
     }
 }
 
-/// Rotate a GitHub or GitLab connection's webhook secret (admin): the new one (given, or drawn by the
-/// server) is returned once; the previous one stays valid for the configured overlap (default
-/// 24 h), so deliveries signed before the provider learns the new one still pass.
+/// Rotate a connection's webhook secret (admin): a GitHub App's, a GitLab or Bitbucket
+/// connection's hooks' secret, or an Azure DevOps connection's service-hook password. The new
+/// one (given, or drawn by the server; always drawn for Azure DevOps, where a given one is
+/// refused with 422: only a 256-bit random password makes its stored unsalted hash safe) is
+/// returned once; the previous one stays valid for the configured overlap (default 24 h), so
+/// deliveries signed before the provider learns the new one still pass.
 #[utoipa::path(post, path = "/api/v1/connections/{id}/webhook-secret/rotate", tag = "connections",
     params(ApiPath<ConnectionId>),
     request_body = RotateWebhookSecret,
@@ -511,7 +801,8 @@ impl std::fmt::Debug for RotatedWebhookSecret {
         (status = 200, body = RotatedWebhookSecret),
         (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`no_webhook_secret`: not a GitHub connection with an App's credentials, nor a GitLab connection with a token", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`no_webhook_secret`: the connection holds no credentials with a webhook secret (a plain git connection, or one without credentials)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`invalid_body`: `webhook_secret` out of bounds, or given for an Azure DevOps connection", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn rotate_webhook_secret(
     Admin(caller): Admin,
@@ -519,17 +810,12 @@ async fn rotate_webhook_secret(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RotateWebhookSecret>,
 ) -> Result<Json<RotatedWebhookSecret>, ApiError> {
-    let new = match body.webhook_secret {
+    let given = match body.webhook_secret {
         Some(s) => {
             constraints::WEBHOOK_SECRET.check("webhook_secret", &s)?;
-            s
+            Some(s)
         }
-        None => {
-            use rand::RngCore;
-            let mut bytes = [0u8; 32];
-            rand::rngs::OsRng.fill_bytes(&mut bytes);
-            hex::encode(bytes)
-        }
+        None => None,
     };
     let mut tx = state.db().pool().begin().await?;
     let (provider, stored) =
@@ -539,29 +825,45 @@ async fn rotate_webhook_secret(
     let refused = || {
         ApiError::conflict(
             "no_webhook_secret",
-            "only a GitHub connection holding a GitHub App's credentials, or a GitLab connection \
-             holding a token, has a webhook secret",
+            "only a connection holding its provider's credentials (a GitHub App's; a GitLab, \
+             Bitbucket or Azure DevOps token) has a webhook secret",
         )
     };
     let now = OffsetDateTime::now_utc();
     let overlap = time::Duration::try_from(state.webhooks().secret_overlap)
         .map_err(|e| ApiError::internal(&e))?;
+    if provider == Provider::AzureDevops && given.is_some() {
+        return Err(ApiError::invalid_body(
+            "webhook_secret",
+            "an Azure DevOps connection's service-hook password is drawn by the server: send \
+             no webhook_secret",
+        ));
+    }
+    let new = given.unwrap_or_else(|| {
+        use rand::RngCore;
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        hex::encode(bytes)
+    });
     let new_secret = SecretString::from(new.clone());
     let stored = stored.ok_or_else(refused)?;
-    let (sealed, until) = match provider {
-        Provider::Github => {
-            let mut c: AppCredentials =
+    let (new, sealed, until) = match provider {
+        Provider::AzureDevops => {
+            let mut c: AzureCredentials =
                 serde_json::from_str(stored.expose_secret()).map_err(|_| refused())?;
-            c.rotate_webhook_secret(new_secret, now, overlap);
-            (sealable(&c)?, c.previous_valid_until.unwrap_or(now))
+            let (password, hash) = azure::webhook::generate_password();
+            c.rotate_webhook_password(SecretString::from(hash), now, overlap);
+            (
+                password.expose_secret().to_owned(),
+                sealable(&c)?,
+                c.previous_valid_until.unwrap_or(now),
+            )
         }
-        Provider::Gitlab => {
-            let mut c: GitLabCredentials =
-                serde_json::from_str(stored.expose_secret()).map_err(|_| refused())?;
-            c.rotate_webhook_secret(new_secret, now, overlap);
-            (sealable(&c)?, c.previous_valid_until.unwrap_or(now))
+        _ => {
+            let (sealed, until) =
+                rotated_secret(provider, &stored, new_secret, now, overlap)?.ok_or_else(refused)?;
+            (new, sealed, until)
         }
-        _ => return Err(refused()),
     };
     connections::replace_credentials(&mut *tx, state.cipher(), caller.org_id, id, &sealed).await?;
     tx.commit().await?;
@@ -570,6 +872,43 @@ async fn rotate_webhook_secret(
     Ok(Json(RotatedWebhookSecret {
         webhook_secret: new,
         previous_valid_until: until,
+    }))
+}
+
+/// The stored credentials of a GitHub, GitLab or Bitbucket connection with `new` as their
+/// webhook secret and the current one kept until `now + overlap`, sealable, and that instant;
+/// `None` for other providers and credentials that are not their provider's.
+fn rotated_secret(
+    provider: Provider,
+    stored: &SecretString,
+    new: SecretString,
+    now: OffsetDateTime,
+    overlap: time::Duration,
+) -> Result<Option<(SecretString, OffsetDateTime)>, ApiError> {
+    let text = stored.expose_secret();
+    Ok(Some(match provider {
+        Provider::Github => {
+            let Ok(mut c) = serde_json::from_str::<AppCredentials>(text) else {
+                return Ok(None);
+            };
+            c.rotate_webhook_secret(new, now, overlap);
+            (sealable(&c)?, c.previous_valid_until.unwrap_or(now))
+        }
+        Provider::Gitlab => {
+            let Ok(mut c) = serde_json::from_str::<GitLabCredentials>(text) else {
+                return Ok(None);
+            };
+            c.rotate_webhook_secret(new, now, overlap);
+            (sealable(&c)?, c.previous_valid_until.unwrap_or(now))
+        }
+        Provider::Bitbucket => {
+            let Ok(mut c) = serde_json::from_str::<BitbucketCredentials>(text) else {
+                return Ok(None);
+            };
+            c.rotate_webhook_secret(new, now, overlap);
+            (sealable(&c)?, c.previous_valid_until.unwrap_or(now))
+        }
+        _ => return Ok(None),
     }))
 }
 

@@ -7,7 +7,9 @@
 //!   can see, a page at a time (the provider's opaque cursor), each with its project when it is
 //!   already one.
 //! - `POST /api/v1/connections/{id}/webhooks`: makes the provider deliver to Picket (GitLab: a
-//!   hook on the connection's group, or on each of its projects), with the connection's secret.
+//!   hook on the connection's group, or on each of its projects; Bitbucket: a hook on each
+//!   repository; Azure DevOps: a service-hook subscription per repository and event), with the
+//!   connection's secret (Azure DevOps: a new password, drawn for it and returned once).
 //! - `POST /api/v1/connections/{id}/repositories`: adds the chosen repositories (by provider id),
 //!   or all of them, or all of them and every repository an installation gains later (the
 //!   connection's `follow_installations`, which the installation webhooks read).
@@ -128,20 +130,34 @@ pub struct InstalledWebhooks {
     pub webhook_url: String,
     /// The provider's ids of the hooks created or updated.
     pub hook_ids: Vec<String>,
+    /// Azure DevOps connections: the new Basic authentication password (user `picket`) the
+    /// subscriptions now send, drawn for this call and shown this once (only its hash is
+    /// stored; the previous password stays valid for the rotation overlap). Absent when no
+    /// subscription was written, and for other providers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub webhook_password: Option<crate::routes::connections::ShownOnce>,
 }
 
 /// Make the provider deliver this connection's webhooks to Picket (admin): GitLab gets a hook
 /// on the connection's group (subgroups' projects included), or on each of its enabled
 /// projects, for merge request and note events, with the connection's webhook secret as the
-/// hook's secret token. A hook Picket made before is updated in place, so calling again (after
-/// adding projects, or rotating the secret) is safe. Needs `PICKET_PUBLIC_URL`.
+/// hook's secret token; Bitbucket a hook on each enabled project's repository (pull request
+/// created, updated and commented on), signed with the connection's webhook secret; Azure
+/// DevOps a Web Hooks subscription per enabled project's repository and event (pull request
+/// created, updated and commented on) with Basic authentication, whose password is drawn anew
+/// by this call, returned once (`webhook_password`) and stored as a hash once the provider took
+/// it, the previous one valid for the rotation overlap (a provider failure midway may leave
+/// some subscriptions with a password Picket did not keep: call again). A hook Picket made
+/// before is updated in place, so calling again (after adding projects, or rotating the secret)
+/// is safe. Needs `PICKET_PUBLIC_URL`.
 #[utoipa::path(post, path = "/api/v1/connections/{id}/webhooks", tag = "connections",
     params(ApiPath<ConnectionId>),
     responses(
         (status = 200, body = InstalledWebhooks),
         (status = 403, description = "`forbidden`: the token has the member role", body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`no_public_url`: the server has no `PICKET_PUBLIC_URL` for providers to deliver to; `no_provider_client`: the connection holds nothing to reach its provider with; `webhooks_not_per_connection`: the provider's webhooks are not set per connection (a GitHub App's are set on the App), or the secret is a signing token the provider's API cannot set", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`no_public_url`: the server has no `PICKET_PUBLIC_URL` for providers to deliver to; `no_provider_client`: the connection holds nothing to reach its provider with; `webhooks_not_per_connection`: the provider's webhooks are not set per connection (a GitHub App's are set on the App, a plain git connection has none), or the secret is a signing token the provider's API cannot set", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider refused: `provider_unauthorized`, `provider_forbidden` (the token may not manage hooks), `provider_not_found`, `provider_rejected`, `provider_bad_response`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`provider_rate_limited`, `provider_unavailable`, `provider_unreachable`: try again later; `providers_unavailable`; `timeout`", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -162,14 +178,33 @@ async fn install_webhooks(
         return Err(not_found_as(picket_db::DbError::NotFound, "connection"));
     }
     let not_per_connection = |why: String| ApiError::conflict("webhooks_not_per_connection", why);
+    let no_secret = || not_per_connection("the connection holds no webhook secret".into());
+    // Azure DevOps: the password drawn for this call (the stored hash cannot be sent).
+    let mut drawn: Option<(secrecy::SecretString, String)> = None;
     let secret =
         match (target.provider, target.credentials.as_ref()) {
             (picket_core::Provider::Gitlab, Some(text)) => {
                 serde_json::from_str::<picket_vcs::gitlab::GitLabCredentials>(
                     secrecy::ExposeSecret::expose_secret(text),
                 )
-                .map_err(|_| not_per_connection("the connection holds no webhook secret".into()))?
+                .map_err(|_| no_secret())?
                 .webhook_secret
+            }
+            (picket_core::Provider::Bitbucket, Some(text)) => {
+                serde_json::from_str::<picket_vcs::bitbucket::BitbucketCredentials>(
+                    secrecy::ExposeSecret::expose_secret(text),
+                )
+                .map_err(|_| no_secret())?
+                .webhook_secret
+            }
+            (picket_core::Provider::AzureDevops, Some(text)) => {
+                serde_json::from_str::<picket_vcs::azure::AzureCredentials>(
+                    secrecy::ExposeSecret::expose_secret(text),
+                )
+                .map_err(|_| no_secret())?;
+                let (password, hash) = picket_vcs::azure::webhook::generate_password();
+                drawn = Some((password.clone(), hash));
+                password
             }
             _ => return Err(not_per_connection(
                 "this provider's webhooks are not set per connection (a GitHub App's are set on \
@@ -202,11 +237,56 @@ async fn install_webhooks(
             ErrorCode::BadConfig => not_per_connection(e.message),
             _ => e.into(),
         })?;
+    let mut webhook_password = None;
+    if let Some((password, hash)) = drawn.filter(|_| !hook_ids.is_empty()) {
+        store_password_hash(&state, caller.org_id, id, hash).await?;
+        webhook_password = Some(crate::routes::connections::ShownOnce::new(password));
+    }
     tracing::info!(connection_id = %id, hooks = hook_ids.len(), "webhooks installed");
     Ok(Json(InstalledWebhooks {
         webhook_url: url,
         hook_ids,
+        webhook_password,
     }))
+}
+
+/// Makes `hash` an Azure DevOps connection's service-hook password hash, the current one valid
+/// for the rotation overlap, as `POST .../webhook-secret/rotate` does: read again under a row
+/// lock, so a change made while the provider was being called is kept.
+async fn store_password_hash(
+    state: &AppState,
+    org: OrgId,
+    id: ConnectionId,
+    hash: String,
+) -> Result<(), ApiError> {
+    use secrecy::ExposeSecret;
+    let overlap = time::Duration::try_from(state.webhooks().secret_overlap)
+        .map_err(|e| ApiError::internal(&e))?;
+    let mut tx = state.db().pool().begin().await?;
+    let (_, stored) = connections::credentials_for_update(&mut tx, state.cipher(), org, id)
+        .await
+        .map_err(|e| not_found_as(e, "connection"))?;
+    let gone = || {
+        ApiError::conflict(
+            "webhooks_not_per_connection",
+            "the connection's credentials changed while its subscriptions were being written: \
+             call again",
+        )
+    };
+    let mut credentials: picket_vcs::azure::AzureCredentials = stored
+        .as_ref()
+        .and_then(|text| serde_json::from_str(text.expose_secret()).ok())
+        .ok_or_else(gone)?;
+    credentials.rotate_webhook_password(
+        secrecy::SecretString::from(hash),
+        OffsetDateTime::now_utc(),
+        overlap,
+    );
+    let sealed = crate::routes::connections::sealable(&credentials)?;
+    connections::replace_credentials(&mut *tx, state.cipher(), org, id, &sealed).await?;
+    tx.commit().await?;
+    state.webhook_targets().forget(id);
+    Ok(())
 }
 
 /// One installation of the connection's App.

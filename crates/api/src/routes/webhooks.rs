@@ -1,10 +1,14 @@
-//! `POST /webhooks/github/{connection}` (GitHub App deliveries) and
-//! `POST /webhooks/gitlab/{connection}` (GitLab project and group hooks).
+//! `POST /webhooks/github/{connection}` (GitHub App deliveries),
+//! `POST /webhooks/gitlab/{connection}` (GitLab project and group hooks),
+//! `POST /webhooks/bitbucket/{connection}` (Bitbucket Cloud repository hooks) and
+//! `POST /webhooks/azure_devops/{connection}` (Azure DevOps service-hook subscriptions).
 //!
 //! No bearer token: a delivery is authenticated by the provider's scheme (GitHub:
 //! `X-Hub-Signature-256` over the raw body; GitLab: the hook's secret token, or a Standard
-//! Webhooks signature) under the connection's webhook secret (or, during a rotation's overlap,
-//! the previous one). In order:
+//! Webhooks signature; Bitbucket: `X-Hub-Signature`, HMAC-SHA256 of the raw body; Azure DevOps:
+//! the subscription's Basic authentication, whose password Picket drew and keeps only the hash
+//! of) under the connection's webhook secret (or, during a rotation's overlap, the previous
+//! one). In order:
 //!
 //! 1. the body is read whole (at most [`WEBHOOK_BODY_LIMIT_BYTES`], GitHub's payload cap; more is
 //!    413 `body_too_large`);
@@ -13,9 +17,17 @@
 //! 3. the signature is verified over the bytes as received, before anything parses them; a
 //!    refusal is 401 with the [`SignatureError`] code and writes nothing;
 //! 4. the delivery is parsed: an unreadable one is logged in the delivery log and answered 400
-//!    with the [`ParseError`] code (GitLab: 200 with that code, since GitLab disables a hook
-//!    after 4 failed deliveries and an authentic delivery must never count as one);
-//! 5. in one transaction: the delivery is logged (a delivery id already logged is a redelivery,
+//!    with the [`ParseError`] code (GitLab and Azure DevOps: 200 with that code, since GitLab
+//!    disables a hook after 4 failed deliveries, and Azure disables a subscription on a 410 and
+//!    drops new events while one is on probation after other failures: an authentic delivery
+//!    must never count as one);
+//! 5. Bitbucket only: a pull request's head arrives abbreviated (12 hex digits); for a
+//!    repository that is a project, it is resolved to the full SHA through the connection's
+//!    token before anything is written (at most [`RESOLVE_WAIT`]; a failure is 503
+//!    `webhook_unavailable`, which Bitbucket resends). Scans, their checks and the worker's
+//!    checkout all need the full SHA. The abbreviated target tip is dropped (the merge base is
+//!    computed when the scan runs);
+//! 6. in one transaction: the delivery is logged (a delivery id already logged is a redelivery,
 //!    answered 200 `duplicate`, nothing else done) and acted on: a pull request's head queues its
 //!    diff scan (superseding the PR's older scans), an installation's events add, disable or
 //!    enable projects, a triage reply is recorded for the control plane's triage loop, a ping is
@@ -23,7 +35,8 @@
 //!
 //! Picket's own faults (the database unreachable, a pool timeout, a serialization failure) are
 //! 503 `webhook_unavailable`, never 4xx or 500: the transaction rolled back, so the provider's
-//! redelivery is taken as new. Nothing here calls the provider or the executor: a delivery is
+//! redelivery is taken as new. Nothing here calls the executor, and nothing calls the provider
+//! but step 5 (one request, whose answer the connection's client keeps): a delivery is
 //! answered within milliseconds, and the scheduler picks the scan up.
 
 use crate::error::{ApiError, Problem};
@@ -49,9 +62,9 @@ use picket_vcs::event::{
     PullRequestEvent, ReplyEvent, RepoRef, WebhookEvent,
 };
 use picket_vcs::github::{self, AppCredentials};
-use picket_vcs::gitlab;
-use picket_vcs::provider::Repository;
+use picket_vcs::provider::{RepoLocator, Repository};
 use picket_vcs::webhook::{ParseError, SignatureError, WebhookSecrets};
+use picket_vcs::{azure, bitbucket, gitlab};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use sqlx::{Connection, PgConnection};
@@ -72,13 +85,21 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(receive_github).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT_BYTES)))
         .routes(routes!(receive_gitlab).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT_BYTES)))
+        .routes(routes!(receive_bitbucket).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT_BYTES)))
+        .routes(routes!(receive_azure).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT_BYTES)))
 }
+
+/// How long a Bitbucket delivery waits for its abbreviated head to be resolved (Bitbucket gives
+/// its receiver 10 s).
+pub const RESOLVE_WAIT: Duration = Duration::from_secs(5);
 
 /// The provider a webhook route receives for, and how it differs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
     Github,
     Gitlab,
+    Bitbucket,
+    Azure,
 }
 
 impl Source {
@@ -86,6 +107,18 @@ impl Source {
         match self {
             Source::Github => Provider::Github,
             Source::Gitlab => Provider::Gitlab,
+            Source::Bitbucket => Provider::Bitbucket,
+            Source::Azure => Provider::AzureDevops,
+        }
+    }
+
+    /// The provider's name as people write it.
+    fn label(self) -> &'static str {
+        match self {
+            Source::Github => "GitHub",
+            Source::Gitlab => "GitLab",
+            Source::Bitbucket => "Bitbucket",
+            Source::Azure => "Azure DevOps",
         }
     }
 
@@ -99,6 +132,9 @@ impl Source {
         match self {
             Source::Github => github::webhook::verify(headers, body, secrets, now),
             Source::Gitlab => gitlab::webhook::verify(headers, body, secrets, now),
+            Source::Bitbucket => bitbucket::webhook::verify(headers, body, secrets, now),
+            // Basic authentication: the body carries no signature.
+            Source::Azure => azure::webhook::verify(headers, secrets, now),
         }
     }
 
@@ -106,29 +142,40 @@ impl Source {
         match self {
             Source::Github => github::webhook::parse(headers, body),
             Source::Gitlab => gitlab::webhook::parse(headers, body),
+            Source::Bitbucket => bitbucket::webhook::parse(headers, body),
+            Source::Azure => azure::webhook::parse(headers, body),
         }
     }
 
     /// The delivery id's and event name's headers, for logging a delivery that could not be
-    /// read.
-    fn id_and_event_headers(self) -> (&'static str, &'static str) {
+    /// read; `None` for a provider that sends them in the body only (Azure DevOps: `id`,
+    /// `eventType`), whose unreadable deliveries are logged without them.
+    fn id_and_event_headers(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Source::Github => (
+            Source::Github => Some((
                 github::webhook::DELIVERY_HEADER,
                 github::webhook::EVENT_HEADER,
-            ),
-            Source::Gitlab => (
+            )),
+            Source::Gitlab => Some((
                 gitlab::webhook::IDEMPOTENCY_HEADER,
                 gitlab::webhook::EVENT_HEADER,
-            ),
+            )),
+            Source::Bitbucket => Some((
+                bitbucket::webhook::REQUEST_UUID_HEADER,
+                bitbucket::webhook::EVENT_HEADER,
+            )),
+            Source::Azure => None,
         }
     }
 
     /// Whether an authentic delivery that cannot be read is still answered 2xx: GitLab disables
     /// a hook after 4 consecutive failures, any 4xx included (GitLab 17.11+), and a payload it
-    /// keeps sending would otherwise cut off every later delivery.
+    /// keeps sending would otherwise cut off every later delivery; Azure DevOps disables a
+    /// subscription at once on a 410 and puts it on probation (dropping new events) after any
+    /// other failure but 408, 502, 503 and 504. Bitbucket disables nothing and resends only
+    /// after a 5xx: a 400 costs nothing there.
     fn accepts_unreadable(self) -> bool {
-        matches!(self, Source::Gitlab)
+        matches!(self, Source::Gitlab | Source::Azure)
     }
 
     /// The webhook secrets of a connection's stored credentials, when it is this provider's and
@@ -148,6 +195,15 @@ impl Source {
                     .ok()
                     .map(|c| c.webhook_secrets())
             }
+            Source::Bitbucket => {
+                serde_json::from_str::<bitbucket::BitbucketCredentials>(text.expose_secret())
+                    .ok()
+                    .map(|c| c.webhook_secrets())
+            }
+            // The password's hashes, which `azure::webhook::verify` compares against.
+            Source::Azure => serde_json::from_str::<azure::AzureCredentials>(text.expose_secret())
+                .ok()
+                .map(|c| c.webhook_secrets()),
         }
     }
 }
@@ -242,10 +298,7 @@ fn no_webhook(source: Source) -> ApiError {
         "not_found",
         format!(
             "no {} connection with a webhook secret has this id",
-            match source {
-                Source::Github => "GitHub",
-                Source::Gitlab => "GitLab",
-            }
+            source.label()
         ),
     )
 }
@@ -317,6 +370,75 @@ async fn receive_gitlab(
     answer(&state, Source::Gitlab, connection, &headers, body).await
 }
 
+/// Receive a Bitbucket Cloud webhook delivery (a repository hook). Authenticated by
+/// `X-Hub-Signature` (`sha256=` and the hex HMAC-SHA256 of the raw body under the hook's secret,
+/// the connection's webhook secret). Needs `X-Request-UUID` (the delivery's id) and
+/// `X-Event-Key`. A pull request's abbreviated head is resolved to the full SHA through the
+/// connection's token before the scan is queued (a repository that is no project is not asked
+/// about); when Bitbucket cannot be asked, the answer is 503 and Bitbucket resends. At most
+/// 25 MiB (Bitbucket sends at most 256 KB).
+#[utoipa::path(post, path = "/webhooks/bitbucket/{connection}", tag = "webhooks",
+    security(()),
+    params(
+        ApiPath<WebhookConnection>,
+        ("X-Hub-Signature" = String, Header, description = "`sha256=` and the 64 hex digits of the body's HMAC-SHA256 under the hook's secret"),
+        ("X-Request-UUID" = String, Header, description = "The delivery's id, the same on a resend"),
+        ("X-Event-Key" = String, Header, description = "The event (`pullrequest:created`, `pullrequest:updated`, `pullrequest:comment_created`, ...)"),
+    ),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "The event's payload as Bitbucket sends it, at most 25 MiB"),
+    responses(
+        (status = 200, description = "Nothing to do: `duplicate`, `duplicate_head` (a title edit: the head is the one already scanned), `stale_head`, `duplicate_reply`, `project_unknown`, `project_disabled`, `not_a_command`, an ignored event, ...", body = DeliveryAccepted),
+        (status = 202, description = "Acted on: `scan_queued`, `triage_queued`", body = DeliveryAccepted),
+        (status = 400, description = "`header_missing`, `header_invalid`, `body_not_json`, `payload_invalid`: the delivery could not be read (it is logged); `invalid_path`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`signature_missing`, `signature_sha1_only`, `signature_malformed`, `signature_mismatch`: nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no Bitbucket connection with a webhook secret has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: over 25 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`webhook_unavailable`: Picket cannot take it now (its database, or Bitbucket when resolving the head) and kept nothing; Bitbucket resends it. `timeout`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn receive_bitbucket(
+    State(state): State<AppState>,
+    ApiPath(WebhookConnection(connection)): ApiPath<WebhookConnection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(&state, Source::Bitbucket, connection, &headers, body).await
+}
+
+/// Receive an Azure DevOps service-hook delivery (a Web Hooks subscription). Authenticated by
+/// HTTP Basic authentication: user `picket` and the password Picket drew for the connection
+/// (shown once when the connection was created, or its webhook secret rotated, or its webhooks
+/// installed); only its hash is kept. The delivery's id and event are the body's `id` and
+/// `eventType`. Every authentic delivery is answered 2xx (Azure disables a subscription on a 410
+/// and drops new events while one is on probation after other failures): one that cannot be
+/// read is logged and answered 200 with the reason. Only Picket's own faults are 503, which
+/// Azure retries. At most 25 MiB (Azure sends at most 2 MB).
+#[utoipa::path(post, path = "/webhooks/azure_devops/{connection}", tag = "webhooks",
+    security(()),
+    params(
+        ApiPath<WebhookConnection>,
+        ("Authorization" = String, Header, description = "`Basic` and the base64 of `picket:<password>`"),
+    ),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "The event as Azure DevOps sends it (resource details: all; comment events: resource version 2.0), at most 25 MiB"),
+    responses(
+        (status = 200, description = "Nothing to do, or the delivery could not be read (`body_not_json`, `payload_invalid`; logged): `duplicate`, `duplicate_head` (a vote, a reviewer, a title: the head is the one already scanned), `stale_head`, `duplicate_reply`, `project_unknown`, `project_disabled`, `not_a_command`, `closed_pull_request`, `merge_not_computed`, `comment_deleted`, an ignored event, ...", body = DeliveryAccepted),
+        (status = 202, description = "Acted on: `scan_queued`, `triage_queued`", body = DeliveryAccepted),
+        (status = 400, description = "`invalid_path`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`signature_missing`, `signature_malformed`, `signature_mismatch`: no Basic authentication, or another user name or password; nothing was written", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`not_found`: no Azure DevOps connection with a webhook password has this id", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "`body_too_large`: over 25 MiB", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`webhook_unavailable`: Picket cannot take it now and kept nothing; Azure retries it. `timeout`", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn receive_azure(
+    State(state): State<AppState>,
+    ApiPath(WebhookConnection(connection)): ApiPath<WebhookConnection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    answer(&state, Source::Azure, connection, &headers, body).await
+}
+
 /// Receives a delivery and answers it, counting the outcome by provider.
 async fn answer(
     state: &AppState,
@@ -365,10 +487,13 @@ async fn receive(
         )
     })?;
     let target = &opened.target.target;
-    let delivery = match source.parse(headers, &body) {
+    let mut delivery = match source.parse(headers, &body) {
         Ok(d) => d,
         Err(e) => return unreadable(state, source, target, headers, &body, e).await,
     };
+    if source == Source::Bitbucket {
+        resolve_head(state, target, &mut delivery).await?;
+    }
     let span = tracing::Span::current();
     span.record("org_id", tracing::field::display(target.org_id));
     match act_in_transaction(state, target, &delivery, &body).await {
@@ -504,12 +629,17 @@ async fn unreadable(
     body: &[u8],
     e: ParseError,
 ) -> Result<DeliveryAccepted, Refusal> {
-    let (id_header, event_header) = source.id_and_event_headers();
+    let (delivery_id, event) = match source.id_and_event_headers() {
+        Some((id_header, event_header)) => {
+            (header(headers, id_header), header(headers, event_header))
+        }
+        None => (None, None),
+    };
     let new = NewDelivery {
         org_id: target.org_id,
         connection_id: target.id,
-        delivery_id: header(headers, id_header),
-        event: header(headers, event_header),
+        delivery_id,
+        event,
         action: None,
         body,
     };
@@ -524,6 +654,76 @@ async fn unreadable(
         e.code,
         ApiError::new(StatusCode::BAD_REQUEST, e.code, e.message),
     ))
+}
+
+/// A Bitbucket pull request's head, which the delivery abbreviates, resolved to the full SHA
+/// through the connection's token (kept by its client once known, so a resend or a title edit
+/// asks nothing). Not asked for a repository that is no project of the connection (the
+/// delivery is answered `project_unknown`). The target's tip, abbreviated too, is dropped: only
+/// shown on the scan, and not what the scan compares against. 503 `webhook_unavailable` when
+/// Bitbucket cannot answer within [`RESOLVE_WAIT`] or refuses; nothing was written, and
+/// Bitbucket resends after a 5xx.
+async fn resolve_head(
+    state: &AppState,
+    target: &WebhookTarget,
+    delivery: &mut Delivery,
+) -> Result<(), Refusal> {
+    let WebhookEvent::PullRequest(pr) = &mut delivery.payload else {
+        return Ok(());
+    };
+    if !picket_vcs::webhook::is_full_sha(&pr.base_sha) {
+        pr.base_sha.clear();
+    }
+    if picket_vcs::webhook::is_full_sha(&pr.head_sha) {
+        return Ok(());
+    }
+    let known = webhooks::known_repos(
+        state.db().pool(),
+        target.id,
+        std::slice::from_ref(&pr.repository.id),
+    )
+    .await
+    .map_err(|e| ("unavailable", unavailable(&e)))?;
+    if known.is_empty() {
+        return Ok(());
+    }
+    let Some(providers) = state.providers() else {
+        return Err((
+            "unavailable",
+            unavailable(&"this API process cannot reach providers to resolve the head"),
+        ));
+    };
+    let locator = RepoLocator {
+        id: pr.repository.id.clone(),
+        full_name: pr.repository.full_name.clone(),
+        installation_id: None,
+    };
+    let asked = async {
+        providers
+            .source(target.id)
+            .await?
+            .full_commit_sha(&locator, &pr.head_sha)
+            .await
+    };
+    let resolved = tokio::time::timeout(RESOLVE_WAIT, asked).await;
+    match resolved {
+        Ok(Ok(full)) if picket_vcs::webhook::is_full_sha(&full) => {
+            pr.head_sha = full;
+            Ok(())
+        }
+        Ok(Ok(_)) => Err((
+            "unavailable",
+            unavailable(&"Bitbucket answered a commit that is not a full SHA"),
+        )),
+        Ok(Err(e)) => {
+            tracing::warn!(connection_id = %target.id, code = e.code.as_str(), "the pull request's head could not be resolved");
+            Err(("unavailable", unavailable(&e)))
+        }
+        Err(_) => Err((
+            "unavailable",
+            unavailable(&"Bitbucket did not resolve the head in time"),
+        )),
+    }
 }
 
 /// Logs the delivery and acts on it, in one transaction.

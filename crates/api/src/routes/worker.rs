@@ -180,12 +180,14 @@ async fn provider_merge_base(state: &AppState, worker: &Worker, spec: &ScanSpec)
             return None;
         }
     };
-    // GitHub answers through the installation the repository is reached by; GitLab through
-    // the connection's token.
+    // GitHub answers through the installation the repository is reached by; GitLab, Bitbucket
+    // and Azure DevOps through the connection's token.
     let askable = match repo.provider {
         picket_core::Provider::Github => repo.installation_id.is_some(),
-        picket_core::Provider::Gitlab => true,
-        _ => false,
+        picket_core::Provider::Gitlab
+        | picket_core::Provider::Bitbucket
+        | picket_core::Provider::AzureDevops => true,
+        picket_core::Provider::Git => false,
     };
     if !repo.has_credentials || !askable {
         return None;
@@ -234,6 +236,19 @@ async fn provider_merge_base(state: &AppState, worker: &Worker, spec: &ScanSpec)
     }
 }
 
+/// Whether a provider's connections are reached through a client (picket-vcs's registry): a
+/// credential minted per scan (GitHub's installation token; the others lend the connection's
+/// token or PAT through their client, which knows its field), and pull request feedback.
+fn takes_pr_feedback(provider: picket_core::Provider) -> bool {
+    matches!(
+        provider,
+        picket_core::Provider::Github
+            | picket_core::Provider::Gitlab
+            | picket_core::Provider::Bitbucket
+            | picket_core::Provider::AzureDevops
+    )
+}
+
 /// The clone credential of the scan's repository. Never log it.
 #[utoipa::path(get, path = "/api/v1/worker/scan/credential", tag = "worker",
     security(("scan_token" = [])),
@@ -250,11 +265,7 @@ async fn scan_credential(
 ) -> Result<Json<CloneCredential>, ApiError> {
     let repo =
         worker::repository_of(state.db().pool(), worker.scan.org_id, worker.scan.scan_id).await?;
-    if matches!(
-        repo.provider,
-        picket_core::Provider::Github | picket_core::Provider::Gitlab
-    ) && repo.has_credentials
-    {
+    if takes_pr_feedback(repo.provider) && repo.has_credentials {
         // A token for this one repository, minted for this scan: clone, and for a PR scan its
         // comments (pull requests write), for one hour. The App's key stays here.
         // A GitHub connection holding a plain token instead of an App's credentials lends that
@@ -335,12 +346,7 @@ async fn begin_feedback(
     };
     let pool = state.db().pool();
     let repo = worker::repository_of(pool, worker.scan.org_id, worker.scan.scan_id).await?;
-    if repo.pr_number.is_none()
-        || !matches!(
-            repo.provider,
-            picket_core::Provider::Github | picket_core::Provider::Gitlab
-        )
-    {
+    if repo.pr_number.is_none() || !takes_pr_feedback(repo.provider) {
         return Err(no_pr_check());
     }
     let providers = state.require_providers()?;

@@ -1105,6 +1105,17 @@ impl SourceProvider for Azure {
         self.account().await
     }
 
+    /// [`Azure::ensure_subscriptions`]: `secret` is the service hooks' Basic authentication
+    /// password (never its hash).
+    async fn ensure_webhooks(
+        &self,
+        url: &str,
+        secret: &SecretString,
+        repos: &[RepoLocator],
+    ) -> Result<Vec<String>> {
+        self.ensure_subscriptions(url, secret, repos).await
+    }
+
     fn api_calls(&self) -> u64 {
         self.api.calls()
     }

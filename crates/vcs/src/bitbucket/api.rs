@@ -833,6 +833,21 @@ impl SourceProvider for Bitbucket {
         self.username().await
     }
 
+    /// [`Bitbucket::ensure_webhook`]: one hook per repository.
+    async fn ensure_webhooks(
+        &self,
+        url: &str,
+        secret: &SecretString,
+        repos: &[RepoLocator],
+    ) -> Result<Vec<String>> {
+        self.ensure_webhook(url, secret, repos).await
+    }
+
+    /// [`Bitbucket::resolve_commit`]: a webhook's abbreviated hash to the full SHA.
+    async fn full_commit_sha(&self, repo: &RepoLocator, hash: &str) -> Result<String> {
+        self.resolve_commit(repo, hash).await
+    }
+
     fn api_calls(&self) -> u64 {
         self.rest.calls()
     }

@@ -1,5 +1,7 @@
 //! The Connections pages: the org's provider connections; adding one (plain git; a GitHub App
-//! by its credentials, or in one click through GitHub's App manifest flow; GitLab by a token); testing one; a
+//! by its credentials, or in one click through GitHub's App manifest flow; GitLab and Bitbucket
+//! Cloud by a token; Azure DevOps by a personal access token, whose service-hook password the
+//! server draws and this page shows once); testing one; a
 //! connection's repositories, added as projects in bulk (the chosen ones, all, or all and every
 //! future one). Every action goes through `/api/v1/connections...`.
 
@@ -161,6 +163,12 @@ pub struct AddForm {
     token: String,
     #[serde(default)]
     group: String,
+    #[serde(default)]
+    workspace: String,
+    #[serde(default)]
+    pat: String,
+    #[serde(default)]
+    project: String,
 }
 
 impl std::fmt::Debug for AddForm {
@@ -172,9 +180,35 @@ impl std::fmt::Debug for AddForm {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 struct Created {
     id: String,
+    name: String,
+    webhook_url: Option<String>,
+    webhook_username: Option<String>,
+    /// An Azure DevOps connection's service-hook password: in the create response only.
+    webhook_password: Option<String>,
+}
+
+impl std::fmt::Debug for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Created")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The page an Azure DevOps connection's creation lands on: the service-hook password, shown
+/// this once (a redirect's page could not see it: the API shows it in the create response only).
+#[derive(Template)]
+#[template(path = "connection_password.html")]
+struct PasswordPage {
+    layout: Layout,
+    id: String,
+    name: String,
+    webhook_url: String,
+    username: String,
+    password: String,
 }
 
 #[derive(Deserialize)]
@@ -256,6 +290,25 @@ pub async fn add(
                 },
             })
         }
+        "bitbucket" => serde_json::json!({
+            "provider": "bitbucket",
+            "name": name,
+            "base_url": base_url,
+            "credentials": {
+                "token": form.token.trim(),
+                "webhook_secret": form.webhook_secret.trim(),
+                "workspace": form.workspace.trim(),
+            },
+        }),
+        "azure_devops" => serde_json::json!({
+            "provider": "azure_devops",
+            "name": name,
+            "base_url": base_url,
+            "credentials": {
+                "pat": form.pat.trim(),
+                "project": form.project.trim(),
+            },
+        }),
         "gitlab" => {
             let group = form.group.trim();
             serde_json::json!({
@@ -290,6 +343,23 @@ pub async fn add(
         )
         .await
     {
+        Ok(Created {
+            id,
+            name,
+            webhook_url,
+            webhook_username,
+            webhook_password: Some(password),
+        }) => render(
+            StatusCode::CREATED,
+            &PasswordPage {
+                layout: Layout::new("Connection added", "connections", Some(&session)),
+                id,
+                name,
+                webhook_url: webhook_url.unwrap_or_default(),
+                username: webhook_username.unwrap_or_default(),
+                password,
+            },
+        ),
         Ok(c) => Redirect::to(&format!("/connections/{}?created=1", c.id)).into_response(),
         Err(r) => show_list(&state, &session, r.status(), None, Some(say(&r))).await,
     }

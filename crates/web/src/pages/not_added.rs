@@ -21,9 +21,13 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use time::OffsetDateTime;
 
-/// Whether Picket can list a connection's repositories (a GitHub App's credentials, a GitLab token).
+/// Whether Picket can list a connection's repositories (a GitHub App's credentials, a GitLab or
+/// Bitbucket token, an Azure DevOps PAT).
 pub fn lists_repositories(provider: Provider, has_credentials: bool) -> bool {
-    matches!(provider, Provider::Github | Provider::Gitlab) && has_credentials
+    matches!(
+        provider,
+        Provider::Github | Provider::Gitlab | Provider::Bitbucket | Provider::AzureDevops
+    ) && has_credentials
 }
 
 /// One repository not added.
