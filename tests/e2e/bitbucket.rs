@@ -16,6 +16,7 @@ const WORKSPACE: &str = "acme";
 const SLUG: &str = "web-shop";
 /// The fixtures' repository (its uuid, braces included).
 const REPO_UUID: &str = "{5d7c1e2a-9b3f-4c8e-a1d2-3f4e5a6b7c8d}";
+const PR: u64 = 42;
 /// The fixtures' abbreviated heads, and the full hashes behind them.
 const HEAD_1: &str = "7f3a9c2e41b8";
 const HEAD_2: &str = "e91a6d0c3f27";
@@ -476,6 +477,77 @@ async fn a_hook_is_installed_on_each_repository_and_updated_in_place(pool: PgPoo
     assert_eq!(
         hooks[0].secret.as_deref(),
         rotated["webhook_secret"].as_str()
+    );
+    assert!(server.violations().is_empty(), "{:?}", server.violations());
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn the_reconcile_sweep_finds_the_head_the_webhook_resolved(pool: PgPool) {
+    use picket_scheduler::reconcile::{sweep, ReconcileConfig};
+    use picket_test_support::bitbucket::TestPull;
+    let server = BitbucketServer::start(WORKSPACE).await;
+    let token = server_with_repo(&server);
+    let base = "ba5e".repeat(10);
+    server.add_commit(SLUG, &base);
+    // PR 42, whose webhook comes; PR 43, whose webhook was lost.
+    server.add_pull(
+        SLUG,
+        TestPull::open(PR, "feature/coupon-check", &full(HEAD_1), &base, "omar"),
+    );
+    server.add_pull(
+        SLUG,
+        TestPull::open(43, "feature/lost", &full(HEAD_2), &base, "omar"),
+    );
+    let app = TestApp::start(pool.clone()).await;
+    let (_conn, hook) = connection(&app, &server, &token).await;
+    hook.bitbucket(
+        "pullrequest:created",
+        "s1",
+        &fixture("pullrequest_created.json"),
+        Some(SECRET),
+    )
+    .await
+    .outcome(202, "scan_queued");
+
+    let registry = picket_vcs::Registry::new(
+        std::sync::Arc::new(picket_db::connections::CredentialStore::new(
+            pool.clone(),
+            std::sync::Arc::new(app.cipher()),
+        )),
+        picket_vcs::github::api::ClientOptions::new(picket_vcs::github::DEFAULT_API_URL),
+    );
+    let cfg = ReconcileConfig {
+        every: std::time::Duration::from_secs(300),
+        budget: 100,
+    };
+    let report = sweep(&picket_db::Db::from_pool(pool.clone()), &registry, &cfg)
+        .await
+        .unwrap();
+    assert_eq!(report.pull_requests, 2, "{report:?}");
+    assert_eq!(report.scans_queued, 1, "only the lost one: {report:?}");
+    let scans: Vec<(i32, String, String, String)> = sqlx::query_as(
+        "SELECT pr_number, git_ref, commit_sha, trigger::text FROM scans
+         WHERE kind = 'diff' ORDER BY pr_number",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        scans,
+        [
+            (
+                PR as i32,
+                "refs/heads/feature/coupon-check".to_owned(),
+                full(HEAD_1),
+                "pull_request".to_owned()
+            ),
+            (
+                43,
+                "refs/heads/feature/lost".to_owned(),
+                full(HEAD_2),
+                "reconcile".to_owned()
+            ),
+        ]
     );
     assert!(server.violations().is_empty(), "{:?}", server.violations());
 }
