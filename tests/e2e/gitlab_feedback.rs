@@ -6,55 +6,51 @@
 //! commit status, and the triage loop answering a reply. GitLab is picket-test-support's server,
 //! which checks every request against `@gitbeaker/core`'s endpoints.
 
-use crate::pr_feedback::{
-    commit, git, lines, APP_V1, APP_V2, BLOCK_RULE, COMMENT_RULE, MONITOR_RULE, MORE,
-};
+use crate::feedback::{self, git, lines, Check, LineThread, PrWorld, Rig, Verdict};
 use crate::webhooks::Hook;
-use picket_db::Db;
-use picket_scheduler::pr_checks::PrCheckConfig;
-use picket_scheduler::process::ProcessExecutor;
-use picket_scheduler::{SchedulerConfig, WorkerCommand};
-use picket_test_support::gitlab::{access, GitLabServer, TestDiscussion, TestMergeRequest};
-use picket_tests::{id_of, picket_binary, semgrep_binary, TestApp, RULES_DIR};
+use picket_test_support::gitlab::{access, GitLabServer, TestMergeRequest};
+use picket_tests::id_of;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "gitlab-hook-secret-0123456789";
 const IID: u64 = 7;
 
 struct World {
-    app: TestApp,
+    rig: Rig,
     server: GitLabServer,
     hook: Hook,
     project: u64,
-    dir: tempfile::TempDir,
-    stop: CancellationToken,
-    scheduler: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::ops::Deref for World {
+    type Target = Rig;
+    fn deref(&self) -> &Rig {
+        &self.rig
+    }
+}
+
+impl std::ops::DerefMut for World {
+    fn deref_mut(&mut self) -> &mut Rig {
+        &mut self.rig
+    }
 }
 
 impl World {
     async fn new(pool: PgPool) -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("app");
-        std::fs::create_dir(&repo).unwrap();
-        git(&repo, &["init", "-q", "-b", "main"]);
-        commit(&repo, &[("README.md", "# app\n")], "base");
-        let clone_url = reqwest::Url::from_file_path(&repo).unwrap().to_string();
-
+        let mut rig = Rig::new(pool, "gitlab-feedback-e2e").await;
         let server = GitLabServer::start().await;
         let bot = server.add_bot("picket-bot");
         let token = server.add_token(bot, &["api", "read_repository"]);
         let group = server.add_group("acme");
         server.add_group_member(group, bot, access::DEVELOPER);
         let project = server.add_project("acme", "app");
-        server.update_project(project, |p| p.http_url_to_repo = clone_url.clone());
+        let clone_url = rig.clone_url();
+        server.update_project(project, |p| p.http_url_to_repo = clone_url);
         let alice = server.add_user("alice");
         server.add_project_member(project, alice, access::MAINTAINER);
 
-        let app = TestApp::start(pool).await;
+        let app = &rig.app;
         let conn = app
             .admin()
             .post(
@@ -75,75 +71,24 @@ impl World {
             )
             .await
             .expect(201);
-        app.admin()
-            .put(
-                "/api/v1/policies/team",
-                json!({"rules": {BLOCK_RULE: "block", COMMENT_RULE: "comment"}}),
-            )
-            .await
-            .expect(201);
+        rig.block_and_comment().await;
         let hook = Hook {
             http: reqwest::Client::new(),
             url: format!("{}{}", app.base, conn["webhook_url"].as_str().unwrap()),
             secret: SECRET.to_owned(),
         };
-        let mut world = World {
-            app,
+        rig.start_scheduler().await;
+        World {
+            rig,
             server,
             hook,
             project,
-            dir,
-            stop: CancellationToken::new(),
-            scheduler: None,
-        };
-        world.start_scheduler().await;
-        world
-    }
-
-    fn repo(&self) -> std::path::PathBuf {
-        self.dir.path().join("app")
-    }
-
-    async fn start_scheduler(&mut self) {
-        let installation = picket_db::installation::id(&self.app.pool).await.unwrap();
-        let semgrep = std::fs::canonicalize(semgrep_binary()).unwrap();
-        let worker = WorkerCommand {
-            program: picket_binary(),
-            args: vec!["worker".into()],
-            env: vec![
-                ("PICKET_API_URL".into(), self.app.base.clone()),
-                ("PICKET_SEMGREP".into(), semgrep.display().to_string()),
-                ("PICKET_RULES_DIR".into(), RULES_DIR.into()),
-                ("PICKET_ALLOW_LOCAL_REPOS".into(), "true".into()),
-            ],
-        };
-        let mut cfg = SchedulerConfig::new("gitlab-feedback-e2e");
-        cfg.slots = 2;
-        cfg.poll = Duration::from_millis(100);
-        cfg.providers = Some(Arc::new(picket_vcs::Registry::new(
-            Arc::new(picket_db::connections::CredentialStore::new(
-                self.app.pool.clone(),
-                Arc::new(self.app.cipher()),
-            )),
-            picket_vcs::client::ClientOptions::new(picket_vcs::gitlab::DEFAULT_API_URL),
-        )));
-        cfg.reconcile.every = Duration::ZERO;
-        cfg.pr_checks = PrCheckConfig {
-            idle: Duration::from_millis(100),
-            recheck: Duration::from_millis(300),
-            public_url: Some("https://picket.example".into()),
-        };
-        self.scheduler = Some(tokio::spawn(picket_scheduler::run(
-            Db::from_pool(self.app.pool.clone()),
-            ProcessExecutor::new(installation, worker),
-            cfg,
-            self.stop.clone(),
-        )));
+        }
     }
 
     /// Points the merge request at `head` (its ref, a new diff version, the diff's lines) and
     /// delivers `Merge Request Hook` `action` (`update` carries `oldrev`).
-    async fn push(&self, action: &str, delivery: &str, head: &str, files: &[(&str, &str)]) {
+    async fn deliver_head(&self, action: &str, delivery: &str, head: &str, files: &[(&str, &str)]) {
         git(
             &self.repo(),
             &[
@@ -168,17 +113,32 @@ impl World {
             self.server
                 .set_diff_lines(self.project, IID, head, path, &lines(text));
         }
-        let mut payload = merge_request_payload(self.project, head);
+        let mut payload = self.payload(head);
         payload["object_attributes"]["action"] = json!(action);
-        payload["object_attributes"]["updated_at"] = json!(time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap());
         if let Some(old) = previous {
             payload["object_attributes"]["oldrev"] = json!(old);
         }
         self.deliver("Merge Request Hook", delivery, &payload)
             .await
             .outcome(202, "scan_queued");
+    }
+
+    /// picket-vcs's merge request fixture, for this project at `head`, updated now.
+    fn payload(&self, head: &str) -> Value {
+        let mut p = fixture("merge_request_open.json");
+        p["project"]["id"] = json!(self.project);
+        p["project"]["path_with_namespace"] = json!("acme/app");
+        let mr = &mut p["object_attributes"];
+        mr["iid"] = json!(IID);
+        mr["source_project_id"] = json!(self.project);
+        mr["target_project_id"] = json!(self.project);
+        mr["source_branch"] = json!("feature");
+        mr["target_branch"] = json!("main");
+        mr["last_commit"]["id"] = json!(head);
+        mr["updated_at"] = json!(time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap());
+        p
     }
 
     async fn deliver(&self, event: &str, id: &str, payload: &Value) -> crate::webhooks::Answer {
@@ -193,46 +153,73 @@ impl World {
             )
             .await
     }
+}
 
-    /// The finished commit status `Picket` of `head`, waiting for it.
-    async fn finished_status(&self, head: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(150);
-        loop {
-            if let Some(s) = self.server.latest_status(self.project, head, "Picket") {
-                if matches!(s.status.as_str(), "success" | "failed" | "canceled") {
-                    return s.status;
-                }
-            }
-            if Instant::now() > deadline {
-                let scans: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
-                    "SELECT kind::text, state::text, error_code, error_message FROM scans",
-                )
-                .fetch_all(&self.app.pool)
-                .await
-                .unwrap();
-                panic!(
-                    "no finished status for {head}\nscans: {scans:#?}\nstatuses: {:#?}\n\
-                     requests: {:#?}",
-                    self.server.statuses(self.project),
-                    self.server
-                        .requests()
-                        .iter()
-                        .map(|r| format!("{} {} {}", r.method, r.path, r.status))
-                        .collect::<Vec<_>>()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/../crates/vcs/tests/vcs/fixtures/gitlab/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+impl PrWorld for World {
+    async fn open(&self, delivery: &str, head: &str, files: &[(&str, &str)]) {
+        self.deliver_head("open", delivery, head, files).await
     }
 
-    /// Picket's discussions on lines, oldest first.
-    fn threads(&self) -> Vec<TestDiscussion> {
+    async fn push(&self, delivery: &str, head: &str, files: &[(&str, &str)]) {
+        self.deliver_head("update", delivery, head, files).await
+    }
+
+    /// An `update` without `oldrev` (a title edit).
+    async fn edit_metadata(&self, delivery: &str) -> String {
+        let head = self.server.merge_request(self.project, IID).sha;
+        let mut payload = self.payload(&head);
+        payload["object_attributes"]["action"] = json!("update");
+        payload["object_attributes"]["title"] = json!("A better title");
+        payload["changes"] = json!({"title": {"previous": "Add app", "current": "A better title"}});
+        self.deliver("Merge Request Hook", delivery, &payload)
+            .await
+            .outcome(200, "metadata_only");
+        "metadata_only".into()
+    }
+
+    /// The commit status `Picket` of `head`.
+    fn check(&self, head: &str) -> Option<Check> {
+        self.server
+            .latest_status(self.project, head, "Picket")
+            .map(|s| Check {
+                verdict: match s.status.as_str() {
+                    "pending" | "running" => Verdict::Pending,
+                    "success" => Verdict::Passed,
+                    "failed" => Verdict::Failed,
+                    other => Verdict::Other(other.into()),
+                },
+                text: s.description.unwrap_or_default(),
+            })
+    }
+
+    /// Picket's discussions on lines.
+    fn threads(&self) -> Vec<LineThread> {
         self.server
             .discussions(self.project, IID)
             .into_iter()
             .filter(|d| {
                 d.notes[0].author == "picket-bot"
                     && d.notes[0].body.starts_with("<!-- picket:finding ")
+            })
+            .map(|d| {
+                let resolved = d.resolved();
+                let note = &d.notes[0];
+                let position = note.position.clone().unwrap();
+                LineThread {
+                    id: d.id.clone(),
+                    path: position.new_path.unwrap_or_default(),
+                    line: position.new_line,
+                    body: note.body.clone(),
+                    resolved,
+                }
             })
             .collect()
     }
@@ -246,172 +233,69 @@ impl World {
             .collect()
     }
 
-    async fn stop(mut self) -> GitLabServer {
-        self.stop.cancel();
-        if let Some(s) = self.scheduler.take() {
-            s.await.unwrap();
-        }
-        self.server
+    /// Alice (a maintainer) answers in the discussion; the `Note Hook` follows.
+    async fn reply(&self, delivery: &str, thread: &LineThread, text: &str) {
+        let reply = self
+            .server
+            .add_reply(self.project, IID, &thread.id, "alice", text);
+        let mut note = fixture("note_diff.json");
+        note["project_id"] = json!(self.project);
+        note["project"]["id"] = json!(self.project);
+        note["merge_request"]["iid"] = json!(IID);
+        note["user"]["username"] = json!("alice");
+        note["user"]["id"] = json!(self.server.user_id("alice").unwrap());
+        note["object_attributes"]["id"] = json!(reply);
+        note["object_attributes"]["discussion_id"] = json!(thread.id);
+        note["object_attributes"]["note"] = json!(text);
+        self.deliver("Note Hook", delivery, &note)
+            .await
+            .outcome(202, "triage_queued");
     }
-}
 
-/// picket-vcs's merge request fixture, for `project` at `head`.
-fn merge_request_payload(project: u64, head: &str) -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../crates/vcs/tests/vcs/fixtures/gitlab/merge_request_open.json"
-    );
-    let mut p: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    p["project"]["id"] = json!(project);
-    p["project"]["path_with_namespace"] = json!("acme/app");
-    p["object_attributes"]["iid"] = json!(IID);
-    p["object_attributes"]["source_project_id"] = json!(project);
-    p["object_attributes"]["target_project_id"] = json!(project);
-    p["object_attributes"]["source_branch"] = json!("feature");
-    p["object_attributes"]["target_branch"] = json!("main");
-    p["object_attributes"]["last_commit"]["id"] = json!(head);
-    p
-}
+    fn answers(&self, thread: &LineThread) -> Vec<String> {
+        self.server
+            .discussions(self.project, IID)
+            .into_iter()
+            .find(|d| d.id == thread.id)
+            .map(|d| {
+                d.notes
+                    .into_iter()
+                    .skip(2)
+                    .filter(|n| n.author == "picket-bot")
+                    .map(|n| n.body)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 
-fn rule_of(body: &str) -> &'static str {
-    [BLOCK_RULE, COMMENT_RULE, MONITOR_RULE]
-        .into_iter()
-        .find(|r| body.contains(r))
-        .unwrap_or_else(|| panic!("no known rule in {body}"))
+    fn violations(&self) -> Vec<String> {
+        self.server.violations()
+    }
+
+    fn request_log(&self) -> Vec<String> {
+        self.server
+            .requests()
+            .iter()
+            .map(|r| format!("{} {} {}", r.method, r.path, r.status))
+            .collect()
+    }
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
 async fn a_merge_request_gets_discussions_a_summary_and_a_status_and_a_reply_triages(pool: PgPool) {
-    let w = World::new(pool).await;
-    let repo = w.repo();
-    git(&repo, &["checkout", "-q", "-b", "feature"]);
-    let head1 = commit(&repo, &[("app.py", APP_V1)], "add app");
-    w.push("open", "k-open", &head1, &[("app.py", APP_V1)])
-        .await;
+    feedback::opened_pushed_and_triaged(&mut World::new(pool).await).await
+}
 
-    // A new Block finding fails the status; one discussion per commented finding, on its line
-    // of the new file; none for Monitor; one summary note.
-    assert_eq!(w.finished_status(&head1).await, "failed");
-    let first = w.threads();
-    let placed: Vec<(Option<u64>, &str)> = first
-        .iter()
-        .map(|d| {
-            let n = &d.notes[0];
-            (
-                n.position.as_ref().and_then(|p| p.new_line),
-                rule_of(&n.body),
-            )
-        })
-        .collect();
-    assert_eq!(placed, [(Some(10), BLOCK_RULE), (Some(6), COMMENT_RULE)]);
-    assert!(first.iter().all(|d| d.notes[0]
-        .position
-        .as_ref()
-        .is_some_and(|p| p.head_sha == head1 && p.new_path.as_deref() == Some("app.py"))));
-    let summaries = w.summaries();
-    assert_eq!(summaries.len(), 1, "{summaries:#?}");
-    let first_summary = summaries[0].clone();
-
-    // A push fixes the Block finding and adds two in more.py.
-    let head2 = commit(
-        &repo,
-        &[("app.py", APP_V2), ("more.py", MORE)],
-        "fix run, add load",
-    );
-    w.push(
-        "update",
-        "k-push",
-        &head2,
-        &[("app.py", APP_V2), ("more.py", MORE)],
-    )
-    .await;
-    assert_eq!(w.finished_status(&head2).await, "failed");
-    let after = w.threads();
-    assert_eq!(after.len(), 4, "two added, none duplicated: {after:#?}");
-    let fixed = after.iter().find(|d| d.id == first[0].id).unwrap();
-    assert!(fixed.resolved(), "the fixed finding's thread is resolved");
-    let kept = after.iter().find(|d| d.id == first[1].id).unwrap();
-    assert!(
-        !kept.resolved(),
-        "the remaining finding's thread stays open"
-    );
-    let added: Vec<(Option<String>, Option<u64>)> = after[2..]
-        .iter()
-        .map(|d| {
-            let p = d.notes[0].position.clone().unwrap();
-            (p.new_path, p.new_line)
-        })
-        .collect();
-    assert_eq!(
-        added,
-        [
-            (Some("more.py".into()), Some(2)),
-            (Some("more.py".into()), Some(6))
-        ]
-    );
-    let summaries = w.summaries();
-    assert_eq!(summaries.len(), 1, "the summary is edited in place");
-    assert_ne!(summaries[0], first_summary);
-    // The first head's status was finished before the second's began; nothing is pending.
-    assert!(w
-        .server
-        .statuses(w.project)
-        .iter()
-        .all(|s| s.name == "Picket"));
-
-    // Alice (a maintainer) answers the Comment finding's thread with a triage command.
-    let thread = &after[1];
-    let reply = w.server.add_reply(
-        w.project,
-        IID,
-        &thread.id,
-        "alice",
-        "/fp the input is a constant",
-    );
-    let mut note = serde_json::from_str::<Value>(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../crates/vcs/tests/vcs/fixtures/gitlab/note_diff.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    note["project_id"] = json!(w.project);
-    note["project"]["id"] = json!(w.project);
-    note["merge_request"]["iid"] = json!(IID);
-    note["user"]["username"] = json!("alice");
-    note["user"]["id"] = json!(w.server.user_id("alice").unwrap());
-    note["object_attributes"]["id"] = json!(reply);
-    note["object_attributes"]["discussion_id"] = json!(thread.id);
-    note["object_attributes"]["note"] = json!("/fp the input is a constant");
-    w.deliver("Note Hook", "k-note", &note)
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_superseded_merge_request_scan_never_posts(pool: PgPool) {
+    feedback::a_superseded_scan_never_posts_and_comment_findings_pass(&mut World::new(pool).await)
         .await
-        .outcome(202, "triage_queued");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let answer = loop {
-        let d = w
-            .server
-            .discussions(w.project, IID)
-            .into_iter()
-            .find(|d| d.id == thread.id)
-            .unwrap();
-        if let Some(n) = d.notes.iter().skip(2).find(|n| n.author == "picket-bot") {
-            break n.body.clone();
-        }
-        assert!(Instant::now() < deadline, "no answer in the thread: {d:#?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    assert!(answer.to_lowercase().contains("false positive"), "{answer}");
-    let (status, reason): (String, Option<String>) = sqlx::query_as(
-        "SELECT status::text, triage_reason FROM findings WHERE rule_id = $1 AND path = 'app.py'",
-    )
-    .bind(COMMENT_RULE)
-    .fetch_one(&w.app.pool)
-    .await
-    .unwrap();
-    assert_eq!(status, "ignored");
-    assert!(reason.unwrap_or_default().contains("constant"));
+}
 
-    let server = w.stop().await;
-    assert!(server.violations().is_empty(), "{:#?}", server.violations());
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn past_the_deadline_the_status_passes_and_late_results_only_comment(pool: PgPool) {
+    feedback::past_the_deadline_the_check_passes_and_late_results_only_comment(
+        &mut World::new(pool).await,
+    )
+    .await
 }

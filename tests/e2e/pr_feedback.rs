@@ -6,95 +6,44 @@
 //! picket-test-support's server, which checks every request against GitHub's OpenAPI
 //! description.
 
+use crate::feedback::{
+    commit, git, lines, rule_in, until, Rig, APP_V1, APP_V2, BLOCK_RULE, COMMENT_RULE, MORE,
+};
 use crate::webhooks::{pull_request, Hook, SECRET};
 use picket_core::ProjectId;
 use picket_db::projects::{self, NewProject};
-use picket_db::Db;
-use picket_scheduler::pr_checks::PrCheckConfig;
-use picket_scheduler::process::ProcessExecutor;
-use picket_scheduler::{SchedulerConfig, WorkerCommand};
 use picket_test_support::github::{
     Fault, FaultKind, GitHubServer, TestCheckRun, TestPull, TestReviewComment,
 };
-use picket_tests::{id_of, picket_binary, semgrep_binary, TestApp, RULES_DIR};
+use picket_tests::id_of;
 use serde_json::json;
 use sqlx::PgPool;
-use std::path::Path;
-use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
-
-pub(crate) const BLOCK_RULE: &str = "picket.python.code-injection";
-pub(crate) const COMMENT_RULE: &str = "picket.python.weak-hash";
-/// Left at the default mode, Monitor: stored, never shown on the PR.
-pub(crate) const MONITOR_RULE: &str = "picket.python.command-injection";
-
-/// `app.py` at the PR's first head: a Comment finding on line 6, a Block one on line 10, a
-/// Monitor one on line 14.
-pub(crate) const APP_V1: &str = "import hashlib\nimport os\n\n\ndef digest(data):\n    return hashlib.md5(data).hexdigest()\n\n\ndef run(expr):\n    return eval(expr)\n\n\ndef shell(cmd):\n    os.system(\"ls \" + cmd)\n";
-/// The second head fixes the Block finding (line 10) and keeps the others where they were.
-pub(crate) const APP_V2: &str = "import hashlib\nimport os\n\n\ndef digest(data):\n    return hashlib.md5(data).hexdigest()\n\n\ndef run(expr):\n    return int(expr)\n\n\ndef shell(cmd):\n    os.system(\"ls \" + cmd)\n";
-/// ...and adds two new Block findings, on lines 2 and 6 of another file.
-pub(crate) const MORE: &str =
-    "def load(text):\n    return eval(text)\n\n\ndef load_all(texts):\n    return [eval(t) for t in texts]\n";
-
-pub(crate) fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .output()
-        .expect("git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-pub(crate) fn commit(dir: &Path, files: &[(&str, &str)], message: &str) -> String {
-    for (path, content) in files {
-        std::fs::write(dir.join(path), content).unwrap();
-    }
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", message]);
-    git(dir, &["rev-parse", "HEAD"])
-}
-
-pub(crate) fn lines(text: &str) -> Vec<u64> {
-    (1..=text.lines().count() as u64).collect()
-}
-
-/// A `pr_checks` row, for failure messages: shown, last error, outcome, feedback begun.
-type CheckRow = (Option<String>, Option<String>, Option<String>, bool);
 
 struct World {
-    app: TestApp,
+    rig: Rig,
     server: GitHubServer,
     hook: Hook,
     repo_id: u64,
     installation: u64,
-    dir: tempfile::TempDir,
-    stop: CancellationToken,
-    scheduler: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl std::ops::Deref for World {
+    type Target = Rig;
+    fn deref(&self) -> &Rig {
+        &self.rig
+    }
 }
 
 impl World {
     async fn new(pool: PgPool) -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = dir.path().join("app");
-        std::fs::create_dir(&repo).unwrap();
-        git(&repo, &["init", "-q", "-b", "main"]);
-        commit(&repo, &[("README.md", "# app\n")], "base");
-        let clone_url = reqwest::Url::from_file_path(&repo).unwrap().to_string();
-
+        let mut rig = Rig::new(pool, "pr-feedback-e2e").await;
+        let clone_url = rig.clone_url();
         let server = GitHubServer::start().await;
         let gh_app = server.add_app("picket");
         let installation = server.add_installation(gh_app.id, "acme");
         let repo_id = server.add_repo(installation, "acme/app", "main", &clone_url);
-        let app = TestApp::start(pool).await;
+        let app = &rig.app;
         let conn = app
             .github_connection("acme", &server, &gh_app, SECRET)
             .await;
@@ -125,74 +74,20 @@ impl World {
             .execute(&app.pool)
             .await
             .unwrap();
-        app.admin()
-            .put(
-                "/api/v1/policies/team",
-                json!({"rules": {BLOCK_RULE: "block", COMMENT_RULE: "comment"}}),
-            )
-            .await
-            .expect(201);
+        rig.block_and_comment().await;
         let hook = Hook {
             http: reqwest::Client::new(),
             url: format!("{}/webhooks/github/{}", app.base, id_of(&conn)),
             secret: SECRET.to_owned(),
         };
-        let mut world = World {
-            app,
+        rig.start_scheduler().await;
+        World {
+            rig,
             server,
             hook,
             repo_id,
             installation,
-            dir,
-            stop: CancellationToken::new(),
-            scheduler: None,
-        };
-        world.start_scheduler().await;
-        world
-    }
-
-    fn repo(&self) -> std::path::PathBuf {
-        self.dir.path().join("app")
-    }
-
-    /// The scheduler as `picket scheduler` runs it, with this build's worker as plain processes.
-    async fn start_scheduler(&mut self) {
-        let installation = picket_db::installation::id(&self.app.pool).await.unwrap();
-        let semgrep = std::fs::canonicalize(semgrep_binary()).unwrap();
-        let worker = WorkerCommand {
-            program: picket_binary(),
-            args: vec!["worker".into()],
-            env: vec![
-                ("PICKET_API_URL".into(), self.app.base.clone()),
-                ("PICKET_SEMGREP".into(), semgrep.display().to_string()),
-                ("PICKET_RULES_DIR".into(), RULES_DIR.into()),
-                // The repository is a file:// one, as under `picket run`.
-                ("PICKET_ALLOW_LOCAL_REPOS".into(), "true".into()),
-            ],
-        };
-        let mut cfg = SchedulerConfig::new("pr-feedback-e2e");
-        cfg.slots = 2;
-        cfg.poll = Duration::from_millis(100);
-        cfg.providers = Some(Arc::new(picket_vcs::Registry::new(
-            Arc::new(picket_db::connections::CredentialStore::new(
-                self.app.pool.clone(),
-                Arc::new(self.app.cipher()),
-            )),
-            picket_vcs::github::api::ClientOptions::new(picket_vcs::github::DEFAULT_API_URL),
-        )));
-        // Every scan here comes from a webhook: no sweep racing it to the same head.
-        cfg.reconcile.every = Duration::ZERO;
-        cfg.pr_checks = PrCheckConfig {
-            idle: Duration::from_millis(100),
-            recheck: Duration::from_millis(300),
-            public_url: Some("https://picket.example".into()),
-        };
-        self.scheduler = Some(tokio::spawn(picket_scheduler::run(
-            Db::from_pool(self.app.pool.clone()),
-            ProcessExecutor::new(installation, worker),
-            cfg,
-            self.stop.clone(),
-        )));
+        }
     }
 
     /// Points the PR at `head` (its ref, GitHub's record and its diff's lines) and delivers the
@@ -259,22 +154,9 @@ impl World {
                 return run;
             }
             if Instant::now() > deadline {
-                let scans: Vec<(String, String, Option<String>, Option<String>)> = sqlx::query_as(
-                    "SELECT kind::text, state::text, error_code, error_message FROM scans",
-                )
-                .fetch_all(&self.app.pool)
-                .await
-                .unwrap();
-                let checks: Vec<CheckRow> = sqlx::query_as(
-                    "SELECT shown, last_error, feedback_outcome::text, feedback IS NOT NULL
-                         FROM pr_checks",
-                )
-                .fetch_all(&self.app.pool)
-                .await
-                .unwrap();
                 panic!(
-                    "no completed check for {head}\nscans: {scans:#?}\nchecks: {checks:#?}\n\
-                     requests: {:#?}",
+                    "no completed check for {head}\n{}\nrequests: {:#?}",
+                    self.diagnosis().await,
                     self.server
                         .requests()
                         .iter()
@@ -295,20 +177,14 @@ impl World {
             .collect()
     }
 
-    async fn stop(mut self) -> GitHubServer {
-        self.stop.cancel();
-        if let Some(s) = self.scheduler.take() {
-            s.await.unwrap();
-        }
+    async fn stop(self) -> GitHubServer {
+        self.rig.finish().await;
         self.server
     }
 }
 
 fn rule_of(c: &TestReviewComment) -> &'static str {
-    [BLOCK_RULE, COMMENT_RULE, MONITOR_RULE]
-        .into_iter()
-        .find(|r| c.body.contains(r))
-        .unwrap_or_else(|| panic!("no known rule in {}", c.body))
+    rule_in(&c.body)
 }
 
 #[sqlx::test(migrator = "picket_db::MIGRATOR")]
@@ -527,39 +403,6 @@ async fn a_quiet_draft_gets_its_check_and_its_comments_once_ready_for_review(poo
     assert!(server.violations().is_empty(), "{:#?}", server.violations());
 }
 
-/// Waits (up to 60 s) for `probe` to give something.
-async fn until<T, F, Fut>(mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// A scan's state and error code, by head commit.
-async fn scan_of(w: &World, head: &str) -> (String, Option<String>) {
-    sqlx::query_as("SELECT state::text, error_code FROM scans WHERE commit_sha = $1")
-        .bind(head)
-        .fetch_one(&w.app.pool)
-        .await
-        .unwrap()
-}
-
-async fn until_scan(w: &World, head: &str, state: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while scan_of(w, head).await.0 != state {
-        assert!(Instant::now() < deadline, "{head} never {state}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Every text Picket showed on the PR: comment bodies, the checks' outputs and annotations.
 fn everything_shown(server: &GitHubServer, repo_id: u64) -> String {
     let mut all = String::new();
@@ -580,9 +423,7 @@ async fn past_the_deadline_the_check_passes_and_the_late_result_only_comments(po
     const KEY: &str = "AKIAR23JLIV2UHUTCQXH";
     let mut w = World::new(pool).await;
     // The scans wait: only the PR check loop runs at first.
-    w.stop.cancel();
-    w.scheduler.take().unwrap().await.unwrap();
-    w.stop = CancellationToken::new();
+    w.rig.stop_scheduler().await;
     w.app
         .admin()
         .put(
@@ -630,33 +471,16 @@ async fn past_the_deadline_the_check_passes_and_the_late_result_only_comments(po
         .await
         .outcome(202, "scan_queued");
     // The org's deadline passes before any worker ran: the check passes, saying why.
-    sqlx::query("UPDATE pr_checks SET fail_open_at = now(), next_attempt_at = now()")
-        .execute(&w.app.pool)
-        .await
-        .unwrap();
-    let registry = Arc::new(picket_vcs::Registry::new(
-        Arc::new(picket_db::connections::CredentialStore::new(
-            w.app.pool.clone(),
-            Arc::new(w.app.cipher()),
-        )),
-        picket_vcs::github::api::ClientOptions::new(picket_vcs::github::DEFAULT_API_URL),
-    ));
-    let checks_only = tokio::spawn(picket_scheduler::pr_checks::run(
-        Db::from_pool(w.app.pool.clone()),
-        registry,
-        PrCheckConfig::default(),
-        w.stop.clone(),
-    ));
+    w.pass_fail_open_deadline().await;
+    w.rig.start_check_loop();
     let check = w.completed_check(&head).await;
     assert_eq!(check.conclusion.as_deref(), Some("success"));
     assert_eq!(check.output.title.as_deref(), Some("Picket did not finish"));
-    w.stop.cancel();
-    checks_only.await.unwrap();
-    w.stop = CancellationToken::new();
+    w.rig.stop_scheduler().await;
 
     // The scan runs late: its Block finding is commented, but the check stays green.
-    w.start_scheduler().await;
-    until_scan(&w, &head, "succeeded").await;
+    w.rig.start_scheduler().await;
+    w.until_scan(&head, "succeeded").await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while w.inline().len() < 3 {
         assert!(
@@ -713,19 +537,7 @@ async fn past_the_deadline_the_check_passes_and_the_late_result_only_comments(po
 async fn a_push_during_a_running_scan_cancels_it_and_it_never_posts(pool: PgPool) {
     let w = World::new(pool).await;
     // The project's initial full scan first, so that the next token minted is the PR scan's.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (state,): (String,) =
-            sqlx::query_as("SELECT state::text FROM scans WHERE kind = 'full'")
-                .fetch_one(&w.app.pool)
-                .await
-                .unwrap();
-        if state == "succeeded" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the full scan is {state}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    w.until_full_scan_done().await;
     let repo = w.repo();
     git(&repo, &["checkout", "-q", "-b", "feature"]);
     let head1 = commit(&repo, &[("app.py", APP_V1)], "add app");
@@ -736,12 +548,12 @@ async fn a_push_during_a_running_scan_cancels_it_and_it_never_posts(pool: PgPool
         times: 3,
     });
     w.push("opened", "d-1", &head1, &[("app.py", APP_V1)]).await;
-    until_scan(&w, &head1, "running").await;
+    w.until_scan(&head1, "running").await;
     let head2 = commit(&repo, &[("app.py", APP_V2)], "fix");
     w.push("synchronize", "d-2", &head2, &[("app.py", APP_V2)])
         .await;
     assert_eq!(
-        scan_of(&w, &head1).await,
+        w.scan_of(&head1).await,
         ("cancelled".to_owned(), Some("superseded".to_owned()))
     );
     let check = w.completed_check(&head2).await;
@@ -793,23 +605,7 @@ async fn feedback_the_worker_could_not_post_is_posted_by_the_control_plane(pool:
     assert_eq!(w.server.issue_comments(w.repo_id, 7).len(), 1);
     // Recorded in the transaction that completed the check, which commits just after GitHub
     // answered.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let posted_by: String = loop {
-        let row: Option<String> = sqlx::query_scalar(
-            "SELECT feedback_outcome->>'posted_by' FROM pr_checks
-             WHERE feedback_outcome IS NOT NULL",
-        )
-        .fetch_optional(&w.app.pool)
-        .await
-        .unwrap();
-        match row {
-            Some(by) => break by,
-            None if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            None => panic!("the feedback's outcome was never recorded"),
-        }
-    };
+    let posted_by = w.feedback_posted_by().await;
     assert_eq!(posted_by, "control_plane");
     let server = w.stop().await;
     assert!(server.violations().is_empty(), "{:#?}", server.violations());
