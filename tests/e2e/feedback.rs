@@ -240,30 +240,32 @@ impl Rig {
         }
     }
 
-    /// The scans and PR checks, for a failure message.
+    /// The scans, PR checks and triage requests, for a failure message.
     pub async fn diagnosis(&self) -> String {
-        let scans: Vec<(String, String, String, Option<String>, Option<String>)> = sqlx::query_as(
-            "SELECT kind::text, commit_sha, state::text, error_code, error_message FROM scans",
-        )
-        .fetch_all(&self.app.pool)
-        .await
-        .unwrap();
-        let checks: Vec<(Option<String>, Option<String>, Option<String>, bool)> = sqlx::query_as(
-            "SELECT shown, last_error, feedback_outcome::text, feedback IS NOT NULL FROM pr_checks",
-        )
-        .fetch_all(&self.app.pool)
-        .await
-        .unwrap();
-        let triage: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT comment_id, parent_comment_id, state, outcome FROM triage_requests",
-        )
-        .fetch_all(&self.app.pool)
-        .await
-        .unwrap();
-        format!(
-            "scans: {scans:#?}\nchecks (shown, last error, outcome, begun): {checks:#?}\n\
-             triage requests (comment, parent, state, outcome): {triage:#?}"
-        )
+        let mut out = String::new();
+        for (table, columns) in [
+            (
+                "scans",
+                "kind, commit_sha, state, error_code, error_message",
+            ),
+            (
+                "pr_checks",
+                "shown, last_error, feedback_outcome, feedback IS NOT NULL AS begun",
+            ),
+            (
+                "triage_requests",
+                "comment_id, parent_comment_id, state, outcome, last_error",
+            ),
+        ] {
+            let rows: String = sqlx::query_scalar(&format!(
+                "SELECT coalesce(jsonb_pretty(jsonb_agg(t)), '[]') FROM (SELECT {columns} FROM {table}) t"
+            ))
+            .fetch_one(&self.app.pool)
+            .await
+            .unwrap();
+            out.push_str(&format!("{table}: {rows}\n"));
+        }
+        out
     }
 
     /// The `posted_by` of the one PR check whose feedback has an outcome, waiting (up to 10 s)

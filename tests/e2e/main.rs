@@ -7,6 +7,7 @@
 
 mod auth;
 mod azure;
+mod azure_feedback;
 mod bad_input;
 mod bitbucket;
 mod bitbucket_feedback;
