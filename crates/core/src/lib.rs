@@ -6,6 +6,7 @@
 //! (and tested) exactly once, here.
 
 pub mod check;
+pub mod ecosystem;
 pub mod feedback;
 pub mod finding;
 pub mod ids;
@@ -16,6 +17,7 @@ pub mod schedule;
 pub mod tenancy;
 pub mod triage;
 
+pub use ecosystem::Ecosystem;
 pub use finding::{FindingLocation, FindingStatus, Fingerprint, Product, Severity};
 pub use ids::{
     ConnectionId, FindingId, InstallationId, OrgId, PolicyId, ProjectId, RulePackId, ScanId,
