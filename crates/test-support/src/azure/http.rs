@@ -1072,6 +1072,9 @@ fn status_json(st: &mut State, s: &TestStatus) -> Value {
     if let Some(u) = &s.target_url {
         v["targetUrl"] = json!(u);
     }
+    if let Some(i) = s.iteration {
+        v["iterationId"] = json!(i);
+    }
     v
 }
 
@@ -1108,6 +1111,35 @@ fn create_status(
     if commit.len() != 40 || !commit.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad_request(format!("{commit:?} is not a commit id")));
     }
+    // A pull request status may name the iteration it is for (GitPullRequestStatus
+    // `iterationId`, at least 1); it is then shown with that iteration, and its commit is that
+    // iteration's source commit.
+    let (commit, iteration) = match (&body["iterationId"], pull_request) {
+        (Value::Null, _) => (commit, None),
+        (Value::Number(n), Some(pr)) => {
+            let wanted = n.as_u64().filter(|i| *i >= 1).ok_or_else(|| {
+                bad_request(format!("iterationId {n} is not a pull request iteration"))
+            })?;
+            let source = st.repos[repo_id].pulls[&pr]
+                .iterations
+                .iter()
+                .find(|i| i.id == wanted)
+                .map(|i| i.source.clone())
+                .ok_or_else(|| {
+                    err(
+                        404,
+                        "GitPullRequestIterationNotFoundException",
+                        format!("The iteration {wanted} does not exist."),
+                    )
+                })?;
+            (source, Some(wanted))
+        }
+        (other, _) => {
+            return Err(bad_request(format!(
+                "iterationId {other} is not allowed here"
+            )))
+        }
+    };
     let id = st.id();
     let status = TestStatus {
         id,
@@ -1119,6 +1151,7 @@ fn create_status(
         description: body["description"].as_str().map(str::to_string),
         target_url: body["targetUrl"].as_str().map(str::to_string),
         author: req.user.clone(),
+        iteration,
     };
     st.repos
         .get_mut(repo_id)

@@ -105,6 +105,8 @@ pub struct TestStatus {
     pub target_url: Option<String>,
     /// The poster's unique name.
     pub author: String,
+    /// The pull request iteration it was posted for (`iterationId`), when given.
+    pub iteration: Option<u64>,
 }
 
 /// A service-hook subscription as created or replaced, with the password as sent.

@@ -571,10 +571,49 @@ fn parse_comment_id(id: &str) -> Result<(u64, Option<u64>)> {
     })
 }
 
-/// The check id Picket keeps for a pull request status: `<pull request>:<name>` (a status is
-/// named by both; a newer one of the same name and genre replaces it on the pull request).
-fn check_id(number: u64, name: &str) -> String {
-    format!("{number}:{name}")
+/// Where a pull request status goes: the pull request, the iteration it is for (when Azure had
+/// made one for the head), and the status's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StatusTarget {
+    number: u64,
+    iteration: Option<u64>,
+    name: String,
+}
+
+impl StatusTarget {
+    /// The check id Picket keeps: `<pull request>/<iteration>:<name>`, or `<pull request>:<name>`
+    /// for a status on the whole pull request (the form of ids kept before statuses named their
+    /// iteration).
+    fn check_id(&self) -> String {
+        match self.iteration {
+            Some(i) => format!("{}/{i}:{}", self.number, self.name),
+            None => format!("{}:{}", self.number, self.name),
+        }
+    }
+
+    fn parse(check_id: &str) -> Result<StatusTarget> {
+        let number = |s: &str| s.parse::<u64>().ok().filter(|n| *n > 0);
+        check_id
+            .split_once(':')
+            .filter(|(_, name)| !name.is_empty())
+            .and_then(|(left, name)| {
+                let (number, iteration) = match left.split_once('/') {
+                    Some((n, i)) => (number(n)?, Some(number(i)?)),
+                    None => (number(left)?, None),
+                };
+                Some(StatusTarget {
+                    number,
+                    iteration,
+                    name: name.to_owned(),
+                })
+            })
+            .ok_or_else(|| {
+                bad_config(format!(
+                    "{check_id:?} is not an Azure DevOps pull request status id \
+                     (`<pull request>[/<iteration>]:<name>`)"
+                ))
+            })
+    }
 }
 
 /// The organization of a base URL: the last path segment of `https://dev.azure.com/{org}`, or
@@ -870,6 +909,24 @@ async fn iterations(api: &Api, repo: &RepoLocator, number: u64) -> Result<Vec<It
     .await
 }
 
+/// The newest iteration of the pull request whose source commit is `commit_sha`, if any.
+async fn iteration_of_commit(
+    api: &Api,
+    repo: &RepoLocator,
+    number: u64,
+    commit_sha: &str,
+) -> Result<Option<IterationJson>> {
+    Ok(iterations(api, repo, number)
+        .await?
+        .into_iter()
+        .filter(|i| {
+            i.source_ref_commit
+                .as_ref()
+                .is_some_and(|c| c.commit_id.eq_ignore_ascii_case(commit_sha))
+        })
+        .max_by_key(|i| i.id))
+}
+
 #[async_trait]
 impl SourceProvider for Azure {
     fn provider(&self) -> Provider {
@@ -1159,8 +1216,7 @@ impl AzureFeedback {
     async fn set_status(
         &self,
         repo: &RepoLocator,
-        number: u64,
-        name: &str,
+        target: &StatusTarget,
         update: &CheckUpdate,
     ) -> Result<()> {
         let state = match (update.status, update.conclusion) {
@@ -1174,8 +1230,11 @@ impl AzureFeedback {
         };
         let mut body = json!({
             "state": state,
-            "context": { "name": name, "genre": STATUS_GENRE },
+            "context": { "name": target.name, "genre": STATUS_GENRE },
         });
+        if let Some(iteration) = target.iteration {
+            body["iterationId"] = json!(iteration);
+        }
         if let Some(output) = &update.output {
             let description: String = output.title.chars().take(MAX_STATUS_DESCRIPTION).collect();
             body["description"] = Value::String(description);
@@ -1186,7 +1245,11 @@ impl AzureFeedback {
         self.api
             .send(
                 Method::POST,
-                &format!("{}/pullRequests/{number}/statuses", repo_path(repo)?),
+                &format!(
+                    "{}/pullRequests/{}/statuses",
+                    repo_path(repo)?,
+                    target.number
+                ),
                 api_version::PULL_REQUEST_STATUSES,
                 Vec::new(),
                 Some(&body),
@@ -1215,15 +1278,8 @@ impl AzureFeedback {
         number: u64,
         commit_sha: &str,
     ) -> Result<(u64, HashMap<String, u64>)> {
-        let iteration = iterations(&self.api, repo, number)
+        let iteration = iteration_of_commit(&self.api, repo, number, commit_sha)
             .await?
-            .into_iter()
-            .filter(|i| {
-                i.source_ref_commit
-                    .as_ref()
-                    .is_some_and(|c| c.commit_id.eq_ignore_ascii_case(commit_sha))
-            })
-            .max_by_key(|i| i.id)
             .ok_or_else(|| {
                 VcsError::new(
                     ErrorCode::Unavailable,
@@ -1272,35 +1328,42 @@ impl AzureFeedback {
 impl FeedbackClient for AzureFeedback {
     /// A pull request status named `name` (genre [`STATUS_GENRE`]) on pull request `number`
     /// (`POST .../pullRequests/{id}/statuses`): the kind of status Azure's "require a status"
-    /// branch policy reads, so a Block finding can stop the merge. Its id is `<number>:<name>`.
+    /// branch policy reads, so a Block finding can stop the merge. It names the iteration whose
+    /// source commit is `head_sha` (`iterationId`, read from `GET .../iterations`), so that a
+    /// status for a superseded push stays with that push's iteration and never replaces the
+    /// newer push's; on the whole pull request when Azure has no iteration of that commit yet.
+    /// Its id is `<number>/<iteration>:<name>` (or `<number>:<name>`).
     async fn create_check(
         &self,
         repo: &RepoLocator,
         number: u64,
         name: &str,
-        _head_sha: &str,
+        head_sha: &str,
         update: &CheckUpdate,
     ) -> Result<String> {
-        self.set_status(repo, number, name, update).await?;
-        Ok(check_id(number, name))
+        let iteration = iteration_of_commit(&self.api, repo, number, head_sha)
+            .await?
+            .map(|i| i.id);
+        let target = StatusTarget {
+            number,
+            iteration,
+            name: name.to_owned(),
+        };
+        self.set_status(repo, &target, update).await?;
+        Ok(target.check_id())
     }
 
-    /// Posts the status again (Azure: "to update a status, create a new status with the same
-    /// genre and name"). Annotations have no place on a status: the threads carry the lines.
+    /// Posts the status again, for the same iteration (Azure: "to update a status, create a new
+    /// status with the same genre and name"). Annotations have no place on a status: the
+    /// threads carry the lines.
     async fn update_check(
         &self,
         repo: &RepoLocator,
         check_id: &str,
         update: &CheckUpdate,
     ) -> Result<()> {
-        let (number, name) = check_id
-            .split_once(':')
-            .and_then(|(n, name)| Some((n.parse::<u64>().ok()?, name)))
-            .filter(|(_, name)| !name.is_empty())
-            .ok_or_else(|| {
-                bad_config("not an Azure DevOps pull request status id (`<pull request>:<name>`)")
-            })?;
-        self.set_status(repo, number, name, update).await
+        self.set_status(repo, &StatusTarget::parse(check_id)?, update)
+            .await
     }
 
     /// Every comment of the pull request's threads (`GET .../threads`) whose content contains

@@ -439,7 +439,8 @@ async fn checks_are_pull_request_statuses() {
         .create_check(&w.repo, 7, "Picket", &sha('a'), &queued)
         .await
         .unwrap();
-    assert_eq!(id, "7:Picket");
+    // The status names the iteration of its head.
+    assert_eq!(id, "7/1:Picket");
     let done = CheckUpdate {
         status: CheckStatus::Completed,
         conclusion: Some(CheckConclusion::Failure),
@@ -459,8 +460,18 @@ async fn checks_are_pull_request_statuses() {
     };
     feedback.update_check(&w.repo, &id, &neutral).await.unwrap();
     let statuses = w.server.pull_request_statuses(&w.repo_id, 7);
-    let states: Vec<&str> = statuses.iter().map(|s| s.state.as_str()).collect();
-    assert_eq!(states, ["pending", "failed", "notApplicable"]);
+    let states: Vec<(&str, Option<u64>)> = statuses
+        .iter()
+        .map(|s| (s.state.as_str(), s.iteration))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("pending", Some(1)),
+            ("failed", Some(1)),
+            ("notApplicable", Some(1))
+        ]
+    );
     assert!(statuses.iter().all(|s| s.name == "Picket"
         && s.genre.as_deref() == Some(STATUS_GENRE)
         && s.author == BOT));
@@ -480,6 +491,108 @@ async fn checks_are_pull_request_statuses() {
             .code,
         ErrorCode::BadConfig
     );
+    w.assert_valid();
+}
+
+/// A push makes iteration 2: its status names it, and a late status of the superseded push
+/// stays with iteration 1 (its source commit), never on the new one. A head Azure has no
+/// iteration of yet gets a status on the whole pull request, as do ids kept in the older form.
+#[tokio::test]
+async fn a_status_stays_with_the_iteration_of_its_push() {
+    let w = World::new().await;
+    let feedback = w.feedback().await;
+    let update = |status, conclusion| CheckUpdate {
+        status,
+        conclusion,
+        output: None,
+        details_url: None,
+    };
+    let first = feedback
+        .create_check(
+            &w.repo,
+            7,
+            "Picket",
+            &sha('a'),
+            &update(CheckStatus::Queued, None),
+        )
+        .await
+        .unwrap();
+    w.server.push_iteration(
+        &w.repo_id,
+        7,
+        &sha('d'),
+        &sha('b'),
+        &sha('c'),
+        &["src/app.rs"],
+    );
+    let second = feedback
+        .create_check(
+            &w.repo,
+            7,
+            "Picket",
+            &sha('d'),
+            &update(CheckStatus::Queued, None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.as_str(), second.as_str()),
+        ("7/1:Picket", "7/2:Picket")
+    );
+    let success = update(CheckStatus::Completed, Some(CheckConclusion::Success));
+    feedback
+        .update_check(&w.repo, &second, &success)
+        .await
+        .unwrap();
+    let superseded = update(CheckStatus::Completed, Some(CheckConclusion::Neutral));
+    feedback
+        .update_check(&w.repo, &first, &superseded)
+        .await
+        .unwrap();
+    let unknown = feedback
+        .create_check(
+            &w.repo,
+            7,
+            "Picket",
+            &sha('e'),
+            &update(CheckStatus::Queued, None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unknown, "7:Picket");
+    feedback
+        .update_check(&w.repo, "7:Picket", &success)
+        .await
+        .unwrap();
+    let seen: Vec<(String, Option<u64>, String)> = w
+        .server
+        .pull_request_statuses(&w.repo_id, 7)
+        .into_iter()
+        .map(|s| (s.state, s.iteration, s.commit))
+        .collect();
+    let own = |state: &str, iteration, commit| (state.to_owned(), iteration, commit);
+    assert_eq!(
+        seen,
+        [
+            own("pending", Some(1), sha('a')),
+            own("pending", Some(2), sha('d')),
+            own("succeeded", Some(2), sha('d')),
+            own("notApplicable", Some(1), sha('a')),
+            own("pending", None, sha('d')),
+            own("succeeded", None, sha('d')),
+        ]
+    );
+    for bad in ["7/0:Picket", "7/x:Picket", "7/1:", "0:Picket"] {
+        assert_eq!(
+            feedback
+                .update_check(&w.repo, bad, &success)
+                .await
+                .unwrap_err()
+                .code,
+            ErrorCode::BadConfig,
+            "{bad}"
+        );
+    }
     w.assert_valid();
 }
 
