@@ -27,18 +27,7 @@ struct World {
     repo_uuid: String,
 }
 
-impl std::ops::Deref for World {
-    type Target = Rig;
-    fn deref(&self) -> &Rig {
-        &self.rig
-    }
-}
-
-impl std::ops::DerefMut for World {
-    fn deref_mut(&mut self) -> &mut Rig {
-        &mut self.rig
-    }
-}
+crate::feedback::world_derefs_to_rig!(World);
 
 impl World {
     async fn new(pool: PgPool) -> World {

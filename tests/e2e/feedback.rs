@@ -307,9 +307,14 @@ impl Rig {
 impl Rig {
     /// Adds the repository as a project of connection `conn` (by its API answer), as `picket
     /// run` adds one: a `file://` project, which the API refuses outside its sandbox directories.
-    pub async fn add_project(&self, conn: &serde_json::Value, provider_repo_id: &str, name: &str) {
+    pub async fn add_project(
+        &self,
+        conn: &serde_json::Value,
+        provider_repo_id: &str,
+        name: &str,
+    ) -> picket_core::ProjectId {
         let mut tx = self.app.pool.begin().await.unwrap();
-        picket_db::projects::add_many(
+        let added = picket_db::projects::add_many(
             &mut tx,
             self.app.org_id,
             &[picket_db::projects::NewProject {
@@ -329,8 +334,28 @@ impl Rig {
         .unwrap()
         .expect("the project is added");
         tx.commit().await.unwrap();
+        added[0].project.id
     }
 }
+
+/// Makes `$world` (a struct with a `rig: Rig` field) stand for its rig, as [`PrWorld`] wants.
+macro_rules! world_derefs_to_rig {
+    ($world:ty) => {
+        impl std::ops::Deref for $world {
+            type Target = $crate::feedback::Rig;
+            fn deref(&self) -> &$crate::feedback::Rig {
+                &self.rig
+            }
+        }
+
+        impl std::ops::DerefMut for $world {
+            fn deref_mut(&mut self) -> &mut $crate::feedback::Rig {
+                &mut self.rig
+            }
+        }
+    };
+}
+pub(crate) use world_derefs_to_rig;
 
 /// Picket's verdict on a head, as the provider shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

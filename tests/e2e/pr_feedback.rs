@@ -10,8 +10,6 @@ use crate::feedback::{
     commit, git, lines, rule_in, until, Rig, APP_V1, APP_V2, BLOCK_RULE, COMMENT_RULE, MORE,
 };
 use crate::webhooks::{pull_request, Hook, SECRET};
-use picket_core::ProjectId;
-use picket_db::projects::{self, NewProject};
 use picket_test_support::github::{
     Fault, FaultKind, GitHubServer, TestCheckRun, TestPull, TestReviewComment,
 };
@@ -28,12 +26,7 @@ struct World {
     installation: u64,
 }
 
-impl std::ops::Deref for World {
-    type Target = Rig;
-    fn deref(&self) -> &Rig {
-        &self.rig
-    }
-}
+crate::feedback::world_derefs_to_rig!(World);
 
 impl World {
     async fn new(pool: PgPool) -> World {
@@ -47,27 +40,12 @@ impl World {
         let conn = app
             .github_connection("acme", &server, &gh_app, SECRET)
             .await;
-        // A file:// project (its repository is on this machine), added as `picket run` adds
-        // one, and attached to the App's installation as the installation webhook does.
-        let mut tx = app.pool.begin().await.unwrap();
-        let added = projects::add_many(
-            &mut tx,
-            app.org_id,
-            &[NewProject {
-                connection_id: id_of(&conn).parse::<uuid::Uuid>().unwrap().into(),
-                provider_repo_id: repo_id.to_string(),
-                full_name: "acme/app".into(),
-                clone_url,
-                default_branch: "main".into(),
-            }],
-            None,
-            time::OffsetDateTime::now_utc(),
-        )
-        .await
-        .unwrap()
-        .expect("the project is added");
-        tx.commit().await.unwrap();
-        let project: ProjectId = added[0].project.id;
+        // A file:// project (its repository is on this machine), attached to the App's
+        // installation as the installation webhook does.
+        let project = rig
+            .add_project(&conn, &repo_id.to_string(), "acme/app")
+            .await;
+        let app = &rig.app;
         sqlx::query("UPDATE projects SET provider_installation_id = $2 WHERE id = $1")
             .bind(project.0)
             .bind(installation.to_string())

@@ -3,9 +3,10 @@
 //! path prefix, and TLS with an extra CA. After each test every request the server received must
 //! be valid against GitHub's OpenAPI description (`server.violations()` empty).
 
+use crate::options;
 use picket_test_support::github::{Auth, Fault, FaultKind, GitHubServer, TestApp, TestPull};
 use picket_test_support::TestCa;
-use picket_vcs::github::api::{ClientOptions, GitHubApp, GitHubFeedback, RetryPolicy};
+use picket_vcs::github::api::{GitHubApp, GitHubFeedback};
 use picket_vcs::github::AppCredentials;
 use picket_vcs::provider::{
     Annotation, AnnotationLevel, CheckConclusion, CheckOutput, CheckStatus, CheckUpdate,
@@ -16,20 +17,6 @@ use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Options for a test: rate-limit waits budgeted at 10 s, backoffs in milliseconds.
-fn options(api_url: &str) -> ClientOptions {
-    ClientOptions {
-        retry: RetryPolicy {
-            max_wait: Duration::from_secs(10),
-            secondary_backoff: Duration::from_millis(50),
-            server_error_backoff: Duration::from_millis(20),
-            server_error_retries: 2,
-        },
-        request_timeout: Duration::from_secs(10),
-        ..ClientOptions::new(api_url)
-    }
-}
 
 fn credentials(app: &TestApp) -> AppCredentials {
     AppCredentials {

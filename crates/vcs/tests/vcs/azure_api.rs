@@ -4,12 +4,12 @@
 //! `azure-devops-extension-api` (route, method, api-version, query, body) and carry the PAT
 //! (`World::assert_valid`).
 
+use crate::options;
 use picket_core::Provider;
 use picket_test_support::azure::{Auth, AzureServer, Fault, FaultKind, TestPullRequest};
 use picket_vcs::azure::api::{Azure, AzureFeedback, CLONE_USERNAME, STATUS_GENRE};
 use picket_vcs::azure::webhook::{password_hash, USERNAME};
 use picket_vcs::azure::AzureCredentials;
-use picket_vcs::client::{ClientOptions, RetryPolicy};
 use picket_vcs::provider::{
     CheckConclusion, CheckOutput, CheckStatus, CheckUpdate, CredentialScope, InlineComment,
     RepoLocator,
@@ -22,20 +22,6 @@ use std::time::{Duration, Instant};
 const BOT: &str = "picket-bot@contoso.com";
 const ALICE: &str = "alice@contoso.com";
 const MARKER: &str = "<!-- picket:";
-
-/// Options for a test: rate-limit waits budgeted at 10 s, backoffs in milliseconds.
-fn options(api_url: &str) -> ClientOptions {
-    ClientOptions {
-        retry: RetryPolicy {
-            max_wait: Duration::from_secs(10),
-            secondary_backoff: Duration::from_millis(50),
-            server_error_backoff: Duration::from_millis(20),
-            server_error_retries: 2,
-        },
-        request_timeout: Duration::from_secs(10),
-        ..ClientOptions::new(api_url)
-    }
-}
 
 fn credentials(pat: &str) -> AzureCredentials {
     AzureCredentials {

@@ -4,13 +4,13 @@
 //! received must match an operation of npm `bitbucket`'s route table (`server.violations()`
 //! empty).
 
+use crate::options;
 use picket_core::Provider;
 use picket_test_support::bitbucket::{BitbucketServer, Fault, FaultKind, TestPull, PICKET_SCOPES};
 use picket_vcs::bitbucket::api::{
     report_id, Bitbucket, BitbucketFeedback, HOOK_EVENTS, MAX_ANNOTATIONS_PER_REPORT,
 };
 use picket_vcs::bitbucket::BitbucketCredentials;
-use picket_vcs::client::{ClientOptions, RetryPolicy};
 use picket_vcs::provider::{
     Annotation, AnnotationLevel, CheckConclusion, CheckOutput, CheckStatus, CheckUpdate,
     CredentialScope, InlineComment, RepoLocator,
@@ -23,20 +23,6 @@ use std::time::Duration;
 const HEAD: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
 const BASE: &str = "b2c3d4e5f60718293a4b5c6d7e8f901234567890";
 const MERGE_BASE: &str = "c3d4e5f60718293a4b5c6d7e8f90123456789012";
-
-/// Options for a test: rate-limit waits budgeted at 10 s, backoffs in milliseconds.
-fn options(api_url: &str) -> ClientOptions {
-    ClientOptions {
-        retry: RetryPolicy {
-            max_wait: Duration::from_secs(10),
-            secondary_backoff: Duration::from_millis(50),
-            server_error_backoff: Duration::from_millis(20),
-            server_error_retries: 2,
-        },
-        request_timeout: Duration::from_secs(10),
-        ..ClientOptions::new(api_url)
-    }
-}
 
 fn credentials(token: &str) -> BitbucketCredentials {
     BitbucketCredentials {

@@ -3,8 +3,8 @@
 //! must be one of GitLab's endpoints as `@gitbeaker/core` knows them, with the parameters
 //! GitLab's documentation requires (`server.violations()` empty).
 
+use crate::options;
 use picket_test_support::gitlab::{access, Fault, FaultKind, GitLabServer, TestMergeRequest};
-use picket_vcs::client::{ClientOptions, RetryPolicy};
 use picket_vcs::gitlab::api::{GitLab, GitLabFeedback};
 use picket_vcs::gitlab::GitLabCredentials;
 use picket_vcs::provider::{
@@ -14,19 +14,6 @@ use picket_vcs::provider::{
 use picket_vcs::{ErrorCode, FeedbackClient, SourceProvider};
 use secrecy::{ExposeSecret, SecretString};
 use std::time::Duration;
-
-fn options(api_url: &str) -> ClientOptions {
-    ClientOptions {
-        retry: RetryPolicy {
-            max_wait: Duration::from_secs(5),
-            secondary_backoff: Duration::from_millis(50),
-            server_error_backoff: Duration::from_millis(20),
-            server_error_retries: 2,
-        },
-        request_timeout: Duration::from_secs(10),
-        ..ClientOptions::new(api_url)
-    }
-}
 
 fn credentials(token: &str, group: Option<&str>) -> GitLabCredentials {
     GitLabCredentials {
