@@ -26,6 +26,38 @@ pub struct PreviousSecret {
 }
 
 impl WebhookSecrets {
+    /// The secrets of a connection that stores its current secret, the one before the last
+    /// rotation and when that one stops being accepted (each provider's credentials do).
+    pub fn stored(
+        current: &SecretString,
+        previous: Option<&SecretString>,
+        valid_until: Option<OffsetDateTime>,
+    ) -> WebhookSecrets {
+        WebhookSecrets {
+            current: current.clone(),
+            previous: previous
+                .zip(valid_until)
+                .map(|(secret, valid_until)| PreviousSecret {
+                    secret: secret.clone(),
+                    valid_until,
+                }),
+        }
+    }
+
+    /// Rotates stored secrets in place: `new` becomes current, and the current one stays
+    /// accepted until `now + overlap`.
+    pub fn rotate_stored(
+        current: &mut SecretString,
+        previous: &mut Option<SecretString>,
+        valid_until: &mut Option<OffsetDateTime>,
+        new: SecretString,
+        now: OffsetDateTime,
+        overlap: time::Duration,
+    ) {
+        *previous = Some(std::mem::replace(current, new));
+        *valid_until = Some(now + overlap);
+    }
+
     /// The secrets to try at `now`: the current one, then the previous one inside its window.
     pub fn accepted_at(&self, now: OffsetDateTime) -> impl Iterator<Item = &SecretString> {
         std::iter::once(&self.current).chain(

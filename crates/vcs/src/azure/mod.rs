@@ -21,7 +21,7 @@
 pub mod api;
 pub mod webhook;
 
-use crate::webhook::{PreviousSecret, WebhookSecrets};
+use crate::webhook::WebhookSecrets;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -72,19 +72,11 @@ impl AzureCredentials {
     /// The password hashes this connection accepts on deliveries (each
     /// [`WebhookSecrets`] secret holds a hash, as [`webhook::verify`] expects).
     pub fn webhook_secrets(&self) -> WebhookSecrets {
-        WebhookSecrets {
-            current: self.webhook_password_hash.clone(),
-            previous: match (
-                &self.previous_webhook_password_hash,
-                self.previous_valid_until,
-            ) {
-                (Some(hash), Some(valid_until)) => Some(PreviousSecret {
-                    secret: hash.clone(),
-                    valid_until,
-                }),
-                _ => None,
-            },
-        }
+        WebhookSecrets::stored(
+            &self.webhook_password_hash,
+            self.previous_webhook_password_hash.as_ref(),
+            self.previous_valid_until,
+        )
     }
 
     /// Replaces the password hash with `new_hash` (of a password from
@@ -97,9 +89,14 @@ impl AzureCredentials {
         now: OffsetDateTime,
         overlap: time::Duration,
     ) {
-        let old = std::mem::replace(&mut self.webhook_password_hash, new_hash);
-        self.previous_webhook_password_hash = Some(old);
-        self.previous_valid_until = Some(now + overlap);
+        WebhookSecrets::rotate_stored(
+            &mut self.webhook_password_hash,
+            &mut self.previous_webhook_password_hash,
+            &mut self.previous_valid_until,
+            new_hash,
+            now,
+            overlap,
+        )
     }
 }
 

@@ -12,7 +12,7 @@ pub mod api;
 pub mod manifest;
 pub mod webhook;
 
-use crate::webhook::{PreviousSecret, WebhookSecrets};
+use crate::webhook::WebhookSecrets;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -52,16 +52,11 @@ pub struct AppCredentials {
 impl AppCredentials {
     /// The webhook secrets this connection accepts.
     pub fn webhook_secrets(&self) -> WebhookSecrets {
-        WebhookSecrets {
-            current: self.webhook_secret.clone(),
-            previous: match (&self.previous_webhook_secret, self.previous_valid_until) {
-                (Some(secret), Some(valid_until)) => Some(PreviousSecret {
-                    secret: secret.clone(),
-                    valid_until,
-                }),
-                _ => None,
-            },
-        }
+        WebhookSecrets::stored(
+            &self.webhook_secret,
+            self.previous_webhook_secret.as_ref(),
+            self.previous_valid_until,
+        )
     }
 
     /// Replaces the webhook secret, keeping the current one valid until `now + overlap`.
@@ -71,9 +66,14 @@ impl AppCredentials {
         now: OffsetDateTime,
         overlap: time::Duration,
     ) {
-        let old = std::mem::replace(&mut self.webhook_secret, new);
-        self.previous_webhook_secret = Some(old);
-        self.previous_valid_until = Some(now + overlap);
+        WebhookSecrets::rotate_stored(
+            &mut self.webhook_secret,
+            &mut self.previous_webhook_secret,
+            &mut self.previous_valid_until,
+            new,
+            now,
+            overlap,
+        )
     }
 }
 
