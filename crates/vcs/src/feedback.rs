@@ -10,15 +10,49 @@
 //! partial run posts only what is missing. [`check_update`] turns the plan's check into the
 //! provider's completed check.
 
+use crate::error::ErrorCode;
 use crate::provider::{
     Annotation, AnnotationLevel, CheckConclusion, CheckOutput, CheckStatus, CheckUpdate,
-    FeedbackClient, InlineComment, RepoLocator,
+    FeedbackClient, InlineComment, PostedComment, RepoLocator,
 };
 use crate::Result;
 use picket_core::feedback::{
     self as plan, plan_feedback, ExistingComment, FeedbackInput, FeedbackPlan, SummaryAction,
     MARKER_PREFIX,
 };
+
+/// Posts inline comments one request each, for providers without a batch call (GitLab,
+/// Bitbucket Cloud, Azure DevOps): `post` makes one comment's request and answers what was
+/// posted, or `None` for a comment it left out itself (and logged). A comment the provider
+/// refuses ([`ErrorCode::Rejected`]: a line outside the diff) is logged and left out too, so the
+/// others still go; any other error stops at once and is returned (the caller runs again later,
+/// and the markers keep it from posting twice). `provider` names the provider in the log.
+pub(crate) async fn post_each<'a, F, Fut>(
+    provider: &str,
+    comments: &'a [InlineComment],
+    mut post: F,
+) -> Result<Vec<PostedComment>>
+where
+    F: FnMut(&'a InlineComment) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<PostedComment>>>,
+{
+    let mut out = Vec::with_capacity(comments.len());
+    for c in comments {
+        match post(c).await {
+            Ok(posted) => out.extend(posted),
+            Err(e) if e.code == ErrorCode::Rejected => {
+                tracing::warn!(
+                    path = %c.path,
+                    line = c.line,
+                    message = %e.message,
+                    "{provider} refused an inline comment; it is left out"
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
 
 /// The pull request feedback goes to.
 #[derive(Debug, Clone)]

@@ -1484,8 +1484,9 @@ impl FeedbackClient for AzureFeedback {
         }
         let (iteration, changes) = self.iteration_of(repo, number, commit_sha).await?;
         let threads = Self::threads_path(repo, number)?;
-        let mut out = Vec::with_capacity(comments.len());
-        for c in comments {
+        let threads = &threads;
+        let changes = &changes;
+        crate::feedback::post_each(NAME, comments, |c| async move {
             let file_path = format!("/{}", c.path.trim_start_matches('/'));
             let Some(tracking) = changes.get(&file_path) else {
                 tracing::warn!(
@@ -1494,7 +1495,7 @@ impl FeedbackClient for AzureFeedback {
                     "the pull request's iteration does not change this file; the inline \
                      comment is left out"
                 );
-                continue;
+                return Ok(None);
             };
             let body = json!({
                 "comments": [{ "parentCommentId": 0, "content": c.body, "commentType": "text" }],
@@ -1512,35 +1513,22 @@ impl FeedbackClient for AzureFeedback {
                     },
                 },
             });
-            match self
+            let thread: ThreadJson = self
                 .api
-                .json::<ThreadJson>(
+                .json(
                     Method::POST,
-                    &threads,
+                    threads,
                     api_version::THREADS,
                     Vec::new(),
                     Some(&body),
                 )
-                .await
-            {
-                Ok(thread) => {
-                    let first = thread.comments.iter().min_by_key(|c| c.id).ok_or_else(|| {
-                        bad_response("Azure DevOps answered a new thread without its comment")
-                    })?;
-                    out.push(posted(&thread, first));
-                }
-                Err(e) if e.code == ErrorCode::Rejected => {
-                    tracing::warn!(
-                        path = %c.path,
-                        line = c.line,
-                        message = %e.message,
-                        "Azure DevOps refused an inline comment; it is left out"
-                    );
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+                .await?;
+            let first = thread.comments.iter().min_by_key(|c| c.id).ok_or_else(|| {
+                bad_response("Azure DevOps answered a new thread without its comment")
+            })?;
+            Ok(Some(posted(&thread, first)))
+        })
+        .await
     }
 
     /// The comment `comment_id` names (`<thread>`: the thread's first comment, as a reply's

@@ -1262,30 +1262,19 @@ impl FeedbackClient for BitbucketFeedback {
         comments: &[InlineComment],
     ) -> Result<Vec<PostedComment>> {
         let path = format!("{}/comments", Self::pull_request(repo, number)?);
-        let mut out = Vec::with_capacity(comments.len());
-        for c in comments {
+        crate::feedback::post_each(NAME, comments, |c| {
             let body = json!({
                 "content": { "raw": c.body },
                 "inline": { "path": c.path, "to": c.line },
             });
-            match self
-                .rest
-                .json::<CommentJson>(Method::POST, &path, &[], Some(&body))
-                .await
-            {
-                Ok(comment) => out.push(posted(comment)),
-                Err(e) if e.code == ErrorCode::Rejected => {
-                    tracing::warn!(
-                        path = %c.path,
-                        line = c.line,
-                        message = %e.message,
-                        "Bitbucket refused an inline comment; it is left out"
-                    );
-                }
-                Err(e) => return Err(e),
+            let path = &path;
+            async move {
+                let comment: CommentJson =
+                    self.rest.json(Method::POST, path, &[], Some(&body)).await?;
+                Ok(Some(posted(comment)))
             }
-        }
-        Ok(out)
+        })
+        .await
     }
 
     /// `GET .../pullrequests/{id}/comments/{comment_id}`; `None` when it does not exist, was

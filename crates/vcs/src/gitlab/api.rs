@@ -811,8 +811,8 @@ impl FeedbackClient for GitLabFeedback {
                     "GitLab: the merge request has no diff version of this commit yet",
                 )
             })?;
-        let mut out = Vec::with_capacity(comments.len());
-        for c in comments {
+        let discussions = format!("{mr}/discussions");
+        crate::feedback::post_each(NAME, comments, |c| {
             let body = json!({
                 "body": c.body,
                 "position": {
@@ -825,38 +825,23 @@ impl FeedbackClient for GitLabFeedback {
                     "new_line": c.line,
                 },
             });
-            match self
-                .rest
-                .json::<DiscussionJson>(
-                    Method::POST,
-                    &format!("{mr}/discussions"),
-                    &[],
-                    Some(&body),
-                )
-                .await
-            {
-                Ok(mut discussion) => {
-                    if discussion.notes.is_empty() {
-                        return Err(VcsError::new(
-                            ErrorCode::BadResponse,
-                            "GitLab answered a new discussion without its note",
-                        ));
-                    }
-                    let note = discussion.notes.remove(0);
-                    out.push(posted(note, &discussion.id));
+            let discussions = &discussions;
+            async move {
+                let mut discussion: DiscussionJson = self
+                    .rest
+                    .json(Method::POST, discussions, &[], Some(&body))
+                    .await?;
+                if discussion.notes.is_empty() {
+                    return Err(VcsError::new(
+                        ErrorCode::BadResponse,
+                        "GitLab answered a new discussion without its note",
+                    ));
                 }
-                Err(e) if e.code == ErrorCode::Rejected => {
-                    tracing::warn!(
-                        path = %c.path,
-                        line = c.line,
-                        message = %e.message,
-                        "GitLab refused an inline comment; it is left out"
-                    );
-                }
-                Err(e) => return Err(e),
+                let note = discussion.notes.remove(0);
+                Ok(Some(posted(note, &discussion.id)))
             }
-        }
-        Ok(out)
+        })
+        .await
     }
 
     /// The first note of discussion `comment_id` (a reply's `in_reply_to` is its discussion):
