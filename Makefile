@@ -39,6 +39,10 @@ HTMX_VERSION := 2.0.11
 HTMX_SSE_VERSION := 2.2.4
 # Policy checks of deploy/ and the scan Pod (PyPI `checkov`), in .venv-tools/ of its own.
 CHECKOV_VERSION := 3.2.500
+# The reference version orders picket-advisory's differential tests compare against: npm's
+# node-semver (pinned in tests/advisory/) and Python's `packaging` (in .venv-advisory/).
+NODE_SEMVER_VERSION := 7.8.6
+PACKAGING_VERSION := 26.4
 
 # Builds use the committed .sqlx/ query data, so no database is needed to compile.
 export SQLX_OFFLINE := true
@@ -53,7 +57,7 @@ run: semgrep sandbox-tools
 ## Run the whole test suite: the rule pack's tests, then every crate's, against the machine's
 ## PostgreSQL, the pinned Semgrep and the pinned Kubernetes tools (deploy/ checks), then every
 ## benchmark once at a small size.
-test: rules-test k8s-tools checkov sandbox-tools bench-tools schemathesis sarif-tools github-fixtures gitlab-fixtures azure-fixtures bitbucket-fixtures browser-tools
+test: rules-test k8s-tools checkov sandbox-tools bench-tools schemathesis sarif-tools github-fixtures gitlab-fixtures azure-fixtures bitbucket-fixtures browser-tools advisory-refs
 	./.ci/postgres-up
 	@# The scheduler's end-to-end tests start the real worker binary (target/debug/picket).
 	cargo build -p picket-cli --bin picket
@@ -118,7 +122,7 @@ rules-test: semgrep
 	.venv/bin/semgrep scan --experimental --metrics=off --disable-version-check --quiet \
 	  --config crates/worker/rules crates/worker/rules > /dev/null
 
-.PHONY: k8s-tools checkov deploy-render sandbox-tools bench-tools schemathesis sarif-tools github-fixtures gitlab-fixtures azure-fixtures bitbucket-fixtures browser-tools
+.PHONY: k8s-tools checkov deploy-render sandbox-tools bench-tools advisory-refs schemathesis sarif-tools github-fixtures gitlab-fixtures azure-fixtures bitbucket-fixtures browser-tools
 
 ## Install GitHub's machine-readable ground truth (npm `@octokit/webhooks-examples`: real webhook
 ## payloads; `@octokit/openapi`: the REST description, 385 MB unpacked, so installed, never
@@ -186,6 +190,22 @@ bench-tools:
 	@command -v wrk >/dev/null && command -v pgbench >/dev/null \
 	  || { apt-get install -y -qq wrk postgresql-contrib >/dev/null \
 	       || { apt-get update -qq && apt-get install -y -qq wrk postgresql-contrib >/dev/null; }; }
+
+## The reference implementations picket-advisory's version orders are tested against
+## (crates/advisory/tests/advisory/differential.rs): Debian's ruby (Gem::Version), php-cli and
+## php-composer-semver (version_compare, Composer's VersionParser), libmaven3-core-java and a JRE
+## (Maven's ComparableVersion), installed with apt-get when missing; node-semver, pinned by
+## tests/advisory/package-lock.json, under tests/advisory/node_modules; Python's `packaging` in
+## .venv-advisory/ (each skipped when there at its version).
+advisory-refs:
+	@command -v ruby >/dev/null && command -v php >/dev/null && command -v java >/dev/null \
+	  && test -f /usr/share/php/Composer/Semver/autoload.php && test -f /usr/share/java/maven-artifact-3.x.jar \
+	  || { apt-get install -y -qq ruby php-cli php-composer-semver libmaven3-core-java default-jre-headless >/dev/null \
+	       || { apt-get update -qq && apt-get install -y -qq ruby php-cli php-composer-semver libmaven3-core-java default-jre-headless >/dev/null; }; }
+	@grep -q '"version": "$(NODE_SEMVER_VERSION)"' tests/advisory/node_modules/semver/package.json 2>/dev/null \
+	  || (cd tests/advisory && npm ci --no-audit --no-fund --loglevel=error)
+	@.venv-advisory/bin/python3 -c 'import packaging, sys; sys.exit(packaging.__version__ != "$(PACKAGING_VERSION)")' 2>/dev/null \
+	  || { python3 -m venv .venv-advisory && .venv-advisory/bin/pip install --quiet "packaging==$(PACKAGING_VERSION)"; }
 
 ## The local sandbox's tools (Debian packages): bubblewrap, nftables, iproute2, util-linux's
 ## setpriv. Installed with apt-get when missing (needs root, as the sandbox itself does).

@@ -5,4 +5,25 @@
 //! abandoning the entry).
 //!
 //! The control plane stores and syncs records (picket-db, picket-cli); the worker reads
-//! lockfiles (picket-lockfile); this crate decides what matches.
+//! lockfiles (picket-lockfile); this crate decides what matches:
+//!
+//! ```text
+//! JSON ──Record::from_json──► Record ──record_affects(record, name, &Version)──► bool
+//!                               │            ▲
+//!                               │            └── Version::parse(ecosystem, "1.2.3")
+//!                               ├── group_aliases(records) ──► one group per vulnerability
+//!                               └── severity::rate(record, entry) ──► picket_core::Severity
+//! ```
+//!
+//! docs/supply-chain.md describes the rules and where each ecosystem's order comes from.
+
+pub mod alias;
+pub mod matching;
+pub mod osv;
+pub mod severity;
+pub mod version;
+
+pub use alias::{group_aliases, VulnerabilityGroup};
+pub use matching::{affected, record_affects, MatchError};
+pub use osv::{Affected, Event, Package, Range, RangeType, Record, RecordError};
+pub use version::{compare, Version, VersionError};
