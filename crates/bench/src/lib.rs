@@ -24,6 +24,7 @@
 
 mod clone;
 mod dispatch;
+mod forge;
 mod pr_feedback;
 mod scan;
 mod web;
@@ -114,10 +115,14 @@ pub enum Which {
         #[arg(long, default_value_t = 20)]
         scans: u32,
     },
-    /// Webhook ingest under wrk: Picket's `POST /webhooks/github/{connection}` with signed
-    /// `pull_request` deliveries vs a bare axum handler doing one INSERT, same database, same run
-    /// (needs wrk: `make bench-tools`; GitHub's examples: `make github-fixtures`).
+    /// Webhook ingest under wrk: Picket's `POST /webhooks/{provider}/{connection}` with each
+    /// provider's pull request deliveries vs a bare axum handler doing one INSERT, same
+    /// database, same run (needs wrk: `make bench-tools`; GitHub's examples: `make
+    /// github-fixtures`).
     Webhooks {
+        /// Providers to measure, one after the other (comma-separated; default: all four).
+        #[arg(long, value_delimiter = ',', default_values_t = Provider::ALL)]
+        provider: Vec<Provider>,
         /// Seconds of each measured wrk run.
         #[arg(long, default_value_t = 15)]
         seconds: u32,
@@ -133,10 +138,14 @@ pub enum Which {
         prs: u32,
     },
     /// A PR from webhook to feedback: phases from webhook receipt to the check in progress and
-    /// to the final comments, and GitHub API calls and token mints per PR scan (GitHub served by
-    /// the test server; needs `cargo build --release -p picket-cli`, `make semgrep` and
-    /// `make github-fixtures`).
+    /// to the final comments, and the provider's API calls (and GitHub's token mints) per PR
+    /// scan (each provider served by its test server; needs `cargo build --release -p picket-cli`, `make semgrep` and
+    /// `make github-fixtures`; the other providers' test servers need `make gitlab-fixtures
+    /// bitbucket-fixtures azure-fixtures`).
     PrFeedback {
+        /// Providers to measure, one after the other (comma-separated; default: all four).
+        #[arg(long, value_delimiter = ',', default_values_t = Provider::ALL)]
+        provider: Vec<Provider>,
         /// Pushes to the PR, one scan each; medians are over them.
         #[arg(long, default_value_t = 5)]
         pushes: usize,
@@ -164,6 +173,54 @@ pub enum Which {
     /// benchmark that no longer runs fails CI). No figure is checked; a benchmark that fails,
     /// or one without a smoke size in [`SMOKE`], fails it.
     Smoke,
+}
+
+/// A source provider a benchmark drives, through its webhook route and its test server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Provider {
+    Github,
+    Gitlab,
+    Bitbucket,
+    /// Azure DevOps.
+    Azure,
+}
+
+impl Provider {
+    /// Every provider, in the order the benchmarks run them.
+    pub const ALL: [Provider; 4] = [
+        Provider::Github,
+        Provider::Gitlab,
+        Provider::Bitbucket,
+        Provider::Azure,
+    ];
+
+    /// The provider's name as its documentation writes it.
+    pub fn title(self) -> &'static str {
+        match self {
+            Provider::Github => "GitHub",
+            Provider::Gitlab => "GitLab",
+            Provider::Bitbucket => "Bitbucket Cloud",
+            Provider::Azure => "Azure DevOps",
+        }
+    }
+
+    /// Its webhook route's segment: `POST /webhooks/{segment}/{connection}`.
+    fn route(self) -> &'static str {
+        match self {
+            Provider::Github => "github",
+            Provider::Gitlab => "gitlab",
+            Provider::Bitbucket => "bitbucket",
+            Provider::Azure => "azure_devops",
+        }
+    }
+}
+
+impl std::fmt::Display for Provider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use clap::ValueEnum as _;
+        let value = self.to_possible_value().expect("no provider is skipped");
+        f.write_str(value.get_name())
+    }
 }
 
 /// The arguments each benchmark runs with under `smoke`: small, but through the same code.
@@ -278,16 +335,28 @@ async fn run_one(url: &str, which: Which) -> anyhow::Result<()> {
             dispatch::throughput_bench(url, scans).await
         }
         Which::Webhooks {
+            provider,
             seconds,
             connections,
             projects,
             prs,
-        } => webhooks::webhooks_bench(url, seconds, &connections, projects, prs).await,
+        } => {
+            for p in provider {
+                webhooks::webhooks_bench(url, p, seconds, &connections, projects, prs).await?;
+            }
+            Ok(())
+        }
         Which::PrFeedback {
+            provider,
             pushes,
             commits,
             files,
-        } => pr_feedback::pr_feedback_bench(url, pushes, commits, files).await,
+        } => {
+            for p in provider {
+                pr_feedback::pr_feedback_bench(url, p, pushes, commits, files).await?;
+            }
+            Ok(())
+        }
         Which::Web {
             projects,
             findings,
@@ -593,29 +662,32 @@ async fn start_api_with(
     Ok((base, token.expose_secret().to_owned(), server))
 }
 
-/// Creates, through the API at `api` (as `token`'s admin), a GitHub connection `name` for the
-/// test server's App `app`; returns its id.
-async fn github_connection(
+/// `POST /api/v1/connections` with `body` at `api` as `token`'s admin; the connection as
+/// answered (which shows a generated webhook password once).
+async fn create_connection(
     api: &str,
     token: &str,
-    name: &str,
-    github: &picket_test_support::github::GitHubServer,
-    app: &picket_test_support::github::TestApp,
-) -> anyhow::Result<uuid::Uuid> {
-    let conn: serde_json::Value = reqwest::Client::new()
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let resp = reqwest::Client::new()
         .post(format!("{api}/api/v1/connections"))
         .bearer_auth(token)
-        .json(&serde_json::json!({
-            "provider": "github", "name": name, "base_url": github.api_url(),
-            "credentials": {"app_id": app.id, "private_key": app.private_key_pem,
-                            "webhook_secret": app.webhook_secret},
-        }))
+        .json(&body)
         .send()
-        .await?
-        .error_for_status()
-        .context("creating the GitHub connection")?
-        .json()
         .await?;
+    let status = resp.status();
+    let answer: serde_json::Value = resp.json().await?;
+    if !status.is_success() {
+        bail!(
+            "creating the {} connection answered {status}: {answer}",
+            body["provider"]
+        );
+    }
+    Ok(answer)
+}
+
+/// A connection's id, from the API's answer.
+fn connection_id(conn: &serde_json::Value) -> anyhow::Result<uuid::Uuid> {
     Ok(conn["id"].as_str().context("connection id")?.parse()?)
 }
 

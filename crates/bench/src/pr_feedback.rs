@@ -24,7 +24,8 @@
 //! sent.
 
 use crate::dispatch::picket_binary;
-use crate::{bench_db, github_connection, start_api_with, with_bench_db};
+use crate::forge::{self, Call, CheckMove, Connected, Forge, ServerRepo, OWNER};
+use crate::{bench_db, start_api_with, with_bench_db, Provider};
 use anyhow::{bail, ensure, Context};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -36,7 +37,6 @@ use picket_db::projects::{self, NewProject};
 use picket_db::Db;
 use picket_scheduler::process::ProcessExecutor;
 use picket_scheduler::{SchedulerConfig, WorkerCommand};
-use picket_test_support::github::{Auth, GitHubServer, RecordedRequest, TestPull};
 use picket_test_support::{bare_repo, file, git, run, Change, History};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -48,8 +48,6 @@ use tokio_util::sync::CancellationToken;
 
 const BLOCK_RULE: &str = "picket.python.code-injection";
 const COMMENT_RULE: &str = "picket.python.weak-hash";
-/// The PR's number on GitHub.
-const PR: u64 = 7;
 /// Commits the target branch moved on after the PR branched.
 const TARGET_MOVED: usize = 3;
 /// Files the PR's first head touches.
@@ -252,110 +250,53 @@ async fn log_calls(State(log): State<ApiLog>, req: Request, next: Next) -> Respo
     resp
 }
 
-/// A GitHub request's operation, as GitHub's REST reference names paths: `/repos/{owner}/
-/// {repo}/...`, ids as `{id}`; GraphQL by its operation (`mutation resolveReviewThread`, ...).
-fn operation(r: &RecordedRequest) -> String {
-    if r.path == "/graphql" {
-        // `query|mutation [name] [(variables)] { field ...`: the kind and the root field.
-        let query = r
-            .body
-            .as_ref()
-            .and_then(|b| b["query"].as_str())
-            .unwrap_or_default()
-            .trim_start();
-        let kind = if query.starts_with("mutation") {
-            "mutation"
-        } else {
-            "query"
-        };
-        let field = query
-            .split_once('{')
-            .map(|(_, rest)| rest)
-            .unwrap_or_default()
-            .split(|c: char| !c.is_alphanumeric() && c != '_')
-            .find(|w| !w.is_empty())
-            .unwrap_or("?");
-        let op = format!("{kind} {field}");
-        return format!("POST /graphql ({op})");
-    }
-    let segs: Vec<&str> = r.path.split('/').collect();
-    let mut out = Vec::new();
-    for (i, s) in segs.iter().enumerate() {
-        let named = match (i, segs.get(1)) {
-            (2, Some(&"repos")) => "{owner}",
-            (3, Some(&"repos")) => "{repo}",
-            _ if !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) => "{id}",
-            _ if i > 0 && segs[i - 1] == "compare" => "{basehead}",
-            _ => s,
-        };
-        out.push(named);
-    }
-    let mut op = format!("{} {}", r.method, out.join("/"));
-    // Who minted a token shows in what it asked for.
-    if op.ends_with("/access_tokens") {
-        if let Some(body) = &r.body {
-            let perms: Vec<String> = body["permissions"]
-                .as_object()
-                .into_iter()
-                .flatten()
-                .map(|(k, v)| format!("{k}: {}", v.as_str().unwrap_or("?")))
-                .collect();
-            let repos = body["repository_ids"].as_array().map_or(0, Vec::len);
-            write!(op, " ({}; {repos} repositories)", perms.join(", ")).expect("a String");
-        }
-    }
-    op
-}
-
-fn credential(a: &Auth) -> &'static str {
-    match a {
-        Auth::None => "none",
-        Auth::Jwt { .. } => "App JWT",
-        Auth::InstallationToken { .. } => "installation token",
-        Auth::Invalid => "refused",
-    }
-}
-
 /// One push's measurements: phase → ms after the webhook was sent; operation → calls.
 #[derive(Debug, Default)]
-struct Push {
+struct Measured {
     phases: BTreeMap<&'static str, f64>,
-    calls: BTreeMap<(String, &'static str), u64>,
+    /// (operation, credential) → calls.
+    calls: BTreeMap<(String, String), u64>,
     mints: u64,
     clone_bytes: u64,
     new_findings: i64,
     outcome: Value,
-    /// The check's status when it was created (`queued`, or `in_progress` when the worker
-    /// was running by then).
+    /// The check's state when it was created, as the provider names it (GitHub `queued`, or
+    /// `in_progress` when the worker was running by then; GitLab `pending`, ...).
     created_as: String,
+    /// The completed check's conclusion or state (`failure`, `failed`, `FAILED`, ...).
     conclusion: String,
 }
 
 /// The phases, in the order they happen.
 const PHASES: &[&str] = &[
     "webhook answered (202, scan queued)",
-    "check run created on GitHub",
+    "check created on the provider",
     "scan claimed by the scheduler",
     "worker's first call to the API",
     "scan running (worker reported)",
-    "check in progress on GitHub (created so, or moved)",
+    "check shown running on the provider (created so, or moved)",
     "clone done (worker trail)",
     "engine done (worker trail)",
     "feedback begun (worker → API)",
-    "last comment written on GitHub",
+    "last comment written on the provider",
     "feedback done (worker → API)",
     "results uploaded (worker → API)",
-    "check completed on GitHub",
+    "check completed on the provider",
 ];
 
-/// Phases a push may go without.
+/// Phases a push may go without: a check created or moved as running (Bitbucket and Azure
+/// DevOps have no such state; GitHub and GitLab skip it when the scan was done before the
+/// check loop looked), and comments (a push that changes nothing Picket shows writes none).
 const OPTIONAL: &[&str] = &[PHASES[5], PHASES[9]];
+
+/// The pull request's number (GitHub, Bitbucket, Azure DevOps) or iid (GitLab).
+const PR: u64 = 7;
 
 struct World {
     db: Db,
-    github: GitHubServer,
-    app: picket_test_support::github::TestApp,
-    repo_id: u64,
+    forge: Forge,
+    conn: Connected,
+    repo: ServerRepo,
     hook: String,
     http: reqwest::Client,
     api_log: ApiLog,
@@ -370,47 +311,30 @@ impl World {
     /// Moves the PR to `head`, delivers its webhook and waits for the feedback; measures.
     async fn push(
         &self,
-        repo: &Path,
+        git_dir: &Path,
         merge_base: &str,
         target: &str,
         head: &str,
         before: Option<&str>,
-    ) -> anyhow::Result<Push> {
-        run(git(repo).args(["update-ref", &format!("refs/pull/{PR}/head"), head]));
-        let action = if before.is_none() {
-            self.github.add_pull(
-                self.repo_id,
-                TestPull {
-                    number: PR,
-                    head_sha: head.into(),
-                    head_ref: "feature".into(),
-                    base_ref: "main".into(),
-                    base_sha: target.into(),
-                    merge_base: merge_base.into(),
-                    title: "Reports: parse, render, digest".into(),
-                    author: "alice".into(),
-                    ..TestPull::default()
-                },
-            );
-            "opened"
-        } else {
-            self.github
-                .update_pull(self.repo_id, PR, |p| p.head_sha = head.into());
-            "synchronize"
+    ) -> anyhow::Result<Measured> {
+        let diff = diff_lines(git_dir, merge_base, head);
+        let push = forge::Push {
+            git: git_dir,
+            number: PR,
+            head,
+            before,
+            merge_base,
+            target,
+            diff: &diff,
         };
-        for (path, lines) in diff_lines(repo, merge_base, head) {
-            self.github.set_diff_lines(self.repo_id, PR, &path, &lines);
-        }
-        let payload = self
-            .github
-            .pull_request_payload(self.repo_id, PR, action, before);
-        let delivery = self.github.webhook(&self.app, "pull_request", &payload);
+        self.forge.push(&self.repo, &push)?;
+        let (headers, body) = self.forge.delivery(&self.conn, &self.repo, &push)?;
         let mut req = self.http.post(&self.hook);
-        for (k, v) in &delivery.headers {
+        for (k, v) in &headers {
             req = req.header(k, v);
         }
         let (t0, wall0) = (Instant::now(), SystemTime::now());
-        let resp = req.body(delivery.body.clone()).send().await?;
+        let resp = req.body(body).send().await?;
         let answered = t0.elapsed();
         let status = resp.status();
         let body: Value = resp.json().await?;
@@ -419,6 +343,8 @@ impl World {
             "the webhook answered {status}: {body}"
         );
         let scan: uuid::Uuid = body["scan_id"].as_str().context("scan_id")?.parse()?;
+        let since =
+            |calls: Vec<Call>| -> Vec<Call> { calls.into_iter().filter(|c| c.at >= t0).collect() };
 
         // Wait for the comments and the completed check.
         loop {
@@ -429,11 +355,9 @@ impl World {
             .bind(scan)
             .fetch_one(self.db.pool())
             .await?;
-            let completed = self
-                .github
-                .check_runs(self.repo_id)
+            let completed = since(self.forge.calls())
                 .iter()
-                .any(|c| c.head_sha == head && c.status == "completed");
+                .any(|c| matches!(c.check, Some((CheckMove::Completed, _))));
             if state == "succeeded" && done && completed {
                 break;
             }
@@ -455,74 +379,49 @@ impl World {
 
         let ms_i = |t: Instant| t.saturating_duration_since(t0).as_secs_f64() * 1e3;
         let ms_wall = |epoch_s: f64| (epoch_s - epoch(wall0)) * 1e3;
-        let mut push = Push::default();
+        let mut m = Measured::default();
         let mut at = |phase: &'static str, ms: f64| {
-            push.phases.insert(phase, ms);
+            m.phases.insert(phase, ms);
         };
         at(PHASES[0], answered.as_secs_f64() * 1e3);
 
-        let requests: Vec<RecordedRequest> = self
-            .github
-            .requests()
-            .into_iter()
-            .filter(|r| r.at >= t0)
+        let calls = since(self.forge.calls());
+        let checks: Vec<(&Call, CheckMove, &str)> = calls
+            .iter()
+            .filter_map(|c| {
+                c.check
+                    .as_ref()
+                    .map(|(moved, state)| (c, *moved, state.as_str()))
+            })
             .collect();
-        let check_path = |r: &RecordedRequest| r.path.contains("/check-runs");
-        let status_of = |r: &RecordedRequest| {
-            r.body
-                .as_ref()
-                .and_then(|b| b["status"].as_str())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        if let Some(r) = requests
-            .iter()
-            .find(|r| r.method == "POST" && check_path(r))
-        {
-            at(PHASES[1], ms_i(r.at));
-            push.created_as = status_of(r);
-        }
-        if let Some(r) = requests
-            .iter()
-            .find(|r| check_path(r) && status_of(r) == "in_progress")
-        {
-            at(PHASES[5], ms_i(r.at));
-        }
-        if let Some(r) = requests
-            .iter()
-            .find(|r| check_path(r) && status_of(r) == "completed")
-        {
-            at(PHASES[12], ms_i(r.at));
-            push.conclusion = r
-                .body
-                .as_ref()
-                .and_then(|b| b["conclusion"].as_str())
-                .unwrap_or_default()
-                .to_owned();
-        }
-        let writes_comment = |r: &RecordedRequest| {
-            (r.method == "POST"
-                && (r.path.ends_with("/reviews")
-                    || r.path.ends_with("/comments")
-                    || r.path.ends_with("/replies")))
-                || (r.method == "PATCH" && r.path.contains("/comments/"))
-                || (r.path == "/graphql"
-                    && r.body
-                        .as_ref()
-                        .and_then(|b| b["query"].as_str())
-                        .is_some_and(|q| q.trim_start().starts_with("mutation")))
-        };
-        if let Some(r) = requests.iter().rev().find(|r| writes_comment(r)) {
-            at(PHASES[9], ms_i(r.at));
-        }
-        for r in &requests {
-            *push
-                .calls
-                .entry((operation(r), credential(&r.auth)))
-                .or_default() += 1;
-            if r.method == "POST" && r.path.ends_with("/access_tokens") {
-                push.mints += 1;
+        if let Some((c, moved, state)) = checks.first() {
+            at(PHASES[1], ms_i(c.at));
+            m.created_as = (*state).to_owned();
+            if *moved == CheckMove::Running {
+                at(PHASES[5], ms_i(c.at));
             }
+        }
+        if let Some((c, ..)) = checks
+            .iter()
+            .find(|(_, moved, _)| *moved == CheckMove::Running)
+        {
+            at(PHASES[5], ms_i(c.at));
+        }
+        if let Some((c, _, state)) = checks
+            .iter()
+            .find(|(_, moved, _)| *moved == CheckMove::Completed)
+        {
+            at(PHASES[12], ms_i(c.at));
+            m.conclusion = (*state).to_owned();
+        }
+        if let Some(c) = calls.iter().rev().find(|c| c.writes_comment) {
+            at(PHASES[9], ms_i(c.at));
+        }
+        for c in &calls {
+            *m.calls
+                .entry((c.operation.clone(), c.credential.clone()))
+                .or_default() += 1;
+            m.mints += u64::from(c.mints);
         }
 
         let api = self.api_log.calls();
@@ -577,7 +476,7 @@ impl World {
             match step.as_str() {
                 "clone" => {
                     at(PHASES[6], end);
-                    push.clone_bytes = figures["bytes_received"].as_u64().unwrap_or(0);
+                    m.clone_bytes = figures["bytes_received"].as_u64().unwrap_or(0);
                 }
                 "engine" => at(PHASES[7], end),
                 _ => {}
@@ -591,9 +490,9 @@ impl World {
         .bind(scan)
         .fetch_one(self.db.pool())
         .await?;
-        push.new_findings = new_findings;
-        push.outcome = outcome.unwrap_or(Value::Null);
-        Ok(push)
+        m.new_findings = new_findings;
+        m.outcome = outcome.unwrap_or(Value::Null);
+        Ok(m)
     }
 }
 
@@ -602,12 +501,21 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs the benchmark on a database of its own on `admin_url`'s server and prints its tables
-/// (Markdown): `pushes` PR scans of a repository of `commits` commits over `files` modules.
-/// Fails when a push gets no feedback within 5 minutes, a scan fails, or GitHub's OpenAPI
-/// description refuses a request Picket sent.
+/// Median, min and max of `v` (not empty).
+fn spread(v: Vec<f64>) -> (f64, f64, f64) {
+    let (lo, hi) = v
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+    (median(v), lo, hi)
+}
+
+/// Runs the benchmark for `provider` on a database of its own on `admin_url`'s server and
+/// prints its tables (Markdown): `pushes` PR scans of a repository of `commits` commits over
+/// `files` modules. Fails when a push gets no feedback within 5 minutes, a scan fails, or the
+/// provider's reference refuses a request Picket sent.
 pub async fn pr_feedback_bench(
     admin_url: &str,
+    provider: Provider,
     pushes: usize,
     commits: usize,
     files: usize,
@@ -624,14 +532,15 @@ pub async fn pr_feedback_bench(
     let build_secs = built.elapsed().as_secs_f64();
     let clone_url = format!("file://{}", std::fs::canonicalize(&repo)?.display());
 
-    with_bench_db(admin_url, "pr_feedback", |url| async move {
+    let label = format!("pr_feedback_{provider}");
+    with_bench_db(admin_url, &label, |url| async move {
         let db = bench_db(&url, 16).await?;
-        let github = GitHubServer::start().await;
-        let app = github.add_app("picket");
-        let installation = github.add_installation(app.id, "acme");
-        let repo_id = github.add_repo(installation, "acme/app", "main", &clone_url);
+        let forge = Forge::start(provider).await;
+        let server_repo = forge.add_repository(&clone_url);
 
-        let cipher = Arc::new(CredentialCipher::from_hex(&CredentialCipher::generate_hex())?);
+        let cipher = Arc::new(CredentialCipher::from_hex(
+            &CredentialCipher::generate_hex(),
+        )?);
         let registry = || {
             Arc::new(picket_vcs::Registry::new(
                 Arc::new(CredentialStore::new(db.pool().clone(), cipher.clone())),
@@ -647,18 +556,18 @@ pub async fn pr_feedback_bench(
         })
         .await?;
         let http = reqwest::Client::new();
-        let conn_id = github_connection(&base, &token, "acme", &github, &app).await?;
+        let conn = forge.connect(&base, &token, OWNER).await?;
         let org = picket_db::orgs::get_by_slug(db.pool(), "bench").await?;
         // A file:// project (its repository is on this machine), added as `picket run` adds one
-        // and attached to the App's installation as the installation webhook does.
+        // (GitHub: attached to the App's installation as the installation webhook does).
         let mut tx = db.pool().begin().await?;
         let added = projects::add_many(
             &mut tx,
             org.id,
             &[NewProject {
-                connection_id: conn_id.into(),
-                provider_repo_id: repo_id.to_string(),
-                full_name: "acme/app".into(),
+                connection_id: conn.id.into(),
+                provider_repo_id: server_repo.id.clone(),
+                full_name: server_repo.full_name.clone(),
                 clone_url: clone_url.clone(),
                 default_branch: "main".into(),
             }],
@@ -669,11 +578,13 @@ pub async fn pr_feedback_bench(
         .map_err(|e| anyhow::anyhow!("the project was refused: {e:?}"))?;
         tx.commit().await?;
         let project: ProjectId = added[0].project.id;
-        sqlx::query("UPDATE projects SET provider_installation_id = $2 WHERE id = $1")
-            .bind(project.0)
-            .bind(installation.to_string())
-            .execute(db.pool())
-            .await?;
+        if let Some(installation) = server_repo.installation {
+            sqlx::query("UPDATE projects SET provider_installation_id = $2 WHERE id = $1")
+                .bind(project.0)
+                .bind(installation.to_string())
+                .execute(db.pool())
+                .await?;
+        }
         http.put(format!("{base}/api/v1/policies/team"))
             .bearer_auth(&token)
             .json(&json!({"rules": {BLOCK_RULE: "block", COMMENT_RULE: "comment"}}))
@@ -727,133 +638,31 @@ pub async fn pr_feedback_bench(
 
         let world = World {
             db: db.clone(),
-            github,
-            app,
-            repo_id,
-            hook: format!("{base}/webhooks/github/{conn_id}"),
+            forge,
+            hook: format!("{base}{}", conn.hook_path),
+            conn,
+            repo: server_repo,
             http,
             api_log,
         };
         let mut results = Vec::new();
         for (i, head) in heads.iter().enumerate() {
             let before = i.checked_sub(1).map(|p| heads[p].as_str());
-            results.push(
-                world
-                    .push(&repo, &merge_base, &target, head, before)
-                    .await
-                    .with_context(|| format!("push {}", i + 1))?,
-            );
+            let measured = world
+                .push(&repo, &merge_base, &target, head, before)
+                .await
+                .with_context(|| format!("{}, push {}", provider.title(), i + 1));
+            results.push(measured?);
         }
         stop.cancel();
         scheduler.await?;
         server.abort();
-        let violations = world.github.violations();
-        ensure!(
-            violations.is_empty(),
-            "requests GitHub's OpenAPI description refuses: {violations:#?}"
-        );
-
-        let mut out = String::new();
-        writeln!(
-            out,
-            "### PR feedback: webhook → check → comments, {pushes} pushes to one PR\n"
-        )?;
-        writeln!(
-            out,
-            "Repository: {commits} commits over {files} Python modules (built in {build_secs:.1} s), the target {TARGET_MOVED} commits past the merge base; the PR's first head touches {PR_FILES} files. Initial full scan: {full_secs:.1} s.\n"
-        )?;
-        writeln!(
-            out,
-            "| push | new findings | comments posted | threads resolved | summary | check created as | check | clone bytes |"
-        )?;
-        writeln!(out, "|---:|---:|---:|---:|---|---|---|---:|")?;
-        for (i, p) in results.iter().enumerate() {
-            writeln!(
-                out,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |",
-                i + 1,
-                p.new_findings,
-                p.outcome["comments_posted"],
-                p.outcome["threads_resolved"],
-                p.outcome["summary"].as_str().unwrap_or("?"),
-                p.created_as,
-                p.conclusion,
-                p.clone_bytes
-            )?;
-        }
-        writeln!(
-            out,
-            "\n#### Phases: ms after the webhook was sent (median of {pushes}, min, max)\n"
-        )?;
-        writeln!(out, "| phase | pushes it happened in | median | min | max |")?;
-        writeln!(out, "|---|---:|---:|---:|---:|")?;
-        for phase in PHASES {
-            let v: Vec<f64> = results
-                .iter()
-                .filter_map(|p| p.phases.get(phase).copied())
-                .collect();
-            if v.is_empty() {
-                writeln!(out, "| {phase} | 0 of {pushes} | - | - | - |")?;
-                continue;
-            }
-            let (lo, hi) = v
-                .iter()
-                .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
-            writeln!(
-                out,
-                "| {phase} | {} of {pushes} | {:.0} | {lo:.0} | {hi:.0} |",
-                v.len(),
-                median(v.clone())
-            )?;
-        }
-        writeln!(
-            out,
-            "\n#### GitHub API calls per PR scan, by operation (median of {pushes}, min, max)\n"
-        )?;
-        writeln!(out, "| operation | credential | median | min | max |")?;
-        writeln!(out, "|---|---|---:|---:|---:|")?;
-        let ops: BTreeSet<(String, &str)> = results
-            .iter()
-            .flat_map(|p| p.calls.keys().cloned())
-            .collect();
-        for op in &ops {
-            let v: Vec<f64> = results
-                .iter()
-                .map(|p| p.calls.get(op).copied().unwrap_or(0) as f64)
-                .collect();
-            let (lo, hi) = v
-                .iter()
-                .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
-            writeln!(
-                out,
-                "| `{}` | {} | {} | {lo} | {hi} |",
-                op.0,
-                op.1,
-                median(v.clone())
-            )?;
-        }
-        let totals: Vec<f64> = results
-            .iter()
-            .map(|p| p.calls.values().sum::<u64>() as f64)
-            .collect();
-        let mints: Vec<f64> = results.iter().map(|p| p.mints as f64).collect();
-        let worker_calls: Vec<f64> = results
-            .iter()
-            .map(|p| p.outcome["api_calls"].as_f64().unwrap_or(0.0))
-            .collect();
-        writeln!(
-            out,
-            "\nPer PR scan: {} GitHub API calls (median; {:?} by push), of which {} installation-token mints ({:?}); the worker counted {} calls for its feedback (median).\n",
-            median(totals.clone()),
-            totals,
-            median(mints.clone()),
-            mints,
-            median(worker_calls)
+        world.forge.check()?;
+        let out = report(
+            provider, &results, pushes, commits, files, build_secs, full_secs,
         )?;
         println!("{out}");
-        // Every push is answered, scanned and its check completed. A check may skip `in
-        // progress` (the scan was done before the check loop looked), and a push that changes
-        // nothing Picket shows writes no comment.
+        // Every push is answered, scanned and its check completed.
         for phase in PHASES.iter().filter(|p| !OPTIONAL.contains(p)) {
             ensure!(
                 results.iter().all(|p| p.phases.contains_key(phase)),
@@ -863,4 +672,102 @@ pub async fn pr_feedback_bench(
         Ok(())
     })
     .await
+}
+
+/// The benchmark's tables, in Markdown.
+fn report(
+    provider: Provider,
+    results: &[Measured],
+    pushes: usize,
+    commits: usize,
+    files: usize,
+    build_secs: f64,
+    full_secs: f64,
+) -> anyhow::Result<String> {
+    let name = provider.title();
+    let mut out = String::new();
+    writeln!(
+        out,
+        "### PR feedback, {name}: webhook → check → comments, {pushes} pushes to one PR\n"
+    )?;
+    writeln!(
+        out,
+        "Repository: {commits} commits over {files} Python modules (built in {build_secs:.1} s), the target {TARGET_MOVED} commits past the merge base; the PR's first head touches {PR_FILES} files. Initial full scan: {full_secs:.1} s.\n"
+    )?;
+    writeln!(
+        out,
+        "| push | new findings | comments posted | threads resolved | summary | check created as | check completed as | clone bytes |"
+    )?;
+    writeln!(out, "|---:|---:|---:|---:|---|---|---|---:|")?;
+    for (i, p) in results.iter().enumerate() {
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            i + 1,
+            p.new_findings,
+            p.outcome["comments_posted"],
+            p.outcome["threads_resolved"],
+            p.outcome["summary"].as_str().unwrap_or("?"),
+            p.created_as,
+            p.conclusion,
+            p.clone_bytes
+        )?;
+    }
+    writeln!(
+        out,
+        "\n#### Phases, {name}: ms after the webhook was sent (median of the pushes it happened in, min, max)\n"
+    )?;
+    writeln!(
+        out,
+        "| phase | pushes it happened in | median | min | max |"
+    )?;
+    writeln!(out, "|---|---:|---:|---:|---:|")?;
+    for phase in PHASES {
+        let v: Vec<f64> = results
+            .iter()
+            .filter_map(|p| p.phases.get(phase).copied())
+            .collect();
+        if v.is_empty() {
+            writeln!(out, "| {phase} | 0 of {pushes} | - | - | - |")?;
+            continue;
+        }
+        let n = v.len();
+        let (mid, lo, hi) = spread(v);
+        writeln!(
+            out,
+            "| {phase} | {n} of {pushes} | {mid:.0} | {lo:.0} | {hi:.0} |"
+        )?;
+    }
+    writeln!(
+        out,
+        "\n#### {name} API calls per PR scan, by operation (median of {pushes}, min, max)\n"
+    )?;
+    writeln!(out, "| operation | credential | median | min | max |")?;
+    writeln!(out, "|---|---|---:|---:|---:|")?;
+    let ops: BTreeSet<&(String, String)> = results.iter().flat_map(|p| p.calls.keys()).collect();
+    for op in ops {
+        let v: Vec<f64> = results
+            .iter()
+            .map(|p| p.calls.get(op).copied().unwrap_or(0) as f64)
+            .collect();
+        let (mid, lo, hi) = spread(v);
+        writeln!(out, "| `{}` | {} | {mid} | {lo} | {hi} |", op.0, op.1)?;
+    }
+    let totals: Vec<f64> = results
+        .iter()
+        .map(|p| p.calls.values().sum::<u64>() as f64)
+        .collect();
+    let mints: Vec<f64> = results.iter().map(|p| p.mints as f64).collect();
+    let worker_calls: Vec<f64> = results
+        .iter()
+        .map(|p| p.outcome["api_calls"].as_f64().unwrap_or(0.0))
+        .collect();
+    writeln!(
+        out,
+        "\nPer PR scan: {} {name} API calls (median; {totals:?} by push), of which {} token mints ({mints:?}); the worker counted {} calls for its feedback (median).\n",
+        median(totals.clone()),
+        median(mints.clone()),
+        median(worker_calls)
+    )?;
+    Ok(out)
 }

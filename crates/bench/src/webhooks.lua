@@ -1,11 +1,16 @@
--- wrk driver of picket-bench's `webhooks` benchmark: replays GitHub `pull_request` deliveries
--- that picket-bench signed beforehand (wrk's Lua cannot compute an HMAC).
+-- wrk driver of picket-bench's `webhooks` benchmark: replays a provider's pull request
+-- deliveries that picket-bench made (and, for GitHub and Bitbucket, signed) beforehand (wrk's
+-- Lua cannot compute an HMAC).
 --
 -- Arguments (after wrk's `--`): records template threads mode rate wrap
 --   records   one delivery a line: delivery-id signature repo-id number head-sha before-sha
---   template  the body in parts: "L <n>" + newline + n bytes + newline (literal bytes), or
---             "S <i>" + newline (field i of the record); picket-bench built each signed body
---             from the same parts, so the bytes and the signature agree
+--             (signature `-` for a provider that signs nothing)
+--   template  the headers, then the body in parts, one item a line:
+--             "H <name> <value>" (a header, the same on every delivery), "F <name> <i>" (a
+--             header whose value is field i of the record), "L <n>" + newline + n bytes +
+--             newline (literal bytes of the body), or "S <i>" (field i of the record);
+--             picket-bench built each signed body from the same parts, so the bytes and the
+--             signature agree
 --   threads   wrk's -t: thread k (1-based) sends records k, k + threads, k + 2 * threads, ...
 --             so no two threads send the same delivery
 --   mode      `peak` (closed loop, no pause) or `paced` (at most `rate` requests/s in all,
@@ -26,31 +31,45 @@ function setup(thread)
   thread:set("id", #threads)
 end
 
-local function read_template(path)
+-- The body's parts, the fixed headers (into `fixed`) and the record-field headers (name ->
+-- field index).
+local function read_template(path, fixed)
   local f = assert(io.open(path, "rb"))
-  local parts = {}
+  local parts, fields = {}, {}
   while true do
     local line = f:read("*l")
     if not line then break end
-    local kind, n = line:match("^(%a) (%d+)$")
-    assert(kind, "bad template line: " .. line)
-    n = tonumber(n)
-    if kind == "L" then
-      parts[#parts + 1] = f:read(n)
-      f:read(1)
+    local name, value = line:match("^H (%S+) (.*)$")
+    local field_name, field = line:match("^F (%S+) (%d+)$")
+    local kind, n = line:match("^([LS]) (%d+)$")
+    if name then
+      fixed[name] = value
+    elseif field_name then
+      fields[field_name] = tonumber(field)
     else
-      parts[#parts + 1] = n
+      assert(kind, "bad template line: " .. line)
+      n = tonumber(n)
+      if kind == "L" then
+        parts[#parts + 1] = f:read(n)
+        f:read(1)
+      else
+        parts[#parts + 1] = n
+      end
     end
   end
   f:close()
-  return parts
+  return parts, fields
 end
 
 function init(args)
   local nthreads = tonumber(args[3])
   local mode, rate = args[4], tonumber(args[5])
   wrap = args[6] == "wrap"
-  template = read_template(args[2])
+  headers = {
+    ["Host"] = wrk.headers["Host"],
+    ["Content-Type"] = "application/json",
+  }
+  template, field_headers = read_template(args[2], headers)
   records = {}
   local i = 0
   for line in io.lines(args[1]) do
@@ -66,15 +85,6 @@ function init(args)
   -- Answers by status ("202:812,503:3") and the first answer that was not 2xx.
   statuses, first_bad = {}, ""
   body = {}
-  headers = {
-    ["Host"] = wrk.headers["Host"],
-    ["Content-Type"] = "application/json",
-    ["User-Agent"] = "GitHub-Hookshot/3c1a2f4",
-    ["X-GitHub-Event"] = "pull_request",
-    ["X-GitHub-Hook-ID"] = "7000001",
-    ["X-GitHub-Hook-Installation-Target-ID"] = "1",
-    ["X-GitHub-Hook-Installation-Target-Type"] = "integration",
-  }
   if mode == "paced" then
     local ffi = require("ffi")
     ffi.cdef [[
@@ -110,8 +120,7 @@ function request()
   for i, p in ipairs(template) do
     if type(p) == "number" then body[i] = r[p] else body[i] = p end
   end
-  headers["X-GitHub-Delivery"] = r[1]
-  headers["X-Hub-Signature-256"] = r[2]
+  for name, i in pairs(field_headers) do headers[name] = r[i] end
   sent = sent + 1
   return wrk.format("POST", wrk.path, headers, table.concat(body))
 end

@@ -1,31 +1,39 @@
-//! `webhooks`: webhook ingest under wrk. Picket's real route, `POST /webhooks/github/{connection}`
-//! of the real API router (in this process, on 127.0.0.1), takes GitHub `pull_request`
-//! `synchronize` deliveries: the signature checked over the raw body, then one transaction that
-//! logs the delivery, queues the head's diff scan, supersedes the PR's older scan and registers
-//! its check. The baseline, in the same run against the same database server with a pool of the
-//! same size, is a bare axum handler doing one `INSERT` of the body (one commit per request, into
-//! a column compressed as the delivery log's is: lz4), driven by the same wrk settings and the
-//! same requests.
+//! `webhooks`: webhook ingest under wrk, for each provider. Picket's real route,
+//! `POST /webhooks/{provider}/{connection}` of the real API router (in this process, on
+//! 127.0.0.1), takes pull request deliveries that each push new code: GitHub `pull_request`
+//! `synchronize` (signed `X-Hub-Signature-256`), GitLab `Merge Request Hook` `update` with
+//! `oldrev` (the hook's `X-Gitlab-Token`), Bitbucket Cloud `pullrequest:updated` (signed
+//! `X-Hub-Signature`) and Azure DevOps `git.pullrequest.updated` (Basic authentication). Each
+//! is authenticated, then one transaction logs the delivery, queues the head's diff scan,
+//! supersedes the PR's older scan and registers its check. The baseline, in the same run against
+//! the same database server with a pool of the same size, is a bare axum handler doing one
+//! `INSERT` of the body (one commit per request, into a column compressed as the delivery log's
+//! is: lz4), driven by the same wrk settings and the same requests.
 //!
-//! Traffic: every delivery has its own `X-GitHub-Delivery` id and its own head SHA, spread
-//! round-robin over `projects × prs` pull requests, so each one queues a real scan and
-//! supersedes the previous one of its PR. Bodies are GitHub's own `synchronize` example
-//! (`@octokit/webhooks-examples`, about 23 KB) with the repository, number and heads replaced.
+//! Traffic: every delivery has its own delivery id (`X-GitHub-Delivery`, `Idempotency-Key`,
+//! `X-Request-UUID`, or the body's `id` for Azure DevOps) and its own head SHA (full, 40 hex
+//! digits: Bitbucket's receiver asks Bitbucket for the full SHA only when a head is
+//! abbreviated, and the benchmark fails if the provider's test server receives any request while
+//! wrk runs), spread round-robin over `projects × prs` pull requests, so each one queues a real
+//! scan and supersedes the previous one of its PR. Bodies are GitHub's own `synchronize` example
+//! (`@octokit/webhooks-examples`, about 23 KB) and, for the others, picket-vcs's fixtures written
+//! from the providers' documentation (2.5–4 KB), with the repository, number and heads replaced.
 //! wrk's Lua cannot compute an HMAC, so this module signs every body beforehand and writes the
-//! body's parts (`template`) and one line per delivery (`records`); `webhooks.lua` rebuilds the
-//! same bytes and sends the signature made for them.
+//! body's parts and headers (`template`) and one line per delivery (`records`); `webhooks.lua`
+//! rebuilds the same bytes and sends the signature made for them.
 //!
 //! Checks, failing the run: every answer 2xx and no socket error; every delivery Picket logged
 //! queued a scan, one per distinct head; every PR has exactly one queued scan left (the others
-//! superseded).
+//! superseded); the provider's test server received nothing during the runs.
 
-use crate::{bench_db, empty, github_connection, start_api, with_bench_db};
+use crate::forge::{azure_basic, fixture, Forge};
+use crate::{bench_db, empty, start_api, with_bench_db, Provider};
 use anyhow::{bail, ensure, Context};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use picket_db::Db;
-use picket_test_support::github::{signature_256, GitHubServer};
+use picket_test_support::github::signature_256;
 use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
@@ -40,13 +48,12 @@ const EXAMPLES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../../tests/github/node_modules/@octokit/webhooks-examples/api.github.com/index.json"
 );
-
 /// The wrk script that replays the signed deliveries.
 const DRIVER: &str = include_str!("webhooks.lua");
 
-/// The App installation every benchmark repository is reached through.
+/// The App installation every GitHub benchmark repository is reached through.
 const INSTALLATION: u64 = 42_000_001;
-/// The first benchmark repository's GitHub id (the others follow).
+/// The first benchmark repository's numeric id on GitHub and GitLab (the others follow).
 const FIRST_REPO: u64 = 700_000_001;
 /// Picket's default pool size (`DbConfig::new`); the baseline gets the same.
 const POOL: u32 = 16;
@@ -59,10 +66,23 @@ const BARE_POOL: u64 = 2_000;
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Fields of a record line, as the Lua script numbers them (1-based).
+const F_ID: usize = 1;
+const F_SIGNATURE: usize = 2;
 const F_REPO: usize = 3;
 const F_NUMBER: usize = 4;
 const F_HEAD: usize = 5;
 const F_BEFORE: usize = 6;
+
+/// Markers in a body template: `(marker, field)`. A number's marker is a whole JSON string
+/// (`"@@#N@@"`), replaced quotes and all; the others sit inside a string.
+const MARKERS: [(&str, usize); 6] = [
+    ("\"@@#R@@\"", F_REPO),
+    ("\"@@#N@@\"", F_NUMBER),
+    ("@@R@@", F_REPO),
+    ("@@H@@", F_HEAD),
+    ("@@B@@", F_BEFORE),
+    ("@@D@@", F_ID),
+];
 
 /// A piece of a delivery's body: bytes as they are, or a field of the delivery's record.
 #[derive(Debug)]
@@ -71,41 +91,138 @@ enum Part {
     Field(usize),
 }
 
-/// GitHub's `pull_request` `synchronize` example, compact as GitHub sends it, cut where the
-/// repository id, the PR number and the heads go.
-fn template() -> anyhow::Result<Vec<Part>> {
-    let text = std::fs::read_to_string(EXAMPLES)
-        .with_context(|| format!("{EXAMPLES} (run `make github-fixtures`)"))?;
-    let doc: Value = serde_json::from_str(&text)?;
-    let mut p = doc
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["name"] == "pull_request")
-        .flat_map(|e| e["examples"].as_array().into_iter().flatten())
-        .find(|x| x["action"] == "synchronize" && x.get("installation").is_some())
-        .context("no pull_request synchronize example with an installation")?
-        .clone();
-    p["number"] = json!("@@N@@");
-    p["pull_request"]["number"] = json!("@@N@@");
-    p["pull_request"]["head"]["sha"] = json!("@@H@@");
-    p["pull_request"]["base"]["ref"] = json!("main");
-    p["pull_request"]["base"]["repo"]["id"] = json!("@@R@@");
-    p["pull_request"]["head"]["repo"]["id"] = json!("@@R@@");
-    p["repository"]["id"] = json!("@@R@@");
-    p["installation"]["id"] = json!(INSTALLATION);
-    p["before"] = json!("@@B@@");
-    p["after"] = json!("@@H@@");
-    let mut rest = serde_json::to_string(&p)?;
-    // Numbers replace their quoted marker; SHAs go inside their quotes.
-    let markers = [
-        ("\"@@R@@\"", F_REPO),
-        ("\"@@N@@\"", F_NUMBER),
-        ("@@H@@", F_HEAD),
-        ("@@B@@", F_BEFORE),
-    ];
+/// A request header: the same on every delivery, or a field of the delivery's record.
+#[derive(Debug)]
+enum Header {
+    Fixed(&'static str, String),
+    Field(&'static str, usize),
+}
+
+/// How one provider's deliveries look.
+#[derive(Debug)]
+struct Shape {
+    /// The event, for the report.
+    event: &'static str,
+    parts: Vec<Part>,
+    headers: Vec<Header>,
+    /// The HMAC-SHA256 key each body is signed with (GitHub, Bitbucket).
+    signing_key: Option<String>,
+}
+
+/// `provider`'s pull request delivery that pushes new code, with markers where the
+/// delivery's own values go, and its headers; `secret` is what [`Forge::connect`] gave.
+fn shape(provider: Provider, secret: &str) -> anyhow::Result<Shape> {
+    let (repo, number, head, before, id) = ("@@R@@", "@@#N@@", "@@H@@", "@@B@@", "@@D@@");
+    let (event, body, headers, signed) = match provider {
+        Provider::Github => {
+            let text = std::fs::read_to_string(EXAMPLES)
+                .with_context(|| format!("{EXAMPLES} (run `make github-fixtures`)"))?;
+            let doc: Value = serde_json::from_str(&text)?;
+            let mut p = doc
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|e| e["name"] == "pull_request")
+                .flat_map(|e| e["examples"].as_array().into_iter().flatten())
+                .find(|x| x["action"] == "synchronize" && x.get("installation").is_some())
+                .context("no pull_request synchronize example with an installation")?
+                .clone();
+            p["number"] = json!(number);
+            p["pull_request"]["number"] = json!(number);
+            p["pull_request"]["head"]["sha"] = json!(head);
+            p["pull_request"]["base"]["ref"] = json!("main");
+            for at in [
+                "/pull_request/base/repo",
+                "/pull_request/head/repo",
+                "/repository",
+            ] {
+                p.pointer_mut(at).context(at)?["id"] = json!("@@#R@@");
+            }
+            p["installation"]["id"] = json!(INSTALLATION);
+            p["before"] = json!(before);
+            p["after"] = json!(head);
+            let headers = vec![
+                Header::Fixed("User-Agent", "GitHub-Hookshot/3c1a2f4".into()),
+                Header::Fixed("X-GitHub-Event", "pull_request".into()),
+                Header::Fixed("X-GitHub-Hook-ID", "7000001".into()),
+                Header::Fixed("X-GitHub-Hook-Installation-Target-ID", "1".into()),
+                Header::Fixed(
+                    "X-GitHub-Hook-Installation-Target-Type",
+                    "integration".into(),
+                ),
+                Header::Field("X-GitHub-Delivery", F_ID),
+                Header::Field("X-Hub-Signature-256", F_SIGNATURE),
+            ];
+            ("`pull_request` `synchronize`", p, headers, true)
+        }
+        Provider::Gitlab => {
+            let mut p = fixture("gitlab/merge_request_open.json")?;
+            p["project"]["id"] = json!("@@#R@@");
+            let mr = &mut p["object_attributes"];
+            mr["action"] = json!("update");
+            mr["iid"] = json!(number);
+            mr["source_project_id"] = json!("@@#R@@");
+            mr["target_project_id"] = json!("@@#R@@");
+            mr["last_commit"]["id"] = json!(head);
+            mr["oldrev"] = json!(before);
+            let headers = vec![
+                Header::Fixed("User-Agent", "GitLab/18.6.0".into()),
+                Header::Fixed("X-Gitlab-Event", "Merge Request Hook".into()),
+                Header::Fixed("X-Gitlab-Token", secret.to_owned()),
+                Header::Field("Idempotency-Key", F_ID),
+            ];
+            (
+                "`Merge Request Hook` `update` with `oldrev`",
+                p,
+                headers,
+                false,
+            )
+        }
+        Provider::Bitbucket => {
+            let mut p = fixture("bitbucket/pullrequest_updated.json")?;
+            p["repository"]["uuid"] = json!(repo);
+            let pr = &mut p["pullrequest"];
+            pr["id"] = json!(number);
+            pr["source"]["commit"]["hash"] = json!(head);
+            pr["source"]["repository"]["uuid"] = json!(repo);
+            pr["destination"]["repository"]["uuid"] = json!(repo);
+            let headers = vec![
+                Header::Fixed("User-Agent", "Bitbucket-Webhooks/2.0".into()),
+                Header::Fixed("X-Event-Key", "pullrequest:updated".into()),
+                Header::Fixed("X-Attempt-Number", "1".into()),
+                Header::Field("X-Request-UUID", F_ID),
+                Header::Field("X-Hub-Signature", F_SIGNATURE),
+            ];
+            ("`pullrequest:updated`", p, headers, true)
+        }
+        Provider::Azure => {
+            let mut p = fixture("azure/pullrequest_updated.json")?;
+            p["id"] = json!(id);
+            let pr = &mut p["resource"];
+            pr["repository"]["id"] = json!(repo);
+            pr["pullRequestId"] = json!(number);
+            pr["lastMergeSourceCommit"]["commitId"] = json!(head);
+            pr["commits"][0]["commitId"] = json!(head);
+            let headers = vec![
+                Header::Fixed("User-Agent", "VSServices/19.266.35912.2".into()),
+                Header::Fixed("Authorization", azure_basic(secret)?),
+            ];
+            ("`git.pullrequest.updated`", p, headers, false)
+        }
+    };
+    Ok(Shape {
+        event,
+        parts: cut(&body)?,
+        headers,
+        signing_key: signed.then(|| secret.to_owned()),
+    })
+}
+
+/// `body`, compact as the providers send it, cut where its [`MARKERS`] are.
+fn cut(body: &Value) -> anyhow::Result<Vec<Part>> {
+    let mut rest = serde_json::to_string(body)?;
     let mut parts = Vec::new();
-    while let Some((at, marker, field)) = markers
+    while let Some((at, marker, field)) = MARKERS
         .iter()
         .filter_map(|(m, f)| rest.find(m).map(|at| (at, *m, *f)))
         .min_by_key(|(at, _, _)| *at)
@@ -124,10 +241,16 @@ fn template() -> anyhow::Result<Vec<Part>> {
     Ok(parts)
 }
 
-/// Writes `parts` as `webhooks.lua` reads them.
-fn write_template(parts: &[Part], path: &Path) -> anyhow::Result<()> {
+/// Writes `shape` as `webhooks.lua` reads it: the headers, then the body's parts.
+fn write_template(shape: &Shape, path: &Path) -> anyhow::Result<()> {
     let mut out = Vec::new();
-    for p in parts {
+    for h in &shape.headers {
+        match h {
+            Header::Fixed(name, value) => writeln!(out, "H {name} {value}")?,
+            Header::Field(name, i) => writeln!(out, "F {name} {i}")?,
+        }
+    }
+    for p in &shape.parts {
         match p {
             Part::Lit(s) => {
                 writeln!(out, "L {}", s.len())?;
@@ -141,11 +264,22 @@ fn write_template(parts: &[Part], path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Benchmark repository `i`'s id as `provider` writes it: a number (GitHub, GitLab), a
+/// `{uuid}` (Bitbucket), a GUID (Azure DevOps).
+fn repo_id(provider: Provider, i: u32) -> String {
+    let n = FIRST_REPO + u64::from(i);
+    match provider {
+        Provider::Github | Provider::Gitlab => n.to_string(),
+        Provider::Bitbucket => format!("{{5d7c1e2a-9b3f-4c8e-a1d2-{n:012x}}}"),
+        Provider::Azure => format!("7c4d2e91-3b6a-4f58-9e0d-{n:012x}"),
+    }
+}
+
 /// The deliveries sent so far: heads are numbered across the whole benchmark, so no head and no
 /// delivery id is ever sent twice.
 struct Traffic {
-    parts: Vec<Part>,
-    secret: String,
+    provider: Provider,
+    shape: Shape,
     projects: u32,
     prs: u32,
     heads_made: u64,
@@ -170,23 +304,23 @@ impl Traffic {
                 .last_head
                 .insert(pr, head.clone())
                 .unwrap_or_else(|| "0".repeat(40));
-            let repo = (FIRST_REPO + u64::from(pr % self.projects)).to_string();
+            let repo = repo_id(self.provider, pr % self.projects);
             let number = (1 + pr / self.projects).to_string();
-            let fields = ["", "", repo.as_str(), number.as_str(), &head, &before];
+            let id = uuid::Uuid::new_v4().to_string();
+            let fields = [id.as_str(), "", &repo, &number, &head, &before];
             body.clear();
-            for p in &self.parts {
+            for p in &self.shape.parts {
                 match p {
                     Part::Lit(s) => body.extend_from_slice(s.as_bytes()),
                     Part::Field(i) => body.extend_from_slice(fields[i - 1].as_bytes()),
                 }
             }
             self.body_bytes = body.len();
-            let signature = signature_256(&self.secret, &body);
-            writeln!(
-                out,
-                "{} {signature} {repo} {number} {head} {before}",
-                uuid::Uuid::new_v4()
-            )?;
+            let signature = match &self.shape.signing_key {
+                Some(key) => signature_256(key, &body),
+                None => "-".to_owned(),
+            };
+            writeln!(out, "{id} {signature} {repo} {number} {head} {before}")?;
         }
         out.flush()?;
         Ok(())
@@ -407,8 +541,10 @@ async fn measured(
 
 /// The baseline: one `INSERT` of the body per request, autocommitted.
 async fn bare_insert(State(pool): State<PgPool>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let delivery = headers
-        .get("x-github-delivery")
+    // The delivery's id where the provider sends one in a header (Azure DevOps: none).
+    let delivery = ["x-github-delivery", "idempotency-key", "x-request-uuid"]
+        .iter()
+        .find_map(|h| headers.get(*h))
         .and_then(|v| v.to_str().ok());
     let inserted =
         sqlx::query("INSERT INTO bench_bare_deliveries (delivery_id, body) VALUES ($1, $2)")
@@ -423,8 +559,11 @@ async fn bare_insert(State(pool): State<PgPool>, headers: HeaderMap, body: Bytes
 }
 
 /// Starts the baseline on 127.0.0.1:0, its own pool of [`POOL`] connections to `url`; returns
-/// its webhook URL.
-async fn start_bare(url: &str) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+/// its webhook URL (the path `provider`'s deliveries go to).
+async fn start_bare(
+    url: &str,
+    provider: Provider,
+) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let pool = PgPoolOptions::new()
         .max_connections(POOL)
         .connect(url)
@@ -439,14 +578,15 @@ async fn start_bare(url: &str) -> anyhow::Result<(String, tokio::task::JoinHandl
     .await?;
     let router = axum::Router::new()
         .route(
-            "/webhooks/github/{connection}",
+            "/webhooks/{provider}/{connection}",
             axum::routing::post(bare_insert),
         )
         .with_state(pool);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!(
-        "http://{}/webhooks/github/{}",
+        "http://{}/webhooks/{}/{}",
         listener.local_addr()?,
+        provider.route(),
         uuid::Uuid::nil()
     );
     let server = tokio::spawn(async move {
@@ -542,11 +682,13 @@ fn enough(rate: f64, seconds: u32) -> u64 {
     (rate * f64::from(seconds) * 1.5) as u64 + 500
 }
 
-/// Runs the benchmark on a database of its own on `admin_url`'s server and prints its tables
-/// (Markdown): one wrk run per entry of `connections` for each runner, `seconds` long, then both
-/// paced at half of Picket's peak. Fails when a check of the module docs fails.
+/// Runs the benchmark for `provider` on a database of its own on `admin_url`'s server and
+/// prints its tables (Markdown): one wrk run per entry of `connections` for each runner,
+/// `seconds` long, then both paced at half of Picket's peak. Fails when a check of the module
+/// docs fails.
 pub async fn webhooks_bench(
     admin_url: &str,
+    provider: Provider,
     seconds: u32,
     connections: &[u32],
     projects: u32,
@@ -554,21 +696,21 @@ pub async fn webhooks_bench(
 ) -> anyhow::Result<()> {
     ensure!(!connections.is_empty(), "give at least one --connections");
     ensure!(projects >= 1 && prs >= 1, "at least one project and one PR");
-    with_bench_db(admin_url, "webhooks", |url| async move {
+    let label = format!("webhooks_{provider}");
+    with_bench_db(admin_url, &label, |url| async move {
         let db = bench_db(&url, POOL).await?;
         let (api, token, server) = start_api(&db).await?;
-        // Only for an App's key and secret: nothing here calls GitHub.
-        let github = GitHubServer::start().await;
-        let app = github.add_app("picket-bench");
+        // For the connection's credentials only: the receiver must not call the provider.
+        let forge = Forge::start(provider).await;
+        let conn = forge.connect(&api, &token, "bench").await?;
         let http = reqwest::Client::new();
-        let conn_id = github_connection(&api, &token, "bench", &github, &app).await?;
         let repos: Vec<Value> = (0..projects)
             .map(|i| {
-                let id = FIRST_REPO + u64::from(i);
+                let id = repo_id(provider, i);
                 json!({
-                    "connection_id": conn_id, "provider_repo_id": id.to_string(),
-                    "full_name": format!("acme/repo-{id}"),
-                    "clone_url": format!("https://github.com/acme/repo-{id}.git"),
+                    "connection_id": conn.id, "provider_repo_id": id,
+                    "full_name": format!("{}/repo-{i}", crate::forge::OWNER),
+                    "clone_url": format!("https://git.example.test/acme/repo-{i}.git"),
                     "default_branch": "main",
                 })
             })
@@ -580,16 +722,19 @@ pub async fn webhooks_bench(
             .await?
             .error_for_status()
             .context("adding the projects")?;
-        // The projects know their installation, as when the installation's own webhook added
-        // them. Added through `POST /api/v1/projects` they do not, and the first delivery of
-        // a project then records it, once: not the steady state measured here.
-        sqlx::query("UPDATE projects SET provider_installation_id = $1 WHERE connection_id = $2::uuid")
-            .bind(INSTALLATION.to_string())
-            .bind(conn_id)
-            .execute(db.pool())
-            .await?;
-        let picket_url = format!("{api}/webhooks/github/{conn_id}");
-        let (bare_url, bare) = start_bare(&url).await?;
+        if provider == Provider::Github {
+            // The projects know their installation, as when the installation's own webhook
+            // added them. Added through `POST /api/v1/projects` they do not, and the first
+            // delivery of a project then records it, once: not the steady state measured here.
+            sqlx::query("UPDATE projects SET provider_installation_id = $1 WHERE connection_id = $2::uuid")
+                .bind(INSTALLATION.to_string())
+                .bind(conn.id)
+                .execute(db.pool())
+                .await?;
+        }
+        let picket_url = format!("{api}{}", conn.hook_path);
+        let (bare_url, bare) = start_bare(&url, provider).await?;
+        let asked_before = forge.request_count();
 
         let dir = tempfile::tempdir()?;
         let mut files = Files {
@@ -599,11 +744,12 @@ pub async fn webhooks_bench(
             records: 0,
         };
         std::fs::write(&files.script, DRIVER)?;
-        let parts = template()?;
-        write_template(&parts, &files.template)?;
+        let shape = shape(provider, &conn.secret)?;
+        write_template(&shape, &files.template)?;
+        let event = shape.event;
         let mut traffic = Traffic {
-            parts,
-            secret: app.webhook_secret.clone(),
+            provider,
+            shape,
             projects,
             prs,
             heads_made: 0,
@@ -691,9 +837,17 @@ pub async fn webhooks_bench(
         .await?;
 
         let mut out = String::new();
+        let asked = forge.request_count() - asked_before;
+        ensure!(
+            asked == 0,
+            "the receiver sent {asked} requests to {}'s test server during the runs",
+            provider.title()
+        );
+        forge.check()?;
         writeln!(
             out,
-            "### Webhook ingest: `pull_request` `synchronize` deliveries of {} bytes, {projects} projects × {prs} PRs, wrk {seconds} s per row\n",
+            "### Webhook ingest, {}: {event} deliveries of {} bytes, {projects} projects × {prs} PRs, wrk {seconds} s per row\n",
+            provider.title(),
             traffic.body_bytes
         )?;
         writeln!(out, "| connections | runner | requests/s | p50 | p99 | CPU per request: server process | CPU per request: PostgreSQL | ratio |")?;

@@ -253,6 +253,7 @@ async fn handle(
                 .map(str::to_string),
             status: 0,
             response: None,
+            at: std::time::Instant::now(),
         });
         let index = st.requests.len() - 1;
         let fault = st

@@ -150,6 +150,8 @@ pub struct RecordedRequest {
     /// The status answered (0 while in flight).
     pub status: u16,
     pub response: Option<Value>,
+    /// When the server received it.
+    pub at: std::time::Instant,
 }
 
 /// A fault served to the next `times` requests whose path contains `path_contains`.
