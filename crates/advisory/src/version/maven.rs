@@ -93,8 +93,8 @@ impl MavenVersion {
             }
         }
         // A qualifier followed by digits, or ending the version, starts a list of its own
-        // unless the current list is still empty (Maven 3.8's `parseVersion`; earlier Maven
-        // kept it in the current list, so `1.0.jre8` was greater than `1-1`).
+        // unless the current list is still empty (Maven 3.8.7's `parseVersion`, read from the
+        // bytecode of Debian's maven-artifact: `1.0.jre8` is `[1, [jre, [8]]]`).
         fn open_unless_empty(stack: &mut Vec<Vec<Item>>) {
             if stack.last().is_some_and(|list| !list.is_empty()) {
                 stack.push(Vec::new());
