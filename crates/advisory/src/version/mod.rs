@@ -203,7 +203,37 @@ impl From<semver::Version> for SemverKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use Ecosystem::*;
+
+    /// Mostly version-shaped strings (so that most read in some ecosystem), some noise.
+    fn version_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => "v?[0-9]{1,3}(\\.[0-9a-z]{1,3}){0,3}([-+._][0-9a-zA-Z]{1,5}){0,2}",
+            1 => "[0-9a-zA-Z.+~_ *#-]{0,16}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any string: a version or an error, never a panic; and where both read, the order is
+        /// reflexive and antisymmetric.
+        #[test]
+        fn any_string_parses_or_errs_and_orders_consistently(
+            a in version_like(),
+            b in version_like(),
+        ) {
+            for e in Ecosystem::ALL {
+                let (va, vb) = (Version::parse(e, &a), Version::parse(e, &b));
+                if let (Ok(va), Ok(vb)) = (va, vb) {
+                    prop_assert_eq!(va.partial_cmp(&va), Some(Ordering::Equal), "{} {:?}", e, a);
+                    let ab = va.partial_cmp(&vb).unwrap();
+                    prop_assert_eq!(vb.partial_cmp(&va), Some(ab.reverse()), "{} {:?} {:?}", e, a, b);
+                }
+            }
+        }
+    }
 
     fn cmp(e: Ecosystem, a: &str, b: &str) -> Ordering {
         compare(e, a, b).unwrap_or_else(|err| panic!("{err}"))
