@@ -193,15 +193,16 @@ bench-tools:
 
 ## The reference implementations picket-advisory's version orders are tested against
 ## (crates/advisory/tests/advisory/differential.rs): Debian's ruby (Gem::Version), php-cli and
-## php-composer-semver (version_compare, Composer's VersionParser), libmaven3-core-java and a JRE
-## (Maven's ComparableVersion), installed with apt-get when missing; node-semver, pinned by
+## php-composer-semver (version_compare, Composer's VersionParser), libmaven3-core-java and a JDK
+## (Maven's ComparableVersion, called from a one-file Java program, which needs the compiler),
+## installed with apt-get when missing; node-semver, pinned by
 ## tests/advisory/package-lock.json, under tests/advisory/node_modules; Python's `packaging` in
 ## .venv-advisory/ (each skipped when there at its version).
 advisory-refs:
-	@command -v ruby >/dev/null && command -v php >/dev/null && command -v java >/dev/null \
+	@command -v ruby >/dev/null && command -v php >/dev/null && command -v javac >/dev/null \
 	  && test -f /usr/share/php/Composer/Semver/autoload.php && test -f /usr/share/java/maven-artifact-3.x.jar \
-	  || { apt-get install -y -qq ruby php-cli php-composer-semver libmaven3-core-java default-jre-headless >/dev/null \
-	       || { apt-get update -qq && apt-get install -y -qq ruby php-cli php-composer-semver libmaven3-core-java default-jre-headless >/dev/null; }; }
+	  || { apt-get install -y -qq ruby php-cli php-composer-semver libmaven3-core-java default-jdk-headless >/dev/null \
+	       || { apt-get update -qq && apt-get install -y -qq ruby php-cli php-composer-semver libmaven3-core-java default-jdk-headless >/dev/null; }; }
 	@grep -q '"version": "$(NODE_SEMVER_VERSION)"' tests/advisory/node_modules/semver/package.json 2>/dev/null \
 	  || (cd tests/advisory && npm ci --no-audit --no-fund --loglevel=error)
 	@.venv-advisory/bin/python3 -c 'import packaging, sys; sys.exit(packaging.__version__ != "$(PACKAGING_VERSION)")' 2>/dev/null \

@@ -1,7 +1,8 @@
 //! Each version order against its ecosystem's reference implementation, on the version pairs of
 //! tests/fixtures/pairs (drawn from the shared OSV snapshot by make-pairs.py). Every reference
-//! runs once per ecosystem over all its pairs. The references are installed by
-//! `make advisory-refs` (part of `make test`); a missing one fails the test, loudly.
+//! runs once over all its pairs (node-semver once for npm, crates.io and Go). The references
+//! are installed by `make advisory-refs` (part of `make test`); a missing one fails the test,
+//! loudly.
 
 use picket_advisory::version::packagist;
 use picket_advisory::{compare, VersionError};
@@ -10,6 +11,7 @@ use std::cmp::Ordering;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 fn pairs(name: &str) -> Vec<(String, String)> {
     let path = crate::crate_dir().join(format!("tests/fixtures/pairs/{name}.txt"));
@@ -104,23 +106,50 @@ fn reference_script(name: &str) -> String {
         .into_owned()
 }
 
-fn node_semver() -> Command {
-    let modules = crate::repo_root().join("tests/advisory/node_modules");
-    assert!(
-        modules.join("semver/package.json").is_file(),
-        "node-semver is not installed under {}: run `make advisory-refs`",
-        modules.display()
-    );
-    let mut c = Command::new("node");
-    c.arg(reference_script("compare.js"))
-        .env("NODE_PATH", modules);
-    c
+/// The pair files node-semver answers for: npm's own, and crates.io's and Go's, whose orders
+/// are SemVer precedence too.
+const NODE_SEMVER_FILES: [&str; 3] = ["npm", "crates-io", "go"];
+
+/// Pairs, and a reference's answer for each.
+type Answered = (Vec<(String, String)>, Vec<String>);
+
+/// node-semver's answers for one of [`NODE_SEMVER_FILES`]: node runs once for all of them, on
+/// the first call.
+fn node_semver(file: &str) -> Answered {
+    static ANSWERS: OnceLock<Vec<Answered>> = OnceLock::new();
+    let answers = ANSWERS.get_or_init(|| {
+        let modules = crate::repo_root().join("tests/advisory/node_modules");
+        assert!(
+            modules.join("semver/package.json").is_file(),
+            "node-semver is not installed under {}: run `make advisory-refs`",
+            modules.display()
+        );
+        let mut command = Command::new("node");
+        command
+            .arg(reference_script("compare.js"))
+            .env("NODE_PATH", modules);
+        let files: Vec<Vec<(String, String)>> =
+            NODE_SEMVER_FILES.iter().map(|f| pairs(f)).collect();
+        let all: Vec<(String, String)> = files.iter().flatten().cloned().collect();
+        let mut answers = run_reference(command, "node-semver", &all).into_iter();
+        files
+            .into_iter()
+            .map(|pairs| {
+                let theirs = answers.by_ref().take(pairs.len()).collect();
+                (pairs, theirs)
+            })
+            .collect()
+    });
+    let i = NODE_SEMVER_FILES
+        .iter()
+        .position(|f| *f == file)
+        .unwrap_or_else(|| panic!("{file} is not answered by node-semver"));
+    answers[i].clone()
 }
 
 #[test]
 fn npm_against_node_semver() {
-    let pairs = pairs("npm");
-    let theirs = run_reference(node_semver(), "node-semver", &pairs);
+    let (pairs, theirs) = node_semver("npm");
     assert_agree(
         "npm vs node-semver",
         &pairs,
@@ -133,8 +162,7 @@ fn npm_against_node_semver() {
 /// node-semver orders both versions (it also takes a `v` and spaces) the orders must agree, and
 /// every version strict SemVer accepts node-semver accepts too.
 fn semver_family(file: &str, ecosystem: Ecosystem) {
-    let pairs = pairs(file);
-    let theirs = run_reference(node_semver(), "node-semver", &pairs);
+    let (pairs, theirs) = node_semver(file);
     let ours = ours(ecosystem, &pairs);
     let mut disagreements = Vec::new();
     let mut compared = 0;
