@@ -37,7 +37,13 @@ const SECTIONS: [(&str, Kind); 3] = [
     ("devDependencies", Kind::Dev),
 ];
 
+/// Flow collections (`{…}`, `[…]`) nested deeper than pnpm ever writes (two levels) are
+/// refused before the YAML parser sees them: its scanner takes time quadratic in the nesting
+/// (30 s for 100,000 `[`), and a repository's lockfile is untrusted input.
+const MAX_FLOW_DEPTH: usize = 64;
+
 pub(crate) fn parse(text: &str) -> Result<Parsed, ErrorKind> {
+    check_flow_depth(text)?;
     let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| {
         let line = e
             .location()
@@ -133,6 +139,34 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ErrorKind> {
         out.push(p);
     }
     Ok(out.into())
+}
+
+/// Fails when brackets outside quoted scalars nest deeper than [`MAX_FLOW_DEPTH`].
+fn check_flow_depth(text: &str) -> Result<(), ErrorKind> {
+    let mut depth = 0usize;
+    for (n, line) in numbered_lines(text) {
+        let mut quote: Option<char> = None;
+        for c in line.chars() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(c),
+                (None, '#') => break,
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Err(ErrorKind::syntax(
+                            Some(n),
+                            format!("flow collections nested deeper than {MAX_FLOW_DEPTH}"),
+                        ));
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn mapping<'a>(v: &'a Value, key: &str) -> Option<&'a Mapping> {

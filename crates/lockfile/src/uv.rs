@@ -16,7 +16,7 @@ use crate::model::{version_or_reference, Package, Parsed, Source};
 use crate::text::{from_toml, package_table_lines};
 use picket_core::Ecosystem;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Deserialize)]
 struct Lock {
@@ -67,17 +67,22 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ErrorKind> {
     }
     let entries = &lock.package;
     let lines = package_table_lines(text);
+    let mut by_name: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, e) in entries.iter().enumerate() {
+        by_name.entry(e.name.as_str()).or_default().push(i);
+    }
+    // The entries a dependency names: every version of the name, or the one it gives.
     let resolve = |d: &Dependency| -> Vec<usize> {
-        entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| {
-                e.name == d.name
-                    && d.version
-                        .as_ref()
-                        .is_none_or(|v| e.version.as_ref() == Some(v))
+        by_name
+            .get(d.name.as_str())
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&i| {
+                d.version
+                    .as_ref()
+                    .is_none_or(|v| entries[i].version.as_ref() == Some(v))
             })
-            .map(|(i, _)| i)
             .collect()
     };
     // The packages a dependency installs: its target, and the target's extras it asks for.

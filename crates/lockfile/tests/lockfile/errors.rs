@@ -119,3 +119,31 @@ fn well_formed_text_of_the_wrong_shape_is_invalid() {
     );
     invalid("requirements.txt", "flask ~~ 2\n");
 }
+
+#[test]
+fn deep_nesting_fails_without_exhausting_the_stack() {
+    let deep = "[".repeat(100_000);
+    for path in [
+        "package-lock.json",
+        "bun.lock",
+        "Pipfile.lock",
+        "composer.lock",
+    ] {
+        assert!(
+            matches!(kind(path, deep.as_bytes()), ErrorKind::Syntax { .. }),
+            "{path}"
+        );
+    }
+    let yaml = format!("lockfileVersion: '9.0'\nimporters: {deep}\n");
+    assert!(matches!(
+        kind("pnpm-lock.yaml", yaml.as_bytes()),
+        ErrorKind::Syntax { .. }
+    ));
+    for path in ["uv.lock", "poetry.lock", "pdm.lock", "Cargo.lock"] {
+        let toml = format!("version = {deep}\n");
+        assert!(
+            matches!(kind(path, toml.as_bytes()), ErrorKind::Syntax { .. }),
+            "{path}"
+        );
+    }
+}
