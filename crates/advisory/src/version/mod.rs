@@ -8,8 +8,8 @@
 //! | ecosystem | order | implemented by | reference |
 //! |---|---|---|---|
 //! | npm | node-semver's `compare` | [`semver`] crate + node-semver's syntax ([`npm`]) | npm `semver` |
-//! | crates.io | SemVer 2.0 precedence, build ignored | [`semver`] crate | (the spec) |
-//! | Go | SemVer 2.0 precedence, `v` optional, `+incompatible` ignored | [`semver`] crate ([`go`]) | (golang.org/x/mod/semver) |
+//! | crates.io | SemVer 2.0 precedence (<https://semver.org/#spec-item-11>), build ignored | [`semver`] crate | node-semver's `compare` (the same precedence) |
+//! | Go | SemVer 2.0 precedence, `v` optional, `+incompatible` ignored (`golang.org/x/mod/semver`) | [`semver`] crate ([`go`]) | node-semver's `compare` |
 //! | PyPI | PEP 440 | [`pep440_rs`] | Python `packaging` |
 //! | RubyGems | `Gem::Version#<=>` | [`rubygems`] | Ruby's `Gem::Version` |
 //! | Maven | `ComparableVersion` (Maven 3.8) | [`maven`] | Debian's `maven-artifact` |
