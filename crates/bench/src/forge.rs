@@ -273,7 +273,16 @@ impl Forge {
         let fetched = match self {
             Forge::Azure(..) => {
                 let tree = format!("{}^{{tree}}", push.head);
-                run(git(push.git).args([
+                let mut merge = git(push.git);
+                for (k, v) in [
+                    ("GIT_AUTHOR_NAME", "Azure DevOps"),
+                    ("GIT_AUTHOR_EMAIL", "azure@example.test"),
+                    ("GIT_COMMITTER_NAME", "Azure DevOps"),
+                    ("GIT_COMMITTER_EMAIL", "azure@example.test"),
+                ] {
+                    merge.env(k, v);
+                }
+                run(merge.args([
                     "commit-tree",
                     &tree,
                     "-p",
@@ -644,11 +653,14 @@ fn writes_comment(method: &str, path: &str) -> bool {
 /// A request path as its provider's reference writes the route: the names in `names` (owner,
 /// repository, project) as their parameter, numbers as `{id}`, commit hashes as `{sha}`, GUIDs
 /// (Bitbucket's in braces, percent-encoded or not) as `{uuid}`, GitHub's `base...head` as
-/// `{basehead}`.
+/// `{basehead}`, Bitbucket's `a..b` as `{revspec}` and its report ids as `{reportId}`.
 fn route_template(path: &str, names: &[(&str, &str)]) -> String {
     let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
-    path.split('/')
-        .map(|seg| {
+    let segs: Vec<&str> = path.split('/').collect();
+    segs.iter()
+        .enumerate()
+        .map(|(i, seg)| {
+            let seg = *seg;
             let plain = seg
                 .replace("%7B", "")
                 .replace("%7D", "")
@@ -662,6 +674,8 @@ fn route_template(path: &str, names: &[(&str, &str)]) -> String {
                 Some((_, param)) => (*param).to_owned(),
                 None if !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) => "{id}".into(),
                 None if seg.contains("...") => "{basehead}".into(),
+                None if seg.contains("..") => "{revspec}".into(),
+                None if i > 0 && segs[i - 1] == "reports" => "{reportId}".into(),
                 None if seg.len() >= 12 && hex(seg) => "{sha}".into(),
                 None if guid => "{uuid}".into(),
                 None => seg.to_owned(),

@@ -762,11 +762,19 @@ fn report(
         .iter()
         .map(|p| p.outcome["api_calls"].as_f64().unwrap_or(0.0))
         .collect();
+    // Only GitHub mints tokens; the others' connections hold one.
+    let minted = if provider == Provider::Github {
+        format!(
+            ", of which {} installation-token mints ({mints:?})",
+            median(mints.clone())
+        )
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "\nPer PR scan: {} {name} API calls (median; {totals:?} by push), of which {} token mints ({mints:?}); the worker counted {} calls for its feedback (median).\n",
+        "\nPer PR scan: {} {name} API calls (median; {totals:?} by push){minted}; the worker counted {} calls for its feedback (median).\n",
         median(totals.clone()),
-        median(mints.clone()),
         median(worker_calls)
     )?;
     Ok(out)
