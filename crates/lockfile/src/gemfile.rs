@@ -28,7 +28,7 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ErrorKind> {
     let mut section: Option<Section> = None;
     let mut known_section = false;
     let (mut remote, mut revision) = (None::<String>, None::<String>);
-    let mut specs: Vec<(Package, Section, u32)> = Vec::new();
+    let mut specs: Vec<Package> = Vec::new();
     let mut direct: HashSet<String> = HashSet::new();
     for (n, line) in numbered_lines(text) {
         if line.trim().is_empty() {
@@ -84,7 +84,7 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ErrorKind> {
                             url: remote.clone().unwrap_or_default(),
                         },
                     };
-                    specs.push((p, current, n));
+                    specs.push(p);
                 }
             }
             Section::Dependencies => {
@@ -101,14 +101,10 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ErrorKind> {
             "no GEM, GIT, PATH or DEPENDENCIES section",
         ));
     }
-    let out = specs
-        .into_iter()
-        .map(|(mut p, _, _)| {
-            p.direct = Some(direct.contains(&p.raw_name));
-            p
-        })
-        .collect::<Vec<_>>();
-    Ok(out.into())
+    for p in &mut specs {
+        p.direct = Some(direct.contains(&p.raw_name));
+    }
+    Ok(specs.into())
 }
 
 /// `name (version[-platform])` → (name, version), as Bundler's `NAME_VERSION` pattern reads it.

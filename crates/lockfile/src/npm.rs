@@ -308,6 +308,10 @@ fn is_github_shorthand(r: &str) -> bool {
 pub(crate) fn source_of_reference(r: &str) -> Source {
     match reference_kind(r) {
         Reference::Git => git_source(r),
+        // The registry's own tarball URL (`…/name/-/name-1.0.0.tgz`) is the registry package.
+        Reference::Url if r.contains("/-/") => Source::Registry {
+            url: Some(r.to_owned()),
+        },
         Reference::Url => Source::Url { url: r.to_owned() },
         Reference::Workspace => Source::Workspace {
             path: Some(r.trim_start_matches("workspace:").to_owned()),
@@ -349,9 +353,6 @@ pub(crate) fn source_of_resolved(resolved: Option<&str>) -> Source {
         return Source::Registry { url: None };
     };
     match reference_kind(r) {
-        Reference::Url if r.contains("/-/") => Source::Registry {
-            url: Some(r.to_owned()),
-        },
         Reference::Version => Source::Path {
             path: Some(r.to_owned()), // v3 writes a link target as a bare relative folder
         },

@@ -160,9 +160,7 @@ fn classic_packages(entries: &[Entry]) -> Result<Vec<Package>, ErrorKind> {
             ),
             Reference::Url => (
                 name,
-                Source::Url {
-                    url: resolved.unwrap_or(range).to_owned(),
-                },
+                source_of_reference(resolved.unwrap_or(range).split('#').next().unwrap_or(range)),
             ),
             Reference::Path | Reference::Workspace => (name, source_of_reference(range)),
         };
@@ -260,9 +258,7 @@ fn berry_resolution(resolution: &str) -> Option<(String, Source)> {
                 let plain = reference.split("::").next().unwrap_or(reference);
                 source_of_reference(plain.split('#').next().unwrap_or(plain))
             }
-            Reference::Url => Source::Url {
-                url: reference.to_owned(),
-            },
+            Reference::Url => source_of_reference(reference),
             // A bare version: berry writes `npm:` for the registry, so this is a protocol of
             // a plugin Picket does not know; never matched as a registry package.
             Reference::Version | Reference::Alias => Source::Url {

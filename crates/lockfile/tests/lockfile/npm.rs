@@ -156,3 +156,55 @@ fn workspaces_make_members_direct_where_node_finds_them() {
     );
     assert_eq!(package(&lock, "loose-envify", "1.4.0").direct, Some(false));
 }
+
+#[test]
+fn v3_dev_optional_and_dev_optional() {
+    let lock = fixture("package-lock/handwritten-v3/package-lock.json");
+    assert_eq!(lock.packages.len(), 5);
+    // `optional`: optional in production.
+    assert_eq!(
+        flags(package(&lock, "bufferutil", "4.0.8")),
+        (Some(21), Some(true), Some(false), Some(true))
+    );
+    // `dev` and `optional`: an optional dependency of a dev dependency.
+    assert_eq!(
+        flags(package(&lock, "fsevents", "2.3.3")),
+        (Some(38), Some(false), Some(true), Some(true))
+    );
+    // `devOptional`: installed in production as an optional dependency, so not dev.
+    assert_eq!(
+        flags(package(&lock, "node-gyp-build", "4.8.0")),
+        (Some(53), Some(false), Some(false), Some(true))
+    );
+    assert_eq!(
+        package(&lock, "left-pad", "1.3.0").source,
+        Source::Git {
+            url: "git+ssh://git@github.com/stevemao/left-pad.git".into(),
+            rev: Some("5b2b3c7f3e7a8c5b7e3e8c5d7f6a3b2c1d0e9f8a".into())
+        }
+    );
+}
+
+#[test]
+fn v1_github_versions_and_required_names() {
+    let lock = fixture("package-lock/handwritten-v1/package-lock.json");
+    let git = package(
+        &lock,
+        "left-pad",
+        "5b2b3c7f3e7a8c5b7e3e8c5d7f6a3b2c1d0e9f8a",
+    );
+    assert_eq!(
+        git.source,
+        Source::Git {
+            url: "github:stevemao/left-pad".into(),
+            rev: Some("5b2b3c7f3e7a8c5b7e3e8c5d7f6a3b2c1d0e9f8a".into())
+        }
+    );
+    assert_eq!(package(&lock, "request", "2.88.2").direct, Some(true));
+    // request `requires` qs: the top-level qs may or may not be declared.
+    assert_eq!(
+        flags(package(&lock, "qs", "6.11.0")),
+        (Some(27), None, Some(false), Some(false))
+    );
+    assert_eq!(package(&lock, "qs", "6.5.3").line, Some(20));
+}

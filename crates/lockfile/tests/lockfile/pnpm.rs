@@ -124,3 +124,33 @@ fn workspaces_merge_peer_variants_and_skip_links() {
         Some(60)
     );
 }
+
+#[test]
+fn v9_0_tarballs_and_other_registries() {
+    let lock = fixture("pnpm-lock/handwritten-v9.0/pnpm-lock.yaml");
+    assert_eq!(
+        ids(&lock),
+        vec!["left-pad@1.3.0", "my-tarball@2.0.0", "private-pkg@3.1.0"]
+    );
+    // A GitHub dependency is a codeload tarball: not the registry.
+    assert_eq!(
+        package(&lock, "left-pad", "1.3.0").source,
+        Source::Url {
+            url: "https://codeload.github.com/stevemao/left-pad/tar.gz/5b2b3c7f3e7a8c5b7e3e8c5d7f6a3b2c1d0e9f8a"
+                .into()
+        }
+    );
+    assert!(!package(&lock, "my-tarball", "2.0.0").is_registry());
+    // A second registry writes its tarball beside the integrity: still a registry package.
+    let private = package(&lock, "private-pkg", "3.1.0");
+    assert_eq!(
+        private.source,
+        Source::Registry {
+            url: Some("https://npm.example.com/private-pkg/-/private-pkg-3.1.0.tgz".into())
+        }
+    );
+    assert_eq!(
+        flags(private),
+        (Some(34), Some(true), Some(false), Some(false))
+    );
+}

@@ -96,3 +96,43 @@ fn berry_workspaces_and_a_patched_package() {
     );
     assert_eq!(ids(&lock).len(), 16);
 }
+
+#[test]
+fn yarn1_descriptors_aliases_and_urls() {
+    let lock = fixture("yarn-lock/handwritten-v1/yarn.lock");
+    assert_eq!(
+        ids(&lock),
+        vec![
+            "@babel/code-frame@7.12.13",
+            "@babel/highlight@7.13.10",
+            "left-pad@1.3.0",
+            "lodash@4.17.21",
+            "my-tarball@2.0.0",
+            "shared-lib@0.0.0",
+            "string-width@4.2.3",
+        ]
+    );
+    // Two ranges, one entry; the line is its `version`.
+    assert_eq!(package(&lock, "@babel/code-frame", "7.12.13").line, Some(6));
+    // `owner/repo#tag` is GitHub, whatever it resolved to.
+    assert!(matches!(
+        package(&lock, "left-pad", "1.3.0").source,
+        Source::Git { .. }
+    ));
+    // A URL that is the registry's own tarball is the registry package; another host's is not.
+    assert!(package(&lock, "lodash", "4.17.21").is_registry());
+    assert_eq!(
+        package(&lock, "my-tarball", "2.0.0").source,
+        Source::Url {
+            url: "https://example.com/packages/my-tarball-2.0.0.tgz".into()
+        }
+    );
+    assert_eq!(
+        package(&lock, "shared-lib", "0.0.0").source,
+        Source::Path {
+            path: Some("../shared".into())
+        }
+    );
+    // `string-width-cjs@npm:string-width@^4.2.0` shares string-width's entry.
+    assert!(package(&lock, "string-width", "4.2.3").is_registry());
+}
