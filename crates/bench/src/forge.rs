@@ -192,6 +192,9 @@ pub(crate) struct Push<'a> {
     pub diff: &'a BTreeMap<String, Vec<u64>>,
 }
 
+/// A webhook delivery: its headers and body.
+pub(crate) type Delivery = (Vec<(String, String)>, Vec<u8>);
+
 /// How a provider's request moved the pull request's check (a GitHub check run, a GitLab
 /// commit status, a Bitbucket Code Insights report or build status, an Azure DevOps pull
 /// request status).
@@ -389,7 +392,7 @@ impl Forge {
         conn: &Connected,
         repo: &ServerRepo,
         push: &Push<'_>,
-    ) -> anyhow::Result<(Vec<(String, String)>, Vec<u8>)> {
+    ) -> anyhow::Result<Delivery> {
         let id = uuid::Uuid::new_v4().to_string();
         let now = time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)?;
@@ -491,6 +494,28 @@ impl Forge {
     }
 }
 
+impl Call {
+    /// A call to a provider whose credential is the connection's own (nothing minted), named
+    /// after its path with `names` as [`route_template`] takes them.
+    fn rest(
+        at: Instant,
+        method: &str,
+        path: &str,
+        names: &[(&str, &str)],
+        credential: String,
+        check: Option<(CheckMove, String)>,
+    ) -> Call {
+        Call {
+            at,
+            operation: format!("{method} {}", route_template(path, names)),
+            credential,
+            check,
+            writes_comment: writes_comment(method, path),
+            mints: false,
+        }
+    }
+}
+
 impl Forge {
     /// Every request the server has received, as the benchmark counts them.
     pub(crate) fn calls(&self) -> Vec<Call> {
@@ -528,6 +553,7 @@ impl Forge {
                 .requests()
                 .iter()
                 .map(|r| {
+                    // The server's route where it has one (it names it as GitLab's docs do).
                     let operation = r.route.map_or_else(
                         || format!("{} {}", r.method, route_template(&r.path, &[])),
                         str::to_owned,
@@ -548,14 +574,8 @@ impl Forge {
                         }
                         other => format!("{other:?}"),
                     };
-                    Call {
-                        at: r.at,
-                        writes_comment: writes_comment(&r.method, &r.path),
-                        operation,
-                        credential,
-                        check,
-                        mints: false,
-                    }
+                    let call = Call::rest(r.at, &r.method, &r.path, &[], credential, check);
+                    Call { operation, ..call }
                 })
                 .collect(),
             Forge::Bitbucket(server, _) => server
@@ -577,21 +597,18 @@ impl Forge {
                         };
                         (moved, state)
                     });
-                    Call {
-                        at: r.at,
-                        operation: format!(
-                            "{} {}",
-                            r.method,
-                            route_template(&r.path, &bitbucket_names)
-                        ),
-                        credential: match &r.token {
-                            Some(name) => format!("access token ({name})"),
-                            None => "none".to_owned(),
-                        },
+                    let credential = match &r.token {
+                        Some(name) => format!("access token ({name})"),
+                        None => "none".to_owned(),
+                    };
+                    Call::rest(
+                        r.at,
+                        &r.method,
+                        &r.path,
+                        &bitbucket_names,
+                        credential,
                         check,
-                        writes_comment: writes_comment(&r.method, &r.path),
-                        mints: false,
-                    }
+                    )
                 })
                 .collect(),
             Forge::Azure(server, _) => server
@@ -608,21 +625,11 @@ impl Forge {
                         };
                         (moved, state)
                     });
-                    Call {
-                        at: r.at,
-                        operation: format!(
-                            "{} {}",
-                            r.method,
-                            route_template(&r.path, &azure_names)
-                        ),
-                        credential: match &r.auth {
-                            azure::Auth::Pat { .. } => "PAT (Basic)".to_owned(),
-                            other => format!("{other:?}"),
-                        },
-                        check,
-                        writes_comment: writes_comment(&r.method, &r.path),
-                        mints: false,
-                    }
+                    let credential = match &r.auth {
+                        azure::Auth::Pat { .. } => "PAT (Basic)".to_owned(),
+                        other => format!("{other:?}"),
+                    };
+                    Call::rest(r.at, &r.method, &r.path, &azure_names, credential, check)
                 })
                 .collect(),
         }
