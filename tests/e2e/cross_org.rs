@@ -625,6 +625,22 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             Some(json!({"content": A_PACK})),
             OwnOrg(201),
         ),
+        // Advisories belong to no org: the state shows nothing of org a, and a record is the
+        // same for every org (none is imported here).
+        probe(
+            Method::GET,
+            "/api/v1/advisories",
+            "/api/v1/advisories".into(),
+            None,
+            OwnOrg(200),
+        ),
+        probe(
+            Method::GET,
+            "/api/v1/advisories/{id}",
+            "/api/v1/advisories/GHSA-aaaa-bbbb-cccc".into(),
+            None,
+            Problem(404, "advisory_not_found"),
+        ),
     ];
 
     // The table covers exactly the documented routes.

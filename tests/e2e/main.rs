@@ -5,6 +5,7 @@
 //! `picket run` and fails when a route does not do what the document says. `deploy` checks the Kubernetes manifests under
 //! deploy/ offline (no database).
 
+mod advisories;
 mod auth;
 mod azure;
 mod azure_feedback;

@@ -227,6 +227,17 @@ pub const POLICY_NAME: Text = Text {
 };
 
 /// A rule pack's name (picket-db's `rule_packs::valid_name`, the table's CHECK).
+/// An OSV record id (`GHSA-…`, `PYSEC-…`, `RUSTSEC-…`, `GO-…`, `CVE-…`), as
+/// `migrations/20261203100000_advisories.sql` checks it.
+pub const ADVISORY_ID: Text = Text {
+    min: 1,
+    max: 200,
+    pattern: "^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+    forbidden: &[],
+    reserved: &[],
+    expected: "an OSV id: 1-200 characters of A-Z a-z 0-9 . _ : -, starting with a letter or digit",
+};
+
 pub const RULE_PACK_NAME: Text = Text {
     min: 1,
     max: 100,

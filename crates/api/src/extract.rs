@@ -228,6 +228,19 @@ impl PathParam for PolicyName {
     }
 }
 
+/// An OSV record id (or an alias of one) in `/advisories/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdvisoryId(pub String);
+
+impl PathParam for AdvisoryId {
+    const NAME: &'static str = "id";
+    const RULE: constraints::Text = constraints::ADVISORY_ID;
+    const DESCRIPTION: &'static str = "OSV record id, or an alias of exactly one record";
+    fn parse(raw: &str) -> Result<Self, String> {
+        Ok(AdvisoryId(raw.to_owned()))
+    }
+}
+
 /// A rule pack's name in `/rule-packs/{name}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RulePackName(pub String);

@@ -10,6 +10,7 @@
 //! - `picket worker`: one scan attempt, started by an executor.
 
 pub mod admin;
+pub mod advisories;
 pub mod demo;
 pub mod local_pg;
 pub mod run;
@@ -48,6 +49,8 @@ pub enum Command {
     Admin(admin::AdminArgs),
     /// Run one scan attempt (started by an executor, with the attempt's token).
     Worker(worker::WorkerArgs),
+    /// Supply Chain's advisories: import OSV records.
+    Advisories(advisories::AdvisoriesArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -237,5 +240,6 @@ pub async fn execute(
         Command::Migrate(args) => run::migrate(args).await,
         Command::Admin(args) => admin::execute(args).await,
         Command::Worker(args) => worker::execute(args, scan_log).await,
+        Command::Advisories(args) => advisories::execute(args).await,
     }
 }

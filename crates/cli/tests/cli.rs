@@ -920,3 +920,59 @@ fn secrets_may_be_files_and_are_never_echoed() {
     assert!(err.contains("DATABASE_URL_FILE"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
 }
+
+#[test]
+fn advisories_import_reports_what_it_wrote_and_refuses_a_bad_record() {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("picket_cli_advisories_{}", std::process::id());
+    let db_url = url
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/{name}"))
+        .unwrap();
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([url.as_str(), "-qc", sql])
+            .status()
+            .unwrap()
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {name}"));
+    assert!(psql(&format!("CREATE DATABASE {name}")).success());
+    let env = [("DATABASE_URL", db_url.as_str())];
+    assert!(picket(&["migrate"], &env).status.success());
+    let records = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../scheduler/tests/scheduler/fixtures/osv"
+    );
+
+    let out = picket(&["advisories", "import", records], &env);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("5 records: 5 new, 0 changed, 0 unchanged"),
+        "{stdout}"
+    );
+    let again = picket(&["advisories", "import", records], &env);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("5 records: 0 new, 0 changed, 5 unchanged")
+    );
+
+    // A folder with a record that is not OSV: a non-zero exit naming it, nothing written.
+    let bad = tempfile::tempdir().unwrap();
+    std::fs::write(bad.path().join("GHSA-0000-0000-0000.json"), "{\"id\": 7}").unwrap();
+    let out = picket(
+        &["advisories", "import", bad.path().to_str().unwrap()],
+        &env,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("GHSA-0000-0000-0000.json"), "{stderr}");
+    let none = picket(&["advisories", "import"], &env);
+    assert!(!none.status.success(), "a path is required");
+
+    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+}

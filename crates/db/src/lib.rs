@@ -9,8 +9,9 @@
 //! scans), [`crypto`] (credentials at rest), [`worker`] (the worker protocol: per-scan tokens,
 //! spec, clone credential, results), [`webhooks`] (the delivery log and what deliveries change),
 //! [`reconcile`] (the reconcile sweep's turns), [`triage`] (triage requests from pull-request
-//! replies), [`manifests`] (states of GitHub's App manifest flow), [`sessions`] (the web UI's sessions and sign-in links), [`scan_logs`] (each scan's worker log), [`overview`] (the web UI's page queries), [`inventory`] (what each connection can see), and one module per table family for the API.
+//! replies), [`manifests`] (states of GitHub's App manifest flow), [`sessions`] (the web UI's sessions and sign-in links), [`scan_logs`] (each scan's worker log), [`overview`] (the web UI's page queries), [`inventory`] (what each connection can see), [`advisories`] (Supply Chain's OSV records, shared by every org, and their import state), and one module per table family for the API.
 
+pub mod advisories;
 pub mod attempts;
 pub mod connections;
 pub mod crypto;

@@ -15,6 +15,7 @@
 //! webhook never came), the [`triage`] loop (triage by PR reply) and the [`inventory`] refresh
 //! (what each connection can see, for the Projects page's "Not scanning" tab).
 
+pub mod advisories;
 pub mod dispatch;
 pub mod executor;
 pub mod inventory;

@@ -37,7 +37,7 @@ pub mod github;
 pub mod gitlab;
 mod history;
 mod server;
-mod tls;
+pub mod tls;
 
 pub use history::{bare_repo, delete, file, git, link, noise, run, Change, History};
 pub use server::{GitServer, ServerConfig, ServerStats};

@@ -86,3 +86,55 @@ impl TestCa {
         Arc::new(config)
     }
 }
+
+/// An axum listener that completes a TLS handshake before handing the connection over.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((stream, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            // A client that refuses the certificate (or never finishes) is not served.
+            let handshake = self.acceptor.accept(stream);
+            let limit = std::time::Duration::from_secs(5);
+            if let Ok(Ok(tls)) = tokio::time::timeout(limit, handshake).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Serves `router` on `listener` until the task is aborted: HTTPS with `tls` (e.g.
+/// [`TestCa::server_config`]), plain HTTP without.
+pub fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> tokio::task::JoinHandle<()> {
+    match tls {
+        Some(tls) => {
+            let listener = TlsListener {
+                tcp: listener,
+                acceptor: tokio_rustls::TlsAcceptor::from(tls),
+            };
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, router).await;
+            })
+        }
+        None => tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        }),
+    }
+}

@@ -3,6 +3,7 @@
 //! document in one step, so the document cannot list a route that is not served or miss one that
 //! is.
 
+mod advisories;
 pub(crate) mod connections;
 mod findings;
 mod manifest;
@@ -49,6 +50,8 @@ pub use worker::RESULTS_BODY_LIMIT_BYTES;
         (name = "findings", description = "What scans found"),
         (name = "policies", description = "Rule modes: monitor, comment, block"),
         (name = "rule-packs", description = "The org's own Semgrep rules"),
+        (name = "advisories", description = "Supply Chain's OSV advisories, shared by every \
+                                             org of the installation (read-only)"),
         (name = "worker", description = "The worker protocol: one scan's worker, authenticated \
                                          by its per-scan token (`Authorization: Bearer pks_...`), \
                                          which works only for that scan's current attempt and \
@@ -91,6 +94,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
         .merge(findings::router())
         .merge(policies::router())
         .merge(rule_packs::router())
+        .merge(advisories::router())
         .merge(worker::router())
         .merge(webhooks::router());
     standard_responses(router.get_openapi_mut());

@@ -627,34 +627,6 @@ fn random_string(len: usize) -> String {
         .collect()
 }
 
-/// An axum listener that completes a TLS handshake before handing the connection over.
-struct TlsListener {
-    tcp: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((stream, addr)) = self.tcp.accept().await else {
-                continue;
-            };
-            // A client that refuses the certificate (or never finishes) is not served.
-            let handshake = self.acceptor.accept(stream);
-            if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(5), handshake).await {
-                return (tls, addr);
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
 impl GitLabServer {
     /// Serves plain HTTP on 127.0.0.1, API under `/api/v4`, on the current tokio runtime.
     pub async fn start() -> GitLabServer {
@@ -699,20 +671,7 @@ impl GitLabServer {
             }),
         });
         let router = http::router(inner.clone());
-        let task = match config.tls {
-            Some(tls) => {
-                let listener = TlsListener {
-                    tcp: listener,
-                    acceptor: tokio_rustls::TlsAcceptor::from(tls),
-                };
-                tokio::spawn(async move {
-                    let _ = axum::serve(listener, router).await;
-                })
-            }
-            None => tokio::spawn(async move {
-                let _ = axum::serve(listener, router).await;
-            }),
-        };
+        let task = crate::tls::serve(listener, router, config.tls);
         GitLabServer {
             addr,
             scheme,

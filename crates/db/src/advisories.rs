@@ -1,0 +1,314 @@
+//! Supply Chain's advisories: OSV records shared by every org, their affected packages, and the
+//! import state of each source (`migrations/20261203100000_advisories.sql`).
+//!
+//! [`upsert`] takes a batch of records and writes only what changed: a record whose canonical
+//! content (its jsonb text, hashed with SHA-256 by PostgreSQL) is what is stored already is left
+//! alone, so importing the same data again writes nothing but the source's state. Change is
+//! never judged by `modified`, which some databases do not maintain.
+
+use crate::Result;
+use picket_core::Ecosystem;
+use sqlx::{PgConnection, PgExecutor};
+use std::collections::BTreeMap;
+use time::OffsetDateTime;
+
+/// A record to store, as the importer read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAdvisory {
+    pub id: String,
+    pub modified: Option<OffsetDateTime>,
+    pub published: Option<OffsetDateTime>,
+    pub withdrawn: Option<OffsetDateTime>,
+    pub aliases: Vec<String>,
+    /// The affected packages: ecosystem and name as [`Ecosystem::normalize`] gives it (entries
+    /// of ecosystems Picket does not match are left out by the importer).
+    pub packages: Vec<(Ecosystem, String)>,
+    /// The record's JSON text as read.
+    pub record: String,
+    /// Where it was read from (a file, a zip's member, an export's URL).
+    pub source: String,
+}
+
+/// What [`upsert`] did with a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Upserted {
+    pub inserted: u32,
+    pub updated: u32,
+    pub unchanged: u32,
+}
+
+impl std::ops::AddAssign for Upserted {
+    fn add_assign(&mut self, other: Upserted) {
+        self.inserted += other.inserted;
+        self.updated += other.updated;
+        self.unchanged += other.unchanged;
+    }
+}
+
+/// Stores a batch in the caller's transaction: new records are inserted, records whose content
+/// differs from the stored one replace it (with their packages), the others are counted
+/// unchanged. Within a batch, the last record of an id wins.
+///
+/// Errors: a record the table's checks refuse (an id outside `[A-Za-z0-9._:-]`, up to 200
+/// characters; JSON that is not an object) fails the whole batch with
+/// [`crate::DbError::Invalid`].
+pub async fn upsert(conn: &mut PgConnection, batch: &[NewAdvisory]) -> Result<Upserted> {
+    let mut by_id: BTreeMap<&str, &NewAdvisory> = BTreeMap::new();
+    for a in batch {
+        by_id.insert(&a.id, a);
+    }
+    let records: Vec<&NewAdvisory> = by_id.into_values().collect();
+    let ids: Vec<String> = records.iter().map(|a| a.id.clone()).collect();
+    let modified: Vec<Option<OffsetDateTime>> = records.iter().map(|a| a.modified).collect();
+    let published: Vec<Option<OffsetDateTime>> = records.iter().map(|a| a.published).collect();
+    let withdrawn: Vec<Option<OffsetDateTime>> = records.iter().map(|a| a.withdrawn).collect();
+    // PostgreSQL has no arrays of arrays of varying length: aliases go as JSON arrays.
+    let aliases: Vec<String> = records
+        .iter()
+        .map(|a| serde_json::to_string(&a.aliases).unwrap_or_else(|_| "[]".into()))
+        .collect();
+    let json: Vec<String> = records.iter().map(|a| a.record.clone()).collect();
+    let sources: Vec<String> = records.iter().map(|a| a.source.clone()).collect();
+    let written = sqlx::query!(
+        r#"
+        INSERT INTO advisories AS a
+            (id, modified, published, withdrawn, aliases, record, content_sha256, source)
+        SELECT i.id, i.modified, i.published, i.withdrawn,
+               ARRAY(SELECT jsonb_array_elements_text(i.aliases::jsonb)),
+               i.record::jsonb, sha256(convert_to(i.record::jsonb::text, 'UTF8')), i.source
+        FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[],
+                    $5::text[], $6::text[], $7::text[])
+             AS i(id, modified, published, withdrawn, aliases, record, source)
+        ON CONFLICT (id) DO UPDATE
+            SET modified = EXCLUDED.modified, published = EXCLUDED.published,
+                withdrawn = EXCLUDED.withdrawn, aliases = EXCLUDED.aliases,
+                record = EXCLUDED.record, content_sha256 = EXCLUDED.content_sha256,
+                source = EXCLUDED.source, imported_at = now(), changed_at = now()
+            WHERE a.content_sha256 <> EXCLUDED.content_sha256
+        RETURNING a.id, (xmax = 0) AS "inserted!"
+        "#,
+        &ids,
+        &modified as &[Option<OffsetDateTime>],
+        &published as &[Option<OffsetDateTime>],
+        &withdrawn as &[Option<OffsetDateTime>],
+        &aliases,
+        &json,
+        &sources,
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut done = Upserted {
+        unchanged: (records.len() - written.len()) as u32,
+        ..Upserted::default()
+    };
+    let changed: Vec<String> = written.iter().map(|r| r.id.clone()).collect();
+    for r in &written {
+        if r.inserted {
+            done.inserted += 1;
+        } else {
+            done.updated += 1;
+        }
+    }
+    if changed.is_empty() {
+        return Ok(done);
+    }
+    sqlx::query!(
+        "DELETE FROM advisory_packages WHERE advisory_id = ANY($1)",
+        &changed
+    )
+    .execute(&mut *conn)
+    .await?;
+    let (mut p_ids, mut p_ecosystems, mut p_names) = (Vec::new(), Vec::new(), Vec::new());
+    for a in records.iter().filter(|a| changed.contains(&a.id)) {
+        for (ecosystem, name) in &a.packages {
+            p_ids.push(a.id.clone());
+            p_ecosystems.push(ecosystem.as_str().to_owned());
+            p_names.push(name.clone());
+        }
+    }
+    sqlx::query!(
+        "INSERT INTO advisory_packages (advisory_id, ecosystem, name)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+         ON CONFLICT DO NOTHING",
+        &p_ids,
+        &p_ecosystems,
+        &p_names,
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(done)
+}
+
+/// A stored record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Advisory {
+    pub id: String,
+    pub modified: Option<OffsetDateTime>,
+    pub published: Option<OffsetDateTime>,
+    pub withdrawn: Option<OffsetDateTime>,
+    pub aliases: Vec<String>,
+    /// The record's JSON.
+    pub record: serde_json::Value,
+    pub source: String,
+    pub imported_at: OffsetDateTime,
+    pub changed_at: OffsetDateTime,
+    /// Its affected packages, sorted.
+    pub packages: Vec<(String, String)>,
+}
+
+/// The record `id`, or, when no record has that id, the one record that lists it among its
+/// aliases (`CVE-…` for a `GHSA-…`); `None` when there is none, or when several alias it.
+pub async fn get(ex: impl PgExecutor<'_>, id: &str) -> Result<Option<Advisory>> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT a.id, a.modified, a.published, a.withdrawn, a.aliases, a.record, a.source,
+               a.imported_at, a.changed_at,
+               coalesce((SELECT array_agg(p.ecosystem || ' ' || p.name ORDER BY p.ecosystem, p.name)
+                         FROM advisory_packages p WHERE p.advisory_id = a.id), '{}') AS "packages!"
+        FROM advisories a
+        WHERE a.id = $1 OR ($1 = ANY(a.aliases) AND NOT EXISTS (SELECT 1 FROM advisories WHERE id = $1))
+        ORDER BY a.id
+        LIMIT 2
+        "#,
+        id
+    )
+    .fetch_all(ex)
+    .await?;
+    if rows.len() != 1 {
+        return Ok(None);
+    }
+    let r = rows.into_iter().next().expect("one row");
+    Ok(Some(Advisory {
+        id: r.id,
+        modified: r.modified,
+        published: r.published,
+        withdrawn: r.withdrawn,
+        aliases: r.aliases,
+        record: r.record,
+        source: r.source,
+        imported_at: r.imported_at,
+        changed_at: r.changed_at,
+        packages: r
+            .packages
+            .into_iter()
+            .filter_map(|p| p.split_once(' ').map(|(e, n)| (e.to_owned(), n.to_owned())))
+            .collect(),
+    }))
+}
+
+/// How many records (and withdrawn ones) affect each ecosystem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcosystemCount {
+    pub ecosystem: String,
+    pub advisories: i64,
+    pub withdrawn: i64,
+}
+
+/// The records per ecosystem, by ecosystem.
+pub async fn counts(ex: impl PgExecutor<'_>) -> Result<Vec<EcosystemCount>> {
+    Ok(sqlx::query_as!(
+        EcosystemCount,
+        r#"
+        SELECT p.ecosystem, count(DISTINCT a.id) AS "advisories!",
+               count(DISTINCT a.id) FILTER (WHERE a.withdrawn IS NOT NULL) AS "withdrawn!"
+        FROM advisory_packages p JOIN advisories a ON a.id = p.advisory_id
+        GROUP BY p.ecosystem ORDER BY p.ecosystem
+        "#
+    )
+    .fetch_all(ex)
+    .await?)
+}
+
+/// A source's import state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceState {
+    pub source: String,
+    pub last_attempt_at: OffsetDateTime,
+    pub last_success_at: Option<OffsetDateTime>,
+    pub last_error: Option<String>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub records: i32,
+    pub inserted: i32,
+    pub updated: i32,
+    pub unchanged: i32,
+}
+
+/// Every source, by name.
+pub async fn sources(ex: impl PgExecutor<'_>) -> Result<Vec<SourceState>> {
+    Ok(sqlx::query_as!(
+        SourceState,
+        "SELECT source, last_attempt_at, last_success_at, last_error, etag, last_modified,
+                records, inserted, updated, unchanged
+         FROM advisory_sources ORDER BY source"
+    )
+    .fetch_all(ex)
+    .await?)
+}
+
+/// The state of `source`, if it was ever imported.
+pub async fn source(ex: impl PgExecutor<'_>, source: &str) -> Result<Option<SourceState>> {
+    Ok(sqlx::query_as!(
+        SourceState,
+        "SELECT source, last_attempt_at, last_success_at, last_error, etag, last_modified,
+                records, inserted, updated, unchanged
+         FROM advisory_sources WHERE source = $1",
+        source
+    )
+    .fetch_optional(ex)
+    .await?)
+}
+
+/// Records a successful import of `source` at `at`: `records` read, what [`upsert`] did, and
+/// the validators of what was fetched (none for a file).
+pub async fn source_succeeded(
+    ex: impl PgExecutor<'_>,
+    source: &str,
+    at: OffsetDateTime,
+    records: u32,
+    done: Upserted,
+    validators: (Option<&str>, Option<&str>),
+) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO advisory_sources
+             (source, last_attempt_at, last_success_at, last_error, etag, last_modified,
+              records, inserted, updated, unchanged)
+         VALUES ($1, $2, $2, NULL, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (source) DO UPDATE
+             SET last_attempt_at = $2, last_success_at = $2, last_error = NULL, etag = $3,
+                 last_modified = $4, records = $5, inserted = $6, updated = $7, unchanged = $8",
+        source,
+        at,
+        validators.0,
+        validators.1,
+        records as i32,
+        done.inserted as i32,
+        done.updated as i32,
+        done.unchanged as i32,
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// Records a failed attempt at `source` (its counts and validators stay those of the last
+/// success). `error` is cut to the column's 4,000 characters.
+pub async fn source_failed(
+    ex: impl PgExecutor<'_>,
+    source: &str,
+    at: OffsetDateTime,
+    error: &str,
+) -> Result<()> {
+    let error: String = error.chars().take(4000).collect();
+    sqlx::query!(
+        "INSERT INTO advisory_sources (source, last_attempt_at, last_error)
+         VALUES ($1, $2, $3)
+         ON CONFLICT (source) DO UPDATE SET last_attempt_at = $2, last_error = $3",
+        source,
+        at,
+        error,
+    )
+    .execute(ex)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! Supply Chain's advisories in: importing OSV records from a folder of JSON files or from the
+//! per-ecosystem `all.zip` osv.dev exports (`picket advisories import`), and the sync loop that
+//! keeps them current from those exports' URLs.
+//!
+//! An import reads and parses every record of a source first, and writes them in one
+//! transaction ([`picket_db::advisories::upsert`], which writes only what changed): a source
+//! with one unreadable record is refused whole, naming the record and the reason, and nothing of
+//! it is written. The source's state (last attempt, last success, counts, HTTP validators) is
+//! kept in `advisory_sources` and shown by the API.
+
+use picket_advisory::osv::Record;
+use picket_core::Ecosystem;
+use picket_db::advisories::{self, NewAdvisory, Upserted};
+use picket_db::Db;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Where osv.dev publishes each ecosystem's records, one zip of JSON files
+/// (<https://google.github.io/osv.dev/data/#data-dumps>: `gs://osv-vulnerabilities/<ecosystem>/all.zip`,
+/// served over HTTPS from `osv-vulnerabilities.storage.googleapis.com`).
+pub const OSV_EXPORTS: &str = "https://osv-vulnerabilities.storage.googleapis.com";
+
+/// The largest export the sync loop takes, in bytes (osv.dev's largest ecosystem zips are tens
+/// of MB).
+pub const MAX_EXPORT_BYTES: u64 = 1 << 30;
+
+/// Why a source could not be imported. Nothing of the source was written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{source_name}: {message}")]
+    Read {
+        source_name: String,
+        message: String,
+    },
+    #[error("{member}: not an OSV record: {message}")]
+    Record { member: String, message: String },
+    #[error("{source_name}: no OSV records (no .json file)")]
+    Empty { source_name: String },
+    #[error("storing advisories: {0}")]
+    Db(#[from] picket_db::DbError),
+}
+
+/// What one import did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    pub source: String,
+    /// Records read.
+    pub records: u32,
+    pub written: Upserted,
+    /// Records of none of the ecosystems Picket matches (kept, never matched).
+    pub other_ecosystems: u32,
+}
+
+/// One record's JSON and where it was read from (`<zip>!<member>` or a file's path).
+struct Member {
+    name: String,
+    text: String,
+}
+
+/// Imports `path`: a folder (every `*.json` below it, recursively) or a zip (every `*.json`
+/// member). Parsing runs on a blocking thread.
+///
+/// # Errors
+/// [`ImportError`]: the path cannot be read, holds no record, or one record is not valid OSV
+/// (the error names it); nothing of the source is written then, and the failure is recorded in
+/// the source's state.
+pub async fn import_path(db: &Db, path: &Path) -> Result<ImportReport, ImportError> {
+    let source = path.display().to_string();
+    let owned: PathBuf = path.to_owned();
+    let read = tokio::task::spawn_blocking(move || read_path(&owned))
+        .await
+        .map_err(|e| ImportError::Read {
+            source_name: source.clone(),
+            message: e.to_string(),
+        })
+        .and_then(|r| r);
+    finish(db, &source, read, (None, None)).await
+}
+
+/// Imports a zip's bytes as source `source` (an export's URL), keeping its HTTP validators.
+///
+/// # Errors
+/// As [`import_path`].
+pub async fn import_zip_bytes(
+    db: &Db,
+    source: &str,
+    bytes: Vec<u8>,
+    validators: (Option<&str>, Option<&str>),
+) -> Result<ImportReport, ImportError> {
+    let name = source.to_owned();
+    let read = tokio::task::spawn_blocking(move || read_zip(&name, std::io::Cursor::new(bytes)))
+        .await
+        .map_err(|e| ImportError::Read {
+            source_name: source.to_owned(),
+            message: e.to_string(),
+        })
+        .and_then(|r| r);
+    finish(db, source, read, validators).await
+}
+
+/// Parses what was read, writes it in one transaction and records the source's state.
+async fn finish(
+    db: &Db,
+    source: &str,
+    read: Result<Vec<Member>, ImportError>,
+    validators: (Option<&str>, Option<&str>),
+) -> Result<ImportReport, ImportError> {
+    let now = time::OffsetDateTime::now_utc();
+    let parsed = read.and_then(|members| {
+        if members.is_empty() {
+            return Err(ImportError::Empty {
+                source_name: source.to_owned(),
+            });
+        }
+        members
+            .into_iter()
+            .map(to_new)
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let batch = match parsed {
+        Ok(batch) => batch,
+        Err(e) => {
+            advisories::source_failed(db.pool(), source, now, &e.to_string()).await?;
+            return Err(e);
+        }
+    };
+    let other_ecosystems = batch.iter().filter(|a| a.packages.is_empty()).count() as u32;
+    let mut tx = db.pool().begin().await.map_err(picket_db::DbError::from)?;
+    let mut written = Upserted::default();
+    // Bounded statements: a big export is written a slice at a time, in the one transaction.
+    for chunk in batch.chunks(2_000) {
+        written += advisories::upsert(&mut tx, chunk).await?;
+    }
+    advisories::source_succeeded(
+        &mut *tx,
+        source,
+        now,
+        batch.len() as u32,
+        written,
+        validators,
+    )
+    .await?;
+    tx.commit().await.map_err(picket_db::DbError::from)?;
+    tracing::info!(
+        source,
+        records = batch.len(),
+        inserted = written.inserted,
+        updated = written.updated,
+        unchanged = written.unchanged,
+        "advisories imported"
+    );
+    Ok(ImportReport {
+        source: source.to_owned(),
+        records: batch.len() as u32,
+        written,
+        other_ecosystems,
+    })
+}
+
+/// A member's record, for the database: its packages of the ecosystems Picket matches, their
+/// names normalised.
+fn to_new(m: Member) -> Result<NewAdvisory, ImportError> {
+    let record = Record::from_json(&m.text).map_err(|e| ImportError::Record {
+        member: m.name.clone(),
+        message: e.to_string(),
+    })?;
+    let mut packages: Vec<(Ecosystem, String)> = record
+        .affected
+        .iter()
+        .filter_map(|a| {
+            let package = a.package.as_ref()?;
+            let ecosystem = package.ecosystem()?;
+            Some((ecosystem, ecosystem.normalize(&package.name)))
+        })
+        .collect();
+    packages.sort();
+    packages.dedup();
+    Ok(NewAdvisory {
+        id: record.id,
+        modified: Some(record.modified),
+        published: record.published,
+        withdrawn: record.withdrawn,
+        aliases: record.aliases,
+        packages,
+        record: m.text,
+        source: m.name,
+    })
+}
+
+fn read_error(source: &Path, e: impl std::fmt::Display) -> ImportError {
+    ImportError::Read {
+        source_name: source.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// Every record below a folder, or in a zip file.
+fn read_path(path: &Path) -> Result<Vec<Member>, ImportError> {
+    let meta = std::fs::metadata(path).map_err(|e| read_error(path, e))?;
+    if meta.is_dir() {
+        let mut out = Vec::new();
+        let mut dirs = vec![path.to_owned()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(|e| read_error(&dir, e))? {
+                let entry = entry.map_err(|e| read_error(&dir, e))?;
+                let p = entry.path();
+                let kind = entry.file_type().map_err(|e| read_error(&p, e))?;
+                if kind.is_dir() {
+                    dirs.push(p);
+                } else if kind.is_file() && p.extension().is_some_and(|x| x == "json") {
+                    let text = std::fs::read_to_string(&p).map_err(|e| read_error(&p, e))?;
+                    out.push(Member {
+                        name: p.display().to_string(),
+                        text,
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    } else {
+        let file = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
+        read_zip(&path.display().to_string(), file)
+    }
+}
+
+/// Every `*.json` member of a zip, named `<source>!<member>`.
+fn read_zip(source: &str, reader: impl Read + std::io::Seek) -> Result<Vec<Member>, ImportError> {
+    let err = |e: &dyn std::fmt::Display| ImportError::Read {
+        source_name: source.to_owned(),
+        message: format!("not a readable zip: {e}"),
+    };
+    let mut zip = zip::ZipArchive::new(reader).map_err(|e| err(&e))?;
+    let mut out = Vec::with_capacity(zip.len());
+    for i in 0..zip.len() {
+        let mut f = zip.by_index(i).map_err(|e| err(&e))?;
+        if !f.is_file() || !f.name().ends_with(".json") {
+            continue;
+        }
+        let name = format!("{source}!{}", f.name());
+        let mut text = String::with_capacity(f.size() as usize);
+        f.read_to_string(&mut text).map_err(|e| ImportError::Read {
+            source_name: name.clone(),
+            message: e.to_string(),
+        })?;
+        out.push(Member { name, text });
+    }
+    Ok(out)
+}
+
+/// How the sync loop runs.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    /// The exports to fetch (each a zip of OSV JSON files). Empty: the loop does not run.
+    pub urls: Vec<String>,
+    /// Pause between two rounds.
+    pub every: Duration,
+    /// Limit on one fetch.
+    pub timeout: Duration,
+}
+
+impl SyncConfig {
+    /// osv.dev's export of each ecosystem Picket matches, daily.
+    pub fn osv_dev() -> SyncConfig {
+        SyncConfig {
+            urls: Ecosystem::ALL
+                .iter()
+                .map(|e| format!("{OSV_EXPORTS}/{}/all.zip", e.as_str()))
+                .collect(),
+            every: Duration::from_secs(24 * 3600),
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Fetches every export of `cfg` now and then every `cfg.every`, until `stop`; an export that
+/// did not change since the last success (its ETag or Last-Modified, sent back as
+/// `If-None-Match` / `If-Modified-Since`, answered 304) is not read again. A failure is logged
+/// and recorded in the source's state; the next round tries again.
+pub async fn sync(db: Db, http: reqwest::Client, cfg: SyncConfig, stop: CancellationToken) {
+    if cfg.urls.is_empty() {
+        return;
+    }
+    crate::periodic::every(cfg.every, &stop, || async {
+        for url in &cfg.urls {
+            if stop.is_cancelled() {
+                return;
+            }
+            if let Err(e) = sync_one(&db, &http, url, cfg.timeout).await {
+                tracing::warn!(source = %url, error = %e, "advisory sync failed");
+            }
+        }
+    })
+    .await
+}
+
+/// Fetches one export and imports it if it changed; `Ok(None)` when it did not.
+///
+/// # Errors
+/// The fetch failed (network, TLS, a status other than 200 or 304, larger than
+/// [`MAX_EXPORT_BYTES`]) or the import did; the failure is recorded in the source's state, whose
+/// last success stays.
+pub async fn sync_one(
+    db: &Db,
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> Result<Option<ImportReport>, ImportError> {
+    let result = fetch_and_import(db, http, url, timeout).await;
+    if let Err(e) = &result {
+        let now = time::OffsetDateTime::now_utc();
+        advisories::source_failed(db.pool(), url, now, &e.to_string()).await?;
+    }
+    result
+}
+
+async fn fetch_and_import(
+    db: &Db,
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> Result<Option<ImportReport>, ImportError> {
+    let fetch_err = |message: String| ImportError::Read {
+        source_name: url.to_owned(),
+        message,
+    };
+    let known = advisories::source(db.pool(), url).await?;
+    let mut req = http.get(url).timeout(timeout);
+    if let Some(k) = known.as_ref().filter(|k| k.last_success_at.is_some()) {
+        if let Some(etag) = &k.etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        if let Some(lm) = &k.last_modified {
+            req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
+        }
+    }
+    let mut resp = req.send().await.map_err(|e| fetch_err(e.to_string()))?;
+    if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
+        tracing::debug!(source = url, "advisory export unchanged");
+        return Ok(None);
+    }
+    if !resp.status().is_success() {
+        return Err(fetch_err(format!("answered {}", resp.status())));
+    }
+    let header = |name: reqwest::header::HeaderName| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let etag = header(reqwest::header::ETAG);
+    let last_modified = header(reqwest::header::LAST_MODIFIED);
+    let mut bytes = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| fetch_err(e.to_string()))? {
+        if (bytes.len() + chunk.len()) as u64 > MAX_EXPORT_BYTES {
+            return Err(fetch_err(format!(
+                "larger than {MAX_EXPORT_BYTES} bytes; not read"
+            )));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    import_zip_bytes(db, url, bytes, (etag.as_deref(), last_modified.as_deref()))
+        .await
+        .map(Some)
+}
