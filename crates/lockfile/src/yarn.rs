@@ -152,6 +152,11 @@ fn classic_packages(entries: &[Entry]) -> Result<Vec<Package>, ErrorKind> {
                 name,
                 match resolved {
                     Some(r) if r.contains('#') => git_source(r),
+                    // GitHub dependencies resolve to `https://codeload.github.com/o/r/tar.gz/<commit>`.
+                    Some(r) if r.starts_with("https://codeload.github.com/") => Source::Git {
+                        url: range.split('#').next().unwrap_or(range).to_owned(),
+                        rev: r.rsplit('/').next().map(str::to_owned),
+                    },
                     other => Source::Git {
                         url: other.unwrap_or(range).to_owned(),
                         rev: None,

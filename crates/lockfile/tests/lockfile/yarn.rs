@@ -114,11 +114,14 @@ fn yarn1_descriptors_aliases_and_urls() {
     );
     // Two ranges, one entry; the line is its `version`.
     assert_eq!(package(&lock, "@babel/code-frame", "7.12.13").line, Some(6));
-    // `owner/repo#tag` is GitHub, whatever it resolved to.
-    assert!(matches!(
+    // `owner/repo#tag` is GitHub, resolved to a codeload tarball of the commit.
+    assert_eq!(
         package(&lock, "left-pad", "1.3.0").source,
-        Source::Git { .. }
-    ));
+        Source::Git {
+            url: "stevemao/left-pad".into(),
+            rev: Some("5b2b3c7f3e7a8c5b7e3e8c5d7f6a3b2c1d0e9f8a".into())
+        }
+    );
     // A URL that is the registry's own tarball is the registry package; another host's is not.
     assert!(package(&lock, "lodash", "4.17.21").is_registry());
     assert_eq!(
