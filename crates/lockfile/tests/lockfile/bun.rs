@@ -1,6 +1,6 @@
 //! bun.lock (text).
 
-use crate::support::{fixture, flags, non_registry, package};
+use crate::support::{at_commit, fixture, flags, non_registry, package};
 use picket_lockfile::Source;
 
 #[test]
@@ -31,10 +31,10 @@ fn reads_packages_and_the_graph() {
             "c4bd0898b9e6d9650a8a05e85289376be7fb7596"
         )
         .source,
-        Source::Git {
-            url: "git+file:///tmp/lockgen/git/tiny-lib".into(),
-            rev: Some("c4bd0898b9e6d9650a8a05e85289376be7fb7596".into())
-        }
+        at_commit(
+            "git+file:///tmp/lockgen/git/tiny-lib",
+            "c4bd0898b9e6d9650a8a05e85289376be7fb7596"
+        )
     );
 }
 

@@ -1,6 +1,6 @@
 //! Cargo.lock, through the cargo-lock crate.
 
-use crate::support::{fixture, flags, non_registry, package};
+use crate::support::{at_commit, fixture, flags, non_registry, package};
 use picket_lockfile::Source;
 
 #[test]
@@ -28,10 +28,10 @@ fn current_format() {
     );
     assert_eq!(
         package(&lock, "tiny-crate", "0.2.0").source,
-        Source::Git {
-            url: "file:///tmp/lockgen/git/tiny-crate".into(),
-            rev: Some("deb01cbc13b39c5db612b35e47ffbc9da9f85e00".into())
-        }
+        at_commit(
+            "file:///tmp/lockgen/git/tiny-crate",
+            "deb01cbc13b39c5db612b35e47ffbc9da9f85e00"
+        )
     );
 }
 

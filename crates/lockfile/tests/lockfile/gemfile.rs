@@ -1,6 +1,6 @@
 //! Gemfile.lock.
 
-use crate::support::{fixture, flags, ids, non_registry, package};
+use crate::support::{at_commit, fixture, flags, ids, non_registry, package};
 use picket_lockfile::Source;
 
 #[test]
@@ -24,10 +24,10 @@ fn bundler_sections_and_dependencies() {
     assert_eq!(non_registry(&lock), vec!["tiny_gem", "local_gem"]);
     assert_eq!(
         package(&lock, "tiny_gem", "0.4.0").source,
-        Source::Git {
-            url: "git://127.0.0.1/tiny-gem".into(),
-            rev: Some("c43fbb6067161af56bd2583f556e3763e4ed1330".into())
-        }
+        at_commit(
+            "git://127.0.0.1/tiny-gem",
+            "c43fbb6067161af56bd2583f556e3763e4ed1330"
+        )
     );
 }
 

@@ -1,6 +1,6 @@
 //! package-lock.json v1, v2, v3 and npm-shrinkwrap.json.
 
-use crate::support::{fixture, flags, ids, non_registry, package};
+use crate::support::{at_commit, fixture, flags, ids, non_registry, package};
 use picket_lockfile::{Format, Source};
 
 /// What the three lockfile versions of the same manifest agree on.
@@ -56,10 +56,10 @@ fn v3_marks_direct_dev_optional_and_the_version_line() {
     let git = package(&lock, "tiny-lib", "1.0.0");
     assert_eq!(
         git.source,
-        Source::Git {
-            url: "git+file:///tmp/lockgen/git/tiny-lib".into(),
-            rev: Some("c4bd0898b9e6d9650a8a05e85289376be7fb7596".into())
-        }
+        at_commit(
+            "git+file:///tmp/lockgen/git/tiny-lib",
+            "c4bd0898b9e6d9650a8a05e85289376be7fb7596"
+        )
     );
     let link = package(&lock, "local-pkg", "0.1.0");
     assert_eq!(
@@ -178,10 +178,10 @@ fn v3_dev_optional_and_dev_optional() {
     );
     assert_eq!(
         package(&lock, "left-pad", "1.3.0").source,
-        Source::Git {
-            url: "git+ssh://git@github.com/stevemao/left-pad.git".into(),
-            rev: Some("5b2b3c7f3e7a8c5b7e3e8c5d7f6a3b2c1d0e9f8a".into())
-        }
+        at_commit(
+            "git+ssh://git@github.com/stevemao/left-pad.git",
+            "5b2b3c7f3e7a8c5b7e3e8c5d7f6a3b2c1d0e9f8a"
+        )
     );
 }
 
@@ -195,10 +195,10 @@ fn v1_github_versions_and_required_names() {
     );
     assert_eq!(
         git.source,
-        Source::Git {
-            url: "github:stevemao/left-pad".into(),
-            rev: Some("5b2b3c7f3e7a8c5b7e3e8c5d7f6a3b2c1d0e9f8a".into())
-        }
+        at_commit(
+            "github:stevemao/left-pad",
+            "5b2b3c7f3e7a8c5b7e3e8c5d7f6a3b2c1d0e9f8a"
+        )
     );
     assert_eq!(package(&lock, "request", "2.88.2").direct, Some(true));
     // request `requires` qs: the top-level qs may or may not be declared.

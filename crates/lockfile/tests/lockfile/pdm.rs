@@ -1,7 +1,6 @@
 //! pdm.lock.
 
-use crate::support::{fixture, flags, non_registry, package};
-use picket_lockfile::Source;
+use crate::support::{at_commit, fixture, flags, non_registry, package};
 
 #[test]
 fn groups_and_git_packages() {
@@ -25,10 +24,10 @@ fn groups_and_git_packages() {
     let git = package(&lock, "tiny-py", "0.3.0");
     assert_eq!(
         git.source,
-        Source::Git {
-            url: "git://127.0.0.1/tiny-py".into(),
-            rev: Some("c0a402f022afa3dd8a70cc1752ca7a32e90b6d4a".into())
-        }
+        at_commit(
+            "git://127.0.0.1/tiny-py",
+            "c0a402f022afa3dd8a70cc1752ca7a32e90b6d4a"
+        )
     );
     assert_eq!(git.line, Some(391));
 }

@@ -1,6 +1,6 @@
 //! Pipfile.lock.
 
-use crate::support::{fixture, flags, ids, non_registry, package};
+use crate::support::{at_commit, fixture, flags, ids, non_registry, package};
 use picket_lockfile::Source;
 
 #[test]
@@ -16,10 +16,10 @@ fn default_and_develop_sections() {
     let git = package(&lock, "tiny-py", "c0a402f022afa3dd8a70cc1752ca7a32e90b6d4a");
     assert_eq!(
         git.source,
-        Source::Git {
-            url: "git://127.0.0.1/tiny-py".into(),
-            rev: Some("c0a402f022afa3dd8a70cc1752ca7a32e90b6d4a".into())
-        }
+        at_commit(
+            "git://127.0.0.1/tiny-py",
+            "c0a402f022afa3dd8a70cc1752ca7a32e90b6d4a"
+        )
     );
     assert_eq!(non_registry(&lock), vec!["tiny-py"]);
 }

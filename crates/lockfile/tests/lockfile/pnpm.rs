@@ -1,6 +1,6 @@
 //! pnpm-lock.yaml 5.4 (pnpm 7), 6.0 (pnpm 8), 9.0 (pnpm 9 and 10).
 
-use crate::support::{fixture, flags, ids, non_registry, package};
+use crate::support::{at_commit, fixture, flags, ids, non_registry, package};
 use picket_lockfile::Source;
 
 /// The project every single-project fixture locks (see their COMMAND files).
@@ -41,10 +41,10 @@ fn v5_4_keys_by_slash() {
     );
     assert_eq!(
         git.source,
-        Source::Git {
-            url: "file:///tmp/lockgen/git/tiny-lib".into(),
-            rev: Some("c4bd0898b9e6d9650a8a05e85289376be7fb7596".into())
-        }
+        at_commit(
+            "file:///tmp/lockgen/git/tiny-lib",
+            "c4bd0898b9e6d9650a8a05e85289376be7fb7596"
+        )
     );
     assert_eq!(
         flags(git),

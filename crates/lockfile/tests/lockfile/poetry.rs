@@ -1,6 +1,6 @@
 //! poetry.lock: Poetry 2.5 (lock-version 2.1, groups) and the 1.1 layout (category).
 
-use crate::support::{fixture, flags, non_registry, package};
+use crate::support::{at_commit, fixture, flags, non_registry, package};
 use picket_lockfile::Source;
 
 #[test]
@@ -18,10 +18,10 @@ fn poetry2_groups_make_dev_and_extras_optional() {
     assert_eq!(non_registry(&lock), vec!["tiny-py"]);
     assert_eq!(
         package(&lock, "tiny-py", "0.3.0").source,
-        Source::Git {
-            url: "git://127.0.0.1/tiny-py".into(),
-            rev: Some("c0a402f022afa3dd8a70cc1752ca7a32e90b6d4a".into())
-        }
+        at_commit(
+            "git://127.0.0.1/tiny-py",
+            "c0a402f022afa3dd8a70cc1752ca7a32e90b6d4a"
+        )
     );
 }
 

@@ -54,3 +54,11 @@ pub fn non_registry(lock: &Lockfile) -> Vec<&str> {
         .map(|p| p.name.as_str())
         .collect()
 }
+
+/// A git source at a commit.
+pub fn at_commit(url: &str, rev: &str) -> picket_lockfile::Source {
+    picket_lockfile::Source::Git {
+        url: url.into(),
+        rev: Some(rev.into()),
+    }
+}

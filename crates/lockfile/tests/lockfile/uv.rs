@@ -1,6 +1,6 @@
 //! uv.lock.
 
-use crate::support::{fixture, flags, non_registry, package};
+use crate::support::{at_commit, fixture, flags, non_registry, package};
 use picket_lockfile::Source;
 
 #[test]
@@ -55,9 +55,9 @@ fn members_dependencies_are_direct_and_groups_follow_the_graph() {
     assert_eq!(non_registry(&lock), vec!["fixture-app", "tiny-py"]);
     assert_eq!(
         package(&lock, "tiny-py", "0.3.0").source,
-        Source::Git {
-            url: "file:///tmp/lockgen/git/tiny-py".into(),
-            rev: Some("c0a402f022afa3dd8a70cc1752ca7a32e90b6d4a".into())
-        }
+        at_commit(
+            "file:///tmp/lockgen/git/tiny-py",
+            "c0a402f022afa3dd8a70cc1752ca7a32e90b6d4a"
+        )
     );
 }

@@ -1,6 +1,6 @@
 //! yarn.lock of Yarn 1 and Yarn 4 (berry).
 
-use crate::support::{fixture, flags, ids, non_registry, package};
+use crate::support::{at_commit, fixture, flags, ids, non_registry, package};
 use picket_lockfile::Source;
 
 #[test]
@@ -22,10 +22,10 @@ fn yarn1_reads_every_entry_without_direct_or_dev() {
     assert_eq!(non_registry(&lock), vec!["local-pkg", "tiny-lib"]);
     assert_eq!(
         package(&lock, "tiny-lib", "1.0.0").source,
-        Source::Git {
-            url: "git+file:///tmp/lockgen/git/tiny-lib".into(),
-            rev: Some("c4bd0898b9e6d9650a8a05e85289376be7fb7596".into())
-        }
+        at_commit(
+            "git+file:///tmp/lockgen/git/tiny-lib",
+            "c4bd0898b9e6d9650a8a05e85289376be7fb7596"
+        )
     );
     assert_eq!(
         package(&lock, "local-pkg", "0.1.0").source,
@@ -58,10 +58,10 @@ fn berry_reads_resolutions_and_the_workspace_dependencies() {
     assert_eq!(package(&lock, "strip-ansi", "6.0.1").line, Some(122));
     assert_eq!(
         package(&lock, "tiny-lib", "1.0.0").source,
-        Source::Git {
-            url: "git://127.0.0.1/tiny-lib".into(),
-            rev: Some("c4bd0898b9e6d9650a8a05e85289376be7fb7596".into())
-        }
+        at_commit(
+            "git://127.0.0.1/tiny-lib",
+            "c4bd0898b9e6d9650a8a05e85289376be7fb7596"
+        )
     );
     let local = package(&lock, "local-pkg", "0.1.0");
     assert_eq!(
@@ -117,10 +117,10 @@ fn yarn1_descriptors_aliases_and_urls() {
     // `owner/repo#tag` is GitHub, resolved to a codeload tarball of the commit.
     assert_eq!(
         package(&lock, "left-pad", "1.3.0").source,
-        Source::Git {
-            url: "stevemao/left-pad".into(),
-            rev: Some("5b2b3c7f3e7a8c5b7e3e8c5d7f6a3b2c1d0e9f8a".into())
-        }
+        at_commit(
+            "stevemao/left-pad",
+            "5b2b3c7f3e7a8c5b7e3e8c5d7f6a3b2c1d0e9f8a"
+        )
     );
     // A URL that is the registry's own tarball is the registry package; another host's is not.
     assert!(package(&lock, "lodash", "4.17.21").is_registry());
