@@ -9,9 +9,11 @@
 //!   (the real name and the protocol: `npm:`, `workspace:`, `patch:`, `file:`, `portal:`,
 //!   `link:`, git URLs with `#commit=`, tarball URLs; <https://yarnpkg.com/protocols>). The
 //!   workspaces are entries too (`app@workspace:.`), and their `dependencies` (development
-//!   ones included, not told apart) are the direct dependencies.
+//!   ones included, not told apart) are the direct dependencies. `dependenciesMeta` marks a
+//!   dependency `optional: true`: what production reaches only through those is optional.
 
 use crate::error::ErrorKind;
+use crate::graph::{Graph, Kind};
 use crate::model::{Package, Parsed, Source};
 use crate::npm::{git_source, reference_kind, source_of_reference, split_descriptor, Reference};
 use crate::text::numbered_lines;
@@ -27,6 +29,8 @@ struct Entry {
     descriptors: Vec<String>,
     fields: HashMap<String, String>,
     dependencies: Vec<(String, String)>,
+    /// Dependencies `dependenciesMeta` marks `optional: true` (berry).
+    optional: HashSet<String>,
 }
 
 pub(crate) fn parse(text: &str) -> Result<Parsed, ErrorKind> {
@@ -43,8 +47,10 @@ pub(crate) fn parse(text: &str) -> Result<Parsed, ErrorKind> {
 
 fn read_entries(text: &str) -> Result<Vec<Entry>, ErrorKind> {
     let mut entries: Vec<Entry> = Vec::new();
-    // The nested map being read (`dependencies`, `bin`, ...) of the current entry.
+    // The nested map being read (`dependencies`, `bin`, ...) of the current entry, and under
+    // `dependenciesMeta` the dependency being described.
     let mut nested: Option<String> = None;
+    let mut meta: Option<String> = None;
     for (n, raw) in numbered_lines(text) {
         let content = raw.trim_start_matches(' ');
         if content.is_empty() || content.starts_with('#') {
@@ -94,13 +100,26 @@ fn read_entries(text: &str) -> Result<Vec<Entry>, ErrorKind> {
                 let section = nested
                     .as_deref()
                     .ok_or_else(|| syntax("an indented line outside a section"))?;
-                if section == "dependencies" || section == "optionalDependencies" {
-                    let (name, range) =
-                        key_value(content).ok_or_else(|| syntax("unreadable dependency"))?;
-                    entry.dependencies.push((name, range));
+                let (name, range) =
+                    key_value(content).ok_or_else(|| syntax("unreadable dependency"))?;
+                match section {
+                    "dependencies" | "optionalDependencies" => {
+                        entry.dependencies.push((name, range))
+                    }
+                    "dependenciesMeta" => meta = Some(name),
+                    _ => {}
                 }
             }
-            // Deeper levels (`dependenciesMeta: a: optional: true`) say nothing read here.
+            6 if nested.as_deref() == Some("dependenciesMeta") => {
+                let entry = entries
+                    .last_mut()
+                    .ok_or_else(|| syntax("a field outside any entry"))?;
+                let (key, value) = key_value(content).ok_or_else(|| syntax("unreadable field"))?;
+                if let (Some(name), "optional", "true") = (&meta, key.as_str(), value.as_str()) {
+                    entry.optional.insert(name.clone());
+                }
+            }
+            // Deeper levels of other maps say nothing read here.
             _ if indent > 4 && nested.is_some() => {}
             _ => return Err(syntax("unexpected indentation")),
         }
@@ -192,23 +211,33 @@ fn berry_packages(entries: &[Entry]) -> Result<Vec<Package>, ErrorKind> {
             by_descriptor.insert(d.split("::").next().unwrap_or(d), i);
         }
     }
-    let mut direct: HashSet<usize> = HashSet::new();
+    // The graph: workspaces' dependencies are roots; `dependenciesMeta` marks optional edges.
+    let mut graph = Graph::new(entries.len());
     let mut has_workspace = false;
-    for e in entries {
+    for (i, e) in entries.iter().enumerate() {
         let is_workspace = e
             .fields
             .get("resolution")
             .and_then(|r| split_descriptor(r))
             .is_some_and(|(_, r)| r.starts_with("workspace:"));
-        if is_workspace {
-            has_workspace = true;
-            for (name, range) in &e.dependencies {
-                if let Some(&i) = by_descriptor.get(format!("{name}@{range}").as_str()) {
-                    direct.insert(i);
-                }
+        has_workspace |= is_workspace;
+        for (name, range) in &e.dependencies {
+            let Some(&j) = by_descriptor.get(format!("{name}@{range}").as_str()) else {
+                continue;
+            };
+            let kind = if e.optional.contains(name) {
+                Kind::Optional
+            } else {
+                Kind::Required
+            };
+            if is_workspace {
+                graph.root(j, kind);
+            } else {
+                graph.edge(i, j, kind);
             }
         }
     }
+    let flags = graph.classify();
 
     let mut out = Vec::new();
     for (i, e) in entries.iter().enumerate() {
@@ -233,8 +262,10 @@ fn berry_packages(entries: &[Entry]) -> Result<Vec<Package>, ErrorKind> {
         let mut p = Package::new(Ecosystem::Npm, &name, version);
         p.source = source;
         p.line = Some(e.version_line.unwrap_or(e.line));
-        if has_workspace && !matches!(p.source, Source::Workspace { .. }) {
-            p.direct = Some(direct.contains(&i));
+        if has_workspace {
+            p.direct = Some(graph.is_root(i));
+            // Development dependencies are not told apart: only `optional` is known.
+            p.optional = flags[i].1;
         }
         out.push(p);
     }

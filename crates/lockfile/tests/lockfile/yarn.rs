@@ -49,7 +49,12 @@ fn berry_reads_resolutions_and_the_workspace_dependencies() {
     );
     assert_eq!(
         flags(package(&lock, "@sindresorhus/is", "4.6.0")),
-        (Some(9), Some(true), None, None)
+        (Some(9), Some(true), None, Some(false))
+    );
+    // `dependenciesMeta: is-number: optional: true` on the workspace.
+    assert_eq!(
+        flags(package(&lock, "is-number", "7.0.0")),
+        (Some(92), Some(true), None, Some(true))
     );
     assert_eq!(package(&lock, "ansi-styles", "4.3.0").direct, Some(false));
     // The dev dependency is a dependency of the workspace like any other.
@@ -88,7 +93,7 @@ fn berry_workspaces_and_a_patched_package() {
     );
     // `resolve@npm:1.22.8` and Yarn's own `resolve@patch:…` are one package.
     let resolve = package(&lock, "resolve", "1.22.8");
-    assert_eq!(flags(resolve), (Some(117), Some(true), None, None));
+    assert_eq!(flags(resolve), (Some(117), Some(true), None, Some(false)));
     assert!(resolve.is_registry());
     assert_eq!(
         package(&lock, "is-core-module", "2.18.0").direct,
