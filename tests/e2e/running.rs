@@ -91,6 +91,8 @@ impl Server {
             // The demo project gives the fuzzer a scan, findings and a project to work on.
             .env("PICKET_DEMO", "true")
             .env("PICKET_LOG", "warn")
+            // Nothing outside the namespace is reachable anyway; no advisory sync is tried.
+            .env("PICKET_ADVISORY_SOURCES", "none")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -110,6 +110,16 @@ pub struct SchedulerArgs {
     /// m, h or d; 0 turns the refresh off. Default 6h.
     #[arg(long, env = "PICKET_INVENTORY_REFRESH", default_value = "6h", value_parser = crate::parse_duration)]
     pub inventory_refresh: Duration,
+    /// Where Supply Chain's OSV advisories are synced from: `osv.dev` (each ecosystem's
+    /// all.zip export from osv.dev's public bucket), `none`, or comma-separated URLs of zips of
+    /// OSV JSON files (a mirror). Default osv.dev. `picket advisories import` loads files
+    /// instead, e.g. on an install without internet.
+    #[arg(long, env = "PICKET_ADVISORY_SOURCES", default_value = "osv.dev")]
+    pub advisory_sources: String,
+    /// How often the advisory sources are fetched again (an unchanged export is not read
+    /// twice): seconds, or a number with s, m, h or d. Default 24h.
+    #[arg(long, env = "PICKET_ADVISORY_SYNC_INTERVAL", default_value = "24h", value_parser = crate::parse_duration)]
+    pub advisory_sync_interval: Duration,
 }
 
 impl SchedulerArgs {
@@ -126,6 +136,7 @@ impl SchedulerArgs {
     /// bundle that cannot be used.
     pub fn check(&self) -> anyhow::Result<()> {
         self.ca_bundle()?;
+        self.advisory_urls()?;
         match self.executor {
             ExecutorKind::Process if !self.allow_unisolated => anyhow::bail!(
                 "--executor process runs workers without isolation from this machine; set \
@@ -154,7 +165,16 @@ impl SchedulerArgs {
         cfg.reconcile.every = self.reconcile_interval;
         cfg.reconcile.budget = self.reconcile_budget;
         cfg.inventory.every = self.inventory_refresh;
+        // Checked by `check`, which every command runs first.
+        cfg.advisories.urls = self.advisory_urls().unwrap_or_default();
+        cfg.advisories.every = self.advisory_sync_interval.max(Duration::from_secs(60));
         cfg
+    }
+
+    /// The advisory exports `PICKET_ADVISORY_SOURCES` names.
+    pub fn advisory_urls(&self) -> anyhow::Result<Vec<String>> {
+        picket_scheduler::advisories::SyncConfig::parse_sources(&self.advisory_sources)
+            .map_err(|e| anyhow::anyhow!("PICKET_ADVISORY_SOURCES: {e}"))
     }
 }
 
@@ -288,6 +308,10 @@ pub async fn run_with(
     cfg.metrics = metrics;
     cfg.providers = place.providers.clone();
     cfg.pr_checks.public_url = place.public_url.clone();
+    cfg.advisories.http = Some(
+        picket_scheduler::advisories::SyncConfig::client(ca_bundle.as_ref().map(|b| b.pem()))
+            .context("PICKET_CA_BUNDLE for the advisory sync")?,
+    );
     if cfg.providers.is_none() {
         tracing::warn!(
             "no PICKET_SECRET_KEY: pull request checks will not be created or moved, no \

@@ -79,6 +79,8 @@ impl Running {
             .env_remove("PICKET_SECRET_KEY")
             .env("PICKET_DATA_DIR", data_dir)
             .env("PICKET_LISTEN", "127.0.0.1:0")
+            // Tests reach no address but their own: no advisory sync from osv.dev.
+            .env("PICKET_ADVISORY_SOURCES", "none")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
             // Logs (the server's and its workers') go to <data dir>.log, for the leak check.
@@ -514,7 +516,8 @@ fn picket(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(PICKET);
     cmd.args(args)
         .env_remove("DATABASE_URL")
-        .env_remove("PICKET_SECRET_KEY");
+        .env_remove("PICKET_SECRET_KEY")
+        .env("PICKET_ADVISORY_SOURCES", "none");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -594,6 +597,21 @@ fn unisolated_scans_and_an_unpinned_worker_image_must_be_asked_for() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("PICKET_WORKER_IMAGE"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
+    // An advisory source that is not an http(s) URL is refused before anything starts.
+    let out = picket(
+        &[
+            "scheduler",
+            "--advisory-sources",
+            "https://mirror.example/PyPI/all.zip,file:///srv/osv.zip",
+        ],
+        &env,
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("PICKET_ADVISORY_SOURCES") && err.contains("file:///srv/osv.zip"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -836,6 +854,7 @@ async fn picket_scheduler_serves_health_and_metrics_and_stops_on_sigterm() {
             "true",
         ])
         .env("DATABASE_URL", &db_url)
+        .env("PICKET_ADVISORY_SOURCES", "none")
         .env("PICKET_SCHEDULER_LISTEN", format!("127.0.0.1:{port}"))
         .env("PICKET_WORKER_API_URL", "http://127.0.0.1:1")
         .stdout(Stdio::null())

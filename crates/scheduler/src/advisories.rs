@@ -253,25 +253,80 @@ fn read_zip(source: &str, reader: impl Read + std::io::Seek) -> Result<Vec<Membe
 /// How the sync loop runs.
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
-    /// The exports to fetch (each a zip of OSV JSON files). Empty: the loop does not run.
+    /// The exports to fetch (each a zip of OSV JSON files). Empty (the default): the loop does
+    /// not run.
     pub urls: Vec<String>,
     /// Pause between two rounds.
     pub every: Duration,
     /// Limit on one fetch.
     pub timeout: Duration,
+    /// The HTTP client (its trust: the system's roots and any CA bundle). `None`: reqwest's
+    /// default client.
+    pub http: Option<reqwest::Client>,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            urls: Vec::new(),
+            every: Duration::from_secs(24 * 3600),
+            timeout: Duration::from_secs(600),
+            http: None,
+        }
+    }
 }
 
 impl SyncConfig {
-    /// osv.dev's export of each ecosystem Picket matches, daily.
-    pub fn osv_dev() -> SyncConfig {
-        SyncConfig {
-            urls: Ecosystem::ALL
-                .iter()
-                .map(|e| format!("{OSV_EXPORTS}/{}/all.zip", e.as_str()))
+    /// The sources an operator names: `osv.dev` ([`SyncConfig::osv_dev_urls`]), `none` (or
+    /// nothing), or comma-separated http(s) URLs of zips of OSV records.
+    ///
+    /// # Errors
+    /// A URL that is not http(s) with a host, named in the message.
+    pub fn parse_sources(spec: &str) -> Result<Vec<String>, String> {
+        match spec.trim() {
+            "osv.dev" => Ok(SyncConfig::osv_dev_urls()),
+            "none" | "" => Ok(Vec::new()),
+            list => list
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(|u| {
+                    reqwest::Url::parse(u)
+                        .ok()
+                        .filter(|p| matches!(p.scheme(), "https" | "http") && p.has_host())
+                        .map(|_| u.to_owned())
+                        .ok_or_else(|| {
+                            format!(
+                                "{u:?} is not an http(s) URL (use osv.dev, none, or \
+                                 comma-separated URLs of zips of OSV records)"
+                            )
+                        })
+                })
                 .collect(),
-            every: Duration::from_secs(24 * 3600),
-            timeout: Duration::from_secs(600),
         }
+    }
+
+    /// An HTTP client trusting the system's roots and, when given, the certificates of a PEM
+    /// bundle (a mirror behind a private CA).
+    ///
+    /// # Errors
+    /// The bundle holds no readable certificate, or the TLS setup fails.
+    pub fn client(extra_roots_pem: Option<&[u8]>) -> Result<reqwest::Client, reqwest::Error> {
+        let mut builder = reqwest::Client::builder().use_rustls_tls();
+        if let Some(pem) = extra_roots_pem {
+            for cert in reqwest::Certificate::from_pem_bundle(pem)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        builder.build()
+    }
+
+    /// osv.dev's export of each ecosystem Picket matches ([`OSV_EXPORTS`]).
+    pub fn osv_dev_urls() -> Vec<String> {
+        Ecosystem::ALL
+            .iter()
+            .map(|e| format!("{OSV_EXPORTS}/{}/all.zip", e.as_str()))
+            .collect()
     }
 }
 
@@ -279,10 +334,11 @@ impl SyncConfig {
 /// did not change since the last success (its ETag or Last-Modified, sent back as
 /// `If-None-Match` / `If-Modified-Since`, answered 304) is not read again. A failure is logged
 /// and recorded in the source's state; the next round tries again.
-pub async fn sync(db: Db, http: reqwest::Client, cfg: SyncConfig, stop: CancellationToken) {
+pub async fn sync(db: Db, cfg: SyncConfig, stop: CancellationToken) {
     if cfg.urls.is_empty() {
         return;
     }
+    let http = cfg.http.clone().unwrap_or_default();
     crate::periodic::every(cfg.every, &stop, || async {
         for url in &cfg.urls {
             if stop.is_cancelled() {
@@ -364,4 +420,35 @@ async fn fetch_and_import(
     import_zip_bytes(db, url, bytes, (etag.as_deref(), last_modified.as_deref()))
         .await
         .map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_osv_dev_none_or_http_urls() {
+        let osv = SyncConfig::parse_sources("osv.dev").unwrap();
+        assert_eq!(osv.len(), Ecosystem::ALL.len());
+        assert!(osv.contains(&format!("{OSV_EXPORTS}/PyPI/all.zip")));
+        assert!(osv.contains(&format!("{OSV_EXPORTS}/crates.io/all.zip")));
+        assert_eq!(
+            SyncConfig::parse_sources(" none ").unwrap(),
+            Vec::<String>::new()
+        );
+        assert_eq!(SyncConfig::parse_sources("").unwrap(), Vec::<String>::new());
+        assert_eq!(
+            SyncConfig::parse_sources("https://m.example/a.zip, http://10.0.0.1/b.zip,").unwrap(),
+            ["https://m.example/a.zip", "http://10.0.0.1/b.zip"]
+        );
+        for bad in [
+            "ftp://m.example/a.zip",
+            "osv",
+            "https://",
+            "file:///tmp/a.zip",
+        ] {
+            let err = SyncConfig::parse_sources(bad).unwrap_err();
+            assert!(err.contains(bad.trim_end_matches('/')), "{err}");
+        }
+    }
 }

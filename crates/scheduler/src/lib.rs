@@ -78,6 +78,8 @@ pub struct SchedulerConfig {
     /// How the connections' repository inventories are refreshed ([`inventory`]; with
     /// `providers` only).
     pub inventory: inventory::InventoryConfig,
+    /// Where Supply Chain's advisories are synced from ([`advisories::sync`]); none by default.
+    pub advisories: advisories::SyncConfig,
 }
 
 impl SchedulerConfig {
@@ -101,6 +103,7 @@ impl SchedulerConfig {
             reconcile: reconcile::ReconcileConfig::default(),
             triage: triage::TriageConfig::default(),
             inventory: inventory::InventoryConfig::default(),
+            advisories: advisories::SyncConfig::default(),
         }
     }
 
@@ -182,6 +185,11 @@ pub async fn run<E: Executor>(db: Db, executor: E, cfg: SchedulerConfig, stop: C
                 .await;
             }
         },
+        Box::pin(advisories::sync(
+            db.clone(),
+            cfg.advisories.clone(),
+            stop.clone()
+        )),
         async {
             if let Some(providers) = &cfg.providers {
                 // Boxed: the loops' futures together would make `run`'s too large to move.
