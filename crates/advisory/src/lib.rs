@@ -12,18 +12,25 @@
 //!                               │            ▲
 //!                               │            └── Version::parse(ecosystem, "1.2.3")
 //!                               ├── group_aliases(records) ──► one group per vulnerability
-//!                               └── severity::rate(record, entry) ──► picket_core::Severity
+//!                               ├── severity::rate(record, entry) ──► picket_core::Severity
+//!                               └── PreparedRecord::new ──► match_packages(lockfile's packages)
+//!                                      ──► one Match per (package, vulnerability group)
 //! ```
 //!
 //! docs/supply-chain.md describes the rules and where each ecosystem's order comes from.
 
 pub mod alias;
+pub mod matcher;
 pub mod matching;
 pub mod osv;
 pub mod severity;
 pub mod version;
 
 pub use alias::{group_aliases, VulnerabilityGroup};
+pub use matcher::{
+    finding_identity, match_packages, Installed, Match, MatcherError, Outcome, PackageError,
+    PreparedRecord,
+};
 pub use matching::{affected, record_affects, MatchError};
 pub use osv::{Affected, Event, Package, Range, RangeType, Record, RecordError};
 pub use version::{compare, Version, VersionError};

@@ -3,6 +3,7 @@
 //! ecosystem's reference implementation.
 
 mod differential;
+mod matcher;
 mod records;
 mod shared_data;
 
