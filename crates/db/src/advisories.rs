@@ -196,6 +196,42 @@ pub async fn get(ex: impl PgExecutor<'_>, id: &str) -> Result<Option<Advisory>> 
     }))
 }
 
+/// A stored record that names some of the packages asked for ([`records_for`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CandidateRecord {
+    /// The record's id.
+    pub id: String,
+    /// The names asked for that the record affects (normalised as asked), sorted.
+    pub names: Vec<String>,
+    /// The record's JSON text (PostgreSQL's canonical jsonb text: keys sorted, no spaces), for
+    /// `picket_advisory::Record::from_json`.
+    pub record: String,
+}
+
+/// The records not withdrawn that affect one of `names` (each as [`Ecosystem::normalize`]
+/// gives it) in `ecosystem`: one row per record, however many of the names it affects, so each
+/// record is read once; sorted by id. One query, on `advisory_packages`' primary key.
+pub async fn records_for(
+    ex: impl PgExecutor<'_>,
+    ecosystem: Ecosystem,
+    names: &[String],
+) -> Result<Vec<CandidateRecord>> {
+    Ok(sqlx::query_as!(
+        CandidateRecord,
+        r#"
+        SELECT a.id, array_agg(p.name ORDER BY p.name) AS "names!", a.record::text AS "record!"
+        FROM advisory_packages p JOIN advisories a ON a.id = p.advisory_id
+        WHERE p.ecosystem = $1 AND p.name = ANY($2) AND a.withdrawn IS NULL
+        GROUP BY a.id
+        ORDER BY a.id
+        "#,
+        ecosystem.as_str(),
+        names,
+    )
+    .fetch_all(ex)
+    .await?)
+}
+
 /// How many records (and withdrawn ones) affect each ecosystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EcosystemCount {
