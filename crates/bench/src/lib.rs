@@ -11,13 +11,15 @@
 //!   again, against a bare `COPY` of the same rows into a table shaped like `findings` (same
 //!   columns, checks and indexes; `LIKE` copies no foreign keys) and into `findings` itself
 //!   (with its four foreign keys), in the same database, in the same run.
-//! - `webhooks`: `wrk` against `POST /webhooks/github/{connection}` with pre-signed
-//!   `pull_request` `synchronize` deliveries (each its own delivery id and head, so each queues
-//!   a scan and supersedes the PR's last), against a bare axum handler doing one `INSERT` of the
-//!   body, same database, same run; at peak and paced at half of Picket's peak.
+//! - `webhooks`: `wrk` against `POST /webhooks/{provider}/{connection}` for GitHub, GitLab,
+//!   Bitbucket Cloud and Azure DevOps in turn, with each provider's pull request deliveries
+//!   made (and signed) beforehand (each its own delivery id and head, so each queues a scan and
+//!   supersedes the PR's last), against a bare axum handler doing one `INSERT` of the body,
+//!   same database, same run; at peak and paced at half of Picket's peak.
 //! - `pr-feedback`: a PR from webhook to feedback with the real API, scheduler and worker and
-//!   GitHub's test server: phases from webhook receipt to the check and the comments, GitHub API
-//!   calls and installation-token mints per PR scan.
+//!   each provider's test server in turn: phases from webhook receipt to the check and the
+//!   comments, the provider's API calls per PR scan by operation and credential (and GitHub's
+//!   installation-token mints).
 
 // The report is printed to stdout as Markdown: printing is this crate's output.
 #![allow(clippy::print_stdout)]
