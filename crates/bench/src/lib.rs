@@ -16,6 +16,9 @@
 //!   made (and signed) beforehand (each its own delivery id and head, so each queues a scan and
 //!   supersedes the PR's last), against a bare axum handler doing one `INSERT` of the body,
 //!   same database, same run; at peak and paced at half of Picket's peak.
+//! - `advisories`: Supply Chain's OSV import through `picket_scheduler::advisories::import_path`
+//!   (cold and unchanged), and one 3,000-package lockfile matched against everything imported
+//!   (`records_for`, preparing, `picket_advisory::match_packages`).
 //! - `pr-feedback`: a PR from webhook to feedback with the real API, scheduler and worker and
 //!   each provider's test server in turn: phases from webhook receipt to the check and the
 //!   comments, the provider's API calls per PR scan by operation and credential (and GitHub's
@@ -24,6 +27,7 @@
 // The report is printed to stdout as Markdown: printing is this crate's output.
 #![allow(clippy::print_stdout)]
 
+mod advisories;
 mod clone;
 mod dispatch;
 mod forge;
@@ -169,6 +173,20 @@ pub enum Which {
         #[arg(long, default_value_t = 60)]
         requests: usize,
     },
+    /// Supply Chain: OSV advisory import (cold and unchanged) and the matching of one lockfile
+    /// against everything imported.
+    Advisories {
+        /// OSV folders to import (comma-separated; relative ones are read from the repository's
+        /// root). Default: the shared snapshot, `../shared/data/osv`.
+        #[arg(long, value_delimiter = ',')]
+        data: Vec<std::path::PathBuf>,
+        /// Packages in the lockfile matched.
+        #[arg(long, default_value_t = 3_000)]
+        packages: usize,
+        /// Runs of each import and of the matching; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// All of the above with their defaults.
     All,
     /// Every benchmark above once, at a size that takes seconds (`make test` runs this so a
@@ -229,6 +247,17 @@ impl std::fmt::Display for Provider {
 pub const SMOKE: &[(&str, &[&str])] = &[
     ("queue", &["--scans", "400"]),
     ("bulk", &["--projects", "50"]),
+    (
+        "advisories",
+        &[
+            "--data",
+            "crates/scheduler/tests/scheduler/fixtures/osv,crates/advisory/tests/fixtures/osv",
+            "--packages",
+            "300",
+            "--runs",
+            "1",
+        ],
+    ),
     ("api", &["--seconds", "1"]),
     ("ingest", &["--runs", "1", "--findings", "500"]),
     (
@@ -364,6 +393,11 @@ async fn run_one(url: &str, which: Which) -> anyhow::Result<()> {
             findings,
             requests,
         } => web::web_bench(url, projects, findings, requests).await,
+        Which::Advisories {
+            data,
+            packages,
+            runs,
+        } => advisories::advisories_bench(url, &data, packages, runs).await,
         Which::All | Which::Smoke => bail!("`all` and `smoke` run other benchmarks"),
     }
 }
