@@ -1,6 +1,6 @@
 //! `picket-bench`: measures the queue, bulk scan, the API read path, ingest, clones, scans,
-//! dispatch, webhook ingest and PR feedback, and prints Markdown tables for
-//! docs/benchmarks.md.
+//! dispatch, webhook ingest, PR feedback and the advisory import and matching, and prints
+//! Markdown tables for docs/benchmarks.md.
 
 use clap::Parser;
 
