@@ -1302,3 +1302,56 @@ async fn a_pr_scans_spec_carries_the_merge_base_from_githubs_compare_api(pool: P
     );
     assert!(server.violations().is_empty(), "{:#?}", server.violations());
 }
+
+/// A provider that gives up waiting (GitHub: after 10 s) closes its connection; the delivery is
+/// still carried out whole, since GitHub never sends it again. Here the delivery log is locked
+/// while the delivery arrives, so the request outlives the client's patience.
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_delivery_whose_sender_hung_up_is_still_carried_out(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    let (conn, hook) = github_connection(&app, "gh", false).await;
+    project(&app, &conn, 4242).await;
+    let body = serde_json::to_vec(&pull_request("opened", 4242, 3, &"ab".repeat(20))).unwrap();
+
+    let mut lock = app.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE webhook_deliveries IN EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let sent = impatient
+        .post(&hook.url)
+        .header("content-type", "application/json")
+        .header("x-github-event", "pull_request")
+        .header("x-github-delivery", "hung-up-1")
+        .header("x-hub-signature-256", sign(SECRET, &body))
+        .body(body)
+        .send()
+        .await;
+    assert!(sent.is_err_and(|e| e.is_timeout()), "the sender gave up");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.commit().await.unwrap();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let logged: Option<String> = sqlx::query_scalar(
+            "SELECT outcome FROM webhook_deliveries WHERE delivery_id = 'hung-up-1'",
+        )
+        .fetch_optional(&app.pool)
+        .await
+        .unwrap();
+        if let Some(outcome) = logged {
+            assert_eq!(outcome, "scan_queued");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delivery was dropped with its connection"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pr_scans(&app.pool).await.len(), 1);
+}

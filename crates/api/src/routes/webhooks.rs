@@ -72,6 +72,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
+use tracing::Instrument as _;
 use utoipa::ToSchema;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -331,7 +332,7 @@ async fn receive_github(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    answer(&state, Source::Github, connection, &headers, body).await
+    answer(state, Source::Github, connection, headers, body).await
 }
 
 /// Receive a GitLab webhook delivery (a project or group hook). Authenticated by the hook's
@@ -367,7 +368,7 @@ async fn receive_gitlab(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    answer(&state, Source::Gitlab, connection, &headers, body).await
+    answer(state, Source::Gitlab, connection, headers, body).await
 }
 
 /// Receive a Bitbucket Cloud webhook delivery (a repository hook). Authenticated by
@@ -402,7 +403,7 @@ async fn receive_bitbucket(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    answer(&state, Source::Bitbucket, connection, &headers, body).await
+    answer(state, Source::Bitbucket, connection, headers, body).await
 }
 
 /// Receive an Azure DevOps service-hook delivery (a Web Hooks subscription). Authenticated by
@@ -436,28 +437,44 @@ async fn receive_azure(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    answer(&state, Source::Azure, connection, &headers, body).await
+    answer(state, Source::Azure, connection, headers, body).await
 }
 
 /// Receives a delivery and answers it, counting the outcome by provider.
+///
+/// The work runs in a task of its own, so a delivery is carried out whole even when the
+/// provider hangs up first (a timeout: GitHub gives 10 s): hyper drops a request's future when
+/// its connection closes, which would roll the delivery's transaction back half-way, and a
+/// provider that never redelivers (GitHub) would lose it.
 async fn answer(
-    state: &AppState,
+    state: AppState,
     source: Source,
     connection: ConnectionId,
-    headers: &HeaderMap,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let (outcome, response) = match receive(state, source, connection, headers, body).await {
-        Ok(accepted) => {
-            let status = accepted.status();
-            (accepted.outcome, (status, Json(accepted)).into_response())
-        }
-        Err((outcome, e)) => (outcome, e.into_response()),
+    let work = async move {
+        let (outcome, response) = match receive(&state, source, connection, &headers, body).await {
+            Ok(accepted) => {
+                let status = accepted.status();
+                (accepted.outcome, (status, Json(accepted)).into_response())
+            }
+            Err((outcome, e)) => (outcome, e.into_response()),
+        };
+        state
+            .metrics()
+            .webhook_delivery(source.provider().as_str(), outcome);
+        response
     };
-    state
-        .metrics()
-        .webhook_delivery(source.provider().as_str(), outcome);
-    response
+    match tokio::spawn(work.instrument(tracing::Span::current())).await {
+        Ok(response) => response,
+        Err(e) => {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+            ApiError::internal(&e).into_response()
+        }
+    }
 }
 
 type Refusal = (&'static str, ApiError);
