@@ -512,6 +512,51 @@ async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanl
     assert!(run.stop().success());
 }
 
+/// A database of the test's own on the machine's PostgreSQL (`DATABASE_URL`'s server), made
+/// fresh and dropped when the test ends, passed or not, so nothing is left in the shared server.
+struct OwnDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl OwnDatabase {
+    /// `picket_cli_<label>_<pid>`: another checkout's tests on the same server use other names.
+    fn create(label: &str) -> OwnDatabase {
+        let server = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("picket_cli_{label}_{}", std::process::id());
+        let url = server
+            .rsplit_once('/')
+            .map(|(base, _)| format!("{base}/{name}"))
+            .unwrap();
+        let own = OwnDatabase { server, name, url };
+        own.psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            own.name
+        ));
+        assert!(own.psql(&format!("CREATE DATABASE {}", own.name)));
+        own
+    }
+
+    fn psql(&self, sql: &str) -> bool {
+        Command::new("psql")
+            .args([self.server.as_str(), "-qc", sql])
+            .status()
+            .unwrap()
+            .success()
+    }
+}
+
+impl Drop for OwnDatabase {
+    fn drop(&mut self) {
+        self.psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
 fn picket(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(PICKET);
     cmd.args(args)
@@ -745,22 +790,8 @@ fn the_worker_reaches_a_control_plane_behind_a_private_ca_only_with_the_bundle()
 
 #[test]
 fn admin_creates_orgs_and_tokens_and_refuses_duplicates() {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    // A database of its own, so the test leaves nothing behind in the shared server.
-    let name = format!("picket_cli_admin_{}", std::process::id());
-    let admin_db = url
-        .rsplit_once('/')
-        .map(|(base, _)| format!("{base}/{name}"))
-        .unwrap();
-    let psql = |sql: &str| {
-        Command::new("psql")
-            .args([url.as_str(), "-qc", sql])
-            .status()
-            .unwrap()
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {name}"));
-    assert!(psql(&format!("CREATE DATABASE {name}")).success());
+    let own = OwnDatabase::create("admin");
+    let admin_db = own.url.clone();
     let env = [("DATABASE_URL", admin_db.as_str())];
 
     assert!(picket(&["migrate"], &env).status.success());
@@ -816,27 +847,12 @@ fn admin_creates_orgs_and_tokens_and_refuses_duplicates() {
         &env,
     );
     assert!(!role.status.success());
-
-    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn picket_scheduler_serves_health_and_metrics_and_stops_on_sigterm() {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("picket_cli_scheduler_{}", std::process::id());
-    let db_url = url
-        .rsplit_once('/')
-        .map(|(base, _)| format!("{base}/{name}"))
-        .unwrap();
-    let psql = |sql: &str| {
-        Command::new("psql")
-            .args([url.as_str(), "-qc", sql])
-            .status()
-            .unwrap()
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {name}"));
-    assert!(psql(&format!("CREATE DATABASE {name}")).success());
+    let own = OwnDatabase::create("scheduler");
+    let db_url = own.url.clone();
     assert!(picket(&["migrate"], &[("DATABASE_URL", &db_url)])
         .status
         .success());
@@ -898,7 +914,6 @@ async fn picket_scheduler_serves_health_and_metrics_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "{status}");
-    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
 
 #[test]
@@ -942,21 +957,8 @@ fn secrets_may_be_files_and_are_never_echoed() {
 
 #[test]
 fn advisories_import_reports_what_it_wrote_and_refuses_a_bad_record() {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let name = format!("picket_cli_advisories_{}", std::process::id());
-    let db_url = url
-        .rsplit_once('/')
-        .map(|(base, _)| format!("{base}/{name}"))
-        .unwrap();
-    let psql = |sql: &str| {
-        Command::new("psql")
-            .args([url.as_str(), "-qc", sql])
-            .status()
-            .unwrap()
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {name}"));
-    assert!(psql(&format!("CREATE DATABASE {name}")).success());
+    let own = OwnDatabase::create("advisories");
+    let db_url = own.url.clone();
     let env = [("DATABASE_URL", db_url.as_str())];
     assert!(picket(&["migrate"], &env).status.success());
     let records = concat!(
@@ -992,6 +994,4 @@ fn advisories_import_reports_what_it_wrote_and_refuses_a_bad_record() {
     assert!(stderr.contains("GHSA-0000-0000-0000.json"), "{stderr}");
     let none = picket(&["advisories", "import"], &env);
     assert!(!none.status.success(), "a path is required");
-
-    psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
 }
