@@ -111,6 +111,7 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
         fixed_in_pr: &[],
         rules_run: &[],
         deleted_paths: &[],
+        unread_paths: &[],
     };
     findings::ingest(&mut app.pool.acquire().await.unwrap(), &target, reported)
         .await

@@ -34,6 +34,7 @@ fn finding(
         }),
         suppressed: None,
         matched_lines: Vec::new(),
+        dependency: None,
     }
 }
 
@@ -59,6 +60,7 @@ async fn ingest(
         fixed_in_pr: &[],
         rules_run: &[],
         deleted_paths: &[],
+        unread_paths: &[],
     };
     findings::ingest(&mut conn, &target, reported).await
 }

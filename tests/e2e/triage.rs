@@ -55,6 +55,7 @@ fn finding(fp: &Fingerprint) -> ReportedFinding {
         secret: None,
         suppressed: None,
         matched_lines: Vec::new(),
+        dependency: None,
     }
 }
 
@@ -102,6 +103,7 @@ async fn ingest(
             fixed_in_pr: &[],
             rules_run: &[],
             deleted_paths: &[],
+            unread_paths: &[],
         },
     )
     .await

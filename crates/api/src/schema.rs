@@ -216,3 +216,7 @@ pub const WEEKDAYS: [&str; 7] = [
 pub fn weekday() -> Object {
     strings(WEEKDAYS, false)
 }
+
+pub fn ecosystem() -> Object {
+    strings(picket_core::Ecosystem::ALL.map(picket_core::Ecosystem::as_str), false)
+}

@@ -890,6 +890,7 @@ fn synthetic_findings(n: usize) -> Vec<ReportedFinding> {
                 }),
                 suppressed: None,
                 matched_lines: Vec::new(),
+                dependency: None,
             }
         })
         .collect()
@@ -998,6 +999,7 @@ async fn picket_ingest(
             .map(|r| format!("picket.bench.rule-{r:02}").parse())
             .collect::<Result<_, _>>()?,
         deleted_paths: Vec::new(),
+        unread_paths: Vec::new(),
         files_scanned: (findings.len() / 20) as u64,
         findings: findings.to_vec(),
         fixed_in_pr: Vec::new(),

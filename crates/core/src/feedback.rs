@@ -180,8 +180,8 @@ pub struct NewFinding {
 
 impl NewFinding {
     /// The feedback view of a reported finding: `None` unless it is new in the PR and not
-    /// suppressed by a `nosemgrep` comment. The mode is the rule's in `modes` (the scan spec's
-    /// effective policy; rules not listed are Monitor). A Secrets finding keeps only its redacted
+    /// suppressed by a `nosemgrep` comment. The mode is [`crate::policy::mode_of`] under `modes`
+    /// (the scan spec's effective policy; rules not listed are Monitor). A Secrets finding keeps only its redacted
     /// form (`[redacted]` if the worker sent none); its message is dropped.
     pub fn from_reported(
         f: &ReportedFinding,
@@ -202,7 +202,7 @@ impl NewFinding {
         Some(NewFinding {
             fingerprint: f.fingerprint.clone(),
             rule: f.rule_id.clone(),
-            mode: modes.get(&f.rule_id).copied().unwrap_or_default(),
+            mode: crate::policy::mode_of(f, modes),
             severity: f.severity,
             product: f.product,
             path: f.path.clone(),

@@ -5,6 +5,7 @@
 //! The worker authenticates every call with its per-scan token (`pks_…`), minted when the scan
 //! is claimed and valid only for that scan's attempt and only while the scan is active.
 
+use crate::ecosystem::Ecosystem;
 use crate::finding::{Fingerprint, Product, Severity};
 use crate::ids::{ProjectId, ScanId};
 use crate::policy::{RuleId, RuleMode};
@@ -128,6 +129,53 @@ pub struct ReportedFinding {
     /// line terminators or NUL. Empty when not sent. Never for Secrets or Supply Chain findings.
     #[serde(default)]
     pub matched_lines: Vec<String>,
+    /// Supply Chain findings only, and required for them: the vulnerable dependency. Its path
+    /// is the lockfile's, its line the one that pins the package.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<VulnerableDependency>,
+}
+
+/// What a Supply Chain finding is about: one package of one lockfile, affected by one
+/// vulnerability (a group of advisories that are aliases of each other). The finding's rule id
+/// is the group's key ([`VulnerableDependency::aliases`]' earliest CVE, else its least GHSA id,
+/// else its least id), and its identity leaves the installed version out, so moving to another
+/// affected version keeps the finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VulnerableDependency {
+    pub ecosystem: Ecosystem,
+    /// The package's name as the ecosystem normalises it ([`Ecosystem::normalize`]).
+    pub package: String,
+    /// The affected versions the lockfile installs, in the lockfile's order: one, except where a
+    /// lockfile installs several copies (npm's nested `node_modules`). At most 100.
+    pub versions: Vec<String>,
+    /// The ids of the advisories that affect the installed versions, sorted. Never empty.
+    pub advisories: Vec<String>,
+    /// Every id of the vulnerability group (its advisories' ids and aliases), sorted.
+    pub aliases: Vec<String>,
+    /// The versions that fix it, in the ecosystem's order; empty when no fix is known.
+    pub fixed: Vec<String>,
+    /// Whether the project declares it itself (`true`) or another package pulls it in
+    /// (`false`); `None` where the lockfile does not say.
+    pub direct: Option<bool>,
+    /// Whether only development installs get it; `None` where the lockfile does not say.
+    pub dev: Option<bool>,
+    /// Where the finding's severity comes from (`cvss_v4`, `cvss_v3`, `cvss_v2`, `database`);
+    /// `None` when no advisory of the group rates it: the finding is then `medium`, and policies
+    /// reach it through `supply-chain:unrated`, not `supply-chain:medium`.
+    pub severity_source: Option<String>,
+    /// The first affecting advisory's summary, at most 500 characters.
+    pub summary: Option<String>,
+}
+
+impl VulnerableDependency {
+    /// The page of the first affecting advisory on osv.dev.
+    pub fn url(&self) -> String {
+        format!(
+            "https://osv.dev/vulnerability/{}",
+            self.advisories.first().map_or("", String::as_str)
+        )
+    }
 }
 
 /// Most matched lines a finding carries ([`ReportedFinding::matched_lines`]).
@@ -187,7 +235,62 @@ pub struct ScanTrail {
     pub skipped_files: Vec<SkippedFile>,
     /// The ignore rules that excluded at least one file, and where they came from.
     pub ignores: Vec<IgnoreRuleUse>,
+    /// What Supply Chain read, when it ran: every lockfile, with what could not be read or
+    /// checked. An empty list says plainly that the repository has no lockfile.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub supply_chain: Option<SupplyChainTrail>,
 }
+
+/// Supply Chain's part of a scan's trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupplyChainTrail {
+    /// Every lockfile of the repository (a diff scan: of the head, and any the merge base could
+    /// not be read from), sorted by path; empty when there is none.
+    pub lockfiles: Vec<LockfileRead>,
+    /// Advisories the lockfiles' packages were checked against.
+    pub advisories: u64,
+}
+
+/// One lockfile as a scan read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockfileRead {
+    /// Relative to the repository root.
+    pub path: String,
+    /// The format, e.g. `package-lock`, `poetry-lock`, `go-mod` (picket-lockfile's names).
+    pub format: String,
+    pub ecosystem: Ecosystem,
+    /// Registry packages checked against advisories.
+    pub packages: u64,
+    /// Entries not from the registry (git, path, URL), not checked.
+    pub not_registry: u64,
+    /// Entries that pin no exact version (a requirements file's `>=`), never guessed; at most
+    /// [`MAX_TRAIL_ENTRIES`].
+    #[serde(default)]
+    pub unresolved: Vec<TrailEntry>,
+    /// Packages that could not be checked, with the reason (a version the ecosystem does not
+    /// accept, an advisory range that cannot be read); at most [`MAX_TRAIL_ENTRIES`].
+    #[serde(default)]
+    pub unchecked: Vec<TrailEntry>,
+    /// Set when the lockfile could not be read: nothing of it was checked. Names the reason
+    /// (and the line where the parser knows it).
+    pub error: Option<String>,
+}
+
+/// An entry of a lockfile that was not checked, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrailEntry {
+    /// 1-based, where known.
+    pub line: Option<u32>,
+    /// The entry as written, or `name version`; at most 500 characters.
+    pub text: String,
+    pub reason: String,
+}
+
+/// Most [`LockfileRead::unresolved`] and [`LockfileRead::unchecked`] entries kept per lockfile.
+pub const MAX_TRAIL_ENTRIES: usize = 100;
 
 /// A rule pack as loaded by one scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,6 +355,10 @@ pub struct ScanResults {
     /// Of the spec's `open_finding_paths`, those no longer in the tree: their findings are
     /// `removed`.
     pub deleted_paths: Vec<String>,
+    /// Full scans: paths in the tree the scan could not read (a lockfile that does not parse):
+    /// their open findings stay open, neither fixed nor removed.
+    #[serde(default)]
+    pub unread_paths: Vec<String>,
     pub files_scanned: u64,
     pub findings: Vec<ReportedFinding>,
     /// Diff scans: findings at the merge base that the head no longer has (the PR fixes them or
@@ -407,4 +514,29 @@ pub struct FeedbackDone {
     /// was posted, and the control plane posts them if the PR is marked ready for review.
     #[serde(default)]
     pub quiet_draft: bool,
+}
+
+/// Most package names one [`AdvisoryQuery`] may ask about, over all ecosystems.
+pub const MAX_ADVISORY_QUERY_NAMES: usize = 100_000;
+
+/// A worker's question to the control plane's advisory store
+/// (`POST /api/v1/worker/scan/advisories`): every advisory, not withdrawn, that names one of
+/// these packages. The answer is `{"records": [...]}`, each an OSV record as imported
+/// (<https://ossf.github.io/osv-schema/>), sorted by id; the worker decides which versions they
+/// affect. The worker holds no advisory data of its own: the control plane keeps it current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdvisoryQuery {
+    pub attempt: i32,
+    /// At most one entry per ecosystem; names as [`Ecosystem::normalize`] gives them, 1-500
+    /// characters, at most [`MAX_ADVISORY_QUERY_NAMES`] in all.
+    pub packages: Vec<PackageNames>,
+}
+
+/// The package names of one ecosystem in an [`AdvisoryQuery`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageNames {
+    pub ecosystem: Ecosystem,
+    pub names: Vec<String>,
 }

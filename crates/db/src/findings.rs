@@ -20,7 +20,7 @@
 
 use crate::types::Pg;
 use crate::{DbError, Result};
-use picket_core::protocol::ReportedFinding;
+use picket_core::protocol::{ReportedFinding, VulnerableDependency};
 use picket_core::triage::IgnoreReason;
 use picket_core::{
     FindingId, FindingStatus, OrgId, Product, ProjectId, RuleId, ScanId, ScanKind, Severity,
@@ -59,6 +59,8 @@ pub struct FindingRecord {
     /// [`picket_core::protocol::MAX_MATCHED_LINES`]), when the worker sent them and the org
     /// stores them; empty otherwise.
     pub matched_lines: Vec<String>,
+    /// Supply Chain findings: the vulnerable dependency.
+    pub dependency: Option<VulnerableDependency>,
     pub first_seen_scan_id: ScanId,
     pub last_seen_scan_id: ScanId,
     pub created_at: OffsetDateTime,
@@ -84,6 +86,7 @@ struct FindingRow {
     triaged_at: Option<OffsetDateTime>,
     secret_redacted: Option<String>,
     matched_lines: Option<String>,
+    dependency: Option<serde_json::Value>,
     first_seen_scan_id: Uuid,
     last_seen_scan_id: Uuid,
     created_at: OffsetDateTime,
@@ -114,6 +117,8 @@ impl From<FindingRow> for FindingRecord {
                 .matched_lines
                 .map(|l| l.split('\n').map(str::to_owned).collect())
                 .unwrap_or_default(),
+            // Written from the same type by `ingest`.
+            dependency: r.dependency.and_then(|d| serde_json::from_value(d).ok()),
             first_seen_scan_id: r.first_seen_scan_id.into(),
             last_seen_scan_id: r.last_seen_scan_id.into(),
             created_at: r.created_at,
@@ -151,6 +156,9 @@ pub struct Reported<'a> {
     pub rules_run: &'a [RuleId],
     /// Paths no longer in the tree: their open findings are `removed`.
     pub deleted_paths: &'a [String],
+    /// Paths in the tree the scan could not read (a lockfile that does not parse): their
+    /// findings stay as they are.
+    pub unread_paths: &'a [String],
 }
 
 /// What [`ingest`] did.
@@ -211,8 +219,19 @@ pub async fn ingest(
             r#"
             WITH closed AS (
                 UPDATE findings
-                SET status = CASE WHEN rule_id <> ALL($4::text[]) OR path = ANY($5::text[])
-                                  THEN 'removed' ELSE 'fixed' END::finding_status,
+                -- Supply Chain: gone while one of its advisories still stands is fixed (the
+                -- package moved off the affected versions, or left the lockfile); gone because
+                -- every advisory was withdrawn is removed.
+                SET status = CASE WHEN path = ANY($5::text[]) THEN 'removed'
+                                  WHEN product = 'supply_chain' THEN
+                                      CASE WHEN EXISTS (
+                                          SELECT 1 FROM advisories a
+                                          WHERE a.id IN (SELECT jsonb_array_elements_text(
+                                                             dependency -> 'advisories'))
+                                            AND a.withdrawn IS NULL)
+                                      THEN 'fixed' ELSE 'removed' END
+                                  WHEN rule_id <> ALL($4::text[]) THEN 'removed'
+                                  ELSE 'fixed' END::finding_status,
                     -- A finding only a nosemgrep comment ignored loses that mark when it goes.
                     triage_reason = CASE WHEN triaged_by = 'nosemgrep' THEN NULL
                                          ELSE triage_reason END,
@@ -222,6 +241,8 @@ pub async fn ingest(
                 WHERE project_id = $1 AND git_ref = $2
                   AND (status = 'open' OR (status = 'ignored' AND triaged_by = 'nosemgrep'))
                   AND last_seen_scan_id <> $3
+                  -- A file the scan could not read says nothing about its findings.
+                  AND path <> ALL($6::text[])
                 RETURNING status
             )
             SELECT count(*) FILTER (WHERE status = 'fixed') AS "fixed!",
@@ -233,6 +254,7 @@ pub async fn ingest(
             target.scan_id.0,
             &rules as &[&str],
             reported.deleted_paths,
+            reported.unread_paths,
         )
         .fetch_one(&mut *conn)
         .await?;
@@ -260,6 +282,8 @@ struct Columns<'a> {
     suppressed: Vec<bool>,
     // Matched lines joined by '\n'; empty for none.
     lines: Vec<String>,
+    // A supply-chain finding's dependency as JSON text; empty for none.
+    dependencies: Vec<String>,
 }
 
 impl<'a> Columns<'a> {
@@ -293,6 +317,7 @@ impl<'a> Columns<'a> {
             hashes: Vec::with_capacity(n),
             suppressed: Vec::with_capacity(n),
             lines: Vec::with_capacity(n),
+            dependencies: Vec::with_capacity(n),
         };
         for f in findings {
             c.ids.push(FindingId::new().0);
@@ -306,6 +331,11 @@ impl<'a> Columns<'a> {
             c.fingerprints.push(f.fingerprint.as_str());
             c.suppressed.push(f.suppressed.is_some());
             c.lines.push(f.matched_lines.join("\n"));
+            c.dependencies.push(match &f.dependency {
+                Some(d) => serde_json::to_string(d)
+                    .map_err(|e| DbError::Corrupt(format!("a dependency does not serialize: {e}")))?,
+                None => String::new(),
+            });
             match &f.secret {
                 Some(s) => {
                     c.redacted.push(s.redacted.as_str());
@@ -344,9 +374,9 @@ async fn upsert(
         WITH n AS (
             SELECT * FROM unnest($5::uuid[], $6::text[], $7::text[], $8::text[], $9::int4[],
                                  $10::int4[], $11::text[], $12::text[], $13::text[], $14::text[],
-                                 $15::bytea[], $16::bool[], $18::text[])
+                                 $15::bytea[], $16::bool[], $18::text[], $19::text[])
                 AS n(id, product, rule_id, path, start_line, end_line, severity, message,
-                     fingerprint, redacted, hash, suppressed, lines)
+                     fingerprint, redacted, hash, suppressed, lines, dependency)
         ), org AS (
             -- The org may have turned storing matched lines off after the worker was served.
             SELECT store_matched_lines AS keep_lines FROM orgs WHERE id = $1
@@ -363,7 +393,7 @@ async fn upsert(
                                   start_line, end_line, severity, message, fingerprint,
                                   first_seen_scan_id, last_seen_scan_id, status, triage_reason,
                                   triaged_by, triaged_at, secret_redacted, secret_hash,
-                                  matched_lines)
+                                  matched_lines, dependency)
             SELECT n.id, $1, $2, $4, n.product::product, n.rule_id, n.path, n.start_line,
                    n.end_line, n.severity::severity, n.message, n.fingerprint, $3, $3,
                    CASE WHEN i.fingerprint IS NOT NULL OR n.suppressed THEN 'ignored'
@@ -375,7 +405,8 @@ async fn upsert(
                    CASE WHEN i.fingerprint IS NOT NULL THEN i.triaged_at
                         WHEN n.suppressed THEN now() END,
                    NULLIF(n.redacted, ''), NULLIF(n.hash, ''::bytea),
-                   CASE WHEN org.keep_lines THEN NULLIF(n.lines, '') END
+                   CASE WHEN org.keep_lines THEN NULLIF(n.lines, '') END,
+                   NULLIF(n.dependency, '')::jsonb
             FROM n CROSS JOIN org LEFT JOIN ignored i ON i.fingerprint = n.fingerprint
             ON CONFLICT (project_id, git_ref, fingerprint) DO UPDATE
             SET last_seen_scan_id = EXCLUDED.last_seen_scan_id,
@@ -386,6 +417,7 @@ async fn upsert(
                 secret_redacted = EXCLUDED.secret_redacted,
                 secret_hash = EXCLUDED.secret_hash,
                 matched_lines = EXCLUDED.matched_lines,
+                dependency = EXCLUDED.dependency,
                 -- A person's triage sticks to the fingerprint; otherwise the scan decides (open,
                 -- or ignored by a nosemgrep comment).
                 status = CASE WHEN findings.status = 'ignored'
@@ -409,10 +441,11 @@ async fn upsert(
         ), listed AS (
             INSERT INTO scan_findings (scan_id, org_id, fingerprint, finding_id, change, product,
                                        rule_id, path, start_line, end_line, severity, message,
-                                       secret_redacted, suppressed)
+                                       secret_redacted, suppressed, dependency)
             SELECT $3, $1, n.fingerprint, w.id, $17::text::scan_finding_change,
                    n.product::product, n.rule_id, n.path, n.start_line, n.end_line,
-                   n.severity::severity, n.message, NULLIF(n.redacted, ''), n.suppressed
+                   n.severity::severity, n.message, NULLIF(n.redacted, ''), n.suppressed,
+                   NULLIF(n.dependency, '')::jsonb
             FROM n JOIN written w ON w.fingerprint = n.fingerprint
         )
         SELECT count(*) FILTER (WHERE inserted) AS "new!" FROM written
@@ -435,6 +468,7 @@ async fn upsert(
         &c.suppressed,
         change,
         &c.lines,
+        &c.dependencies,
     )
     .fetch_one(&mut *conn)
     .await?;
@@ -454,14 +488,14 @@ async fn record_fixed_in_pr(
         r#"
         INSERT INTO scan_findings (scan_id, org_id, fingerprint, finding_id, change, product,
                                    rule_id, path, start_line, end_line, severity, message,
-                                   secret_redacted, suppressed)
+                                   secret_redacted, suppressed, dependency)
         SELECT $1, $2, n.fingerprint, NULL, 'fixed', n.product::product, n.rule_id, n.path,
                n.start_line, n.end_line, n.severity::severity, n.message,
-               NULLIF(n.redacted, ''), n.suppressed
+               NULLIF(n.redacted, ''), n.suppressed, NULLIF(n.dependency, '')::jsonb
         FROM unnest($3::text[], $4::text[], $5::text[], $6::int4[], $7::int4[], $8::text[],
-                    $9::text[], $10::text[], $11::text[], $12::bool[])
+                    $9::text[], $10::text[], $11::text[], $12::bool[], $13::text[])
             AS n(product, rule_id, path, start_line, end_line, severity, message, fingerprint,
-                 redacted, suppressed)
+                 redacted, suppressed, dependency)
         "#,
         target.scan_id.0,
         target.org_id.0,
@@ -475,6 +509,7 @@ async fn record_fixed_in_pr(
         &c.fingerprints as &[&str],
         &c.redacted as &[&str],
         &c.suppressed,
+        &c.dependencies,
     )
     .execute(&mut *conn)
     .await?;
@@ -605,7 +640,7 @@ pub async fn by_fingerprint(
                start_line, end_line, severity AS "severity: Pg<Severity>", message, fingerprint,
                status AS "status: Pg<FindingStatus>", ignore_reason, triage_reason, triaged_by,
                triaged_at,
-               secret_redacted, matched_lines, first_seen_scan_id, last_seen_scan_id, created_at,
+               secret_redacted, matched_lines, dependency, first_seen_scan_id, last_seen_scan_id, created_at,
                updated_at
         FROM findings
         WHERE org_id = $1 AND project_id = $2 AND fingerprint = $3
@@ -664,7 +699,7 @@ pub async fn get(ex: impl PgExecutor<'_>, org: OrgId, id: FindingId) -> Result<F
                start_line, end_line, severity AS "severity: Pg<Severity>", message, fingerprint,
                status AS "status: Pg<FindingStatus>", ignore_reason, triage_reason, triaged_by,
                triaged_at,
-               secret_redacted, matched_lines, first_seen_scan_id, last_seen_scan_id, created_at,
+               secret_redacted, matched_lines, dependency, first_seen_scan_id, last_seen_scan_id, created_at,
                updated_at
         FROM findings WHERE id = $1 AND org_id = $2
         "#,
@@ -724,7 +759,7 @@ pub async fn list(
                start_line, end_line, severity AS "severity: Pg<Severity>", message, fingerprint,
                status AS "status: Pg<FindingStatus>", ignore_reason, triage_reason, triaged_by,
                triaged_at,
-               secret_redacted, matched_lines, first_seen_scan_id, last_seen_scan_id, created_at,
+               secret_redacted, matched_lines, dependency, first_seen_scan_id, last_seen_scan_id, created_at,
                updated_at
         FROM findings
         WHERE org_id = $1 AND project_id = $2

@@ -33,8 +33,8 @@ use sqlx::{PgConnection, PgExecutor};
 pub const WORKER_ACTOR: &str = "worker";
 /// Random characters after the prefix: 43 base62 characters carry 256 bits.
 pub const SCAN_TOKEN_RANDOM_LEN: usize = 43;
-/// What a scan runs today: Code and Secrets (Supply Chain is not built yet).
-pub const PRODUCTS: [Product; 2] = [Product::Code, Product::Secrets];
+/// What a scan runs: Code, Supply Chain and Secrets.
+pub const PRODUCTS: [Product; 3] = [Product::Code, Product::SupplyChain, Product::Secrets];
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 pub(crate) fn generate_scan_token() -> SecretString {
@@ -450,6 +450,7 @@ pub async fn record_results(
             fixed_in_pr: &results.fixed_in_pr,
             rules_run: &results.rules_run,
             deleted_paths: &results.deleted_paths,
+            unread_paths: &results.unread_paths,
         },
     )
     .await?;
@@ -546,6 +547,7 @@ mod tests {
             merge_base_sha: None,
             rules_run: vec![],
             deleted_paths: vec![],
+            unread_paths: Vec::new(),
             files_scanned: 3,
             findings: vec![],
             fixed_in_pr: vec![],

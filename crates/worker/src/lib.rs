@@ -17,5 +17,6 @@ pub mod run;
 pub mod scan;
 pub mod scanlog;
 pub mod secrets;
+pub mod supply_chain;
 pub mod tls;
 pub use picket_engine::{rulepack, semgrep};

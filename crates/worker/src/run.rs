@@ -35,7 +35,7 @@ pub async fn run(
         username: c.username,
         token: SecretString::from(c.token),
     });
-    match scan::run_for_feedback(&spec, credentials.as_ref(), cfg).await {
+    match scan::run_for_feedback(&spec, credentials.as_ref(), cfg, &client).await {
         Ok((results, diff_lines)) => {
             client.progress(WorkerProgress::Reporting).await?;
             if spec.pr_number.is_some() {

@@ -29,6 +29,7 @@ use crate::clone::{self, ChangedFile, Checkout, CloneLimits, Credentials, Target
 use crate::identity::{identify, Files};
 use crate::rulepack::{self, PackError};
 use crate::secrets;
+use crate::supply_chain::{self, AdvisorySource};
 use crate::semgrep::{self, EngineFinding, EngineRun, PackFile, Root, SemgrepConfig};
 use picket_core::feedback::DiffLines;
 use picket_core::protocol::{
@@ -61,6 +62,8 @@ pub enum ScanError {
     RulePack { name: String, source: PackError },
     #[error("cannot prepare the scan's files: {0}")]
     Io(#[from] std::io::Error),
+    #[error("supply chain: {0}")]
+    SupplyChain(#[from] supply_chain::Error),
 }
 
 impl ScanError {
@@ -72,6 +75,8 @@ impl ScanError {
             ScanError::Spec(_) => "bad_spec",
             ScanError::RulePack { .. } => "bad_rule_pack",
             ScanError::Io(_) => "worker_io",
+            ScanError::SupplyChain(supply_chain::Error::Advisories(_)) => "advisories_unavailable",
+            ScanError::SupplyChain(supply_chain::Error::Clone(e)) => e.code(),
         }
     }
 }
@@ -147,15 +152,39 @@ impl Trail {
     }
 }
 
-/// Runs one attempt of the scan described by `spec`.
+/// Runs one attempt of the scan described by `spec`, without an advisory store: a spec that
+/// asks for Supply Chain fails with `advisories_unavailable` (see [`run_with`]).
 pub async fn run(
     spec: &ScanSpec,
     credentials: Option<&Credentials>,
     cfg: &WorkerConfig,
 ) -> Result<ScanResults, Failed> {
-    run_for_feedback(spec, credentials, cfg)
+    run_with(spec, credentials, cfg, &NoAdvisories).await
+}
+
+/// Runs one attempt of the scan described by `spec`, Supply Chain asking `advisories`.
+pub async fn run_with(
+    spec: &ScanSpec,
+    credentials: Option<&Credentials>,
+    cfg: &WorkerConfig,
+    advisories: &dyn AdvisorySource,
+) -> Result<ScanResults, Failed> {
+    run_for_feedback(spec, credentials, cfg, advisories)
         .await
         .map(|(results, _)| results)
+}
+
+/// The advisory source of [`run`]: there is none.
+struct NoAdvisories;
+
+#[async_trait::async_trait]
+impl AdvisorySource for NoAdvisories {
+    async fn advisories(
+        &self,
+        _: &picket_core::protocol::AdvisoryQuery,
+    ) -> Result<Vec<picket_advisory::Record>, String> {
+        Err("this worker was started without an advisory store".to_owned())
+    }
 }
 
 /// [`run`], and for a pull request's diff scan the lines of the PR's diff that can carry an
@@ -165,9 +194,10 @@ pub async fn run_for_feedback(
     spec: &ScanSpec,
     credentials: Option<&Credentials>,
     cfg: &WorkerConfig,
+    advisories: &dyn AdvisorySource,
 ) -> Result<(ScanResults, Option<DiffLines>), Failed> {
     let mut trail = Trail::default();
-    match attempt(spec, credentials, cfg, &mut trail).await {
+    match attempt(spec, credentials, cfg, advisories, &mut trail).await {
         Ok((mut results, diff_lines)) => {
             results.trail = trail.into_trail();
             Ok((results, diff_lines))
@@ -184,6 +214,7 @@ async fn attempt(
     spec: &ScanSpec,
     credentials: Option<&Credentials>,
     cfg: &WorkerConfig,
+    advisories: &dyn AdvisorySource,
     trail: &mut Trail,
 ) -> Result<(ScanResults, Option<DiffLines>), ScanError> {
     let target = target_of(spec)?;
@@ -211,9 +242,9 @@ async fn attempt(
         )
         .await?;
     match spec.kind {
-        ScanKind::Full => Ok((full(spec, &checkout, cfg, trail).await?, None)),
+        ScanKind::Full => Ok((full(spec, &checkout, cfg, advisories, trail).await?, None)),
         ScanKind::Diff => {
-            let results = diff(spec, &checkout, cfg, trail).await?;
+            let results = diff(spec, &checkout, cfg, advisories, trail).await?;
             let lines = match spec.pr_number {
                 Some(_) => match checkout.diff_lines() {
                     Ok(lines) => Some(lines),
@@ -317,9 +348,21 @@ async fn full(
     spec: &ScanSpec,
     checkout: &Checkout,
     cfg: &WorkerConfig,
+    advisories: &dyn AdvisorySource,
     trail: &mut Trail,
 ) -> Result<ScanResults, ScanError> {
     let root = checkout.path();
+    // Supply Chain reads the lockfiles first: selecting Code's files removes the others (and
+    // empties the `.semgrepignore` files) from the checkout.
+    let supply = match spec.products.contains(&Product::SupplyChain) {
+        true => {
+            let (files, _) = targets::tree_files(root)?;
+            let filter = PathFilter::new(root, &files, &spec.path_ignores);
+            let run = supply_chain::scan(spec, checkout, &files, &filter, None, advisories);
+            Some(supply_chain_step(trail, run).await?)
+        }
+        false => None,
+    };
     let selection = trail
         .step(
             "targets",
@@ -351,13 +394,27 @@ async fn full(
             |fps: &Vec<Fingerprint>| vec![("findings", fps.len() as u64)],
         )
         .await?;
-    let reported = findings
+    let mut reported: Vec<ReportedFinding> = findings
         .iter()
         .zip(fps)
         .zip(suppressed)
         .map(|((f, fp), s)| report(f, fp, false, s, root, &mut files, spec.store_matched_lines))
         .collect();
-    let scanned: HashSet<&str> = selection.scanned.iter().map(String::as_str).collect();
+    let mut scanned: HashSet<&str> = selection.scanned.iter().map(String::as_str).collect();
+    let mut unread_paths = Vec::new();
+    if let Some(supply) = &supply {
+        unread_paths = supply
+            .trail
+            .lockfiles
+            .iter()
+            .filter(|l| l.error.is_some())
+            .map(|l| l.path.clone())
+            .collect();
+        reported.extend(supply.findings.iter().cloned());
+        // A lockfile Code does not scan (too large, say) is still in the tree.
+        scanned.extend(supply.lockfile_paths.iter().map(String::as_str));
+        trail.trail.supply_chain = Some(supply.trail.clone());
+    }
     // A path no longer scanned (deleted, or ignored now): its open findings are `removed`.
     let deleted_paths = spec
         .open_finding_paths
@@ -375,6 +432,7 @@ async fn full(
         merge_base_sha: None,
         rules_run: run.rules_run.into_iter().collect(),
         deleted_paths,
+        unread_paths,
         files_scanned: run.files_scanned,
         findings: reported,
         fixed_in_pr: Vec::new(),
@@ -454,6 +512,29 @@ async fn engine_step(
         .await?)
 }
 
+/// Runs Supply Chain as the trail's `supply_chain` step.
+async fn supply_chain_step(
+    trail: &mut Trail,
+    run: impl std::future::Future<Output = Result<supply_chain::Outcome, supply_chain::Error>>,
+) -> Result<supply_chain::Outcome, ScanError> {
+    Ok(trail
+        .step("supply_chain", run, |o: &supply_chain::Outcome| {
+            let lockfiles = &o.trail.lockfiles;
+            vec![
+                ("lockfiles", lockfiles.len() as u64),
+                (
+                    "lockfiles_unreadable",
+                    lockfiles.iter().filter(|l| l.error.is_some()).count() as u64,
+                ),
+                ("packages", lockfiles.iter().map(|l| l.packages).sum()),
+                ("advisories", o.trail.advisories),
+                ("findings", o.findings.len() as u64),
+                ("findings_new", o.findings.iter().filter(|f| f.new_in_pr).count() as u64),
+            ]
+        })
+        .await?)
+}
+
 /// Which findings a `nosemgrep` comment covers (all `None` when the org turned inline
 /// suppression off); `dirs[f.root]` holds each finding's file.
 async fn suppress_step(
@@ -512,6 +593,7 @@ async fn diff(
     spec: &ScanSpec,
     checkout: &Checkout,
     cfg: &WorkerConfig,
+    advisories: &dyn AdvisorySource,
     trail: &mut Trail,
 ) -> Result<ScanResults, ScanError> {
     let changed = checkout.changed_files()?;
@@ -628,7 +710,7 @@ async fn diff(
         .await?;
     let at_base: HashSet<&Fingerprint> = base_fps.iter().collect();
     let at_head_fps: HashSet<&Fingerprint> = head_fps.iter().collect();
-    let reported = head
+    let mut reported: Vec<ReportedFinding> = head
         .iter()
         .zip(head_fps.iter())
         .zip(head_suppressed)
@@ -638,7 +720,7 @@ async fn diff(
             report(f, fp.clone(), true, s, checkout.path(), &mut files, lines)
         })
         .collect();
-    let fixed_in_pr = base
+    let mut fixed_in_pr: Vec<ReportedFinding> = base
         .iter()
         .zip(base_fps.iter())
         .zip(base_suppressed)
@@ -650,6 +732,13 @@ async fn diff(
             r
         })
         .collect();
+    if spec.products.contains(&Product::SupplyChain) {
+        let run = supply_chain::scan(spec, checkout, &tree, &filter, Some(&changed), advisories);
+        let supply = supply_chain_step(trail, run).await?;
+        reported.extend(supply.findings.into_iter().filter(|f| f.new_in_pr));
+        fixed_in_pr.extend(supply.fixed_in_pr);
+        trail.trail.supply_chain = Some(supply.trail);
+    }
     trail.trail.skipped_files = too_large;
     trail
         .trail
@@ -663,6 +752,7 @@ async fn diff(
         merge_base_sha: checkout.merge_base().map(str::to_owned),
         rules_run: run.rules_run.into_iter().collect(),
         deleted_paths: Vec::new(),
+        unread_paths: Vec::new(),
         files_scanned: run.files_scanned,
         findings: reported,
         fixed_in_pr,
@@ -710,6 +800,7 @@ fn report(
         } else {
             Vec::new()
         },
+        dependency: None,
     }
 }
 

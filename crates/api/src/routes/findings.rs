@@ -70,6 +70,12 @@ pub struct Finding {
     /// characters (a cut line ends in `…`), as of the latest scan that saw it. Empty when not
     /// stored: never for Secrets, nor when the org turned `store_matched_lines` off.
     pub matched_lines: Vec<String>,
+    /// Supply Chain findings: the vulnerable dependency (package, installed versions, the
+    /// advisories and their aliases, fixed versions, direct or transitive); null otherwise.
+    #[schema(value_type = Option<crate::routes::worker::doc::VulnerableDependency>)]
+    pub dependency: Option<picket_core::protocol::VulnerableDependency>,
+    /// Supply Chain findings: the first affecting advisory's page on osv.dev.
+    pub advisory_url: Option<String>,
     /// The scan that first reported it on this branch, and the latest that did.
     pub first_seen_scan_id: Uuid,
     pub last_seen_scan_id: Uuid,
@@ -99,6 +105,8 @@ impl From<FindingRecord> for Finding {
             triaged_at: f.triaged_at,
             secret_redacted: f.secret_redacted,
             matched_lines: f.matched_lines,
+            advisory_url: f.dependency.as_ref().map(|d| d.url()),
+            dependency: f.dependency,
             first_seen_scan_id: f.first_seen_scan_id.0,
             last_seen_scan_id: f.last_seen_scan_id.0,
             created_at: f.created_at,

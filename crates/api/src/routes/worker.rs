@@ -63,6 +63,78 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(append_logs))
         .routes(routes!(begin_feedback))
         .routes(routes!(feedback_done))
+        .routes(routes!(query_advisories).layer(DefaultBodyLimit::max(ADVISORY_QUERY_LIMIT_BYTES)))
+}
+
+/// Largest advisory query accepted, in bytes: 16 MiB, room for the 100,000 names a query may
+/// hold at their usual lengths.
+pub const ADVISORY_QUERY_LIMIT_BYTES: usize = 16 * 1024 * 1024;
+
+/// The advisories, not withdrawn, that name any of the scan's packages: Supply Chain's
+/// candidates, which the worker checks the installed versions against. Names are normalised as
+/// their ecosystem does (PEP 503 for PyPI, ...) before the lookup; 1-500 characters each, at
+/// most 100,000 in all, each ecosystem listed once. The answer's `records` are OSV records as
+/// imported (<https://ossf.github.io/osv-schema/>), sorted by id, each once.
+#[utoipa::path(post, path = "/api/v1/worker/scan/advisories", tag = "worker",
+    security(("scan_token" = [])),
+    request_body = doc::AdvisoryQuery,
+    responses(
+        (status = 200, body = doc::AdvisoryRecords),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn query_advisories(
+    worker: Worker,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<picket_core::protocol::AdvisoryQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    use picket_core::protocol::MAX_ADVISORY_QUERY_NAMES;
+    worker.check_attempt(body.attempt)?;
+    let total: usize = body.packages.iter().map(|p| p.names.len()).sum();
+    if total > MAX_ADVISORY_QUERY_NAMES {
+        return Err(ApiError::invalid_body(
+            "packages",
+            format!("must name at most {MAX_ADVISORY_QUERY_NAMES} packages in all"),
+        ));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, p) in body.packages.iter().enumerate() {
+        if !seen.insert(p.ecosystem) {
+            return Err(ApiError::invalid_body(
+                format!("packages[{i}].ecosystem"),
+                "each ecosystem may be listed once",
+            ));
+        }
+        for (j, name) in p.names.iter().enumerate() {
+            crate::routes::check_len(&format!("packages[{i}].names[{j}]"), name, 1, 500)?;
+        }
+    }
+    let mut conn = state.db().pool().acquire().await?;
+    let mut records: BTreeMap<String, String> = BTreeMap::new();
+    for p in &body.packages {
+        let names: Vec<String> = p.names.iter().map(|n| p.ecosystem.normalize(n)).collect();
+        for r in picket_db::advisories::records_for(&mut *conn, p.ecosystem, &names).await? {
+            records.entry(r.id).or_insert(r.record);
+        }
+    }
+    drop(conn);
+    // Each record is PostgreSQL's own jsonb text, so the list is written as is.
+    let mut out = String::with_capacity(records.values().map(|r| r.len() + 1).sum::<usize>() + 16);
+    out.push_str("{\"records\":[");
+    for (i, r) in records.values().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r);
+    }
+    out.push_str("]}");
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response())
 }
 
 /// What [`append_logs`] kept.
@@ -648,6 +720,9 @@ fn validate_results(r: &ScanResults) -> Result<(), ApiError> {
     for (i, p) in r.deleted_paths.iter().enumerate() {
         check_path(&format!("deleted_paths[{i}]"), p)?;
     }
+    for (i, p) in r.unread_paths.iter().enumerate() {
+        check_path(&format!("unread_paths[{i}]"), p)?;
+    }
     validate_trail("trail", &r.trail)?;
     for (i, f) in r.findings.iter().enumerate() {
         validate_finding("findings", i, f)?;
@@ -712,6 +787,47 @@ fn validate_trail(at: &str, t: &ScanTrail) -> Result<(), ApiError> {
     for (i, g) in t.ignores.iter().enumerate() {
         crate::routes::check_len(&format!("{at}.ignores[{i}].pattern"), &g.pattern, 1, 1_000)?;
         check_path(&format!("{at}.ignores[{i}].source"), &g.source)?;
+    }
+    if let Some(sc) = &t.supply_chain {
+        validate_supply_chain(&format!("{at}.supply_chain"), sc)?;
+    }
+    Ok(())
+}
+
+/// Most lockfiles one trail may list.
+const MAX_TRAIL_LOCKFILES: usize = 10_000;
+
+fn validate_supply_chain(
+    at: &str,
+    sc: &picket_core::protocol::SupplyChainTrail,
+) -> Result<(), ApiError> {
+    use crate::routes::check_len;
+    use picket_core::protocol::MAX_TRAIL_ENTRIES;
+    if sc.lockfiles.len() > MAX_TRAIL_LOCKFILES {
+        return Err(ApiError::invalid_body(
+            format!("{at}.lockfiles"),
+            format!("must hold at most {MAX_TRAIL_LOCKFILES} entries"),
+        ));
+    }
+    for (i, l) in sc.lockfiles.iter().enumerate() {
+        let at = format!("{at}.lockfiles[{i}]");
+        check_path(&format!("{at}.path"), &l.path)?;
+        check_len(&format!("{at}.format"), &l.format, 1, 100)?;
+        if let Some(e) = &l.error {
+            check_len(&format!("{at}.error"), e, 1, 4_000)?;
+        }
+        for (name, list) in [("unresolved", &l.unresolved), ("unchecked", &l.unchecked)] {
+            if list.len() > MAX_TRAIL_ENTRIES {
+                return Err(ApiError::invalid_body(
+                    format!("{at}.{name}"),
+                    format!("must hold at most {MAX_TRAIL_ENTRIES} entries"),
+                ));
+            }
+            for (j, e) in list.iter().enumerate() {
+                check_len(&format!("{at}.{name}[{j}].text"), &e.text, 1, 1_000)?;
+                check_len(&format!("{at}.{name}[{j}].reason"), &e.reason, 1, 1_000)?;
+            }
+        }
     }
     Ok(())
 }
@@ -779,7 +895,63 @@ fn validate_finding(list: &str, i: usize, f: &ReportedFinding) -> Result<(), Api
             crate::routes::check_len(&field(&format!("suppressed.rules[{j}]")), r, 1, 200)?;
         }
     }
+    check_dependency(&field("dependency"), f)?;
     check_matched_lines(&field("matched_lines"), f)
+}
+
+/// Most entries of one of a dependency's id or version lists.
+const MAX_DEPENDENCY_LIST: usize = 1_000;
+
+/// A Supply Chain finding carries its dependency, and only it does; its lists are bounded and
+/// its strings of sane length.
+fn check_dependency(field: &str, f: &ReportedFinding) -> Result<(), ApiError> {
+    use crate::routes::check_len;
+    let d = match (&f.dependency, f.product) {
+        (Some(d), Product::SupplyChain) => d,
+        (None, Product::SupplyChain) => {
+            return Err(ApiError::invalid_body(
+                field,
+                "a supply-chain finding must carry its dependency",
+            ))
+        }
+        (Some(_), _) => {
+            return Err(ApiError::invalid_body(
+                field,
+                "only supply-chain findings carry a dependency",
+            ))
+        }
+        (None, _) => return Ok(()),
+    };
+    check_len(&format!("{field}.package"), &d.package, 1, 500)?;
+    let lists = [
+        ("versions", &d.versions, 1, 100),
+        ("advisories", &d.advisories, 1, MAX_DEPENDENCY_LIST),
+        ("aliases", &d.aliases, 0, MAX_DEPENDENCY_LIST),
+        ("fixed", &d.fixed, 0, MAX_DEPENDENCY_LIST),
+    ];
+    for (name, list, min, max) in lists {
+        if list.len() < min || list.len() > max {
+            return Err(ApiError::invalid_body(
+                format!("{field}.{name}"),
+                format!("must hold {min}-{max} entries"),
+            ));
+        }
+        for (j, v) in list.iter().enumerate() {
+            check_len(&format!("{field}.{name}[{j}]"), v, 1, 200)?;
+        }
+    }
+    if let Some(src) = &d.severity_source {
+        if !["cvss_v4", "cvss_v3", "cvss_v2", "database"].contains(&src.as_str()) {
+            return Err(ApiError::invalid_body(
+                format!("{field}.severity_source"),
+                "must be cvss_v4, cvss_v3, cvss_v2 or database",
+            ));
+        }
+    }
+    if let Some(summary) = &d.summary {
+        check_len(&format!("{field}.summary"), summary, 1, 500)?;
+    }
+    Ok(())
 }
 
 /// Matched lines: Code findings only, at most [`MAX_MATCHED_LINES`] of them, each at most
@@ -1026,6 +1198,80 @@ pub(crate) mod doc {
         /// or empty when not sent; refused on any other product.
         #[schema(max_items = 5)]
         pub matched_lines: Option<Vec<String>>,
+        /// Supply Chain findings only, and required for them: the vulnerable dependency.
+        pub dependency: Option<VulnerableDependency>,
+    }
+
+    /// The vulnerable dependency of a Supply Chain finding: one package of one lockfile,
+    /// affected by one vulnerability (a group of aliased advisories, keyed by the finding's
+    /// `rule_id`).
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = VulnerableDependency)]
+    pub struct VulnerableDependency {
+        #[schema(schema_with = crate::schema::ecosystem)]
+        pub ecosystem: String,
+        /// As the ecosystem normalises it.
+        pub package: String,
+        /// The affected versions installed, in the lockfile's order (1-100).
+        #[schema(min_items = 1, max_items = 100)]
+        pub versions: Vec<String>,
+        /// The ids of the advisories that affect them, sorted (at least one).
+        #[schema(min_items = 1)]
+        pub advisories: Vec<String>,
+        /// Every id of the vulnerability group, sorted.
+        pub aliases: Vec<String>,
+        /// Versions that fix it, in the ecosystem's order.
+        pub fixed: Vec<String>,
+        /// Declared by the project itself; absent where the lockfile does not say.
+        pub direct: Option<bool>,
+        /// Installed only for development; absent where the lockfile does not say.
+        pub dev: Option<bool>,
+        /// `cvss_v4`, `cvss_v3`, `cvss_v2` or `database`; absent when no advisory rates it.
+        pub severity_source: Option<String>,
+        /// The first affecting advisory's summary (at most 500 characters).
+        pub summary: Option<String>,
+    }
+
+    /// What Supply Chain read in a scan.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = SupplyChainTrail)]
+    pub struct SupplyChainTrail {
+        /// Every lockfile, sorted by path; empty: the repository has none.
+        pub lockfiles: Vec<LockfileRead>,
+        /// Advisories the packages were checked against.
+        pub advisories: u64,
+    }
+
+    /// One lockfile as a scan read it.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = LockfileRead)]
+    pub struct LockfileRead {
+        pub path: String,
+        /// e.g. `package-lock`, `poetry-lock`, `go-mod`.
+        pub format: String,
+        #[schema(schema_with = crate::schema::ecosystem)]
+        pub ecosystem: String,
+        /// Registry packages checked.
+        pub packages: u64,
+        /// Entries not from the registry (git, path, URL), not checked.
+        pub not_registry: u64,
+        /// Entries that pin no exact version (at most 100).
+        #[schema(max_items = 100)]
+        pub unresolved: Vec<TrailEntry>,
+        /// Packages that could not be checked, with the reason (at most 100).
+        #[schema(max_items = 100)]
+        pub unchecked: Vec<TrailEntry>,
+        /// Set when the lockfile could not be read: nothing of it was checked.
+        pub error: Option<String>,
+    }
+
+    /// A lockfile entry that was not checked, and why.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = TrailEntry)]
+    pub struct TrailEntry {
+        pub line: Option<u32>,
+        pub text: String,
+        pub reason: String,
     }
 
     /// A `nosemgrep` comment that covers a finding.
@@ -1101,6 +1347,8 @@ pub(crate) mod doc {
         pub rule_packs: Vec<RulePackUse>,
         pub skipped_files: Vec<SkippedFile>,
         pub ignores: Vec<IgnoreRuleUse>,
+        /// Set when Supply Chain ran.
+        pub supply_chain: Option<SupplyChainTrail>,
     }
 
     /// The results of one attempt.
@@ -1117,6 +1365,9 @@ pub(crate) mod doc {
         pub rules_run: Vec<String>,
         /// Of the spec's `open_finding_paths`, those no longer in the tree.
         pub deleted_paths: Vec<String>,
+        /// Full scans: paths in the tree the scan could not read (a lockfile that does not
+        /// parse); their open findings stay open. Default empty.
+        pub unread_paths: Vec<String>,
         pub files_scanned: u64,
         pub findings: Vec<ReportedFinding>,
         /// Diff scans: findings at the merge base the head no longer has.
@@ -1159,6 +1410,34 @@ pub(crate) mod doc {
         /// What the org gives drafts: `full` or `check_only` (no new comment).
         #[schema(schema_with = crate::schema::draft_feedback)]
         pub draft_feedback: String,
+    }
+
+    /// A worker's advisory query: the packages of its scan's lockfiles, by ecosystem.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = AdvisoryQuery)]
+    pub struct AdvisoryQuery {
+        pub attempt: i32,
+        /// Each ecosystem at most once; at most 100,000 names in all.
+        pub packages: Vec<PackageNames>,
+    }
+
+    /// The package names of one ecosystem.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = PackageNames)]
+    pub struct PackageNames {
+        #[schema(schema_with = crate::schema::ecosystem)]
+        pub ecosystem: String,
+        /// 1-500 characters each.
+        pub names: Vec<String>,
+    }
+
+    /// The advisories naming the query's packages.
+    #[derive(Serialize, ToSchema)]
+    #[schema(as = AdvisoryRecords)]
+    pub struct AdvisoryRecords {
+        /// OSV records (<https://ossf.github.io/osv-schema/>) as imported, sorted by id.
+        #[schema(value_type = Vec<Object>)]
+        pub records: Vec<serde_json::Value>,
     }
 
     /// What the worker posted.
@@ -1217,8 +1496,8 @@ pub(crate) mod doc {
 mod tests {
     use super::*;
     use picket_core::protocol::{
-        IgnoreRuleUse, InlineSuppression, RedactedSecret, RulePackSpec, RulePackUse, SkipKind,
-        SkippedFile, Step,
+        IgnoreRuleUse, InlineSuppression, LockfileRead, RedactedSecret, RulePackSpec, RulePackUse,
+        SkipKind, SkippedFile, Step, SupplyChainTrail, TrailEntry, VulnerableDependency,
     };
     use picket_core::{ProjectId, RuleId, ScanId, ScanKind, Severity};
     use serde_json::Value;
@@ -1286,6 +1565,7 @@ mod tests {
                 rules: vec![],
             }),
             matched_lines: Vec::new(),
+            dependency: None,
         };
         let trail = ScanTrail {
             steps: vec![Step {
@@ -1310,6 +1590,45 @@ mod tests {
                 source: "default".into(),
                 files: 1,
             }],
+            supply_chain: Some(SupplyChainTrail {
+                lockfiles: vec![LockfileRead {
+                    path: "package-lock.json".into(),
+                    format: "package-lock".into(),
+                    ecosystem: picket_core::Ecosystem::Npm,
+                    packages: 1,
+                    not_registry: 0,
+                    unresolved: vec![],
+                    unchecked: vec![TrailEntry {
+                        line: Some(3),
+                        text: "x 1".into(),
+                        reason: "r".into(),
+                    }],
+                    error: None,
+                }],
+                advisories: 1,
+            }),
+        };
+        let dependency = VulnerableDependency {
+            ecosystem: picket_core::Ecosystem::Npm,
+            package: "lodash".into(),
+            versions: vec!["4.17.20".into()],
+            advisories: vec!["GHSA-35jh-r3h4-6jhm".into()],
+            aliases: vec!["CVE-2021-23337".into()],
+            fixed: vec!["4.17.21".into()],
+            direct: Some(true),
+            dev: None,
+            severity_source: None,
+            summary: None,
+        };
+        let mut finding = finding;
+        finding.dependency = Some(dependency.clone());
+        let sc = trail.supply_chain.clone().unwrap();
+        let query = picket_core::protocol::AdvisoryQuery {
+            attempt: 1,
+            packages: vec![picket_core::protocol::PackageNames {
+                ecosystem: picket_core::Ecosystem::Npm,
+                names: vec!["lodash".into()],
+            }],
         };
         let results = ScanResults {
             attempt: 1,
@@ -1317,6 +1636,7 @@ mod tests {
             merge_base_sha: Some("m".into()),
             rules_run: vec![rule],
             deleted_paths: vec![],
+            unread_paths: Vec::new(),
             files_scanned: 1,
             findings: vec![finding.clone()],
             fixed_in_pr: vec![],
@@ -1350,7 +1670,13 @@ mod tests {
             draft_feedback: picket_core::feedback::DraftFeedback::CheckOnly,
         };
         let done = FeedbackDone::default();
-        let cases: [(&str, Value); 16] = [
+        let cases: [(&str, Value); 22] = [
+            ("VulnerableDependency", serde_json::to_value(&dependency).unwrap()),
+            ("SupplyChainTrail", serde_json::to_value(&sc).unwrap()),
+            ("LockfileRead", serde_json::to_value(&sc.lockfiles[0]).unwrap()),
+            ("TrailEntry", serde_json::to_value(&sc.lockfiles[0].unchecked[0]).unwrap()),
+            ("AdvisoryQuery", serde_json::to_value(&query).unwrap()),
+            ("PackageNames", serde_json::to_value(&query.packages[0]).unwrap()),
             ("FeedbackBegin", serde_json::to_value(&begin).unwrap()),
             ("FeedbackStart", serde_json::to_value(&start).unwrap()),
             ("FeedbackDone", serde_json::to_value(&done).unwrap()),

@@ -483,6 +483,7 @@ fn reported_secret(message: &str, new_in_pr: bool) -> ReportedFinding {
         }),
         suppressed: None,
         matched_lines: Vec::new(),
+        dependency: None,
     }
 }
 

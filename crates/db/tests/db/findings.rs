@@ -39,6 +39,7 @@ fn found(rule_id: &str, path: &str, anchor: &str) -> ReportedFinding {
         secret: None,
         suppressed: None,
         matched_lines: Vec::new(),
+        dependency: None,
     }
 }
 
@@ -49,6 +50,7 @@ fn results(attempt: i32, findings: Vec<ReportedFinding>, rules: &[&str]) -> Scan
         merge_base_sha: None,
         rules_run: rules.iter().map(|r| rule(r)).collect(),
         deleted_paths: Vec::new(),
+        unread_paths: Vec::new(),
         files_scanned: 10,
         findings,
         fixed_in_pr: Vec::new(),

@@ -148,6 +148,48 @@ impl Checkout {
         Ok(())
     }
 
+    /// Every file of the merge base's tree (blobs, symlinks included; submodules left out), by
+    /// repository-relative `/`-separated path, sorted; paths that are not UTF-8 are left out.
+    pub fn base_files(&self) -> Result<Vec<String>, CloneError> {
+        let (merge_base, _) = self.merge_base.as_ref().ok_or(CloneError::NotADiff)?;
+        let repo = self.open()?;
+        let tree = repo
+            .find_commit(*merge_base)
+            .and_then(|c| c.tree())
+            .map_err(CloneError::git)?;
+        let mut files = Vec::new();
+        tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
+            if entry.kind() == Some(ObjectType::Blob) {
+                if let Ok(name) = std::str::from_utf8(entry.name_bytes()) {
+                    files.push(format!("{dir}{name}"));
+                }
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .map_err(CloneError::git)?;
+        files.sort();
+        Ok(files)
+    }
+
+    /// The content of `path` at the merge base, read from the object database; `None` when it
+    /// is not a file there.
+    pub fn read_base(&self, path: &str) -> Result<Option<Vec<u8>>, CloneError> {
+        let (merge_base, _) = self.merge_base.as_ref().ok_or(CloneError::NotADiff)?;
+        let repo = self.open()?;
+        let tree = repo
+            .find_commit(*merge_base)
+            .and_then(|c| c.tree())
+            .map_err(CloneError::git)?;
+        let entry = match tree.get_path(Path::new(path)) {
+            Ok(entry) if entry.kind() == Some(ObjectType::Blob) => entry,
+            Ok(_) => return Ok(None),
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(CloneError::git(e)),
+        };
+        let blob = repo.find_blob(entry.id()).map_err(CloneError::git)?;
+        Ok(Some(blob.content().to_vec()))
+    }
+
     fn open(&self) -> Result<Repository, CloneError> {
         Repository::open(self.dir.path()).map_err(CloneError::git)
     }
