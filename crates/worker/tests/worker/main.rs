@@ -10,4 +10,5 @@ mod full;
 mod ignores;
 mod skipped;
 mod support;
+mod supply_chain;
 mod suppression;
