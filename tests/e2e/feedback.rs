@@ -622,3 +622,104 @@ async fn finish(w: &mut impl PrWorld) {
     let violations = w.violations();
     assert!(violations.is_empty(), "{violations:#?}");
 }
+
+/// Real OSV records of urllib3 (and others) the worker's tests also use: PYSEC-2018-32 (fixed
+/// 1.23), PYSEC-2019-132 (CVE-2019-11236, fixed 1.24.3), PYSEC-2020-148 (CVE-2020-26137, alias
+/// GHSA-wqvq-5m8c-6g24, fixed 1.25.9); none rated.
+const OSV_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/worker/tests/worker/osv");
+
+/// Supply Chain on a pull request: the advisories imported as `picket advisories import` does,
+/// unrated vulnerabilities in Block mode and one advisory (named by an alias) in Comment mode.
+/// A PR that adds `urllib3==1.24.1` fails the check and gets one thread per vulnerability on the
+/// lockfile's line; a push that bumps it to 1.24.2, still affected by both, changes no finding
+/// and duplicates no thread; a push to 1.26.5 resolves both threads and passes.
+pub(crate) async fn a_vulnerable_dependency_is_commented_on_its_lockfile_line_and_blocks(
+    w: &mut impl PrWorld,
+) {
+    let db = picket_db::Db::from_pool(w.app.pool.clone());
+    let imported = picket_scheduler::advisories::import_path(&db, Path::new(OSV_FIXTURES))
+        .await
+        .unwrap();
+    assert!(imported.records >= 3, "{imported:?}");
+    w.app
+        .admin()
+        .put(
+            "/api/v1/policies/supply-chain",
+            json!({"rules": {"supply-chain:unrated": "block", "GHSA-wqvq-5m8c-6g24": "comment"}}),
+        )
+        .await
+        .expect(201);
+    let repo = w.repo();
+    git(&repo, &["checkout", "-q", "-b", "feature"]);
+    let v1 = "requests==2.31.0\nurllib3==1.24.1\n";
+    let head1 = commit(&repo, &[("requirements.txt", v1)], "pin urllib3");
+    w.open("d-open", &head1, &[("requirements.txt", v1)]).await;
+    let check = w.finished_check(&head1).await;
+    assert_eq!(check.verdict, Verdict::Failed, "{check:#?}");
+    let first = w.threads();
+    let mut placed: Vec<(&str, Option<u64>, bool, bool)> = first
+        .iter()
+        .map(|t| {
+            (
+                t.path.as_str(),
+                t.line,
+                t.body.contains("CVE-2019-11236"),
+                // Markdown-escaped, as every text from a scan is.
+                t.body.contains(r"urllib3 1\.24\.1"),
+            )
+        })
+        .collect();
+    placed.sort();
+    assert_eq!(
+        placed,
+        [
+            ("requirements.txt", Some(2), false, true),
+            ("requirements.txt", Some(2), true, true)
+        ],
+        "{first:#?}"
+    );
+    assert!(
+        first.iter().any(|t| t.body.contains(r"Fixed in 1\.25\.9")),
+        "the fixed version is named: {first:#?}"
+    );
+    // The advisory named by its alias is in Comment mode, over its severity's Block.
+    let mode_of = |cve: &str| {
+        let body = &first.iter().find(|t| t.body.contains(cve)).unwrap().body;
+        ["Block", "Comment", "Monitor"]
+            .into_iter()
+            .find(|m| body.contains(&format!("Picket · {m}")))
+            .unwrap_or_else(|| panic!("no mode in {body}"))
+    };
+    assert_eq!(mode_of("CVE-2019-11236"), "Block");
+    assert_eq!(mode_of("CVE-2020-26137"), "Comment");
+    let (status, dependency): (String, serde_json::Value) = sqlx::query_as(
+        "SELECT status::text, dependency FROM findings WHERE rule_id = 'CVE-2019-11236'",
+    )
+    .fetch_one(&w.app.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "open");
+    assert_eq!(dependency["package"], "urllib3");
+
+    // Still affected by both: the same findings, no new thread.
+    let v2 = "requests==2.31.0\nurllib3==1.24.2\n";
+    let head2 = commit(&repo, &[("requirements.txt", v2)], "bump urllib3");
+    w.push("d-push", &head2, &[("requirements.txt", v2)]).await;
+    assert_eq!(w.finished_check(&head2).await.verdict, Verdict::Failed);
+    let after = w.threads();
+    assert_eq!(after.len(), 2, "{after:#?}");
+    assert!(after.iter().all(|t| !t.resolved));
+
+    // Out of the affected range: both threads resolved, the check passes.
+    let v3 = "requests==2.31.0\nurllib3==1.26.5\n";
+    let head3 = commit(&repo, &[("requirements.txt", v3)], "upgrade urllib3");
+    w.push("d-push-2", &head3, &[("requirements.txt", v3)]).await;
+    assert_eq!(w.finished_check(&head3).await.verdict, Verdict::Passed);
+    let resolved = until(|| async {
+        let t = w.threads();
+        t.iter().all(|t| t.resolved).then_some(t)
+    })
+    .await;
+    assert_eq!(resolved.len(), 2);
+    finish(w).await;
+}

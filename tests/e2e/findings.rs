@@ -1,7 +1,7 @@
 //! Findings: written with `findings::ingest` (the worker's results upload does the same), read
 //! through the API with every filter and the cursor.
 
-use picket_core::protocol::{RedactedSecret, ReportedFinding};
+use picket_core::protocol::{RedactedSecret, ReportedFinding, VulnerableDependency};
 use picket_core::{Fingerprint, OrgId, Product, ProjectId, RuleId, ScanId, ScanKind, Severity};
 use picket_db::findings::{self, IngestSummary, Reported, ScanTarget};
 use picket_db::DbError;
@@ -34,7 +34,18 @@ fn finding(
         }),
         suppressed: None,
         matched_lines: Vec::new(),
-        dependency: None,
+        dependency: (product == Product::SupplyChain).then(|| VulnerableDependency {
+            ecosystem: picket_core::Ecosystem::Npm,
+            package: "lodash".into(),
+            versions: vec!["4.17.20".into()],
+            advisories: vec!["GHSA-35jh-r3h4-6jhm".into()],
+            aliases: vec!["CVE-2021-23337".into(), "GHSA-35jh-r3h4-6jhm".into()],
+            fixed: vec!["4.17.21".into()],
+            direct: Some(false),
+            dev: Some(false),
+            severity_source: Some("cvss_v3".into()),
+            summary: Some("Command Injection in lodash".into()),
+        }),
     }
 }
 
@@ -170,6 +181,22 @@ async fn findings_filter_and_page(pool: PgPool) {
         let page = admin.get(&format!("{base}?{query}")).await.expect(200);
         assert_eq!(paths(&page), expected, "{query}");
     }
+
+    // A supply-chain finding shows its dependency and its advisory's page; others show none.
+    let page = admin
+        .get(&format!("{base}?product=supply_chain"))
+        .await
+        .expect(200);
+    let dep = &page["items"][0];
+    assert_eq!(dep["dependency"]["package"], "lodash");
+    assert_eq!(dep["dependency"]["fixed"][0], "4.17.21");
+    assert_eq!(dep["dependency"]["direct"], false);
+    assert_eq!(
+        dep["advisory_url"],
+        "https://osv.dev/vulnerability/GHSA-35jh-r3h4-6jhm"
+    );
+    let page = admin.get(&format!("{base}?product=code")).await.expect(200);
+    assert!(page["items"][0]["dependency"].is_null());
 
     // Cursor pagination walks the same order.
     let mut seen = Vec::new();

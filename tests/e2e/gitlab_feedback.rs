@@ -288,3 +288,13 @@ async fn past_the_deadline_the_status_passes_and_late_results_only_comment(pool:
     )
     .await
 }
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_vulnerable_dependency_gets_a_discussion_on_its_lockfile_line_and_fails_the_status(
+    pool: PgPool,
+) {
+    feedback::a_vulnerable_dependency_is_commented_on_its_lockfile_line_and_blocks(
+        &mut World::new(pool).await,
+    )
+    .await
+}

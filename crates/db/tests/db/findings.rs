@@ -796,3 +796,114 @@ async fn a_nosemgrep_comment_ignores_a_finding_for_as_long_as_it_is_there(pool: 
         FindingStatus::Ignored
     );
 }
+
+/// A supply-chain finding of `package` in `lockfile`, of the vulnerability `group` reported by
+/// the advisory `advisory`.
+fn vulnerable(lockfile: &str, package: &str, group: &str, advisory: &str) -> ReportedFinding {
+    let r = rule(group);
+    ReportedFinding {
+        product: Product::SupplyChain,
+        fingerprint: Fingerprint::compute(&r, lockfile, &format!("PyPI {package}"), 0),
+        rule_id: r,
+        path: lockfile.to_owned(),
+        start_line: 2,
+        end_line: 2,
+        severity: Severity::Medium,
+        message: format!("{package} 1.0 is affected by {group}"),
+        new_in_pr: false,
+        secret: None,
+        suppressed: None,
+        matched_lines: Vec::new(),
+        dependency: Some(picket_core::protocol::VulnerableDependency {
+            ecosystem: picket_core::Ecosystem::PyPi,
+            package: package.to_owned(),
+            versions: vec!["1.0".into()],
+            advisories: vec![advisory.to_owned()],
+            aliases: vec![group.to_owned(), advisory.to_owned()],
+            fixed: vec!["1.1".into()],
+            direct: Some(true),
+            dev: None,
+            severity_source: None,
+            summary: Some("a summary".into()),
+        }),
+    }
+}
+
+async fn store_advisory(pool: &PgPool, id: &str, withdrawn: bool) {
+    let mut conn = pool.acquire().await.unwrap();
+    let record = serde_json::json!({"id": id, "modified": "2024-01-01T00:00:00Z"}).to_string();
+    picket_db::advisories::upsert(
+        &mut conn,
+        &[picket_db::advisories::NewAdvisory {
+            id: id.into(),
+            modified: None,
+            published: None,
+            withdrawn: withdrawn.then(time::OffsetDateTime::now_utc),
+            aliases: vec![],
+            packages: vec![],
+            record,
+            source: "test".into(),
+        }],
+    )
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn supply_chain_findings_keep_their_dependency_and_close_by_what_their_advisories_say(
+    pool: PgPool,
+) {
+    let (org, project) = setup(&pool).await;
+    store_advisory(&pool, "PYSEC-1", false).await;
+    store_advisory(&pool, "PYSEC-2", true).await;
+    let fixed = vulnerable("requirements.txt", "urllib3", "CVE-2020-1", "PYSEC-1");
+    let withdrawn = vulnerable("requirements.txt", "jinja2", "CVE-2020-2", "PYSEC-2");
+    let unread = vulnerable("web/poetry.lock", "django", "CVE-2020-3", "PYSEC-1");
+    let (_, first) = full_scan(
+        &pool,
+        org,
+        project,
+        "main",
+        results(1, vec![fixed.clone(), withdrawn.clone(), unread.clone()], &[]),
+    )
+    .await;
+    assert_eq!(first.new, 3);
+    let stored = all(&pool, org, project).await;
+    let urllib3 = stored.iter().find(|f| f.rule_id == "CVE-2020-1").unwrap();
+    assert_eq!(urllib3.dependency, fixed.dependency, "the dependency is kept as sent");
+
+    // The next scan reports none of them, and could not read web/poetry.lock. No Code rule
+    // ran either: that does not make a supply-chain finding `removed`.
+    let mut next = results(1, vec![], &[]);
+    next.unread_paths = vec!["web/poetry.lock".into()];
+    let (_, second) = full_scan(&pool, org, project, "main", next).await;
+    assert_eq!((second.fixed, second.removed), (1, 1));
+    let status = |rule: &str, rows: &[FindingRecord]| {
+        rows.iter().find(|f| f.rule_id == rule).unwrap().status
+    };
+    let after = all(&pool, org, project).await;
+    // An advisory still stands: the package moved off it (or left the lockfile).
+    assert_eq!(status("CVE-2020-1", &after), FindingStatus::Fixed);
+    // Its only advisory was withdrawn: it was never a vulnerability.
+    assert_eq!(status("CVE-2020-2", &after), FindingStatus::Removed);
+    // A lockfile that could not be read says nothing about its findings.
+    assert_eq!(status("CVE-2020-3", &after), FindingStatus::Open);
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn the_table_refuses_a_supply_chain_finding_without_its_dependency(pool: PgPool) {
+    let (org, project) = setup(&pool).await;
+    let mut bare = vulnerable("requirements.txt", "urllib3", "CVE-2020-1", "PYSEC-1");
+    bare.dependency = None;
+    let scan = scans::enqueue(&pool, &NewScan::full(org, project, ScanTrigger::Manual, "main"))
+        .await
+        .unwrap()
+        .scan
+        .id;
+    let lease = claim_running(&pool, scan).await;
+    let err = record(&pool, &lease, &results(1, vec![bare], &[])).await.unwrap_err();
+    assert!(
+        matches!(&err, DbError::Invalid { constraint } if constraint == "findings_dependency_product"),
+        "{err:?}"
+    );
+}
