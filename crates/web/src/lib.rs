@@ -22,6 +22,7 @@ mod feed;
 mod format;
 mod pages;
 pub mod session;
+mod supply_chain;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -128,6 +129,11 @@ pub fn router(api: Router, db: Db, cfg: WebConfig) -> Router {
         .route("/findings/{id}/triage", post(pages::findings::triage_one))
         .route("/policies", get(pages::policies::page))
         .route("/policies/modes", post(pages::policies::set_modes))
+        .route(
+            "/policies/supply-chain",
+            post(pages::policies::set_supply_chain),
+        )
+        .route("/policies/advisories", post(pages::policies::set_advisory))
         .route(
             "/policies/packs",
             get(pages::policies::packs).post(pages::policies::upload_pack),

@@ -692,6 +692,8 @@ struct FindingPage {
     history: Vec<HistoryView>,
     ignore_reasons: Vec<Choice>,
     error: Option<String>,
+    /// Supply Chain findings: the vulnerable dependency, its advisories and its mode.
+    dependency: Option<crate::supply_chain::DependencyView>,
 }
 
 fn finding_not_found(session: &Session) -> Response {
@@ -765,6 +767,27 @@ async fn show_finding(
         Ok(o) => o.store_matched_lines,
         Err(e) => return super::db_unavailable(&e, session),
     };
+    let dependency = match &f.dependency {
+        Some(dep) => {
+            let policies = match picket_db::policies::list(pool, org).await {
+                Ok(p) => p,
+                Err(e) => return super::db_unavailable(&e, session),
+            };
+            let modes = picket_core::policy::effective_modes(policies.iter().map(|p| &p.rules));
+            Some(crate::supply_chain::dependency_view(
+                dep,
+                &f.rule_id,
+                &f.path,
+                f.start_line,
+                f.end_line,
+                f.severity,
+                &f.message,
+                &f.fingerprint,
+                &modes,
+            ))
+        }
+        None => None,
+    };
     let code: Vec<(i32, String)> = (f.start_line..)
         .zip(f.matched_lines.iter().cloned())
         .collect();
@@ -796,6 +819,11 @@ async fn show_finding(
             path: f.path.clone(),
             lines: if f.end_line > f.start_line {
                 format!("lines {}-{}", f.start_line, f.end_line)
+            } else if f.dependency.is_some() {
+                format!(
+                    "line {} (where the lockfile pins the package)",
+                    f.start_line
+                )
             } else {
                 format!("line {}", f.start_line)
             },
@@ -832,6 +860,7 @@ async fn show_finding(
                 .collect(),
             ignore_reasons: reasons(f.ignore_reason),
             error,
+            dependency,
         },
     )
 }

@@ -2,19 +2,26 @@
 //! (the strongest any policy gives it; Monitor when none names it), the mode the `default`
 //! policy gives it, its open findings, filters (mode, severity, language, pack) and a bulk mode
 //! change, sent as one `PATCH /api/v1/policies/default`.
+//!
+//! **Supply Chain.** Its findings take their mode from the policy rule of their severity
+//! (`supply-chain:critical` … `supply-chain:info`, `supply-chain:unrated`), unless a policy names
+//! one of their advisory ids (`picket_core::policy::mode_of`). The page's Supply Chain section
+//! sets the six severity selectors' modes and a mode per advisory id the admin types, through
+//! the same `PATCH`.
 
 use super::{render, Layout};
 use crate::api::Refusal;
 use crate::pages::projects::Choice;
 use crate::session::Session;
+use crate::supply_chain::{looks_like_advisory, osv_url, selector_field, SELECTOR_SEVERITIES};
 use crate::WebState;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use picket_core::policy::effective_modes;
-use picket_core::RuleMode;
+use picket_core::policy::{effective_modes, supply_chain_selector};
+use picket_core::{RuleMode, Severity};
 use picket_db::{overview, policies, rule_packs, DbError};
 use picket_engine::rulepack::{dir_rule_docs, rule_docs, RuleDoc};
 use serde::Deserialize;
@@ -35,7 +42,53 @@ pub struct PoliciesQuery {
     /// Set after a change: how many rules changed.
     #[serde(default, deserialize_with = "super::lenient")]
     pub changed: Option<usize>,
+    /// Set after a change of the Supply Chain section: how many of its modes changed.
+    #[serde(default, deserialize_with = "super::lenient")]
+    pub sc_changed: Option<usize>,
 }
+
+/// One severity selector of Supply Chain (`supply-chain:high`, ...).
+#[derive(Debug, Clone)]
+pub struct SelectorView {
+    pub id: String,
+    /// `critical` ... `info`, or `unrated`.
+    pub label: &'static str,
+    /// The form field carrying its mode.
+    pub field: String,
+    /// The mode the `default` policy gives it (`inherit` when none): the form's choice.
+    pub here: &'static str,
+    /// Its effective mode (the strongest any policy gives it).
+    pub mode: &'static str,
+    pub stronger_elsewhere: bool,
+}
+
+/// A mode some policy gives one advisory id.
+#[derive(Debug, Clone)]
+pub struct AdvisoryModeView {
+    pub id: String,
+    pub url: String,
+    pub mode: &'static str,
+    pub here: Option<&'static str>,
+    pub stronger_elsewhere: bool,
+    /// Open findings whose rule (vulnerability group key) is this id.
+    pub open: i64,
+}
+
+/// The Supply Chain section's own message and the advisory id being typed.
+#[derive(Debug, Clone, Default)]
+struct SupplyChainForm {
+    error: Option<String>,
+    advisory: String,
+    mode: Option<String>,
+}
+
+/// The choices of a mode select: the three modes and "not set in `default`".
+const MODE_CHOICES: [(&str, &str); 4] = [
+    ("monitor", "monitor"),
+    ("comment", "comment"),
+    ("block", "block"),
+    ("inherit", "not set in default"),
+];
 
 #[derive(Debug, Clone)]
 pub struct RuleView {
@@ -68,6 +121,13 @@ struct PoliciesPage {
     notice: Option<String>,
     error: Option<String>,
     other_policies: Vec<String>,
+    mode_choices: [(&'static str, &'static str); 4],
+    selectors: Vec<SelectorView>,
+    advisories: Vec<AdvisoryModeView>,
+    sc_notice: Option<String>,
+    sc_error: Option<String>,
+    sc_advisory: String,
+    sc_mode: String,
 }
 
 /// Picket's own pack, read once per process; empty without a rules directory. A failed read is
@@ -170,6 +230,17 @@ async fn show(
     status: StatusCode,
     error: Option<String>,
 ) -> Response {
+    show_with(state, session, q, status, error, SupplyChainForm::default()).await
+}
+
+async fn show_with(
+    state: &WebState,
+    session: &Session,
+    q: &PoliciesQuery,
+    status: StatusCode,
+    error: Option<String>,
+    sc: SupplyChainForm,
+) -> Response {
     let pool = state.db().pool();
     let org = session.caller.org_id;
     let rules = match all_rules(state, session).await {
@@ -213,6 +284,38 @@ async fn show(
         rules.iter().map(|(p, _)| p.clone()).collect(),
         pack.as_deref(),
     );
+    let known: BTreeSet<String> = rules.iter().map(|(_, d)| d.id.clone()).collect();
+    let selectors: Vec<SelectorView> = SELECTOR_SEVERITIES
+        .iter()
+        .map(|sev| {
+            let id = supply_chain_selector(*sev);
+            let mode = effective.get(&id).copied().unwrap_or_default();
+            let here_mode = here.get(&id).copied();
+            SelectorView {
+                label: sev.map_or("unrated", Severity::as_str),
+                field: selector_field(*sev),
+                here: here_mode.map_or("inherit", RuleMode::as_str),
+                mode: mode.as_str(),
+                stronger_elsewhere: here_mode.unwrap_or_default() < mode,
+                id: id.to_string(),
+            }
+        })
+        .collect();
+    let advisories: Vec<AdvisoryModeView> = effective
+        .iter()
+        .filter(|(id, _)| looks_like_advisory(id.as_str()) && !known.contains(id.as_str()))
+        .map(|(id, mode)| {
+            let here_mode = here.get(id).copied();
+            AdvisoryModeView {
+                id: id.to_string(),
+                url: osv_url(id.as_str()),
+                mode: mode.as_str(),
+                here: here_mode.map(RuleMode::as_str),
+                stronger_elsewhere: here_mode.unwrap_or_default() < *mode,
+                open: open.get(id.as_str()).copied().unwrap_or(0),
+            }
+        })
+        .collect();
     let total = rules.len();
     let views: Vec<RuleView> = rules
         .into_iter()
@@ -286,6 +389,17 @@ async fn show(
                 .map(|p| p.name)
                 .filter(|n| n != UI_POLICY)
                 .collect(),
+            mode_choices: MODE_CHOICES,
+            selectors,
+            advisories,
+            sc_notice: q.sc_changed.map(|n| match n {
+                0 => "Supply Chain: nothing changed.".to_owned(),
+                1 => "Supply Chain: 1 mode changed.".to_owned(),
+                n => format!("Supply Chain: {n} modes changed."),
+            }),
+            sc_error: sc.error,
+            sc_advisory: sc.advisory,
+            sc_mode: sc.mode.unwrap_or_else(|| "block".to_owned()),
         },
     )
 }
@@ -311,6 +425,7 @@ pub async fn set_modes(State(state): State<WebState>, session: Session, body: By
         pack: get("pack"),
         q: get("q"),
         changed: None,
+        sc_changed: None,
     };
     let rules: Vec<String> = pairs
         .iter()
@@ -343,33 +458,8 @@ pub async fn set_modes(State(state): State<WebState>, session: Session, body: By
     }
     let changes: serde_json::Map<String, serde_json::Value> =
         rules.iter().map(|r| (r.clone(), mode.clone())).collect();
-    let path = format!("/api/v1/policies/{UI_POLICY}");
-    let mut answer: Result<serde_json::Value, Refusal> = state
-        .api
-        .call(
-            session.caller,
-            Method::PATCH,
-            &path,
-            Some(serde_json::json!({ "rules": changes })),
-        )
-        .await;
-    // The org has no `default` policy yet: it is created holding these rules (taking rules out
-    // of a policy that does not exist changes nothing).
-    if answer.as_ref().is_err_and(|r| r.code == "not_found") {
-        let set: serde_json::Map<String, serde_json::Value> =
-            changes.into_iter().filter(|(_, m)| !m.is_null()).collect();
-        answer = state
-            .api
-            .call(
-                session.caller,
-                Method::PUT,
-                &path,
-                Some(serde_json::json!({ "rules": set })),
-            )
-            .await;
-    }
-    match answer {
-        Ok(_) => {
+    match patch_default(&state, &session, changes).await {
+        Ok(()) => {
             let mut pairs: Vec<(&str, String)> = Vec::new();
             for (k, v) in [
                 ("mode", &q.mode),
@@ -393,6 +483,204 @@ pub async fn set_modes(State(state): State<WebState>, session: Session, body: By
             let status = r.status();
             let message = r.say("change rule modes");
             show(&state, &session, &q, status, Some(message)).await
+        }
+    }
+}
+
+/// Gives the rules of `changes` their modes in the `default` policy (a null mode takes the rule
+/// out of it), through the REST API as the session's token: one `PATCH`.
+async fn patch_default(
+    state: &WebState,
+    session: &Session,
+    changes: serde_json::Map<String, serde_json::Value>,
+) -> Result<(), Refusal> {
+    let path = format!("/api/v1/policies/{UI_POLICY}");
+    let answer: Result<serde_json::Value, Refusal> = state
+        .api
+        .call(
+            session.caller,
+            Method::PATCH,
+            &path,
+            Some(serde_json::json!({ "rules": changes })),
+        )
+        .await;
+    match answer {
+        Ok(_) => Ok(()),
+        // The org has no `default` policy yet: it is created holding these rules (taking rules
+        // out of a policy that does not exist changes nothing).
+        Err(r) if r.code == "not_found" => {
+            let set: serde_json::Map<String, serde_json::Value> =
+                changes.into_iter().filter(|(_, m)| !m.is_null()).collect();
+            if set.is_empty() {
+                return Ok(());
+            }
+            state
+                .api
+                .call::<serde_json::Value>(
+                    session.caller,
+                    Method::PUT,
+                    &path,
+                    Some(serde_json::json!({ "rules": set })),
+                )
+                .await
+                .map(|_| ())
+        }
+        Err(r) => Err(r),
+    }
+}
+
+/// A mode select's value as the API's: a mode, or null for `inherit` (not set in `default`).
+fn mode_value(raw: Option<&str>) -> Option<serde_json::Value> {
+    match raw {
+        Some("inherit") => Some(serde_json::Value::Null),
+        Some(m) => m
+            .parse::<RuleMode>()
+            .ok()
+            .map(|m| serde_json::Value::from(m.as_str())),
+        None => None,
+    }
+}
+
+/// The modes the `default` policy gives now (none when it does not exist).
+async fn default_modes(
+    state: &WebState,
+    session: &Session,
+) -> Result<BTreeMap<picket_core::RuleId, RuleMode>, DbError> {
+    match policies::get(state.db().pool(), session.caller.org_id, UI_POLICY).await {
+        Ok(p) => Ok(p.rules),
+        Err(DbError::NotFound) => Ok(BTreeMap::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// After a change of the Supply Chain section: back to it, saying how many modes changed.
+fn back_to_supply_chain(changed: usize) -> Response {
+    Redirect::to(&format!("/policies?sc_changed={changed}#supply-chain")).into_response()
+}
+
+async fn supply_chain_refused(
+    state: &WebState,
+    session: &Session,
+    status: StatusCode,
+    form: SupplyChainForm,
+) -> Response {
+    show_with(
+        state,
+        session,
+        &PoliciesQuery::default(),
+        status,
+        None,
+        form,
+    )
+    .await
+}
+
+/// `POST /policies/supply-chain`: the six severity selectors' modes (`sc_critical` …
+/// `sc_info`, `sc_unrated`: a mode, or `inherit` to take it out of `default`); only those that
+/// differ from the `default` policy are sent.
+pub async fn set_supply_chain(
+    State(state): State<WebState>,
+    session: Session,
+    body: Bytes,
+) -> Response {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let here = match default_modes(&state, &session).await {
+        Ok(h) => h,
+        Err(e) => return super::db_unavailable(&e, &session),
+    };
+    let mut changes = serde_json::Map::new();
+    for sev in SELECTOR_SEVERITIES {
+        let field = selector_field(sev);
+        // A selector the form does not carry keeps its mode.
+        let Some(raw) = get(&field) else { continue };
+        let id = supply_chain_selector(sev);
+        let Some(wanted) = mode_value(Some(raw)) else {
+            let error = format!("Choose a mode for {id}.");
+            return supply_chain_refused(
+                &state,
+                &session,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                SupplyChainForm {
+                    error: Some(error),
+                    ..SupplyChainForm::default()
+                },
+            )
+            .await;
+        };
+        let now = here.get(&id).map(|m| serde_json::Value::from(m.as_str()));
+        if now.unwrap_or(serde_json::Value::Null) != wanted {
+            changes.insert(id.to_string(), wanted);
+        }
+    }
+    if changes.is_empty() {
+        return back_to_supply_chain(0);
+    }
+    let n = changes.len();
+    match patch_default(&state, &session, changes).await {
+        Ok(()) => back_to_supply_chain(n),
+        Err(r) => {
+            supply_chain_refused(
+                &state,
+                &session,
+                r.status(),
+                SupplyChainForm {
+                    error: Some(r.say("change rule modes")),
+                    ..SupplyChainForm::default()
+                },
+            )
+            .await
+        }
+    }
+}
+
+/// `POST /policies/advisories`: `mode` (or `inherit`) for the advisory id `advisory` in the
+/// `default` policy. The id is checked as a rule id; it wins over the severity selectors for
+/// every finding of a vulnerability it names.
+pub async fn set_advisory(
+    State(state): State<WebState>,
+    session: Session,
+    body: Bytes,
+) -> Response {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let advisory = get("advisory").unwrap_or_default().trim().to_owned();
+    let raw_mode = get("mode");
+    let refuse = |error: String| SupplyChainForm {
+        error: Some(error),
+        advisory: advisory.chars().take(300).collect(),
+        mode: raw_mode.clone(),
+    };
+    let id = match advisory.parse::<picket_core::RuleId>() {
+        Ok(id) if id.as_str().starts_with("supply-chain:") => {
+            let form = refuse(format!(
+                "{id} is a severity selector, not an advisory id: set it in the table above."
+            ));
+            return supply_chain_refused(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, form)
+                .await;
+        }
+        Ok(id) => id,
+        Err(e) => {
+            let form = refuse(if advisory.is_empty() {
+                "Type an advisory id (GHSA-…, CVE-…, PYSEC-…, GO-…, RUSTSEC-…).".to_owned()
+            } else {
+                format!("Not an advisory id: {e}.")
+            });
+            return supply_chain_refused(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, form)
+                .await;
+        }
+    };
+    let Some(mode) = mode_value(raw_mode.as_deref()) else {
+        let form = refuse("Choose a mode.".to_owned());
+        return supply_chain_refused(&state, &session, StatusCode::UNPROCESSABLE_ENTITY, form)
+            .await;
+    };
+    let changes = serde_json::Map::from_iter([(id.to_string(), mode)]);
+    match patch_default(&state, &session, changes).await {
+        Ok(()) => back_to_supply_chain(1),
+        Err(r) => {
+            let form = refuse(r.say("change rule modes"));
+            supply_chain_refused(&state, &session, r.status(), form).await
         }
     }
 }

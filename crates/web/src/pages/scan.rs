@@ -1,6 +1,8 @@
 //! The Scan page (`/scans/{id}`, a permalink): what was scanned and why, the timeline of state
-//! changes, each attempt's environment and the worker's steps with durations, the findings it
-//! found (new / no longer present for diff scans), and cancel / retry through the API. While the
+//! changes, each attempt's environment and the worker's steps with durations, what Supply Chain
+//! read (every lockfile, those it could not read named with the reason, or plainly that the
+//! repository has none), the findings it found (new / no longer present for diff scans), and
+//! cancel / retry through the API. While the
 //! scan is active, its live part updates over server-sent events.
 
 use super::async_stream;
@@ -76,6 +78,8 @@ pub struct ScanLive {
     pub state: &'static str,
     pub state_label: &'static str,
     pub active: bool,
+    /// Succeeded, failed, cancelled or timed out: nothing more will be reported.
+    pub ended: bool,
     pub can_retry: bool,
     pub why: Option<String>,
     pub queued: When,
@@ -89,6 +93,9 @@ pub struct ScanLive {
     pub findings: Vec<FindingView>,
     pub findings_total_note: Option<String>,
     pub diff: bool,
+    /// What Supply Chain read, as the latest attempt that reported its trail tells it; `None`
+    /// before any did.
+    pub supply_chain: Option<crate::supply_chain::TrailView>,
 }
 
 /// [`ScanLive`] alone, as a live update sends it.
@@ -166,6 +173,7 @@ async fn live(
         state: s.state.as_str(),
         state_label: format::state_label(s.state),
         active: s.state.is_active(),
+        ended: s.state.is_terminal(),
         can_retry: !s.state.is_active(),
         why: why(&s),
         queued: format::when(s.queued_at, now),
@@ -240,6 +248,13 @@ async fn live(
             )
         }),
         diff: s.kind == ScanKind::Diff,
+        supply_chain: tries.iter().rev().find_map(|a| {
+            let trail = a.trail.as_ref()?;
+            Some(crate::supply_chain::trail_view(
+                a.attempt,
+                trail.supply_chain.as_ref(),
+            ))
+        }),
     };
     Ok((s, view))
 }
