@@ -505,6 +505,13 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
         ),
         probe(
             Method::POST,
+            "/api/v1/worker/scan/advisories",
+            "/api/v1/worker/scan/advisories".into(),
+            Some(json!({"attempt": 1, "packages": [{"ecosystem": "PyPI", "names": ["urllib3"]}]})),
+            Unauthorized,
+        ),
+        probe(
+            Method::POST,
             "/api/v1/scans",
             "/api/v1/scans".into(),
             Some(json!({"project_ids": [p1, p2]})),
@@ -803,6 +810,13 @@ async fn another_org_cannot_reach_any_object(pool: PgPool) {
             Some(
                 json!({"attempt": 1, "lines": [{"at": "2026-12-01T00:00:00Z", "level": "info", "message": "b's line"}]}),
             ),
+            200,
+        ),
+        // Advisories are the installation's, not an org's: a live token may ask.
+        (
+            Method::POST,
+            "/api/v1/worker/scan/advisories",
+            Some(json!({"attempt": 1, "packages": [{"ecosystem": "PyPI", "names": ["urllib3"]}]})),
             200,
         ),
         (

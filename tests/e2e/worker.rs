@@ -121,7 +121,7 @@ async fn a_worker_runs_full_scans_over_http(pool: PgPool) {
             "scan_id": scan_id, "attempt": 1, "project_id": pid, "kind": "full",
             "full_name": "acme/api", "clone_url": "https://github.com/acme/api.git",
             "git_ref": "main", "commit_sha": null, "base_ref": null, "base_sha": null,
-            "merge_base_sha": null, "pr_number": null, "products": ["code", "secrets"],
+            "merge_base_sha": null, "pr_number": null, "products": ["code", "supply_chain", "secrets"],
             "policy": {"r.eval": "comment", "r.sqli": "block"}, "open_finding_paths": [],
             "rule_packs": [{"name": "acme", "sha256": stored["sha256"], "content": pack}],
             "path_ignores": [], "inline_suppression": true, "store_matched_lines": true,
@@ -1220,4 +1220,186 @@ async fn a_workers_log_lines_are_kept_bounded_and_read_back_in_order(pool: PgPoo
         .await
         .unwrap();
     assert_eq!(pruned, 10_000);
+}
+
+const ADVISORIES: &str = "/api/v1/worker/scan/advisories";
+
+/// Stores an OSV record affecting `packages` (ecosystem, name) as the importer would.
+async fn store_advisory(app: &TestApp, id: &str, aliases: &[&str], packages: &[(&str, &str)], withdrawn: bool) {
+    let affected: Vec<Value> = packages
+        .iter()
+        .map(|(e, n)| json!({"package": {"ecosystem": e, "name": n},
+                             "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.0"}]}]}))
+        .collect();
+    let mut record = json!({"id": id, "modified": "2024-01-01T00:00:00Z", "aliases": aliases,
+                            "affected": affected});
+    if withdrawn {
+        record["withdrawn"] = json!("2024-02-01T00:00:00Z");
+    }
+    let mut conn = app.pool.acquire().await.unwrap();
+    picket_db::advisories::upsert(
+        &mut conn,
+        &[picket_db::advisories::NewAdvisory {
+            id: id.into(),
+            modified: None,
+            published: None,
+            withdrawn: withdrawn.then(time::OffsetDateTime::now_utc),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            packages: packages
+                .iter()
+                .map(|(e, n)| {
+                    let e: picket_core::Ecosystem = serde_json::from_value(json!(e)).unwrap();
+                    (e, e.normalize(n))
+                })
+                .collect(),
+            record: record.to_string(),
+            source: "e2e".into(),
+        }],
+    )
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_worker_asks_for_the_advisories_of_its_packages(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    app.admin().seed_project("acme/api").await;
+    store_advisory(&app, "PYSEC-2", &["CVE-2"], &[("PyPI", "Zope.Interface")], false).await;
+    store_advisory(&app, "PYSEC-1", &["CVE-1"], &[("PyPI", "urllib3")], false).await;
+    store_advisory(&app, "GHSA-both", &[], &[("PyPI", "urllib3"), ("npm", "lodash")], false).await;
+    store_advisory(&app, "PYSEC-gone", &[], &[("PyPI", "urllib3")], true).await;
+    store_advisory(&app, "RUSTSEC-1", &[], &[("crates.io", "smallvec")], false).await;
+    let (_, worker) = claim(&app).await;
+    worker
+        .post(PROGRESS, json!({"state": "running"}))
+        .await
+        .expect(200);
+
+    let ids = |v: &Value| -> Vec<String> {
+        v["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Names are looked up as their ecosystem normalises them; a record naming two of the
+    // packages comes once; a withdrawn one never; the records come whole, sorted by id.
+    let answer = worker
+        .post(
+            ADVISORIES,
+            json!({"attempt": 1, "packages": [
+                {"ecosystem": "PyPI", "names": ["URLLib3", "zope-interface", "requests"]},
+                {"ecosystem": "npm", "names": ["lodash"]},
+            ]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ids(&answer), ["GHSA-both", "PYSEC-1", "PYSEC-2"]);
+    assert_eq!(answer["records"][1]["aliases"], json!(["CVE-1"]));
+    assert_eq!(
+        answer["records"][1]["affected"][0]["ranges"][0]["events"][1]["fixed"],
+        "2.0"
+    );
+    let none = worker
+        .post(ADVISORIES, json!({"attempt": 1, "packages": []}))
+        .await
+        .expect(200);
+    assert_eq!(none, json!({"records": []}));
+
+    // Bad queries are refused with the field named.
+    for (body, field) in [
+        (
+            json!({"attempt": 1, "packages": [{"ecosystem": "PyPI", "names": ["a"]},
+                                              {"ecosystem": "PyPI", "names": ["b"]}]}),
+            "packages[1].ecosystem",
+        ),
+        (
+            json!({"attempt": 1, "packages": [{"ecosystem": "npm", "names": ["x".repeat(501)]}]}),
+            "packages[0].names[0]",
+        ),
+        (
+            json!({"attempt": 1, "packages": [{"ecosystem": "npm", "names": [""]}]}),
+            "packages[0].names[0]",
+        ),
+    ] {
+        let resp = worker.post(ADVISORIES, body).await;
+        let problem = resp.problem(422, "invalid_body");
+        assert!(problem.to_string().contains(field), "{field}: {problem}");
+    }
+    let too_many: Vec<String> = (0..100_001).map(|i| format!("p{i}")).collect();
+    worker
+        .post(
+            ADVISORIES,
+            json!({"attempt": 1, "packages": [{"ecosystem": "npm", "names": too_many}]}),
+        )
+        .await
+        .problem(422, "invalid_body");
+    worker
+        .post(
+            ADVISORIES,
+            json!({"attempt": 1, "packages": [{"ecosystem": "Hex", "names": ["x"]}]}),
+        )
+        .await
+        .expect(422);
+    // Another attempt's query is refused like a bad token.
+    worker
+        .post(ADVISORIES, json!({"attempt": 2, "packages": []}))
+        .await
+        .problem(401, "unauthorized");
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_supply_chain_finding_must_carry_its_dependency_and_only_it(pool: PgPool) {
+    let app = TestApp::start(pool).await;
+    app.admin().seed_project("acme/api").await;
+    let (_, worker) = claim(&app).await;
+    worker
+        .post(PROGRESS, json!({"state": "running"}))
+        .await
+        .expect(200);
+    let dependency = json!({
+        "ecosystem": "PyPI", "package": "urllib3", "versions": ["1.24.1"],
+        "advisories": ["PYSEC-2019-132"], "aliases": ["CVE-2019-11236", "PYSEC-2019-132"],
+        "fixed": ["1.24.3"], "direct": true, "dev": null, "severity_source": null,
+        "summary": "CRLF injection",
+    });
+    let mut bare = finding("CVE-2019-11236", "requirements.txt", "PyPI urllib3");
+    bare["product"] = json!("supply_chain");
+    let mut with_dep = bare.clone();
+    with_dep["dependency"] = dependency.clone();
+    let mut code_with_dep = finding("r.eval", "app.py", "eval(x)");
+    code_with_dep["dependency"] = dependency.clone();
+    let mut no_advisory = with_dep.clone();
+    no_advisory["dependency"]["advisories"] = json!([]);
+    let mut bad_source = with_dep.clone();
+    bad_source["dependency"]["severity_source"] = json!("guess");
+    for (f, field) in [
+        (bare, "findings[0].dependency"),
+        (code_with_dep, "findings[0].dependency"),
+        (no_advisory, "findings[0].dependency.advisories"),
+        (bad_source, "findings[0].dependency.severity_source"),
+    ] {
+        let problem = worker
+            .post(RESULTS, results(1, vec![f], &[], &[]))
+            .await
+            .problem(422, "invalid_body");
+        assert!(problem.to_string().contains(field), "{field}: {problem}");
+    }
+    // A trail's lockfile entry with a control character in its error is refused too.
+    let mut r = results(1, vec![with_dep], &[], &[]);
+    r["trail"]["supply_chain"] = json!({"advisories": 1, "lockfiles": [{
+        "path": "package-lock.json", "format": "package-lock", "ecosystem": "npm",
+        "packages": 0, "not_registry": 0, "error": "bad\nline"}]});
+    worker
+        .post(RESULTS, r.clone())
+        .await
+        .problem(422, "invalid_body");
+    r["trail"]["supply_chain"]["lockfiles"][0]["error"] = json!("syntax error at line 3");
+    worker.post(RESULTS, r).await.expect(200);
+    let stored: Value = sqlx::query_scalar("SELECT dependency FROM findings")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, dependency);
 }
