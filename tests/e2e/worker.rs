@@ -1296,6 +1296,17 @@ async fn a_worker_asks_for_the_advisories_of_its_packages(pool: PgPool) {
         .await
         .expect(200);
     assert_eq!(ids(&answer), ["GHSA-both", "PYSEC-1", "PYSEC-2"]);
+    assert_eq!(answer["empty_ecosystems"], json!([]));
+    let go = worker
+        .post(
+            ADVISORIES,
+            json!({"attempt": 1, "packages": [{"ecosystem": "Go", "names": ["golang.org/x/net"]},
+                                              {"ecosystem": "crates.io", "names": ["smallvec"]}]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ids(&go), ["RUSTSEC-1"]);
+    assert_eq!(go["empty_ecosystems"], json!(["Go"]), "nothing of Go is imported");
     assert_eq!(answer["records"][1]["aliases"], json!(["CVE-1"]));
     assert_eq!(
         answer["records"][1]["affected"][0]["ranges"][0]["events"][1]["fixed"],
@@ -1305,7 +1316,7 @@ async fn a_worker_asks_for_the_advisories_of_its_packages(pool: PgPool) {
         .post(ADVISORIES, json!({"attempt": 1, "packages": []}))
         .await
         .expect(200);
-    assert_eq!(none, json!({"records": []}));
+    assert_eq!(none, json!({"records": [], "empty_ecosystems": []}));
 
     // Bad queries are refused with the field named.
     for (body, field) in [

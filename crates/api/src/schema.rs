@@ -220,3 +220,9 @@ pub fn weekday() -> Object {
 pub fn ecosystem() -> Object {
     strings(picket_core::Ecosystem::ALL.map(picket_core::Ecosystem::as_str), false)
 }
+
+pub fn ecosystems() -> utoipa::openapi::schema::Array {
+    utoipa::openapi::schema::ArrayBuilder::new()
+        .items(ecosystem())
+        .build()
+}

@@ -250,6 +250,10 @@ pub struct SupplyChainTrail {
     pub lockfiles: Vec<LockfileRead>,
     /// Advisories the lockfiles' packages were checked against.
     pub advisories: u64,
+    /// Ecosystems of the lockfiles of which the control plane holds no advisory at all (none
+    /// imported yet): their packages were checked against nothing.
+    #[serde(default)]
+    pub empty_ecosystems: Vec<Ecosystem>,
 }
 
 /// One lockfile as a scan read it.

@@ -232,6 +232,31 @@ pub async fn records_for(
     .await?)
 }
 
+/// Of `ecosystems`, those the store holds no record for at all (withdrawn ones count): their
+/// packages were checked against nothing, which a scan must say. One query on
+/// `advisory_packages`' primary key.
+pub async fn ecosystems_without_records(
+    ex: impl PgExecutor<'_>,
+    ecosystems: &[Ecosystem],
+) -> Result<Vec<Ecosystem>> {
+    let names: Vec<&str> = ecosystems.iter().map(|e| e.as_str()).collect();
+    let empty: Vec<String> = sqlx::query_scalar!(
+        r#"
+        SELECT e AS "e!" FROM unnest($1::text[]) AS e
+        WHERE NOT EXISTS (SELECT 1 FROM advisory_packages p WHERE p.ecosystem = e)
+        ORDER BY e
+        "#,
+        &names as &[&str],
+    )
+    .fetch_all(ex)
+    .await?;
+    Ok(ecosystems
+        .iter()
+        .copied()
+        .filter(|e| empty.iter().any(|n| n == e.as_str()))
+        .collect())
+}
+
 /// How many records (and withdrawn ones) affect each ecosystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EcosystemCount {

@@ -221,6 +221,8 @@ pub struct TrailView {
     pub unreadable: Vec<LockfileView>,
     pub packages: u64,
     pub advisories: u64,
+    /// Ecosystems of the lockfiles of which no advisory is imported: checked against nothing.
+    pub empty_ecosystems: Vec<String>,
 }
 
 /// The Scan page's view of `trail` (`None`: Supply Chain did not run in `attempt`).
@@ -238,6 +240,9 @@ pub fn trail_view(attempt: i32, trail: Option<&SupplyChainTrail>) -> TrailView {
             .collect(),
         packages: lockfiles.iter().map(|l| l.packages).sum(),
         advisories: trail.map_or(0, |t| t.advisories),
+        empty_ecosystems: trail
+            .map(|t| t.empty_ecosystems.iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default(),
         lockfiles,
     }
 }
@@ -408,6 +413,7 @@ mod tests {
                 },
             ],
             advisories: 7,
+            empty_ecosystems: Vec::new(),
         };
         let v = trail_view(1, Some(&t));
         assert!(v.ran);

@@ -202,25 +202,18 @@ impl ApiClient {
     }
 }
 
-/// The control plane's answer to an advisory query.
-#[derive(serde::Deserialize)]
-struct AdvisoryAnswer {
-    records: Vec<picket_advisory::Record>,
-}
-
 #[async_trait::async_trait]
 impl crate::supply_chain::AdvisorySource for ApiClient {
     /// `POST /api/v1/worker/scan/advisories`.
     async fn advisories(
         &self,
         query: &picket_core::protocol::AdvisoryQuery,
-    ) -> Result<Vec<picket_advisory::Record>, String> {
+    ) -> Result<crate::supply_chain::Advisories, String> {
         const WHAT: &str = "the advisory query";
         let resp = self
             .send(WHAT, self.http.post(self.url("/advisories")).json(query))
             .await
             .map_err(|e| e.to_string())?;
-        let answer: AdvisoryAnswer = Self::json(WHAT, resp).await.map_err(|e| e.to_string())?;
-        Ok(answer.records)
+        Self::json(WHAT, resp).await.map_err(|e| e.to_string())
     }
 }

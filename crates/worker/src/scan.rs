@@ -182,7 +182,7 @@ impl AdvisorySource for NoAdvisories {
     async fn advisories(
         &self,
         _: &picket_core::protocol::AdvisoryQuery,
-    ) -> Result<Vec<picket_advisory::Record>, String> {
+    ) -> Result<supply_chain::Advisories, String> {
         Err("this worker was started without an advisory store".to_owned())
     }
 }

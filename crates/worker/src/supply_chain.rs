@@ -50,7 +50,18 @@ const MAX_SUMMARY: usize = 500;
 pub trait AdvisorySource: Send + Sync {
     /// Every record, not withdrawn, that names one of the query's packages. Any error fails the
     /// scan (`advisories_unavailable`): a scan never passes for want of advisories.
-    async fn advisories(&self, query: &AdvisoryQuery) -> Result<Vec<Record>, String>;
+    async fn advisories(&self, query: &AdvisoryQuery) -> Result<Advisories, String>;
+}
+
+/// An advisory store's answer to an [`AdvisoryQuery`].
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct Advisories {
+    /// The records naming the query's packages.
+    pub records: Vec<Record>,
+    /// The ecosystems asked about of which the store holds no advisory at all (nothing was
+    /// imported): their packages were checked against nothing, and the trail says so.
+    #[serde(default)]
+    pub empty_ecosystems: Vec<Ecosystem>,
 }
 
 /// What Supply Chain adds to a scan's results.
@@ -146,11 +157,11 @@ pub async fn scan(
     let mut trail = SupplyChainTrail {
         lockfiles: head.iter().map(|r| read_of(r, None)).collect(),
         advisories: 0,
+        empty_ecosystems: Vec::new(),
     };
     let Some(changed) = changed else {
         let to_check: Vec<&Lockfile> = head.iter().filter_map(|r| r.as_ref().ok()).collect();
-        let records = fetch(source, spec, &to_check).await?;
-        trail.advisories = records.len() as u64;
+        let records = fetch(source, spec, &to_check, &mut trail).await?;
         let checked = check(&to_check, &records);
         checked.record_problems(&mut trail);
         return Ok(Outcome {
@@ -216,8 +227,7 @@ pub async fn scan(
     }
     trail.lockfiles.sort_by(|a, b| a.path.cmp(&b.path));
     let both: Vec<&Lockfile> = head_check.iter().chain(&base_check).copied().collect();
-    let records = fetch(source, spec, &both).await?;
-    trail.advisories = records.len() as u64;
+    let records = fetch(source, spec, &both, &mut trail).await?;
     let at_head = check(&head_check, &records);
     let at_base = check(&base_check, &records);
     at_head.record_problems(&mut trail);
@@ -316,11 +326,13 @@ fn clip(s: &str, max: usize) -> String {
     }
 }
 
-/// Asks the control plane for the records naming the lockfiles' registry packages.
+/// Asks the control plane for the records naming the lockfiles' registry packages, and notes
+/// in `trail` how many came and which ecosystems the store has nothing of.
 async fn fetch(
     source: &dyn AdvisorySource,
     spec: &ScanSpec,
     lockfiles: &[&Lockfile],
+    trail: &mut SupplyChainTrail,
 ) -> Result<Vec<PreparedRecord>, Error> {
     let mut names: BTreeMap<Ecosystem, BTreeSet<&str>> = BTreeMap::new();
     for p in lockfiles
@@ -343,8 +355,16 @@ async fn fetch(
             })
             .collect(),
     };
-    let records = source.advisories(&query).await.map_err(Error::Advisories)?;
-    Ok(records.into_iter().map(PreparedRecord::new).collect())
+    let answer = source.advisories(&query).await.map_err(Error::Advisories)?;
+    trail.advisories = answer.records.len() as u64;
+    if !answer.empty_ecosystems.is_empty() {
+        tracing::warn!(
+            ecosystems = ?answer.empty_ecosystems,
+            "no advisory of these ecosystems is imported: their packages were checked against nothing"
+        );
+    }
+    trail.empty_ecosystems = answer.empty_ecosystems;
+    Ok(answer.records.into_iter().map(PreparedRecord::new).collect())
 }
 
 /// What checking some lockfiles found.

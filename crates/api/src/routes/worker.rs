@@ -74,7 +74,9 @@ pub const ADVISORY_QUERY_LIMIT_BYTES: usize = 16 * 1024 * 1024;
 /// candidates, which the worker checks the installed versions against. Names are normalised as
 /// their ecosystem does (PEP 503 for PyPI, ...) before the lookup; 1-500 characters each, at
 /// most 100,000 in all, each ecosystem listed once. The answer's `records` are OSV records as
-/// imported (<https://ossf.github.io/osv-schema/>), sorted by id, each once.
+/// imported (<https://ossf.github.io/osv-schema/>), sorted by id, each once; its
+/// `empty_ecosystems` are the ecosystems asked about of which the store holds no advisory at
+/// all (nothing imported yet), so the scan can say its packages were checked against nothing.
 #[utoipa::path(post, path = "/api/v1/worker/scan/advisories", tag = "worker",
     security(("scan_token" = [])),
     request_body = doc::AdvisoryQuery,
@@ -112,6 +114,8 @@ async fn query_advisories(
         }
     }
     let mut conn = state.db().pool().acquire().await?;
+    let asked: Vec<picket_core::Ecosystem> = body.packages.iter().map(|p| p.ecosystem).collect();
+    let empty = picket_db::advisories::ecosystems_without_records(&mut *conn, &asked).await?;
     let mut records: BTreeMap<String, String> = BTreeMap::new();
     for p in &body.packages {
         let names: Vec<String> = p.names.iter().map(|n| p.ecosystem.normalize(n)).collect();
@@ -129,7 +133,12 @@ async fn query_advisories(
         }
         out.push_str(r);
     }
-    out.push_str("]}");
+    out.push_str("],\"empty_ecosystems\":");
+    out.push_str(
+        &serde_json::to_string(&empty)
+            .map_err(|e| DbError::Corrupt(format!("ecosystems do not serialize: {e}")))?,
+    );
+    out.push('}');
     Ok((
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         out,
@@ -1240,6 +1249,10 @@ pub(crate) mod doc {
         pub lockfiles: Vec<LockfileRead>,
         /// Advisories the packages were checked against.
         pub advisories: u64,
+        /// Ecosystems of the lockfiles of which no advisory is imported at all: their packages
+        /// were checked against nothing.
+        #[schema(schema_with = crate::schema::ecosystems)]
+        pub empty_ecosystems: Vec<String>,
     }
 
     /// One lockfile as a scan read it.
@@ -1438,6 +1451,9 @@ pub(crate) mod doc {
         /// OSV records (<https://ossf.github.io/osv-schema/>) as imported, sorted by id.
         #[schema(value_type = Vec<Object>)]
         pub records: Vec<serde_json::Value>,
+        /// Ecosystems asked about of which the store holds no advisory at all.
+        #[schema(schema_with = crate::schema::ecosystems)]
+        pub empty_ecosystems: Vec<String>,
     }
 
     /// What the worker posted.
@@ -1606,6 +1622,7 @@ mod tests {
                     error: None,
                 }],
                 advisories: 1,
+                empty_ecosystems: Vec::new(),
             }),
         };
         let dependency = VulnerableDependency {

@@ -138,6 +138,7 @@ async fn a_supply_chain_finding_shows_its_dependency_advisories_and_mode(pool: P
                 lockfile("web/package-lock.json", "package-lock", Ecosystem::Npm, 300),
             ],
             advisories: 2,
+            empty_ecosystems: Vec::new(),
         })),
     )
     .await;
@@ -228,6 +229,7 @@ async fn a_scan_names_the_lockfile_it_could_not_read(pool: PgPool) {
         trail(Some(SupplyChainTrail {
             lockfiles: vec![npm, requirements, poetry],
             advisories: 4321,
+            empty_ecosystems: vec![Ecosystem::Npm],
         })),
     )
     .await;
@@ -247,6 +249,10 @@ async fn a_scan_names_the_lockfile_it_could_not_read(pool: PgPool) {
         .lacks("No lockfile in this repository");
     let notice = section.part("<div class=\"notice error\"", "</div>");
     notice.lacks("package-lock.json").lacks("requirements.txt");
+    // An ecosystem of which nothing is imported is said to be checked against nothing.
+    section
+        .part("<div class=\"notice error\" id=\"no-advisories\">", "</div>")
+        .has("No advisory of npm is imported: the packages of this ecosystem were checked against nothing.");
     // The others, with what they checked and what they could not.
     section
         .has("Attempt 1 read 3 lockfiles: 124 registry packages checked against 4321 advisories.")
@@ -274,6 +280,7 @@ async fn a_scan_of_a_repository_without_a_lockfile_says_so(pool: PgPool) {
         trail(Some(SupplyChainTrail {
             lockfiles: Vec::new(),
             advisories: 0,
+            empty_ecosystems: Vec::new(),
         })),
     )
     .await;

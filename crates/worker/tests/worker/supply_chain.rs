@@ -9,7 +9,7 @@ use picket_advisory::Record;
 use picket_core::protocol::{AdvisoryQuery, ReportedFinding, ScanResults, ScanSpec};
 use picket_core::{Ecosystem, Product, Severity};
 use picket_worker::scan;
-use picket_worker::supply_chain::AdvisorySource;
+use picket_worker::supply_chain::{Advisories, AdvisorySource};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
@@ -54,14 +54,14 @@ impl Store {
 
 #[async_trait]
 impl AdvisorySource for Store {
-    async fn advisories(&self, query: &AdvisoryQuery) -> Result<Vec<Record>, String> {
+    async fn advisories(&self, query: &AdvisoryQuery) -> Result<Advisories, String> {
         self.queries.lock().unwrap().push(query.clone());
         let wanted: BTreeSet<(Ecosystem, String)> = query
             .packages
             .iter()
             .flat_map(|p| p.names.iter().map(|n| (p.ecosystem, p.ecosystem.normalize(n))))
             .collect();
-        Ok(self
+        let records = self
             .records
             .iter()
             .filter(|r| {
@@ -74,7 +74,18 @@ impl AdvisorySource for Store {
                 })
             })
             .cloned()
-            .collect())
+            .collect();
+        // The fixtures hold records of PyPI and crates.io only.
+        let empty_ecosystems = query
+            .packages
+            .iter()
+            .map(|p| p.ecosystem)
+            .filter(|e| !matches!(e, Ecosystem::PyPi | Ecosystem::CratesIo))
+            .collect();
+        Ok(Advisories {
+            records,
+            empty_ecosystems,
+        })
     }
 }
 
@@ -83,7 +94,7 @@ struct Down;
 
 #[async_trait]
 impl AdvisorySource for Down {
-    async fn advisories(&self, _: &AdvisoryQuery) -> Result<Vec<Record>, String> {
+    async fn advisories(&self, _: &AdvisoryQuery) -> Result<Advisories, String> {
         Err("connection refused".to_owned())
     }
 }
@@ -269,6 +280,26 @@ async fn an_unreadable_lockfile_is_named_and_its_findings_are_left_as_they_are()
     assert!(results.deleted_paths.is_empty(), "{:?}", results.deleted_paths);
     // The other lockfile is still checked.
     assert_eq!(supply(&results.findings).len(), 2);
+}
+
+#[tokio::test]
+async fn an_ecosystem_without_imported_advisories_is_named_in_the_trail() {
+    let repo = Repo::new();
+    repo.write(
+        "package-lock.json",
+        r#"{"name": "web", "lockfileVersion": 3, "requires": true, "packages": {
+  "": {"name": "web", "dependencies": {"lodash": "^4.17.20"}},
+  "node_modules/lodash": {"version": "4.17.20", "resolved": "https://registry.npmjs.org/lodash/-/lodash-4.17.20.tgz"}
+}}
+"#,
+    );
+    repo.write("requirements.txt", "urllib3==1.26.5\n");
+    repo.commit("base");
+    let store = Store::new();
+    let results = full(&repo, &store).await;
+    let trail = results.trail.supply_chain.as_ref().unwrap();
+    assert_eq!(trail.empty_ecosystems, vec![Ecosystem::Npm]);
+    assert_eq!(trail.lockfiles.len(), 2);
 }
 
 #[tokio::test]
