@@ -1,7 +1,9 @@
 //! The demo project of `picket run`: a small sample application shipped in `demo/sample-app`
-//! (with a few real Code and Secrets findings), turned into a local git repository under the
-//! data directory and added as a project of the default org on first start. Its initial scan
-//! goes through the queue like any other; [`report_when_done`] prints its findings summary.
+//! (with a few real Code, Supply Chain and Secrets findings), turned into a local git repository
+//! under the data directory and added as a project of the default org on first start, with the
+//! few real OSV advisories of `demo/advisories` imported so that Supply Chain finds something
+//! without internet. Its initial scan goes through the queue like any other;
+//! [`report_when_done`] prints its findings summary.
 
 use anyhow::Context;
 use picket_core::{OrgId, ProjectId, Provider, ScanState};
@@ -15,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/sample-app");
+/// Real OSV records of the sample's vulnerable dependency (urllib3 1.24.1).
+const ADVISORIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/demo/advisories");
 const FULL_NAME: &str = "demo/sample-app";
 
 /// The demo project's repository, under the data directory.
@@ -65,6 +69,11 @@ pub async fn ensure(
     .await?
     .map_err(|refused| anyhow::anyhow!("the demo project was refused: {refused:?}"))?;
     tx.commit().await?;
+    // Before any scan can run: the scheduler starts after this.
+    let imported = picket_scheduler::advisories::import_path(db, Path::new(ADVISORIES))
+        .await
+        .context("importing the demo's advisories")?;
+    tracing::info!(records = imported.records, "demo advisories imported");
     Ok(added.first().map(|a| a.project.id))
 }
 

@@ -276,6 +276,13 @@ async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanl
             .any(|l| l.contains(" secrets ") && l.contains("app/settings.py")),
         "{demo:?}"
     );
+    // urllib3 1.24.1, against the demo's imported advisories: CVE-2019-11236, CVE-2020-26137.
+    let supply: Vec<&String> = demo
+        .iter()
+        .filter(|l| l.contains(" supply_chain ") && l.contains("requirements.txt:3"))
+        .collect();
+    assert_eq!(supply.len(), 2, "{demo:?}");
+    assert!(supply.iter().any(|l| l.contains("CVE-2019-11236")), "{demo:?}");
     let (status, projects) = get(&format!("{base}/api/v1/projects"), Some(&token)).await;
     assert_eq!(status, 200);
     assert_eq!(projects["items"][0]["full_name"], "demo/sample-app");
