@@ -359,6 +359,18 @@ pub struct FeedbackInput {
     pub pr_is_draft: bool,
     /// The result arrived after the org's fail-open timeout: the check must not fail.
     pub late: bool,
+    /// Lockfiles of the head that Supply Chain could not read: their packages were checked
+    /// against nothing. The check's title and notes (and the summary's) name them, so a broken
+    /// lockfile never passes unseen.
+    #[serde(default)]
+    pub unreadable_lockfiles: Vec<UnreadableLockfile>,
+}
+
+/// A lockfile a scan could not read, and why (from the scan's trail).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableLockfile {
+    pub path: String,
+    pub reason: String,
 }
 
 /// Why a finding is listed in the summary comment instead of having an inline comment.
@@ -840,6 +852,14 @@ fn notes(doc: &mut Doc, facts: &Facts<'_>) {
              for review.\n",
         );
     }
+    for l in &facts.input.unreadable_lockfiles {
+        doc.push(&format!(
+            "\n> **Supply Chain could not read `{}`:** {}. None of its packages were checked \
+             against advisories.\n",
+            escape_line(&clip(&l.path, 300)).replace('`', "'"),
+            escape_line(&clip(&l.reason, MAX_ROW_MESSAGE_CHARS)),
+        ));
+    }
 }
 
 /// Appends `rows` under `header` while they fit, then "…and N more".
@@ -971,6 +991,14 @@ fn check_plan(facts: &Facts<'_>) -> CheckPlan {
         (false, _, n) => format!(
             "{}, none blocking",
             plural(n, "new finding", "new findings")
+        ),
+    };
+    let unreadable = facts.input.unreadable_lockfiles.len();
+    let title = match unreadable {
+        0 => title,
+        n => format!(
+            "{title}; {} could not be read",
+            plural(n, "lockfile", "lockfiles")
         ),
     };
 

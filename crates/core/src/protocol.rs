@@ -280,6 +280,10 @@ pub struct LockfileRead {
     /// Set when the lockfile could not be read: nothing of it was checked. Names the reason
     /// (and the line where the parser knows it).
     pub error: Option<String>,
+    /// Diff scans: this is the merge base's copy (listed only when it could not be read; the
+    /// head's findings of it then all count as new).
+    #[serde(default)]
+    pub merge_base: bool,
 }
 
 /// An entry of a lockfile that was not checked, and why.

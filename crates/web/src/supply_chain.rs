@@ -400,6 +400,7 @@ mod tests {
                     unresolved: vec![],
                     unchecked: vec![],
                     error: None,
+                    merge_base: false,
                 },
                 LockfileRead {
                     path: "poetry.lock".into(),
@@ -410,6 +411,7 @@ mod tests {
                     unresolved: vec![],
                     unchecked: vec![],
                     error: Some("line 4: expected `=`".into()),
+                    merge_base: false,
                 },
             ],
             advisories: 7,

@@ -60,6 +60,19 @@ pub fn input_of(spec: &ScanSpec, results: &ScanResults, diff: Option<DiffLines>)
         draft_feedback: Default::default(),
         pr_is_draft: false,
         late: false,
+        unreadable_lockfiles: results
+            .trail
+            .supply_chain
+            .iter()
+            .flat_map(|t| &t.lockfiles)
+            .filter(|l| !l.merge_base)
+            .filter_map(|l| {
+                Some(picket_core::feedback::UnreadableLockfile {
+                    path: l.path.clone(),
+                    reason: l.error.clone()?,
+                })
+            })
+            .collect(),
     }
 }
 

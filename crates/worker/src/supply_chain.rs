@@ -286,6 +286,7 @@ fn read_of(r: &Result<Lockfile, LockfileError>, base_error: Option<&LockfileErro
                 .collect(),
             unchecked: Vec::new(),
             error: None,
+            merge_base: false,
         },
         // `read_repository` reads only files `select` named, so the format is known.
         Err(e) => LockfileRead {
@@ -303,6 +304,7 @@ fn read_of(r: &Result<Lockfile, LockfileError>, base_error: Option<&LockfileErro
                 },
                 4_000,
             )),
+            merge_base: base_error.is_some(),
         },
     }
 }

@@ -1276,6 +1276,8 @@ pub(crate) mod doc {
         pub unchecked: Vec<TrailEntry>,
         /// Set when the lockfile could not be read: nothing of it was checked.
         pub error: Option<String>,
+        /// Diff scans: the merge base's copy, listed only when it could not be read.
+        pub merge_base: bool,
     }
 
     /// A lockfile entry that was not checked, and why.
@@ -1620,6 +1622,7 @@ mod tests {
                         reason: "r".into(),
                     }],
                     error: None,
+                    merge_base: false,
                 }],
                 advisories: 1,
                 empty_ecosystems: Vec::new(),

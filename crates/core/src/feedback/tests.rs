@@ -812,6 +812,7 @@ fn arb_input() -> impl Strategy<Value = FeedbackInput> {
                     },
                     pr_is_draft: draft,
                     late,
+                    unreadable_lockfiles: Vec::new(),
                 }
             },
         )
@@ -962,4 +963,28 @@ fn the_draft_setting_parses() {
         assert_eq!(serde_json::to_string(&d).unwrap(), format!("\"{d}\""));
     }
     assert!("drafts".parse::<DraftFeedback>().is_err());
+}
+
+#[test]
+fn an_unreadable_lockfile_is_named_in_the_checks_title_and_notes() {
+    let mut i = input(vec![], DiffLines::new());
+    i.unreadable_lockfiles = vec![UnreadableLockfile {
+        path: "web/package-lock.json".into(),
+        reason: "line 3: expected `,` or `}` | @admin".into(),
+    }];
+    let plan = plan_feedback(&i);
+    assert_eq!(plan.check.conclusion, CheckConclusion::Success);
+    assert_eq!(plan.check.title, "No new findings; 1 lockfile could not be read");
+    assert!(
+        plan.check
+            .summary
+            .contains(r"Supply Chain could not read `web/package\-lock\.json`:"),
+        "{}",
+        plan.check.summary
+    );
+    // Text from the repository is escaped: no table break, no mention.
+    assert!(plan.check.summary.contains("\\| @\u{2060}admin"), "{}", plan.check.summary);
+    let plain = plan_feedback(&input(vec![], DiffLines::new()));
+    assert_eq!(plain.check.title, "No new findings");
+    assert!(!plain.check.summary.contains("could not read"));
 }

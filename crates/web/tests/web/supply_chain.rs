@@ -122,6 +122,7 @@ fn lockfile(path: &str, format: &str, ecosystem: Ecosystem, packages: u64) -> Lo
         unresolved: Vec::new(),
         unchecked: Vec::new(),
         error: None,
+        merge_base: false,
     }
 }
 

@@ -276,6 +276,10 @@ async fn an_unreadable_lockfile_is_named_and_its_findings_are_left_as_they_are()
     let error = broken.error.as_deref().expect("the broken lockfile is named");
     assert!(error.contains("line"), "the reason says where: {error}");
     assert_eq!(results.unread_paths, vec!["web/package-lock.json"]);
+    // A PR's check would name it.
+    let input = picket_worker::feedback::input_of(&spec, &results, None);
+    assert_eq!(input.unreadable_lockfiles.len(), 1);
+    assert_eq!(input.unreadable_lockfiles[0].path, "web/package-lock.json");
     // Not deleted: its findings are neither fixed nor removed.
     assert!(results.deleted_paths.is_empty(), "{:?}", results.deleted_paths);
     // The other lockfile is still checked.
@@ -425,4 +429,12 @@ async fn a_lockfile_the_merge_base_could_not_read_makes_its_findings_new_and_say
         .collect();
     assert_eq!(errors.len(), 1, "{trail:?}");
     assert!(errors[0].starts_with("at the merge base: "), "{}", errors[0]);
+    assert!(trail.lockfiles.iter().any(|l| l.merge_base && l.error.is_some()));
+    // The head's copy reads: the PR's check has nothing to say about it.
+    let input = picket_worker::feedback::input_of(
+        &with_supply_chain(support::diff_spec(&repo, "feature", "main")),
+        &results,
+        None,
+    );
+    assert!(input.unreadable_lockfiles.is_empty());
 }
