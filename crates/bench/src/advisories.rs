@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// The repository's root, against which relative `--data` folders are read.
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
@@ -39,6 +39,22 @@ pub async fn advisories_bench(
     runs: usize,
 ) -> anyhow::Result<()> {
     let runs = runs.max(1);
+    let data = data_folders(data)?;
+    with_bench_db(admin_url, "advisories", |url| async move {
+        let db = bench_db(&url, 4).await?;
+        println!("## Supply Chain: advisory import and matching\n");
+        println!("Started {} UTC, load {}.\n", now_utc(), load());
+        import(&db, &data, runs).await?;
+        matching(&db, packages, runs).await?;
+        println!("\nEnded {} UTC, load {}.", now_utc(), load());
+        Ok(())
+    })
+    .await
+}
+
+/// The OSV folders to import: `data` (relative ones read from the repository's root), or the
+/// shared snapshot when it is empty; each must exist.
+pub(crate) fn data_folders(data: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let data = if data.is_empty() {
         vec![shared_data()]
     } else {
@@ -57,16 +73,7 @@ pub async fn advisories_bench(
     for d in &data {
         ensure!(d.is_dir(), "no OSV data folder at {}", d.display());
     }
-    with_bench_db(admin_url, "advisories", |url| async move {
-        let db = bench_db(&url, 4).await?;
-        println!("## Supply Chain: advisory import and matching\n");
-        println!("Started {} UTC, load {}.\n", now_utc(), load());
-        import(&db, &data, runs).await?;
-        matching(&db, packages, runs).await?;
-        println!("\nEnded {} UTC, load {}.", now_utc(), load());
-        Ok(())
-    })
-    .await
+    Ok(data)
 }
 
 /// Cold imports into an emptied store, then re-imports of the same data.
@@ -103,7 +110,7 @@ async fn import(db: &Db, data: &[PathBuf], runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn import_all(
+pub(crate) async fn import_all(
     db: &Db,
     data: &[PathBuf],
 ) -> anyhow::Result<(u32, picket_db::advisories::Upserted, f64)> {
@@ -130,16 +137,45 @@ fn row(label: &str, records: u32, w: picket_db::advisories::Upserted, secs: f64)
     );
 }
 
-/// The lockfile: `packages` packages drawn from the stored records, half at an affected
-/// version. Returns them and how many were meant to be affected.
-async fn lockfile(db: &Db, packages: usize) -> anyhow::Result<(Vec<Installed>, usize)> {
+/// A package the stored records name: its name as the first record writes it, the records that
+/// name it, and every version they name (plus `0.0.1`) its ecosystem accepts, sorted.
+pub(crate) struct Named {
+    pub raw: String,
+    pub records: Vec<Record>,
+    pub versions: Vec<Version>,
+}
+
+impl Named {
+    /// Whether one of the package's records affects `version` (`name` normalised).
+    pub fn affects(&self, name: &str, version: &Version) -> bool {
+        self.records
+            .iter()
+            .any(|r| record_affects(r, name, version).unwrap_or(false))
+    }
+
+    /// The newest version that is affected (`true`) or not (`false`); the newest of all when
+    /// none qualifies.
+    pub fn newest(&self, name: &str, affected: bool) -> Option<&Version> {
+        self.versions
+            .iter()
+            .rev()
+            .find(|v| self.affects(name, v) == affected)
+            .or(self.versions.last())
+    }
+}
+
+/// Every package the stored records (not withdrawn) name, by (ecosystem, normalised name).
+pub(crate) async fn named_packages(
+    db: &Db,
+) -> anyhow::Result<BTreeMap<(Ecosystem, String), Named>> {
     let rows: Vec<(String,)> =
         sqlx::query_as("SELECT record::text FROM advisories WHERE withdrawn IS NULL ORDER BY id")
             .fetch_all(db.pool())
             .await?;
-    // (ecosystem, normalised name) → the records naming it and the versions they name.
-    let mut by_name: BTreeMap<(Ecosystem, String), (Vec<Record>, BTreeSet<String>)> =
-        BTreeMap::new();
+    // (ecosystem, normalised name) → the name as first written, the records naming it and the
+    // versions they name.
+    type Gathered = (String, Vec<Record>, BTreeSet<String>);
+    let mut by_name: BTreeMap<(Ecosystem, String), Gathered> = BTreeMap::new();
     for (text,) in rows {
         let record = Record::from_json(&text)?;
         for entry in &record.affected {
@@ -151,19 +187,44 @@ async fn lockfile(db: &Db, packages: usize) -> anyhow::Result<(Vec<Installed>, u
             };
             let slot = by_name
                 .entry((ecosystem, ecosystem.normalize(&package.name)))
-                .or_default();
-            if slot.0.last().is_none_or(|r| r.id != record.id) {
-                slot.0.push(record.clone());
+                .or_insert_with(|| (package.name.clone(), Vec::new(), BTreeSet::new()));
+            if slot.1.last().is_none_or(|r| r.id != record.id) {
+                slot.1.push(record.clone());
             }
             let named = entry
                 .ranges
                 .iter()
                 .flat_map(|r| r.events.iter().map(|e| e.version().to_owned()))
                 .chain(entry.versions.iter().cloned());
-            slot.1
+            slot.2
                 .extend(named.filter(|v| v != "0" && !v.contains('*')));
         }
     }
+    Ok(by_name
+        .into_iter()
+        .map(|((ecosystem, name), (raw, records, named))| {
+            let mut versions: Vec<Version> = named
+                .iter()
+                .chain(std::iter::once(&"0.0.1".to_owned()))
+                .filter_map(|v| Version::parse(ecosystem, v).ok())
+                .collect();
+            versions.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            (
+                (ecosystem, name),
+                Named {
+                    raw,
+                    records,
+                    versions,
+                },
+            )
+        })
+        .collect())
+}
+
+/// The lockfile: `packages` packages drawn from the stored records, half at an affected
+/// version. Returns them and how many were meant to be affected.
+async fn lockfile(db: &Db, packages: usize) -> anyhow::Result<(Vec<Installed>, usize)> {
+    let by_name = named_packages(db).await?;
     // Spread the picks over every name: a stride through the sorted names, so each ecosystem
     // comes in by its share of the data.
     let stride = (by_name.len() as f64 / packages as f64).max(1.0);
@@ -176,28 +237,13 @@ async fn lockfile(db: &Db, packages: usize) -> anyhow::Result<(Vec<Installed>, u
         // at their other version, as Cargo.lock and package-lock.json list a package once per
         // incompatible version in use.
         let at = (k as f64 * stride) as usize;
-        let ((ecosystem, name), (records, named)) = &names[at % names.len()];
+        let ((ecosystem, name), named) = &names[at % names.len()];
         let second_round = at >= names.len();
-        let mut versions: Vec<Version> = named
-            .iter()
-            .chain(std::iter::once(&"0.0.1".to_owned()))
-            .filter_map(|v| Version::parse(*ecosystem, v).ok())
-            .collect();
-        versions.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-        let affected = |v: &Version| {
-            records
-                .iter()
-                .any(|r| record_affects(r, name, v).unwrap_or(false))
-        };
         let want_affected = (k % 2 == 0) != second_round;
         // The newest version that is (or is not) affected; any version when none qualifies.
-        let pick = versions
-            .iter()
-            .rev()
-            .find(|v| affected(v) == want_affected)
-            .or(versions.last());
+        let pick = named.newest(name, want_affected);
         let Some(pick) = pick else { continue };
-        if affected(pick) {
+        if named.affects(name, pick) {
             meant_affected += 1;
         }
         // go.mod writes the `v`.
@@ -319,7 +365,7 @@ async fn matching(db: &Db, packages: usize, runs: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn now_utc() -> String {
+pub(crate) fn now_utc() -> String {
     let now = time::OffsetDateTime::now_utc();
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}",
@@ -332,7 +378,7 @@ fn now_utc() -> String {
 }
 
 /// The 1-minute load average (`/proc/loadavg`), or `?` where there is none.
-fn load() -> String {
+pub(crate) fn load() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))

@@ -19,6 +19,11 @@
 //! - `advisories`: Supply Chain's OSV import through `picket_scheduler::advisories::import_path`
 //!   (cold and unchanged), and one 3,000-package lockfile matched against everything imported
 //!   (`records_for`, preparing, `picket_advisory::match_packages`).
+//! - `supply-chain`: a full scan end to end on a repository with several lockfiles (Cargo.lock,
+//!   two go.mod, poetry.lock, two requirements.txt; the shared OSV snapshot imported and served
+//!   by the real API's advisory route), with and without Supply Chain, and diff scans of PRs
+//!   that bump one package (into and out of an affected version) and of one that touches no
+//!   lockfile.
 //! - `pr-feedback`: a PR from webhook to feedback with the real API, scheduler and worker and
 //!   each provider's test server in turn: phases from webhook receipt to the check and the
 //!   comments, the provider's API calls per PR scan by operation and credential (and GitHub's
@@ -33,6 +38,7 @@ mod dispatch;
 mod forge;
 mod pr_feedback;
 mod scan;
+mod supply_chain;
 mod web;
 mod webhooks;
 
@@ -187,6 +193,27 @@ pub enum Which {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Supply Chain in a scan, end to end: a repository with several lockfiles (every package
+    /// name the advisory data names, half at an affected version, plus real packages) scanned
+    /// by the worker with the API serving the advisories; full scans with and without Supply
+    /// Chain, and diff scans of PRs bumping one package (into and out of an affected version)
+    /// and of one touching no lockfile (needs `make semgrep`).
+    SupplyChain {
+        /// OSV folders to import (comma-separated; relative ones are read from the repository's
+        /// root). Default: the shared snapshot, `../shared/data/osv`.
+        #[arg(long, value_delimiter = ',')]
+        data: Vec<std::path::PathBuf>,
+        /// Packages drawn from the advisory data, spread over the lockfiles (at most every
+        /// name the data has); the real packages come on top.
+        #[arg(long, default_value_t = 3_000)]
+        packages: usize,
+        /// Real Python files in the repository besides the lockfiles.
+        #[arg(long, default_value_t = 300)]
+        files: usize,
+        /// Runs of each scan; medians are reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// All of the above with their defaults.
     All,
     /// Every benchmark above once, at a size that takes seconds (`make test` runs this so a
@@ -254,6 +281,19 @@ pub const SMOKE: &[(&str, &[&str])] = &[
             "crates/scheduler/tests/scheduler/fixtures/osv,crates/advisory/tests/fixtures/osv",
             "--packages",
             "300",
+            "--runs",
+            "1",
+        ],
+    ),
+    (
+        "supply-chain",
+        &[
+            "--data",
+            "crates/scheduler/tests/scheduler/fixtures/osv,crates/advisory/tests/fixtures/osv",
+            "--packages",
+            "300",
+            "--files",
+            "12",
             "--runs",
             "1",
         ],
@@ -398,6 +438,12 @@ async fn run_one(url: &str, which: Which) -> anyhow::Result<()> {
             packages,
             runs,
         } => advisories::advisories_bench(url, &data, packages, runs).await,
+        Which::SupplyChain {
+            data,
+            packages,
+            files,
+            runs,
+        } => supply_chain::supply_chain_bench(url, &data, packages, files, runs).await,
         Which::All | Which::Smoke => bail!("`all` and `smoke` run other benchmarks"),
     }
 }

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const PACK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../worker/rules");
-const VENV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv");
+pub(crate) const PACK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../worker/rules");
+pub(crate) const VENV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.venv");
 
 fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     let out = Command::new("git")
@@ -104,7 +104,7 @@ fn repository(dir: &Path, files: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn collect_py(dir: &Path, out: &mut Vec<PathBuf>) {
+pub(crate) fn collect_py(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
