@@ -41,14 +41,8 @@ impl Checkout {
     pub fn changed_files(&self) -> Result<Vec<ChangedFile>, CloneError> {
         let (merge_base, _) = self.merge_base.as_ref().ok_or(CloneError::NotADiff)?;
         let repo = self.open()?;
-        let base_tree = repo
-            .find_commit(*merge_base)
-            .and_then(|c| c.tree())
-            .map_err(CloneError::git)?;
-        let head_tree = repo
-            .find_commit(self.head)
-            .and_then(|c| c.tree())
-            .map_err(CloneError::git)?;
+        let base_tree = tree_of(&repo, *merge_base)?;
+        let head_tree = tree_of(&repo, self.head)?;
         let mut opts = DiffOptions::new();
         // Without this a file that became a symlink (or back) is split into a delete and an add.
         opts.include_typechange(true);
@@ -119,10 +113,7 @@ impl Checkout {
             .map(|p| safe_components(p).map(|parts| (p, parts)))
             .collect::<Result<Vec<_>, _>>()?;
         let repo = self.open()?;
-        let tree = repo
-            .find_commit(*merge_base)
-            .and_then(|c| c.tree())
-            .map_err(CloneError::git)?;
+        let tree = tree_of(&repo, *merge_base)?;
         fs::create_dir_all(into)?;
         let mut done = BTreeSet::new();
         for (path, parts) in wanted {
@@ -153,10 +144,7 @@ impl Checkout {
     pub fn base_files(&self) -> Result<Vec<String>, CloneError> {
         let (merge_base, _) = self.merge_base.as_ref().ok_or(CloneError::NotADiff)?;
         let repo = self.open()?;
-        let tree = repo
-            .find_commit(*merge_base)
-            .and_then(|c| c.tree())
-            .map_err(CloneError::git)?;
+        let tree = tree_of(&repo, *merge_base)?;
         let mut files = Vec::new();
         tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
             if entry.kind() == Some(ObjectType::Blob) {
@@ -176,10 +164,7 @@ impl Checkout {
     pub fn read_base(&self, path: &str) -> Result<Option<Vec<u8>>, CloneError> {
         let (merge_base, _) = self.merge_base.as_ref().ok_or(CloneError::NotADiff)?;
         let repo = self.open()?;
-        let tree = repo
-            .find_commit(*merge_base)
-            .and_then(|c| c.tree())
-            .map_err(CloneError::git)?;
+        let tree = tree_of(&repo, *merge_base)?;
         let entry = match tree.get_path(Path::new(path)) {
             Ok(entry) if entry.kind() == Some(ObjectType::Blob) => entry,
             Ok(_) => return Ok(None),
@@ -193,6 +178,13 @@ impl Checkout {
     fn open(&self) -> Result<Repository, CloneError> {
         Repository::open(self.dir.path()).map_err(CloneError::git)
     }
+}
+
+/// The tree of commit `oid`.
+fn tree_of(repo: &Repository, oid: Oid) -> Result<git2::Tree<'_>, CloneError> {
+    repo.find_commit(oid)
+        .and_then(|c| c.tree())
+        .map_err(CloneError::git)
 }
 
 pub(super) fn init_repo(path: &Path) -> Result<Repository, CloneError> {
