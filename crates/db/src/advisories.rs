@@ -4,12 +4,14 @@
 //! [`upsert`] takes a batch of records and writes only what changed: a record whose canonical
 //! content (its jsonb text, hashed with SHA-256 by PostgreSQL) is what is stored already is left
 //! alone, so importing the same data again writes nothing but the source's state. Change is
-//! never judged by `modified`, which some databases do not maintain.
+//! never judged by `modified`, which some databases do not maintain. A source too big for one
+//! batch is written a batch at a time in one transaction through a [`Tally`], which counts what
+//! the whole source did.
 
 use crate::Result;
 use picket_core::Ecosystem;
 use sqlx::{PgConnection, PgExecutor};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use time::OffsetDateTime;
 
 /// A record to store, as the importer read it.
@@ -27,6 +29,44 @@ pub struct NewAdvisory {
     pub record: String,
     /// Where it was read from (a file, a zip's member, an export's URL).
     pub source: String,
+}
+
+impl NewAdvisory {
+    /// Why the tables would refuse this record, if they would: their checks, said of the
+    /// record, so that an importer can name it (rather than fail a whole batch on a constraint).
+    /// An id is a letter or digit then letters, digits, `.`, `_`, `:` or `-`, up to 200
+    /// characters; a package name 1 to 500 characters; the source 1 to 2,000.
+    pub fn refused(&self) -> Option<String> {
+        let id_ok = self.id.len() <= 200
+            && self.id.bytes().enumerate().all(|(i, b)| {
+                b.is_ascii_alphanumeric() || (i > 0 && matches!(b, b'.' | b'_' | b':' | b'-'))
+            })
+            && !self.id.is_empty();
+        if !id_ok {
+            return Some(format!(
+                "id {:?} is not one Picket stores (a letter or digit, then letters, digits, \
+                 `.`, `_`, `:` or `-`, up to 200 characters)",
+                self.id.chars().take(240).collect::<String>()
+            ));
+        }
+        if let Some((ecosystem, name)) = self
+            .packages
+            .iter()
+            .find(|(_, n)| n.is_empty() || n.chars().count() > 500)
+        {
+            return Some(format!(
+                "{ecosystem} package name of {} characters (1 to 500 are stored)",
+                name.chars().count()
+            ));
+        }
+        let source = self.source.chars().count();
+        if !(1..=2000).contains(&source) {
+            return Some(format!(
+                "read from a name of {source} characters (1 to 2,000 are stored)"
+            ));
+        }
+        None
+    }
 }
 
 /// What [`upsert`] did with a batch.
@@ -47,96 +87,198 @@ impl std::ops::AddAssign for Upserted {
 
 /// Stores a batch in the caller's transaction: new records are inserted, records whose content
 /// differs from the stored one replace it (with their packages), the others are counted
-/// unchanged. Within a batch, the last record of an id wins.
+/// unchanged. Within a batch, the last record of an id wins. One batch is one statement: a
+/// source of many records goes through a [`Tally`], a batch at a time.
 ///
-/// Errors: a record the table's checks refuse (an id outside `[A-Za-z0-9._:-]`, up to 200
-/// characters; JSON that is not an object) fails the whole batch with
-/// [`crate::DbError::Invalid`].
+/// Errors: a record the table's checks refuse (see [`NewAdvisory::refused`]; JSON that is not
+/// an object) fails the whole batch with [`crate::DbError::Invalid`].
 pub async fn upsert(conn: &mut PgConnection, batch: &[NewAdvisory]) -> Result<Upserted> {
-    let mut by_id: BTreeMap<&str, &NewAdvisory> = BTreeMap::new();
-    for a in batch {
-        by_id.insert(&a.id, a);
+    let mut tally = Tally::default();
+    tally.upsert(conn, batch).await?;
+    Ok(tally.done())
+}
+
+/// The batches of one source written in one transaction ([`Tally::upsert`] each), and what the
+/// source as a whole did: each id is counted once, against what was stored before the first
+/// batch, whatever number of batches held it. The last record of an id wins, as within a
+/// batch: a later batch's copy replaces an earlier one's when their contents differ.
+///
+/// A record an earlier batch replaced and a later one put back as it was is counted unchanged,
+/// though it was written twice (its `imported_at` and `changed_at` say so).
+///
+/// It keeps every id it wrote or found unchanged (tens of bytes each), and the stored content's
+/// hash of those an earlier batch replaced. Meant for one transaction: what it says of rows
+/// written by a transaction that was rolled back is meaningless.
+#[derive(Debug, Default)]
+pub struct Tally {
+    seen: HashMap<Box<str>, Seen>,
+}
+
+/// An id's state in a [`Tally`].
+#[derive(Debug)]
+enum Seen {
+    /// Not stored before the first batch.
+    New,
+    /// Stored before the first batch; `before` its content's hash once a batch replaced it
+    /// (`None`: no batch did), `same` whether what is stored now has that content.
+    Stored {
+        before: Option<Box<[u8]>>,
+        same: bool,
+    },
+}
+
+impl Tally {
+    /// Writes one batch as [`upsert`] does, in the caller's transaction (the one every batch of
+    /// this tally goes to).
+    ///
+    /// # Errors
+    /// As [`upsert`].
+    pub async fn upsert(&mut self, conn: &mut PgConnection, batch: &[NewAdvisory]) -> Result<()> {
+        let mut by_id: BTreeMap<&str, &NewAdvisory> = BTreeMap::new();
+        for a in batch {
+            by_id.insert(&a.id, a);
+        }
+        let records: Vec<&NewAdvisory> = by_id.into_values().collect();
+        let ids: Vec<&str> = records.iter().map(|a| a.id.as_str()).collect();
+        let modified: Vec<Option<OffsetDateTime>> = records.iter().map(|a| a.modified).collect();
+        let published: Vec<Option<OffsetDateTime>> = records.iter().map(|a| a.published).collect();
+        let withdrawn: Vec<Option<OffsetDateTime>> = records.iter().map(|a| a.withdrawn).collect();
+        // PostgreSQL has no arrays of arrays of varying length: aliases go as JSON arrays.
+        let aliases: Vec<String> = records
+            .iter()
+            .map(|a| serde_json::to_string(&a.aliases).unwrap_or_else(|_| "[]".into()))
+            .collect();
+        let json: Vec<&str> = records.iter().map(|a| a.record.as_str()).collect();
+        let sources: Vec<&str> = records.iter().map(|a| a.source.as_str()).collect();
+        // The outer SELECT reads the table as it was before the statement (a data-modifying
+        // WITH's changes are not visible to the rest of the statement): `before` is the content
+        // a written row had, none for a row inserted.
+        let written = sqlx::query!(
+            r#"
+            WITH written AS (
+                INSERT INTO advisories AS a
+                    (id, modified, published, withdrawn, aliases, record, content_sha256, source)
+                SELECT i.id, i.modified, i.published, i.withdrawn,
+                       ARRAY(SELECT jsonb_array_elements_text(i.aliases::jsonb)),
+                       i.record::jsonb, sha256(convert_to(i.record::jsonb::text, 'UTF8')), i.source
+                FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[],
+                            $5::text[], $6::text[], $7::text[])
+                     AS i(id, modified, published, withdrawn, aliases, record, source)
+                ON CONFLICT (id) DO UPDATE
+                    SET modified = EXCLUDED.modified, published = EXCLUDED.published,
+                        withdrawn = EXCLUDED.withdrawn, aliases = EXCLUDED.aliases,
+                        record = EXCLUDED.record, content_sha256 = EXCLUDED.content_sha256,
+                        source = EXCLUDED.source, imported_at = now(), changed_at = now()
+                    WHERE a.content_sha256 <> EXCLUDED.content_sha256
+                RETURNING a.id, a.content_sha256
+            )
+            SELECT w.id AS "id!", w.content_sha256 AS "after!", b.content_sha256 AS "before?"
+            FROM written w LEFT JOIN advisories b ON b.id = w.id
+            "#,
+            &ids as &[&str],
+            &modified as &[Option<OffsetDateTime>],
+            &published as &[Option<OffsetDateTime>],
+            &withdrawn as &[Option<OffsetDateTime>],
+            &aliases,
+            &json as &[&str],
+            &sources as &[&str],
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut changed: HashMap<String, (Vec<u8>, Option<Vec<u8>>)> = written
+            .into_iter()
+            .map(|r| (r.id, (r.after, r.before)))
+            .collect();
+        for a in &records {
+            self.saw(&a.id, changed.get_mut(a.id.as_str()));
+        }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        let changed_ids: Vec<&str> = changed.keys().map(String::as_str).collect();
+        sqlx::query!(
+            "DELETE FROM advisory_packages WHERE advisory_id = ANY($1)",
+            &changed_ids as &[&str]
+        )
+        .execute(&mut *conn)
+        .await?;
+        let (mut p_ids, mut p_ecosystems, mut p_names) = (Vec::new(), Vec::new(), Vec::new());
+        let changed_ids: HashSet<&str> = changed_ids.into_iter().collect();
+        for a in records
+            .iter()
+            .filter(|a| changed_ids.contains(a.id.as_str()))
+        {
+            for (ecosystem, name) in &a.packages {
+                p_ids.push(a.id.as_str());
+                p_ecosystems.push(ecosystem.as_str());
+                p_names.push(name.as_str());
+            }
+        }
+        sqlx::query!(
+            "INSERT INTO advisory_packages (advisory_id, ecosystem, name)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
+             ON CONFLICT DO NOTHING",
+            &p_ids as &[&str],
+            &p_ecosystems as &[&str],
+            &p_names as &[&str],
+        )
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
     }
-    let records: Vec<&NewAdvisory> = by_id.into_values().collect();
-    let ids: Vec<String> = records.iter().map(|a| a.id.clone()).collect();
-    let modified: Vec<Option<OffsetDateTime>> = records.iter().map(|a| a.modified).collect();
-    let published: Vec<Option<OffsetDateTime>> = records.iter().map(|a| a.published).collect();
-    let withdrawn: Vec<Option<OffsetDateTime>> = records.iter().map(|a| a.withdrawn).collect();
-    // PostgreSQL has no arrays of arrays of varying length: aliases go as JSON arrays.
-    let aliases: Vec<String> = records
-        .iter()
-        .map(|a| serde_json::to_string(&a.aliases).unwrap_or_else(|_| "[]".into()))
-        .collect();
-    let json: Vec<String> = records.iter().map(|a| a.record.clone()).collect();
-    let sources: Vec<String> = records.iter().map(|a| a.source.clone()).collect();
-    let written = sqlx::query!(
-        r#"
-        INSERT INTO advisories AS a
-            (id, modified, published, withdrawn, aliases, record, content_sha256, source)
-        SELECT i.id, i.modified, i.published, i.withdrawn,
-               ARRAY(SELECT jsonb_array_elements_text(i.aliases::jsonb)),
-               i.record::jsonb, sha256(convert_to(i.record::jsonb::text, 'UTF8')), i.source
-        FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::timestamptz[],
-                    $5::text[], $6::text[], $7::text[])
-             AS i(id, modified, published, withdrawn, aliases, record, source)
-        ON CONFLICT (id) DO UPDATE
-            SET modified = EXCLUDED.modified, published = EXCLUDED.published,
-                withdrawn = EXCLUDED.withdrawn, aliases = EXCLUDED.aliases,
-                record = EXCLUDED.record, content_sha256 = EXCLUDED.content_sha256,
-                source = EXCLUDED.source, imported_at = now(), changed_at = now()
-            WHERE a.content_sha256 <> EXCLUDED.content_sha256
-        RETURNING a.id, (xmax = 0) AS "inserted!"
-        "#,
-        &ids,
-        &modified as &[Option<OffsetDateTime>],
-        &published as &[Option<OffsetDateTime>],
-        &withdrawn as &[Option<OffsetDateTime>],
-        &aliases,
-        &json,
-        &sources,
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut done = Upserted {
-        unchanged: (records.len() - written.len()) as u32,
-        ..Upserted::default()
-    };
-    let changed: Vec<String> = written.iter().map(|r| r.id.clone()).collect();
-    for r in &written {
-        if r.inserted {
-            done.inserted += 1;
-        } else {
-            done.updated += 1;
+
+    /// Takes in what one batch did with `id`: `written` its content hash now and before the
+    /// statement (`None` before: inserted), `None` when the batch left it alone.
+    fn saw(&mut self, id: &str, written: Option<&mut (Vec<u8>, Option<Vec<u8>>)>) {
+        let written = written.map(|(after, before)| (&*after, before.take()));
+        match (self.seen.get_mut(id), written) {
+            (None, Some((_, None))) => {
+                self.seen.insert(id.into(), Seen::New);
+            }
+            (None, Some((_, Some(before)))) => {
+                // Written: its content differed from what was stored.
+                self.seen.insert(
+                    id.into(),
+                    Seen::Stored {
+                        before: Some(before.into()),
+                        same: false,
+                    },
+                );
+            }
+            (None, None) => {
+                self.seen.insert(
+                    id.into(),
+                    Seen::Stored {
+                        before: None,
+                        same: true,
+                    },
+                );
+            }
+            (Some(Seen::New), _) | (Some(Seen::Stored { .. }), None) => {}
+            (Some(Seen::Stored { before, same }), Some((after, stored))) => {
+                // The first write of a row stored before this tally says what it held then.
+                if before.is_none() {
+                    *before = stored.map(Into::into);
+                }
+                *same = before.as_deref() == Some(after);
+            }
         }
     }
-    if changed.is_empty() {
-        return Ok(done);
-    }
-    sqlx::query!(
-        "DELETE FROM advisory_packages WHERE advisory_id = ANY($1)",
-        &changed
-    )
-    .execute(&mut *conn)
-    .await?;
-    let (mut p_ids, mut p_ecosystems, mut p_names) = (Vec::new(), Vec::new(), Vec::new());
-    for a in records.iter().filter(|a| changed.contains(&a.id)) {
-        for (ecosystem, name) in &a.packages {
-            p_ids.push(a.id.clone());
-            p_ecosystems.push(ecosystem.as_str().to_owned());
-            p_names.push(name.clone());
+
+    /// What the batches did, each id counted once: inserted (not stored before the first
+    /// batch), updated (stored, and now with other content), unchanged (stored with the content
+    /// it has now, even when an earlier batch's copy replaced it in between).
+    pub fn done(&self) -> Upserted {
+        let mut done = Upserted::default();
+        for seen in self.seen.values() {
+            match seen {
+                Seen::New => done.inserted += 1,
+                Seen::Stored { same: true, .. } => done.unchanged += 1,
+                Seen::Stored { same: false, .. } => done.updated += 1,
+            }
         }
+        done
     }
-    sqlx::query!(
-        "INSERT INTO advisory_packages (advisory_id, ecosystem, name)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[])
-         ON CONFLICT DO NOTHING",
-        &p_ids,
-        &p_ecosystems,
-        &p_names,
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(done)
 }
 
 /// A stored record.

@@ -2,19 +2,26 @@
 //! per-ecosystem `all.zip` osv.dev exports (`picket advisories import`), and the sync loop that
 //! keeps them current from those exports' URLs.
 //!
-//! An import reads and parses every record of a source first, and writes them in one
-//! transaction ([`picket_db::advisories::upsert`], which writes only what changed): a source
-//! with one unreadable record is refused whole, naming the record and the reason, and nothing of
-//! it is written. The source's state (last attempt, last success, counts, HTTP validators) is
-//! kept in `advisory_sources` and shown by the API.
+//! An import streams its source: a blocking thread reads and parses the records a chunk at a
+//! time ([`CHUNK_RECORDS`] records or [`CHUNK_BYTES`] of JSON, whichever comes first) and hands
+//! each chunk over a bounded channel to the writer, which upserts it
+//! ([`picket_db::advisories::Tally`], which writes only what changed) in the one transaction of
+//! the source, committed once every record was read. Memory holds a few chunks, the ids seen and
+//! a zip's directory (a few hundred bytes a record), never the source's text.
+//!
+//! A source with one unreadable record is refused whole, naming the record and the reason, and
+//! nothing of it is written (the transaction is rolled back). An id a source holds twice ends as
+//! its last copy, counted once. The source's state (last attempt, last success, counts, HTTP
+//! validators) is kept in `advisory_sources` and shown by the API.
 
 use picket_advisory::osv::Record;
 use picket_core::Ecosystem;
-use picket_db::advisories::{self, NewAdvisory, Upserted};
+use picket_db::advisories::{self, NewAdvisory, Tally, Upserted};
 use picket_db::Db;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Where osv.dev publishes each ecosystem's records, one zip of JSON files
@@ -22,9 +29,21 @@ use tokio_util::sync::CancellationToken;
 /// served over HTTPS from `osv-vulnerabilities.storage.googleapis.com`).
 pub const OSV_EXPORTS: &str = "https://osv-vulnerabilities.storage.googleapis.com";
 
-/// The largest export the sync loop takes, in bytes (osv.dev's largest ecosystem zips are tens
-/// of MB).
+/// The largest export the sync loop takes, in bytes. It is spooled to a temporary file (in
+/// `TMPDIR`, `/tmp` by default), not held in memory.
 pub const MAX_EXPORT_BYTES: u64 = 1 << 30;
+
+/// The most records of one chunk: what is parsed ahead of the writes and written in one
+/// statement.
+pub const CHUNK_RECORDS: usize = 1_000;
+
+/// The most JSON text of one chunk, in bytes: a chunk is handed over once it holds this much,
+/// however few its records (a single larger record makes a chunk of its own).
+pub const CHUNK_BYTES: usize = 4 << 20;
+
+/// Chunks parsed and waiting for the writer: at most this many, plus the one being read and the
+/// one being written, are in memory at once.
+const CHUNKS_AHEAD: usize = 2;
 
 /// Why a source could not be imported. Nothing of the source was written.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +67,7 @@ pub struct ImportReport {
     pub source: String,
     /// Records read.
     pub records: u32,
+    /// What was written, each id counted once (an id a source holds twice, its last copy).
     pub written: Upserted,
     /// Records of none of the ecosystems Picket matches (kept, never matched).
     pub other_ecosystems: u32,
@@ -59,8 +79,9 @@ struct Member {
     text: String,
 }
 
-/// Imports `path`: a folder (every `*.json` below it, recursively) or a zip (every `*.json`
-/// member). Parsing runs on a blocking thread.
+/// Imports `path`: a folder (every `*.json` below it, recursively, in the order of their
+/// paths) or a zip (every `*.json` member, in the zip's order). Reading and parsing run on a
+/// blocking thread, a chunk at a time.
 ///
 /// # Errors
 /// [`ImportError`]: the path cannot be read, holds no record, or one record is not valid OSV
@@ -69,14 +90,10 @@ struct Member {
 pub async fn import_path(db: &Db, path: &Path) -> Result<ImportReport, ImportError> {
     let source = path.display().to_string();
     let owned: PathBuf = path.to_owned();
-    let read = tokio::task::spawn_blocking(move || read_path(&owned))
-        .await
-        .map_err(|e| ImportError::Read {
-            source_name: source.clone(),
-            message: e.to_string(),
-        })
-        .and_then(|r| r);
-    finish(db, &source, read, (None, None)).await
+    import(db, &source, (None, None), move |chunks| {
+        read_path(&owned, chunks)
+    })
+    .await
 }
 
 /// Imports a zip's bytes as source `source` (an export's URL), keeping its HTTP validators.
@@ -90,62 +107,92 @@ pub async fn import_zip_bytes(
     validators: (Option<&str>, Option<&str>),
 ) -> Result<ImportReport, ImportError> {
     let name = source.to_owned();
-    let read = tokio::task::spawn_blocking(move || read_zip(&name, std::io::Cursor::new(bytes)))
+    import(db, source, validators, move |chunks| {
+        read_zip(&name, std::io::Cursor::new(bytes), chunks)
+    })
+    .await
+}
+
+/// Imports a zip file as source `source` (an export's URL, spooled to `file`), keeping its HTTP
+/// validators.
+async fn import_zip_file(
+    db: &Db,
+    source: &str,
+    file: std::fs::File,
+    validators: (Option<&str>, Option<&str>),
+) -> Result<ImportReport, ImportError> {
+    let name = source.to_owned();
+    import(db, source, validators, move |chunks| {
+        read_zip(&name, std::io::BufReader::new(file), chunks)
+    })
+    .await
+}
+
+/// Runs `read` on a blocking thread, writes the chunks it hands over in one transaction,
+/// committed with the source's state once `read` succeeded; on any failure, rolls back and
+/// records the failure in the source's state.
+async fn import<F>(
+    db: &Db,
+    source: &str,
+    validators: (Option<&str>, Option<&str>),
+    read: F,
+) -> Result<ImportReport, ImportError>
+where
+    F: FnOnce(&mut Chunks) -> Result<(), ImportError> + Send + 'static,
+{
+    let now = time::OffsetDateTime::now_utc();
+    let (sender, mut receiver) = mpsc::channel(CHUNKS_AHEAD);
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut chunks = Chunks::new(sender);
+        read(&mut chunks)?;
+        chunks.hand_over()
+    });
+    let result = write(db, source, now, validators, &mut receiver, reader).await;
+    // The reader stops at its next chunk once nobody takes them.
+    drop(receiver);
+    if let Err(e) = &result {
+        advisories::source_failed(db.pool(), source, now, &e.to_string()).await?;
+    }
+    result
+}
+
+/// The writer's side of [`import`]: every chunk into one transaction, committed only when the
+/// reader read the whole source. Returning early drops the transaction, which rolls it back.
+async fn write(
+    db: &Db,
+    source: &str,
+    now: time::OffsetDateTime,
+    validators: (Option<&str>, Option<&str>),
+    receiver: &mut mpsc::Receiver<Vec<NewAdvisory>>,
+    reader: tokio::task::JoinHandle<Result<(), ImportError>>,
+) -> Result<ImportReport, ImportError> {
+    let mut tx = db.pool().begin().await.map_err(picket_db::DbError::from)?;
+    let mut tally = Tally::default();
+    let (mut records, mut other_ecosystems) = (0u32, 0u32);
+    while let Some(chunk) = receiver.recv().await {
+        records += chunk.len() as u32;
+        other_ecosystems += chunk.iter().filter(|a| a.packages.is_empty()).count() as u32;
+        tally.upsert(&mut tx, &chunk).await?;
+    }
+    // The channel closed: the reader is done, with the whole source or with an error.
+    reader
         .await
         .map_err(|e| ImportError::Read {
             source_name: source.to_owned(),
             message: e.to_string(),
         })
-        .and_then(|r| r);
-    finish(db, source, read, validators).await
-}
-
-/// Parses what was read, writes it in one transaction and records the source's state.
-async fn finish(
-    db: &Db,
-    source: &str,
-    read: Result<Vec<Member>, ImportError>,
-    validators: (Option<&str>, Option<&str>),
-) -> Result<ImportReport, ImportError> {
-    let now = time::OffsetDateTime::now_utc();
-    let parsed = read.and_then(|members| {
-        if members.is_empty() {
-            return Err(ImportError::Empty {
-                source_name: source.to_owned(),
-            });
-        }
-        members
-            .into_iter()
-            .map(to_new)
-            .collect::<Result<Vec<_>, _>>()
-    });
-    let batch = match parsed {
-        Ok(batch) => batch,
-        Err(e) => {
-            advisories::source_failed(db.pool(), source, now, &e.to_string()).await?;
-            return Err(e);
-        }
-    };
-    let other_ecosystems = batch.iter().filter(|a| a.packages.is_empty()).count() as u32;
-    let mut tx = db.pool().begin().await.map_err(picket_db::DbError::from)?;
-    let mut written = Upserted::default();
-    // Bounded statements: a big export is written a slice at a time, in the one transaction.
-    for chunk in batch.chunks(2_000) {
-        written += advisories::upsert(&mut tx, chunk).await?;
+        .and_then(|r| r)?;
+    if records == 0 {
+        return Err(ImportError::Empty {
+            source_name: source.to_owned(),
+        });
     }
-    advisories::source_succeeded(
-        &mut *tx,
-        source,
-        now,
-        batch.len() as u32,
-        written,
-        validators,
-    )
-    .await?;
+    let written = tally.done();
+    advisories::source_succeeded(&mut *tx, source, now, records, written, validators).await?;
     tx.commit().await.map_err(picket_db::DbError::from)?;
     tracing::info!(
         source,
-        records = batch.len(),
+        records,
         inserted = written.inserted,
         updated = written.updated,
         unchanged = written.unchanged,
@@ -153,10 +200,60 @@ async fn finish(
     );
     Ok(ImportReport {
         source: source.to_owned(),
-        records: batch.len() as u32,
+        records,
         written,
         other_ecosystems,
     })
+}
+
+/// The reader's side of [`import`]: parses members into the chunk being filled and hands it
+/// over to the writer when it is full.
+struct Chunks {
+    sender: mpsc::Sender<Vec<NewAdvisory>>,
+    chunk: Vec<NewAdvisory>,
+    bytes: usize,
+}
+
+impl Chunks {
+    fn new(sender: mpsc::Sender<Vec<NewAdvisory>>) -> Chunks {
+        Chunks {
+            sender,
+            chunk: Vec::with_capacity(CHUNK_RECORDS),
+            bytes: 0,
+        }
+    }
+
+    /// Parses one member into the chunk.
+    ///
+    /// # Errors
+    /// The member is not a record Picket stores (named), or the writer stopped.
+    fn push(&mut self, member: Member) -> Result<(), ImportError> {
+        let bytes = member.text.len();
+        self.chunk.push(to_new(member)?);
+        self.bytes += bytes;
+        if self.chunk.len() >= CHUNK_RECORDS || self.bytes >= CHUNK_BYTES {
+            self.hand_over()?;
+        }
+        Ok(())
+    }
+
+    /// Hands the chunk (if any) to the writer, waiting while [`CHUNKS_AHEAD`] are waiting.
+    ///
+    /// # Errors
+    /// The writer stopped (on an error of its own, which is the one reported).
+    fn hand_over(&mut self) -> Result<(), ImportError> {
+        if self.chunk.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(CHUNK_RECORDS));
+        self.bytes = 0;
+        self.sender
+            .blocking_send(chunk)
+            .map_err(|_| ImportError::Read {
+                source_name: "advisory import".into(),
+                message: "the writer stopped".into(),
+            })
+    }
 }
 
 /// A member's record, for the database: its packages of the ecosystems Picket matches, their
@@ -177,7 +274,7 @@ fn to_new(m: Member) -> Result<NewAdvisory, ImportError> {
         .collect();
     packages.sort();
     packages.dedup();
-    Ok(NewAdvisory {
+    let new = NewAdvisory {
         id: record.id,
         modified: Some(record.modified),
         published: record.published,
@@ -186,7 +283,14 @@ fn to_new(m: Member) -> Result<NewAdvisory, ImportError> {
         packages,
         record: m.text,
         source: m.name,
-    })
+    };
+    match new.refused() {
+        Some(message) => Err(ImportError::Record {
+            member: new.source,
+            message,
+        }),
+        None => Ok(new),
+    }
 }
 
 fn read_error(source: &Path, e: impl std::fmt::Display) -> ImportError {
@@ -196,58 +300,72 @@ fn read_error(source: &Path, e: impl std::fmt::Display) -> ImportError {
     }
 }
 
-/// Every record below a folder, or in a zip file.
-fn read_path(path: &Path) -> Result<Vec<Member>, ImportError> {
+/// Every record below a folder, in the order of their paths, or in a zip file.
+fn read_path(path: &Path, chunks: &mut Chunks) -> Result<(), ImportError> {
     let meta = std::fs::metadata(path).map_err(|e| read_error(path, e))?;
-    if meta.is_dir() {
-        let mut out = Vec::new();
-        let mut dirs = vec![path.to_owned()];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).map_err(|e| read_error(&dir, e))? {
-                let entry = entry.map_err(|e| read_error(&dir, e))?;
-                let p = entry.path();
-                let kind = entry.file_type().map_err(|e| read_error(&p, e))?;
-                if kind.is_dir() {
-                    dirs.push(p);
-                } else if kind.is_file() && p.extension().is_some_and(|x| x == "json") {
-                    let text = std::fs::read_to_string(&p).map_err(|e| read_error(&p, e))?;
-                    out.push(Member {
-                        name: p.display().to_string(),
-                        text,
-                    });
-                }
+    if !meta.is_dir() {
+        let file = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
+        return read_zip(
+            &path.display().to_string(),
+            std::io::BufReader::new(file),
+            chunks,
+        );
+    }
+    // The paths first, sorted (an id held twice: the last path's copy wins, whatever the walk's
+    // order), then one file at a time.
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut dirs = vec![path.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).map_err(|e| read_error(&dir, e))? {
+            let entry = entry.map_err(|e| read_error(&dir, e))?;
+            let p = entry.path();
+            let kind = entry.file_type().map_err(|e| read_error(&p, e))?;
+            if kind.is_dir() {
+                dirs.push(p);
+            } else if kind.is_file() && p.extension().is_some_and(|x| x == "json") {
+                files.push(p);
             }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    } else {
-        let file = std::fs::File::open(path).map_err(|e| read_error(path, e))?;
-        read_zip(&path.display().to_string(), file)
     }
+    // By the names records are known by (`Path::display`'s text).
+    files.sort_unstable_by(|a, b| a.to_string_lossy().cmp(&b.to_string_lossy()));
+    for p in files {
+        let text = std::fs::read_to_string(&p).map_err(|e| read_error(&p, e))?;
+        chunks.push(Member {
+            name: p.display().to_string(),
+            text,
+        })?;
+    }
+    Ok(())
 }
 
-/// Every `*.json` member of a zip, named `<source>!<member>`.
-fn read_zip(source: &str, reader: impl Read + std::io::Seek) -> Result<Vec<Member>, ImportError> {
+/// Every `*.json` member of a zip, named `<source>!<member>`, in the zip's order.
+fn read_zip(
+    source: &str,
+    reader: impl Read + Seek,
+    chunks: &mut Chunks,
+) -> Result<(), ImportError> {
     let err = |e: &dyn std::fmt::Display| ImportError::Read {
         source_name: source.to_owned(),
         message: format!("not a readable zip: {e}"),
     };
     let mut zip = zip::ZipArchive::new(reader).map_err(|e| err(&e))?;
-    let mut out = Vec::with_capacity(zip.len());
     for i in 0..zip.len() {
         let mut f = zip.by_index(i).map_err(|e| err(&e))?;
         if !f.is_file() || !f.name().ends_with(".json") {
             continue;
         }
         let name = format!("{source}!{}", f.name());
-        let mut text = String::with_capacity(f.size() as usize);
+        // The declared size is only a hint: never reserve more than a chunk's worth for it.
+        let mut text = String::with_capacity((f.size() as usize).min(CHUNK_BYTES));
         f.read_to_string(&mut text).map_err(|e| ImportError::Read {
             source_name: name.clone(),
             message: e.to_string(),
         })?;
-        out.push(Member { name, text });
+        drop(f);
+        chunks.push(Member { name, text })?;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// How the sync loop runs.
@@ -392,6 +510,7 @@ async fn fetch_and_import(
             req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
         }
     }
+    use tokio::io::AsyncWriteExt;
     let mut resp = req.send().await.map_err(|e| fetch_err(e.to_string()))?;
     if resp.status() == reqwest::StatusCode::NOT_MODIFIED {
         tracing::debug!(source = url, "advisory export unchanged");
@@ -408,16 +527,29 @@ async fn fetch_and_import(
     };
     let etag = header(reqwest::header::ETAG);
     let last_modified = header(reqwest::header::LAST_MODIFIED);
-    let mut bytes = Vec::new();
+    // Spooled to an unnamed temporary file (gone when closed), so that memory never holds the
+    // export.
+    let spool = tempfile::tempfile().map_err(|e| fetch_err(format!("spooling the export: {e}")))?;
+    let mut file = tokio::fs::File::from_std(spool);
+    let mut size = 0u64;
     while let Some(chunk) = resp.chunk().await.map_err(|e| fetch_err(e.to_string()))? {
-        if (bytes.len() + chunk.len()) as u64 > MAX_EXPORT_BYTES {
+        size += chunk.len() as u64;
+        if size > MAX_EXPORT_BYTES {
             return Err(fetch_err(format!(
                 "larger than {MAX_EXPORT_BYTES} bytes; not read"
             )));
         }
-        bytes.extend_from_slice(&chunk);
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| fetch_err(format!("spooling the export: {e}")))?;
     }
-    import_zip_bytes(db, url, bytes, (etag.as_deref(), last_modified.as_deref()))
+    file.flush()
+        .await
+        .map_err(|e| fetch_err(format!("spooling the export: {e}")))?;
+    let mut file = file.into_std().await;
+    file.rewind()
+        .map_err(|e| fetch_err(format!("spooling the export: {e}")))?;
+    import_zip_file(db, url, file, (etag.as_deref(), last_modified.as_deref()))
         .await
         .map(Some)
 }

@@ -1,13 +1,14 @@
 //! Importing OSV advisories on real PostgreSQL: folders and zips of real records (fixtures/osv,
 //! copied from the shared snapshot), change detected by content, a bad record refusing its whole
-//! source, and the sync loop's fetch of an export over HTTPS from a local server with the test
+//! source even after chunks of good ones were written, an id repeated across chunks, and the
+//! sync loop's fetch of an export over HTTPS from a local server with the test
 //! CA, asking again only when the export changed.
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use picket_db::advisories;
 use picket_db::Db;
-use picket_scheduler::advisories::{import_path, sync_one, ImportError};
+use picket_scheduler::advisories::{import_path, sync_one, ImportError, CHUNK_RECORDS};
 use picket_test_support::TestCa;
 use sqlx::PgPool;
 use std::io::Write;
@@ -228,6 +229,199 @@ async fn a_zip_imports_like_a_folder(pool: PgPool) {
         stored.source,
         format!("{}!GO-2023-2385.json", zip.display())
     );
+}
+
+/// A small valid OSV record of PyPI's `package`, told apart by its summary.
+fn synthetic(id: &str, package: &str, summary: &str) -> String {
+    serde_json::json!({
+        "id": id,
+        "modified": "2024-01-01T00:00:00Z",
+        "summary": summary,
+        "affected": [{
+            "package": {"ecosystem": "PyPI", "name": package},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.0"}]}]
+        }]
+    })
+    .to_string()
+}
+
+/// `n` distinct records, `PYSEC-T-<i>`, as zip members `many/PYSEC-T-<i>.json`.
+fn many(n: usize) -> Vec<(String, String)> {
+    (0..n)
+        .map(|i| {
+            let id = format!("PYSEC-T-{i}");
+            (
+                format!("many/{id}.json"),
+                synthetic(&id, &format!("pkg-{i}"), "one of many"),
+            )
+        })
+        .collect()
+}
+
+async fn count(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_bad_record_after_chunks_of_good_ones_writes_nothing_and_is_named(pool: PgPool) {
+    let db = Db::from_pool(pool.clone());
+    let dir = folder();
+    import_path(&db, dir.path()).await.unwrap();
+    let before = advisories::get(&pool, "PYSEC-2021-9")
+        .await
+        .unwrap()
+        .unwrap();
+    let packages_before = package_rows(&pool).await;
+
+    // A changed copy of a stored record first, then five chunks of new records: the reader
+    // runs at most three chunks ahead of the writer, so at least two were written in the
+    // import's transaction when the bad record is read.
+    let mut changed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("PYSEC-2021-9.json")).unwrap(),
+    )
+    .unwrap();
+    changed["affected"][0]["package"]["name"] = serde_json::json!("not-django");
+    let mut records = vec![("PYSEC-2021-9.json".to_owned(), changed.to_string())];
+    records.extend(many(5 * CHUNK_RECORDS));
+    records.push((
+        "bad/PYSEC-2099-1.json".to_owned(),
+        r#"{"id": "PYSEC-2099-1", "modified": "yesterday", "affected": []}"#.to_owned(),
+    ));
+    records.extend(many(10).into_iter().map(|(n, t)| (format!("after/{n}"), t)));
+    let zip = dir.path().join("all.zip");
+    std::fs::write(&zip, zip_of(&records)).unwrap();
+
+    let err = import_path(&db, &zip).await.unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, ImportError::Record { .. }), "{message}");
+    assert!(
+        message.contains(&format!("{}!bad/PYSEC-2099-1.json", zip.display())),
+        "{message}"
+    );
+    assert!(message.contains("modified"), "{message}");
+
+    // Nothing of the zip: no new record, no new package, the stored record as it was.
+    assert_eq!(count(&pool, "advisories").await, 5);
+    assert_eq!(package_rows(&pool).await, packages_before);
+    let after = advisories::get(&pool, "PYSEC-2021-9")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after, before);
+    let state = advisories::source(&pool, &zip.display().to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(state.last_success_at.is_none());
+    assert!(state.last_error.unwrap().contains("bad/PYSEC-2099-1.json"));
+    assert_eq!(
+        (
+            state.records,
+            state.inserted,
+            state.updated,
+            state.unchanged
+        ),
+        (0, 0, 0, 0)
+    );
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn an_id_repeated_across_chunks_ends_as_its_last_copy_and_is_counted_once(pool: PgPool) {
+    let db = Db::from_pool(pool.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let n = 2 * CHUNK_RECORDS + 10;
+    let first = synthetic("PYSEC-T-DUP", "first-package", "first copy");
+    let last = synthetic("PYSEC-T-DUP", "last-package", "last copy");
+    // The first copy in the first chunk, the last one in the third.
+    let mut records = vec![("dup/first.json".to_owned(), first.clone())];
+    records.extend(many(n));
+    records.push(("dup/last.json".to_owned(), last.clone()));
+    let zip = dir.path().join("all.zip");
+    std::fs::write(&zip, zip_of(&records)).unwrap();
+
+    let report = import_path(&db, &zip).await.unwrap();
+    let written = |r: &picket_scheduler::advisories::ImportReport| {
+        (r.written.inserted, r.written.updated, r.written.unchanged)
+    };
+    assert_eq!(report.records as usize, n + 2, "records read");
+    assert_eq!(written(&report), (n as u32 + 1, 0, 0), "each id once");
+    let stored = advisories::get(&pool, "PYSEC-T-DUP")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.record["summary"], "last copy");
+    assert_eq!(stored.source, format!("{}!dup/last.json", zip.display()));
+    assert_eq!(
+        stored.packages,
+        [("PyPI".to_owned(), "last-package".to_owned())]
+    );
+    assert_eq!(count(&pool, "advisories").await as usize, n + 1);
+    let state = advisories::source(&pool, &zip.display().to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            state.records,
+            state.inserted,
+            state.updated,
+            state.unchanged
+        ),
+        (n as i32 + 2, n as i32 + 1, 0, 0)
+    );
+
+    // Again: the first copy replaces the stored one for a while, the last one puts it back, so
+    // the record is as it was, counted unchanged.
+    let again = import_path(&db, &zip).await.unwrap();
+    assert_eq!(written(&again), (0, 0, n as u32 + 1));
+    let stored = advisories::get(&pool, "PYSEC-T-DUP")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.record["summary"], "last copy");
+    assert_eq!(
+        stored.packages,
+        [("PyPI".to_owned(), "last-package".to_owned())]
+    );
+
+    // A source whose copies both say the first: the stored record changes once, counted once.
+    let mut records = vec![("dup/first.json".to_owned(), first.clone())];
+    records.extend(many(n));
+    records.push(("dup/again.json".to_owned(), first));
+    std::fs::write(&zip, zip_of(&records)).unwrap();
+    let changed = import_path(&db, &zip).await.unwrap();
+    assert_eq!(written(&changed), (0, 1, n as u32));
+    let stored = advisories::get(&pool, "PYSEC-T-DUP")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.record["summary"], "first copy");
+    assert_eq!(
+        stored.packages,
+        [("PyPI".to_owned(), "first-package".to_owned())]
+    );
+}
+
+#[sqlx::test(migrator = "picket_db::MIGRATOR")]
+async fn a_record_the_store_would_refuse_is_named(pool: PgPool) {
+    let db = Db::from_pool(pool.clone());
+    let dir = folder();
+    std::fs::write(
+        dir.path().join("weird.json"),
+        synthetic("../../etc/passwd", "pkg", "an id no table stores"),
+    )
+    .unwrap();
+    let err = import_path(&db, dir.path()).await.unwrap_err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, ImportError::Record { .. }) && message.contains("weird.json"),
+        "{message}"
+    );
+    assert!(message.contains("../../etc/passwd"), "{message}");
+    assert_eq!(count(&pool, "advisories").await, 0);
 }
 
 /// What the export server saw and serves.
