@@ -626,7 +626,10 @@ async fn finish(w: &mut impl PrWorld) {
 /// Real OSV records of urllib3 (and others) the worker's tests also use: PYSEC-2018-32 (fixed
 /// 1.23), PYSEC-2019-132 (CVE-2019-11236, fixed 1.24.3), PYSEC-2020-148 (CVE-2020-26137, alias
 /// GHSA-wqvq-5m8c-6g24, fixed 1.25.9); none rated.
-const OSV_FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../crates/worker/tests/worker/osv");
+const OSV_FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../crates/worker/tests/worker/osv"
+);
 
 /// Supply Chain on a pull request: the advisories imported as `picket advisories import` does,
 /// unrated vulnerabilities in Block mode and one advisory (named by an alias) in Comment mode.
@@ -713,7 +716,8 @@ pub(crate) async fn a_vulnerable_dependency_is_commented_on_its_lockfile_line_an
     // Out of the affected range: both threads resolved, the check passes.
     let v3 = "requests==2.31.0\nurllib3==1.26.5\n";
     let head3 = commit(&repo, &[("requirements.txt", v3)], "upgrade urllib3");
-    w.push("d-push-2", &head3, &[("requirements.txt", v3)]).await;
+    w.push("d-push-2", &head3, &[("requirements.txt", v3)])
+        .await;
     assert_eq!(w.finished_check(&head3).await.verdict, Verdict::Passed);
     let resolved = until(|| async {
         let t = w.threads();

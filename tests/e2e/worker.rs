@@ -1225,7 +1225,13 @@ async fn a_workers_log_lines_are_kept_bounded_and_read_back_in_order(pool: PgPoo
 const ADVISORIES: &str = "/api/v1/worker/scan/advisories";
 
 /// Stores an OSV record affecting `packages` (ecosystem, name) as the importer would.
-async fn store_advisory(app: &TestApp, id: &str, aliases: &[&str], packages: &[(&str, &str)], withdrawn: bool) {
+async fn store_advisory(
+    app: &TestApp,
+    id: &str,
+    aliases: &[&str],
+    packages: &[(&str, &str)],
+    withdrawn: bool,
+) {
     let affected: Vec<Value> = packages
         .iter()
         .map(|(e, n)| json!({"package": {"ecosystem": e, "name": n},
@@ -1264,9 +1270,23 @@ async fn store_advisory(app: &TestApp, id: &str, aliases: &[&str], packages: &[(
 async fn a_worker_asks_for_the_advisories_of_its_packages(pool: PgPool) {
     let app = TestApp::start(pool).await;
     app.admin().seed_project("acme/api").await;
-    store_advisory(&app, "PYSEC-2", &["CVE-2"], &[("PyPI", "Zope.Interface")], false).await;
+    store_advisory(
+        &app,
+        "PYSEC-2",
+        &["CVE-2"],
+        &[("PyPI", "Zope.Interface")],
+        false,
+    )
+    .await;
     store_advisory(&app, "PYSEC-1", &["CVE-1"], &[("PyPI", "urllib3")], false).await;
-    store_advisory(&app, "GHSA-both", &[], &[("PyPI", "urllib3"), ("npm", "lodash")], false).await;
+    store_advisory(
+        &app,
+        "GHSA-both",
+        &[],
+        &[("PyPI", "urllib3"), ("npm", "lodash")],
+        false,
+    )
+    .await;
     store_advisory(&app, "PYSEC-gone", &[], &[("PyPI", "urllib3")], true).await;
     store_advisory(&app, "RUSTSEC-1", &[], &[("crates.io", "smallvec")], false).await;
     let (_, worker) = claim(&app).await;
@@ -1306,7 +1326,11 @@ async fn a_worker_asks_for_the_advisories_of_its_packages(pool: PgPool) {
         .await
         .expect(200);
     assert_eq!(ids(&go), ["RUSTSEC-1"]);
-    assert_eq!(go["empty_ecosystems"], json!(["Go"]), "nothing of Go is imported");
+    assert_eq!(
+        go["empty_ecosystems"],
+        json!(["Go"]),
+        "nothing of Go is imported"
+    );
     assert_eq!(answer["records"][1]["aliases"], json!(["CVE-1"]));
     assert_eq!(
         answer["records"][1]["affected"][0]["ranges"][0]["events"][1]["fixed"],

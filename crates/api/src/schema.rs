@@ -218,7 +218,10 @@ pub fn weekday() -> Object {
 }
 
 pub fn ecosystem() -> Object {
-    strings(picket_core::Ecosystem::ALL.map(picket_core::Ecosystem::as_str), false)
+    strings(
+        picket_core::Ecosystem::ALL.map(picket_core::Ecosystem::as_str),
+        false,
+    )
 }
 
 pub fn ecosystems() -> utoipa::openapi::schema::Array {

@@ -282,7 +282,10 @@ async fn picket_run_starts_the_platform_on_embedded_defaults_and_restarts_cleanl
         .filter(|l| l.contains(" supply_chain ") && l.contains("requirements.txt:3"))
         .collect();
     assert_eq!(supply.len(), 2, "{demo:?}");
-    assert!(supply.iter().any(|l| l.contains("CVE-2019-11236")), "{demo:?}");
+    assert!(
+        supply.iter().any(|l| l.contains("CVE-2019-11236")),
+        "{demo:?}"
+    );
     let (status, projects) = get(&format!("{base}/api/v1/projects"), Some(&token)).await;
     assert_eq!(status, 200);
     assert_eq!(projects["items"][0]["full_name"], "demo/sample-app");

@@ -135,7 +135,10 @@ pub fn supply_chain_selector(severity: Option<crate::Severity>) -> RuleId {
 /// The effective mode of a reported finding under `modes` (the org's policies merged with
 /// [`effective_modes`]): the mode of its rule, except for Supply Chain findings, whose mode is
 /// per advisory, else by severity (see the module's documentation). Rules not named are Monitor.
-pub fn mode_of(finding: &crate::protocol::ReportedFinding, modes: &BTreeMap<RuleId, RuleMode>) -> RuleMode {
+pub fn mode_of(
+    finding: &crate::protocol::ReportedFinding,
+    modes: &BTreeMap<RuleId, RuleMode>,
+) -> RuleMode {
     let Some(dep) = finding
         .dependency
         .as_ref()

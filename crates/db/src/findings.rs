@@ -332,8 +332,9 @@ impl<'a> Columns<'a> {
             c.suppressed.push(f.suppressed.is_some());
             c.lines.push(f.matched_lines.join("\n"));
             c.dependencies.push(match &f.dependency {
-                Some(d) => serde_json::to_string(d)
-                    .map_err(|e| DbError::Corrupt(format!("a dependency does not serialize: {e}")))?,
+                Some(d) => serde_json::to_string(d).map_err(|e| {
+                    DbError::Corrupt(format!("a dependency does not serialize: {e}"))
+                })?,
                 None => String::new(),
             });
             match &f.secret {

@@ -29,8 +29,8 @@ use crate::clone::{self, ChangedFile, Checkout, CloneLimits, Credentials, Target
 use crate::identity::{identify, Files};
 use crate::rulepack::{self, PackError};
 use crate::secrets;
-use crate::supply_chain::{self, AdvisorySource};
 use crate::semgrep::{self, EngineFinding, EngineRun, PackFile, Root, SemgrepConfig};
+use crate::supply_chain::{self, AdvisorySource};
 use picket_core::feedback::DiffLines;
 use picket_core::protocol::{
     InlineSuppression, ReportedFinding, RulePackSpec, RulePackUse, ScanResults, ScanSpec,
@@ -529,7 +529,10 @@ async fn supply_chain_step(
                 ("packages", lockfiles.iter().map(|l| l.packages).sum()),
                 ("advisories", o.trail.advisories),
                 ("findings", o.findings.len() as u64),
-                ("findings_new", o.findings.iter().filter(|f| f.new_in_pr).count() as u64),
+                (
+                    "findings_new",
+                    o.findings.iter().filter(|f| f.new_in_pr).count() as u64,
+                ),
             ]
         })
         .await?)

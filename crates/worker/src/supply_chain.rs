@@ -113,16 +113,15 @@ fn read_base(
 ) -> Result<Vec<Result<Lockfile, LockfileError>>, crate::clone::CloneError> {
     let files = checkout.base_files()?;
     let kept = filter.select(&files, &mut IgnoreTally::default());
-    let mut results = picket_lockfile::read_repository(&kept, |path| {
-        match checkout.read_base(path) {
+    let mut results =
+        picket_lockfile::read_repository(&kept, |path| match checkout.read_base(path) {
             Ok(Some(bytes)) if bytes.len() as u64 > MAX_LOCKFILE_BYTES => {
                 Err(too_large(bytes.len() as u64).to_string())
             }
             Ok(Some(bytes)) => Ok(bytes),
             Ok(None) => Err("not a file at the merge base".to_owned()),
             Err(e) => Err(e.to_string()),
-        }
-    });
+        });
     for result in &mut results {
         let path = match result {
             Ok(l) => &mut l.path,
@@ -177,10 +176,9 @@ pub async fn scan(
         .flat_map(|c| [c.path_at_head.as_deref(), c.path_at_base.as_deref()])
         .flatten()
         .collect();
-    let base_lockfile_changed = !picket_lockfile::select(
-        changed.iter().filter_map(|c| c.path_at_base.as_deref()),
-    )
-    .is_empty();
+    let base_lockfile_changed =
+        !picket_lockfile::select(changed.iter().filter_map(|c| c.path_at_base.as_deref()))
+            .is_empty();
     if !base_lockfile_changed && !read_paths.iter().any(|p| touched.contains(p.as_str())) {
         tracing::info!("supply chain: the PR changes no lockfile; nothing can be new");
         return Ok(Outcome {
@@ -266,14 +264,21 @@ pub enum Error {
 }
 
 /// The trail entry of a lockfile read; `base_error` when it is the merge base's copy that failed.
-fn read_of(r: &Result<Lockfile, LockfileError>, base_error: Option<&LockfileError>) -> LockfileRead {
+fn read_of(
+    r: &Result<Lockfile, LockfileError>,
+    base_error: Option<&LockfileError>,
+) -> LockfileRead {
     match r {
         Ok(l) => LockfileRead {
             path: l.path.clone(),
             format: l.format.as_str().to_owned(),
             ecosystem: l.format.ecosystem(),
             packages: l.packages.iter().filter(|p| is_registry(&p.source)).count() as u64,
-            not_registry: l.packages.iter().filter(|p| !is_registry(&p.source)).count() as u64,
+            not_registry: l
+                .packages
+                .iter()
+                .filter(|p| !is_registry(&p.source))
+                .count() as u64,
             unresolved: l
                 .unresolved
                 .iter()
@@ -342,7 +347,10 @@ async fn fetch(
         .flat_map(|l| &l.packages)
         .filter(|p| is_registry(&p.source))
     {
-        names.entry(p.ecosystem).or_default().insert(p.name.as_str());
+        names
+            .entry(p.ecosystem)
+            .or_default()
+            .insert(p.name.as_str());
     }
     if names.is_empty() {
         return Ok(Vec::new());
@@ -366,7 +374,11 @@ async fn fetch(
         );
     }
     trail.empty_ecosystems = answer.empty_ecosystems;
-    Ok(answer.records.into_iter().map(PreparedRecord::new).collect())
+    Ok(answer
+        .records
+        .into_iter()
+        .map(PreparedRecord::new)
+        .collect())
 }
 
 /// What checking some lockfiles found.
@@ -434,7 +446,10 @@ fn check(lockfiles: &[&Lockfile], records: &[PreparedRecord]) -> Checked {
             let p = &lockfile.packages[m.package];
             let key = (p.name.clone(), m.group.clone());
             if let Some(f) = merged.get_mut(&key) {
-                let dep = f.dependency.as_mut().expect("supply-chain findings carry one");
+                let dep = f
+                    .dependency
+                    .as_mut()
+                    .expect("supply-chain findings carry one");
                 merge_into(dep, &mut f.severity, &m, p);
                 f.message = message(p.raw_name.as_str(), &m.group, dep);
                 continue;
@@ -450,7 +465,10 @@ fn check(lockfiles: &[&Lockfile], records: &[PreparedRecord]) -> Checked {
                         TrailEntry {
                             line: p.line,
                             text: clip(&format!("{} {}", p.raw_name, p.version), 500),
-                            reason: clip(&format!("advisory id {:?} is not usable: {e}", m.group), 1_000),
+                            reason: clip(
+                                &format!("advisory id {:?} is not usable: {e}", m.group),
+                                1_000,
+                            ),
                         },
                     ));
                     continue;
@@ -470,7 +488,10 @@ fn check(lockfiles: &[&Lockfile], records: &[PreparedRecord]) -> Checked {
                 fixed: m.fixed.clone(),
                 direct: p.direct,
                 dev: p.dev,
-                severity_source: m.severity.as_ref().map(|r| source_name(&r.source).to_owned()),
+                severity_source: m
+                    .severity
+                    .as_ref()
+                    .map(|r| source_name(&r.source).to_owned()),
                 summary,
             };
             let line = p.line.unwrap_or(1).max(1);

@@ -1691,12 +1691,24 @@ mod tests {
         };
         let done = FeedbackDone::default();
         let cases: [(&str, Value); 22] = [
-            ("VulnerableDependency", serde_json::to_value(&dependency).unwrap()),
+            (
+                "VulnerableDependency",
+                serde_json::to_value(&dependency).unwrap(),
+            ),
             ("SupplyChainTrail", serde_json::to_value(&sc).unwrap()),
-            ("LockfileRead", serde_json::to_value(&sc.lockfiles[0]).unwrap()),
-            ("TrailEntry", serde_json::to_value(&sc.lockfiles[0].unchecked[0]).unwrap()),
+            (
+                "LockfileRead",
+                serde_json::to_value(&sc.lockfiles[0]).unwrap(),
+            ),
+            (
+                "TrailEntry",
+                serde_json::to_value(&sc.lockfiles[0].unchecked[0]).unwrap(),
+            ),
             ("AdvisoryQuery", serde_json::to_value(&query).unwrap()),
-            ("PackageNames", serde_json::to_value(&query.packages[0]).unwrap()),
+            (
+                "PackageNames",
+                serde_json::to_value(&query.packages[0]).unwrap(),
+            ),
             ("FeedbackBegin", serde_json::to_value(&begin).unwrap()),
             ("FeedbackStart", serde_json::to_value(&start).unwrap()),
             ("FeedbackDone", serde_json::to_value(&done).unwrap()),

@@ -974,7 +974,10 @@ fn an_unreadable_lockfile_is_named_in_the_checks_title_and_notes() {
     }];
     let plan = plan_feedback(&i);
     assert_eq!(plan.check.conclusion, CheckConclusion::Success);
-    assert_eq!(plan.check.title, "No new findings; 1 lockfile could not be read");
+    assert_eq!(
+        plan.check.title,
+        "No new findings; 1 lockfile could not be read"
+    );
     assert!(
         plan.check
             .summary
@@ -983,7 +986,11 @@ fn an_unreadable_lockfile_is_named_in_the_checks_title_and_notes() {
         plan.check.summary
     );
     // Text from the repository is escaped: no table break, no mention.
-    assert!(plan.check.summary.contains("\\| @\u{2060}admin"), "{}", plan.check.summary);
+    assert!(
+        plan.check.summary.contains("\\| @\u{2060}admin"),
+        "{}",
+        plan.check.summary
+    );
     let plain = plan_feedback(&input(vec![], DiffLines::new()));
     assert_eq!(plain.check.title, "No new findings");
     assert!(!plain.check.summary.contains("could not read"));

@@ -864,13 +864,20 @@ async fn supply_chain_findings_keep_their_dependency_and_close_by_what_their_adv
         org,
         project,
         "main",
-        results(1, vec![fixed.clone(), withdrawn.clone(), unread.clone()], &[]),
+        results(
+            1,
+            vec![fixed.clone(), withdrawn.clone(), unread.clone()],
+            &[],
+        ),
     )
     .await;
     assert_eq!(first.new, 3);
     let stored = all(&pool, org, project).await;
     let urllib3 = stored.iter().find(|f| f.rule_id == "CVE-2020-1").unwrap();
-    assert_eq!(urllib3.dependency, fixed.dependency, "the dependency is kept as sent");
+    assert_eq!(
+        urllib3.dependency, fixed.dependency,
+        "the dependency is kept as sent"
+    );
 
     // The next scan reports none of them, and could not read web/poetry.lock. No Code rule
     // ran either: that does not make a supply-chain finding `removed`.
@@ -895,13 +902,18 @@ async fn the_table_refuses_a_supply_chain_finding_without_its_dependency(pool: P
     let (org, project) = setup(&pool).await;
     let mut bare = vulnerable("requirements.txt", "urllib3", "CVE-2020-1", "PYSEC-1");
     bare.dependency = None;
-    let scan = scans::enqueue(&pool, &NewScan::full(org, project, ScanTrigger::Manual, "main"))
-        .await
-        .unwrap()
-        .scan
-        .id;
+    let scan = scans::enqueue(
+        &pool,
+        &NewScan::full(org, project, ScanTrigger::Manual, "main"),
+    )
+    .await
+    .unwrap()
+    .scan
+    .id;
     let lease = claim_running(&pool, scan).await;
-    let err = record(&pool, &lease, &results(1, vec![bare], &[])).await.unwrap_err();
+    let err = record(&pool, &lease, &results(1, vec![bare], &[]))
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, DbError::Invalid { constraint } if constraint == "findings_dependency_product"),
         "{err:?}"

@@ -9,6 +9,6 @@ mod feedback;
 mod full;
 mod ignores;
 mod skipped;
-mod support;
 mod supply_chain;
+mod support;
 mod suppression;

@@ -59,7 +59,11 @@ impl AdvisorySource for Store {
         let wanted: BTreeSet<(Ecosystem, String)> = query
             .packages
             .iter()
-            .flat_map(|p| p.names.iter().map(|n| (p.ecosystem, p.ecosystem.normalize(n))))
+            .flat_map(|p| {
+                p.names
+                    .iter()
+                    .map(|n| (p.ecosystem, p.ecosystem.normalize(n)))
+            })
             .collect();
         let records = self
             .records
@@ -67,9 +71,8 @@ impl AdvisorySource for Store {
             .filter(|r| {
                 r.affected.iter().any(|a| {
                     a.package.as_ref().is_some_and(|p| {
-                        p.ecosystem().is_some_and(|e| {
-                            wanted.contains(&(e, e.normalize(&p.name)))
-                        })
+                        p.ecosystem()
+                            .is_some_and(|e| wanted.contains(&(e, e.normalize(&p.name))))
                     })
                 })
             })
@@ -126,7 +129,10 @@ fn supply(results: &[ReportedFinding]) -> Vec<(String, u32, String, String, Stri
         .iter()
         .filter(|f| f.product == Product::SupplyChain)
         .map(|f| {
-            let d = f.dependency.as_ref().expect("a supply-chain finding carries its dependency");
+            let d = f
+                .dependency
+                .as_ref()
+                .expect("a supply-chain finding carries its dependency");
             (
                 f.path.clone(),
                 f.start_line,
@@ -140,8 +146,20 @@ fn supply(results: &[ReportedFinding]) -> Vec<(String, u32, String, String, Stri
     out
 }
 
-fn row(path: &str, line: u32, rule: &str, package: &str, versions: &str) -> (String, u32, String, String, String) {
-    (path.into(), line, rule.into(), package.into(), versions.into())
+fn row(
+    path: &str,
+    line: u32,
+    rule: &str,
+    package: &str,
+    versions: &str,
+) -> (String, u32, String, String, String) {
+    (
+        path.into(),
+        line,
+        rule.into(),
+        package.into(),
+        versions.into(),
+    )
 }
 
 async fn full(repo: &Repo, store: &Store) -> ScanResults {
@@ -165,7 +183,10 @@ async fn a_full_scan_reports_each_vulnerable_package_once_per_vulnerability_on_i
         "requirements.txt",
         "# web\nrequests==2.31.0\nurllib3==1.24.1  # pinned by ops\nflask>=2.0\n",
     );
-    repo.write("Cargo.lock", &cargo_lock(&[("hyper", "0.14.12"), ("smallvec", "1.6.0")]));
+    repo.write(
+        "Cargo.lock",
+        &cargo_lock(&[("hyper", "0.14.12"), ("smallvec", "1.6.0")]),
+    );
     repo.write("app.py", "def f(x):\n    return eval(x)\n");
     repo.commit("base");
     let store = Store::new();
@@ -183,7 +204,10 @@ async fn a_full_scan_reports_each_vulnerable_package_once_per_vulnerability_on_i
         ]
     );
     // Code still runs beside it.
-    assert!(results.findings.iter().any(|f| f.product == Product::Code && f.path == "app.py"));
+    assert!(results
+        .findings
+        .iter()
+        .any(|f| f.product == Product::Code && f.path == "app.py"));
 
     let smallvec = results
         .findings
@@ -197,11 +221,27 @@ async fn a_full_scan_reports_each_vulnerable_package_once_per_vulnerability_on_i
     assert_eq!(dep.severity_source.as_deref(), Some("cvss_v3"));
     assert_eq!(smallvec.severity, Severity::Critical, "CVSS 3.1 9.8");
     assert_eq!(dep.direct, Some(true), "the root package depends on it");
-    assert!(smallvec.message.starts_with("smallvec 1.6.0 (direct dependency) is affected by CVE-2021-25900 (RUSTSEC-2021-0003)"), "{}", smallvec.message);
-    assert!(smallvec.message.ends_with("Fixed in 1.6.1."), "{}", smallvec.message);
+    assert!(
+        smallvec.message.starts_with(
+            "smallvec 1.6.0 (direct dependency) is affected by CVE-2021-25900 (RUSTSEC-2021-0003)"
+        ),
+        "{}",
+        smallvec.message
+    );
+    assert!(
+        smallvec.message.ends_with("Fixed in 1.6.1."),
+        "{}",
+        smallvec.message
+    );
     assert_eq!(
         smallvec.fingerprint,
-        picket_advisory::matcher::finding_identity("Cargo.lock", Ecosystem::CratesIo, "smallvec", "CVE-2021-25900").unwrap()
+        picket_advisory::matcher::finding_identity(
+            "Cargo.lock",
+            Ecosystem::CratesIo,
+            "smallvec",
+            "CVE-2021-25900"
+        )
+        .unwrap()
     );
 
     let urllib3 = results
@@ -211,7 +251,10 @@ async fn a_full_scan_reports_each_vulnerable_package_once_per_vulnerability_on_i
         .unwrap();
     let dep = urllib3.dependency.as_ref().unwrap();
     assert_eq!(dep.fixed, vec!["1.25.9"]);
-    assert_eq!(dep.severity_source, None, "no PyPI record of the snapshot is rated");
+    assert_eq!(
+        dep.severity_source, None,
+        "no PyPI record of the snapshot is rated"
+    );
     assert_eq!(urllib3.severity, Severity::Medium);
 
     // The trail names both lockfiles and what was not checked.
@@ -223,7 +266,10 @@ async fn a_full_scan_reports_each_vulnerable_package_once_per_vulnerability_on_i
     assert_eq!(reqs.unresolved.len(), 1);
     assert_eq!(reqs.unresolved[0].line, Some(4));
     assert!(reqs.unresolved[0].text.contains("flask"));
-    assert_eq!(trail.advisories, 5, "every record naming urllib3, smallvec or hyper");
+    assert_eq!(
+        trail.advisories, 5,
+        "every record naming urllib3, smallvec or hyper"
+    );
     // Only registry packages are asked about; the workspace member `demo` is not.
     assert_eq!(
         store.asked(),
@@ -234,7 +280,12 @@ async fn a_full_scan_reports_each_vulnerable_package_once_per_vulnerability_on_i
             "crates.io smallvec".to_owned(),
         ])
     );
-    let step = results.trail.steps.iter().find(|s| s.step == "supply_chain").unwrap();
+    let step = results
+        .trail
+        .steps
+        .iter()
+        .find(|s| s.step == "supply_chain")
+        .unwrap();
     assert_eq!(step.figures["findings"], 3);
     assert_eq!(step.figures["lockfiles"], 2);
 }
@@ -243,12 +294,18 @@ async fn a_full_scan_reports_each_vulnerable_package_once_per_vulnerability_on_i
 async fn a_repository_without_a_lockfile_says_so_and_asks_for_nothing() {
     let repo = Repo::new();
     repo.write("app.py", "print('hi')\n");
-    repo.write("package.json", "{\"name\": \"x\", \"dependencies\": {\"lodash\": \"^4\"}}\n");
+    repo.write(
+        "package.json",
+        "{\"name\": \"x\", \"dependencies\": {\"lodash\": \"^4\"}}\n",
+    );
     repo.commit("base");
     let store = Store::new();
     let results = full(&repo, &store).await;
     let trail = results.trail.supply_chain.as_ref().unwrap();
-    assert!(trail.lockfiles.is_empty(), "a manifest is not a lockfile: {trail:?}");
+    assert!(
+        trail.lockfiles.is_empty(),
+        "a manifest is not a lockfile: {trail:?}"
+    );
     assert_eq!(store.queries(), 0);
     assert!(supply(&results.findings).is_empty());
 }
@@ -256,7 +313,10 @@ async fn a_repository_without_a_lockfile_says_so_and_asks_for_nothing() {
 #[tokio::test]
 async fn an_unreadable_lockfile_is_named_and_its_findings_are_left_as_they_are() {
     let repo = Repo::new();
-    repo.write("web/package-lock.json", "{\"lockfileVersion\": 3, \"packages\": {\n");
+    repo.write(
+        "web/package-lock.json",
+        "{\"lockfileVersion\": 3, \"packages\": {\n",
+    );
     repo.write("requirements.txt", "urllib3==1.24.1\n");
     repo.commit("base");
     let store = Store::new();
@@ -273,7 +333,10 @@ async fn an_unreadable_lockfile_is_named_and_its_findings_are_left_as_they_are()
         .iter()
         .find(|l| l.path == "web/package-lock.json")
         .unwrap();
-    let error = broken.error.as_deref().expect("the broken lockfile is named");
+    let error = broken
+        .error
+        .as_deref()
+        .expect("the broken lockfile is named");
     assert!(error.contains("line"), "the reason says where: {error}");
     assert_eq!(results.unread_paths, vec!["web/package-lock.json"]);
     // A PR's check would name it.
@@ -281,7 +344,11 @@ async fn an_unreadable_lockfile_is_named_and_its_findings_are_left_as_they_are()
     assert_eq!(input.unreadable_lockfiles.len(), 1);
     assert_eq!(input.unreadable_lockfiles[0].path, "web/package-lock.json");
     // Not deleted: its findings are neither fixed nor removed.
-    assert!(results.deleted_paths.is_empty(), "{:?}", results.deleted_paths);
+    assert!(
+        results.deleted_paths.is_empty(),
+        "{:?}",
+        results.deleted_paths
+    );
     // The other lockfile is still checked.
     assert_eq!(supply(&results.findings).len(), 2);
 }
@@ -325,7 +392,10 @@ async fn without_advisories_the_scan_fails_rather_than_passes() {
 fn base_repo() -> Repo {
     let repo = Repo::new();
     repo.write("requirements.txt", "requests==2.31.0\nurllib3==1.24.1\n");
-    repo.write("Cargo.lock", &cargo_lock(&[("hyper", "0.14.12"), ("smallvec", "1.6.1")]));
+    repo.write(
+        "Cargo.lock",
+        &cargo_lock(&[("hyper", "0.14.12"), ("smallvec", "1.6.1")]),
+    );
     repo.write("app.py", "print('hi')\n");
     repo.commit("base");
     repo.git(&["checkout", "-q", "-b", "feature"]);
@@ -338,7 +408,10 @@ async fn a_pr_reports_only_what_it_introduces() {
     // Still affected by both vulnerabilities at 1.24.2: nothing new. smallvec moves back into
     // an affected version: new.
     repo.write("requirements.txt", "requests==2.31.0\nurllib3==1.24.2\n");
-    repo.write("Cargo.lock", &cargo_lock(&[("hyper", "0.14.12"), ("smallvec", "1.5.0")]));
+    repo.write(
+        "Cargo.lock",
+        &cargo_lock(&[("hyper", "0.14.12"), ("smallvec", "1.5.0")]),
+    );
     repo.commit("bump and downgrade");
     let store = Store::new();
     let results = pr(&repo, &store).await;
@@ -383,9 +456,27 @@ async fn a_new_lockfile_brings_its_findings_in_as_new_and_a_renamed_one_brings_n
     assert_eq!(
         supply(&results.findings),
         vec![
-            row("services/api/requirements.txt", 1, "CVE-2018-20060", "urllib3", "1.22"),
-            row("services/api/requirements.txt", 1, "CVE-2019-11236", "urllib3", "1.22"),
-            row("services/api/requirements.txt", 1, "CVE-2020-26137", "urllib3", "1.22"),
+            row(
+                "services/api/requirements.txt",
+                1,
+                "CVE-2018-20060",
+                "urllib3",
+                "1.22"
+            ),
+            row(
+                "services/api/requirements.txt",
+                1,
+                "CVE-2019-11236",
+                "urllib3",
+                "1.22"
+            ),
+            row(
+                "services/api/requirements.txt",
+                1,
+                "CVE-2020-26137",
+                "urllib3",
+                "1.22"
+            ),
         ],
         "the renamed requirements file keeps its findings under its new name"
     );
@@ -428,8 +519,15 @@ async fn a_lockfile_the_merge_base_could_not_read_makes_its_findings_new_and_say
         .filter_map(|l| l.error.as_deref())
         .collect();
     assert_eq!(errors.len(), 1, "{trail:?}");
-    assert!(errors[0].starts_with("at the merge base: "), "{}", errors[0]);
-    assert!(trail.lockfiles.iter().any(|l| l.merge_base && l.error.is_some()));
+    assert!(
+        errors[0].starts_with("at the merge base: "),
+        "{}",
+        errors[0]
+    );
+    assert!(trail
+        .lockfiles
+        .iter()
+        .any(|l| l.merge_base && l.error.is_some()));
     // The head's copy reads: the PR's check has nothing to say about it.
     let input = picket_worker::feedback::input_of(
         &with_supply_chain(support::diff_spec(&repo, "feature", "main")),
