@@ -38,6 +38,12 @@ pub async fn ensure(
     if projects::exists_by_name(&mut *tx, org, FULL_NAME).await? {
         return Ok(None);
     }
+    // Before the project exists (so a failed import is tried again at the next start), and
+    // before any scan can run (the scheduler starts after this). Idempotent.
+    let imported = picket_scheduler::advisories::import_path(db, Path::new(ADVISORIES))
+        .await
+        .context("importing the demo's advisories")?;
+    tracing::info!(records = imported.records, "demo advisories imported");
     create_repo(Path::new(SAMPLE), &repo).context("creating the demo git repository")?;
     let conn = connections::create(
         &mut *tx,
@@ -69,11 +75,6 @@ pub async fn ensure(
     .await?
     .map_err(|refused| anyhow::anyhow!("the demo project was refused: {refused:?}"))?;
     tx.commit().await?;
-    // Before any scan can run: the scheduler starts after this.
-    let imported = picket_scheduler::advisories::import_path(db, Path::new(ADVISORIES))
-        .await
-        .context("importing the demo's advisories")?;
-    tracing::info!(records = imported.records, "demo advisories imported");
     Ok(added.first().map(|a| a.project.id))
 }
 

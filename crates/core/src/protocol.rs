@@ -299,6 +299,17 @@ pub struct TrailEntry {
 
 /// Most [`LockfileRead::unresolved`] and [`LockfileRead::unchecked`] entries kept per lockfile.
 pub const MAX_TRAIL_ENTRIES: usize = 100;
+/// Most lockfiles one [`SupplyChainTrail`] lists.
+pub const MAX_TRAIL_LOCKFILES: usize = 10_000;
+/// Most [`VulnerableDependency::versions`].
+pub const MAX_DEPENDENCY_VERSIONS: usize = 100;
+/// Most entries of [`VulnerableDependency::advisories`], `aliases` and `fixed` each.
+pub const MAX_DEPENDENCY_LIST: usize = 1_000;
+/// Longest version or advisory id in a [`VulnerableDependency`], in characters.
+pub const MAX_DEPENDENCY_ENTRY_CHARS: usize = 200;
+/// Longest package name a [`VulnerableDependency`] or an [`AdvisoryQuery`] carries, in
+/// characters (the advisory store's own limit).
+pub const MAX_PACKAGE_NAME_CHARS: usize = 500;
 
 /// A rule pack as loaded by one scan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -363,8 +374,9 @@ pub struct ScanResults {
     /// Of the spec's `open_finding_paths`, those no longer in the tree: their findings are
     /// `removed`.
     pub deleted_paths: Vec<String>,
-    /// Full scans: paths in the tree the scan could not read (a lockfile that does not parse):
-    /// their open findings stay open, neither fixed nor removed.
+    /// Full scans: paths in the tree the scan could not fully read (a lockfile that does not
+    /// parse, or with packages that could not be checked): their open findings stay open,
+    /// neither fixed nor removed.
     #[serde(default)]
     pub unread_paths: Vec<String>,
     pub files_scanned: u64,

@@ -308,7 +308,7 @@ pub async fn get(ex: impl PgExecutor<'_>, id: &str) -> Result<Option<Advisory>> 
                coalesce((SELECT array_agg(p.ecosystem || ' ' || p.name ORDER BY p.ecosystem, p.name)
                          FROM advisory_packages p WHERE p.advisory_id = a.id), '{}') AS "packages!"
         FROM advisories a
-        WHERE a.id = $1 OR ($1 = ANY(a.aliases) AND NOT EXISTS (SELECT 1 FROM advisories WHERE id = $1))
+        WHERE a.id = $1 OR (a.aliases @> ARRAY[$1]::text[] AND NOT EXISTS (SELECT 1 FROM advisories WHERE id = $1))
         ORDER BY a.id
         LIMIT 2
         "#,

@@ -504,9 +504,10 @@ pub async fn scan(cfg: &SemgrepConfig, roots: &[Root]) -> Result<EngineRun, Semg
                 rule
             }
         };
+        // Supply Chain findings come from lockfiles (picket-worker's supply_chain), never from
+        // a rule: a rule's `product: supply_chain` is read as Code.
         let product = match r.extra.metadata.get("product").and_then(|p| p.as_str()) {
             Some("secrets") => Product::Secrets,
-            Some("supply_chain") => Product::SupplyChain,
             _ => Product::Code,
         };
         run.findings.push(EngineFinding {

@@ -29,6 +29,10 @@ use tokio_util::sync::CancellationToken;
 /// served over HTTPS from `osv-vulnerabilities.storage.googleapis.com`).
 pub const OSV_EXPORTS: &str = "https://osv-vulnerabilities.storage.googleapis.com";
 
+/// The largest record (one zip member or file) an import reads, in bytes: 16 MiB, far above
+/// any real OSV record (the largest of the shared snapshot is well under 1 MiB).
+pub const MAX_RECORD_BYTES: u64 = 16 * 1024 * 1024;
+
 /// The largest export the sync loop takes, in bytes. It is spooled to a temporary file (in
 /// `TMPDIR`, `/tmp` by default), not held in memory.
 pub const MAX_EXPORT_BYTES: u64 = 1 << 30;
@@ -356,12 +360,22 @@ fn read_zip(
             continue;
         }
         let name = format!("{source}!{}", f.name());
-        // The declared size is only a hint: never reserve more than a chunk's worth for it.
+        // The declared size is only a hint: never reserve more than a chunk's worth for it,
+        // and never read more than a record may hold (a zip bomb stops here).
         let mut text = String::with_capacity((f.size() as usize).min(CHUNK_BYTES));
-        f.read_to_string(&mut text).map_err(|e| ImportError::Read {
-            source_name: name.clone(),
-            message: e.to_string(),
-        })?;
+        (&mut f)
+            .take(MAX_RECORD_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| ImportError::Read {
+                source_name: name.clone(),
+                message: e.to_string(),
+            })?;
+        if text.len() as u64 > MAX_RECORD_BYTES {
+            return Err(ImportError::Record {
+                member: name,
+                message: format!("over {MAX_RECORD_BYTES} bytes: no OSV record is that large"),
+            });
+        }
         drop(f);
         chunks.push(Member { name, text })?;
     }
@@ -409,16 +423,26 @@ impl SyncConfig {
                 .map(str::trim)
                 .filter(|u| !u.is_empty())
                 .map(|u| {
-                    reqwest::Url::parse(u)
+                    let url = reqwest::Url::parse(u)
                         .ok()
                         .filter(|p| matches!(p.scheme(), "https" | "http") && p.has_host())
-                        .map(|_| u.to_owned())
                         .ok_or_else(|| {
                             format!(
                                 "{u:?} is not an http(s) URL (use osv.dev, none, or \
                                  comma-separated URLs of zips of OSV records)"
                             )
-                        })
+                        })?;
+                    // A source's URL is its name: it is stored with every record and shown by
+                    // the API to every org. Credentials must not be in it.
+                    if !url.username().is_empty() || url.password().is_some() {
+                        return Err(format!(
+                            "an advisory source URL must not hold credentials (user:password@): \
+                             {}://{}/…",
+                            url.scheme(),
+                            url.host_str().unwrap_or_default()
+                        ));
+                    }
+                    Ok(u.to_owned())
                 })
                 .collect(),
         }
@@ -581,6 +605,15 @@ mod tests {
         ] {
             let err = SyncConfig::parse_sources(bad).unwrap_err();
             assert!(err.contains(bad.trim_end_matches('/')), "{err}");
+        }
+        // Credentials in a source's URL would be stored and shown: refused, without echoing them.
+        for bad in [
+            "https://user:s3cret@m.example/a.zip",
+            "https://tok3n@m.example/a.zip",
+        ] {
+            let err = SyncConfig::parse_sources(bad).unwrap_err();
+            assert!(err.contains("must not hold credentials"), "{err}");
+            assert!(!err.contains("s3cret") && !err.contains("tok3n"), "{err}");
         }
     }
 }

@@ -407,7 +407,9 @@ async fn full(
             .trail
             .lockfiles
             .iter()
-            .filter(|l| l.error.is_some())
+            // Unreadable, or with packages that could not be checked: what the scan does not
+            // report of it may still be there.
+            .filter(|l| l.error.is_some() || !l.unchecked.is_empty())
             .map(|l| l.path.clone())
             .collect();
         reported.extend(supply.findings.iter().cloned());

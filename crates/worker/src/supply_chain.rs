@@ -21,14 +21,15 @@
 //! - When the base's copy of a lockfile cannot be read, every finding of its head copy is new:
 //!   the PR makes them visible, and the trail names the base's error.
 
-use crate::clone::{ChangedFile, Checkout};
+use crate::clone::{BaseFile, ChangedFile, Checkout};
 use async_trait::async_trait;
 use picket_advisory::matcher::{finding_identity, match_packages, Installed, PreparedRecord};
 use picket_advisory::severity::SeveritySource;
 use picket_advisory::Record;
 use picket_core::protocol::{
     AdvisoryQuery, LockfileRead, PackageNames, ReportedFinding, ScanSpec, SupplyChainTrail,
-    TrailEntry, VulnerableDependency, MAX_TRAIL_ENTRIES,
+    TrailEntry, VulnerableDependency, MAX_DEPENDENCY_ENTRY_CHARS, MAX_DEPENDENCY_LIST,
+    MAX_DEPENDENCY_VERSIONS, MAX_PACKAGE_NAME_CHARS, MAX_TRAIL_ENTRIES, MAX_TRAIL_LOCKFILES,
 };
 use picket_core::{Ecosystem, Fingerprint, Product, RuleId, Severity};
 use picket_engine::targets::{IgnoreTally, PathFilter};
@@ -39,8 +40,8 @@ use std::path::Path;
 /// Largest lockfile read, in bytes (64 MiB; the largest real `package-lock.json` files are a
 /// few tens of MiB).
 pub const MAX_LOCKFILE_BYTES: u64 = 64 * 1024 * 1024;
-/// Most installed versions one finding lists.
-const MAX_VERSIONS: usize = 100;
+/// Longest finding message, in characters (the API takes up to 20,000).
+const MAX_MESSAGE: usize = 4_000;
 /// Longest summary kept, in characters.
 const MAX_SUMMARY: usize = 500;
 
@@ -84,7 +85,7 @@ fn read_head(
     files: &[String],
     filter: &PathFilter,
 ) -> (Vec<Result<Lockfile, LockfileError>>, BTreeSet<String>) {
-    let kept = filter.select(files, &mut IgnoreTally::default());
+    let kept = reportable(filter.select(files, &mut IgnoreTally::default()));
     let mut read_paths = BTreeSet::new();
     let results = picket_lockfile::read_repository(&kept, |path| {
         read_paths.insert(path.to_owned());
@@ -96,6 +97,21 @@ fn read_head(
         std::fs::read(full)
     });
     (results, read_paths)
+}
+
+/// The paths a scan can report: one with a control character cannot reach the results (the
+/// API refuses it), so such a file is left out, with a warning, rather than fail the upload.
+fn reportable(paths: Vec<String>) -> Vec<String> {
+    paths
+        .into_iter()
+        .filter(|p| {
+            let ok = !p.chars().any(char::is_control);
+            if !ok && picket_lockfile::select([p.as_str()]).len() == 1 {
+                tracing::warn!(path = ?p, "a lockfile whose path holds a control character is not read");
+            }
+            ok
+        })
+        .collect()
 }
 
 fn too_large(len: u64) -> std::io::Error {
@@ -112,16 +128,15 @@ fn read_base(
     head_name_of: &HashMap<&str, &str>,
 ) -> Result<Vec<Result<Lockfile, LockfileError>>, crate::clone::CloneError> {
     let files = checkout.base_files()?;
-    let kept = filter.select(&files, &mut IgnoreTally::default());
-    let mut results =
-        picket_lockfile::read_repository(&kept, |path| match checkout.read_base(path) {
-            Ok(Some(bytes)) if bytes.len() as u64 > MAX_LOCKFILE_BYTES => {
-                Err(too_large(bytes.len() as u64).to_string())
-            }
-            Ok(Some(bytes)) => Ok(bytes),
-            Ok(None) => Err("not a file at the merge base".to_owned()),
+    let kept = reportable(filter.select(&files, &mut IgnoreTally::default()));
+    let mut results = picket_lockfile::read_repository(&kept, |path| {
+        match checkout.read_base(path, MAX_LOCKFILE_BYTES) {
+            Ok(BaseFile::Content(bytes)) => Ok(bytes),
+            Ok(BaseFile::TooLarge(len)) => Err(too_large(len).to_string()),
+            Ok(BaseFile::Missing) => Err("not a file at the merge base".to_owned()),
             Err(e) => Err(e.to_string()),
-        });
+        }
+    });
     for result in &mut results {
         let path = match result {
             Ok(l) => &mut l.path,
@@ -154,7 +169,11 @@ pub async fn scan(
         })
         .collect();
     let mut trail = SupplyChainTrail {
-        lockfiles: head.iter().map(|r| read_of(r, None)).collect(),
+        lockfiles: head
+            .iter()
+            .take(MAX_TRAIL_LOCKFILES)
+            .map(|r| read_of(r, None))
+            .collect(),
         advisories: 0,
         empty_ecosystems: Vec::new(),
     };
@@ -208,9 +227,16 @@ pub async fn scan(
                       Some(Ok(b)) if b.packages == l.packages)
         })
         .collect();
+    // A base lockfile whose head copy cannot be read says nothing of what the PR fixes: its
+    // findings are not "fixed in the PR". Nor does one the head has with the same packages.
+    let head_unreadable: HashSet<&str> = head
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(|e| e.path.as_str()))
+        .collect();
     let base_check: Vec<&Lockfile> = base
         .iter()
         .filter_map(|r| r.as_ref().ok())
+        .filter(|b| !head_unreadable.contains(b.path.as_str()))
         .filter(|b| {
             !head
                 .iter()
@@ -220,7 +246,9 @@ pub async fn scan(
         .collect();
     for r in &base {
         if let Err(e) = r {
-            trail.lockfiles.push(read_of(r, Some(e)));
+            if trail.lockfiles.len() < MAX_TRAIL_LOCKFILES {
+                trail.lockfiles.push(read_of(r, Some(e)));
+            }
         }
     }
     trail.lockfiles.sort_by(|a, b| a.path.cmp(&b.path));
@@ -318,9 +346,11 @@ fn is_registry(source: &Source) -> bool {
     matches!(source, Source::Registry { .. })
 }
 
-/// `s` on one line (control characters as spaces), cut to `max` characters ending in `…`.
+/// `s` on one line (control characters as spaces), any URL's user info (`user:token@`) replaced
+/// by `***`, cut to `max` characters ending in `…`. Every text a lockfile gives the trail or a
+/// finding goes through it: a requirements line can hold a credential in its URL.
 fn clip(s: &str, max: usize) -> String {
-    let s: String = s
+    let s: String = redact_userinfo(s)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
@@ -333,52 +363,103 @@ fn clip(s: &str, max: usize) -> String {
     }
 }
 
-/// Asks the control plane for the records naming the lockfiles' registry packages, and notes
-/// in `trail` how many came and which ecosystems the store has nothing of.
+/// `s` with the user info of every `scheme://user:password@host` replaced by `***`.
+fn redact_userinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '/' || c.is_whitespace())
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                rest = &tail[at..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The ids (or versions) of `list` the results can carry: each 1 to
+/// [`MAX_DEPENDENCY_ENTRY_CHARS`] characters without control characters, at most
+/// [`MAX_DEPENDENCY_LIST`] of them.
+fn carried(list: &[String]) -> Vec<String> {
+    list.iter()
+        .filter(|v| {
+            let n = v.chars().count();
+            (1..=MAX_DEPENDENCY_ENTRY_CHARS).contains(&n) && !v.chars().any(char::is_control)
+        })
+        .take(MAX_DEPENDENCY_LIST)
+        .cloned()
+        .collect()
+}
+
+/// Whether a package name can be asked about: 1 to [`MAX_PACKAGE_NAME_CHARS`] characters, none
+/// of them a control character (what the advisory store holds). Another name is listed as not
+/// checked, never sent: one odd entry must not fail the query, and so the scan.
+fn can_look_up(name: &str) -> bool {
+    let n = name.chars().count();
+    (1..=MAX_PACKAGE_NAME_CHARS).contains(&n) && !name.chars().any(char::is_control)
+}
+
+/// Most names one advisory query asks about: queries stay far below the API's limits (100,000
+/// names, 16 MiB) whatever the names' lengths.
+const NAMES_PER_QUERY: usize = 10_000;
+
+/// Asks the control plane for the records naming the lockfiles' registry packages (in queries
+/// of at most [`NAMES_PER_QUERY`] names), and notes in `trail` how many came and which
+/// ecosystems the store has nothing of.
 async fn fetch(
     source: &dyn AdvisorySource,
     spec: &ScanSpec,
     lockfiles: &[&Lockfile],
     trail: &mut SupplyChainTrail,
 ) -> Result<Vec<PreparedRecord>, Error> {
-    let mut names: BTreeMap<Ecosystem, BTreeSet<&str>> = BTreeMap::new();
-    for p in lockfiles
+    let mut names: Vec<(Ecosystem, &str)> = lockfiles
         .iter()
         .flat_map(|l| &l.packages)
-        .filter(|p| is_registry(&p.source))
-    {
-        names
-            .entry(p.ecosystem)
-            .or_default()
-            .insert(p.name.as_str());
+        .filter(|p| is_registry(&p.source) && can_look_up(&p.name))
+        .map(|p| (p.ecosystem, p.name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut records: BTreeMap<String, Record> = BTreeMap::new();
+    let mut empty: BTreeSet<Ecosystem> = BTreeSet::new();
+    for chunk in names.chunks(NAMES_PER_QUERY) {
+        let mut packages: Vec<PackageNames> = Vec::new();
+        for (ecosystem, name) in chunk {
+            match packages.last_mut() {
+                Some(p) if p.ecosystem == *ecosystem => p.names.push((*name).to_owned()),
+                _ => packages.push(PackageNames {
+                    ecosystem: *ecosystem,
+                    names: vec![(*name).to_owned()],
+                }),
+            }
+        }
+        let query = AdvisoryQuery {
+            attempt: spec.attempt,
+            packages,
+        };
+        let answer = source.advisories(&query).await.map_err(Error::Advisories)?;
+        empty.extend(answer.empty_ecosystems);
+        for r in answer.records {
+            records.entry(r.id.clone()).or_insert(r);
+        }
     }
-    if names.is_empty() {
-        return Ok(Vec::new());
-    }
-    let query = AdvisoryQuery {
-        attempt: spec.attempt,
-        packages: names
-            .into_iter()
-            .map(|(ecosystem, names)| PackageNames {
-                ecosystem,
-                names: names.into_iter().map(str::to_owned).collect(),
-            })
-            .collect(),
-    };
-    let answer = source.advisories(&query).await.map_err(Error::Advisories)?;
-    trail.advisories = answer.records.len() as u64;
-    if !answer.empty_ecosystems.is_empty() {
+    trail.advisories = records.len() as u64;
+    if !empty.is_empty() {
         tracing::warn!(
-            ecosystems = ?answer.empty_ecosystems,
+            ecosystems = ?empty,
             "no advisory of these ecosystems is imported: their packages were checked against nothing"
         );
     }
-    trail.empty_ecosystems = answer.empty_ecosystems;
-    Ok(answer
-        .records
-        .into_iter()
-        .map(PreparedRecord::new)
-        .collect())
+    trail.empty_ecosystems = empty.into_iter().collect();
+    Ok(records.into_values().map(PreparedRecord::new).collect())
 }
 
 /// What checking some lockfiles found.
@@ -416,11 +497,28 @@ fn check(lockfiles: &[&Lockfile], records: &[PreparedRecord]) -> Checked {
         unchecked: Vec::new(),
     };
     for lockfile in lockfiles {
+        for p in lockfile
+            .packages
+            .iter()
+            .filter(|p| is_registry(&p.source) && !can_look_up(&p.name))
+        {
+            out.unchecked.push((
+                lockfile.path.clone(),
+                TrailEntry {
+                    line: p.line,
+                    text: clip(&format!("{} {}", p.raw_name, p.version), 500),
+                    reason: format!(
+                        "the package name is empty, over {MAX_PACKAGE_NAME_CHARS} characters or \
+                         holds a control character: no advisory can name it"
+                    ),
+                },
+            ));
+        }
         let installed: Vec<Installed> = lockfile
             .packages
             .iter()
             .enumerate()
-            .filter(|(_, p)| is_registry(&p.source))
+            .filter(|(_, p)| is_registry(&p.source) && can_look_up(&p.name))
             .map(|(index, p)| Installed {
                 ecosystem: p.ecosystem,
                 name: p.name.clone(),
@@ -482,10 +580,10 @@ fn check(lockfiles: &[&Lockfile], records: &[PreparedRecord]) -> Checked {
             let dep = VulnerableDependency {
                 ecosystem: p.ecosystem,
                 package: p.name.clone(),
-                versions: vec![m.installed.clone()],
-                advisories: m.advisories.clone(),
-                aliases: m.aliases.clone(),
-                fixed: m.fixed.clone(),
+                versions: vec![clip(&m.installed, MAX_DEPENDENCY_ENTRY_CHARS)],
+                advisories: carried(&m.advisories),
+                aliases: carried(&m.aliases),
+                fixed: carried(&m.fixed),
                 direct: p.direct,
                 dev: p.dev,
                 severity_source: m
@@ -524,20 +622,34 @@ fn merge_into(
     m: &picket_advisory::matcher::Match,
     p: &picket_lockfile::Package,
 ) {
-    if dep.versions.len() < MAX_VERSIONS && !dep.versions.contains(&m.installed) {
-        dep.versions.push(m.installed.clone());
+    let installed = clip(&m.installed, MAX_DEPENDENCY_ENTRY_CHARS);
+    if dep.versions.len() < MAX_DEPENDENCY_VERSIONS && !dep.versions.contains(&installed) {
+        dep.versions.push(installed);
     }
-    for id in &m.advisories {
-        if !dep.advisories.contains(id) {
-            dep.advisories.push(id.clone());
+    for id in carried(&m.advisories) {
+        if !dep.advisories.contains(&id) && dep.advisories.len() < MAX_DEPENDENCY_LIST {
+            dep.advisories.push(id);
         }
     }
     dep.advisories.sort();
-    for v in &m.fixed {
-        if !dep.fixed.contains(v) {
-            dep.fixed.push(v.clone());
+    for v in carried(&m.fixed) {
+        if !dep.fixed.contains(&v) && dep.fixed.len() < MAX_DEPENDENCY_LIST {
+            dep.fixed.push(v);
         }
     }
+    // Still in the ecosystem's order (a version it cannot read goes last).
+    let ecosystem = p.ecosystem;
+    dep.fixed.sort_by(|a, b| {
+        match (
+            picket_advisory::Version::parse(ecosystem, a),
+            picket_advisory::Version::parse(ecosystem, b),
+        ) {
+            (Ok(a), Ok(b)) => a.partial_cmp(&b).unwrap_or(std::cmp::Ordering::Equal),
+            (Ok(_), Err(_)) => std::cmp::Ordering::Less,
+            (Err(_), Ok(_)) => std::cmp::Ordering::Greater,
+            (Err(_), Err(_)) => a.cmp(b),
+        }
+    });
     // Any direct copy makes it direct; dev only if every copy is.
     dep.direct = match (dep.direct, p.direct) {
         (Some(true), _) | (_, Some(true)) => Some(true),
@@ -606,5 +718,39 @@ fn message(raw_name: &str, group: &str, dep: &VulnerableDependency) -> String {
             text.push('.');
         }
     }
-    text
+    clip(&text, MAX_MESSAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_info_in_urls_is_replaced() {
+        assert_eq!(
+            redact_userinfo("x @ git+https://oauth2:glpat-abc@host/r.git and https://tok@h2"),
+            "x @ git+https://***@host/r.git and https://***@h2"
+        );
+        assert_eq!(redact_userinfo("https://host/a@b"), "https://host/a@b");
+        assert_eq!(redact_userinfo("no url"), "no url");
+        assert_eq!(clip("a\tb://u:p@h", 100), "a b://***@h");
+    }
+
+    #[test]
+    fn only_what_the_results_can_carry_is_carried() {
+        let list: Vec<String> = vec![
+            "GHSA-1".into(),
+            String::new(),
+            "x".repeat(201),
+            "bad\nid".into(),
+            "CVE-2".into(),
+        ];
+        assert_eq!(carried(&list), ["GHSA-1", "CVE-2"]);
+        let many: Vec<String> = (0..1_500).map(|i| format!("V{i}")).collect();
+        assert_eq!(carried(&many).len(), MAX_DEPENDENCY_LIST);
+        assert!(can_look_up("lodash"));
+        assert!(!can_look_up(""));
+        assert!(!can_look_up(&"x".repeat(501)));
+        assert!(!can_look_up("a\u{1}b"));
+    }
 }

@@ -110,7 +110,12 @@ async fn query_advisories(
             ));
         }
         for (j, name) in p.names.iter().enumerate() {
-            crate::routes::check_len(&format!("packages[{i}].names[{j}]"), name, 1, 500)?;
+            crate::routes::check_len(
+                &format!("packages[{i}].names[{j}]"),
+                name,
+                1,
+                MAX_PACKAGE_NAME_CHARS,
+            )?;
         }
     }
     let mut conn = state.db().pool().acquire().await?;
@@ -803,9 +808,6 @@ fn validate_trail(at: &str, t: &ScanTrail) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Most lockfiles one trail may list.
-const MAX_TRAIL_LOCKFILES: usize = 10_000;
-
 fn validate_supply_chain(
     at: &str,
     sc: &picket_core::protocol::SupplyChainTrail,
@@ -908,8 +910,10 @@ fn validate_finding(list: &str, i: usize, f: &ReportedFinding) -> Result<(), Api
     check_matched_lines(&field("matched_lines"), f)
 }
 
-/// Most entries of one of a dependency's id or version lists.
-const MAX_DEPENDENCY_LIST: usize = 1_000;
+use picket_core::protocol::{
+    MAX_DEPENDENCY_ENTRY_CHARS, MAX_DEPENDENCY_LIST, MAX_DEPENDENCY_VERSIONS,
+    MAX_PACKAGE_NAME_CHARS, MAX_TRAIL_LOCKFILES,
+};
 
 /// A Supply Chain finding carries its dependency, and only it does; its lists are bounded and
 /// its strings of sane length.
@@ -931,9 +935,14 @@ fn check_dependency(field: &str, f: &ReportedFinding) -> Result<(), ApiError> {
         }
         (None, _) => return Ok(()),
     };
-    check_len(&format!("{field}.package"), &d.package, 1, 500)?;
+    check_len(
+        &format!("{field}.package"),
+        &d.package,
+        1,
+        MAX_PACKAGE_NAME_CHARS,
+    )?;
     let lists = [
-        ("versions", &d.versions, 1, 100),
+        ("versions", &d.versions, 1, MAX_DEPENDENCY_VERSIONS),
         ("advisories", &d.advisories, 1, MAX_DEPENDENCY_LIST),
         ("aliases", &d.aliases, 0, MAX_DEPENDENCY_LIST),
         ("fixed", &d.fixed, 0, MAX_DEPENDENCY_LIST),
@@ -946,7 +955,12 @@ fn check_dependency(field: &str, f: &ReportedFinding) -> Result<(), ApiError> {
             ));
         }
         for (j, v) in list.iter().enumerate() {
-            check_len(&format!("{field}.{name}[{j}]"), v, 1, 200)?;
+            check_len(
+                &format!("{field}.{name}[{j}]"),
+                v,
+                1,
+                MAX_DEPENDENCY_ENTRY_CHARS,
+            )?;
         }
     }
     if let Some(src) = &d.severity_source {

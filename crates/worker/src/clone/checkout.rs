@@ -159,25 +159,43 @@ impl Checkout {
         Ok(files)
     }
 
-    /// The content of `path` at the merge base, read from the object database; `None` when it
-    /// is not a file there.
-    pub fn read_base(&self, path: &str) -> Result<Option<Vec<u8>>, CloneError> {
+    /// The content of `path` at the merge base, read from the object database, when it is a
+    /// file there of at most `max_bytes` (its size is read from the object's header first, so
+    /// a larger one is never loaded).
+    pub fn read_base(&self, path: &str, max_bytes: u64) -> Result<BaseFile, CloneError> {
         let (merge_base, _) = self.merge_base.as_ref().ok_or(CloneError::NotADiff)?;
         let repo = self.open()?;
         let tree = tree_of(&repo, *merge_base)?;
         let entry = match tree.get_path(Path::new(path)) {
             Ok(entry) if entry.kind() == Some(ObjectType::Blob) => entry,
-            Ok(_) => return Ok(None),
-            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Ok(_) => return Ok(BaseFile::Missing),
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(BaseFile::Missing),
             Err(e) => return Err(CloneError::git(e)),
         };
+        let (size, _) = repo
+            .odb()
+            .and_then(|odb| odb.read_header(entry.id()))
+            .map_err(CloneError::git)?;
+        if size as u64 > max_bytes {
+            return Ok(BaseFile::TooLarge(size as u64));
+        }
         let blob = repo.find_blob(entry.id()).map_err(CloneError::git)?;
-        Ok(Some(blob.content().to_vec()))
+        Ok(BaseFile::Content(blob.content().to_vec()))
     }
 
     fn open(&self) -> Result<Repository, CloneError> {
         Repository::open(self.dir.path()).map_err(CloneError::git)
     }
+}
+
+/// A file as [`Checkout::read_base`] finds it at the merge base.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseFile {
+    Content(Vec<u8>),
+    /// Larger than asked for: its size in bytes.
+    TooLarge(u64),
+    /// Not a file there (absent, a directory, a submodule).
+    Missing,
 }
 
 /// The tree of commit `oid`.

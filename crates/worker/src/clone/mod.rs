@@ -51,6 +51,7 @@
 //! repository on disk and what the diff logic reads from it).
 
 mod checkout;
+pub use checkout::BaseFile;
 mod fetch;
 mod plan;
 #[cfg(test)]

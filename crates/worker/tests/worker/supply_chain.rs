@@ -536,3 +536,74 @@ async fn a_lockfile_the_merge_base_could_not_read_makes_its_findings_new_and_say
     );
     assert!(input.unreadable_lockfiles.is_empty());
 }
+
+#[tokio::test]
+async fn a_credential_in_a_requirements_url_never_reaches_the_trail() {
+    let repo = Repo::new();
+    repo.write(
+        "requirements.txt",
+        "urllib3==1.24.1\ninternal @ git+https://oauth2:glpat-s3cr3tvalue@git.example/x.git\n",
+    );
+    repo.commit("base");
+    let store = Store::new();
+    let results = full(&repo, &store).await;
+    let trail = serde_json::to_string(&results.trail).unwrap();
+    assert!(!trail.contains("glpat-s3cr3tvalue"), "{trail}");
+    assert!(
+        trail.contains("git+https://***@git.example/x.git"),
+        "{trail}"
+    );
+    assert_eq!(supply(&results.findings).len(), 2);
+}
+
+#[tokio::test]
+async fn a_package_no_advisory_can_name_is_listed_not_asked_about() {
+    let repo = Repo::new();
+    let long = "x".repeat(600);
+    repo.write(
+        "package-lock.json",
+        &format!(
+            r#"{{"name": "web", "lockfileVersion": 3, "requires": true, "packages": {{
+  "": {{"name": "web"}},
+  "node_modules/{long}": {{"version": "1.0.0", "resolved": "https://registry.npmjs.org/x/-/x-1.0.0.tgz"}},
+  "node_modules/left-pad": {{"version": "1.3.0", "resolved": "https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz"}}
+}}}}
+"#
+        ),
+    );
+    repo.commit("base");
+    let store = Store::new();
+    let results = full(&repo, &store).await;
+    assert_eq!(store.asked(), BTreeSet::from(["npm left-pad".to_owned()]));
+    let lock = &results.trail.supply_chain.as_ref().unwrap().lockfiles[0];
+    assert_eq!(lock.unchecked.len(), 1, "{lock:?}");
+    assert!(lock.unchecked[0].reason.contains("no advisory can name it"));
+    // What could not be checked keeps its findings open.
+    assert_eq!(results.unread_paths, vec!["package-lock.json"]);
+}
+
+#[tokio::test]
+async fn a_lockfile_the_pr_breaks_does_not_count_its_findings_as_fixed() {
+    let repo = Repo::new();
+    repo.write("Cargo.lock", &cargo_lock(&[("smallvec", "1.6.0")]));
+    repo.commit("base: a vulnerable smallvec");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write("Cargo.lock", "version = 3\n[[package]]\nname = \n");
+    repo.commit("break the Cargo.lock");
+    let store = Store::new();
+    let results = pr(&repo, &store).await;
+    let trail = results.trail.supply_chain.as_ref().unwrap();
+    assert!(
+        trail
+            .lockfiles
+            .iter()
+            .any(|l| l.path == "Cargo.lock" && l.error.is_some() && !l.merge_base),
+        "{trail:?}"
+    );
+    assert!(
+        supply(&results.fixed_in_pr).is_empty(),
+        "{:?}",
+        supply(&results.fixed_in_pr)
+    );
+    assert!(supply(&results.findings).is_empty());
+}
