@@ -20,6 +20,9 @@ pub const MAX_PACK_BYTES: usize = 512 * 1024;
 pub const MAX_RULES: usize = 1_000;
 /// Rule ids with this prefix belong to Picket's own pack.
 pub const RESERVED_PREFIX: &str = "picket.";
+/// Rule ids with this prefix are the policies' Supply Chain selectors
+/// (`picket_core::policy::supply_chain_selector`): a rule of that name would share their mode.
+pub const SELECTOR_PREFIX: &str = "supply-chain:";
 /// Longest the engine may take to load a pack (well inside the API's request timeout).
 pub const VALIDATE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -44,7 +47,10 @@ pub enum PackError {
     MissingId(usize),
     #[error("rule id {id:?} cannot be used: expected {expected}")]
     BadId { id: String, expected: &'static str },
-    #[error("rule id {0:?} starts with `picket.`, which is reserved for Picket's own rules")]
+    #[error(
+        "rule id {0:?} starts with `picket.` (Picket's own rules) or `supply-chain:` (the \
+         policies' Supply Chain selectors): both are reserved"
+    )]
     Reserved(String),
     #[error("rule id {0:?} appears more than once")]
     Duplicate(String),
@@ -190,11 +196,9 @@ pub fn check(content: &str) -> Result<PackRules, PackError> {
     if rules.rules.len() > MAX_RULES {
         return Err(PackError::TooManyRules(rules.rules.len()));
     }
-    if let Some(id) = rules
-        .rules
-        .iter()
-        .find(|id| id.as_str().starts_with(RESERVED_PREFIX))
-    {
+    if let Some(id) = rules.rules.iter().find(|id| {
+        id.as_str().starts_with(RESERVED_PREFIX) || id.as_str().starts_with(SELECTOR_PREFIX)
+    }) {
         return Err(PackError::Reserved(id.to_string()));
     }
     Ok(rules)
@@ -298,6 +302,10 @@ mod tests {
             ("rules:\n- languages: [go]\n", "missing_id"),
             ("rules:\n- id: 'a b'\n  languages: [go]\n", "bad_id"),
             ("rules:\n- id: picket.go.x\n  languages: [go]\n", "reserved"),
+            (
+                "rules:\n- id: 'supply-chain:high'\n  languages: [go]\n",
+                "reserved",
+            ),
             (
                 "rules:\n- id: a\n  languages: [go]\n- id: a\n  languages: [go]\n",
                 "duplicate",
