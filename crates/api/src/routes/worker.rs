@@ -26,7 +26,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use picket_core::protocol::{
     CloneCredential, FeedbackBegin, FeedbackDone, FeedbackStart, ReportedFinding, ScanFailure,
-    ScanResults, ScanSpec, ScanTrail, Step, WorkerProgress,
+    ScanResults, ScanSpec, ScanTrail, Step, WorkerProgress, MAX_DEPENDENCY_ENTRY_CHARS,
+    MAX_DEPENDENCY_LIST, MAX_DEPENDENCY_VERSIONS, MAX_PACKAGE_NAME_CHARS, MAX_TRAIL_LOCKFILES,
 };
 use picket_core::{Fingerprint, Product, ScanKind, ScanState};
 use picket_db::queue::{self, FailOutcome};
@@ -909,11 +910,6 @@ fn validate_finding(list: &str, i: usize, f: &ReportedFinding) -> Result<(), Api
     check_dependency(&field("dependency"), f)?;
     check_matched_lines(&field("matched_lines"), f)
 }
-
-use picket_core::protocol::{
-    MAX_DEPENDENCY_ENTRY_CHARS, MAX_DEPENDENCY_LIST, MAX_DEPENDENCY_VERSIONS,
-    MAX_PACKAGE_NAME_CHARS, MAX_TRAIL_LOCKFILES,
-};
 
 /// A Supply Chain finding carries its dependency, and only it does; its lists are bounded and
 /// its strings of sane length.
